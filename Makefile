@@ -1,0 +1,105 @@
+# dlpgate build. `make` builds build/dlpgate; `make test` runs every suite;
+# `make asan` / `make asan-test` do the same under ASan+UBSan; `make fuzz`
+# builds the libFuzzer targets; `make run` starts the product on its defaults.
+#
+# Every object goes under $(BUILD) so the normal, sanitizer and fuzz builds
+# never mix. llhttp comes from Debian's node-llhttp (sources, not a library)
+# and is compiled here without our warning flags: it is not our code.
+
+BUILD   ?= build
+CC      ?= gcc
+OPT     ?= -O2
+SAN     ?=
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+PKGS    := libuv openssl jansson
+# pkg-config is only asked once the deps script has installed what it needs.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread -fno-strict-aliasing \
+               -DDLPGATE_VERSION='"$(VERSION)"' -Iengine -I$(LLHTTP_INC)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wvla \
+           -Wformat=2 -Wno-format-nonliteral
+CFLAGS  := $(CFLAGS_BASE) $(WARN) $(PKG_CFLAGS)
+LDLIBS   = $(PKG_LIBS) -lm
+
+ENGINE_SRC := $(filter-out engine/main.c,$(sort $(wildcard engine/*.c engine/*/*.c)))
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+LLHTTP_OBJ := $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o $(BUILD)/obj/llhttp/llhttp.o
+LIB        := $(BUILD)/libdlpgate.a
+
+UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))
+INTEG_SRC   := $(sort $(wildcard tests/integration/*.c))
+HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
+TEST_CFLAGS  = $(CFLAGS) -Itests $(shell pkg-config --cflags check)
+TEST_LIBS    = $(shell pkg-config --libs check)
+
+.PHONY: all deps test unit integration asan asan-test fuzz fuzz-smoke run clean
+all: deps $(BUILD)/dlpgate
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -w -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/dlpgate: $(BUILD)/obj/engine/main.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/unit-tests: $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/integration-tests: $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%.o) $(HARNESS_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+# The test command of the README and of CI. Suites print Check's summary lines.
+test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests
+	@scripts/run-tests.sh $(BUILD)
+
+unit: deps $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests
+
+asan-test: deps asan
+	@scripts/run-tests.sh build-asan
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $(FUZZ_TARGETS)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# Short libFuzzer runs of every target (CI): FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz-smoke: fuzz
+	@scripts/fuzz-smoke.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+run: all
+	@scripts/run.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) build-asan build-fuzz -name '*.d' 2>/dev/null)

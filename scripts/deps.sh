@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs the Debian 12 packages dlpgate builds and tests with.
+# Idempotent and quiet: when everything is present it prints nothing and
+# touches nothing. Usage: scripts/deps.sh [build|test|all]   (default: all)
+set -eu
+
+build_pkgs="gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp
+libpcre2-dev liblua5.4-dev libcurl4-openssl-dev check libjansson-dev zlib1g-dev
+libbrotli-dev libsqlite3-dev libpq-dev ca-certificates"
+test_pkgs="curl nginx-light clang libclang-rt-14-dev python3 procps iproute2"
+
+case "${1:-all}" in
+build) want="$build_pkgs" ;;
+test | all) want="$build_pkgs $test_pkgs" ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	# dpkg-query answers "install ok installed" only for a fully installed package.
+	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$s" = "install ok installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run 'make deps' as root (or install them with apt-get)" >&2
+	exit 1
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists; refresh them at most once per run.
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs every test suite of one build (build/ or build-asan/) and fails if
+# any fails. Each suite prints Check's summary line; this prints a last one.
+set -u
+build=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+export DLPGATE_BIN="$top/$build/dlpgate"
+export DLPGATE_TOP="$top"
+# Sanitizer builds: fail on the first report, and keep quarantine small so
+# the memory-bound tests measure the proxy, not ASan's free list.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:quarantine_size_mb=16}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp}"
+
+failed=0
+for suite in unit-tests integration-tests; do
+	bin="$top/$build/$suite"
+	[ -x "$bin" ] || { echo "missing $bin" >&2; failed=1; continue; }
+	echo "== $build/$suite"
+	"$bin" || failed=1
+done
+if [ "$failed" -ne 0 ]; then
+	echo "== FAILED: $build"
+	exit 1
+fi
+echo "== all suites passed: $build"
