@@ -1,0 +1,24 @@
+/*
+ * cli: the `dlpgate` command line. Every problem a user can cause is one
+ * line on stderr naming the thing and the fix, and exit code 2.
+ */
+#ifndef DLPGATE_CLI_H
+#define DLPGATE_CLI_H
+
+#include <stdbool.h>
+
+#define CLI_EXIT_USAGE 2
+
+void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* argv[*i] is "--name" or "--name=value": returns the value (advancing *i
+ * for the separate form) or fails naming the flag. */
+const char *cli_value(int argc, char **argv, int *i, const char *name);
+bool cli_is(const char *arg, const char *name);
+/* A readable regular file, or fail naming the flag. */
+void cli_check_readable(const char *flag, const char *path);
+
+int cli_run(int argc, char **argv);
+int cli_ca(int argc, char **argv);
+void cli_usage(void);
+
+#endif

@@ -1,0 +1,80 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("dlpgate: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(CLI_EXIT_USAGE);
+}
+
+bool cli_is(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+	return !strncmp(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
+}
+
+const char *cli_value(int argc, char **argv, int *i, const char *name)
+{
+	const char *eq = strchr(argv[*i], '=');
+	if (eq)
+		return eq + 1;
+	if (*i + 1 >= argc || !argv[*i + 1][0])
+		cli_fail("%s needs a value (see dlpgate --help)", name);
+	return argv[++*i];
+}
+
+void cli_check_readable(const char *flag, const char *path)
+{
+	struct stat st;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		cli_fail("%s %s: cannot read: %s", flag, path, strerror(errno));
+	if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+		fclose(f);
+		cli_fail("%s %s: not a regular file", flag, path);
+	}
+	fclose(f);
+}
+
+void cli_usage(void)
+{
+	fputs("usage: dlpgate COMMAND [OPTIONS]\n"
+	      "\n"
+	      "An endpoint DLP gateway: a TLS-intercepting proxy that inspects HTTP.\n"
+	      "\n"
+	      "commands:\n"
+	      "  run        run the gateway\n"
+	      "  ca init    create the CA in --state-dir if it does not exist yet\n"
+	      "  ca export  print the CA certificate (PEM) that clients must trust\n"
+	      "  ca install install the CA certificate into this machine's trust store\n"
+	      "\n"
+	      "dlpgate run --listen ADDR:PORT [--listen ...] --state-dir DIR [options]\n"
+	      "  --listen ADDR:PORT   explicit proxy address (IPv4, [IPv6] or localhost); repeatable\n"
+	      "  --state-dir DIR      where the CA lives (created 0700; CA generated on first run)\n"
+	      "  --ca-cert FILE       use this CA certificate instead of the generated one ...\n"
+	      "  --ca-key FILE        ... with this key (must be mode 0600 or stricter)\n"
+	      "  --upstream-ca FILE   extra trust anchors for upstream servers (the system store\n"
+	      "                       is always used)\n"
+	      "  --workers N          worker threads (default: one per core)\n"
+	      "  --config FILE        JSON config: limits, timeouts, bypass_hosts\n"
+	      "                       (schemas/config.schema.json); SIGHUP reloads bypass_hosts\n"
+	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
+	      "\n"
+	      "dlpgate ca init --state-dir DIR\n"
+	      "dlpgate ca export|install (--state-dir DIR | --ca-cert FILE)\n"
+	      "\n"
+	      "  --help               this text\n"
+	      "  --version            version and library versions\n",
+	      stdout);
+}

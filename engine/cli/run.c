@@ -1,0 +1,242 @@
+/*
+ * `dlpgate run`: everything is checked before the first worker starts
+ * (flags, config, CA, trust anchors, listening sockets), so a bad setup is
+ * one line and exit 2, never a half-running gateway. The main thread then
+ * only waits for signals: SIGINT/SIGTERM stop, SIGHUP reloads the policy
+ * part of the config.
+ */
+#include "cli/cli.h"
+#include "core/log.h"
+#include "engine.h"
+#include "net/worker.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef struct {
+	const char *listen[ENGINE_MAX_LISTEN];
+	size_t n_listen;
+	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level;
+	long workers;
+} run_opts_t;
+
+static void parse_listen(listen_spec_t *l, const char *text)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	if (!colon || colon == text || !colon[1])
+		cli_fail("--listen %s: expected ADDR:PORT, e.g. 127.0.0.1:3128 or [::1]:3128", text);
+	size_t hl = (size_t)(colon - text);
+	if (hl >= sizeof host)
+		cli_fail("--listen %s: address too long", text);
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		cli_fail("--listen %s: port must be 1..65535", text);
+	memset(l, 0, sizeof *l);
+	snprintf(l->text, sizeof l->text, "%s", text);
+	l->kind = LISTEN_EXPLICIT;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&l->addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->addr;
+	if (!strcasecmp(host, "localhost"))
+		snprintf(host, sizeof host, "127.0.0.1");
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) != 1)
+			cli_fail("--listen %s: bad IPv6 address", text);
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+	} else {
+		cli_fail("--listen %s: address must be an IPv4 address, [IPv6] or localhost", text);
+	}
+}
+
+static void parse(int argc, char **argv, run_opts_t *o)
+{
+	memset(o, 0, sizeof *o);
+	o->workers = -1;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (cli_is(a, "--listen")) {
+			if (o->n_listen == ENGINE_MAX_LISTEN)
+				cli_fail("at most %d --listen addresses", ENGINE_MAX_LISTEN);
+			o->listen[o->n_listen++] = cli_value(argc, argv, &i, "--listen");
+		} else if (cli_is(a, "--state-dir")) {
+			o->state_dir = cli_value(argc, argv, &i, "--state-dir");
+		} else if (cli_is(a, "--ca-cert")) {
+			o->ca_cert = cli_value(argc, argv, &i, "--ca-cert");
+		} else if (cli_is(a, "--ca-key")) {
+			o->ca_key = cli_value(argc, argv, &i, "--ca-key");
+		} else if (cli_is(a, "--upstream-ca")) {
+			o->upstream_ca = cli_value(argc, argv, &i, "--upstream-ca");
+		} else if (cli_is(a, "--config")) {
+			o->config = cli_value(argc, argv, &i, "--config");
+		} else if (cli_is(a, "--log-level")) {
+			o->log_level = cli_value(argc, argv, &i, "--log-level");
+		} else if (cli_is(a, "--workers")) {
+			const char *v = cli_value(argc, argv, &i, "--workers");
+			char *end;
+			o->workers = strtol(v, &end, 10);
+			if (*end || o->workers < 1 || o->workers > 256)
+				cli_fail("--workers %s: must be a number from 1 to 256", v);
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			cli_usage();
+			exit(0);
+		} else {
+			cli_fail("unknown option for run: %s (see dlpgate --help)", a);
+		}
+	}
+	if (!o->n_listen)
+		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128)");
+	if (!o->state_dir)
+		cli_fail("run needs --state-dir DIR (where the CA is kept)");
+	if (!o->ca_cert != !o->ca_key)
+		cli_fail("--ca-cert and --ca-key go together: give both or neither");
+	if (o->ca_cert)
+		cli_check_readable("--ca-cert", o->ca_cert);
+	if (o->upstream_ca)
+		cli_check_readable("--upstream-ca", o->upstream_ca);
+	if (o->config)
+		cli_check_readable("--config", o->config);
+}
+
+/* ---- signals ---- */
+
+typedef struct {
+	engine_t *e;
+	const char *config_path;
+} main_ctx_t;
+
+static void on_stop(uv_signal_t *s, int signum)
+{
+	log_msg(LOG_INFO, "stop", "signal %d: stopping", signum);
+	uv_stop(s->loop);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	main_ctx_t *m = s->data;
+	if (!m->config_path) {
+		log_msg(LOG_INFO, "reload", "SIGHUP: no --config to reload");
+		return;
+	}
+	config_t c;
+	char err[512];
+	config_defaults(&c);
+	if (!config_load_file(&c, m->config_path, err, sizeof err)) {
+		log_msg(LOG_ERROR, "reload_failed", "%s (keeping the running policy)", err);
+		config_free(&c);
+		return;
+	}
+	policy_t *p = policy_static_new(&c);
+	config_free(&c);
+	if (!p) {
+		log_msg(LOG_ERROR, "reload_failed", "out of memory (keeping the running policy)");
+		return;
+	}
+	p->version = m->e->policy->version + 1;
+	engine_policy_swap(m->e, p);
+	log_msg(LOG_INFO, "reload", "bypass_hosts reloaded from %s; limits and timeouts need a restart",
+		m->config_path);
+}
+
+int cli_run(int argc, char **argv)
+{
+	run_opts_t o;
+	parse(argc, argv, &o);
+	signal(SIGPIPE, SIG_IGN);
+
+	static engine_t e;
+	char err[1024];
+	config_defaults(&e.cfg);
+	if (o.config && !config_load_file(&e.cfg, o.config, err, sizeof err))
+		cli_fail("%s", err);
+	if (o.log_level && !log_parse_level(o.log_level, &log_threshold))
+		cli_fail("--log-level %s: must be error, warn, info or debug", o.log_level);
+	if (o.workers > 0)
+		e.cfg.workers = (uint32_t)o.workers;
+	e.n_workers = e.cfg.workers ? e.cfg.workers : uv_available_parallelism();
+	if (e.n_workers < 1)
+		e.n_workers = 1;
+	for (size_t i = 0; i < o.n_listen; i++)
+		parse_listen(&e.listens[e.n_listens++], o.listen[i]);
+
+	if (!ca_load_or_create(&e.ca, o.state_dir, o.ca_cert, o.ca_key, err, sizeof err))
+		cli_fail("%s", err);
+	if (!tlsctx_init(&e.tls, &e.cfg, o.upstream_ca, err, sizeof err))
+		cli_fail("%s", err);
+	e.mint = mint_new(e.ca.cert, e.ca.key, e.cfg.leaf_cache_size, err, sizeof err);
+	if (!e.mint)
+		cli_fail("%s", err);
+	e.pinned = pinned_new(e.cfg.pinned_max, e.cfg.pinned_ttl_s);
+	e.policy = policy_static_new(&e.cfg);
+	e.workers = calloc(e.n_workers, sizeof *e.workers);
+	if (!e.pinned || !e.policy || !e.workers)
+		cli_fail("out of memory");
+	e.policy->version = 1;
+	pthread_mutex_init(&e.policy_lock, NULL);
+
+	if (!worker_open_listeners(&e, err, sizeof err))
+		cli_fail("%s", err);
+	if (!worker_start_all(&e, err, sizeof err))
+		cli_fail("%s", err);
+
+	log_line_t l;
+	log_begin(&l, LOG_INFO, "start");
+	log_kv_str(&l, "version", DLPGATE_VERSION);
+	for (size_t i = 0; i < e.n_listens; i++)
+		log_kv_str(&l, "listen", e.listens[i].text);
+	log_kv_u64(&l, "workers", e.n_workers);
+	log_kv_str(&l, "ca", e.ca.cert_path);
+	log_kv_str(&l, "ca_generated", e.ca.generated ? "yes" : "no");
+	log_kv_u64(&l, "bypass_hosts", e.cfg.n_bypass_hosts);
+	log_end(&l);
+
+	uv_loop_t *loop = uv_default_loop();
+	main_ctx_t m = {&e, o.config};
+	uv_signal_t sint, sterm, shup;
+	uv_signal_init(loop, &sint);
+	uv_signal_init(loop, &sterm);
+	uv_signal_init(loop, &shup);
+	shup.data = &m;
+	uv_signal_start(&sint, on_stop, SIGINT);
+	uv_signal_start(&sterm, on_stop, SIGTERM);
+	uv_signal_start(&shup, on_hup, SIGHUP);
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	worker_stop_all(&e);
+	uv_close((uv_handle_t *)&sint, NULL);
+	uv_close((uv_handle_t *)&sterm, NULL);
+	uv_close((uv_handle_t *)&shup, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_loop_close(loop);
+
+	mint_stats_t ms;
+	mint_stats(e.mint, &ms);
+	log_begin(&l, LOG_INFO, "stopped");
+	log_kv_u64(&l, "flows", atomic_load(&e.flows_total));
+	log_kv_u64(&l, "refused", atomic_load(&e.flows_refused));
+	log_kv_u64(&l, "leaves_minted", ms.minted);
+	log_kv_u64(&l, "leaf_cache_hits", ms.hits);
+	log_end(&l);
+
+	policy_unref(e.policy);
+	pinned_free(e.pinned);
+	mint_free(e.mint);
+	tlsctx_free(&e.tls);
+	ca_free(&e.ca);
+	config_free(&e.cfg);
+	free(e.workers);
+	return 0;
+}

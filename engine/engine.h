@@ -1,0 +1,60 @@
+/*
+ * engine: the process-wide state every worker shares, read-mostly.
+ *
+ * Built once by `dlpgate run` before any worker starts; after that the only
+ * fields that change are the atomics, the caches (each behind its own lock)
+ * and the current policy pointer (behind policy_lock, taken once per flow).
+ */
+#ifndef DLPGATE_ENGINE_H
+#define DLPGATE_ENGINE_H
+
+#include "core/config.h"
+#include "policy/policy.h"
+#include "tls/ca.h"
+#include "tls/mint.h"
+#include "tls/pinned.h"
+#include "tls/tlsctx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define ENGINE_MAX_LISTEN 16
+
+typedef enum { LISTEN_EXPLICIT = 0 } listen_kind_t;
+
+typedef struct {
+	listen_kind_t kind;
+	struct sockaddr_storage addr;
+	char text[80]; /* as given, for messages */
+} listen_spec_t;
+
+typedef struct worker worker_t;
+
+typedef struct engine {
+	config_t cfg;
+	ca_t ca;
+	tlsctx_t tls;
+	mint_t *mint;
+	pinned_t *pinned;
+
+	pthread_mutex_t policy_lock;
+	policy_t *policy;
+
+	listen_spec_t listens[ENGINE_MAX_LISTEN];
+	size_t n_listens;
+	worker_t *workers;
+	unsigned n_workers;
+
+	atomic_uint connections;        /* client connections open now */
+	atomic_uint_fast64_t next_flow_id;
+	atomic_uint_fast64_t flows_total, flows_refused;
+} engine_t;
+
+/* A reference to the current policy; release with policy_unref(). */
+policy_t *engine_policy_acquire(engine_t *e);
+/* Makes p current (takes the caller's reference); flows in progress keep theirs. */
+void engine_policy_swap(engine_t *e, policy_t *p);
+
+#endif

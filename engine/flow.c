@@ -1,0 +1,406 @@
+/*
+ * flow: lifecycle, timer, decision and the end-of-flow log line. See flow.h.
+ */
+#include "flow.h"
+
+#include "core/log.h"
+#include "http/relay.h"
+#include "net/dial.h"
+#include "net/worker.h"
+#include "sources/explicit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = {"request", "dial", "peek", "tls-upstream", "tls-client",
+					  "http", "splice", "closing"};
+
+const char *flow_state_name(flow_state_t s)
+{
+	return s <= FLOW_CLOSING ? state_names[s] : "?";
+}
+
+uint64_t flow_now(const flow_t *f)
+{
+	return uv_now(f->timer.loop);
+}
+
+/* ---- refusing past max_connections ---- */
+
+typedef struct {
+	uv_tcp_t tcp;
+	uv_write_t req;
+} refusal_t;
+
+static void refusal_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void refusal_written(uv_write_t *req, int status)
+{
+	(void)status;
+	refusal_t *r = req->data;
+	uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+}
+
+static void refuse(worker_t *w, uv_stream_t *server)
+{
+	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				  "Content-Type: text/plain\r\nContent-Length: 58\r\nConnection: close\r\n\r\n"
+				  "dlpgate: connection limit reached (limits.max_connections)\n";
+	refusal_t *r = malloc(sizeof *r);
+	if (!r)
+		return;
+	uv_tcp_init(&w->loop, &r->tcp);
+	r->tcp.data = r;
+	if (uv_accept(server, (uv_stream_t *)&r->tcp) != 0) {
+		uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+		return;
+	}
+	atomic_fetch_add(&w->eng->flows_refused, 1);
+	r->req.data = r;
+	uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
+	if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, refusal_written) != 0)
+		uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+
+	/* One warning a second at most, with the count, so a flood cannot
+	 * turn into a log flood. */
+	w->refused_since_log++;
+	uint64_t now = uv_now(&w->loop);
+	if (now - w->last_refusal_log >= 1000) {
+		log_line_t l;
+		log_begin(&l, LOG_WARN, "connection_refused");
+		log_kv_str(&l, "why", "limits.max_connections reached");
+		log_kv_u64(&l, "limit", w->eng->cfg.max_connections);
+		log_kv_u64(&l, "refused", w->refused_since_log);
+		log_end(&l);
+		w->last_refusal_log = now;
+		w->refused_since_log = 0;
+	}
+}
+
+/* ---- creation and destruction ---- */
+
+static void link_flow(worker_t *w, flow_t *f)
+{
+	f->next = w->flows;
+	if (w->flows)
+		w->flows->prev = f;
+	w->flows = f;
+	w->n_flows++;
+}
+
+static void unlink_flow(worker_t *w, flow_t *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		w->flows = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	w->n_flows--;
+}
+
+static void flow_free(flow_t *f)
+{
+	worker_t *w = f->w;
+	unlink_flow(w, f);
+	relay_free(f->relay);
+	if (f->client.ssl)
+		SSL_free(f->client.ssl);
+	if (f->upstream.ssl)
+		SSL_free(f->upstream.ssl);
+	buf_free(&f->peek);
+	buf_free(&f->early);
+	policy_unref(f->policy);
+	atomic_fetch_sub(&f->eng->connections, 1);
+	free(f);
+}
+
+void flow_handle_released(flow_t *f)
+{
+	if (--f->handles == 0 && f->closing)
+		flow_free(f);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	flow_handle_released(h->data);
+}
+
+void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
+{
+	engine_t *e = w->eng;
+	if (w->stopping)
+		return;
+	if (atomic_load(&e->connections) >= e->cfg.max_connections) {
+		refuse(w, server);
+		return;
+	}
+	uv_tcp_t *tcp = malloc(sizeof *tcp);
+	flow_t *f = calloc(1, sizeof *f);
+	if (!tcp || !f) {
+		free(tcp);
+		free(f);
+		return;
+	}
+	uv_tcp_init(&w->loop, tcp);
+	if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+		uv_close((uv_handle_t *)tcp, free_handle);
+		free(f);
+		return;
+	}
+	atomic_fetch_add(&e->connections, 1);
+	atomic_fetch_add(&e->flows_total, 1);
+	f->w = w;
+	f->eng = e;
+	f->id = atomic_fetch_add(&e->next_flow_id, 1) + 1;
+	side_init(&f->client, f, &f->upstream, "client", NULL);
+	side_init(&f->upstream, f, &f->client, "upstream", NULL);
+	side_attach(&f->client, tcp);
+	uv_timer_init(&w->loop, &f->timer);
+	f->timer.data = f;
+	f->handles = 2;
+	f->policy = engine_policy_acquire(e);
+	f->started = f->last_activity = uv_now(&w->loop);
+	buf_init(&f->peek, e->cfg.clienthello_bytes + 1024);
+	buf_init(&f->early, IOBUF_CAP);
+	side_peer_ip(&f->client, f->client_ip, sizeof f->client_ip, &f->client_port);
+	f->facts.client = f->client_ip;
+	f->facts.host = f->host;
+	f->mode = "-";
+	link_flow(w, f);
+
+	switch (kind) {
+	case LISTEN_EXPLICIT:
+		f->facts.source = FLOW_SOURCE_EXPLICIT;
+		explicit_start(f);
+		break;
+	}
+}
+
+/* ---- the log line ---- */
+
+static void flow_log(flow_t *f)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	log_line_t l;
+	log_begin(&l, LOG_INFO, "flow_end");
+	log_kv_u64(&l, "flow", f->id);
+	log_kv_str(&l, "src", f->client_ip);
+	log_kv_u64(&l, "src_port", f->client_port);
+	log_kv_str(&l, "source", f->facts.source == FLOW_SOURCE_EXPLICIT ? "explicit" : "other");
+	log_kv_str(&l, "host", f->host[0] ? f->host : NULL);
+	log_kv_u64(&l, "port", f->port);
+	log_kv_str(&l, "sni", f->sni[0] ? f->sni : NULL);
+	log_kv_str(&l, "dst", f->dst_ip[0] ? f->dst_ip : NULL);
+	log_kv_str(&l, "mode", f->mode);
+	log_kv_str(&l, "verdict", verdict_name(f->verdict.kind));
+	log_kv_str(&l, "rule", f->verdict.rule[0] ? f->verdict.rule : NULL);
+	log_kv_str(&l, "reason", f->verdict.reason[0] ? f->verdict.reason : NULL);
+	log_kv_str(&l, "tls", side_tls_version(&f->client));
+	log_kv_str(&l, "up_tls", side_tls_version(&f->upstream));
+	if (f->upstream.ssl && f->upstream.handshake_done)
+		log_kv_str(&l, "up_resumed", SSL_session_reused(f->upstream.ssl) ? "yes" : "no");
+	log_kv_u64(&l, "requests", f->requests);
+	log_kv_u64(&l, "client_in", f->client.bytes_in);
+	log_kv_u64(&l, "client_out", f->client.bytes_out);
+	log_kv_u64(&l, "up_in", f->upstream.bytes_in);
+	log_kv_u64(&l, "up_out", f->upstream.bytes_out);
+	log_kv_u64(&l, "ms", uv_now(&f->w->loop) - f->started);
+	log_kv_str(&l, "state", flow_state_name(f->state));
+	log_kv_str(&l, "end", f->end);
+	if (f->end_detail[0])
+		log_kv_str(&l, "detail", f->end_detail);
+	log_end(&l);
+}
+
+static void record_end(flow_t *f, const char *end, const char *fmt, va_list ap)
+{
+	if (f->end)
+		return; /* the first reason is the real one */
+	f->end = end;
+	if (fmt)
+		vsnprintf(f->end_detail, sizeof f->end_detail, fmt, ap);
+	flow_log(f);
+}
+
+void flow_close(flow_t *f, const char *end, const char *fmt, ...)
+{
+	if (f->closing)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	record_end(f, end, fmt, ap);
+	va_end(ap);
+	f->closing = true;
+	dial_abort(f, false);
+	f->state = FLOW_CLOSING;
+	side_close(&f->client);
+	side_close(&f->upstream);
+	uv_timer_stop(&f->timer);
+	uv_close((uv_handle_t *)&f->timer, on_timer_closed);
+}
+
+/* ---- graceful end: linger until the peers have our last bytes ---- */
+
+static bool side_done(const side_t *s)
+{
+	return !s->tcp || s->eof || s->closed;
+}
+
+static void linger_check(flow_t *f)
+{
+	if (side_done(&f->client) && side_done(&f->upstream))
+		flow_close(f, "done", NULL);
+}
+
+static void linger_data(side_t *s, iobuf_t *b)
+{
+	(void)s;
+	iobuf_put(b); /* whatever comes now is not wanted, only drained */
+}
+
+static void linger_eof(side_t *s)
+{
+	linger_check(s->flow);
+}
+
+static void linger_error(side_t *s, const char *why)
+{
+	(void)why;
+	side_close(s);
+	linger_check(s->flow);
+}
+
+static void linger_handshake(side_t *s)
+{
+	(void)s;
+}
+
+static const side_ops_t linger_ops = {linger_data, linger_eof, linger_error, linger_handshake};
+
+void flow_finish(flow_t *f, const char *end, const char *fmt, ...)
+{
+	if (f->closing || f->lingering)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	record_end(f, end, fmt, ap);
+	va_end(ap);
+	f->lingering = true;
+	dial_abort(f, false);
+	side_t *sides[2] = {&f->client, &f->upstream};
+	for (int i = 0; i < 2; i++) {
+		side_t *s = sides[i];
+		if (side_done(s))
+			continue;
+		/* Reading goes on (discarding) so that closing does not reset
+		 * the connection while our last bytes are still in flight. */
+		s->ops = &linger_ops;
+		s->throttled = false;
+		side_shutdown(s);
+		side_read(s, true);
+	}
+	flow_idle(f, 0);
+	flow_deadline(f, 2000, "linger");
+	linger_check(f);
+}
+
+/* ---- timer ---- */
+
+static void rearm(flow_t *f);
+
+static void on_timer(uv_timer_t *t)
+{
+	flow_t *f = t->data;
+	uint64_t now = uv_now(t->loop);
+	if (f->deadline && now >= f->deadline) {
+		const char *what = f->deadline_what ? f->deadline_what : "stage";
+		f->deadline = 0;
+		if (f->lingering) {
+			flow_close(f, "done", NULL);
+			return;
+		}
+		if (f->state == FLOW_DIAL && f->dial) {
+			dial_abort(f, true); /* the dial's callback answers the client */
+			return;
+		}
+		if (f->state == FLOW_HTTP && f->relay && relay_on_timeout(f->relay, what))
+			return;
+		flow_close(f, "timeout", "%s timed out", what);
+		return;
+	}
+	if (f->idle_ms && now - f->last_activity >= f->idle_ms) {
+		if (f->state == FLOW_HTTP && f->relay && relay_on_timeout(f->relay, "idle"))
+			return;
+		flow_close(f, "timeout", "idle for %u ms", f->idle_ms);
+		return;
+	}
+	rearm(f);
+}
+
+static void rearm(flow_t *f)
+{
+	if (f->closing)
+		return;
+	uint64_t next = f->deadline;
+	if (f->idle_ms) {
+		uint64_t idle_at = f->last_activity + f->idle_ms;
+		if (!next || idle_at < next)
+			next = idle_at;
+	}
+	if (!next) {
+		uv_timer_stop(&f->timer);
+		return;
+	}
+	uint64_t now = uv_now(f->timer.loop);
+	uv_timer_start(&f->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+void flow_deadline(flow_t *f, uint32_t ms, const char *what)
+{
+	f->deadline = ms ? uv_now(f->timer.loop) + ms : 0;
+	f->deadline_what = what;
+	rearm(f);
+}
+
+void flow_idle(flow_t *f, uint32_t ms)
+{
+	if (f->idle_ms == ms)
+		return;
+	f->idle_ms = ms;
+	rearm(f);
+}
+
+void flow_set_state(flow_t *f, flow_state_t s)
+{
+	f->state = s;
+}
+
+/* ---- decisions ---- */
+
+void flow_set_destination(flow_t *f, const char *host, uint16_t port)
+{
+	snprintf(f->host, sizeof f->host, "%s", host);
+	f->port = port;
+	f->facts.host = f->host;
+	f->facts.port = port;
+}
+
+void flow_decide(flow_t *f)
+{
+	f->facts.sni = f->sni[0] ? f->sni : NULL;
+	f->facts.dst_ip = f->dst_ip[0] ? f->dst_ip : NULL;
+	memset(&f->verdict, 0, sizeof f->verdict);
+	f->policy->ops->on_flow(f->policy, f->w, &f->facts, &f->verdict);
+}

@@ -1,0 +1,136 @@
+/*
+ * flow: one client connection and everything done for it, as an explicit
+ * state machine:
+ *
+ *   REQUEST   explicit proxy: reading CONNECT or an absolute-form request
+ *   DIAL      connecting upstream (DNS, TCP)
+ *   PEEK      tunnel open: reading the client's first bytes (ClientHello?)
+ *   TLS_UP    TLS handshake with the upstream (verify, learn its names)
+ *   TLS_DOWN  TLS handshake with the client (with a minted leaf)
+ *   HTTP      messages relayed, parsed both ways
+ *   SPLICE    bytes copied untouched both ways
+ *   CLOSING
+ *
+ * Each state's code lives in the module of its stage (sources/explicit.c,
+ * tls/intercept.c, http/relay.c, net/splice.c); this file owns what every
+ * state shares: creation, the one timer, the decision call into the
+ * policy, closing, and the one log line per flow.
+ *
+ * Timeouts are one uv_timer per flow armed at the earliest of a hard
+ * deadline (the stage must finish by then: dial, handshake, request head)
+ * and an idle limit (no byte either way). Reads only stamp last_activity;
+ * the timer re-arms itself when it fires early, so traffic costs no timer
+ * work.
+ */
+#ifndef DLPGATE_FLOW_H
+#define DLPGATE_FLOW_H
+
+#include "core/buf.h"
+#include "engine.h"
+#include "net/side.h"
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef enum {
+	FLOW_REQUEST = 0,
+	FLOW_DIAL,
+	FLOW_PEEK,
+	FLOW_TLS_UP,
+	FLOW_TLS_DOWN,
+	FLOW_HTTP,
+	FLOW_SPLICE,
+	FLOW_CLOSING,
+} flow_state_t;
+
+struct relay;
+struct dial;
+
+typedef struct flow {
+	struct worker *w;
+	engine_t *eng;
+	uint64_t id;
+	flow_state_t state;
+	struct flow *prev, *next;   /* worker's list */
+
+	side_t client, upstream;
+	uv_timer_t timer;
+	unsigned handles;           /* libuv handles and requests still open */
+	policy_t *policy;           /* the policy this flow started with */
+
+	/* who and where */
+	flow_facts_t facts;         /* points into the fields below */
+	char client_ip[64];
+	uint16_t client_port;
+	char host[256];
+	uint16_t port;
+	char sni[256];
+	char dst_ip[64];
+	char session_key[560];      /* upstream TLS session cache key */
+	bool tunnel;                /* reached through CONNECT */
+
+	/* what was decided */
+	verdict_t verdict;
+	const char *mode;           /* inspect, bypass, pinned, not-http, ... (static strings) */
+	struct {                    /* a refusal the client is told about over HTTP */
+		int status;         /* 0 = none */
+		const char *code, *title;
+		char detail[256];
+	} report;
+
+	buf_t peek;                 /* client bytes before the decision */
+	buf_t early;                /* upstream bytes before HTTP began */
+	struct relay *relay;
+	struct dial *dial;
+
+	/* time, ms on the worker's loop clock */
+	uint64_t started;
+	uint64_t last_activity;
+	uint64_t deadline;          /* hard deadline of the current stage, 0 = none */
+	const char *deadline_what;  /* for the log: "connect", "tls-handshake", ... */
+	uint32_t idle_ms;           /* idle limit now, 0 = none */
+
+	uint32_t requests;
+	const char *end;            /* why it ended (static string) */
+	char end_detail[200];
+	bool lingering;
+	bool closing;
+} flow_t;
+
+/* Accepts a connection from a listener of the given kind. */
+void flow_accept(struct worker *w, uv_stream_t *server, listen_kind_t kind);
+
+/* Records the reason and closes both sides; the flow is freed once every
+ * handle is closed. Idempotent: the first reason wins. */
+void flow_close(flow_t *f, const char *end, const char *detail_fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Ends the flow gracefully: what is queued is sent, both ends get FIN, and
+ * the flow closes once the peers close or after a short linger. */
+void flow_finish(flow_t *f, const char *end, const char *detail_fmt, ...) __attribute__((format(printf, 3, 4)));
+void flow_handle_released(flow_t *f);
+static inline void flow_touch(flow_t *f);
+
+void flow_set_state(flow_t *f, flow_state_t s);
+/* Arms the hard deadline of a stage (0 clears it). */
+void flow_deadline(flow_t *f, uint32_t ms, const char *what);
+void flow_idle(flow_t *f, uint32_t ms);
+
+/* Asks the flow's policy about this flow (on_flow). */
+void flow_decide(flow_t *f);
+void flow_set_destination(flow_t *f, const char *host, uint16_t port);
+
+/* The tunnel is up (CONNECT answered or a transparent flow connected):
+ * look at the first bytes (those already read are in f->peek) and decide.
+ * Lives in tunnel.c. */
+void flow_tunnel_start(flow_t *f);
+
+const char *flow_state_name(flow_state_t s);
+uint64_t flow_now(const flow_t *f);
+
+static inline void flow_touch(flow_t *f)
+{
+	f->last_activity = uv_now(f->timer.loop);
+}
+
+#endif

@@ -1,0 +1,157 @@
+#include "http/head.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void http_head_init(http_head_t *h, bool is_request, uint32_t max_bytes, uint32_t max_fields)
+{
+	memset(h, 0, sizeof *h);
+	h->is_request = is_request;
+	buf_init(&h->arena, max_bytes);
+	h->max_fields = max_fields;
+}
+
+void http_head_reset(http_head_t *h)
+{
+	bool req = h->is_request;
+	buf_t arena = h->arena;
+	http_field_t *fields = h->fields;
+	uint32_t cap = h->cap_fields, max = h->max_fields;
+	memset(h, 0, sizeof *h);
+	h->is_request = req;
+	h->arena = arena;
+	h->arena.len = 0;
+	h->fields = fields;
+	h->cap_fields = cap;
+	h->max_fields = max;
+}
+
+void http_head_free(http_head_t *h)
+{
+	buf_free(&h->arena);
+	free(h->fields);
+	h->fields = NULL;
+	h->n_fields = h->cap_fields = 0;
+}
+
+static bool name_eq(const http_head_t *h, const http_field_t *f, const char *name, size_t n)
+{
+	return !f->dead && f->name_len == n && strncasecmp(h->arena.data + f->name_off, name, n) == 0;
+}
+
+const char *http_head_get(const http_head_t *h, const char *name, uint32_t *len)
+{
+	size_t n = strlen(name);
+	for (uint32_t i = 0; i < h->n_fields; i++) {
+		const http_field_t *f = &h->fields[i];
+		if (name_eq(h, f, name, n)) {
+			if (len)
+				*len = f->value_len;
+			return h->arena.data + f->value_off;
+		}
+	}
+	return NULL;
+}
+
+unsigned http_head_count(const http_head_t *h, const char *name)
+{
+	size_t n = strlen(name);
+	unsigned c = 0;
+	for (uint32_t i = 0; i < h->n_fields; i++)
+		if (name_eq(h, &h->fields[i], name, n))
+			c++;
+	return c;
+}
+
+bool http_head_has_token(const http_head_t *h, const char *name, const char *token)
+{
+	size_t n = strlen(name), tl = strlen(token);
+	for (uint32_t i = 0; i < h->n_fields; i++) {
+		const http_field_t *f = &h->fields[i];
+		if (!name_eq(h, f, name, n))
+			continue;
+		const char *p = h->arena.data + f->value_off, *end = p + f->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *s = p;
+			while (p < end && *p != ',')
+				p++;
+			const char *e = p;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+void http_head_remove(http_head_t *h, const char *name)
+{
+	size_t n = strlen(name);
+	for (uint32_t i = 0; i < h->n_fields; i++)
+		if (name_eq(h, &h->fields[i], name, n))
+			h->fields[i].dead = true;
+}
+
+bool http_head_add(http_head_t *h, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	if (h->n_fields >= h->max_fields)
+		return false;
+	if (h->n_fields == h->cap_fields) {
+		uint32_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
+		if (cap > h->max_fields)
+			cap = h->max_fields;
+		http_field_t *f = realloc(h->fields, cap * sizeof *f);
+		if (!f)
+			return false;
+		h->fields = f;
+		h->cap_fields = cap;
+	}
+	uint32_t off = (uint32_t)h->arena.len;
+	if (!buf_append(&h->arena, name, nl) || !buf_append(&h->arena, value, vl))
+		return false;
+	h->fields[h->n_fields++] = (http_field_t){off, (uint32_t)nl, off + (uint32_t)nl, (uint32_t)vl, false};
+	return true;
+}
+
+bool http_head_set(http_head_t *h, const char *name, const char *value)
+{
+	http_head_remove(h, name);
+	return http_head_add(h, name, value);
+}
+
+bool http_head_set_target(http_head_t *h, const char *target, size_t len)
+{
+	uint32_t off = (uint32_t)h->arena.len;
+	if (!buf_append(&h->arena, target, len))
+		return false;
+	h->target_off = off;
+	h->target_len = (uint32_t)len;
+	return true;
+}
+
+bool http_head_serialize(const http_head_t *h, buf_t *out)
+{
+	const char *a = h->arena.data;
+	bool ok = true;
+	if (h->is_request) {
+		ok = buf_append(out, a + h->method_off, h->method_len) && buf_append(out, " ", 1) &&
+		     buf_append(out, a + h->target_off, h->target_len) &&
+		     buf_appendf(out, " HTTP/%u.%u\r\n", h->major, h->minor);
+	} else {
+		ok = buf_appendf(out, "HTTP/%u.%u %03u ", h->major, h->minor, h->status) &&
+		     buf_append(out, a + h->reason_off, h->reason_len) && buf_append(out, "\r\n", 2);
+	}
+	for (uint32_t i = 0; ok && i < h->n_fields; i++) {
+		const http_field_t *f = &h->fields[i];
+		if (f->dead)
+			continue;
+		ok = buf_append(out, a + f->name_off, f->name_len) && buf_append(out, ": ", 2) &&
+		     buf_append(out, a + f->value_off, f->value_len) && buf_append(out, "\r\n", 2);
+	}
+	return ok && buf_append(out, "\r\n", 2);
+}

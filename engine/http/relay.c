@@ -1,0 +1,982 @@
+/*
+ * relay: see relay.h.
+ *
+ * Data flow for one read: side -> relay_*_data() -> feed() -> codec
+ * callbacks -> emit() into a staging block per direction -> flush() at the
+ * end of the read, so a read of many small pieces (a head, chunk framing,
+ * body spans) leaves as one write, and as few TLS records as possible.
+ *
+ * When the relay must stop parsing one direction (pipeline full, waiting
+ * for a response to an Upgrade, for a dial, or for earlier responses before
+ * a local reply), the unparsed bytes move to a held buffer and that side
+ * stops reading; resume() feeds them back first. Held bytes are bounded by
+ * one read plus the header limit.
+ */
+#include "http/relay.h"
+
+#include "core/log.h"
+#include "flow.h"
+#include "http/codec.h"
+#include "http/reply.h"
+#include "net/dial.h"
+#include "net/splice.h"
+#include "net/worker.h"
+#include "sources/explicit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { RELAY_PROXY, RELAY_ORIGIN, RELAY_REPORT } relay_mode_t;
+
+typedef struct {
+	bool head;      /* HEAD: the response has no body */
+	bool upgrade;   /* asked to switch protocols */
+	bool close;     /* asked to close after the response */
+} pending_t;
+
+typedef struct relay {
+	flow_t *f;
+	relay_mode_t mode;
+	http_codec_t req, res;
+
+	pending_t *pending;     /* ring of requests sent and not yet answered */
+	uint32_t p_first, p_count, p_cap;
+
+	buf_t held_client, held_upstream;
+	bool client_paused;     /* req codec stopped mid-stream (held_client) */
+	bool client_upgrade;    /* ... at an Upgrade / CONNECT boundary */
+	bool upstream_paused;
+
+	bool req_forward, req_chunked;  /* the request being parsed goes upstream */
+	bool res_forward, res_chunked;
+	bool res_interim;       /* the response being parsed is 1xx */
+	bool res_started;       /* some of the front response was sent to the client */
+	bool inspect;           /* message hooks apply (not for bypassed proxy routes) */
+	bool client_eof;
+	bool close_after;       /* close once the current response is out */
+	bool route_wait;        /* proxy: a request waits for earlier responses before re-routing */
+	bool routing;           /* proxy: dialling a new upstream */
+	bool connect_requested; /* proxy: CONNECT parsed, hand over after feed */
+	bool local_pending;     /* a reply of ours waits for earlier responses */
+	bool done;              /* the flow is finishing: parse nothing more */
+	bool sniff;             /* TLS just came up: is what it carries HTTP? */
+	buf_t local_reply;
+	char reply_note[200];   /* "403 blocked: why", for the flow's log line */
+	char authority[300];    /* proxy: where the upstream connection goes */
+	char route_authority[300]; /* proxy: where the request being routed goes */
+	char route_host[256];
+	uint16_t route_port;
+
+	iobuf_t *to_upstream, *to_client;
+} relay_t;
+
+static bool feed_client(relay_t *r, const char *data, size_t len);
+static void feed_upstream(relay_t *r, const char *data, size_t len);
+static void after_response(relay_t *r);
+
+/* ---- output ---- */
+
+static void flush(relay_t *r)
+{
+	flow_t *f = r->f;
+	if (r->to_upstream) {
+		iobuf_t *b = r->to_upstream;
+		r->to_upstream = NULL;
+		if (b->len == 0)
+			iobuf_put(b);
+		else if (!side_write_block(&f->upstream, b))
+			flow_close(f, "error", "upstream gone while writing");
+	}
+	if (r->to_client) {
+		iobuf_t *b = r->to_client;
+		r->to_client = NULL;
+		if (b->len == 0)
+			iobuf_put(b);
+		else if (!side_write_block(&f->client, b))
+			flow_close(f, "error", "client gone while writing");
+	}
+}
+
+static bool emit(relay_t *r, bool to_upstream, const void *data, size_t len)
+{
+	iobuf_t **stage = to_upstream ? &r->to_upstream : &r->to_client;
+	while (len) {
+		if (!*stage) {
+			*stage = iobuf_get(r->f->w);
+			if (!*stage)
+				return false;
+		}
+		iobuf_t *b = *stage;
+		size_t n = IOBUF_CAP - b->len;
+		if (n > len)
+			n = len;
+		memcpy(b->data + b->len, data, n);
+		b->len += n;
+		data = (const char *)data + n;
+		len -= n;
+		if (b->len == IOBUF_CAP) {
+			side_t *s = to_upstream ? &r->f->upstream : &r->f->client;
+			*stage = NULL;
+			if (!side_write_block(s, b))
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool emit_head(relay_t *r, bool to_upstream, const http_head_t *h)
+{
+	buf_t *scratch = &r->f->w->scratch;
+	scratch->len = 0;
+	return http_head_serialize(h, scratch) && emit(r, to_upstream, scratch->data, scratch->len);
+}
+
+static bool emit_chunk(relay_t *r, bool to_upstream, const char *data, size_t len)
+{
+	char line[24];
+	int n = snprintf(line, sizeof line, "%zx\r\n", len);
+	return emit(r, to_upstream, line, (size_t)n) && emit(r, to_upstream, data, len) &&
+	       emit(r, to_upstream, "\r\n", 2);
+}
+
+/* Trailers are forwarded, minus the fields that may never be trailers. */
+static bool emit_last_chunk(relay_t *r, bool to_upstream, http_head_t *trailers)
+{
+	if (!emit(r, to_upstream, "0\r\n", 3))
+		return false;
+	if (trailers) {
+		static const char *const banned[] = {"content-length", "transfer-encoding", "host", "connection",
+						     "trailer", "content-encoding", "content-type"};
+		for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
+			http_head_remove(trailers, banned[i]);
+		for (uint32_t i = 0; i < trailers->n_fields; i++) {
+			const http_field_t *fl = &trailers->fields[i];
+			if (fl->dead)
+				continue;
+			const char *a = trailers->arena.data;
+			if (!emit(r, to_upstream, a + fl->name_off, fl->name_len) || !emit(r, to_upstream, ": ", 2) ||
+			    !emit(r, to_upstream, a + fl->value_off, fl->value_len) || !emit(r, to_upstream, "\r\n", 2))
+				return false;
+		}
+	}
+	return emit(r, to_upstream, "\r\n", 2);
+}
+
+/* ---- replies of our own ---- */
+
+static void finish(relay_t *r, const char *end, const char *detail)
+{
+	r->done = true;
+	flush(r);
+	flow_finish(r->f, end, "%s", detail ? detail : "");
+}
+
+static void send_local_reply(relay_t *r)
+{
+	r->local_pending = false;
+	emit(r, false, r->local_reply.data, r->local_reply.len);
+	buf_free(&r->local_reply);
+	finish(r, "local-reply", r->reply_note);
+}
+
+/* Answers the client ourselves and ends the connection: now if nothing is
+ * outstanding, else after the responses the client is still owed. */
+static void reply_local(relay_t *r, int status, const char *code, const char *title, const char *detail,
+			const http_head_t *req)
+{
+	flow_t *f = r->f;
+	reply_t rp = {status, code, title, detail, f->id, req && req->method_len == 4 &&
+							   !strncmp(http_head_str(req, req->method_off), "HEAD", 4)};
+	r->local_reply.len = 0;
+	r->local_reply.cap = 0;
+	reply_build(&r->local_reply, &rp, req);
+	r->done = true;
+	r->req_forward = false;
+	side_read(&f->client, false);
+	log_line_t l;
+	log_begin(&l, status >= 500 ? LOG_WARN : LOG_INFO, "local_reply");
+	log_kv_u64(&l, "flow", f->id);
+	log_kv_u64(&l, "status", (uint64_t)status);
+	log_kv_str(&l, "code", code);
+	log_kv_str(&l, "detail", detail);
+	log_end(&l);
+	snprintf(r->reply_note, sizeof r->reply_note, "%d %s: %s", status, code, detail);
+	if (r->p_count == 0 && !r->res_started) {
+		send_local_reply(r);
+		return;
+	}
+	r->local_pending = true;
+}
+
+/* ---- pending requests ---- */
+
+static bool pending_push(relay_t *r, pending_t p)
+{
+	if (r->p_count == r->p_cap) {
+		uint32_t cap = r->p_cap ? r->p_cap * 2 : 4;
+		pending_t *n = malloc(cap * sizeof *n);
+		if (!n)
+			return false;
+		for (uint32_t i = 0; i < r->p_count; i++)
+			n[i] = r->pending[(r->p_first + i) % r->p_cap];
+		free(r->pending);
+		r->pending = n;
+		r->p_cap = cap;
+		r->p_first = 0;
+	}
+	r->pending[(r->p_first + r->p_count) % r->p_cap] = p;
+	r->p_count++;
+	return true;
+}
+
+static pending_t *pending_front(relay_t *r)
+{
+	return r->p_count ? &r->pending[r->p_first] : NULL;
+}
+
+static void pending_pop(relay_t *r)
+{
+	r->p_first = (r->p_first + 1) % r->p_cap;
+	r->p_count--;
+}
+
+/* ---- request side ---- */
+
+static void keepalive_wait(relay_t *r)
+{
+	flow_t *f = r->f;
+	if (r->p_count == 0 && !http_codec_mid_message(&r->req)) {
+		flow_deadline(f, 0, NULL);
+		flow_idle(f, f->eng->cfg.keepalive_timeout_ms);
+	}
+}
+
+static int req_begin(void *ud)
+{
+	relay_t *r = ud;
+	flow_t *f = r->f;
+	if (r->done)
+		return HTTP_CB_PAUSE;
+	if (r->p_count >= f->eng->cfg.pipeline_depth)
+		return HTTP_CB_PAUSE; /* resumed when a response completes */
+	flow_deadline(f, f->eng->cfg.header_timeout_ms, "request head");
+	flow_idle(f, f->eng->cfg.idle_timeout_ms);
+	return HTTP_CB_GO;
+}
+
+static bool method_is(const http_head_t *h, const char *m)
+{
+	size_t n = strlen(m);
+	return h->method_len == n && !memcmp(http_head_str(h, h->method_off), m, n);
+}
+
+static int forward_request(relay_t *r, http_head_t *h)
+{
+	flow_t *f = r->f;
+	if (r->inspect) {
+		verdict_t v = {0};
+		f->policy->ops->on_request(f->policy, f->w, &f->facts, h, &v);
+		if (v.kind == VERDICT_BLOCK) {
+			f->verdict = v;
+			reply_local(r, 403, "blocked", "Blocked by policy", v.reason, h);
+			return HTTP_CB_PAUSE;
+		}
+	}
+	pending_t p = {
+		.head = method_is(h, "HEAD"),
+		.upgrade = h->upgrade,
+		.close = http_head_has_token(h, "connection", "close") ||
+			 (h->minor == 0 && !http_head_has_token(h, "connection", "keep-alive")),
+	};
+	if (!pending_push(r, p) || !emit_head(r, true, h)) {
+		flow_close(f, "error", "out of memory");
+		return HTTP_CB_ERROR;
+	}
+	f->requests++;
+	r->req_forward = true;
+	r->req_chunked = h->chunked;
+	if (log_enabled(LOG_DEBUG)) {
+		/* The path only: query values can be secrets. */
+		const char *t = http_head_str(h, h->target_off);
+		const char *q = memchr(t, '?', h->target_len);
+		log_line_t l;
+		log_begin(&l, LOG_DEBUG, "request");
+		log_kv_u64(&l, "flow", f->id);
+		log_kv_strn(&l, "method", http_head_str(h, h->method_off), h->method_len);
+		log_kv_strn(&l, "path", t, q ? (size_t)(q - t) : h->target_len);
+		log_end(&l);
+	}
+	return HTTP_CB_GO;
+}
+
+static void route_dialled(flow_t *f, int status, const char *why);
+
+/* Proxy mode: the upstream for the parsed request (r->route_*): the one we
+ * have, or a new one once nothing is in flight on the old. */
+static int route_forward(relay_t *r, http_head_t *h)
+{
+	flow_t *f = r->f;
+	if (!strcmp(r->route_authority, r->authority) && f->upstream.tcp && !f->upstream.closed && !f->upstream.eof)
+		return forward_request(r, h);
+	if (r->p_count || r->res_forward) {
+		r->route_wait = true; /* re-route once the responses before are in */
+		return HTTP_CB_PAUSE;
+	}
+	if (f->upstream.tcp)
+		side_close(&f->upstream);
+	side_init(&f->upstream, f, &f->client, "upstream", NULL);
+	snprintf(r->authority, sizeof r->authority, "%s", r->route_authority);
+	flow_set_destination(f, r->route_host, r->route_port);
+	f->dst_ip[0] = '\0';
+	flow_decide(f);
+	if (f->verdict.kind == VERDICT_BLOCK) {
+		reply_local(r, 403, "blocked", "Blocked by policy", f->verdict.reason, h);
+		return HTTP_CB_PAUSE;
+	}
+	r->inspect = f->verdict.kind != VERDICT_BYPASS;
+	f->mode = r->inspect ? "inspect" : "bypass";
+	r->routing = true;
+	flow_set_state(f, FLOW_DIAL);
+	flow_deadline(f, f->eng->cfg.connect_timeout_ms, "connect");
+	int e = dial_start(f, r->route_host, r->route_port, route_dialled);
+	if (e < 0) {
+		r->routing = false;
+		char why[400];
+		snprintf(why, sizeof why, "cannot connect to %s: %s", r->route_host, uv_strerror(e));
+		reply_local(r, 502, "connect-failed", "Cannot reach the server", why, h);
+	}
+	return HTTP_CB_PAUSE;
+}
+
+/* Proxy mode: an absolute-form request becomes what the server expects:
+ * origin-form, Host = the target's authority (RFC 9112 3.2.2), and no
+ * Proxy-* fields (those were for us). */
+static int route_request(relay_t *r, http_head_t *h)
+{
+	const char *path;
+	size_t pathlen;
+	const char *bad = explicit_parse_absolute(http_head_str(h, h->target_off), h->target_len, r->route_host,
+						  sizeof r->route_host, &r->route_port, &path, &pathlen);
+	if (bad) {
+		reply_local(r, 400, "bad-request-target", "Bad request", bad, h);
+		return HTTP_CB_PAUSE;
+	}
+	bool v6 = strchr(r->route_host, ':') != NULL;
+	snprintf(r->route_authority, sizeof r->route_authority, v6 ? "[%s]:%u" : "%s:%u", r->route_host,
+		 r->route_port);
+	char hostval[300];
+	if (r->route_port == 80)
+		snprintf(hostval, sizeof hostval, v6 ? "[%s]" : "%s", r->route_host);
+	else
+		snprintf(hostval, sizeof hostval, "%s", r->route_authority);
+	if (!http_head_set_target(h, path, pathlen) || !http_head_set(h, "Host", hostval)) {
+		reply_local(r, 431, "header-too-large", "Request header too large",
+			    "the rewritten request exceeds limits.header_bytes", h);
+		return HTTP_CB_PAUSE;
+	}
+	http_head_remove(h, "proxy-connection");
+	http_head_remove(h, "proxy-authorization");
+	return route_forward(r, h);
+}
+
+static int req_head(void *ud, http_head_t *h)
+{
+	relay_t *r = ud;
+	flow_t *f = r->f;
+	flow_deadline(f, 0, NULL);
+	switch (r->mode) {
+	case RELAY_REPORT:
+		reply_local(r, f->report.status, f->report.code, f->report.title, f->report.detail, h);
+		return HTTP_CB_PAUSE;
+	case RELAY_PROXY:
+		if (method_is(h, "CONNECT")) {
+			if (r->p_count || r->res_forward || f->requests) {
+				reply_local(r, 400, "connect-after-requests", "Bad request",
+					    "CONNECT must be the first request on a proxy connection", h);
+				return HTTP_CB_PAUSE;
+			}
+			r->connect_requested = true;
+			return HTTP_CB_PAUSE;
+		}
+		if (h->target_len && http_head_str(h, h->target_off)[0] == '/') {
+			reply_local(r, 400, "not-a-proxy-request", "Bad request",
+				    "this is the dlpgate proxy: send absolute-form requests (http://host/path) or CONNECT",
+				    h);
+			return HTTP_CB_PAUSE;
+		}
+		return route_request(r, h);
+	case RELAY_ORIGIN:
+		if (method_is(h, "CONNECT")) {
+			reply_local(r, 405, "connect-in-tunnel", "Method not allowed",
+				    "CONNECT inside a tunnel is not supported", h);
+			return HTTP_CB_PAUSE;
+		}
+		return forward_request(r, h);
+	}
+	return HTTP_CB_ERROR;
+}
+
+static int req_body(void *ud, const char *data, size_t len)
+{
+	relay_t *r = ud;
+	if (!r->req_forward)
+		return HTTP_CB_GO;
+	bool ok = r->req_chunked ? emit_chunk(r, true, data, len) : emit(r, true, data, len);
+	return ok ? HTTP_CB_GO : HTTP_CB_ERROR;
+}
+
+static int req_end(void *ud, http_head_t *trailers)
+{
+	relay_t *r = ud;
+	if (r->req_forward && r->req_chunked && !emit_last_chunk(r, true, trailers))
+		return HTTP_CB_ERROR;
+	r->req_forward = false;
+	return HTTP_CB_GO;
+}
+
+static const http_codec_cbs_t req_cbs = {req_begin, req_head, req_body, req_end};
+
+/* ---- response side ---- */
+
+static int res_head(void *ud, http_head_t *h)
+{
+	relay_t *r = ud;
+	flow_t *f = r->f;
+	pending_t *p = pending_front(r);
+	if (!p)
+		return http_codec_fail(&r->res, 502, "the server sent a response nobody asked for");
+	if (h->status == 101) {
+		if (!p->upgrade)
+			return http_codec_fail(&r->res, 502, "the server switched protocols without being asked");
+		r->res_started = true;
+		return emit_head(r, false, h) ? HTTP_CB_GO : HTTP_CB_ERROR;
+	}
+	if (h->status < 200) {
+		r->res_interim = true;
+		return emit_head(r, false, h) ? HTTP_CB_NO_BODY : HTTP_CB_ERROR;
+	}
+	if (r->inspect) {
+		verdict_t v = {0};
+		f->policy->ops->on_response(f->policy, f->w, &f->facts, NULL, h, &v);
+		if (v.kind == VERDICT_BLOCK) {
+			f->verdict = v;
+			/* Ours takes this response's place; the requests after it
+			 * go unanswered with the connection. */
+			r->p_count = 0;
+			reply_local(r, 403, "blocked", "Blocked by policy", v.reason, NULL);
+			return HTTP_CB_PAUSE;
+		}
+	}
+	r->res_forward = true;
+	r->res_started = true;
+	r->res_chunked = h->chunked;
+	if (!emit_head(r, false, h))
+		return HTTP_CB_ERROR;
+	if (p->head || h->status == 204 || h->status == 304)
+		return HTTP_CB_NO_BODY;
+	return HTTP_CB_GO;
+}
+
+static int res_body(void *ud, const char *data, size_t len)
+{
+	relay_t *r = ud;
+	if (!r->res_forward)
+		return HTTP_CB_GO;
+	bool ok = r->res_chunked ? emit_chunk(r, false, data, len) : emit(r, false, data, len);
+	return ok ? HTTP_CB_GO : HTTP_CB_ERROR;
+}
+
+static int res_end(void *ud, http_head_t *trailers)
+{
+	relay_t *r = ud;
+	if (r->res_interim) {
+		r->res_interim = false;
+		return HTTP_CB_GO;
+	}
+	if (r->res_forward && r->res_chunked && !emit_last_chunk(r, false, trailers))
+		return HTTP_CB_ERROR;
+	pending_t *p = pending_front(r);
+	if (!p)
+		return HTTP_CB_GO; /* a blocked response: already popped */
+	bool upgrade = p->upgrade && r->res.head.status == 101;
+	if (p->close || !http_codec_keep_alive(&r->res))
+		r->close_after = true;
+	if (upgrade)
+		return HTTP_CB_GO; /* the feed reports the upgrade */
+	pending_pop(r);
+	r->res_forward = false;
+	r->res_started = false;
+	after_response(r);
+	return HTTP_CB_PAUSE; /* let the caller look at the new state */
+}
+
+static const http_codec_cbs_t res_cbs = {NULL, res_head, res_body, res_end};
+
+/* ---- resuming ---- */
+
+static void resume_client(relay_t *r)
+{
+	flow_t *f = r->f;
+	if (!r->client_paused || r->done)
+		return;
+	r->client_paused = false;
+	if (r->client_upgrade) {
+		r->client_upgrade = false;
+		http_codec_resume_after_upgrade(&r->req);
+	} else {
+		http_codec_resume(&r->req);
+	}
+	buf_t held = r->held_client;
+	buf_init(&r->held_client, held.cap);
+	/* Fed even when empty: the paused message may be complete already. */
+	if (!feed_client(r, held.data, held.len)) {
+		buf_free(&held);
+		return;
+	}
+	buf_free(&held);
+	if (!r->client_paused && !r->done && !f->closing)
+		side_read(&f->client, !r->client_eof);
+	flush(r);
+}
+
+/* A response is complete: whatever waited on that can go on. */
+static void after_response(relay_t *r)
+{
+	if (r->close_after) {
+		finish(r, "done", "connection closed after the response");
+		return;
+	}
+	if (r->local_pending && r->p_count == 0) {
+		send_local_reply(r);
+		return;
+	}
+	if (r->p_count == 0 && r->client_eof && !http_codec_mid_message(&r->req)) {
+		finish(r, "client-closed", NULL);
+		return;
+	}
+	if (r->route_wait && r->p_count == 0) {
+		/* The held head is re-examined now that nothing is in flight. */
+		r->route_wait = false;
+		int res = route_forward(r, &r->req.head);
+		if (res == HTTP_CB_GO)
+			resume_client(r);
+		return;
+	}
+	keepalive_wait(r);
+	resume_client(r);
+}
+
+/* ---- feeding ---- */
+
+static void hold(buf_t *b, const char *data, size_t len, flow_t *f)
+{
+	if (len && !buf_append(b, data, len))
+		flow_close(f, "error", "too much data held while paused");
+}
+
+static void request_error(relay_t *r)
+{
+	flow_t *f = r->f;
+	if (r->req_forward) {
+		/* The head went up and its body turned out broken: the server
+		 * must never see this message complete. Cut it off; what it
+		 * owed the client goes with it. */
+		iobuf_put(r->to_upstream);
+		r->to_upstream = NULL;
+		side_close(&f->upstream);
+		r->p_count = 0;
+		r->res_forward = r->res_started = false;
+		r->req_forward = false;
+	}
+	int status = http_codec_error_status(&r->req);
+	const char *reason = http_codec_error_reason(&r->req);
+	const char *code = status == 431 ? "header-too-large" : status == 505 ? "version" : "bad-request";
+	const char *title = status == 431 ? "Request header too large" : "Bad request";
+	reply_local(r, status ? status : 400, code, title, reason ? reason : "malformed request", &r->req.head);
+}
+
+/* Returns false when the relay no longer exists (CONNECT handed over). */
+static bool feed_client(relay_t *r, const char *data, size_t len)
+{
+	flow_t *f = r->f;
+	if (r->done)
+		return true;
+	if (r->client_paused) {
+		hold(&r->held_client, data, len, f);
+		side_read(&f->client, false);
+		return true;
+	}
+	size_t used = 0;
+	http_feed_t st = http_codec_feed(&r->req, data, len, &used);
+	if (r->connect_requested) {
+		/* The relay's job on this connection is over. */
+		explicit_connect(f, &r->req.head, data + used, len - used);
+		return false;
+	}
+	switch (st) {
+	case HTTP_FEED_OK:
+		break;
+	case HTTP_FEED_UPGRADE:
+		r->client_upgrade = true;
+		__attribute__((fallthrough)); /* the rest waits for the response */
+	case HTTP_FEED_PAUSED:
+		if (r->done)
+			break;
+		r->client_paused = true;
+		hold(&r->held_client, data + used, len - used, f);
+		side_read(&f->client, false);
+		break;
+	case HTTP_FEED_ERROR:
+		if (!r->done)
+			request_error(r);
+		break;
+	}
+	return true;
+}
+
+static void response_error(relay_t *r, const char *why)
+{
+	flow_t *f = r->f;
+	if (!r->res_started && r->p_count) {
+		/* Nothing of this response reached the client: it can be told. */
+		r->p_count = 0;
+		reply_local(r, 502, "bad-upstream-response", "Bad response from the server", why, NULL);
+		return;
+	}
+	flow_close(f, "upstream-error", "%s", why);
+}
+
+static void start_upgrade_splice(relay_t *r, const char *rest, size_t len)
+{
+	flow_t *f = r->f;
+	/* Bytes the client sent after its Upgrade request go up; bytes the
+	 * server sent after its 101 go down. */
+	buf_free(&f->peek);
+	buf_free(&f->early);
+	buf_init(&f->peek, 0); /* bounded by what is held and one read */
+	buf_init(&f->early, 0);
+	buf_t *held = &r->held_client;
+	bool ok = buf_append(&f->peek, held->data, held->len) && buf_append(&f->early, rest, len);
+	buf_free(held);
+	if (!ok) {
+		flow_close(f, "error", "too much data around the protocol switch");
+		return;
+	}
+	flush(r);
+	r->done = true;
+	splice_start(f, f->client.ssl ? "upgrade-tls" : "upgrade");
+}
+
+static void feed_upstream(relay_t *r, const char *data, size_t len)
+{
+	flow_t *f = r->f;
+	while (len && !f->closing && !r->done) {
+		if (r->upstream_paused) {
+			hold(&r->held_upstream, data, len, f);
+			return;
+		}
+		size_t used = 0;
+		http_feed_t st = http_codec_feed(&r->res, data, len, &used);
+		data += used;
+		len -= used;
+		switch (st) {
+		case HTTP_FEED_OK:
+			return;
+		case HTTP_FEED_PAUSED:
+			/* res_end pauses after each response to let the state settle. */
+			if (!r->done && !f->closing)
+				http_codec_resume(&r->res);
+			break;
+		case HTTP_FEED_UPGRADE:
+			start_upgrade_splice(r, data, len);
+			return;
+		case HTTP_FEED_ERROR:
+			response_error(r, http_codec_error_reason(&r->res));
+			return;
+		}
+	}
+}
+
+/* ---- side events ---- */
+
+/* The first bytes inside a fresh TLS session decide whether it carries
+ * HTTP; anything else is spliced between the two sessions. */
+static bool sniff_client(relay_t *r, iobuf_t *b)
+{
+	flow_t *f = r->f;
+	bool ok = buf_append(&f->peek, b->data, b->len);
+	iobuf_put(b);
+	int http = ok ? http_looks_like_request(f->peek.data, f->peek.len) : 0;
+	if (http < 0)
+		return false;
+	r->sniff = false;
+	if (http == 0) {
+		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "TLS carries a protocol other than HTTP/1.1");
+		r->done = true;
+		splice_start(f, "not-http");
+		return false;
+	}
+	buf_t peek = f->peek;
+	buf_init(&f->peek, 0);
+	bool alive = feed_client(r, peek.data, peek.len);
+	buf_free(&peek);
+	return alive;
+}
+
+static void client_data(side_t *s, iobuf_t *b)
+{
+	relay_t *r = s->flow->relay;
+	if (r->sniff) {
+		if (sniff_client(r, b))
+			flush(r);
+		return;
+	}
+	bool alive = feed_client(r, b->data, b->len);
+	iobuf_put(b);
+	if (alive)
+		flush(r);
+}
+
+static void upstream_data(side_t *s, iobuf_t *b)
+{
+	relay_t *r = s->flow->relay;
+	if (r->sniff) {
+		/* The server spoke first: not a protocol we parse. */
+		flow_t *f = s->flow;
+		bool ok = buf_append(&f->early, b->data, b->len);
+		iobuf_put(b);
+		r->sniff = false;
+		r->done = true;
+		if (!ok) {
+			flow_close(f, "error", "upstream sent too much before the client spoke");
+			return;
+		}
+		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
+		splice_start(f, "server-first");
+		return;
+	}
+	feed_upstream(r, b->data, b->len);
+	iobuf_put(b);
+	flush(r);
+}
+
+static void client_eof(side_t *s)
+{
+	flow_t *f = s->flow;
+	relay_t *r = f->relay;
+	r->client_eof = true;
+	if (r->done)
+		return;
+	if (http_codec_mid_message(&r->req) && !r->client_paused) {
+		flow_close(f, "client-eof", "client closed in the middle of a request");
+		return;
+	}
+	if (r->p_count == 0 && !r->res_forward && !r->routing)
+		finish(r, "client-closed", NULL);
+}
+
+static void upstream_eof(side_t *s)
+{
+	flow_t *f = s->flow;
+	relay_t *r = f->relay;
+	if (r->done)
+		return;
+	if (http_codec_finish(&r->res) != HTTP_FEED_OK) {
+		if (r->res_started)
+			flow_close(f, "upstream-eof", "the server closed in the middle of a response");
+		else
+			response_error(r, "the server closed the connection in the middle of a response");
+		return;
+	}
+	flush(r);
+	if (f->closing || r->done)
+		return;
+	if (r->p_count) {
+		response_error(r, "the server closed the connection without answering");
+		return;
+	}
+	if (r->mode == RELAY_PROXY) {
+		/* The next request re-dials. */
+		side_close(&f->upstream);
+		r->authority[0] = '\0';
+		return;
+	}
+	finish(r, "upstream-closed", NULL);
+}
+
+static void side_failed(side_t *s, const char *why)
+{
+	flow_close(s->flow, "error", "%s: %s", s->name, why);
+}
+
+static void no_handshake(side_t *s)
+{
+	(void)s;
+}
+
+static const side_ops_t client_ops = {client_data, client_eof, side_failed, no_handshake};
+static const side_ops_t upstream_ops = {upstream_data, upstream_eof, side_failed, no_handshake};
+
+static void route_dialled(flow_t *f, int status, const char *why)
+{
+	relay_t *r = f->relay;
+	r->routing = false;
+	flow_set_state(f, FLOW_HTTP);
+	flow_deadline(f, 0, NULL);
+	if (status) {
+		int code = status == UV_ETIMEDOUT ? 504 : 502;
+		side_init(&f->upstream, f, &f->client, "upstream", NULL);
+		reply_local(r, code, code == 504 ? "connect-timeout" : "connect-failed", "Cannot reach the server", why,
+			    &r->req.head);
+		flush(r);
+		return;
+	}
+	f->upstream.ops = &upstream_ops;
+	side_read(&f->upstream, true);
+	if (forward_request(r, &r->req.head) == HTTP_CB_GO)
+		resume_client(r);
+	flush(r);
+}
+
+/* ---- starting ---- */
+
+static relay_t *relay_new(flow_t *f, relay_mode_t mode)
+{
+	relay_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->f = f;
+	r->mode = mode;
+	r->inspect = true;
+	const config_t *c = &f->eng->cfg;
+	http_codec_init(&r->req, true, c->header_bytes, c->header_count, &req_cbs, r);
+	http_codec_init(&r->res, false, c->header_bytes, c->header_count, &res_cbs, r);
+	size_t hold_cap = (size_t)c->header_bytes + 2 * IOBUF_CAP;
+	buf_init(&r->held_client, hold_cap);
+	buf_init(&r->held_upstream, hold_cap);
+	buf_init(&r->local_reply, 0);
+	f->relay = r;
+	return r;
+}
+
+void relay_free(relay_t *r)
+{
+	if (!r)
+		return;
+	http_codec_free(&r->req);
+	http_codec_free(&r->res);
+	buf_free(&r->held_client);
+	buf_free(&r->held_upstream);
+	buf_free(&r->local_reply);
+	iobuf_put(r->to_upstream);
+	iobuf_put(r->to_client);
+	free(r->pending);
+	free(r);
+}
+
+static void start(flow_t *f, relay_mode_t mode)
+{
+	relay_t *r = relay_new(f, mode);
+	if (!r) {
+		flow_close(f, "error", "out of memory");
+		return;
+	}
+	if (mode != RELAY_PROXY)
+		flow_set_state(f, FLOW_HTTP);
+	flow_deadline(f, 0, NULL);
+	flow_idle(f, f->eng->cfg.keepalive_timeout_ms);
+	f->client.ops = &client_ops;
+	f->upstream.ops = &upstream_ops;
+	/* Bytes that arrived before this stage: the server's first (rare),
+	 * the client's first request (clear tunnels). */
+	if (f->early.len) {
+		buf_t early = f->early;
+		buf_init(&f->early, 0);
+		feed_upstream(r, early.data, early.len);
+		buf_free(&early);
+	}
+	if (f->peek.len && !f->client.ssl) {
+		buf_t peek = f->peek;
+		buf_init(&f->peek, 0);
+		bool alive = feed_client(r, peek.data, peek.len);
+		buf_free(&peek);
+		if (!alive)
+			return;
+	}
+	if (f->closing)
+		return;
+	flush(r);
+	if (r->done || f->closing)
+		return;
+	if (f->upstream.eof && mode == RELAY_ORIGIN && r->p_count == 0) {
+		finish(r, "upstream-closed", "the server closed before the first request");
+		return;
+	}
+	if (!r->client_paused)
+		side_read(&f->client, true);
+	if (f->upstream.tcp && !f->upstream.closed)
+		side_read(&f->upstream, true);
+}
+
+void relay_start_proxy(flow_t *f)
+{
+	flow_set_state(f, FLOW_REQUEST);
+	start(f, RELAY_PROXY);
+	if (!f->closing)
+		flow_deadline(f, f->eng->cfg.header_timeout_ms, "proxy request");
+}
+
+void relay_start_tls(flow_t *f)
+{
+	if (f->early.len) {
+		/* The server spoke before any request: not HTTP. */
+		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
+		splice_start(f, "server-first");
+		return;
+	}
+	start(f, RELAY_ORIGIN);
+	if (f->relay && !f->closing) {
+		f->relay->sniff = true;
+		buf_init(&f->peek, 0); /* a few bytes decide; one read at most */
+	}
+}
+
+void relay_start_tunnel(flow_t *f)
+{
+	f->mode = "inspect";
+	start(f, RELAY_ORIGIN);
+}
+
+void relay_start_report(flow_t *f)
+{
+	start(f, RELAY_REPORT);
+}
+
+bool relay_on_timeout(relay_t *r, const char *what)
+{
+	flow_t *f = r->f;
+	if (r->done)
+		return false;
+	if (!strcmp(what, "request head") && r->p_count == 0) {
+		reply_local(r, 408, "request-timeout", "Request timeout",
+			    "the request head did not arrive within timeouts.header_ms", NULL);
+		flush(r);
+		return true;
+	}
+	if (!strcmp(what, "idle") && r->p_count == 0 && !http_codec_mid_message(&r->req)) {
+		finish(r, "keepalive-timeout", NULL);
+		return true;
+	}
+	if (!strcmp(what, "idle") && r->p_count && !r->res_started && !http_codec_mid_message(&r->req)) {
+		char why[160];
+		snprintf(why, sizeof why, "the server did not answer within timeouts.idle_ms (%u ms)",
+			 f->eng->cfg.idle_timeout_ms);
+		r->p_count = 0;
+		reply_local(r, 504, "upstream-timeout", "The server did not answer", why, NULL);
+		flush(r);
+		return true;
+	}
+	return false;
+}

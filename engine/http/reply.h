@@ -1,0 +1,32 @@
+/*
+ * reply: responses dlpgate writes itself (errors, refusals, blocks).
+ *
+ * The body is negotiated from the request's Accept header: JSON for API
+ * clients, HTML for browsers, plain text otherwise, so the person or program
+ * on the other end can read why. Every reply names the problem, carries the
+ * flow id so an admin can find the log line, and closes the connection:
+ * after an error we do not guess where the next request starts.
+ */
+#ifndef DLPGATE_REPLY_H
+#define DLPGATE_REPLY_H
+
+#include "core/buf.h"
+#include "http/head.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+	int status;
+	const char *code;     /* short token, also sent as X-Dlpgate-Error */
+	const char *title;    /* one line */
+	const char *detail;   /* a sentence naming the problem */
+	uint64_t flow_id;
+	bool head_only;       /* the request was HEAD: no body */
+} reply_t;
+
+/* Appends the whole response; req may be NULL (no Accept known). */
+bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req);
+const char *reply_status_text(int status);
+
+#endif

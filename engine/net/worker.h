@@ -1,0 +1,47 @@
+/*
+ * worker: one thread, one libuv loop, its own listeners (SO_REUSEPORT: the
+ * kernel spreads connections) and everything its flows need that must not be
+ * shared: the block free list and scratch buffers. A flow lives and dies on
+ * the worker that accepted it.
+ */
+#ifndef DLPGATE_WORKER_H
+#define DLPGATE_WORKER_H
+
+#include "core/buf.h"
+#include "engine.h"
+#include "net/iobuf.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct flow;
+
+struct worker {
+	engine_t *eng;
+	unsigned index;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_async_t wake;           /* stop request from the main thread */
+	uv_tcp_t listeners[ENGINE_MAX_LISTEN];
+	int listen_fds[ENGINE_MAX_LISTEN];
+	size_t n_listeners;
+	iobuf_t *free_blocks;
+	unsigned n_free_blocks;
+	struct flow *flows;        /* open flows, for shutdown */
+	unsigned n_flows;
+	buf_t scratch;             /* serialization scratch, reused */
+	uint64_t last_refusal_log;
+	unsigned refused_since_log;
+	bool stopping;
+};
+
+/* Opens the listening sockets of every worker for every listen spec; on
+ * failure one line naming the address and the problem goes to err. */
+bool worker_open_listeners(engine_t *e, char *err, size_t errlen);
+bool worker_start_all(engine_t *e, char *err, size_t errlen);
+/* Asks every worker to stop and waits for their threads. */
+void worker_stop_all(engine_t *e);
+
+uint64_t worker_now(worker_t *w);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * policy: the flow decision hook.
+ *
+ * The flow code asks a policy three questions and does what it is told:
+ *   on_flow      before any byte is decrypted: inspect, bypass (splice) or block
+ *   on_request   at each request head: pass or block (redact comes with bodies)
+ *   on_response  at each response head: pass or block
+ * Each answer is a verdict with a reason and the rule that gave it, so an
+ * event can say why. The flow code never knows what kind of policy answered:
+ * today the config's bypass_hosts (policy/static.c), later the Lua runtime,
+ * which plugs in by providing another policy_ops_t.
+ *
+ * A policy is immutable once made and reference counted: the engine swaps
+ * its current policy on reload and every flow keeps the one it started with
+ * (flow_t holds a reference). `worker` lets an implementation keep
+ * per-worker state (a Lua state per worker) without locks.
+ */
+#ifndef DLPGATE_POLICY_H
+#define DLPGATE_POLICY_H
+
+#include "core/config.h"
+#include "http/head.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct worker;
+
+typedef enum { FLOW_SOURCE_EXPLICIT = 0, FLOW_SOURCE_TRANSPARENT, FLOW_SOURCE_SYSEXT } flow_source_t;
+
+/* What is known about a flow before decryption. Strings are owned by the
+ * flow and valid for the call. */
+typedef struct {
+	flow_source_t source;
+	const char *client;   /* client identity: address today, app identity later */
+	const char *host;     /* destination as the client named it (CONNECT, Host) */
+	uint16_t port;
+	const char *sni;      /* NULL when the client sent none */
+	const char *dst_ip;   /* upstream address we connected to, NULL if none yet */
+	bool tls;
+	bool alpn_http11;     /* the client offers http/1.1 (or no ALPN at all) */
+} flow_facts_t;
+
+typedef enum {
+	VERDICT_INSPECT = 0, /* flow stage: decrypt and look at each message */
+	VERDICT_BYPASS,      /* flow stage: splice untouched */
+	VERDICT_PASS,        /* message stage: forward as is */
+	VERDICT_BLOCK,       /* either stage: refuse */
+} verdict_kind_t;
+
+typedef struct {
+	verdict_kind_t kind;
+	char reason[160];
+	char rule[128];      /* who decided: "file:line", "config bypass_hosts[2]" */
+} verdict_t;
+
+typedef struct policy policy_t;
+
+typedef struct {
+	const char *name;
+	void (*on_flow)(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v);
+	void (*on_request)(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *req, verdict_t *v);
+	void (*on_response)(policy_t *p, struct worker *w, const flow_facts_t *f, const http_head_t *req,
+			    http_head_t *res, verdict_t *v);
+	void (*destroy)(policy_t *p);
+} policy_ops_t;
+
+struct policy {
+	const policy_ops_t *ops;
+	atomic_int refs;
+	uint64_t version;
+	void *impl;
+};
+
+static inline policy_t *policy_ref(policy_t *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+
+static inline void policy_unref(policy_t *p)
+{
+	if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		p->ops->destroy(p);
+}
+
+void verdict_set(verdict_t *v, verdict_kind_t kind, const char *rule, const char *reason_fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *verdict_name(verdict_kind_t k);
+
+/* The policy made from the config alone: bypass_hosts globs decide bypass,
+ * everything else is inspected and passed. */
+policy_t *policy_static_new(const config_t *cfg);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * static: the policy a config file alone describes. Kept deliberately tiny:
+ * it is the stand-in every other policy must be able to replace.
+ */
+#include "policy/policy.h"
+
+#include "core/hostglob.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	char **hosts;
+	size_t n;
+} static_policy_t;
+
+void verdict_set(verdict_t *v, verdict_kind_t kind, const char *rule, const char *fmt, ...)
+{
+	v->kind = kind;
+	snprintf(v->rule, sizeof v->rule, "%s", rule ? rule : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof v->reason, fmt, ap);
+	va_end(ap);
+}
+
+const char *verdict_name(verdict_kind_t k)
+{
+	switch (k) {
+	case VERDICT_INSPECT: return "inspect";
+	case VERDICT_BYPASS: return "bypass";
+	case VERDICT_PASS: return "pass";
+	case VERDICT_BLOCK: return "block";
+	}
+	return "?";
+}
+
+static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
+{
+	(void)w;
+	static_policy_t *s = p->impl;
+	for (size_t i = 0; i < s->n; i++) {
+		const char *name = NULL;
+		if (f->sni && hostglob_match(s->hosts[i], f->sni))
+			name = f->sni;
+		else if (f->host && hostglob_match(s->hosts[i], f->host))
+			name = f->host;
+		if (name) {
+			char rule[64];
+			snprintf(rule, sizeof rule, "config bypass_hosts[%zu]", i);
+			verdict_set(v, VERDICT_BYPASS, rule, "%s matches bypass_hosts \"%s\"", name, s->hosts[i]);
+			return;
+		}
+	}
+	verdict_set(v, VERDICT_INSPECT, "default", "inspected by default");
+}
+
+static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *req, verdict_t *v)
+{
+	(void)p, (void)w, (void)f, (void)req;
+	verdict_set(v, VERDICT_PASS, "default", "passed by default");
+}
+
+static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, const http_head_t *req,
+			http_head_t *res, verdict_t *v)
+{
+	(void)p, (void)w, (void)f, (void)req, (void)res;
+	verdict_set(v, VERDICT_PASS, "default", "passed by default");
+}
+
+static void destroy(policy_t *p)
+{
+	static_policy_t *s = p->impl;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->hosts[i]);
+	free(s->hosts);
+	free(s);
+	free(p);
+}
+
+static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, destroy};
+
+policy_t *policy_static_new(const config_t *cfg)
+{
+	policy_t *p = calloc(1, sizeof *p);
+	static_policy_t *s = calloc(1, sizeof *s);
+	if (!p || !s) {
+		free(p);
+		free(s);
+		return NULL;
+	}
+	s->hosts = calloc(cfg->n_bypass_hosts ? cfg->n_bypass_hosts : 1, sizeof *s->hosts);
+	for (size_t i = 0; s->hosts && i < cfg->n_bypass_hosts; i++) {
+		s->hosts[i] = strdup(cfg->bypass_hosts[i]);
+		if (s->hosts[i])
+			s->n++;
+	}
+	p->ops = &static_ops;
+	p->impl = s;
+	atomic_init(&p->refs, 1);
+	return p;
+}

@@ -1,0 +1,246 @@
+#include "tls/intercept.h"
+
+#include "core/log.h"
+#include "flow.h"
+#include "http/relay.h"
+#include "net/splice.h"
+#include "net/worker.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *server_name(const flow_t *f)
+{
+	return f->sni[0] ? f->sni : f->host;
+}
+
+/* ---- client side while the upstream handshake runs ---- */
+
+static void hold_client_data(side_t *s, iobuf_t *b)
+{
+	/* A client does not send after its hello before our reply; if one
+	 * does, keep the bytes (bounded) for the handshake. */
+	flow_t *f = s->flow;
+	bool ok = buf_append(&f->peek, b->data, b->len);
+	iobuf_put(b);
+	if (!ok)
+		flow_close(f, "error", "client sent too much during the TLS handshake");
+}
+
+static void hold_upstream_data(side_t *s, iobuf_t *b)
+{
+	flow_t *f = s->flow;
+	bool ok = buf_append(&f->early, b->data, b->len);
+	iobuf_put(b);
+	if (!ok)
+		flow_close(f, "error", "upstream sent too much before the first request");
+}
+
+static void client_eof_early(side_t *s)
+{
+	flow_finish(s->flow, "client-eof", "client closed during the upstream TLS handshake");
+}
+
+static void side_error(side_t *s, const char *why)
+{
+	flow_close(s->flow, "error", "%s: %s", s->name, why);
+}
+
+static void no_handshake(side_t *s)
+{
+	(void)s;
+}
+
+static const side_ops_t client_waiting_ops = {hold_client_data, client_eof_early, side_error, no_handshake};
+
+/* ---- client handshake ---- */
+
+static void pinned_client(flow_t *f, const char *how)
+{
+	const char *name = server_name(f);
+	pinned_add(f->eng->pinned, f->client_ip, name);
+	log_line_t l;
+	log_begin(&l, LOG_WARN, "client_rejected_cert");
+	log_kv_u64(&l, "flow", f->id);
+	log_kv_str(&l, "src", f->client_ip);
+	log_kv_str(&l, "server", name);
+	log_kv_str(&l, "how", how);
+	log_kv_u64(&l, "pass_through_s", f->eng->cfg.pinned_ttl_s);
+	log_end(&l);
+	flow_close(f, "client-rejected-cert", "%s; next connections to %s are spliced for %us", how, name,
+		   f->eng->cfg.pinned_ttl_s);
+}
+
+static void client_handshake_done(side_t *s)
+{
+	flow_t *f = s->flow;
+	buf_free(&f->peek);
+	flow_deadline(f, 0, NULL);
+	if (f->report.status) {
+		relay_start_report(f);
+		return;
+	}
+	relay_start_tls(f);
+}
+
+static void client_handshake_error(side_t *s, const char *why)
+{
+	flow_t *f = s->flow;
+	if (s->tls_error && tlsctx_client_rejected_cert(s->tls_error)) {
+		char how[160];
+		snprintf(how, sizeof how, "client aborted the handshake: %s", ERR_reason_error_string(s->tls_error));
+		pinned_client(f, how);
+		return;
+	}
+	flow_close(f, "client-tls-error", "%s: %s", why,
+		   s->tls_error ? ERR_reason_error_string(s->tls_error) : "no detail");
+}
+
+static void client_handshake_eof(side_t *s)
+{
+	flow_t *f = s->flow;
+	/* Closing right after our certificate went out is how many pinned
+	 * apps say no; closing before we sent anything is not. */
+	if (s->bytes_out > 0) {
+		pinned_client(f, "client closed the connection after seeing our certificate");
+		return;
+	}
+	flow_finish(f, "client-eof", "client closed during the TLS handshake");
+}
+
+static void upstream_eof_idle(side_t *s)
+{
+	/* Upstream closed while the client handshake runs; the relay sees the
+	 * side's EOF flag and answers the first request accordingly. */
+	(void)s;
+}
+
+static const side_ops_t client_tls_ops = {hold_client_data, client_handshake_eof, client_handshake_error,
+					  client_handshake_done};
+static const side_ops_t upstream_idle_ops = {hold_upstream_data, upstream_eof_idle, side_error, no_handshake};
+
+static void start_client_tls(flow_t *f, X509 *upstream_cert)
+{
+	X509 *leaf = mint_leaf(f->eng->mint, upstream_cert, server_name(f));
+	SSL *ssl = leaf ? tlsctx_new_server(&f->eng->tls, leaf, mint_leaf_key(f->eng->mint)) : NULL;
+	X509_free(leaf);
+	if (!ssl) {
+		flow_close(f, "error", "cannot mint a certificate for %s", server_name(f));
+		return;
+	}
+	flow_set_state(f, FLOW_TLS_DOWN);
+	flow_deadline(f, f->eng->cfg.handshake_timeout_ms, "client TLS handshake");
+	f->client.ops = &client_tls_ops;
+	/* The hello was parsed from these bytes; OpenSSL now reads the same. */
+	side_tls_start(&f->client, ssl, f->peek.data, f->peek.len);
+	if (!f->closing && f->state == FLOW_TLS_DOWN) {
+		f->peek.len = 0;
+		side_read(&f->client, true);
+	}
+}
+
+/* ---- upstream handshake ---- */
+
+static void upstream_handshake_done(side_t *s)
+{
+	flow_t *f = s->flow;
+	s->ops = &upstream_idle_ops;
+	start_client_tls(f, SSL_get0_peer_certificate(s->ssl));
+}
+
+static void upstream_handshake_error(side_t *s, const char *why)
+{
+	flow_t *f = s->flow;
+	tlsctx_forget_session(&f->eng->tls, f->session_key);
+	const char *verify = tlsctx_verify_error(s->ssl);
+	char detail[600];
+	if (verify)
+		snprintf(detail, sizeof detail, "the certificate of %s failed verification: %s", server_name(f),
+			 verify);
+	else
+		snprintf(detail, sizeof detail, "TLS with %s failed: %s", server_name(f),
+			 s->tls_error ? ERR_reason_error_string(s->tls_error) : why);
+	log_line_t l;
+	log_begin(&l, LOG_WARN, "upstream_tls_error");
+	log_kv_u64(&l, "flow", f->id);
+	log_kv_str(&l, "server", server_name(f));
+	log_kv_u64(&l, "port", f->port);
+	log_kv_str(&l, "error", detail);
+	log_end(&l);
+	f->mode = "refused";
+	intercept_report(f, 502, "upstream-tls", "Upstream TLS failed", detail);
+}
+
+static void upstream_handshake_eof(side_t *s)
+{
+	upstream_handshake_error(s, "the server closed the connection during the handshake");
+}
+
+static const side_ops_t upstream_tls_ops = {hold_upstream_data, upstream_handshake_eof, upstream_handshake_error,
+					    upstream_handshake_done};
+
+static void start_upstream_tls(flow_t *f)
+{
+	const char *name = server_name(f);
+	snprintf(f->session_key, sizeof f->session_key, "%s:%u|%s", f->host, f->port, f->sni);
+	SSL *ssl = tlsctx_new_upstream(&f->eng->tls, name, f->sni[0] ? f->sni : f->host, f->session_key);
+	if (!ssl) {
+		flow_close(f, "error", "cannot set up TLS to %s", name);
+		return;
+	}
+	f->mode = "inspect";
+	flow_set_state(f, FLOW_TLS_UP);
+	flow_deadline(f, f->eng->cfg.handshake_timeout_ms, "upstream TLS handshake");
+	f->client.ops = &client_waiting_ops;
+	side_read(&f->client, false);
+	f->upstream.ops = &upstream_tls_ops;
+	side_tls_start(&f->upstream, ssl, NULL, 0);
+	if (!f->closing)
+		side_read(&f->upstream, true);
+}
+
+void intercept_decide(flow_t *f, const clienthello_t *ch)
+{
+	if (ch->has_sni)
+		snprintf(f->sni, sizeof f->sni, "%s", ch->sni);
+	f->facts.tls = true;
+	f->facts.alpn_http11 = !ch->has_alpn || ch->alpn_http11;
+	flow_decide(f);
+	switch (f->verdict.kind) {
+	case VERDICT_BYPASS:
+		splice_start(f, "bypass");
+		return;
+	case VERDICT_BLOCK:
+		f->mode = "blocked";
+		intercept_report(f, 403, "blocked", "Blocked by policy", f->verdict.reason);
+		return;
+	default:
+		break;
+	}
+	const char *name = server_name(f);
+	if (pinned_check(f->eng->pinned, f->client_ip, name)) {
+		verdict_set(&f->verdict, VERDICT_BYPASS, "pinned",
+			    "client rejected dlpgate's certificate for %s earlier: spliced", name);
+		splice_start(f, "pinned");
+		return;
+	}
+	if (!f->facts.alpn_http11) {
+		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http",
+			    "client offers ALPN %s%s but not http/1.1: not inspectable", ch->n_alpn ? ch->alpn[0] : "?",
+			    ch->n_alpn > 1 ? ",..." : "");
+		splice_start(f, "not-http");
+		return;
+	}
+	start_upstream_tls(f);
+}
+
+void intercept_report(flow_t *f, int status, const char *code, const char *title, const char *detail)
+{
+	f->report.status = status;
+	f->report.code = code;
+	f->report.title = title;
+	str_copy(f->report.detail, sizeof f->report.detail, detail);
+	side_close(&f->upstream); /* nothing will be sent there */
+	start_client_tls(f, NULL);
+}
