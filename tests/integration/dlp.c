@@ -1,0 +1,153 @@
+#include "dlp.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+bool dlp_sanitized(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#else
+	return false;
+#endif
+#else
+	return false;
+#endif
+}
+
+const char *dlp_bin(void)
+{
+	const char *b = getenv("DLPGATE_BIN");
+	return b && *b ? b : "build/dlpgate";
+}
+
+world_t world_new(void)
+{
+	world_t w;
+	w.ca = th_make_ca("upstream-ca");
+	th_leaf_opts o = {.cn = "localhost", .dns = {"localhost"}, .ip = {"127.0.0.1"}};
+	w.server = th_make_leaf(&w.ca, "upstream", &o);
+	return w;
+}
+
+void world_free(world_t *w)
+{
+	th_cert_free(&w->server);
+	th_cert_free(&w->ca);
+}
+
+dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *const extra[])
+{
+	static int n;
+	dlp_t d;
+	memset(&d, 0, sizeof d);
+	char name[64];
+	snprintf(name, sizeof name, "dlp%d-state", n);
+	d.state_dir = th_path(name);
+	if (asprintf(&d.ca_path, "%s/ca.pem", d.state_dir) < 0)
+		th_fail("out of memory");
+	d.port = th_free_port();
+	snprintf(d.proxy, sizeof d.proxy, "http://127.0.0.1:%d", d.port);
+	char listen[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", d.port);
+
+	const char *argv[64];
+	int a = 0;
+	argv[a++] = dlp_bin();
+	argv[a++] = "run";
+	argv[a++] = "--listen";
+	argv[a++] = listen;
+	argv[a++] = "--state-dir";
+	argv[a++] = d.state_dir;
+	argv[a++] = "--workers";
+	argv[a++] = "2";
+	if (upstream_ca) {
+		argv[a++] = "--upstream-ca";
+		argv[a++] = upstream_ca;
+	}
+	if (config_json) {
+		snprintf(name, sizeof name, "dlp%d-config.json", n);
+		d.config_path = th_path(name);
+		th_write_file(d.config_path, config_json, strlen(config_json), 0644);
+		argv[a++] = "--config";
+		argv[a++] = d.config_path;
+	}
+	for (int i = 0; extra && extra[i] && a < 62; i++)
+		argv[a++] = extra[i];
+	argv[a] = NULL;
+	snprintf(name, sizeof name, "dlp%d.log", n++);
+	d.proc = th_spawn((char *const *)argv, name);
+	if (!th_wait_port(d.port, 10000)) {
+		char *log = th_log(&d.proc);
+		th_fail("dlpgate did not listen on %d:\n%s", d.port, log);
+	}
+	return d;
+}
+
+void dlp_stop(dlp_t *d)
+{
+	if (d->proc.pid > 0 && th_alive(&d->proc)) {
+		kill(d->proc.pid, SIGTERM);
+		int code = th_wait(&d->proc, 10000);
+		char *log = th_log(&d->proc);
+		ck_assert_msg(code == 0, "dlpgate exited %d after SIGTERM:\n%s", code, log);
+		free(log);
+	}
+	th_stop(&d->proc);
+	free(d->state_dir);
+	free(d->ca_path);
+	free(d->config_path);
+	d->state_dir = d->ca_path = d->config_path = NULL;
+}
+
+char *dlp_log(dlp_t *d)
+{
+	return th_log(&d->proc);
+}
+
+bool dlp_log_wait(dlp_t *d, const char *needle, int timeout_ms)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		char *log = th_log(&d->proc);
+		bool hit = strstr(log, needle) != NULL;
+		free(log);
+		if (hit)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (ms > timeout_ms)
+			return false;
+		usleep(10000);
+	}
+}
+
+int dlp_curl(dlp_t *d, const char *const args[], char **out, char **err)
+{
+	const char *argv[64];
+	int a = 0;
+	argv[a++] = "--proxy";
+	argv[a++] = d->proxy;
+	argv[a++] = "--cacert";
+	argv[a++] = d->ca_path;
+	for (int i = 0; args[i] && a < 63; i++)
+		argv[a++] = args[i];
+	argv[a] = NULL;
+	return th_curl(argv, out, NULL, err);
+}
+
+char *url(const char *host, int port, const char *path, bool tls)
+{
+	char *u;
+	if (asprintf(&u, "%s://%s:%d%s", tls ? "https" : "http", host, port, path) < 0)
+		th_fail("out of memory");
+	return u;
+}

@@ -1,0 +1,54 @@
+/*
+ * dlp: the gateway under test, as a real process, and the world around it.
+ *
+ * A world is a test CA, an upstream certificate for 127.0.0.1/localhost
+ * signed by it, and dlpgate trusting that CA for upstreams (--upstream-ca),
+ * with its own CA in a fresh state dir. Tests then talk to dlpgate with real
+ * curl / openssl / the harness client, and to upstreams from the harness.
+ */
+#ifndef DLPGATE_TEST_DLP_H
+#define DLPGATE_TEST_DLP_H
+
+#include "harness/harness.h"
+
+#include <check.h>
+#include <stdbool.h>
+
+typedef struct {
+	th_cert ca;        /* the upstreams' CA */
+	th_cert server;    /* 127.0.0.1 + localhost, signed by ca */
+} world_t;
+
+typedef struct {
+	th_proc proc;
+	int port;
+	char *state_dir;
+	char *ca_path;     /* dlpgate's CA: what clients must trust */
+	char *config_path; /* the --config file, NULL if none */
+	char proxy[64];    /* "http://127.0.0.1:PORT" for curl -x */
+} dlp_t;
+
+world_t world_new(void);
+void world_free(world_t *w);
+
+/* Starts dlpgate trusting upstream_ca (may be NULL) with config_json (may be
+ * NULL) and extra NULL-terminated args; fails the test if it does not serve. */
+dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *const extra[]);
+/* SIGTERM; asserts a clean exit (0). */
+void dlp_stop(dlp_t *d);
+char *dlp_log(dlp_t *d);
+/* Polls the log until it holds needle; false after timeout_ms. */
+bool dlp_log_wait(dlp_t *d, const char *needle, int timeout_ms);
+const char *dlp_bin(void);
+
+/* curl through the proxy trusting dlpgate's CA: returns the exit code;
+ * out gets the body (or what -w prints), err stderr. args NULL-terminated. */
+int dlp_curl(dlp_t *d, const char *const args[], char **out, char **err);
+
+/* A URL on 127.0.0.1 or localhost. */
+char *url(const char *host, int port, const char *path, bool tls);
+
+/* True when this test binary was built with ASan (the limits are looser). */
+bool dlp_sanitized(void);
+
+#endif

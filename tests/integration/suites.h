@@ -1,0 +1,14 @@
+#ifndef DLPGATE_INTEGRATION_SUITES_H
+#define DLPGATE_INTEGRATION_SUITES_H
+
+#include <check.h>
+#include <stdbool.h>
+
+Suite *harness_suite(void);
+Suite *cli_suite(void);
+Suite *proxy_suite(void);
+Suite *tls_suite(void);
+Suite *hostile_suite(void);
+Suite *stream_suite(void);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * TLS interception against certificates the test makes: bad upstream
+ * certificates are never hidden, pinned clients are let through on their
+ * next try, bypassed hosts are spliced, and repeat connections are cheap.
+ */
+#include "dlp.h"
+#include "suites.h"
+
+#include <openssl/x509v3.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* curl through the proxy to an upstream with this leaf: the 502 page and log. */
+static void expect_refused(const th_cert *ca, const th_cert *leaf, const char *host, const char *want)
+{
+	th_upstream *up = th_upstream_start(leaf);
+	dlp_t d = dlp_start(ca->cert_path, NULL, NULL);
+	char *u = url(host, th_upstream_port(up), "/echo", true);
+	char *out = NULL, *err = NULL;
+	const char *args[] = {"-H", "Accept: application/json", "-w", "\nstatus=%{http_code}\n", u, NULL};
+	int rc = dlp_curl(&d, args, &out, &err);
+	ck_assert_msg(rc == 0, "curl %d: %s", rc, err);
+	ck_assert_msg(strstr(out, "status=502") && strstr(out, "\"code\":\"upstream-tls\"") && strstr(out, want),
+		      "want %s in: %s", want, out);
+	/* the upstream never got a request */
+	ck_assert_uint_eq(th_upstream_request_count(up), 0);
+	ck_assert(dlp_log_wait(&d, "event=upstream_tls_error", 5000));
+	char *log = dlp_log(&d);
+	ck_assert_msg(strstr(log, want), "%s", log);
+	free(log), free(out), free(err), free(u);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+}
+
+START_TEST(bad_upstream_certificates_are_reported)
+{
+	world_t w = world_new();
+	th_leaf_opts expired = {.dns = {"localhost"}, .ip = {"127.0.0.1"}, .not_before_days = -30, .not_after_days = -1};
+	th_cert c1 = th_make_leaf(&w.ca, "expired", &expired);
+	expect_refused(&w.ca, &c1, "localhost", "certificate has expired");
+
+	th_leaf_opts self = {.dns = {"localhost"}, .ip = {"127.0.0.1"}, .self_signed = true};
+	th_cert c2 = th_make_leaf(&w.ca, "selfsigned", &self);
+	expect_refused(&w.ca, &c2, "localhost", "self-signed certificate");
+
+	th_leaf_opts wrong = {.dns = {"other.example"}};
+	th_cert c3 = th_make_leaf(&w.ca, "wronghost", &wrong);
+	expect_refused(&w.ca, &c3, "localhost", "hostname mismatch");
+
+	th_cert other_ca = th_make_ca("unknown-root");
+	th_leaf_opts good = {.dns = {"localhost"}, .ip = {"127.0.0.1"}};
+	th_cert c4 = th_make_leaf(&other_ca, "unknownroot", &good);
+	/* the server sends its whole chain, so OpenSSL names the root it
+	 * does not know */
+	expect_refused(&w.ca, &c4, "localhost", "self-signed certificate in certificate chain");
+
+	th_cert_free(&c1), th_cert_free(&c2), th_cert_free(&c3), th_cert_free(&c4), th_cert_free(&other_ca);
+	world_free(&w);
+}
+END_TEST
+
+/* openssl s_client through the proxy: CONNECT is sent by hand over -proxy. */
+static int s_client(dlp_t *d, int port, const char *cafile, char **out)
+{
+	char proxy[64], connect[64];
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", d->port);
+	snprintf(connect, sizeof connect, "localhost:%d", port);
+	char *const argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
+			      "-CAfile", (char *)cafile, "-verify_return_error", "-verify_hostname", "localhost",
+			      "-brief", "-ign_eof", NULL};
+	const char *in = "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+	char *err = NULL;
+	int rc = th_run(argv, in, strlen(in), out, NULL, &err, 15000);
+	char *both;
+	if (asprintf(&both, "%s\n%s", *out, err) < 0)
+		th_fail("oom");
+	free(*out);
+	free(err);
+	*out = both;
+	return rc;
+}
+
+START_TEST(pinned_client_is_spliced_next_time)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
+	/* A client that trusts only the real CA: it rejects our leaf. */
+	char *out = NULL;
+	int rc = s_client(&d, th_upstream_port(up), w.ca.cert_path, &out);
+	ck_assert_msg(rc != 0, "the pinned client accepted our certificate:\n%s", out);
+	free(out);
+	ck_assert(dlp_log_wait(&d, "event=client_rejected_cert", 5000));
+	/* The next connection is spliced: the client sees the real certificate. */
+	rc = s_client(&d, th_upstream_port(up), w.ca.cert_path, &out);
+	ck_assert_msg(rc == 0 && strstr(out, "\"method\":\"GET\""), "second try failed:\n%s", out);
+	free(out);
+	ck_assert(dlp_log_wait(&d, "mode=pinned", 5000));
+	/* Other clients (trusting us) are still intercepted for other hosts. */
+	char *u = url("127.0.0.1", th_upstream_port(up), "/echo", true);
+	char *o2 = NULL, *e2 = NULL;
+	const char *args[] = {u, NULL};
+	ck_assert_int_eq(dlp_curl(&d, args, &o2, &e2), 0);
+	free(o2), free(e2), free(u);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(bypass_hosts_are_spliced)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	dlp_t d = dlp_start(w.ca.cert_path, "{\"bypass_hosts\": [\"localhost\", \"*.bank.example\"]}", NULL);
+	/* The client trusts only the upstream's CA and still succeeds. */
+	th_client *c = th_client_connect_via_proxy(d.port, "localhost", th_upstream_port(up), w.ca.cert_path, "localhost");
+	ck_assert_str_eq(th_client_peer_cert_issuer(c), "upstream-ca");
+	const char *req = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	th_client_send(c, req, strlen(req));
+	size_t len;
+	char *r = th_client_recv_response(c, &len, 5000);
+	ck_assert_int_eq(th_client_status(r), 200);
+	free(r);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&d, "mode=bypass", 5000));
+	ck_assert(dlp_log_wait(&d, "rule=\"config bypass_hosts[0]\"", 5000));
+	/* 127.0.0.1 is not bypassed: intercepted with our CA */
+	c = th_client_connect_via_proxy(d.port, "127.0.0.1", th_upstream_port(up), d.ca_path, NULL);
+	ck_assert_ptr_nonnull(strstr(th_client_peer_cert_issuer(c), "dlpgate CA"));
+	th_client_close(c);
+
+	/* SIGHUP reloads bypass_hosts: localhost is intercepted again */
+	const char *newcfg = "{\"bypass_hosts\": [\"*.bank.example\"]}";
+	th_write_file(d.config_path, newcfg, strlen(newcfg), 0644);
+	kill(d.proc.pid, SIGHUP);
+	ck_assert(dlp_log_wait(&d, "event=reload", 5000));
+	c = th_client_connect_via_proxy(d.port, "localhost", th_upstream_port(up), d.ca_path, "localhost");
+	ck_assert_ptr_nonnull(strstr(th_client_peer_cert_issuer(c), "dlpgate CA"));
+	th_client_close(c);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(leaf_mirrors_upstream_and_sessions_resume)
+{
+	world_t w = world_new();
+	th_leaf_opts o = {.dns = {"localhost", "alt.example"}, .ip = {"127.0.0.1"}};
+	th_cert leaf = th_make_leaf(&w.ca, "multi", &o);
+	th_upstream *up = th_upstream_start(&leaf);
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
+	th_client *c = th_client_connect_via_proxy(d.port, "localhost", th_upstream_port(up), d.ca_path, "localhost");
+	X509 *cert = th_client_peer_cert(c);
+	ck_assert_int_eq(X509_check_host(cert, "alt.example", 0, 0, NULL), 1);
+	ck_assert_int_eq(X509_check_ip_asc(cert, "127.0.0.1", 0), 1);
+	ck_assert(X509_get_extended_key_usage(cert) & XKU_SSL_SERVER);
+	ASN1_INTEGER *serial1 = ASN1_INTEGER_dup(X509_get0_serialNumber(cert));
+	th_client_close(c);
+	/* the same leaf again (cache), and the upstream leg resumed */
+	for (int i = 0; i < 3; i++) {
+		c = th_client_connect_via_proxy(d.port, "localhost", th_upstream_port(up), d.ca_path, "localhost");
+		const char *req = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+		th_client_send(c, req, strlen(req));
+		size_t len;
+		free(th_client_recv_response(c, &len, 5000));
+		ck_assert_int_eq(ASN1_INTEGER_cmp(serial1, X509_get0_serialNumber(th_client_peer_cert(c))), 0);
+		th_client_close(c);
+	}
+	ck_assert_msg(th_upstream_resumed_handshakes(up) >= 2, "resumed %d of %d", th_upstream_resumed_handshakes(up),
+		      th_upstream_tls_handshakes(up));
+	ASN1_INTEGER_free(serial1);
+
+	/* the client leg resumes with a ticket */
+	char *sess = th_path("client.sess");
+	char proxy[64], connect[64];
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", d.port);
+	snprintf(connect, sizeof connect, "localhost:%d", th_upstream_port(up));
+	const char *in = "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+	char *const first[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
+			       "-CAfile", d.ca_path, "-sess_out", sess, "-ign_eof", NULL};
+	char *out = NULL;
+	ck_assert_int_eq(th_run(first, in, strlen(in), &out, NULL, NULL, 15000), 0);
+	free(out);
+	char *const again[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
+			       "-CAfile", d.ca_path, "-sess_in", sess, "-ign_eof", NULL};
+	ck_assert_int_eq(th_run(again, in, strlen(in), &out, NULL, NULL, 15000), 0);
+	ck_assert_msg(strstr(out, "Reused, TLSv1.3"), "%s", out);
+	free(out);
+	free(sess);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	th_cert_free(&leaf);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(h2_only_clients_are_spliced)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
+	char proxy[64], connect[64];
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", d.port);
+	snprintf(connect, sizeof connect, "localhost:%d", th_upstream_port(up));
+	/* ALPN h2 only: we cannot inspect it, so the real server answers */
+	char *const argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
+			      "-alpn", "h2", "-CAfile", w.ca.cert_path, "-verify_return_error", "-brief", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run(argv, "", 0, &out, NULL, &err, 15000);
+	ck_assert_msg(rc == 0, "%s", err);
+	free(out), free(err);
+	ck_assert(dlp_log_wait(&d, "mode=not-http", 5000));
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+Suite *tls_suite(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *t = tcase_create("intercept");
+	tcase_set_timeout(t, 90);
+	tcase_add_test(t, bad_upstream_certificates_are_reported);
+	tcase_add_test(t, pinned_client_is_spliced_next_time);
+	tcase_add_test(t, bypass_hosts_are_spliced);
+	tcase_add_test(t, leaf_mirrors_upstream_and_sessions_resume);
+	tcase_add_test(t, h2_only_clients_are_spliced);
+	suite_add_tcase(s, t);
+	return s;
+}

@@ -1,0 +1,12 @@
+/* The unit suites; each file under tests/unit/ contributes one. */
+#ifndef DLPGATE_TEST_SUITES_H
+#define DLPGATE_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *clienthello_suite(void);
+Suite *mint_suite(void);
+Suite *codec_suite(void);
+Suite *core_suite(void);
+
+#endif

@@ -1,0 +1,228 @@
+/* Small modules: LRU, host globs, config loading, proxy request targets,
+ * local replies. */
+#include "suites.h"
+#include "core/config.h"
+#include "core/hostglob.h"
+#include "core/lru.h"
+#include "http/reply.h"
+#include "sources/explicit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int freed;
+static void count_free(void *v)
+{
+	(void)v;
+	freed++;
+}
+
+START_TEST(lru_evicts_least_recent_and_expires)
+{
+	freed = 0;
+	lru_t *c = lru_new(3, count_free);
+	int a, b, d, e;
+	lru_put(c, "a", 1, &a, 0);
+	lru_put(c, "b", 1, &b, 0);
+	lru_put(c, "d", 1, &d, 0);
+	ck_assert_ptr_eq(lru_get(c, "a", 1, 0), &a); /* a is now the most recent */
+	lru_put(c, "e", 1, &e, 0);                   /* evicts b */
+	ck_assert_ptr_null(lru_get(c, "b", 1, 0));
+	ck_assert_ptr_eq(lru_get(c, "a", 1, 0), &a);
+	ck_assert_int_eq(freed, 1);
+	ck_assert_uint_eq(lru_count(c), 3);
+	/* replacing frees the old value */
+	lru_put(c, "a", 1, &b, 0);
+	ck_assert_int_eq(freed, 2);
+	/* expiry */
+	lru_put(c, "t", 1, &a, 100);
+	ck_assert_ptr_eq(lru_get(c, "t", 1, 99), &a);
+	ck_assert_ptr_null(lru_get(c, "t", 1, 100));
+	ck_assert(lru_remove(c, "e", 1));
+	ck_assert(!lru_remove(c, "e", 1));
+	lru_free(c);
+	/* a big one: counts stay bounded under churn */
+	lru_t *big = lru_new(1000, NULL);
+	char key[32];
+	for (int i = 0; i < 100000; i++) {
+		int k = snprintf(key, sizeof key, "host-%d.example", i);
+		lru_put(big, key, (size_t)k, big, 0);
+	}
+	ck_assert_uint_eq(lru_count(big), 1000);
+	ck_assert_ptr_nonnull(lru_get(big, "host-99999.example", 18, 0));
+	ck_assert_ptr_null(lru_get(big, "host-1.example", 14, 0));
+	lru_free(big);
+}
+END_TEST
+
+START_TEST(hostglobs)
+{
+	ck_assert(hostglob_match("example.com", "example.com"));
+	ck_assert(hostglob_match("example.com", "EXAMPLE.com."));
+	ck_assert(!hostglob_match("example.com", "www.example.com"));
+	ck_assert(hostglob_match("*.example.com", "www.example.com"));
+	ck_assert(hostglob_match("*.example.com", "a.b.example.com"));
+	ck_assert(!hostglob_match("*.example.com", "example.com"));
+	ck_assert(!hostglob_match("*.example.com", "evilexample.com"));
+	ck_assert(!hostglob_match("*.example.com", "example.com.evil.net"));
+	ck_assert(hostglob_match("*", "anything"));
+	ck_assert(hostglob_match("api-?.example", "api-1.example"));
+	ck_assert(!hostglob_match("api-?.example", "api-12.example"));
+	ck_assert(hostglob_match("10.0.0.*", "10.0.0.7"));
+	/* pathological patterns stay linear */
+	char host[300];
+	memset(host, 'a', 250);
+	strcpy(host + 250, ".x");
+	ck_assert(!hostglob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*b", host));
+	ck_assert_ptr_null(hostglob_check("*.corp.example"));
+	ck_assert_ptr_nonnull(hostglob_check("bad host"));
+	ck_assert_ptr_nonnull(hostglob_check(""));
+}
+END_TEST
+
+static const char *write_tmp(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/dlpgate-config-%d.json", (int)getpid());
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+START_TEST(config_loading)
+{
+	config_t c;
+	char err[512];
+	config_defaults(&c);
+	ck_assert_uint_eq(c.header_bytes, 65536);
+	const char *p = write_tmp("{\"bypass_hosts\": [\"*.bank.example\", \"pinned.example\"],\n"
+				  " \"limits\": {\"max_connections\": 50, \"header_bytes\": 8192},\n"
+				  " \"timeouts\": {\"idle_ms\": 5000}, \"tls\": {\"min_version\": \"1.3\"}, \"workers\": 2}");
+	ck_assert_msg(config_load_file(&c, p, err, sizeof err), "%s", err);
+	ck_assert_uint_eq(c.n_bypass_hosts, 2);
+	ck_assert_str_eq(c.bypass_hosts[0], "*.bank.example");
+	ck_assert_uint_eq(c.max_connections, 50);
+	ck_assert_uint_eq(c.header_bytes, 8192);
+	ck_assert_uint_eq(c.idle_timeout_ms, 5000);
+	ck_assert_uint_eq(c.keepalive_timeout_ms, 60000); /* untouched default */
+	ck_assert_int_eq(c.tls_min_version, TLS_MIN_1_3);
+	ck_assert_uint_eq(c.workers, 2);
+	config_free(&c);
+
+	struct {
+		const char *json, *want;
+	} bad[] = {
+		{"{\"limits\": {\"max_conections\": 5}}", "unknown key \"limits.max_conections\""},
+		{"{\"limit\": {}}", "unknown key \"limit\""},
+		{"{\"limits\": {\"header_bytes\": 10}}", "out of range"},
+		{"{\"limits\": {\"header_bytes\": \"big\"}}", "whole number"},
+		{"{\"bypass_hosts\": \"x\"}", "must be a list"},
+		{"{\"bypass_hosts\": [\"a b\"]}", "bypass_hosts entry \"a b\""},
+		{"{\"limits\": {\n  \"header_bytes\": 1024,,\n}}", ":2:"},
+		{"{\"workers\": 1, \"workers\": 2}", "duplicate"},
+		{"[1]", "must be a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		config_defaults(&c);
+		p = write_tmp(bad[i].json);
+		ck_assert_msg(!config_load_file(&c, p, err, sizeof err), "accepted: %s", bad[i].json);
+		ck_assert_msg(strstr(err, bad[i].want) && strstr(err, p), "for %s got: %s", bad[i].json, err);
+		config_free(&c);
+	}
+	config_defaults(&c);
+	ck_assert(!config_load_file(&c, "/nonexistent/dlpgate.json", err, sizeof err));
+	ck_assert(strstr(err, "cannot read"));
+	unlink(p);
+}
+END_TEST
+
+START_TEST(proxy_targets)
+{
+	char host[256];
+	uint16_t port;
+	const char *path;
+	size_t pl;
+	ck_assert_ptr_null(explicit_parse_authority("Example.com:443", 15, 0, host, sizeof host, &port));
+	ck_assert_str_eq(host, "example.com");
+	ck_assert_uint_eq(port, 443);
+	ck_assert_ptr_null(explicit_parse_authority("[::1]:8443", 10, 0, host, sizeof host, &port));
+	ck_assert_str_eq(host, "::1");
+	ck_assert_ptr_nonnull(explicit_parse_authority("example.com", 11, 0, host, sizeof host, &port));
+	ck_assert_ptr_nonnull(explicit_parse_authority("example.com:0", 13, 0, host, sizeof host, &port));
+	ck_assert_ptr_nonnull(explicit_parse_authority("example.com:99999", 17, 0, host, sizeof host, &port));
+	ck_assert_ptr_nonnull(explicit_parse_authority("exa mple.com:1", 14, 0, host, sizeof host, &port));
+	ck_assert_ptr_nonnull(explicit_parse_authority("a.com:1x", 8, 0, host, sizeof host, &port));
+
+	const char *t = "http://Host.example:8080/p/q?x=1#frag";
+	ck_assert_ptr_null(explicit_parse_absolute(t, strlen(t), host, sizeof host, &port, &path, &pl));
+	ck_assert_str_eq(host, "host.example");
+	ck_assert_uint_eq(port, 8080);
+	ck_assert_int_eq((int)pl, (int)strlen("/p/q?x=1"));
+	t = "http://h.example";
+	ck_assert_ptr_null(explicit_parse_absolute(t, strlen(t), host, sizeof host, &port, &path, &pl));
+	ck_assert_uint_eq(port, 80);
+	ck_assert(pl == 1 && path[0] == '/');
+	t = "https://h.example/";
+	ck_assert_ptr_nonnull(explicit_parse_absolute(t, strlen(t), host, sizeof host, &port, &path, &pl));
+	t = "http://user:pw@h.example/";
+	ck_assert_ptr_nonnull(explicit_parse_absolute(t, strlen(t), host, sizeof host, &port, &path, &pl));
+	t = "/origin-form";
+	ck_assert_ptr_nonnull(explicit_parse_absolute(t, strlen(t), host, sizeof host, &port, &path, &pl));
+}
+END_TEST
+
+START_TEST(local_replies_negotiate)
+{
+	http_head_t h;
+	http_head_init(&h, true, 4096, 16);
+	reply_t r = {502, "upstream-tls", "Upstream TLS failed", "the certificate of <x> failed: expired", 7, false};
+	buf_t out;
+	buf_init(&out, 0);
+	/* no Accept: text */
+	reply_build(&out, &r, NULL);
+	buf_cstr(&out);
+	ck_assert(strstr(out.data, "HTTP/1.1 502 Bad Gateway\r\n"));
+	ck_assert(strstr(out.data, "Content-Type: text/plain"));
+	ck_assert(strstr(out.data, "X-Dlpgate-Error: upstream-tls\r\n"));
+	ck_assert(strstr(out.data, "Connection: close\r\n"));
+	ck_assert(strstr(out.data, "expired (flow 7)"));
+	/* a browser: HTML, escaped */
+	out.len = 0;
+	http_head_add(&h, "Accept", "text/html,application/xhtml+xml");
+	reply_build(&out, &r, &h);
+	buf_cstr(&out);
+	ck_assert(strstr(out.data, "text/html"));
+	ck_assert(strstr(out.data, "&#60;x&#62;"));
+	ck_assert(!strstr(out.data, "<x>"));
+	/* an API client: JSON */
+	out.len = 0;
+	http_head_set(&h, "Accept", "application/json");
+	reply_build(&out, &r, &h);
+	buf_cstr(&out);
+	ck_assert(strstr(out.data, "\"code\":\"upstream-tls\""));
+	ck_assert(strstr(out.data, "\"flow\":7"));
+	/* Content-Length is the body's */
+	char *body = strstr(out.data, "\r\n\r\n") + 4;
+	char want[64];
+	snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
+	ck_assert(strstr(out.data, want));
+	buf_free(&out);
+	http_head_free(&h);
+}
+END_TEST
+
+Suite *core_suite(void)
+{
+	Suite *s = suite_create("core");
+	TCase *t = tcase_create("core");
+	tcase_add_test(t, lru_evicts_least_recent_and_expires);
+	tcase_add_test(t, hostglobs);
+	tcase_add_test(t, config_loading);
+	tcase_add_test(t, proxy_targets);
+	tcase_add_test(t, local_replies_negotiate);
+	suite_add_tcase(s, t);
+	return s;
+}
