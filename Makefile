@@ -7,6 +7,8 @@
 # and is compiled here without our warning flags: it is not our code.
 
 BUILD   ?= build
+# Quiet by default; `make V=1` shows every command.
+Q       := $(if $(V),,@)
 CC      ?= gcc
 OPT     ?= -O2
 SAN     ?=
@@ -45,28 +47,34 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -w -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_BASE) -w -c $< -o $@
 
 $(LIB): $(ENGINE_OBJ) $(LLHTTP_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/dlpgate: $(BUILD)/obj/engine/main.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/unit-tests: $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/integration-tests: $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%.o) $(HARNESS_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 # The test command of the README and of CI. Suites print Check's summary lines.
 test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests
@@ -75,7 +83,7 @@ test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests
 unit: deps $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
-asan:
+asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests
@@ -89,7 +97,8 @@ fuzz: deps
 	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $(FUZZ_TARGETS)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # Short libFuzzer runs of every target (CI): FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20

@@ -418,13 +418,32 @@ static int req_head(void *ud, http_head_t *h)
 	return HTTP_CB_ERROR;
 }
 
+/* A body span on its way: re-chunked, or as it is. Large spans of a body
+ * with a length go straight to the side (what was staged first), saving a
+ * copy of every bulk byte. */
+static bool emit_body(relay_t *r, bool to_upstream, bool chunked, const char *data, size_t len)
+{
+	if (chunked)
+		return emit_chunk(r, to_upstream, data, len);
+	if (len < 4096)
+		return emit(r, to_upstream, data, len);
+	iobuf_t **stage = to_upstream ? &r->to_upstream : &r->to_client;
+	side_t *s = to_upstream ? &r->f->upstream : &r->f->client;
+	if (*stage) {
+		iobuf_t *b = *stage;
+		*stage = NULL;
+		if (!side_write_block(s, b))
+			return false;
+	}
+	return side_write(s, data, len);
+}
+
 static int req_body(void *ud, const char *data, size_t len)
 {
 	relay_t *r = ud;
 	if (!r->req_forward)
 		return HTTP_CB_GO;
-	bool ok = r->req_chunked ? emit_chunk(r, true, data, len) : emit(r, true, data, len);
-	return ok ? HTTP_CB_GO : HTTP_CB_ERROR;
+	return emit_body(r, true, r->req_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
 }
 
 static int req_end(void *ud, http_head_t *trailers)
@@ -484,8 +503,7 @@ static int res_body(void *ud, const char *data, size_t len)
 	relay_t *r = ud;
 	if (!r->res_forward)
 		return HTTP_CB_GO;
-	bool ok = r->res_chunked ? emit_chunk(r, false, data, len) : emit(r, false, data, len);
-	return ok ? HTTP_CB_GO : HTTP_CB_ERROR;
+	return emit_body(r, false, r->res_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
 }
 
 static int res_end(void *ud, http_head_t *trailers)

@@ -101,19 +101,15 @@ bool side_write(side_t *s, const void *data, size_t len)
 	if (!s->tcp || s->closed || s->shut)
 		return false;
 	if (s->ssl) {
+		/* One call: OpenSSL cuts full-size records itself, and our BIO
+		 * never refuses, so the whole buffer is taken at once. */
 		size_t written;
 		ERR_clear_error();
-		while (len) {
-			/* Record-sized writes: one record per 16 KiB, never more. */
-			size_t n = len > 16384 ? 16384 : len;
-			if (SSL_write_ex(s->ssl, data, n, &written) != 1) {
-				ERR_clear_error();
-				iobuf_put(s->out);
-				s->out = NULL;
-				return false;
-			}
-			data = (const char *)data + written;
-			len -= written;
+		if (len && (SSL_write_ex(s->ssl, data, len, &written) != 1 || written != len)) {
+			ERR_clear_error();
+			iobuf_put(s->out);
+			s->out = NULL;
+			return false;
 		}
 		return flush_out(s);
 	}

@@ -4,34 +4,90 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int session_key_index = -1;
 static const unsigned char alpn_http11[] = "\x08http/1.1";
 
-static void free_session(void *p)
+/* The sessions kept for one upstream. Each ticket is used once while there
+ * are others (TLS 1.3 tickets are meant for one use, RFC 8446 C.4, and
+ * OpenSSL retires a session its handshake used); servers send one or two
+ * per connection, which keeps the slot stocked. When one is left, copies
+ * of it are used rather than paying for a full handshake during a burst. */
+#define TICKETS_PER_KEY 8
+
+typedef struct {
+	SSL_SESSION *s[TICKETS_PER_KEY]; /* oldest first */
+	unsigned n;
+} sess_slot_t;
+
+static void free_slot(void *p)
 {
-	SSL_SESSION_free(p);
+	sess_slot_t *slot = p;
+	for (unsigned i = 0; i < slot->n; i++)
+		SSL_SESSION_free(slot->s[i]);
+	free(slot);
 }
 
-/* OpenSSL hands us each new upstream session (for TLS 1.3, when the ticket
- * arrives after the handshake); we keep the newest per key. */
+/* OpenSSL hands us each new upstream session (for TLS 1.3, each ticket as
+ * it arrives after the handshake). */
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	tlsctx_t *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
 	const char *key = SSL_get_ex_data(ssl, session_key_index);
 	if (!t || !key || !SSL_SESSION_is_resumable(sess))
 		return 0;
-	/* A copy: OpenSSL marks the connection's own session not resumable
-	 * when that connection ends without close_notify, which would spoil
-	 * the cached one for every later connection. */
+	/* A copy: OpenSSL may still mark the connection's own session not
+	 * resumable (when that connection ends without close_notify). */
 	SSL_SESSION *copy = SSL_SESSION_dup(sess);
 	if (!copy)
 		return 0;
+	size_t klen = strlen(key);
 	pthread_mutex_lock(&t->sess_lock);
-	lru_put(t->sessions, key, strlen(key), copy, 0);
+	sess_slot_t *slot = lru_get(t->sessions, key, klen, 0);
+	if (!slot) {
+		slot = calloc(1, sizeof *slot);
+		if (slot && !lru_put(t->sessions, key, klen, slot, 0))
+			slot = NULL; /* lru_put freed it */
+	}
+	if (!slot) {
+		pthread_mutex_unlock(&t->sess_lock);
+		SSL_SESSION_free(copy);
+		return 0;
+	}
+	if (slot->n == TICKETS_PER_KEY) {
+		SSL_SESSION_free(slot->s[0]);
+		memmove(slot->s, slot->s + 1, (TICKETS_PER_KEY - 1) * sizeof slot->s[0]);
+		slot->n--;
+	}
+	slot->s[slot->n++] = copy;
 	pthread_mutex_unlock(&t->sess_lock);
-	return 0; /* OpenSSL keeps its reference to sess */
+	return 0; /* OpenSSL keeps its own reference to sess */
+}
+
+/* A session to resume for key (the caller owns the reference), or NULL. */
+static SSL_SESSION *take_session(tlsctx_t *t, const char *key)
+{
+	SSL_SESSION *sess = NULL;
+	pthread_mutex_lock(&t->sess_lock);
+	sess_slot_t *slot = lru_get(t->sessions, key, strlen(key), 0);
+	while (slot && slot->n && !sess) {
+		SSL_SESSION *s = slot->s[slot->n - 1];
+		if (!SSL_SESSION_is_resumable(s)) {
+			slot->n--;
+			SSL_SESSION_free(s);
+		} else if (slot->n > 1) {
+			slot->n--;
+			sess = s;
+		} else {
+			sess = SSL_SESSION_dup(s);
+			if (!sess)
+				break;
+		}
+	}
+	pthread_mutex_unlock(&t->sess_lock);
+	return sess;
 }
 
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -49,6 +105,16 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
 	 * in its list was spliced, so this is a client that sent no ALPN. */
 	return SSL_TLSEXT_ERR_NOACK;
 }
+
+/* AES-128-GCM first on both legs: as strong as TLS needs, and every byte
+ * is decrypted and encrypted again here, where it is the cheapest AEAD
+ * with AES-NI. The others stay available for peers that want them. */
+static const char tls13_suites[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+				    "ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:"
+				    "ECDHE-RSA-AES128-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA";
 
 static bool fail(char *err, size_t n, const char *what)
 {
@@ -78,6 +144,9 @@ bool tlsctx_init(tlsctx_t *t, const config_t *cfg, const char *upstream_ca_file,
 	SSL_CTX_set_session_id_context(t->server, (const unsigned char *)"dlpgate", 7);
 	SSL_CTX_set_alpn_select_cb(t->server, select_alpn, NULL);
 	SSL_CTX_set_read_ahead(t->server, 1);
+	if (SSL_CTX_set_ciphersuites(t->server, tls13_suites) != 1 ||
+	    SSL_CTX_set_cipher_list(t->server, tls12_ciphers) != 1)
+		return fail(err, n, "cannot set the client-leg ciphers");
 
 	t->client = SSL_CTX_new(TLS_client_method());
 	if (!t->client)
@@ -87,6 +156,9 @@ bool tlsctx_init(tlsctx_t *t, const config_t *cfg, const char *upstream_ca_file,
 	SSL_CTX_set_mode(t->client, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_read_ahead(t->client, 1);
+	if (SSL_CTX_set_ciphersuites(t->client, tls13_suites) != 1 ||
+	    SSL_CTX_set_cipher_list(t->client, tls12_ciphers) != 1)
+		return fail(err, n, "cannot set the upstream ciphers");
 	if (SSL_CTX_set_default_verify_paths(t->client) != 1)
 		return fail(err, n, "cannot load the system trust store");
 	if (upstream_ca_file && SSL_CTX_load_verify_file(t->client, upstream_ca_file) != 1) {
@@ -100,7 +172,7 @@ bool tlsctx_init(tlsctx_t *t, const config_t *cfg, const char *upstream_ca_file,
 	SSL_CTX_sess_set_new_cb(t->client, on_new_session);
 	SSL_CTX_set_ex_data(t->client, 0, t);
 
-	t->sessions = lru_new(cfg->upstream_session_cache_size, free_session);
+	t->sessions = lru_new(cfg->upstream_session_cache_size, free_slot);
 	if (!t->sessions)
 		return fail(err, n, "out of memory");
 	pthread_mutex_init(&t->sess_lock, NULL);
@@ -144,11 +216,11 @@ SSL *tlsctx_new_upstream(tlsctx_t *t, const char *verify_name, const char *sni, 
 		return NULL;
 	}
 	SSL_set_ex_data(ssl, session_key_index, (void *)session_key);
-	pthread_mutex_lock(&t->sess_lock);
-	SSL_SESSION *sess = lru_get(t->sessions, session_key, strlen(session_key), 0);
-	if (sess && SSL_SESSION_is_resumable(sess))
+	SSL_SESSION *sess = take_session(t, session_key);
+	if (sess) {
 		SSL_set_session(ssl, sess); /* takes its own reference */
-	pthread_mutex_unlock(&t->sess_lock);
+		SSL_SESSION_free(sess);
+	}
 	SSL_set_connect_state(ssl);
 	return ssl;
 }

@@ -11,8 +11,9 @@
  *     renegotiation refused, buffers released when idle.
  *   - client: the upstream leg. Always verifies: the system trust store plus
  *     --upstream-ca, and the host name or IP. ALPN http/1.1 only. Sessions
- *     are kept in a bounded LRU keyed by (host, port, SNI) so a repeat
- *     connection to a server resumes instead of verifying a chain again.
+ *     are kept in a bounded LRU keyed by (host, port, SNI), a few tickets
+ *     per key used once each, so a repeat connection to a server resumes
+ *     instead of verifying a chain again.
  */
 #ifndef DLPGATE_TLSCTX_H
 #define DLPGATE_TLSCTX_H
