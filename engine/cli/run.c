@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 typedef struct {
@@ -151,6 +152,27 @@ static void on_hup(uv_signal_t *s, int signum)
 		m->config_path);
 }
 
+/* Each client connection costs two descriptors (client, upstream). The
+ * soft limit is raised to the hard one, and a limit that cannot hold
+ * limits.max_connections is said at start, not discovered under load. */
+static void raise_fd_limit(const config_t *c)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t need = (rlim_t)c->max_connections * 2 + 64;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_msg(LOG_WARN, "fd_limit",
+			"open-file limit %lu holds only %lu of limits.max_connections=%u; raise it (ulimit -n) or lower "
+			"the limit",
+			(unsigned long)rl.rlim_cur, (unsigned long)((rl.rlim_cur - 64) / 2), c->max_connections);
+}
+
 int cli_run(int argc, char **argv)
 {
 	run_opts_t o;
@@ -171,6 +193,7 @@ int cli_run(int argc, char **argv)
 		e.n_workers = 1;
 	for (size_t i = 0; i < o.n_listen; i++)
 		parse_listen(&e.listens[e.n_listens++], o.listen[i]);
+	raise_fd_limit(&e.cfg);
 
 	if (!ca_load_or_create(&e.ca, o.state_dir, o.ca_cert, o.ca_key, err, sizeof err))
 		cli_fail("%s", err);
