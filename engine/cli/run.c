@@ -153,9 +153,10 @@ static void on_hup(uv_signal_t *s, int signum)
 }
 
 /* Each client connection costs two descriptors (client, upstream). The
- * soft limit is raised to the hard one, and a limit that cannot hold
- * limits.max_connections is said at start, not discovered under load. */
-static void raise_fd_limit(const config_t *c)
+ * soft limit is raised to the hard one; if even that cannot hold
+ * limits.max_connections, the limit is lowered to what fits and the start
+ * says so, rather than accept() failing under load. */
+static void fit_fd_limit(config_t *c)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -165,12 +166,14 @@ static void raise_fd_limit(const config_t *c)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	rlim_t need = (rlim_t)c->max_connections * 2 + 64;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-		log_msg(LOG_WARN, "fd_limit",
-			"open-file limit %lu holds only %lu of limits.max_connections=%u; raise it (ulimit -n) or lower "
-			"the limit",
-			(unsigned long)rl.rlim_cur, (unsigned long)((rl.rlim_cur - 64) / 2), c->max_connections);
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)c->max_connections * 2 + 64)
+		return;
+	uint32_t fits = rl.rlim_cur > 128 ? (uint32_t)((rl.rlim_cur - 64) / 2) : 32;
+	log_msg(LOG_WARN, "fd_limit",
+		"open-file limit %lu holds %u connections: limits.max_connections lowered from %u (raise ulimit -n "
+		"to keep it)",
+		(unsigned long)rl.rlim_cur, fits, c->max_connections);
+	c->max_connections = fits;
 }
 
 int cli_run(int argc, char **argv)
@@ -193,7 +196,6 @@ int cli_run(int argc, char **argv)
 		e.n_workers = 1;
 	for (size_t i = 0; i < o.n_listen; i++)
 		parse_listen(&e.listens[e.n_listens++], o.listen[i]);
-	raise_fd_limit(&e.cfg);
 
 	if (!ca_load_or_create(&e.ca, o.state_dir, o.ca_cert, o.ca_key, err, sizeof err))
 		cli_fail("%s", err);
@@ -212,6 +214,7 @@ int cli_run(int argc, char **argv)
 
 	if (!worker_open_listeners(&e, err, sizeof err))
 		cli_fail("%s", err);
+	fit_fd_limit(&e.cfg);
 	if (!worker_start_all(&e, err, sizeof err))
 		cli_fail("%s", err);
 

@@ -68,11 +68,16 @@ static bool needs_quotes(const char *v, size_t n)
 	return false;
 }
 
-void log_kv_strn(log_line_t *l, const char *key, const char *v, size_t n)
+static void append_key(log_line_t *l, const char *key)
 {
 	append(l, " ", 1);
 	append(l, key, strlen(key));
 	append(l, "=", 1);
+}
+
+void log_kv_strn(log_line_t *l, const char *key, const char *v, size_t n)
+{
+	append_key(l, key);
 	if (!v) {
 		append(l, "-", 1);
 		return;
@@ -106,31 +111,9 @@ void log_kv_str(log_line_t *l, const char *key, const char *value)
 
 void log_kv_u64(log_line_t *l, const char *key, uint64_t value)
 {
-	char b[32];
+	char b[24];
 	int n = snprintf(b, sizeof b, "%" PRIu64, value);
-	append(l, " ", 1);
-	append(l, key, strlen(key));
-	append(l, "=", 1);
-	append(l, b, (size_t)n);
-}
-
-void log_kv_i64(log_line_t *l, const char *key, int64_t value)
-{
-	char b[32];
-	int n = snprintf(b, sizeof b, "%" PRId64, value);
-	append(l, " ", 1);
-	append(l, key, strlen(key));
-	append(l, "=", 1);
-	append(l, b, (size_t)n);
-}
-
-void log_kv_ms(log_line_t *l, const char *key, double ms)
-{
-	char b[32];
-	int n = snprintf(b, sizeof b, "%.3f", ms);
-	append(l, " ", 1);
-	append(l, key, strlen(key));
-	append(l, "=", 1);
+	append_key(l, key);
 	append(l, b, (size_t)n);
 }
 

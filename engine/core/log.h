@@ -34,8 +34,6 @@ void log_begin(log_line_t *l, log_level_t level, const char *event);
 void log_kv_str(log_line_t *l, const char *key, const char *value);
 void log_kv_strn(log_line_t *l, const char *key, const char *value, size_t n);
 void log_kv_u64(log_line_t *l, const char *key, uint64_t value);
-void log_kv_i64(log_line_t *l, const char *key, int64_t value);
-void log_kv_ms(log_line_t *l, const char *key, double ms);
 void log_end(log_line_t *l);
 
 /* Free-form convenience: event plus a msg="..." made from fmt. */

@@ -121,19 +121,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 	http_head_t *h = cur_head(c);
 	if (!c->field_open) {
 		/* A new field begins. */
-		if (h->n_fields >= h->max_fields)
+		if (!http_head_new_field(h))
 			return fail(c, bad_status(c, 431), "more header fields than limits.header_count");
-		if (h->n_fields == h->cap_fields) {
-			uint32_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
-			if (cap > h->max_fields)
-				cap = h->max_fields;
-			http_field_t *f = realloc(h->fields, cap * sizeof *f);
-			if (!f)
-				return too_big(c);
-			h->fields = f;
-			h->cap_fields = cap;
-		}
-		h->fields[h->n_fields++] = (http_field_t){0};
 		c->field_open = true;
 		c->value_open = false;
 	}

@@ -96,25 +96,35 @@ void http_head_remove(http_head_t *h, const char *name)
 			h->fields[i].dead = true;
 }
 
-bool http_head_add(http_head_t *h, const char *name, const char *value)
+http_field_t *http_head_new_field(http_head_t *h)
 {
-	size_t nl = strlen(name), vl = strlen(value);
 	if (h->n_fields >= h->max_fields)
-		return false;
+		return NULL;
 	if (h->n_fields == h->cap_fields) {
 		uint32_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
 		if (cap > h->max_fields)
 			cap = h->max_fields;
 		http_field_t *f = realloc(h->fields, cap * sizeof *f);
 		if (!f)
-			return false;
+			return NULL;
 		h->fields = f;
 		h->cap_fields = cap;
 	}
+	http_field_t *f = &h->fields[h->n_fields++];
+	*f = (http_field_t){0};
+	return f;
+}
+
+bool http_head_add(http_head_t *h, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
 	uint32_t off = (uint32_t)h->arena.len;
-	if (!buf_append(&h->arena, name, nl) || !buf_append(&h->arena, value, vl))
+	if (h->n_fields >= h->max_fields || !buf_append(&h->arena, name, nl) || !buf_append(&h->arena, value, vl))
 		return false;
-	h->fields[h->n_fields++] = (http_field_t){off, (uint32_t)nl, off + (uint32_t)nl, (uint32_t)vl, false};
+	http_field_t *f = http_head_new_field(h);
+	if (!f)
+		return false;
+	*f = (http_field_t){off, (uint32_t)nl, off + (uint32_t)nl, (uint32_t)vl, false};
 	return true;
 }
 

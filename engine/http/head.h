@@ -50,6 +50,8 @@ unsigned http_head_count(const http_head_t *h, const char *name);
 bool http_head_has_token(const http_head_t *h, const char *name, const char *token);
 void http_head_remove(http_head_t *h, const char *name);
 bool http_head_add(http_head_t *h, const char *name, const char *value);
+/* A new empty field at the end (the parser fills it); NULL past max_fields. */
+http_field_t *http_head_new_field(http_head_t *h);
 bool http_head_set(http_head_t *h, const char *name, const char *value);
 bool http_head_set_target(http_head_t *h, const char *target, size_t len);
 

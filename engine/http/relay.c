@@ -44,10 +44,9 @@ typedef struct relay {
 	pending_t *pending;     /* ring of requests sent and not yet answered */
 	uint32_t p_first, p_count, p_cap;
 
-	buf_t held_client, held_upstream;
+	buf_t held_client;      /* client bytes not parsed while paused */
 	bool client_paused;     /* req codec stopped mid-stream (held_client) */
 	bool client_upgrade;    /* ... at an Upgrade / CONNECT boundary */
-	bool upstream_paused;
 
 	bool req_forward, req_chunked;  /* the request being parsed goes upstream */
 	bool res_forward, res_chunked;
@@ -78,25 +77,26 @@ static void after_response(relay_t *r);
 
 /* ---- output ---- */
 
+/* Hands a staging block to its side. */
+static bool flush_stage(relay_t *r, bool to_upstream)
+{
+	iobuf_t **stage = to_upstream ? &r->to_upstream : &r->to_client;
+	side_t *s = to_upstream ? &r->f->upstream : &r->f->client;
+	iobuf_t *b = *stage;
+	*stage = NULL;
+	if (!b || b->len == 0) {
+		iobuf_put(b);
+		return true;
+	}
+	return side_write_block(s, b);
+}
+
 static void flush(relay_t *r)
 {
-	flow_t *f = r->f;
-	if (r->to_upstream) {
-		iobuf_t *b = r->to_upstream;
-		r->to_upstream = NULL;
-		if (b->len == 0)
-			iobuf_put(b);
-		else if (!side_write_block(&f->upstream, b))
-			flow_close(f, "error", "upstream gone while writing");
-	}
-	if (r->to_client) {
-		iobuf_t *b = r->to_client;
-		r->to_client = NULL;
-		if (b->len == 0)
-			iobuf_put(b);
-		else if (!side_write_block(&f->client, b))
-			flow_close(f, "error", "client gone while writing");
-	}
+	if (!flush_stage(r, true))
+		flow_close(r->f, "error", "upstream gone while writing");
+	if (!flush_stage(r, false))
+		flow_close(r->f, "error", "client gone while writing");
 }
 
 static bool emit(relay_t *r, bool to_upstream, const void *data, size_t len)
@@ -116,12 +116,8 @@ static bool emit(relay_t *r, bool to_upstream, const void *data, size_t len)
 		b->len += n;
 		data = (const char *)data + n;
 		len -= n;
-		if (b->len == IOBUF_CAP) {
-			side_t *s = to_upstream ? &r->f->upstream : &r->f->client;
-			*stage = NULL;
-			if (!side_write_block(s, b))
-				return false;
-		}
+		if (b->len == IOBUF_CAP && !flush_stage(r, to_upstream))
+			return false;
 	}
 	return true;
 }
@@ -166,6 +162,12 @@ static bool emit_last_chunk(relay_t *r, bool to_upstream, http_head_t *trailers)
 
 /* ---- replies of our own ---- */
 
+static bool method_is(const http_head_t *h, const char *m)
+{
+	size_t n = strlen(m);
+	return h->method_len == n && !memcmp(http_head_str(h, h->method_off), m, n);
+}
+
 static void finish(relay_t *r, const char *end, const char *detail)
 {
 	r->done = true;
@@ -187,10 +189,8 @@ static void reply_local(relay_t *r, int status, const char *code, const char *ti
 			const http_head_t *req)
 {
 	flow_t *f = r->f;
-	reply_t rp = {status, code, title, detail, f->id, req && req->method_len == 4 &&
-							   !strncmp(http_head_str(req, req->method_off), "HEAD", 4)};
+	reply_t rp = {status, code, title, detail, f->id, req && method_is(req, "HEAD")};
 	r->local_reply.len = 0;
-	r->local_reply.cap = 0;
 	reply_build(&r->local_reply, &rp, req);
 	r->done = true;
 	r->req_forward = false;
@@ -264,12 +264,6 @@ static int req_begin(void *ud)
 	flow_deadline(f, f->eng->cfg.header_timeout_ms, "request head");
 	flow_idle(f, f->eng->cfg.idle_timeout_ms);
 	return HTTP_CB_GO;
-}
-
-static bool method_is(const http_head_t *h, const char *m)
-{
-	size_t n = strlen(m);
-	return h->method_len == n && !memcmp(http_head_str(h, h->method_off), m, n);
 }
 
 static int forward_request(relay_t *r, http_head_t *h)
@@ -427,15 +421,7 @@ static bool emit_body(relay_t *r, bool to_upstream, bool chunked, const char *da
 		return emit_chunk(r, to_upstream, data, len);
 	if (len < 4096)
 		return emit(r, to_upstream, data, len);
-	iobuf_t **stage = to_upstream ? &r->to_upstream : &r->to_client;
-	side_t *s = to_upstream ? &r->f->upstream : &r->f->client;
-	if (*stage) {
-		iobuf_t *b = *stage;
-		*stage = NULL;
-		if (!side_write_block(s, b))
-			return false;
-	}
-	return side_write(s, data, len);
+	return flush_stage(r, to_upstream) && side_write(to_upstream ? &r->f->upstream : &r->f->client, data, len);
 }
 
 static int req_body(void *ud, const char *data, size_t len)
@@ -691,10 +677,6 @@ static void feed_upstream(relay_t *r, const char *data, size_t len)
 {
 	flow_t *f = r->f;
 	while (len && !f->closing && !r->done) {
-		if (r->upstream_paused) {
-			hold(&r->held_upstream, data, len, f);
-			return;
-		}
 		size_t used = 0;
 		http_feed_t st = http_codec_feed(&r->res, data, len, &used);
 		data += used;
@@ -873,7 +855,6 @@ static relay_t *relay_new(flow_t *f, relay_mode_t mode)
 	http_codec_init(&r->res, false, c->header_bytes, c->header_count, &res_cbs, r);
 	size_t hold_cap = (size_t)c->header_bytes + 2 * IOBUF_CAP;
 	buf_init(&r->held_client, hold_cap);
-	buf_init(&r->held_upstream, hold_cap);
 	buf_init(&r->local_reply, 0);
 	f->relay = r;
 	return r;
@@ -886,7 +867,6 @@ void relay_free(relay_t *r)
 	http_codec_free(&r->req);
 	http_codec_free(&r->res);
 	buf_free(&r->held_client);
-	buf_free(&r->held_upstream);
 	buf_free(&r->local_reply);
 	iobuf_put(r->to_upstream);
 	iobuf_put(r->to_client);

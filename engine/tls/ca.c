@@ -53,7 +53,7 @@ bool ca_ensure_dir(const char *dir, char *err, size_t n)
 	return true;
 }
 
-static bool add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+bool ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 {
 	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
 	if (!ext)
@@ -94,10 +94,10 @@ static X509 *make_ca_cert(EVP_PKEY *key)
 		  X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name) && X509_set_pubkey(cert, key);
 	if (ok) {
 		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
-		ok = add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
-		     add_ext(cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-		     add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
-		     add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always") &&
+		ok = ca_add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
+		     ca_add_ext(cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+		     ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
+		     ca_add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always") &&
 		     X509_sign(cert, key, EVP_sha256()) > 0;
 	}
 	BN_free(bn);

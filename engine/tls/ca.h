@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,6 +31,9 @@ bool ca_load_or_create(ca_t *ca, const char *state_dir, const char *cert_file, c
 /* Only the certificate (for `dlpgate ca export|install`): never opens the key. */
 bool ca_load_cert(ca_t *ca, const char *state_dir, const char *cert_file, char *err, size_t errlen);
 void ca_free(ca_t *ca);
+
+/* Adds an X.509v3 extension given in OpenSSL's config syntax. */
+bool ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value);
 
 /* Creates DIR (and parents) mode 0700 if missing; refuses a path that is not a directory. */
 bool ca_ensure_dir(const char *dir, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 #include "tls/mint.h"
 
 #include "core/lru.h"
+#include "tls/ca.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -208,16 +209,6 @@ static void validity(X509 *up, time_t now, time_t *nb, time_t *na)
 	}
 }
 
-static bool add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-	if (!ext)
-		return false;
-	bool ok = X509_add_ext(cert, ext, -1) == 1;
-	X509_EXTENSION_free(ext);
-	return ok;
-}
-
 static bool add_san(X509 *cert, const names_t *ns)
 {
 	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
@@ -284,11 +275,11 @@ static X509 *build_leaf(mint_t *m, const names_t *ns, time_t nb, time_t na)
 		  X509_set_pubkey(cert, m->leaf_key);
 	if (ok) {
 		X509V3_set_ctx(&ctx, m->ca_cert, cert, NULL, NULL, 0);
-		ok = add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") &&
-		     add_ext(cert, &ctx, NID_key_usage, "critical,digitalSignature") &&
-		     add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") &&
-		     add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
-		     add_ext(cert, &ctx, NID_authority_key_identifier, "keyid") && add_san(cert, ns);
+		ok = ca_add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") &&
+		     ca_add_ext(cert, &ctx, NID_key_usage, "critical,digitalSignature") &&
+		     ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") &&
+		     ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
+		     ca_add_ext(cert, &ctx, NID_authority_key_identifier, "keyid") && add_san(cert, ns);
 	}
 	/* EdDSA CA keys take no digest; everything else signs with SHA-256. */
 	int id = EVP_PKEY_get_base_id(m->ca_key);
