@@ -15,7 +15,7 @@ SAN     ?=
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-PKGS    := libuv openssl jansson
+PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc
 # pkg-config is only asked once the deps script has installed what it needs.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
@@ -32,6 +32,10 @@ ENGINE_SRC := $(filter-out engine/main.c,$(sort $(wildcard engine/*.c engine/*/*
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LLHTTP_OBJ := $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o $(BUILD)/obj/llhttp/llhttp.o
 LIB        := $(BUILD)/libdlpgate.a
+# The Lua half of the runtime (lua/*.lua) is compiled into the binary, so a
+# deployed dlpgate needs no file besides the policy.
+LUA_SRC    := $(sort $(wildcard lua/*.lua))
+LUA_EMBED  := $(BUILD)/obj/gen/lua_embed.o
 
 UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))
 INTEG_SRC   := $(sort $(wildcard tests/integration/*.c))
@@ -55,7 +59,15 @@ $(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_BASE) -w -c $< -o $@
 
-$(LIB): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+$(BUILD)/gen/lua_embed.c: $(LUA_SRC)
+	@mkdir -p $(dir $@)
+	$(Q)for f in $(LUA_SRC); do xxd -i $$f; done > $@.tmp && mv $@.tmp $@
+
+$(LUA_EMBED): $(BUILD)/gen/lua_embed.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS_BASE) -w -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(LUA_EMBED)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 

@@ -31,5 +31,13 @@ int main(int argc, char **argv)
 		return cli_run(argc, argv);
 	if (!strcmp(cmd, "ca"))
 		return cli_ca(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca; see dlpgate --help)", cmd);
+	if (!strcmp(cmd, "check"))
+		return cli_check(argc, argv);
+	if (!strcmp(cmd, "test"))
+		return cli_test(argc, argv);
+	if (!strcmp(cmd, "scan"))
+		return cli_scan(argc, argv);
+	if (!strcmp(cmd, "import"))
+		return cli_import(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import; see dlpgate --help)", cmd);
 }

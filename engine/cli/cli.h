@@ -19,6 +19,10 @@ void cli_check_readable(const char *flag, const char *path);
 
 int cli_run(int argc, char **argv);
 int cli_ca(int argc, char **argv);
+int cli_check(int argc, char **argv);
+int cli_test(int argc, char **argv);
+int cli_scan(int argc, char **argv);
+int cli_import(int argc, char **argv);
 void cli_usage(void);
 
 #endif

@@ -9,8 +9,11 @@
 #include "core/log.h"
 #include "engine.h"
 #include "net/worker.h"
+#include "policy/lua_policy.h"
 
 #include <arpa/inet.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,8 @@
 typedef struct {
 	const char *listen[ENGINE_MAX_LISTEN];
 	size_t n_listen;
-	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level;
+	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
+	bool watch;
 	long workers;
 } run_opts_t;
 
@@ -82,6 +86,10 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->upstream_ca = cli_value(argc, argv, &i, "--upstream-ca");
 		} else if (cli_is(a, "--config")) {
 			o->config = cli_value(argc, argv, &i, "--config");
+		} else if (cli_is(a, "--policy")) {
+			o->policy = cli_value(argc, argv, &i, "--policy");
+		} else if (!strcmp(a, "--watch")) {
+			o->watch = true;
 		} else if (cli_is(a, "--log-level")) {
 			o->log_level = cli_value(argc, argv, &i, "--log-level");
 		} else if (cli_is(a, "--workers")) {
@@ -109,13 +117,20 @@ static void parse(int argc, char **argv, run_opts_t *o)
 		cli_check_readable("--upstream-ca", o->upstream_ca);
 	if (o->config)
 		cli_check_readable("--config", o->config);
+	if (o->policy)
+		cli_check_readable("--policy", o->policy);
+	if (o->watch && !o->policy)
+		cli_fail("--watch reloads the --policy file: give --policy FILE");
 }
 
-/* ---- signals ---- */
+/* ---- signals and reload ---- */
 
 typedef struct {
 	engine_t *e;
 	const char *config_path;
+	const char *policy_path;
+	uv_fs_event_t watch;
+	uv_timer_t settle;
 } main_ctx_t;
 
 static void on_stop(uv_signal_t *s, int signum)
@@ -124,32 +139,74 @@ static void on_stop(uv_signal_t *s, int signum)
 	uv_stop(s->loop);
 }
 
-static void on_hup(uv_signal_t *s, int signum)
+/* The policy a run uses: the Lua file when there is one, else the
+ * config's bypass_hosts. */
+static policy_t *make_policy(engine_t *e, const char *policy_path, const config_t *c, char *err, size_t n)
 {
-	(void)signum;
-	main_ctx_t *m = s->data;
-	if (!m->config_path) {
-		log_msg(LOG_INFO, "reload", "SIGHUP: no --config to reload");
-		return;
+	if (policy_path) {
+		lua_policy_opts_t o = {.n_workers = e->n_workers};
+		return lua_policy_load(policy_path, &o, err, n);
 	}
+	policy_t *p = policy_static_new(c);
+	if (!p)
+		snprintf(err, n, "out of memory");
+	return p;
+}
+
+/* A new policy is compiled first and swapped in only if it loads; flows in
+ * progress keep the one they started with. */
+static void reload(main_ctx_t *m, const char *why)
+{
+	char err[1024] = "";
 	config_t c;
-	char err[512];
 	config_defaults(&c);
-	if (!config_load_file(&c, m->config_path, err, sizeof err)) {
-		log_msg(LOG_ERROR, "reload_failed", "%s (keeping the running policy)", err);
+	if (m->config_path && !config_load_file(&c, m->config_path, err, sizeof err)) {
+		log_msg(LOG_ERROR, "reload_failed", "%s: %s (keeping the running policy)", why, err);
 		config_free(&c);
 		return;
 	}
-	policy_t *p = policy_static_new(&c);
+	policy_t *p = make_policy(m->e, m->policy_path, &c, err, sizeof err);
 	config_free(&c);
 	if (!p) {
-		log_msg(LOG_ERROR, "reload_failed", "out of memory (keeping the running policy)");
+		log_msg(LOG_ERROR, "reload_failed", "%s: %s (keeping the running policy)", why, err);
 		return;
 	}
 	p->version = m->e->policy->version + 1;
 	engine_policy_swap(m->e, p);
-	log_msg(LOG_INFO, "reload", "bypass_hosts reloaded from %s; limits and timeouts need a restart",
-		m->config_path);
+	log_line_t l;
+	log_begin(&l, LOG_INFO, "reload");
+	log_kv_str(&l, "why", why);
+	log_kv_str(&l, "policy", m->policy_path ? m->policy_path : "config bypass_hosts");
+	log_kv_str(&l, "version", p->version_text);
+	log_end(&l);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	main_ctx_t *m = s->data;
+	if (!m->config_path && !m->policy_path) {
+		log_msg(LOG_INFO, "reload", "SIGHUP: nothing to reload (no --policy, no --config)");
+		return;
+	}
+	reload(m, "SIGHUP");
+}
+
+static void on_settled(uv_timer_t *t)
+{
+	reload(t->data, "the policy file changed");
+}
+
+static void on_policy_changed(uv_fs_event_t *w, const char *file, int events, int status)
+{
+	(void)events, (void)status;
+	main_ctx_t *m = w->data;
+	/* The policy and the packs it requires live beside it. */
+	size_t n = file ? strlen(file) : 0;
+	if (n < 4 || strcmp(file + n - 4, ".lua"))
+		return;
+	/* Editors write in bursts (truncate, write, rename): wait for quiet. */
+	uv_timer_start(&m->settle, on_settled, 300, 0);
 }
 
 /* Each client connection costs two descriptors (client, upstream). The
@@ -205,10 +262,15 @@ int cli_run(int argc, char **argv)
 	if (!e.mint)
 		cli_fail("%s", err);
 	e.pinned = pinned_new(e.cfg.pinned_max, e.cfg.pinned_ttl_s);
-	e.policy = policy_static_new(&e.cfg);
 	e.workers = calloc(e.n_workers, sizeof *e.workers);
-	if (!e.pinned || !e.policy || !e.workers)
+	if (!e.pinned || !e.workers)
 		cli_fail("out of memory");
+	if (o.policy && e.cfg.n_bypass_hosts)
+		log_msg(LOG_WARN, "config", "bypass_hosts in %s is not used: --policy decides (dlp.host_matches in on_flow)",
+			o.config);
+	e.policy = make_policy(&e, o.policy, &e.cfg, err, sizeof err);
+	if (!e.policy)
+		cli_fail("%s", err);
 	e.policy->version = 1;
 	pthread_mutex_init(&e.policy_lock, NULL);
 
@@ -226,11 +288,12 @@ int cli_run(int argc, char **argv)
 	log_kv_u64(&l, "workers", e.n_workers);
 	log_kv_str(&l, "ca", e.ca.cert_path);
 	log_kv_str(&l, "ca_generated", e.ca.generated ? "yes" : "no");
-	log_kv_u64(&l, "bypass_hosts", e.cfg.n_bypass_hosts);
+	log_kv_str(&l, "policy", o.policy ? o.policy : "config bypass_hosts");
+	log_kv_str(&l, "policy_version", e.policy->version_text);
 	log_end(&l);
 
 	uv_loop_t *loop = uv_default_loop();
-	main_ctx_t m = {&e, o.config};
+	main_ctx_t m = {.e = &e, .config_path = o.config, .policy_path = o.policy};
 	uv_signal_t sint, sterm, shup;
 	uv_signal_init(loop, &sint);
 	uv_signal_init(loop, &sterm);
@@ -239,12 +302,27 @@ int cli_run(int argc, char **argv)
 	uv_signal_start(&sint, on_stop, SIGINT);
 	uv_signal_start(&sterm, on_stop, SIGTERM);
 	uv_signal_start(&shup, on_hup, SIGHUP);
+	uv_timer_init(loop, &m.settle);
+	m.settle.data = &m;
+	if (o.watch) {
+		uv_fs_event_init(loop, &m.watch);
+		m.watch.data = &m;
+		/* The folder, not the file: editors replace files by rename. */
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", o.policy);
+		int r = uv_fs_event_start(&m.watch, on_policy_changed, dirname(dir), 0);
+		if (r < 0)
+			cli_fail("--watch %s: %s", o.policy, uv_strerror(r));
+	}
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
 	uv_close((uv_handle_t *)&sint, NULL);
 	uv_close((uv_handle_t *)&sterm, NULL);
 	uv_close((uv_handle_t *)&shup, NULL);
+	uv_close((uv_handle_t *)&m.settle, NULL);
+	if (o.watch)
+		uv_close((uv_handle_t *)&m.watch, NULL);
 	uv_run(loop, UV_RUN_DEFAULT);
 	uv_loop_close(loop);
 

@@ -165,3 +165,37 @@ bool http_head_serialize(const http_head_t *h, buf_t *out)
 	}
 	return ok && buf_append(out, "\r\n", 2);
 }
+
+bool http_head_copy(http_head_t *dst, const http_head_t *src, const char *const *fields)
+{
+	http_head_init(dst, src->is_request, (uint32_t)src->arena.cap, src->max_fields);
+	dst->major = src->major;
+	dst->minor = src->minor;
+	dst->status = src->status;
+	const char *a = src->arena.data;
+	dst->method_off = (uint32_t)dst->arena.len;
+	dst->method_len = src->method_len;
+	bool ok = buf_append(&dst->arena, a + src->method_off, src->method_len);
+	dst->target_off = (uint32_t)dst->arena.len;
+	dst->target_len = src->target_len;
+	ok = ok && buf_append(&dst->arena, a + src->target_off, src->target_len);
+	for (uint32_t i = 0; ok && i < src->n_fields; i++) {
+		const http_field_t *f = &src->fields[i];
+		if (f->dead)
+			continue;
+		bool keep = !fields;
+		for (const char *const *k = fields; k && *k && !keep; k++)
+			keep = strlen(*k) == f->name_len && !strncasecmp(a + f->name_off, *k, f->name_len);
+		if (!keep)
+			continue;
+		char name[128], value[1024];
+		if (f->name_len >= sizeof name || f->value_len >= sizeof value)
+			continue;
+		memcpy(name, a + f->name_off, f->name_len);
+		name[f->name_len] = '\0';
+		memcpy(value, a + f->value_off, f->value_len);
+		value[f->value_len] = '\0';
+		ok = http_head_add(dst, name, value);
+	}
+	return ok;
+}

@@ -60,6 +60,10 @@ static inline const char *http_head_str(const http_head_t *h, uint32_t off)
 	return h->arena.data + off;
 }
 
+/* A copy of src's start line and of the fields named in fields (NULL =
+ * all); dst is initialised here and freed with http_head_free(). */
+bool http_head_copy(http_head_t *dst, const http_head_t *src, const char *const *fields);
+
 /* Appends the canonical wire form (start line, fields, blank line). */
 bool http_head_serialize(const http_head_t *h, buf_t *out);
 

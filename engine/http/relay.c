@@ -17,10 +17,12 @@
 #include "core/log.h"
 #include "flow.h"
 #include "http/codec.h"
+#include "http/inspect.h"
 #include "http/reply.h"
 #include "net/dial.h"
 #include "net/splice.h"
 #include "net/worker.h"
+#include "report/event.h"
 #include "sources/explicit.h"
 
 #include <stdio.h>
@@ -34,7 +36,18 @@ typedef struct {
 	bool head;      /* HEAD: the response has no body */
 	bool upgrade;   /* asked to switch protocols */
 	bool close;     /* asked to close after the response */
+	http_head_t *req; /* what on_response sees of the request, if it runs */
 } pending_t;
+
+/* A message held for inspection: its head is the codec's, its body (as
+ * received: framing removed, coding kept) accumulates here up to
+ * inspect.max_bytes. Past that the policy decides on the prefix and the
+ * rest streams (decided). */
+typedef struct {
+	bool on;
+	bool decided;
+	buf_t body;
+} hold_t;
 
 typedef struct relay {
 	flow_t *f;
@@ -67,6 +80,8 @@ typedef struct relay {
 	char route_authority[300]; /* proxy: where the request being routed goes */
 	char route_host[256];
 	uint16_t route_port;
+
+	hold_t hreq, hres;
 
 	iobuf_t *to_upstream, *to_client;
 } relay_t;
@@ -160,6 +175,18 @@ static bool emit_last_chunk(relay_t *r, bool to_upstream, http_head_t *trailers)
 	return emit(r, to_upstream, "\r\n", 2);
 }
 
+/* A body span on its way: re-chunked, or as it is. Large spans of a body
+ * with a length go straight to the side (what was staged first), saving a
+ * copy of every bulk byte. */
+static bool emit_body(relay_t *r, bool to_upstream, bool chunked, const char *data, size_t len)
+{
+	if (chunked)
+		return emit_chunk(r, to_upstream, data, len);
+	if (len < 4096)
+		return emit(r, to_upstream, data, len);
+	return flush_stage(r, to_upstream) && side_write(to_upstream ? &r->f->upstream : &r->f->client, data, len);
+}
+
 /* ---- replies of our own ---- */
 
 static bool method_is(const http_head_t *h, const char *m)
@@ -185,29 +212,38 @@ static void send_local_reply(relay_t *r)
 
 /* Answers the client ourselves and ends the connection: now if nothing is
  * outstanding, else after the responses the client is still owed. */
-static void reply_local(relay_t *r, int status, const char *code, const char *title, const char *detail,
-			const http_head_t *req)
+static void reply_send(relay_t *r, reply_t *rp, const http_head_t *req)
 {
 	flow_t *f = r->f;
-	reply_t rp = {status, code, title, detail, f->id, req && method_is(req, "HEAD")};
+	rp->flow_id = f->id;
+	rp->head_only = req && method_is(req, "HEAD");
 	r->local_reply.len = 0;
-	reply_build(&r->local_reply, &rp, req);
+	reply_build(&r->local_reply, rp, req);
 	r->done = true;
 	r->req_forward = false;
 	side_read(&f->client, false);
 	log_line_t l;
-	log_begin(&l, status >= 500 ? LOG_WARN : LOG_INFO, "local_reply");
+	log_begin(&l, rp->status >= 500 ? LOG_WARN : LOG_INFO, "local_reply");
 	log_kv_u64(&l, "flow", f->id);
-	log_kv_u64(&l, "status", (uint64_t)status);
-	log_kv_str(&l, "code", code);
-	log_kv_str(&l, "detail", detail);
+	log_kv_u64(&l, "status", (uint64_t)rp->status);
+	log_kv_str(&l, "code", rp->code);
+	log_kv_str(&l, "detail", rp->detail);
+	log_kv_str(&l, "rule", rp->rule);
+	log_kv_str(&l, "event", rp->event_id);
 	log_end(&l);
-	snprintf(r->reply_note, sizeof r->reply_note, "%d %s: %s", status, code, detail);
+	snprintf(r->reply_note, sizeof r->reply_note, "%d %s: %s", rp->status, rp->code, rp->detail);
 	if (r->p_count == 0 && !r->res_started) {
 		send_local_reply(r);
 		return;
 	}
 	r->local_pending = true;
+}
+
+static void reply_local(relay_t *r, int status, const char *code, const char *title, const char *detail,
+			const http_head_t *req)
+{
+	reply_t rp = {.status = status, .code = code, .title = title, .detail = detail};
+	reply_send(r, &rp, req);
 }
 
 /* ---- pending requests ---- */
@@ -238,8 +274,21 @@ static pending_t *pending_front(relay_t *r)
 
 static void pending_pop(relay_t *r)
 {
+	pending_t *p = &r->pending[r->p_first];
+	if (p->req) {
+		http_head_free(p->req);
+		free(p->req);
+		p->req = NULL;
+	}
 	r->p_first = (r->p_first + 1) % r->p_cap;
 	r->p_count--;
+}
+
+/* Drops every pending entry (the connection ends without their answers). */
+static void pending_drop(relay_t *r)
+{
+	while (r->p_count)
+		pending_pop(r);
 }
 
 /* ---- request side ---- */
@@ -266,24 +315,96 @@ static int req_begin(void *ud)
 	return HTTP_CB_GO;
 }
 
-static int forward_request(relay_t *r, http_head_t *h)
+/* ---- decisions ---- */
+
+static bool has_body(const http_head_t *h)
+{
+	return h->chunked || (h->has_length && h->content_length > 0);
+}
+
+/* Is this decision worth an event? Anything but a plain pass, anything a
+ * detector found, anything the policy could not see. */
+static bool eventful(const verdict_t *v, const policy_msg_t *m, const char *note)
+{
+	if (v->kind == VERDICT_BLOCK || v->kind == VERDICT_BYPASS || v->redact || v->error || note)
+		return true;
+	for (uint32_t i = 0; m && i < m->n_findings; i++)
+		if (m->findings[i].count || m->findings[i].timed_out)
+			return true;
+	return false;
+}
+
+static void path_of(const http_head_t *h, const char **path, size_t *len)
+{
+	const char *t = http_head_str(h, h->target_off);
+	size_t n = h->target_len;
+	const char *q = memchr(t, '?', n);
+	*path = t;
+	*len = q ? (size_t)(q - t) : n; /* query values can be secrets */
+}
+
+/* Records the decision and says whether the message goes on (false: the
+ * client was answered with a block page). */
+static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const policy_msg_t *m, const http_head_t *h,
+		   const http_head_t *req, const char *note)
 {
 	flow_t *f = r->f;
-	if (r->inspect) {
-		verdict_t v = {0};
-		f->policy->ops->on_request(f->policy, f->w, &f->facts, h, &v);
-		if (v.kind == VERDICT_BLOCK) {
-			f->verdict = v;
-			reply_local(r, 403, "blocked", "Blocked by policy", v.reason, h);
-			return HTTP_CB_PAUSE;
+	char id[EVENT_ID_LEN] = "";
+	if (eventful(v, m, note)) {
+		event_new_id(id);
+		const http_head_t *rq = h->is_request ? h : req;
+		event_t e = {.stage = stage,
+			     .verdict = v,
+			     .msg = m,
+			     .facts = &f->facts,
+			     .policy_version = f->policy->version_text,
+			     .flow_id = f->id,
+			     .client_ip = f->client_ip,
+			     .status = h->is_request ? 0 : h->status,
+			     .body_bytes = m ? m->body_size : 0,
+			     .tls = side_tls_version(&f->client),
+			     .up_tls = side_tls_version(&f->upstream),
+			     .note = note};
+		memcpy(e.id, id, sizeof id);
+		if (rq) {
+			e.method = http_head_str(rq, rq->method_off);
+			e.method_len = rq->method_len;
+			path_of(rq, &e.path, &e.path_len);
 		}
+		event_emit(&e);
 	}
+	if (v->kind == VERDICT_BYPASS)
+		r->inspect = false; /* the rest of this flow goes uninspected */
+	if (v->kind != VERDICT_BLOCK || v->monitor)
+		return true;
+	f->verdict = *v;
+	reply_t rp = {.status = 403, .code = "blocked", .title = "Blocked by policy", .detail = v->reason,
+		      .rule = v->rule, .event_id = id[0] ? id : NULL};
+	if (!h->is_request)
+		pending_drop(r); /* ours takes this response's place */
+	reply_send(r, &rp, h->is_request ? h : NULL);
+	return false;
+}
+
+static const char *const summary_fields[] = {"host", "content-type", "user-agent", "referer", "origin", NULL};
+
+static int send_request_head(relay_t *r, http_head_t *h)
+{
+	flow_t *f = r->f;
 	pending_t p = {
 		.head = method_is(h, "HEAD"),
 		.upgrade = h->upgrade,
 		.close = http_head_has_token(h, "connection", "close") ||
 			 (h->minor == 0 && !http_head_has_token(h, "connection", "keep-alive")),
 	};
+	if (r->inspect && f->policy->read_response_bodies) {
+		p.req = malloc(sizeof *p.req);
+		if (p.req && !http_head_copy(p.req, h, summary_fields)) {
+			http_head_free(p.req);
+			free(p.req);
+			p.req = NULL;
+		}
+	}
 	if (!pending_push(r, p) || !emit_head(r, true, h)) {
 		flow_close(f, "error", "out of memory");
 		return HTTP_CB_ERROR;
@@ -292,17 +413,125 @@ static int forward_request(relay_t *r, http_head_t *h)
 	r->req_forward = true;
 	r->req_chunked = h->chunked;
 	if (log_enabled(LOG_DEBUG)) {
-		/* The path only: query values can be secrets. */
-		const char *t = http_head_str(h, h->target_off);
-		const char *q = memchr(t, '?', h->target_len);
+		const char *path;
+		size_t plen;
+		path_of(h, &path, &plen);
 		log_line_t l;
 		log_begin(&l, LOG_DEBUG, "request");
 		log_kv_u64(&l, "flow", f->id);
 		log_kv_strn(&l, "method", http_head_str(h, h->method_off), h->method_len);
-		log_kv_strn(&l, "path", t, q ? (size_t)(q - t) : h->target_len);
+		log_kv_strn(&l, "path", path, plen);
 		log_end(&l);
 	}
 	return HTTP_CB_GO;
+}
+
+static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
+{
+	hd->on = true;
+	hd->decided = false;
+	hd->body.len = 0;
+	if (h->is_request && http_head_has_token(h, "expect", "100-continue")) {
+		/* The server does not see this request until its body is read:
+		 * we ask for the body ourselves. Not while earlier responses are
+		 * still owed: a 100 among them would be misread. */
+		http_head_remove(h, "expect");
+		if (r->p_count == 0 && !r->res_started)
+			emit(r, false, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+}
+
+/* The held message is complete (or over the limit): ask the policy, then
+ * send what it allows. False: blocked, the client has its answer. */
+static bool decide(relay_t *r, hold_t *hd, bool complete)
+{
+	flow_t *f = r->f;
+	bool request = hd == &r->hreq;
+	http_head_t *h = request ? &r->req.head : &r->res.head;
+	pending_t *front = request ? NULL : pending_front(r);
+	inspect_result_t res;
+	inspect_message(f->policy, f->w, &f->facts, h, front ? front->req : NULL, (uint8_t *)hd->body.data,
+			hd->body.len, complete, &res);
+	bool go = act_on(r, request ? "request" : "response", &res.verdict, &res.msg, h, front ? front->req : NULL,
+			 res.note);
+	if (go) {
+		bool changed = res.identity || (res.verdict.redact && !res.verdict.monitor);
+		if (res.identity) {
+			http_head_remove(h, "content-encoding");
+			if (!h->chunked) {
+				char len[24];
+				snprintf(len, sizeof len, "%zu", res.out_len);
+				http_head_set(h, "Content-Length", len);
+			}
+		}
+		if (changed) {
+			/* digests of the old bytes would now be lies */
+			http_head_remove(h, "content-md5");
+			http_head_remove(h, "digest");
+			http_head_remove(h, "content-digest");
+			http_head_remove(h, "repr-digest");
+		}
+		bool ok;
+		if (request) {
+			ok = send_request_head(r, h) == HTTP_CB_GO;
+		} else {
+			r->res_forward = r->res_started = true;
+			r->res_chunked = h->chunked;
+			ok = emit_head(r, false, h);
+		}
+		if (ok && res.out_len)
+			ok = emit_body(r, request, h->chunked, (const char *)res.out, res.out_len);
+		if (!ok)
+			flow_close(f, "error", "cannot forward an inspected message");
+		hd->decided = !complete;
+	}
+	inspect_result_free(&res);
+	buf_free(&hd->body);
+	return go;
+}
+
+/* A body span of a held message: kept up to the limit; past it the policy
+ * decides on the prefix and the rest goes on as it comes. */
+static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
+{
+	uint64_t limit = r->f->policy->body_limits.max_bytes;
+	size_t room = hd->body.len < limit ? (size_t)(limit - hd->body.len) : 0;
+	size_t take = len < room ? len : room;
+	if (take && !buf_append(&hd->body, data, take)) {
+		flow_close(r->f, "error", "out of memory holding a body");
+		return HTTP_CB_ERROR;
+	}
+	if (take == len)
+		return HTTP_CB_GO;
+	if (!decide(r, hd, false))
+		return HTTP_CB_PAUSE;
+	bool request = hd == &r->hreq;
+	return emit_body(r, request, request ? r->req_chunked : r->res_chunked, data + take, len - take)
+		       ? HTTP_CB_GO
+		       : HTTP_CB_ERROR;
+}
+
+static int forward_request(relay_t *r, http_head_t *h)
+{
+	flow_t *f = r->f;
+	policy_t *p = f->policy;
+	if (r->inspect && p->read_request_bodies && has_body(h)) {
+		hold_start(r, &r->hreq, h);
+		return HTTP_CB_GO;
+	}
+	if (r->inspect) {
+		policy_msg_t m;
+		memset(&m, 0, sizeof m);
+		m.head = h;
+		m.body_complete = true;
+		verdict_t v;
+		p->ops->on_request(p, f->w, &f->facts, &m, &v);
+		bool go = act_on(r, "request", &v, &m, h, NULL, NULL);
+		policy_msg_clear(&m);
+		if (!go)
+			return HTTP_CB_PAUSE;
+	}
+	return send_request_head(r, h);
 }
 
 static void route_dialled(flow_t *f, int status, const char *why);
@@ -412,21 +641,11 @@ static int req_head(void *ud, http_head_t *h)
 	return HTTP_CB_ERROR;
 }
 
-/* A body span on its way: re-chunked, or as it is. Large spans of a body
- * with a length go straight to the side (what was staged first), saving a
- * copy of every bulk byte. */
-static bool emit_body(relay_t *r, bool to_upstream, bool chunked, const char *data, size_t len)
-{
-	if (chunked)
-		return emit_chunk(r, to_upstream, data, len);
-	if (len < 4096)
-		return emit(r, to_upstream, data, len);
-	return flush_stage(r, to_upstream) && side_write(to_upstream ? &r->f->upstream : &r->f->client, data, len);
-}
-
 static int req_body(void *ud, const char *data, size_t len)
 {
 	relay_t *r = ud;
+	if (r->hreq.on && !r->hreq.decided)
+		return hold_body(r, &r->hreq, data, len);
 	if (!r->req_forward)
 		return HTTP_CB_GO;
 	return emit_body(r, true, r->req_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
@@ -435,6 +654,12 @@ static int req_body(void *ud, const char *data, size_t len)
 static int req_end(void *ud, http_head_t *trailers)
 {
 	relay_t *r = ud;
+	if (r->hreq.on) {
+		bool held = !r->hreq.decided;
+		r->hreq.on = false;
+		if (held && !decide(r, &r->hreq, true))
+			return HTTP_CB_PAUSE;
+	}
 	if (r->req_forward && r->req_chunked && !emit_last_chunk(r, true, trailers))
 		return HTTP_CB_ERROR;
 	r->req_forward = false;
@@ -462,31 +687,37 @@ static int res_head(void *ud, http_head_t *h)
 		r->res_interim = true;
 		return emit_head(r, false, h) ? HTTP_CB_NO_BODY : HTTP_CB_ERROR;
 	}
-	if (r->inspect) {
-		verdict_t v = {0};
-		f->policy->ops->on_response(f->policy, f->w, &f->facts, NULL, h, &v);
-		if (v.kind == VERDICT_BLOCK) {
-			f->verdict = v;
-			/* Ours takes this response's place; the requests after it
-			 * go unanswered with the connection. */
-			r->p_count = 0;
-			reply_local(r, 403, "blocked", "Blocked by policy", v.reason, NULL);
-			return HTTP_CB_PAUSE;
+	bool no_body = p->head || h->status == 204 || h->status == 304;
+	if (r->inspect && f->policy->read_response_bodies) {
+		if (!no_body) {
+			hold_start(r, &r->hres, h);
+			return HTTP_CB_GO;
 		}
+		policy_msg_t m;
+		memset(&m, 0, sizeof m);
+		m.head = h;
+		m.request = p->req;
+		m.body_complete = true;
+		verdict_t v;
+		f->policy->ops->on_response(f->policy, f->w, &f->facts, &m, &v);
+		bool go = act_on(r, "response", &v, &m, h, p->req, NULL);
+		policy_msg_clear(&m);
+		if (!go)
+			return HTTP_CB_PAUSE;
 	}
 	r->res_forward = true;
 	r->res_started = true;
 	r->res_chunked = h->chunked;
 	if (!emit_head(r, false, h))
 		return HTTP_CB_ERROR;
-	if (p->head || h->status == 204 || h->status == 304)
-		return HTTP_CB_NO_BODY;
-	return HTTP_CB_GO;
+	return no_body ? HTTP_CB_NO_BODY : HTTP_CB_GO;
 }
 
 static int res_body(void *ud, const char *data, size_t len)
 {
 	relay_t *r = ud;
+	if (r->hres.on && !r->hres.decided)
+		return hold_body(r, &r->hres, data, len);
 	if (!r->res_forward)
 		return HTTP_CB_GO;
 	return emit_body(r, false, r->res_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
@@ -498,6 +729,12 @@ static int res_end(void *ud, http_head_t *trailers)
 	if (r->res_interim) {
 		r->res_interim = false;
 		return HTTP_CB_GO;
+	}
+	if (r->hres.on) {
+		bool held = !r->hres.decided;
+		r->hres.on = false;
+		if (held && !decide(r, &r->hres, true))
+			return HTTP_CB_PAUSE;
 	}
 	if (r->res_forward && r->res_chunked && !emit_last_chunk(r, false, trailers))
 		return HTTP_CB_ERROR;
@@ -590,7 +827,7 @@ static void request_error(relay_t *r)
 		iobuf_put(r->to_upstream);
 		r->to_upstream = NULL;
 		side_close(&f->upstream);
-		r->p_count = 0;
+		pending_drop(r);
 		r->res_forward = r->res_started = false;
 		r->req_forward = false;
 	}
@@ -645,7 +882,7 @@ static void response_error(relay_t *r, const char *why)
 	flow_t *f = r->f;
 	if (!r->res_started && r->p_count) {
 		/* Nothing of this response reached the client: it can be told. */
-		r->p_count = 0;
+		pending_drop(r);
 		reply_local(r, 502, "bad-upstream-response", "Bad response from the server", why, NULL);
 		return;
 	}
@@ -870,6 +1107,9 @@ void relay_free(relay_t *r)
 	buf_free(&r->local_reply);
 	iobuf_put(r->to_upstream);
 	iobuf_put(r->to_client);
+	buf_free(&r->hreq.body);
+	buf_free(&r->hres.body);
+	pending_drop(r);
 	free(r->pending);
 	free(r);
 }
@@ -971,7 +1211,7 @@ bool relay_on_timeout(relay_t *r, const char *what)
 		char why[160];
 		snprintf(why, sizeof why, "the server did not answer within timeouts.idle_ms (%u ms)",
 			 f->eng->cfg.idle_timeout_ms);
-		r->p_count = 0;
+		pending_drop(r);
 		reply_local(r, 504, "upstream-timeout", "The server did not answer", why, NULL);
 		flush(r);
 		return true;

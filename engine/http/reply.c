@@ -76,7 +76,15 @@ bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req)
 		append_escaped(&body, r->title, form);
 		buf_append_str(&body, "\",\"detail\":\"");
 		append_escaped(&body, r->detail, form);
-		buf_appendf(&body, "\",\"flow\":%" PRIu64 ",\"by\":\"dlpgate\"}}\n", r->flow_id);
+		buf_append_str(&body, "\"");
+		if (r->rule) {
+			buf_append_str(&body, ",\"rule\":\"");
+			append_escaped(&body, r->rule, form);
+			buf_append_str(&body, "\"");
+		}
+		if (r->event_id)
+			buf_appendf(&body, ",\"event\":\"%s\"", r->event_id);
+		buf_appendf(&body, ",\"flow\":%" PRIu64 ",\"by\":\"dlpgate\"}}\n", r->flow_id);
 		break;
 	case FORM_HTML:
 		buf_append_str(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>");
@@ -85,7 +93,16 @@ bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req)
 		append_escaped(&body, r->title, form);
 		buf_append_str(&body, "</h1>\n<p>");
 		append_escaped(&body, r->detail, form);
-		buf_appendf(&body, "</p>\n<p><small>dlpgate &middot; %d %s &middot; flow %" PRIu64 "</small></p>\n</body></html>\n",
+		buf_append_str(&body, "</p>\n");
+		if (r->rule) {
+			buf_append_str(&body, "<p>Rule: <code>");
+			append_escaped(&body, r->rule, form);
+			buf_append_str(&body, "</code></p>\n");
+		}
+		if (r->event_id)
+			buf_appendf(&body, "<p>Event: <code>%s</code> &middot; give this to your administrator.</p>\n",
+				    r->event_id);
+		buf_appendf(&body, "<p><small>dlpgate &middot; %d %s &middot; flow %" PRIu64 "</small></p>\n</body></html>\n",
 			    r->status, reply_status_text(r->status), r->flow_id);
 		break;
 	case FORM_TEXT:
@@ -93,6 +110,13 @@ bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req)
 		append_escaped(&body, r->title, form);
 		buf_append_str(&body, ": ");
 		append_escaped(&body, r->detail, form);
+		if (r->rule) {
+			buf_append_str(&body, " (rule ");
+			append_escaped(&body, r->rule, form);
+			buf_append_str(&body, ")");
+		}
+		if (r->event_id)
+			buf_appendf(&body, " (event %s)", r->event_id);
 		buf_appendf(&body, " (flow %" PRIu64 ")\n", r->flow_id);
 		break;
 	}

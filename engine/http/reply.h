@@ -23,6 +23,8 @@ typedef struct {
 	const char *detail;   /* a sentence naming the problem */
 	uint64_t flow_id;
 	bool head_only;       /* the request was HEAD: no body */
+	const char *rule;     /* blocks: the policy file:line that decided, or NULL */
+	const char *event_id; /* blocks: the event that records it, or NULL */
 } reply_t;
 
 /* Appends the whole response; req may be NULL (no Accept known). */

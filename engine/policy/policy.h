@@ -19,6 +19,8 @@
 #define DLPGATE_POLICY_H
 
 #include "core/config.h"
+#include "detect/mask.h"
+#include "http/body.h"
 #include "http/head.h"
 
 #include <stdatomic.h>
@@ -51,18 +53,60 @@ typedef enum {
 
 typedef struct {
 	verdict_kind_t kind;
+	bool monitor;        /* report kind, do what pass/inspect would */
+	bool redact;         /* with PASS: mask the selected findings first */
+	bool error;          /* a policy error or limit decided (fail mode) */
 	char reason[160];
 	char rule[128];      /* who decided: "file:line", "config bypass_hosts[2]" */
 } verdict_t;
+
+/* What detectors found in a message: names, counts and masked samples for
+ * the event, spans for redaction. Never the secrets themselves. */
+#define FINDINGS_MAX 16
+#define SAMPLES_MAX 3
+
+typedef struct {
+	char name[64];
+	char severity[12];
+	uint32_t count;
+	bool timed_out;
+	bool redact;         /* selected by dlp.redact */
+	uint8_t keep_first, keep_last;
+	uint8_t n_samples;
+	char samples[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
+} finding_t;
+
+typedef struct {
+	uint32_t start, len;  /* in the body view */
+	uint8_t finding;      /* index into findings */
+} finding_span_t;
+
+/* A message at a stage: what a policy may read and change. */
+typedef struct {
+	http_head_t *head;            /* edits here are what is forwarded */
+	const http_head_t *request;   /* on_response: the request, if known */
+	const body_view_t *view;      /* the body as text, NULL if not read */
+	uint64_t body_size;           /* bytes of body seen */
+	bool body_complete;           /* false: only a prefix was read */
+	const char *body_note;        /* why it was not (all) read, or NULL */
+	/* filled during the stage */
+	finding_t findings[FINDINGS_MAX];
+	uint32_t n_findings;
+	finding_span_t *spans;
+	uint32_t n_spans, cap_spans;
+} policy_msg_t;
+
+void policy_msg_clear(policy_msg_t *m);
+
+typedef enum { OVERSIZE_PREFIX = 0, OVERSIZE_PASS, OVERSIZE_BLOCK } oversize_t;
 
 typedef struct policy policy_t;
 
 typedef struct {
 	const char *name;
 	void (*on_flow)(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v);
-	void (*on_request)(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *req, verdict_t *v);
-	void (*on_response)(policy_t *p, struct worker *w, const flow_facts_t *f, const http_head_t *req,
-			    http_head_t *res, verdict_t *v);
+	void (*on_request)(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v);
+	void (*on_response)(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v);
 	void (*destroy)(policy_t *p);
 } policy_ops_t;
 
@@ -70,7 +114,13 @@ struct policy {
 	const policy_ops_t *ops;
 	atomic_int refs;
 	uint64_t version;
+	char version_text[48];     /* what events name the policy by */
 	void *impl;
+	/* what the relay must do for the stages to see bodies */
+	bool read_request_bodies;
+	bool read_response_bodies;
+	body_limits_t body_limits; /* max_bytes = the inspection limit */
+	oversize_t oversize;
 };
 
 static inline policy_t *policy_ref(policy_t *p)

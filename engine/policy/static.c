@@ -57,16 +57,21 @@ static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdic
 	verdict_set(v, VERDICT_INSPECT, "default", "inspected by default");
 }
 
-static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *req, verdict_t *v)
+void policy_msg_clear(policy_msg_t *m)
+{
+	free(m->spans);
+	memset(m, 0, sizeof *m);
+}
+
+static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v)
 {
 	(void)p, (void)w, (void)f, (void)req;
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
-static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, const http_head_t *req,
-			http_head_t *res, verdict_t *v)
+static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v)
 {
-	(void)p, (void)w, (void)f, (void)req, (void)res;
+	(void)p, (void)w, (void)f, (void)res;
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
@@ -100,5 +105,6 @@ policy_t *policy_static_new(const config_t *cfg)
 	p->ops = &static_ops;
 	p->impl = s;
 	atomic_init(&p->refs, 1);
+	snprintf(p->version_text, sizeof p->version_text, "config");
 	return p;
 }

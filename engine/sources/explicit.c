@@ -113,8 +113,11 @@ static void reply_and_finish(flow_t *f, int status, const char *code, const char
 {
 	buf_t out;
 	buf_init(&out, 0);
-	reply_t rp = {status, code, status == 504 ? "The server did not answer" : "Cannot reach the server", detail,
-		      f->id, false};
+	reply_t rp = {.status = status,
+		      .code = code,
+		      .title = status == 504 ? "The server did not answer" : "Cannot reach the server",
+		      .detail = detail,
+		      .flow_id = f->id};
 	reply_build(&out, &rp, NULL);
 	side_write(&f->client, out.data, out.len);
 	buf_free(&out);
@@ -149,7 +152,8 @@ void explicit_connect(flow_t *f, const http_head_t *req, const char *rest, size_
 	if (bad) {
 		buf_t out;
 		buf_init(&out, 0);
-		reply_t rp = {400, "bad-connect", "Bad CONNECT request", bad, f->id, false};
+		reply_t rp = {.status = 400, .code = "bad-connect", .title = "Bad CONNECT request", .detail = bad,
+			      .flow_id = f->id};
 		reply_build(&out, &rp, NULL);
 		side_write(&f->client, out.data, out.len);
 		buf_free(&out);

@@ -178,7 +178,8 @@ START_TEST(local_replies_negotiate)
 {
 	http_head_t h;
 	http_head_init(&h, true, 4096, 16);
-	reply_t r = {502, "upstream-tls", "Upstream TLS failed", "the certificate of <x> failed: expired", 7, false};
+	reply_t r = {.status = 502, .code = "upstream-tls", .title = "Upstream TLS failed",
+		     .detail = "the certificate of <x> failed: expired", .flow_id = 7};
 	buf_t out;
 	buf_init(&out, 0);
 	/* no Accept: text */

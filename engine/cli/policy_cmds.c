@@ -1,0 +1,103 @@
+/*
+ * The policy author's commands: check, test, scan, import gitleaks.
+ */
+#include "cli/cli.h"
+#include "policy/gitleaks.h"
+#include "policy/lua_policy.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int cli_check(int argc, char **argv)
+{
+	if (argc < 3)
+		cli_fail("usage: dlpgate check POLICY_OR_PACK...");
+	int problems = 0;
+	for (int i = 2; i < argc; i++) {
+		cli_check_readable("check", argv[i]);
+		problems += lua_policy_check(argv[i], stdout);
+	}
+	return problems ? 1 : 0;
+}
+
+int cli_test(int argc, char **argv)
+{
+	if (argc < 4)
+		cli_fail("usage: dlpgate test POLICY TESTFILE...");
+	for (int i = 2; i < argc; i++)
+		cli_check_readable("test", argv[i]);
+	int failed = lua_policy_test(argv[2], argv + 3, argc - 3, stdout);
+	return failed == 0 ? 0 : 1;
+}
+
+int cli_scan(int argc, char **argv)
+{
+	bool no_prefilter = false;
+	int first = 2;
+	if (argc > first && !strcmp(argv[first], "--no-prefilter")) {
+		no_prefilter = true;
+		first++;
+	}
+	if (argc < first + 2)
+		cli_fail("usage: dlpgate scan [--no-prefilter] POLICY_OR_PACK FILE... (- for stdin)");
+	cli_check_readable("scan", argv[first]);
+	return lua_policy_scan(argv[first], argv + first + 1, argc - first - 1, no_prefilter, stdout);
+}
+
+/* TOML is read by python3's standard tomllib (3.11+): one small, well-tested
+ * parser instead of a second one of ours. */
+static const char toml_to_json[] = "import json, sys, tomllib\n"
+				   "with open(sys.argv[1], 'rb') as f:\n"
+				   "    json.dump(tomllib.load(f), sys.stdout)\n";
+
+static json_t *read_toml(const char *path)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		cli_fail("cannot run python3: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execlp("python3", "python3", "-c", toml_to_json, path, (char *)NULL);
+		fprintf(stderr, "dlpgate: import needs python3 (3.11 or later, for tomllib): %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	FILE *f = fdopen(pipefd[0], "r");
+	json_error_t je;
+	json_t *j = f ? json_loadf(f, 0, &je) : NULL;
+	if (f)
+		fclose(f);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		json_decref(j);
+		cli_fail("%s: not readable as TOML (python3's message is above)", path);
+	}
+	if (!j)
+		cli_fail("%s: cannot read the converted TOML: %s", path, je.text);
+	return j;
+}
+
+int cli_import(int argc, char **argv)
+{
+	if (argc != 4 || strcmp(argv[2], "gitleaks"))
+		cli_fail("usage: dlpgate import gitleaks CONFIG.toml > pack.lua");
+	cli_check_readable("import gitleaks", argv[3]);
+	json_t *cfg = read_toml(argv[3]);
+	char err[512];
+	int n = gitleaks_to_lua(cfg, argv[3], stdout, err, sizeof err);
+	json_decref(cfg);
+	if (n < 0)
+		cli_fail("%s", err);
+	fflush(stdout);
+	fprintf(stderr, "dlpgate: %d detectors written; check them with: dlpgate check pack.lua\n", n);
+	return 0;
+}

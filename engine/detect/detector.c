@@ -1,0 +1,715 @@
+/*
+ * detector: compile, the shared set, and the scan. See detector.h.
+ */
+#include "detect/detector.h"
+
+#include "core/buf.h"
+#include "detect/prefilter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	pcre2_code **re;
+	size_t n_re;
+	allow_target_t target;
+	char **stop;
+	size_t n_stop;
+	pcre2_code **files;
+	size_t n_files;
+	bool all;
+} allow_t;
+
+struct detector {
+	uint32_t id;
+	bool late;                 /* added after the set was built: no prefilter */
+	char *name, *key, *severity, *confidence;
+	pcre2_code *re;            /* NULL: a file-name-only detector */
+	uint32_t group;
+	validator_t validate;
+	double min_entropy;
+	char **keywords;
+	size_t n_keywords;
+	char **context;
+	size_t n_context;
+	uint32_t distance;
+	uint32_t min_count;
+	allow_t allow[DETECTOR_MAX_ALLOW];
+	size_t n_allow;
+	pcre2_code *filename;
+	uint32_t window;
+	uint8_t keep_first, keep_last;
+};
+
+struct detset {
+	pthread_mutex_t lock;
+	detector_t **d;
+	size_t n, cap;
+	prefilter_t *pf;
+	size_t n_built;            /* detectors the prefilter knows */
+};
+
+typedef struct {
+	uint32_t start, len;
+} span_t;
+
+typedef struct {
+	span_t *v;
+	uint32_t n, cap;
+	bool saturated;            /* too many hits: scan the whole buffer */
+} spans_t;
+
+#define MAX_HITS 4096
+
+struct detect_scratch {
+	pcre2_match_data *md;
+	pcre2_jit_stack *jit;
+	pcre2_match_context *mctx;
+	int32_t *slot_of;          /* detector id -> index in the current want list */
+	size_t n_slot_of;
+	spans_t *kw, *ctx;         /* per wanted detector */
+	size_t n_spans;
+};
+
+/* ---- compile ---- */
+
+static char **dup_list(const char *const *v, size_t n, bool lower)
+{
+	char **out = calloc(n ? n : 1, sizeof *out);
+	for (size_t i = 0; out && i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i])
+			return NULL; /* leaks on OOM only: the caller fails the load */
+		if (lower)
+			for (char *p = out[i]; *p; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p + 32);
+	}
+	return out;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static pcre2_code *compile_re(const char *src, const char *what, char *err, size_t n)
+{
+	int code;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(code, msg, sizeof msg);
+		snprintf(err, n, "%s does not compile at offset %zu: %s", what, (size_t)off, (const char *)msg);
+		return NULL;
+	}
+	/* JIT where the CPU allows; the interpreter otherwise (same results). */
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	return re;
+}
+
+static void key_add(buf_t *b, const char *tag, const char *s)
+{
+	buf_appendf(b, "%s%zu:%s;", tag, s ? strlen(s) : 0, s ? s : "");
+}
+
+static void key_list(buf_t *b, const char *tag, const char *const *v, size_t n)
+{
+	buf_appendf(b, "%s[%zu]", tag, n);
+	for (size_t i = 0; i < n; i++)
+		key_add(b, "", v[i]);
+}
+
+/* Length-prefixed fields: two specs have the same key only if every
+ * field that changes a result is the same. */
+static char *make_key(const detector_spec_t *s)
+{
+	buf_t b;
+	buf_init(&b, 0);
+	key_add(&b, "re", s->regex);
+	key_list(&b, "kw", s->keywords, s->n_keywords);
+	key_list(&b, "cx", s->context_words, s->n_context);
+	for (size_t i = 0; i < s->n_allow; i++) {
+		const allow_spec_t *a = &s->allow[i];
+		key_list(&b, "al", a->regexes, a->n_regexes);
+		key_list(&b, "sw", a->stopwords, a->n_stopwords);
+		key_list(&b, "af", a->filenames, a->n_filenames);
+		buf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
+	}
+	key_add(&b, "fn", s->filename);
+	buf_appendf(&b, "g%u v%d e%.6f d%u m%u w%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
+		    s->context_distance, s->min_count, s->window, s->keep_first, s->keep_last);
+	key_add(&b, "sev", s->severity);
+	key_add(&b, "conf", s->confidence);
+	key_add(&b, "name", s->name);
+	buf_cstr(&b);
+	return b.data;
+}
+
+detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
+{
+	if (!s->regex && !s->filename) {
+		snprintf(err, n, "a detector needs a regex (or a filename pattern)");
+		return NULL;
+	}
+	detector_t *d = calloc(1, sizeof *d);
+	if (!d) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	d->name = strdup(s->name ? s->name : "detector");
+	d->severity = strdup(s->severity ? s->severity : "medium");
+	d->confidence = strdup(s->confidence ? s->confidence : "medium");
+	d->key = make_key(s);
+	d->group = s->group;
+	d->validate = s->validate;
+	d->min_entropy = s->min_entropy;
+	d->distance = s->context_distance ? s->context_distance : 100;
+	d->min_count = s->min_count ? s->min_count : 1;
+	d->window = s->window ? s->window : 256;
+	d->keep_first = s->keep_first;
+	d->keep_last = s->keep_last;
+	d->keywords = dup_list(s->keywords, s->n_keywords, false);
+	d->n_keywords = s->n_keywords;
+	d->context = dup_list(s->context_words, s->n_context, true);
+	d->n_context = s->n_context;
+	if (!d->name || !d->severity || !d->confidence || !d->key || !d->keywords || !d->context) {
+		snprintf(err, n, "out of memory");
+		detector_free(d);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n_keywords; i++)
+		if (!s->keywords[i][0] || strlen(s->keywords[i]) > 255) {
+			snprintf(err, n, "keyword %zu is empty or longer than 255 bytes", i + 1);
+			detector_free(d);
+			return NULL;
+		}
+	if (s->regex) {
+		d->re = compile_re(s->regex, "regex", err, n);
+		if (!d->re) {
+			detector_free(d);
+			return NULL;
+		}
+		uint32_t groups = 0;
+		pcre2_pattern_info(d->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+		if (d->group > groups) {
+			snprintf(err, n, "group = %u but the regex has %u capture group%s", d->group, groups,
+				 groups == 1 ? "" : "s");
+			detector_free(d);
+			return NULL;
+		}
+	}
+	if (s->n_allow > DETECTOR_MAX_ALLOW) {
+		snprintf(err, n, "more than %d allowlists", DETECTOR_MAX_ALLOW);
+		detector_free(d);
+		return NULL;
+	}
+	for (size_t g = 0; g < s->n_allow; g++) {
+		const allow_spec_t *as = &s->allow[g];
+		allow_t *a = &d->allow[d->n_allow++];
+		a->target = as->target;
+		a->all = as->all;
+		a->stop = dup_list(as->stopwords, as->n_stopwords, true);
+		a->n_stop = as->n_stopwords;
+		a->re = calloc(as->n_regexes ? as->n_regexes : 1, sizeof *a->re);
+		a->files = calloc(as->n_filenames ? as->n_filenames : 1, sizeof *a->files);
+		if (!a->stop || !a->re || !a->files) {
+			snprintf(err, n, "out of memory");
+			detector_free(d);
+			return NULL;
+		}
+		for (size_t i = 0; i < as->n_regexes; i++) {
+			char what[64];
+			snprintf(what, sizeof what, "allow regex %zu", i + 1);
+			a->re[i] = compile_re(as->regexes[i], what, err, n);
+			if (!a->re[i]) {
+				detector_free(d);
+				return NULL;
+			}
+			a->n_re++;
+		}
+		for (size_t i = 0; i < as->n_filenames; i++) {
+			char what[64];
+			snprintf(what, sizeof what, "allow filename %zu", i + 1);
+			a->files[i] = compile_re(as->filenames[i], what, err, n);
+			if (!a->files[i]) {
+				detector_free(d);
+				return NULL;
+			}
+			a->n_files++;
+		}
+	}
+	if (s->filename) {
+		d->filename = compile_re(s->filename, "filename pattern", err, n);
+		if (!d->filename) {
+			detector_free(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+void detector_free(detector_t *d)
+{
+	if (!d)
+		return;
+	free(d->name);
+	free(d->key);
+	free(d->severity);
+	free(d->confidence);
+	pcre2_code_free(d->re);
+	pcre2_code_free(d->filename);
+	for (size_t g = 0; g < d->n_allow; g++) {
+		allow_t *a = &d->allow[g];
+		for (size_t i = 0; i < a->n_re; i++)
+			pcre2_code_free(a->re[i]);
+		for (size_t i = 0; i < a->n_files; i++)
+			pcre2_code_free(a->files[i]);
+		free(a->re);
+		free(a->files);
+		free_list(a->stop, a->n_stop);
+	}
+	free_list(d->keywords, d->n_keywords);
+	free_list(d->context, d->n_context);
+	free(d);
+}
+
+const char *detector_name(const detector_t *d) { return d->name; }
+const char *detector_severity(const detector_t *d) { return d->severity; }
+const char *detector_confidence(const detector_t *d) { return d->confidence; }
+bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
+uint32_t detector_id(const detector_t *d) { return d->id; }
+uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
+uint8_t detector_keep_first(const detector_t *d) { return d->keep_first; }
+uint8_t detector_keep_last(const detector_t *d) { return d->keep_last; }
+const char *detector_key(const detector_t *d) { return d->key; }
+bool detector_has_regex(const detector_t *d) { return d->re != NULL; }
+bool detector_filename_only(const detector_t *d) { return !d->re && d->filename; }
+
+/* ---- the set ---- */
+
+detset_t *detset_new(void)
+{
+	detset_t *set = calloc(1, sizeof *set);
+	if (set)
+		pthread_mutex_init(&set->lock, NULL);
+	return set;
+}
+
+void detset_free(detset_t *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		detector_free(set->d[i]);
+	free(set->d);
+	prefilter_free(set->pf);
+	pthread_mutex_destroy(&set->lock);
+	free(set);
+}
+
+detector_t *detset_add(detset_t *set, detector_t *d)
+{
+	pthread_mutex_lock(&set->lock);
+	for (size_t i = 0; i < set->n; i++)
+		if (!strcmp(set->d[i]->key, d->key)) {
+			detector_t *same = set->d[i];
+			pthread_mutex_unlock(&set->lock);
+			detector_free(d);
+			return same;
+		}
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 32;
+		detector_t **v = realloc(set->d, cap * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&set->lock);
+			detector_free(d);
+			return NULL;
+		}
+		set->d = v;
+		set->cap = cap;
+	}
+	d->id = (uint32_t)set->n;
+	d->late = set->pf != NULL;
+	set->d[set->n++] = d;
+	pthread_mutex_unlock(&set->lock);
+	return d;
+}
+
+bool detset_build(detset_t *set)
+{
+	pthread_mutex_lock(&set->lock);
+	prefilter_t *pf = prefilter_new();
+	bool ok = pf != NULL;
+	for (size_t i = 0; ok && i < set->n; i++) {
+		const detector_t *d = set->d[i];
+		for (size_t k = 0; ok && k < d->n_keywords; k++)
+			ok = prefilter_add(pf, d->keywords[k], strlen(d->keywords[k]), (uint32_t)i << 1);
+		for (size_t k = 0; ok && k < d->n_context; k++)
+			ok = prefilter_add(pf, d->context[k], strlen(d->context[k]), (uint32_t)i << 1 | 1);
+	}
+	ok = ok && prefilter_build(pf);
+	if (ok) {
+		prefilter_free(set->pf);
+		set->pf = pf;
+		set->n_built = set->n;
+		for (size_t i = 0; i < set->n; i++)
+			set->d[i]->late = false;
+	} else {
+		prefilter_free(pf);
+	}
+	pthread_mutex_unlock(&set->lock);
+	return ok;
+}
+
+size_t detset_count(const detset_t *set)
+{
+	return set->n;
+}
+
+const detector_t *detset_get(const detset_t *set, uint32_t id)
+{
+	return id < set->n ? set->d[id] : NULL;
+}
+
+/* ---- scratch ---- */
+
+detect_scratch_t *detect_scratch_new(uint32_t match_limit)
+{
+	detect_scratch_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->md = pcre2_match_data_create(64, NULL);
+	s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
+	s->mctx = pcre2_match_context_create(NULL);
+	if (!s->md || !s->jit || !s->mctx) {
+		detect_scratch_free(s);
+		return NULL;
+	}
+	pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+	pcre2_set_match_limit(s->mctx, match_limit ? match_limit : 1000000);
+	pcre2_set_depth_limit(s->mctx, 100000);
+	return s;
+}
+
+void detect_scratch_free(detect_scratch_t *s)
+{
+	if (!s)
+		return;
+	pcre2_match_data_free(s->md);
+	pcre2_jit_stack_free(s->jit);
+	pcre2_match_context_free(s->mctx);
+	free(s->slot_of);
+	for (size_t i = 0; i < s->n_spans; i++) {
+		free(s->kw[i].v);
+		free(s->ctx[i].v);
+	}
+	free(s->kw);
+	free(s->ctx);
+	free(s);
+}
+
+static bool scratch_fit(detect_scratch_t *s, size_t n_detectors, size_t n_want)
+{
+	if (s->n_slot_of < n_detectors) {
+		int32_t *v = realloc(s->slot_of, n_detectors * sizeof *v);
+		if (!v)
+			return false;
+		for (size_t i = s->n_slot_of; i < n_detectors; i++)
+			v[i] = -1;
+		s->slot_of = v;
+		s->n_slot_of = n_detectors;
+	}
+	if (s->n_spans < n_want) {
+		spans_t *kw = realloc(s->kw, n_want * sizeof *kw);
+		if (!kw)
+			return false;
+		s->kw = kw;
+		spans_t *cx = realloc(s->ctx, n_want * sizeof *cx);
+		if (!cx)
+			return false;
+		s->ctx = cx;
+		memset(s->kw + s->n_spans, 0, (n_want - s->n_spans) * sizeof *kw);
+		memset(s->ctx + s->n_spans, 0, (n_want - s->n_spans) * sizeof *cx);
+		s->n_spans = n_want;
+	}
+	return true;
+}
+
+static void spans_push(spans_t *v, uint32_t start, uint32_t len)
+{
+	if (v->saturated)
+		return;
+	if (v->n == MAX_HITS) {
+		v->saturated = true;
+		return;
+	}
+	if (v->n == v->cap) {
+		uint32_t cap = v->cap ? v->cap * 2 : 16;
+		span_t *nv = realloc(v->v, cap * sizeof *nv);
+		if (!nv) {
+			v->saturated = true;
+			return;
+		}
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = (span_t){start, len};
+}
+
+static int span_cmp(const void *a, const void *b)
+{
+	const span_t *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* ---- matching ---- */
+
+static bool ci_contains(const char *hay, size_t n, const char *needle)
+{
+	size_t m = strlen(needle);
+	if (m == 0 || m > n)
+		return false;
+	for (size_t i = 0; i + m <= n; i++) {
+		size_t k = 0;
+		while (k < m) {
+			char c = hay[i + k];
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c + 32);
+			if (c != needle[k])
+				break;
+			k++;
+		}
+		if (k == m)
+			return true;
+	}
+	return false;
+}
+
+/* Context words of d in buf, found without the prefilter. */
+static void find_context(const detector_t *d, const uint8_t *buf, size_t len, spans_t *out)
+{
+	for (size_t w = 0; w < d->n_context; w++) {
+		size_t m = strlen(d->context[w]);
+		for (size_t i = 0; i + m <= len; i++)
+			if (ci_contains((const char *)buf + i, m, d->context[w]))
+				spans_push(out, (uint32_t)i, (uint32_t)m);
+	}
+}
+
+static bool near_context(const spans_t *ctx, uint32_t ms, uint32_t me, uint32_t dist)
+{
+	uint32_t lo = ms > dist ? ms - dist : 0;
+	uint64_t hi = (uint64_t)me + dist;
+	/* spans are sorted by start: find the first ending after lo */
+	for (uint32_t i = 0; i < ctx->n; i++) {
+		const span_t *c = &ctx->v[i];
+		if (c->start > hi)
+			break;
+		if ((uint64_t)c->start + c->len >= lo)
+			return true;
+	}
+	return false;
+}
+
+static int match_one(const pcre2_code *re, const uint8_t *s, size_t n, detect_scratch_t *sc)
+{
+	return pcre2_match(re, s, n, 0, 0, sc->md, sc->mctx);
+}
+
+/* Does allowlist a drop this finding? */
+static bool group_allows(const allow_t *a, const uint8_t *buf, size_t len, uint32_t ms, uint32_t me, uint32_t ss,
+			 uint32_t se, const char *filename, detect_scratch_t *sc)
+{
+	bool by_regex = false, by_stop = false, by_file = false;
+	if (a->n_re) {
+		const uint8_t *t = buf + ss;
+		size_t tn = se - ss;
+		if (a->target == ALLOW_MATCH) {
+			t = buf + ms;
+			tn = me - ms;
+		} else if (a->target == ALLOW_LINE) {
+			uint32_t x = ms, y = me;
+			while (x > 0 && buf[x - 1] != '\n')
+				x--;
+			while (y < len && buf[y] != '\n')
+				y++;
+			t = buf + x;
+			tn = y - x;
+		}
+		for (size_t i = 0; i < a->n_re && !by_regex; i++)
+			by_regex = match_one(a->re[i], t, tn, sc) >= 0;
+	}
+	for (size_t i = 0; i < a->n_stop && !by_stop; i++)
+		by_stop = ci_contains((const char *)buf + ss, se - ss, a->stop[i]);
+	for (size_t i = 0; filename && i < a->n_files && !by_file; i++)
+		by_file = match_one(a->files[i], (const uint8_t *)filename, strlen(filename), sc) >= 0;
+	if (a->all)
+		return (!a->n_re || by_regex) && (!a->n_stop || by_stop) && (!a->n_files || by_file) &&
+		       (a->n_re || a->n_stop || a->n_files);
+	return by_regex || by_stop || by_file;
+}
+
+static bool allowed(const detector_t *d, const uint8_t *buf, size_t len, uint32_t ms, uint32_t me, uint32_t ss,
+		    uint32_t se, const char *filename, detect_scratch_t *sc)
+{
+	for (size_t g = 0; g < d->n_allow; g++)
+		if (group_allows(&d->allow[g], buf, len, ms, me, ss, se, filename, sc))
+			return true;
+	return false;
+}
+
+/* Runs d's regex for matches starting in [from, to) within buf[0..end). */
+static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *buf, size_t len, size_t from,
+		      size_t end, const char *filename, const spans_t *ctx, det_result_t *r, size_t *last_end,
+		      size_t *execs)
+{
+	size_t off = from;
+	while (off < end) {
+		int rc = pcre2_match(d->re, buf, end, off, 0, sc->md, sc->mctx);
+		(*execs)++;
+		if (rc == PCRE2_ERROR_NOMATCH)
+			return true;
+		if (rc < 0) {
+			if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+			    rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+				r->timed_out = true;
+			return false;
+		}
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
+		uint32_t ms = (uint32_t)ov[0], me = (uint32_t)ov[1];
+		off = me > ms ? me : (size_t)me + 1;
+		if (me == ms || ms < *last_end)
+			continue; /* empty, or already counted in an overlapping window */
+		uint32_t ss = ms, se = me;
+		if (d->group && (uint32_t)rc > d->group && ov[2 * d->group] != PCRE2_UNSET) {
+			ss = (uint32_t)ov[2 * d->group];
+			se = (uint32_t)ov[2 * d->group + 1];
+		}
+		*last_end = me;
+		if (se == ss)
+			continue;
+		const char *secret = (const char *)buf + ss;
+		if (d->validate && !validate_run(d->validate, secret, se - ss))
+			continue;
+		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) < d->min_entropy)
+			continue;
+		if (d->n_context && !near_context(ctx, ms, me, d->distance))
+			continue;
+		if (allowed(d, buf, len, ms, me, ss, se, filename, sc))
+			continue;
+		r->count++;
+		if (r->n_matches < DET_MAX_MATCHES)
+			r->matches[r->n_matches++] = (det_match_t){ss, se - ss, ms, me - ms};
+	}
+	return true;
+}
+
+typedef struct {
+	detect_scratch_t *s;
+	size_t n_built;
+} hit_ctx_t;
+
+static bool on_hit(void *p, const pf_hit_t *h)
+{
+	hit_ctx_t *c = p;
+	uint32_t id = h->tag >> 1;
+	if (id >= c->n_built)
+		return true;
+	int32_t slot = c->s->slot_of[id];
+	if (slot < 0)
+		return true;
+	spans_push((h->tag & 1) ? &c->s->ctx[slot] : &c->s->kw[slot], h->start, h->len);
+	return true;
+}
+
+static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
+		   const detector_t *const *want, size_t n_want, det_result_t *results, bool use_prefilter)
+{
+	size_t execs = 0;
+	pthread_mutex_lock(&set->lock); /* only to read n safely against a late add */
+	size_t n_det = set->n, n_built = set->n_built;
+	prefilter_t *pf = set->pf;
+	pthread_mutex_unlock(&set->lock);
+	if (!scratch_fit(s, n_det, n_want))
+		return 0;
+	for (size_t i = 0; i < n_want; i++) {
+		results[i].d = want[i];
+		results[i].count = 0;
+		results[i].timed_out = false;
+		results[i].n_matches = 0;
+		s->slot_of[want[i]->id] = (int32_t)i;
+		s->kw[i].n = s->ctx[i].n = 0;
+		s->kw[i].saturated = s->ctx[i].saturated = false;
+	}
+	if (pf && use_prefilter) {
+		hit_ctx_t hc = {s, n_built};
+		prefilter_scan(pf, buf, len, on_hit, &hc);
+	}
+	for (size_t i = 0; i < n_want; i++) {
+		const detector_t *d = want[i];
+		s->slot_of[d->id] = -1;
+		if (!d->re)
+			continue;
+		bool prefiltered = use_prefilter && pf && !d->late && d->id < n_built;
+		if (d->n_context && !prefiltered) {
+			s->ctx[i].n = 0;
+			find_context(d, buf, len, &s->ctx[i]);
+		}
+		if (s->ctx[i].n > 1)
+			qsort(s->ctx[i].v, s->ctx[i].n, sizeof(span_t), span_cmp);
+		size_t last_end = 0;
+		if (!d->n_keywords || !prefiltered || s->kw[i].saturated) {
+			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], &results[i], &last_end, &execs);
+			continue;
+		}
+		spans_t *kw = &s->kw[i];
+		if (kw->n == 0)
+			continue;
+		qsort(kw->v, kw->n, sizeof(span_t), span_cmp);
+		/* Windows around keyword hits, merged where they touch. */
+		size_t w0 = 0, w1 = 0;
+		bool open = false;
+		for (uint32_t k = 0; k <= kw->n; k++) {
+			size_t a = 0, b = 0;
+			if (k < kw->n) {
+				a = kw->v[k].start > d->window ? kw->v[k].start - d->window : 0;
+				b = (size_t)kw->v[k].start + kw->v[k].len + d->window;
+				if (b > len)
+					b = len;
+				if (open && a <= w1) {
+					if (b > w1)
+						w1 = b;
+					continue;
+				}
+			}
+			if (open && !run_range(d, s, buf, len, w0, w1, filename, &s->ctx[i], &results[i], &last_end, &execs))
+				break;
+			w0 = a;
+			w1 = b;
+			open = true;
+		}
+	}
+	return execs;
+}
+
+size_t detset_scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
+		   const detector_t *const *want, size_t n_want, det_result_t *results)
+{
+	return scan(set, s, buf, len, filename, want, n_want, results, true);
+}
+
+size_t detset_scan_all(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
+		       const detector_t *const *want, size_t n_want, det_result_t *results)
+{
+	return scan(set, s, buf, len, filename, want, n_want, results, false);
+}
+
+bool detector_filename_matches(const detector_t *d, const char *name, size_t n, detect_scratch_t *s)
+{
+	return !d->filename || match_one(d->filename, (const uint8_t *)name, n, s) >= 0;
+}

@@ -1,0 +1,138 @@
+/*
+ * detector: one compiled detection rule, and the set a policy scans with.
+ *
+ * A detector is a primary pattern (PCRE2, JIT-compiled once) plus what
+ * turns a pattern hit into a finding: the capture group that is the
+ * secret, a validator (Luhn, IBAN, SSN, ABA), a minimum entropy, context
+ * words that must appear within a distance, allowlists (regexes on the
+ * secret, the match or the line; stopwords), a file-name scope and a
+ * minimum count. That is enough to express secret-scanner rule sets
+ * (gitleaks: regex + secretGroup + keywords + entropy + allowlists) and
+ * enterprise sensitive-information types (primary pattern + checksum +
+ * supporting keywords within a distance + instance count).
+ *
+ * A detset holds every detector of a policy and the prefilter built from
+ * their keywords and context words. It is immutable once built and shared
+ * by all workers; each thread scans with its own detect_scratch_t (PCRE2
+ * match data, JIT stack, hit lists), so scanning takes no lock.
+ *
+ * A detector with keywords runs its regex only in windows around keyword
+ * hits (merged when they overlap); one without keywords runs on the whole
+ * buffer, which is what `dlpgate check` warns about. A pattern that
+ * backtracks past the match limit stops that detector for that buffer and
+ * the result says it timed out: a hostile input cannot stall a worker.
+ */
+#ifndef DLPGATE_DETECTOR_H
+#define DLPGATE_DETECTOR_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "detect/validate.h"
+
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { ALLOW_SECRET = 0, ALLOW_MATCH, ALLOW_LINE } allow_target_t;
+
+/* One allowlist: a finding is dropped when its criteria hold (any of them,
+ * or all with `all`): a regex matches the target text, the secret holds a
+ * stopword, the file name matches. A detector may have several; any one
+ * that drops a finding drops it. */
+typedef struct {
+	const char *const *regexes;
+	size_t n_regexes;
+	allow_target_t target;
+	const char *const *stopwords;
+	size_t n_stopwords;
+	const char *const *filenames;   /* regexes on the file the text came from */
+	size_t n_filenames;
+	bool all;
+} allow_spec_t;
+
+#define DETECTOR_MAX_ALLOW 16
+
+/* What an author writes (dlp.detector{...}); strings are borrowed. */
+typedef struct {
+	const char *name;           /* default name in results */
+	const char *regex;          /* NULL only for a filename-only detector */
+	const char *const *keywords;
+	size_t n_keywords;
+	uint32_t group;             /* capture group holding the secret; 0 = the match */
+	validator_t validate;
+	double min_entropy;         /* 0 = no entropy check */
+	const char *const *context_words;
+	size_t n_context;
+	uint32_t context_distance;  /* bytes before or after the match */
+	uint32_t min_count;         /* found only with at least this many */
+	allow_spec_t allow[DETECTOR_MAX_ALLOW];
+	size_t n_allow;
+	const char *filename;       /* only in files whose name matches this regex */
+	const char *severity;       /* "low" | "medium" | "high" | "critical" */
+	const char *confidence;     /* "low" | "medium" | "high" */
+	uint32_t window;            /* bytes around a keyword the regex may use */
+	uint8_t keep_first, keep_last; /* what a sample shows */
+} detector_spec_t;
+
+typedef struct detector detector_t;
+typedef struct detset detset_t;
+typedef struct detect_scratch detect_scratch_t;
+
+/* Compiles a spec; NULL with a message naming the problem in err. */
+detector_t *detector_compile(const detector_spec_t *spec, char *err, size_t errlen);
+void detector_free(detector_t *d);
+const char *detector_name(const detector_t *d);
+const char *detector_severity(const detector_t *d);
+const char *detector_confidence(const detector_t *d);
+bool detector_has_keywords(const detector_t *d);
+uint32_t detector_id(const detector_t *d);
+uint32_t detector_min_count(const detector_t *d);
+uint8_t detector_keep_first(const detector_t *d);
+uint8_t detector_keep_last(const detector_t *d);
+/* A stable text form of the spec (for finding an identical detector). */
+const char *detector_key(const detector_t *d);
+bool detector_has_regex(const detector_t *d);
+/* Does name match the detector's file-name scope? (true when it has none) */
+bool detector_filename_matches(const detector_t *d, const char *name, size_t n, detect_scratch_t *s);
+bool detector_filename_only(const detector_t *d);
+
+detset_t *detset_new(void);
+void detset_free(detset_t *set);
+/* Adds a compiled detector (the set owns it), or returns the identical
+ * one already there (and frees d). Thread-safe. */
+detector_t *detset_add(detset_t *set, detector_t *d);
+/* Builds the prefilter; detectors added later scan without it. */
+bool detset_build(detset_t *set);
+size_t detset_count(const detset_t *set);
+const detector_t *detset_get(const detset_t *set, uint32_t id);
+
+typedef struct {
+	uint32_t start, len;   /* the secret (what is redacted) */
+	uint32_t mstart, mlen; /* the whole pattern match */
+} det_match_t;
+
+#define DET_MAX_MATCHES 256 /* per detector per buffer; the count goes on */
+
+typedef struct {
+	const detector_t *d;
+	uint32_t count;        /* findings (validated, not allowed) */
+	bool timed_out;        /* the match limit stopped this detector */
+	uint32_t n_matches;    /* stored, at most DET_MAX_MATCHES */
+	det_match_t matches[DET_MAX_MATCHES];
+} det_result_t;
+
+detect_scratch_t *detect_scratch_new(uint32_t match_limit);
+void detect_scratch_free(detect_scratch_t *s);
+
+/* Runs the wanted detectors over buf; results[i] is for want[i]. filename
+ * (may be NULL) is the name of the file the text is, for file-name
+ * allowlists. Returns how many regex executions ran (stats and tests). */
+size_t detset_scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
+		   const detector_t *const *want, size_t n_want, det_result_t *results);
+/* The same, ignoring keywords: every regex over the whole buffer (the
+ * benchmark's "no prefilter" baseline, and `dlpgate scan --no-prefilter`). */
+size_t detset_scan_all(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
+		       const detector_t *const *want, size_t n_want, det_result_t *results);
+
+#endif

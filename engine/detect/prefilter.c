@@ -1,0 +1,219 @@
+/*
+ * prefilter: keywords -> trie -> failure links (BFS) -> a full DFA over
+ * byte classes. The outputs of a state include those of its failure
+ * chain, stored as one flat list per state, so a hit costs no chain walk.
+ * The 256-wide trie is only a build-time scaffold and is freed after.
+ */
+#include "detect/prefilter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	uint32_t off, len; /* lower-cased bytes in p->text */
+	uint32_t tag;
+} word_t;
+
+struct prefilter {
+	word_t *words;
+	uint32_t n_words, cap_words;
+	uint8_t *text;
+	size_t text_len, text_cap;
+	bool built;
+	uint32_t n_states;
+	uint32_t n_classes;
+	uint8_t cls[256];      /* byte -> class; 0 = no keyword uses it */
+	uint32_t *delta;       /* n_states * n_classes */
+	uint32_t *out_start;   /* n_states + 1 */
+	uint32_t *out;         /* word indices */
+};
+
+static inline uint8_t lower(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+prefilter_t *prefilter_new(void)
+{
+	return calloc(1, sizeof(prefilter_t));
+}
+
+bool prefilter_add(prefilter_t *p, const char *word, size_t len, uint32_t tag)
+{
+	if (p->built || len == 0 || len > 255)
+		return false;
+	if (p->n_words == p->cap_words) {
+		uint32_t cap = p->cap_words ? p->cap_words * 2 : 32;
+		word_t *w = realloc(p->words, cap * sizeof *w);
+		if (!w)
+			return false;
+		p->words = w;
+		p->cap_words = cap;
+	}
+	if (p->text_len + len > p->text_cap) {
+		size_t cap = p->text_cap ? p->text_cap * 2 : 1024;
+		while (cap < p->text_len + len)
+			cap *= 2;
+		uint8_t *t = realloc(p->text, cap);
+		if (!t)
+			return false;
+		p->text = t;
+		p->text_cap = cap;
+	}
+	for (size_t i = 0; i < len; i++)
+		p->text[p->text_len + i] = lower((uint8_t)word[i]);
+	p->words[p->n_words++] = (word_t){(uint32_t)p->text_len, (uint32_t)len, tag};
+	p->text_len += len;
+	return true;
+}
+
+bool prefilter_build(prefilter_t *p)
+{
+	if (p->built)
+		return true;
+	/* Trie. At most one state per keyword byte, plus the root. */
+	size_t max_states = p->text_len + 1;
+	uint32_t *trie = calloc(max_states * 256, sizeof *trie);
+	uint32_t *wend = malloc((p->n_words ? p->n_words : 1) * sizeof *wend);
+	uint32_t *fail = calloc(max_states, sizeof *fail);
+	uint32_t *queue = malloc(max_states * sizeof *queue);
+	uint32_t *own = calloc(max_states, sizeof *own);
+	bool ok = trie && wend && fail && queue && own;
+	uint32_t n = 1;
+	for (uint32_t w = 0; ok && w < p->n_words; w++) {
+		uint32_t s = 0;
+		for (uint32_t i = 0; i < p->words[w].len; i++) {
+			uint8_t c = p->text[p->words[w].off + i];
+			uint32_t *next = &trie[(size_t)s * 256 + c];
+			if (!*next)
+				*next = n++;
+			s = *next;
+		}
+		wend[w] = s;
+		own[s]++;
+	}
+	if (!ok)
+		goto out;
+
+	/* Classes: each byte a keyword uses, upper case folded onto lower. */
+	bool used[256] = {0};
+	for (size_t i = 0; i < p->text_len; i++)
+		used[p->text[i]] = true;
+	p->n_classes = 1;
+	for (int c = 0; c < 256; c++)
+		p->cls[c] = used[c] ? (uint8_t)p->n_classes++ : 0;
+	for (int c = 'A'; c <= 'Z'; c++)
+		p->cls[c] = p->cls[c + 32];
+
+	p->n_states = n;
+	p->delta = calloc((size_t)n * p->n_classes, sizeof *p->delta);
+	p->out_start = calloc((size_t)n + 1, sizeof *p->out_start);
+	uint32_t *count = calloc(n, sizeof *count);
+	ok = p->delta && p->out_start && count;
+	if (!ok) {
+		free(count);
+		goto out;
+	}
+
+	/* BFS from the root: failure links, DFA rows, output counts. */
+	uint32_t head = 0, tail = 0;
+	queue[tail++] = 0;
+	while (head < tail) {
+		uint32_t s = queue[head++];
+		count[s] = own[s] + (s ? count[fail[s]] : 0);
+		for (int c = 0; c < 256; c++) {
+			uint32_t child = trie[(size_t)s * 256 + c];
+			if (child) {
+				if (s == 0) {
+					fail[child] = 0;
+				} else {
+					uint32_t f = fail[s];
+					while (f && !trie[(size_t)f * 256 + c])
+						f = fail[f];
+					fail[child] = trie[(size_t)f * 256 + c];
+				}
+				queue[tail++] = child;
+			}
+		}
+		for (int c = 0; c < 256; c++) {
+			uint8_t k = p->cls[c];
+			uint32_t child = trie[(size_t)s * 256 + lower((uint8_t)c)];
+			if (k == 0)
+				continue; /* class 0 leads back to the root */
+			p->delta[(size_t)s * p->n_classes + k] =
+				child ? child : (s ? p->delta[(size_t)fail[s] * p->n_classes + k] : 0);
+		}
+	}
+	/* Flat outputs: own words first, then the failure state's. */
+	for (uint32_t s = 0; s < n; s++)
+		p->out_start[s + 1] = p->out_start[s] + count[s];
+	p->out = malloc((p->out_start[n] ? p->out_start[n] : 1) * sizeof *p->out);
+	uint32_t *fill = calloc(n, sizeof *fill);
+	ok = p->out && fill;
+	if (ok) {
+		for (uint32_t w = 0; w < p->n_words; w++) {
+			uint32_t s = wend[w];
+			p->out[p->out_start[s] + fill[s]++] = w;
+		}
+		for (uint32_t i = 0; i < tail; i++) {
+			uint32_t s = queue[i];
+			if (!s)
+				continue;
+			uint32_t f = fail[s];
+			memcpy(p->out + p->out_start[s] + own[s], p->out + p->out_start[f], count[f] * sizeof *p->out);
+		}
+		p->built = true;
+	}
+	free(fill);
+	free(count);
+out:
+	free(trie);
+	free(wend);
+	free(fail);
+	free(queue);
+	free(own);
+	return ok;
+}
+
+void prefilter_scan(const prefilter_t *p, const uint8_t *buf, size_t len,
+		    bool (*on_hit)(void *ctx, const pf_hit_t *hit), void *ctx)
+{
+	if (!p->built || p->n_words == 0)
+		return;
+	const uint32_t *delta = p->delta, *os = p->out_start;
+	const uint32_t nc = p->n_classes;
+	uint32_t s = 0;
+	for (size_t i = 0; i < len; i++) {
+		s = delta[(size_t)s * nc + p->cls[buf[i]]];
+		if (os[s] == os[s + 1])
+			continue;
+		for (uint32_t k = os[s]; k < os[s + 1]; k++) {
+			const word_t *w = &p->words[p->out[k]];
+			pf_hit_t hit = {w->tag, (uint32_t)(i + 1 - w->len), w->len};
+			if (!on_hit(ctx, &hit))
+				return;
+		}
+	}
+}
+
+size_t prefilter_states(const prefilter_t *p)
+{
+	return p->n_states;
+}
+
+size_t prefilter_keywords(const prefilter_t *p)
+{
+	return p->n_words;
+}
+
+void prefilter_free(prefilter_t *p)
+{
+	if (!p)
+		return;
+	free(p->words);
+	free(p->text);
+	free(p->delta);
+	free(p->out_start);
+	free(p->out);
+	free(p);
+}

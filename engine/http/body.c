@@ -1,0 +1,553 @@
+/*
+ * body: decoding with zlib and brotli under limits, views with maps back
+ * to the body, and width-preserving redaction. See body.h.
+ */
+#include "http/body.h"
+
+#include "detect/mask.h"
+
+#include <brotli/decode.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+const char *body_status_name(body_status_t s)
+{
+	switch (s) {
+	case BODY_OK: return "ok";
+	case BODY_TRUNCATED: return "truncated";
+	case BODY_BOMB: return "decompression-bomb";
+	case BODY_UNSUPPORTED: return "unsupported-encoding";
+	case BODY_CORRUPT: return "corrupt-encoding";
+	}
+	return "?";
+}
+
+/* ---- Content-Encoding ---- */
+
+typedef enum { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE, CODING_BR, CODING_OTHER } coding_t;
+
+static coding_t coding_of(const char *t, size_t n)
+{
+	if (n == 8 && !strncasecmp(t, "identity", 8))
+		return CODING_IDENTITY;
+	if ((n == 4 && !strncasecmp(t, "gzip", 4)) || (n == 6 && !strncasecmp(t, "x-gzip", 6)))
+		return CODING_GZIP;
+	if (n == 7 && !strncasecmp(t, "deflate", 7))
+		return CODING_DEFLATE;
+	if (n == 2 && !strncasecmp(t, "br", 2))
+		return CODING_BR;
+	return CODING_OTHER;
+}
+
+/* The codings in the order they were applied; returns how many, or -1 if
+ * there are more than cap. */
+static int parse_codings(const char *ce, size_t n, coding_t *out, int cap)
+{
+	int k = 0;
+	const char *p = ce, *end = ce + n;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		const char *s = p;
+		while (p < end && *p != ',')
+			p++;
+		const char *e = p;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == s)
+			continue;
+		coding_t c = coding_of(s, (size_t)(e - s));
+		if (c == CODING_IDENTITY)
+			continue;
+		if (k == cap)
+			return -1;
+		out[k++] = c;
+	}
+	return k;
+}
+
+bool body_is_encoded(const char *ce, size_t n)
+{
+	coding_t c[4];
+	return ce && parse_codings(ce, n, c, 4) != 0;
+}
+
+/* One layer: in -> out, stopping at max_out decoded bytes. */
+static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, buf_t *out, uint64_t max_out,
+				   uint32_t ratio, const char **why)
+{
+	uint8_t chunk[16384];
+	if (c == CODING_BR) {
+		BrotliDecoderState *st = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+		if (!st) {
+			*why = "out of memory";
+			return BODY_CORRUPT;
+		}
+		size_t avail_in = n, total = 0;
+		const uint8_t *next_in = in;
+		body_status_t rc = BODY_OK;
+		for (;;) {
+			size_t avail_out = sizeof chunk;
+			uint8_t *next_out = chunk;
+			BrotliDecoderResult r =
+				BrotliDecoderDecompressStream(st, &avail_in, &next_in, &avail_out, &next_out, &total);
+			size_t got = sizeof chunk - avail_out;
+			size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
+			if (!buf_append(out, chunk, got < room ? got : room)) {
+				*why = "out of memory";
+				rc = BODY_CORRUPT;
+				break;
+			}
+			if (got > room) {
+				rc = BODY_TRUNCATED;
+				break;
+			}
+			if (out->len > 65536 && out->len / (n - avail_in + 1) > ratio) {
+				*why = "expands more than limits allow (ratio)";
+				rc = BODY_BOMB;
+				break;
+			}
+			if (r == BROTLI_DECODER_RESULT_SUCCESS)
+				break;
+			if (r == BROTLI_DECODER_RESULT_ERROR || (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)) {
+				*why = r == BROTLI_DECODER_RESULT_ERROR ? "brotli data is corrupt" : "brotli data is cut short";
+				rc = BODY_CORRUPT;
+				break;
+			}
+		}
+		BrotliDecoderDestroyInstance(st);
+		return rc;
+	}
+	/* gzip (with header) or deflate (zlib-wrapped, or raw as some send) */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t start_len = out->len;
+		z_stream z;
+		memset(&z, 0, sizeof z);
+		int wbits = c == CODING_GZIP ? 16 + MAX_WBITS : attempt == 0 ? MAX_WBITS : -MAX_WBITS;
+		if (inflateInit2(&z, wbits) != Z_OK) {
+			*why = "out of memory";
+			return BODY_CORRUPT;
+		}
+		z.next_in = (Bytef *)in;
+		z.avail_in = (uInt)(n > UINT32_MAX ? UINT32_MAX : n);
+		body_status_t rc = BODY_OK;
+		int r;
+		do {
+			z.next_out = chunk;
+			z.avail_out = sizeof chunk;
+			r = inflate(&z, Z_NO_FLUSH);
+			size_t got = sizeof chunk - z.avail_out;
+			size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
+			if (!buf_append(out, chunk, got < room ? got : room)) {
+				rc = BODY_CORRUPT;
+				*why = "out of memory";
+				break;
+			}
+			if (got > room) {
+				rc = BODY_TRUNCATED;
+				break;
+			}
+			if (out->len > 65536 && out->len / (z.total_in + 1) > ratio) {
+				*why = "expands more than limits allow (ratio)";
+				rc = BODY_BOMB;
+				break;
+			}
+		} while (r == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+		inflateEnd(&z);
+		if (rc != BODY_OK)
+			return rc;
+		if (r == Z_STREAM_END)
+			return BODY_OK;
+		if (c == CODING_DEFLATE && attempt == 0 && r == Z_DATA_ERROR) {
+			out->len = start_len; /* try raw deflate */
+			continue;
+		}
+		*why = r == Z_BUF_ERROR || r == Z_OK ? "compressed data is cut short" : "compressed data is corrupt";
+		return BODY_CORRUPT;
+	}
+	*why = "compressed data is corrupt";
+	return BODY_CORRUPT;
+}
+
+body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
+			  buf_t *out, const char **why)
+{
+	coding_t layers[8];
+	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
+	*why = NULL;
+	if (k < 0 || (uint32_t)k > lim->max_layers) {
+		*why = "more Content-Encoding layers than limits allow";
+		return BODY_BOMB;
+	}
+	for (int i = 0; i < k; i++)
+		if (layers[i] == CODING_OTHER) {
+			*why = "a Content-Encoding dlpgate cannot decode";
+			return BODY_UNSUPPORTED;
+		}
+	out->len = 0;
+	if (k == 0) {
+		size_t keep = n > lim->max_bytes ? (size_t)lim->max_bytes : n;
+		if (!buf_append(out, raw, keep)) {
+			*why = "out of memory";
+			return BODY_CORRUPT;
+		}
+		return keep < n ? BODY_TRUNCATED : BODY_OK;
+	}
+	/* Undo the last applied first. Intermediate layers get the same
+	 * limits: a bomb inside a bomb stops at the first. */
+	buf_t cur, next;
+	buf_init(&cur, 0);
+	buf_init(&next, 0);
+	const uint8_t *src = raw;
+	size_t src_n = n;
+	body_status_t st = BODY_OK;
+	for (int i = k - 1; i >= 0; i--) {
+		next.len = 0;
+		st = inflate_layer(layers[i], src, src_n, &next, lim->max_bytes, lim->max_ratio ? lim->max_ratio : 200,
+				   why);
+		buf_t t = cur;
+		cur = next;
+		next = t;
+		src = (const uint8_t *)cur.data;
+		src_n = cur.len;
+		if (st != BODY_OK)
+			break;
+	}
+	if (st == BODY_OK || st == BODY_TRUNCATED) {
+		if (!buf_append(out, cur.data, cur.len)) {
+			*why = "out of memory";
+			st = BODY_CORRUPT;
+		}
+	}
+	buf_free(&cur);
+	buf_free(&next);
+	return st;
+}
+
+/* ---- views ---- */
+
+static bool param_value(const char *ct, size_t n, const char *param, char *out, size_t cap)
+{
+	size_t pl = strlen(param);
+	for (size_t i = 0; i + pl + 1 < n; i++) {
+		if ((i == 0 || ct[i - 1] == ';' || ct[i - 1] == ' ' || ct[i - 1] == '\t') && !strncasecmp(ct + i, param, pl) &&
+		    ct[i + pl] == '=') {
+			const char *v = ct + i + pl + 1, *end = ct + n;
+			size_t k = 0;
+			if (v < end && *v == '"') {
+				v++;
+				while (v < end && *v != '"' && k + 1 < cap)
+					out[k++] = *v++;
+			} else {
+				while (v < end && *v != ';' && *v != ' ' && *v != '\t' && k + 1 < cap)
+					out[k++] = *v++;
+			}
+			out[k] = '\0';
+			return k > 0;
+		}
+	}
+	return false;
+}
+
+static bool type_is(const char *ct, size_t n, const char *type)
+{
+	size_t tl = strlen(type);
+	return n >= tl && !strncasecmp(ct, type, tl) && (n == tl || ct[tl] == ';' || ct[tl] == ' ');
+}
+
+static bool json_type(const char *ct, size_t n)
+{
+	if (type_is(ct, n, "application/json") || type_is(ct, n, "text/json"))
+		return true;
+	/* application/<something>+json */
+	for (size_t i = 0; i + 5 <= n && ct[i] != ';'; i++)
+		if (!strncasecmp(ct + i, "+json", 5))
+			return true;
+	return false;
+}
+
+static bool view_alloc(body_view_t *v, size_t n)
+{
+	v->map = malloc((n ? n : 1) * sizeof *v->map);
+	v->width = malloc(n ? n : 1);
+	return v->map && v->width && buf_reserve(&v->own, n ? n : 1);
+}
+
+static void view_put(body_view_t *v, uint8_t c, size_t src_off, uint8_t width)
+{
+	v->map[v->own.len] = (uint32_t)src_off;
+	v->width[v->own.len] = width;
+	v->own.data[v->own.len++] = (char)c;
+}
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool view_form(body_view_t *v, const uint8_t *b, size_t n)
+{
+	if (!view_alloc(v, n))
+		return false;
+	for (size_t i = 0; i < n;) {
+		if (b[i] == '+') {
+			view_put(v, ' ', i, 1);
+			i++;
+		} else if (b[i] == '%' && i + 2 < n && hexval(b[i + 1]) >= 0 && hexval(b[i + 2]) >= 0) {
+			view_put(v, (uint8_t)(hexval(b[i + 1]) << 4 | hexval(b[i + 2])), i, 3);
+			i += 3;
+		} else if (b[i] == '&') {
+			view_put(v, '\n', i, 1); /* fields read as lines */
+			i++;
+		} else {
+			view_put(v, b[i], i, 1);
+			i++;
+		}
+	}
+	return true;
+}
+
+/* UTF-8 of code point cp, all bytes mapped to the escape at off. */
+static void view_put_utf8(body_view_t *v, uint32_t cp, size_t off, uint8_t width)
+{
+	uint8_t u[4];
+	int k;
+	if (cp < 0x80) {
+		u[0] = (uint8_t)cp;
+		k = 1;
+	} else if (cp < 0x800) {
+		u[0] = (uint8_t)(0xc0 | cp >> 6);
+		u[1] = (uint8_t)(0x80 | (cp & 0x3f));
+		k = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (uint8_t)(0xe0 | cp >> 12);
+		u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (uint8_t)(0x80 | (cp & 0x3f));
+		k = 3;
+	} else {
+		u[0] = (uint8_t)(0xf0 | cp >> 18);
+		u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (uint8_t)(0x80 | (cp & 0x3f));
+		k = 4;
+	}
+	for (int i = 0; i < k; i++)
+		view_put(v, u[i], off, i == 0 ? width : 0);
+}
+
+static int hex4(const uint8_t *p)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return -1;
+		v = v << 4 | h;
+	}
+	return v;
+}
+
+static bool view_json(body_view_t *v, const uint8_t *b, size_t n)
+{
+	/* Escapes only expand: the view is never longer than the body. */
+	if (!view_alloc(v, n))
+		return false;
+	bool in_str = false;
+	for (size_t i = 0; i < n;) {
+		uint8_t c = b[i];
+		if (!in_str) {
+			if (c == '"')
+				in_str = true;
+			view_put(v, c, i, 1);
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			in_str = false;
+			view_put(v, c, i, 1);
+			i++;
+			continue;
+		}
+		if (c != '\\' || i + 1 >= n) {
+			view_put(v, c, i, 1);
+			i++;
+			continue;
+		}
+		uint8_t e = b[i + 1];
+		static const char simple_in[] = "\"\\/bfnrt", simple_out[] = "\"\\/\b\f\n\r\t";
+		const char *s = memchr(simple_in, e, sizeof simple_in - 1);
+		if (s) {
+			view_put(v, (uint8_t)simple_out[s - simple_in], i, 2);
+			i += 2;
+			continue;
+		}
+		int cp;
+		if (e == 'u' && i + 6 <= n && (cp = hex4(b + i + 2)) >= 0) {
+			int lo;
+			if (cp >= 0xd800 && cp < 0xdc00 && i + 12 <= n && b[i + 6] == '\\' && b[i + 7] == 'u' &&
+			    (lo = hex4(b + i + 8)) >= 0xdc00 && lo < 0xe000) {
+				uint32_t full = 0x10000 + (((uint32_t)cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
+				view_put_utf8(v, full, i, 12);
+				i += 12;
+			} else {
+				view_put_utf8(v, (uint32_t)cp, i, 6);
+				i += 6;
+			}
+			continue;
+		}
+		view_put(v, c, i, 1); /* a broken escape stays as it is */
+		i++;
+	}
+	return true;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static const uint8_t *find(const uint8_t *h, size_t hn, const char *needle, size_t nn)
+{
+	if (nn == 0 || hn < nn)
+		return NULL;
+	return memmem(h, hn, needle, nn);
+}
+
+static void view_multipart(body_view_t *v, const char *ct, size_t ct_len, const uint8_t *b, size_t n)
+{
+	char boundary[200];
+	if (!param_value(ct, ct_len, "boundary", boundary, sizeof boundary))
+		return;
+	char delim[206];
+	int dl = snprintf(delim, sizeof delim, "--%s", boundary);
+	v->parts = calloc(BODY_MAX_PARTS, sizeof *v->parts);
+	if (!v->parts)
+		return;
+	const uint8_t *p = find(b, n, delim, (size_t)dl), *end = b + n;
+	while (p) {
+		p += dl;
+		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+			break; /* closing delimiter */
+		const uint8_t *hdr = find(p, (size_t)(end - p), "\r\n", 2);
+		if (!hdr)
+			break;
+		hdr += 2;
+		const uint8_t *hend = find(hdr, (size_t)(end - hdr), "\r\n\r\n", 4);
+		if (!hend)
+			break;
+		const uint8_t *data = hend + 4;
+		char nd[210];
+		int ndl = snprintf(nd, sizeof nd, "\r\n%s", delim);
+		const uint8_t *next = find(data, (size_t)(end - data), nd, (size_t)ndl);
+		const uint8_t *data_end = next ? next : end;
+		if (v->n_parts == BODY_MAX_PARTS) {
+			v->parts_truncated = true;
+			break;
+		}
+		body_part_t *part = &v->parts[v->n_parts++];
+		part->off = (uint32_t)(data - b);
+		part->len = (uint32_t)(data_end - data);
+		/* part headers, one per line */
+		for (const uint8_t *line = hdr; line < hend;) {
+			const uint8_t *eol = find(line, (size_t)(hend + 2 - line), "\r\n", 2);
+			if (!eol)
+				eol = hend;
+			size_t ll = (size_t)(eol - line);
+			if (ll > 20 && !strncasecmp((const char *)line, "content-disposition:", 20)) {
+				char tmp[512];
+				copy_field(tmp, sizeof tmp, (const char *)line + 20, ll - 20);
+				param_value(tmp, strlen(tmp), "name", part->name, sizeof part->name);
+				param_value(tmp, strlen(tmp), "filename", part->filename, sizeof part->filename);
+			} else if (ll > 13 && !strncasecmp((const char *)line, "content-type:", 13)) {
+				const char *t = (const char *)line + 13;
+				size_t tl = ll - 13;
+				while (tl && (*t == ' ' || *t == '\t'))
+					t++, tl--;
+				copy_field(part->content_type, sizeof part->content_type, t, tl);
+			}
+			line = eol + 2;
+		}
+		p = next ? next + 2 : NULL;
+	}
+}
+
+bool body_view_build(body_view_t *v, const char *ct, size_t ct_len, const uint8_t *b, size_t n)
+{
+	memset(v, 0, sizeof *v);
+	buf_init(&v->own, 0);
+	v->text = b;
+	v->len = n;
+	if (!ct)
+		return true;
+	bool ok = true;
+	if (type_is(ct, ct_len, "application/x-www-form-urlencoded")) {
+		v->kind = VIEW_FORM;
+		ok = view_form(v, b, n);
+	} else if (json_type(ct, ct_len)) {
+		v->kind = VIEW_JSON;
+		ok = view_json(v, b, n);
+	} else if (type_is(ct, ct_len, "multipart/form-data") || type_is(ct, ct_len, "multipart/mixed")) {
+		v->kind = VIEW_MULTIPART;
+		view_multipart(v, ct, ct_len, b, n);
+	}
+	if (!ok) {
+		body_view_free(v);
+		return false;
+	}
+	if (v->map) {
+		v->text = (const uint8_t *)v->own.data;
+		v->len = v->own.len;
+	}
+	return true;
+}
+
+void body_view_free(body_view_t *v)
+{
+	buf_free(&v->own);
+	free(v->map);
+	free(v->width);
+	free(v->parts);
+	memset(v, 0, sizeof *v);
+}
+
+void body_view_redact(const body_view_t *v, uint8_t *body, uint32_t start, uint32_t len, uint8_t keep_first,
+		      uint8_t keep_last)
+{
+	if ((size_t)start + len > v->len)
+		return;
+	if (!v->map) {
+		mask_inplace((char *)body + start, len, keep_first, keep_last, '*');
+		return;
+	}
+	char *t = malloc(len ? len : 1);
+	if (!t)
+		return;
+	memcpy(t, v->text + start, len);
+	mask_inplace(t, len, keep_first, keep_last, '*');
+	for (uint32_t i = 0; i < len; i++) {
+		if (t[i] == (char)v->text[start + i])
+			continue;
+		/* this character is masked: rewrite its source, same width */
+		uint8_t *src = body + v->map[start + i];
+		switch (v->width[start + i]) {
+		case 1: src[0] = '*'; break;
+		case 2: memcpy(src, "\\*", 2); break; /* not reached: escapes of letters/digits are 6 wide */
+		case 3: memcpy(src, "%2A", 3); break;
+		case 6: memcpy(src, "\\u002a", 6); break;
+		default: break;
+		}
+	}
+	free(t);
+}

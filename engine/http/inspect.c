@@ -1,0 +1,99 @@
+#include "http/inspect.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void ask(policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r)
+{
+	if (r->msg.head->is_request)
+		p->ops->on_request(p, w, f, &r->msg, &r->verdict);
+	else
+		p->ops->on_response(p, w, f, &r->msg, &r->verdict);
+}
+
+void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r)
+{
+	memset(r, 0, sizeof *r);
+	buf_init(&r->decoded, 0);
+	r->msg.head = head;
+	r->msg.request = request;
+	r->msg.body_size = raw_len;
+	r->out = raw;
+	r->out_len = raw_len;
+
+	uint32_t ce_len = 0, ct_len = 0;
+	const char *ce = http_head_get(head, "content-encoding", &ce_len);
+	const char *ct = http_head_get(head, "content-type", &ct_len);
+	bool encoded = body_is_encoded(ce, ce_len);
+	const char *why = NULL;
+	/* An identity body is read where it lies; only a coded one is copied
+	 * out, decoded. */
+	uint8_t *plain = raw;
+	size_t plain_len = raw_len > p->body_limits.max_bytes ? (size_t)p->body_limits.max_bytes : raw_len;
+	body_status_t st = BODY_OK;
+	if (encoded) {
+		st = body_decode(ce, ce_len, raw, raw_len, &p->body_limits, &r->decoded, &why);
+		plain = (uint8_t *)r->decoded.data;
+		plain_len = r->decoded.len;
+	} else if (plain_len < raw_len) {
+		st = BODY_TRUNCATED;
+	}
+	bool readable = st == BODY_OK || st == BODY_TRUNCATED;
+	if (!complete && st == BODY_OK)
+		st = BODY_TRUNCATED; /* the limit cut the raw bytes themselves */
+	if (st != BODY_OK)
+		r->note = body_status_name(st);
+
+	if (!readable || (st == BODY_TRUNCATED && p->oversize != OVERSIZE_PREFIX)) {
+		/* Nothing (or not all) can be read and the policy said what
+		 * that means: no stage call for a body it cannot see. A bomb
+		 * is refused unless the policy passes what it cannot read. */
+		bool block = p->oversize == OVERSIZE_BLOCK || (st == BODY_BOMB && p->oversize != OVERSIZE_PASS);
+		static const char *const names[] = {"prefix", "pass", "block"};
+		verdict_set(&r->verdict, block ? VERDICT_BLOCK : VERDICT_PASS, "inspect.oversize",
+			    "body not inspected (%s%s%s); inspect.oversize = %s", body_status_name(st), why ? ": " : "",
+			    why ? why : "", names[p->oversize]);
+		return;
+	}
+	if (!body_view_build(&r->view, ct, ct_len, plain, plain_len)) {
+		verdict_set(&r->verdict, VERDICT_BLOCK, "inspect", "out of memory building the body's view");
+		return;
+	}
+	r->msg.view = &r->view;
+	r->msg.body_complete = st == BODY_OK;
+	r->msg.body_note = r->note;
+	ask(p, w, f, r);
+	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
+		return;
+
+	/* Redact: mask the selected findings where the view came from. */
+	uint32_t masked = 0;
+	for (uint32_t i = 0; i < r->msg.n_spans; i++) {
+		const finding_span_t *sp = &r->msg.spans[i];
+		const finding_t *fd = &r->msg.findings[sp->finding];
+		if (!fd->redact)
+			continue;
+		body_view_redact(&r->view, plain, sp->start, sp->len, fd->keep_first, fd->keep_last);
+		masked++;
+	}
+	if (!masked || !encoded)
+		return; /* identity: raw itself was masked, same length */
+	if (st != BODY_OK) {
+		/* A compressed body cut at the limit cannot be re-cut where
+		 * the mask ends: refuse rather than forward the secret. */
+		verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+			    "cannot redact a compressed body larger than inspect.max_bytes");
+		return;
+	}
+	r->out = plain;
+	r->out_len = plain_len;
+	r->identity = true;
+}
+
+void inspect_result_free(inspect_result_t *r)
+{
+	body_view_free(&r->view);
+	buf_free(&r->decoded);
+	policy_msg_clear(&r->msg);
+}

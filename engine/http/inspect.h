@@ -1,0 +1,38 @@
+/*
+ * inspect: one held message through decode -> view -> policy -> redaction.
+ *
+ * The relay holds a message whose body a policy wants to read (the head
+ * and up to inspect.max_bytes of body) and hands it here when it is
+ * complete or the limit is reached. What comes back says what to forward:
+ * nothing (blocked), the original bytes, or the body with the selected
+ * findings masked. A body whose Content-Encoding had to be undone to mask
+ * it goes out as identity with its headers fixed: re-encoding would buy
+ * nothing but CPU.
+ */
+#ifndef DLPGATE_INSPECT_H
+#define DLPGATE_INSPECT_H
+
+#include "core/buf.h"
+#include "http/body.h"
+#include "policy/policy.h"
+
+struct worker;
+
+typedef struct {
+	verdict_t verdict;
+	policy_msg_t msg;        /* findings, for the event */
+	const uint8_t *out;      /* the body to forward (valid until free) */
+	size_t out_len;
+	bool identity;           /* the body was decoded: drop Content-Encoding */
+	const char *note;        /* why the body was not (all) inspected */
+	buf_t decoded;
+	body_view_t view;
+} inspect_result_t;
+
+/* raw: the body as received (framing removed, coding kept), complete
+ * unless over the limit. head is the message's (edits apply). */
+void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r);
+void inspect_result_free(inspect_result_t *r);
+
+#endif

@@ -1,0 +1,551 @@
+/*
+ * lmsg: flows and messages as Lua sees them.
+ *
+ * A message object lives for one stage call: the relay's buffers behind
+ * it are gone afterwards, so lmsg_invalidate() marks it and any later use
+ * is an error, not a read of freed memory. Header edits go straight into
+ * the head that is forwarded; names and values are checked so a policy
+ * cannot inject a line break, and framing fields stay dlpgate's.
+ */
+#include "policy/lua_internal.h"
+
+#include "detect/mask.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MESSAGE_MT "dlp.message"
+#define HEADERS_MT "dlp.headers"
+
+typedef struct {
+	policy_msg_t *m;
+	const flow_facts_t *f;
+	bool request;
+	bool read_only;
+	bool valid;
+} lmsg_t;
+
+static lmsg_t *check_msg(lua_State *L, int idx)
+{
+	lmsg_t *u = luaL_checkudata(L, idx, MESSAGE_MT);
+	if (!u->valid)
+		luaL_error(L, "this message belongs to a stage that has returned; use it only inside its stage");
+	return u;
+}
+
+/* ---- flow ---- */
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	if (v && *v) {
+		lua_pushstring(L, v);
+		lua_setfield(L, -2, k);
+	}
+}
+
+void lmsg_push_flow(lua_State *L, const flow_facts_t *f)
+{
+	static const char *const sources[] = {"explicit", "transparent", "sysext"};
+	lua_createtable(L, 0, 10);
+	set_str(L, "host", f->host);
+	set_str(L, "sni", f->sni);
+	set_str(L, "dst_ip", f->dst_ip);
+	set_str(L, "client", f->client);
+	lua_pushinteger(L, f->port);
+	lua_setfield(L, -2, "dst_port");
+	lua_pushstring(L, sources[f->source < 3 ? f->source : 0]);
+	lua_setfield(L, -2, "source");
+	lua_pushboolean(L, f->tls);
+	lua_setfield(L, -2, "tls");
+	lua_createtable(L, 0, 0); /* app identity: filled by the flow sources that know it */
+	lua_setfield(L, -2, "app");
+}
+
+/* ---- headers ---- */
+
+static bool token_ok(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || strchr("!#$%&'*+-.^_`|~", s[i])))
+			return false;
+	return true;
+}
+
+static bool value_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+			return false;
+	return !memchr(s, 0x7f, n);
+}
+
+static bool framing_field(const char *name)
+{
+	static const char *const f[] = {"content-length", "transfer-encoding", "connection", "upgrade", "te", NULL};
+	for (int i = 0; f[i]; i++)
+		if (!strcasecmp(name, f[i]))
+			return true;
+	return false;
+}
+
+static lmsg_t *headers_msg(lua_State *L)
+{
+	luaL_checkudata(L, 1, HEADERS_MT);
+	lua_getiuservalue(L, 1, 1);
+	lmsg_t *u = check_msg(L, -1);
+	lua_pop(L, 1);
+	return u;
+}
+
+static int h_get(lua_State *L)
+{
+	lmsg_t *u = headers_msg(L);
+	uint32_t n;
+	const char *v = http_head_get(u->m->head, luaL_checkstring(L, 2), &n);
+	if (v)
+		lua_pushlstring(L, v, n);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int h_all(lua_State *L)
+{
+	lmsg_t *u = headers_msg(L);
+	const http_head_t *h = u->m->head;
+	lua_createtable(L, (int)h->n_fields, 0);
+	int k = 0;
+	for (uint32_t i = 0; i < h->n_fields; i++) {
+		const http_field_t *f = &h->fields[i];
+		if (f->dead)
+			continue;
+		lua_createtable(L, 0, 2);
+		lua_pushlstring(L, h->arena.data + f->name_off, f->name_len);
+		lua_setfield(L, -2, "name");
+		lua_pushlstring(L, h->arena.data + f->value_off, f->value_len);
+		lua_setfield(L, -2, "value");
+		lua_rawseti(L, -2, ++k);
+	}
+	return 1;
+}
+
+static lmsg_t *writable(lua_State *L, const char *name)
+{
+	lmsg_t *u = headers_msg(L);
+	if (u->read_only)
+		luaL_error(L, "headers of the request cannot be changed in on_response");
+	size_t n = strlen(name);
+	if (!token_ok(name, n))
+		luaL_error(L, "\"%s\" is not a header name", name);
+	if (framing_field(name))
+		luaL_error(L, "%s describes the message's framing, which dlpgate keeps right itself", name);
+	return u;
+}
+
+static int h_set(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	size_t vn;
+	const char *value = luaL_checklstring(L, 3, &vn);
+	lmsg_t *u = writable(L, name);
+	if (!value_ok(value, vn) || strlen(value) != vn)
+		return luaL_error(L, "the value for %s holds a control character", name);
+	if (!http_head_set(u->m->head, name, value))
+		return luaL_error(L, "the head is full (limits.header_bytes / header_count)");
+	return 0;
+}
+
+static int h_remove(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	lmsg_t *u = writable(L, name);
+	http_head_remove(u->m->head, name);
+	return 0;
+}
+
+/* ---- query ---- */
+
+static int hexv(int c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+static void push_decoded(lua_State *L, const char *s, size_t n)
+{
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '+')
+			luaL_addchar(&b, ' ');
+		else if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+			luaL_addchar(&b, (char)(hexv(s[i + 1]) << 4 | hexv(s[i + 2])));
+			i += 2;
+		} else
+			luaL_addchar(&b, s[i]);
+	}
+	luaL_pushresult(&b);
+}
+
+/* The query of target as a table: name -> value (the last one wins). */
+static void push_query(lua_State *L, const char *t, size_t n)
+{
+	lua_newtable(L);
+	const char *q = memchr(t, '?', n);
+	if (!q)
+		return;
+	const char *end = t + n, *p = q + 1;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		if (e > p) {
+			push_decoded(L, p, (size_t)((eq ? eq : e) - p));
+			if (eq)
+				push_decoded(L, eq + 1, (size_t)(e - eq - 1));
+			else
+				lua_pushliteral(L, "");
+			lua_settable(L, -3);
+		}
+		p = e + 1;
+	}
+}
+
+/* ---- scan ---- */
+
+static finding_t *finding_for(policy_msg_t *m, const char *name)
+{
+	for (uint32_t i = 0; i < m->n_findings; i++)
+		if (!strcmp(m->findings[i].name, name))
+			return &m->findings[i];
+	if (m->n_findings == FINDINGS_MAX)
+		return NULL;
+	finding_t *f = &m->findings[m->n_findings++];
+	memset(f, 0, sizeof *f);
+	snprintf(f->name, sizeof f->name, "%s", name);
+	return f;
+}
+
+static void add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint8_t finding)
+{
+	if (m->n_spans == m->cap_spans) {
+		uint32_t cap = m->cap_spans ? m->cap_spans * 2 : 32;
+		finding_span_t *v = realloc(m->spans, cap * sizeof *v);
+		if (!v)
+			return;
+		m->spans = v;
+		m->cap_spans = cap;
+	}
+	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
+}
+
+static void record(policy_msg_t *m, const char *name, const det_result_t *r, const uint8_t *text, uint32_t offset,
+		   bool append)
+{
+	finding_t *f = finding_for(m, name);
+	if (!f)
+		return;
+	const detector_t *d = r->d;
+	if (!append) {
+		f->count = 0;
+		f->n_samples = 0;
+	}
+	f->count += r->count;
+	f->timed_out |= r->timed_out;
+	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
+	f->keep_first = detector_keep_first(d);
+	f->keep_last = detector_keep_last(d);
+	uint8_t idx = (uint8_t)(f - m->findings);
+	for (uint32_t i = 0; i < r->n_matches; i++) {
+		const det_match_t *mt = &r->matches[i];
+		if (f->n_samples < SAMPLES_MAX)
+			mask_sample(f->samples[f->n_samples++], (const char *)text + mt->start, mt->len, f->keep_first,
+				    f->keep_last);
+		add_span(m, offset + mt->start, mt->len, idx);
+	}
+}
+
+void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
+{
+	didx = lua_absindex(L, didx);
+	luaL_checktype(L, didx, LUA_TTABLE);
+	lstate_t *ls = lstate_of(L);
+	enum { MAXD = 512 };
+	const detector_t *want[MAXD];
+	const char *names[MAXD];
+	size_t n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, didx)) {
+		if (lua_type(L, -2) == LUA_TSTRING && ldlp_is_detector(L, -1)) {
+			if (n == MAXD)
+				luaL_error(L, "scan: more than %d detectors in one table", MAXD);
+			names[n] = lua_tostring(L, -2); /* the key stays in the table */
+			want[n++] = ldlp_check_detector(L, -1);
+		}
+		lua_pop(L, 1);
+	}
+	if (n == 0)
+		luaL_error(L, "scan: the table holds no detectors (name = dlp.detector{...})");
+	det_result_t *res = calloc(n, sizeof *res);
+	if (!res)
+		luaL_error(L, "scan: out of memory");
+	const body_view_t *v = m->view;
+	const uint8_t *text = v ? v->text : (const uint8_t *)"";
+	size_t len = v ? v->len : 0;
+
+	/* Detectors scoped to file names run on the matching parts only. */
+	const detector_t *plain[MAXD];
+	const char *plain_names[MAXD];
+	size_t np = 0;
+	for (size_t i = 0; i < n; i++) {
+		const detector_t *d = want[i];
+		bool scoped = detector_filename_only(d) || !detector_filename_matches(d, "", 0, ls->scratch);
+		if (!scoped) {
+			plain[np] = d;
+			plain_names[np++] = names[i];
+			continue;
+		}
+		det_result_t one;
+		memset(&one, 0, sizeof one);
+		one.d = d;
+		for (uint32_t p = 0; v && p < v->n_parts; p++) {
+			const body_part_t *part = &v->parts[p];
+			if (!part->filename[0] ||
+			    !detector_filename_matches(d, part->filename, strlen(part->filename), ls->scratch))
+				continue;
+			if (detector_filename_only(d)) {
+				one.count++;
+				finding_t *f = finding_for(m, names[i]);
+				if (f && f->n_samples < SAMPLES_MAX)
+					snprintf(f->samples[f->n_samples++], sizeof f->samples[0], "file %.40s",
+						 part->filename);
+				continue;
+			}
+			det_result_t pr;
+			detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &d, 1, &pr);
+			record(m, names[i], &pr, text + part->off, part->off, true);
+		}
+		if (detector_filename_only(d)) {
+			finding_t *f = finding_for(m, names[i]);
+			if (f)
+				f->count = one.count;
+		}
+	}
+	if (np)
+		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
+	for (size_t i = 0; i < np; i++)
+		if (res[i].count || res[i].timed_out)
+			record(m, plain_names[i], &res[i], text, 0, false);
+	free(res);
+
+	/* found: what reached its minimum count */
+	lua_newtable(L);
+	for (size_t i = 0; i < n; i++) {
+		finding_t *f = NULL;
+		for (uint32_t k = 0; k < m->n_findings; k++)
+			if (!strcmp(m->findings[k].name, names[i]))
+				f = &m->findings[k];
+		if (!f || f->count < detector_min_count(want[i]) || f->count == 0)
+			continue;
+		lua_createtable(L, 0, 5);
+		lua_pushinteger(L, f->count);
+		lua_setfield(L, -2, "count");
+		lua_pushstring(L, f->severity);
+		lua_setfield(L, -2, "severity");
+		lua_pushstring(L, detector_confidence(want[i]));
+		lua_setfield(L, -2, "confidence");
+		lua_pushstring(L, names[i]);
+		lua_setfield(L, -2, "name");
+		lua_createtable(L, f->n_samples, 0);
+		for (int s = 0; s < f->n_samples; s++) {
+			lua_pushstring(L, f->samples[s]);
+			lua_rawseti(L, -2, s + 1);
+		}
+		lua_setfield(L, -2, "samples");
+		lua_setfield(L, -2, names[i]);
+	}
+}
+
+/* ---- message ---- */
+
+static int m_scan(lua_State *L)
+{
+	lmsg_t *u = check_msg(L, 1);
+	lmsg_scan(L, u->m, 2);
+	return 1;
+}
+
+static int m_body(lua_State *L)
+{
+	lmsg_t *u = check_msg(L, 1);
+	const body_view_t *v = u->m->view;
+	if (!v)
+		lua_pushliteral(L, "");
+	else
+		lua_pushlstring(L, (const char *)v->text, v->len);
+	return 1;
+}
+
+static void push_target_parts(lua_State *L, const http_head_t *h, bool want_path)
+{
+	const char *t = http_head_str(h, h->target_off);
+	size_t n = h->target_len;
+	/* absolute-form: skip scheme://authority */
+	const char *s = memmem(t, n, "://", 3);
+	if (s && t[0] != '/') {
+		const char *slash = memchr(s + 3, '/', (size_t)(t + n - s - 3));
+		n -= slash ? (size_t)(slash - t) : n;
+		t = slash ? slash : t + n;
+	}
+	const char *q = memchr(t, '?', n);
+	if (want_path)
+		lua_pushlstring(L, t, q ? (size_t)(q - t) : n);
+	else
+		push_query(L, t, n);
+}
+
+static int m_index(lua_State *L)
+{
+	lmsg_t *u = check_msg(L, 1);
+	const char *k = luaL_checkstring(L, 2);
+	const http_head_t *h = u->m->head;
+	uint32_t n;
+	const char *v;
+	if (!strcmp(k, "scan"))
+		lua_pushcfunction(L, m_scan);
+	else if (!strcmp(k, "body"))
+		lua_pushcfunction(L, m_body);
+	else if (!strcmp(k, "method") && h->is_request)
+		lua_pushlstring(L, http_head_str(h, h->method_off), h->method_len);
+	else if (!strcmp(k, "status") && !h->is_request)
+		lua_pushinteger(L, h->status);
+	else if (!strcmp(k, "path") && h->is_request)
+		push_target_parts(L, h, true);
+	else if (!strcmp(k, "query") && h->is_request) {
+		lua_getiuservalue(L, 1, 1);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			push_target_parts(L, h, false);
+			lua_pushvalue(L, -1);
+			lua_setiuservalue(L, 1, 1);
+		}
+	} else if (!strcmp(k, "host")) {
+		v = h->is_request ? http_head_get(h, "host", &n) : NULL;
+		if (v) {
+			const char *colon = v[0] == '[' ? memchr(v, ']', n) : memchr(v, ':', n);
+			if (colon && v[0] == '[')
+				lua_pushlstring(L, v + 1, (size_t)(colon - v - 1));
+			else
+				lua_pushlstring(L, v, colon ? (size_t)(colon - v) : n);
+		} else if (u->f && u->f->host)
+			lua_pushstring(L, u->f->host);
+		else
+			lua_pushnil(L);
+	} else if (!strcmp(k, "url") && h->is_request) {
+		const char *t = http_head_str(h, h->target_off);
+		if (h->target_len && t[0] != '/')
+			lua_pushlstring(L, t, h->target_len);
+		else {
+			v = http_head_get(h, "host", &n);
+			luaL_Buffer b;
+			luaL_buffinit(L, &b);
+			luaL_addstring(&b, u->f && u->f->tls ? "https://" : "http://");
+			if (v)
+				luaL_addlstring(&b, v, n);
+			else if (u->f && u->f->host)
+				luaL_addstring(&b, u->f->host);
+			luaL_addlstring(&b, t, h->target_len);
+			luaL_pushresult(&b);
+		}
+	} else if (!strcmp(k, "headers")) {
+		lua_getiuservalue(L, 1, 2);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_newuserdatauv(L, 1, 1);
+			lua_pushvalue(L, 1);
+			lua_setiuservalue(L, -2, 1);
+			luaL_setmetatable(L, HEADERS_MT);
+			lua_pushvalue(L, -1);
+			lua_setiuservalue(L, 1, 2);
+		}
+	} else if (!strcmp(k, "content_type")) {
+		v = http_head_get(h, "content-type", &n);
+		if (v)
+			lua_pushlstring(L, v, n);
+		else
+			lua_pushnil(L);
+	} else if (!strcmp(k, "body_size"))
+		lua_pushinteger(L, (lua_Integer)u->m->body_size);
+	else if (!strcmp(k, "body_complete"))
+		lua_pushboolean(L, u->m->body_complete);
+	else if (!strcmp(k, "files")) {
+		const body_view_t *bv = u->m->view;
+		lua_newtable(L);
+		for (uint32_t i = 0; bv && i < bv->n_parts; i++) {
+			const body_part_t *p = &bv->parts[i];
+			lua_createtable(L, 0, 4);
+			lua_pushstring(L, p->name);
+			lua_setfield(L, -2, "name");
+			if (p->filename[0]) {
+				lua_pushstring(L, p->filename);
+				lua_setfield(L, -2, "filename");
+			}
+			if (p->content_type[0]) {
+				lua_pushstring(L, p->content_type);
+				lua_setfield(L, -2, "content_type");
+			}
+			lua_pushinteger(L, p->len);
+			lua_setfield(L, -2, "size");
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+	} else
+		lua_pushnil(L);
+	return 1;
+}
+
+void lmsg_push(lua_State *L, policy_msg_t *m, const flow_facts_t *f, bool request)
+{
+	lmsg_t *u = lua_newuserdatauv(L, sizeof *u, 2);
+	u->m = m;
+	u->f = f;
+	u->request = request;
+	u->read_only = false;
+	u->valid = true;
+	luaL_setmetatable(L, MESSAGE_MT);
+}
+
+void lmsg_invalidate(lua_State *L, int idx)
+{
+	lmsg_t *u = luaL_testudata(L, idx, MESSAGE_MT);
+	if (u)
+		u->valid = false;
+}
+
+void lmsg_open(lua_State *L)
+{
+	luaL_newmetatable(L, MESSAGE_MT);
+	lua_pushcfunction(L, m_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, "dlp.message");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, HEADERS_MT);
+	static const luaL_Reg hm[] = {{"get", h_get}, {"set", h_set}, {"remove", h_remove}, {"all", h_all}, {NULL, NULL}};
+	luaL_newlib(L, hm);
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, "dlp.headers");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+}
+
+/* A read-only message for the request seen from on_response. */
+void lmsg_push_readonly(lua_State *L, policy_msg_t *m, const flow_facts_t *f)
+{
+	lmsg_push(L, m, f, true);
+	lmsg_t *u = lua_touserdata(L, -1);
+	u->read_only = true;
+}

@@ -1,0 +1,631 @@
+/*
+ * ltest: the policy author's tools. `dlpgate check` (load + lint + the
+ * detectors' own examples), `dlpgate test` (cases through the same
+ * inspect path the proxy uses) and `dlpgate scan` (detectors over files).
+ */
+#include "policy/lua_internal.h"
+
+#include "http/inspect.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* ---- finding the detectors a file defines ---- */
+
+typedef struct {
+	char name[128];
+	const detector_t *d;
+	int spec_ref; /* registry ref to the detector object (for its examples) */
+} named_t;
+
+typedef struct {
+	named_t *v;
+	size_t n, cap;
+} named_list_t;
+
+static void named_add(lua_State *L, named_list_t *l, const char *name, int udata_idx)
+{
+	const detector_t *d = ldlp_check_detector(L, udata_idx);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].d == d)
+			return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		named_t *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return;
+		l->v = v;
+		l->cap = cap;
+	}
+	named_t *e = &l->v[l->n++];
+	snprintf(e->name, sizeof e->name, "%s", name);
+	e->d = d;
+	lua_pushvalue(L, udata_idx);
+	e->spec_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void collect(lua_State *L, int t, int depth, named_list_t *out)
+{
+	t = lua_absindex(L, t);
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			const char *k = lua_tostring(L, -2);
+			if (ldlp_is_detector(L, -1))
+				named_add(L, out, k, -1);
+			else if (lua_istable(L, -1) && depth < 3 && strcmp(k, "_G") && strcmp(k, "string") &&
+				 strcmp(k, "table") && strcmp(k, "math") && strcmp(k, "utf8"))
+				collect(L, -1, depth + 1, out);
+		}
+		lua_pop(L, 1);
+	}
+}
+
+/* Detectors returned by the file (a pack) or defined in its globals (a
+ * policy), named by their keys. */
+static void collect_all(lua_State *L, named_list_t *out)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "dlp.chunk_result");
+	if (lua_istable(L, -1))
+		collect(L, -1, 0, out);
+	lua_pop(L, 1);
+	lua_pushglobaltable(L);
+	collect(L, -1, 0, out);
+	lua_pop(L, 1);
+}
+
+static void named_free(lua_State *L, named_list_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		luaL_unref(L, LUA_REGISTRYINDEX, l->v[i].spec_ref);
+	free(l->v);
+}
+
+static uint32_t count_in(lua_policy_t *lp, lstate_t *ls, const detector_t *d, const char *s, size_t n)
+{
+	det_result_t *r = malloc(sizeof *r);
+	if (!r)
+		return 0;
+	detset_scan(lp->detectors, ls->scratch, (const uint8_t *)s, n, NULL, &d, 1, r);
+	uint32_t c = r->count >= detector_min_count(d) ? r->count : 0;
+	free(r);
+	return c;
+}
+
+/* ---- check ---- */
+
+static int check_examples(lua_policy_t *lp, named_t *e, FILE *out)
+{
+	lua_State *L = lp->master->L;
+	int problems = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, e->spec_ref);
+	lua_getfield(L, -1, "examples");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 2);
+		return 0;
+	}
+	static const char *const kinds[] = {"match", "nomatch"};
+	for (int k = 0; k < 2; k++) {
+		lua_getfield(L, -1, kinds[k]);
+		size_t n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, (lua_Integer)i);
+			size_t len;
+			const char *s = lua_tolstring(L, -1, &len);
+			if (s) {
+				uint32_t c = count_in(lp, lp->master, e->d, s, len);
+				if ((k == 0) != (c > 0)) {
+					fprintf(out, "error: detector %s: example %s[%zu] \"%.60s\" %s\n", e->name, kinds[k], i, s,
+						k == 0 ? "is not found" : "is found, and should not be");
+					problems++;
+				}
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	return problems;
+}
+
+int lua_policy_check(const char *path, FILE *out)
+{
+	char err[1024] = "";
+	lua_policy_t *lp = lua_policy_open(path, 1, false, err, sizeof err);
+	if (!lp) {
+		fprintf(out, "error: %s\n", err);
+		return 1;
+	}
+	named_list_t l = {0};
+	collect_all(lp->master->L, &l);
+	int problems = 0, unanchored = 0, with_examples = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (detector_has_regex(l.v[i].d) && !detector_has_keywords(l.v[i].d)) {
+			fprintf(out,
+				"warning: detector %s has no keywords: its regex runs over every body (add keywords "
+				"that occur with what it finds)\n",
+				l.v[i].name);
+			unanchored++;
+		}
+		lua_rawgeti(lp->master->L, LUA_REGISTRYINDEX, l.v[i].spec_ref);
+		lua_getfield(lp->master->L, -1, "examples");
+		with_examples += lua_istable(lp->master->L, -1);
+		lua_pop(lp->master->L, 2);
+		problems += check_examples(lp, &l.v[i], out);
+	}
+	bool policy = lp->has_flow || lp->has_request || lp->has_response;
+	fprintf(out, "%s: %s: %zu detectors (%d without keywords, %d with examples), %s%s%s%s\n",
+		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
+		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "");
+	named_free(lp->master->L, &l);
+	lua_policy_close(lp);
+	return problems;
+}
+
+/* ---- test ---- */
+
+static const char *field_str(lua_State *L, int t, const char *k)
+{
+	lua_getfield(L, t, k);
+	const char *s = lua_tostring(L, -1);
+	lua_pop(L, 1); /* strings stay alive in the table */
+	return s;
+}
+
+static bool gzip_bytes(const char *in, size_t n, buf_t *out)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return false;
+	size_t cap = deflateBound(&z, (uLong)n) + 32;
+	if (!buf_reserve(out, cap)) {
+		deflateEnd(&z);
+		return false;
+	}
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = (Bytef *)out->data;
+	z.avail_out = (uInt)cap;
+	bool ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
+	out->len = z.total_out;
+	deflateEnd(&z);
+	return ok;
+}
+
+typedef struct {
+	char host[256];
+	char sni[256];
+	flow_facts_t facts;
+} test_flow_t;
+
+/* Builds a head from {method=, url=, status=, headers=} at index t; the
+ * body's raw bytes (gzip'd if encoding = "gzip") go to raw. */
+static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, http_head_t *h, buf_t *raw,
+			  char *why, size_t wn)
+{
+	http_head_init(h, request, 1 << 20, 1000);
+	h->major = 1;
+	h->minor = 1;
+	size_t blen = 0;
+	lua_getfield(L, t, "body");
+	const char *body = lua_tolstring(L, -1, &blen);
+	lua_pop(L, 1);
+	const char *enc = field_str(L, t, "encoding");
+	if (body && enc && !strcmp(enc, "gzip")) {
+		if (!gzip_bytes(body, blen, raw)) {
+			snprintf(why, wn, "cannot gzip the test body");
+			return false;
+		}
+		http_head_add(h, "Content-Encoding", "gzip");
+	} else if (body) {
+		buf_append(raw, body, blen);
+	}
+	if (request) {
+		const char *method = field_str(L, t, "method");
+		const char *url = field_str(L, t, "url");
+		if (!url)
+			url = "https://example.test/";
+		method = method ? method : (body ? "POST" : "GET");
+		h->method_off = (uint32_t)h->arena.len;
+		h->method_len = (uint32_t)strlen(method);
+		buf_append(&h->arena, method, h->method_len);
+		const char *hs = strstr(url, "://");
+		const char *auth = hs ? hs + 3 : url;
+		const char *path = strchr(auth, '/');
+		size_t alen = path ? (size_t)(path - auth) : strlen(auth);
+		if (!tf->host[0]) {
+			const char *colon = memchr(auth, ':', alen);
+			snprintf(tf->host, sizeof tf->host, "%.*s", (int)(colon ? colon - auth : (long)alen), auth);
+		}
+		if (hs && !strncmp(url, "https", 5))
+			tf->facts.tls = true;
+		http_head_set_target(h, path ? path : "/", path ? strlen(path) : 1);
+		char hostv[300];
+		snprintf(hostv, sizeof hostv, "%.*s", (int)alen, auth);
+		http_head_add(h, "Host", hostv);
+	} else {
+		lua_getfield(L, t, "status");
+		h->status = (uint16_t)(lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 200);
+		lua_pop(L, 1);
+		h->reason_off = (uint32_t)h->arena.len;
+		h->reason_len = 2;
+		buf_append(&h->arena, "OK", 2);
+	}
+	lua_getfield(L, t, "headers");
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1)) {
+				const char *name = lua_tostring(L, -2);
+				if (!strcasecmp(name, "host"))
+					http_head_remove(h, "host");
+				http_head_add(h, name, lua_tostring(L, -1));
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	if (raw->len && !http_head_get(h, "content-length", NULL)) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", raw->len);
+		http_head_add(h, "Content-Length", n);
+		h->has_length = true;
+		h->content_length = raw->len;
+	}
+	return true;
+}
+
+static const char *kind_name(const verdict_t *v)
+{
+	return v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
+}
+
+/* Compares what happened with case.expect (at index e); why gets the
+ * first difference. */
+static bool expect_ok(lua_State *L, int e, const verdict_t *v, const policy_msg_t *m, const uint8_t *out,
+		      size_t out_len, char *why, size_t wn)
+{
+	const char *want = field_str(L, e, "verdict");
+	if (want && strcmp(want, kind_name(v))) {
+		snprintf(why, wn, "expected %s, got %s (rule %s: %s)", want, kind_name(v), v->rule, v->reason);
+		return false;
+	}
+	lua_getfield(L, e, "monitor");
+	if (!lua_isnil(L, -1) && lua_toboolean(L, -1) != v->monitor) {
+		snprintf(why, wn, "expected monitor = %s", lua_toboolean(L, -1) ? "true" : "false");
+		lua_pop(L, 1);
+		return false;
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, e, "error");
+	if (!lua_isnil(L, -1) && lua_toboolean(L, -1) != v->error) {
+		snprintf(why, wn, "expected %s, got %s (%s)", lua_toboolean(L, -1) ? "a policy error" : "no policy error",
+			 v->error ? "one" : "none", v->reason);
+		lua_pop(L, 1);
+		return false;
+	}
+	lua_pop(L, 1);
+	const char *rule = field_str(L, e, "rule");
+	if (rule && !strstr(v->rule, rule)) {
+		snprintf(why, wn, "expected rule containing \"%s\", got %s", rule, v->rule);
+		return false;
+	}
+	const char *reason = field_str(L, e, "reason");
+	if (reason && !strstr(v->reason, reason)) {
+		snprintf(why, wn, "expected reason containing \"%s\", got \"%s\"", reason, v->reason);
+		return false;
+	}
+	lua_getfield(L, e, "detectors");
+	if (lua_istable(L, -1)) {
+		size_t n = lua_rawlen(L, -1);
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, (lua_Integer)i);
+			const char *name = lua_tostring(L, -1);
+			bool found = false;
+			for (uint32_t k = 0; m && name && k < m->n_findings; k++)
+				found |= !strcmp(m->findings[k].name, name) && m->findings[k].count > 0;
+			lua_pop(L, 1);
+			if (!found) {
+				snprintf(why, wn, "expected detector %s to find something; it did not", name ? name : "?");
+				lua_pop(L, 1);
+				return false;
+			}
+		}
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, e, "clean");
+	if (lua_toboolean(L, -1)) {
+		for (uint32_t k = 0; m && k < m->n_findings; k++)
+			if (m->findings[k].count) {
+				snprintf(why, wn, "expected no findings, detector %s found %u", m->findings[k].name,
+					 m->findings[k].count);
+				lua_pop(L, 1);
+				return false;
+			}
+	}
+	lua_pop(L, 1);
+	size_t bl;
+	lua_getfield(L, e, "body");
+	const char *body = lua_tolstring(L, -1, &bl);
+	if (body && (bl != out_len || memcmp(body, out, bl))) {
+		snprintf(why, wn, "forwarded body differs: got \"%.*s\"", (int)(out_len > 80 ? 80 : out_len), (const char *)out);
+		lua_pop(L, 1);
+		return false;
+	}
+	lua_pop(L, 1);
+	return true;
+}
+
+static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn)
+{
+	test_flow_t tf;
+	memset(&tf, 0, sizeof tf);
+	tf.facts.source = FLOW_SOURCE_EXPLICIT;
+	tf.facts.client = "127.0.0.1";
+	tf.facts.port = 443;
+	lua_getfield(L, c, "flow");
+	int ft = lua_gettop(L);
+	if (lua_istable(L, ft)) {
+		const char *s;
+		if ((s = field_str(L, ft, "host")))
+			snprintf(tf.host, sizeof tf.host, "%s", s);
+		if ((s = field_str(L, ft, "sni")))
+			snprintf(tf.sni, sizeof tf.sni, "%s", s);
+		lua_getfield(L, ft, "dst_port");
+		if (lua_isinteger(L, -1))
+			tf.facts.port = (uint16_t)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		lua_getfield(L, ft, "tls");
+		tf.facts.tls = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_getfield(L, c, "request");
+	int rq = lua_gettop(L);
+	lua_getfield(L, c, "response");
+	int rs = lua_gettop(L);
+	lua_getfield(L, c, "expect");
+	int ex = lua_gettop(L);
+	if (!lua_istable(L, ex)) {
+		snprintf(why, wn, "the case has no expect table");
+		return false;
+	}
+	http_head_t req, res;
+	bool have_req = lua_istable(L, rq), have_res = lua_istable(L, rs);
+	buf_t raw;
+	buf_init(&raw, 0);
+	memset(&req, 0, sizeof req);
+	memset(&res, 0, sizeof res);
+	if (have_req && !build_message(L, rq, true, &tf, &req, &raw, why, wn))
+		return false;
+	tf.facts.host = tf.host[0] ? tf.host : "example.test";
+	tf.facts.sni = tf.sni[0] ? tf.sni : (tf.facts.tls ? tf.facts.host : NULL);
+
+	verdict_t v;
+	bool ok;
+	lp->base.ops->on_flow(&lp->base, NULL, &tf.facts, &v);
+	const char *want_flow = field_str(L, ex, "flow");
+	if (want_flow && strcmp(want_flow, verdict_name(v.kind))) {
+		snprintf(why, wn, "expected the flow to %s, got %s (rule %s: %s)", want_flow, verdict_name(v.kind), v.rule,
+			 v.reason);
+		ok = false;
+	} else if ((!have_req && !have_res) || ((v.kind == VERDICT_BYPASS || v.kind == VERDICT_BLOCK) && !v.monitor)) {
+		ok = expect_ok(L, ex, &v, NULL, NULL, 0, why, wn);
+	} else {
+		inspect_result_t r;
+		if (have_res) {
+			buf_t rraw;
+			buf_init(&rraw, 0);
+			if (!build_message(L, rs, false, &tf, &res, &rraw, why, wn)) {
+				buf_free(&raw);
+				http_head_free(&req);
+				return false;
+			}
+			inspect_message(&lp->base, NULL, &tf.facts, &res, have_req ? &req : NULL, (uint8_t *)rraw.data,
+					rraw.len, true, &r);
+			ok = expect_ok(L, ex, &r.verdict, &r.msg, r.out, r.out_len, why, wn);
+			inspect_result_free(&r);
+			buf_free(&rraw);
+			http_head_free(&res);
+		} else {
+			inspect_message(&lp->base, NULL, &tf.facts, &req, NULL, (uint8_t *)raw.data, raw.len, true, &r);
+			ok = expect_ok(L, ex, &r.verdict, &r.msg, r.out, r.out_len, why, wn);
+			inspect_result_free(&r);
+		}
+	}
+	buf_free(&raw);
+	http_head_free(&req);
+	return ok;
+}
+
+int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out)
+{
+	char err[1024] = "";
+	lua_policy_t *lp = lua_policy_open(policy_path, 1, true, err, sizeof err);
+	if (!lp) {
+		fprintf(out, "error: %s\n", err);
+		return -1;
+	}
+	lua_State *L = lp->master->L;
+	int passed = 0, failed = 0;
+	for (int fi = 0; fi < n_files; fi++) {
+		int top = lua_gettop(L);
+		sandbox_reset(L);
+		lp->master->sb.budget = 0; /* a test file is data, not a stage */
+		if (luaL_loadfilex(L, files[fi], "t") != LUA_OK || sandbox_pcall(L, 0, 1) != LUA_OK) {
+			fprintf(out, "FAIL  %s: %s\n", files[fi], lua_tostring(L, -1));
+			failed++;
+			lua_settop(L, top);
+			lp->master->sb.budget = lp->instructions;
+			continue;
+		}
+		lp->master->sb.budget = lp->instructions;
+		if (!lua_istable(L, -1)) {
+			fprintf(out, "FAIL  %s: a test file returns a list of cases\n", files[fi]);
+			failed++;
+			lua_settop(L, top);
+			continue;
+		}
+		size_t n = lua_rawlen(L, -1);
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, (lua_Integer)i);
+			int c = lua_gettop(L);
+			const char *name = lua_istable(L, c) ? field_str(L, c, "name") : NULL;
+			char label[256], why[512] = "";
+			snprintf(label, sizeof label, "%s #%zu%s%s", files[fi], i, name ? " " : "", name ? name : "");
+			bool ok = lua_istable(L, c) && run_case(lp, L, c, why, sizeof why);
+			if (!lua_istable(L, c))
+				snprintf(why, sizeof why, "a case is a table");
+			fprintf(out, "%s %s%s%s\n", ok ? "ok  " : "FAIL", label, ok ? "" : ": ", ok ? "" : why);
+			ok ? passed++ : failed++;
+			lua_settop(L, c - 1);
+		}
+		lua_settop(L, top);
+	}
+	fprintf(out, "%d passed, %d failed (%s)\n", passed, failed, policy_path);
+	lua_policy_close(lp);
+	return failed;
+}
+
+/* ---- scan ---- */
+
+static void emit_record(FILE *out, const char *file, const named_t *e, uint64_t offset, uint32_t len,
+			const char *sample)
+{
+	json_t *o = json_object();
+	json_t *fs = json_string(file); /* NULL for a name that is not UTF-8 */
+	json_object_set_new(o, "file", fs ? fs : json_string("(name not UTF-8)"));
+	json_object_set_new(o, "detector", json_string(e->name));
+	json_object_set_new(o, "severity", json_string(detector_severity(e->d)));
+	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
+	json_object_set_new(o, "length", json_integer(len));
+	json_object_set_new(o, "sample", json_string(sample));
+	char *s = json_dumps(o, JSON_COMPACT);
+	if (s)
+		fprintf(out, "%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
+static void emit_finding(FILE *out, const char *file, const named_t *e, const det_match_t *m, const uint8_t *base,
+			 uint64_t offset)
+{
+	char sample[MASK_SAMPLE_MAX + 1];
+	mask_sample(sample, (const char *)base + m->start, m->len, detector_keep_first(e->d), detector_keep_last(e->d));
+	emit_record(out, file, e, offset + m->start, m->len, sample);
+}
+
+#define SCAN_CHUNK (32u << 20)
+#define SCAN_OVERLAP (64u << 10)
+
+/* One file: the detectors that apply to its name, over its bytes in
+ * chunks that overlap so a match across a chunk end is found once. */
+static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **want, const named_t **wnamed,
+			det_result_t *res, FILE *in, const char *name, bool no_prefilter, FILE *out)
+{
+	detect_scratch_t *sc = lp->master->scratch;
+	size_t n_want = 0;
+	long found = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const detector_t *d = l->v[i].d;
+		if (!detector_filename_matches(d, name, strlen(name), sc))
+			continue;
+		if (detector_filename_only(d)) {
+			emit_record(out, name, &l->v[i], 0, 0, "(the file name)");
+			found++;
+			continue;
+		}
+		wnamed[n_want] = &l->v[i];
+		want[n_want++] = d;
+	}
+	if (!n_want)
+		return found;
+	uint8_t *buf = malloc(SCAN_CHUNK);
+	if (!buf)
+		return -1;
+	uint64_t base = 0; /* file offset of buf[0] */
+	size_t have = 0;
+	for (;;) {
+		size_t got = fread(buf + have, 1, SCAN_CHUNK - have, in);
+		have += got;
+		bool last = got == 0 || feof(in) || ferror(in);
+		if (have) {
+			if (no_prefilter)
+				detset_scan_all(lp->detectors, sc, buf, have, name, want, n_want, res);
+			else
+				detset_scan(lp->detectors, sc, buf, have, name, want, n_want, res);
+			for (size_t i = 0; i < n_want; i++) {
+				if (res[i].count < detector_min_count(want[i]))
+					continue;
+				for (uint32_t k = 0; k < res[i].n_matches; k++) {
+					const det_match_t *m = &res[i].matches[k];
+					if (!last && m->mstart >= have - SCAN_OVERLAP)
+						continue; /* found again, whole, in the next chunk */
+					emit_finding(out, name, wnamed[i], m, buf, base);
+					found++;
+				}
+			}
+		}
+		if (last)
+			break;
+		memmove(buf, buf + have - SCAN_OVERLAP, SCAN_OVERLAP);
+		base += have - SCAN_OVERLAP;
+		have = SCAN_OVERLAP;
+	}
+	free(buf);
+	return ferror(in) ? -1 : found;
+}
+
+int lua_policy_scan(const char *path, char *const *files, int n_files, bool no_prefilter, FILE *out)
+{
+	char err[1024] = "";
+	lua_policy_t *lp = lua_policy_open(path, 1, false, err, sizeof err);
+	if (!lp) {
+		fprintf(stderr, "dlpgate: %s\n", err);
+		return 2;
+	}
+	named_list_t l = {0};
+	collect_all(lp->master->L, &l);
+	if (!l.n) {
+		fprintf(stderr, "dlpgate: %s defines no detectors\n", path);
+		lua_policy_close(lp);
+		return 2;
+	}
+	const detector_t **want = malloc(l.n * sizeof *want);
+	const named_t **wnamed = malloc(l.n * sizeof *wnamed);
+	det_result_t *res = malloc(l.n * sizeof *res);
+	int rc = 0;
+	long total = 0, scanned = 0;
+	for (int i = 0; want && wnamed && res && i < n_files; i++) {
+		bool in_stdin = !strcmp(files[i], "-");
+		FILE *f = in_stdin ? stdin : fopen(files[i], "rb");
+		if (!f) {
+			fprintf(stderr, "dlpgate: %s: %s\n", files[i], strerror(errno));
+			rc = 2;
+			continue;
+		}
+		long n = scan_stream(lp, &l, want, wnamed, res, f, in_stdin ? "-" : files[i], no_prefilter, out);
+		if (n < 0) {
+			fprintf(stderr, "dlpgate: %s: read error\n", files[i]);
+			rc = 2;
+		} else {
+			total += n;
+			scanned++;
+		}
+		if (!in_stdin)
+			fclose(f);
+	}
+	fflush(out);
+	fprintf(stderr, "dlpgate: %ld file%s scanned with %zu detectors, %ld finding%s\n", scanned, scanned == 1 ? "" : "s",
+		l.n, total, total == 1 ? "" : "s");
+	free(want);
+	free(wnamed);
+	free(res);
+	named_free(lp->master->L, &l);
+	lua_policy_close(lp);
+	return rc;
+}

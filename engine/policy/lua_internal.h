@@ -1,0 +1,76 @@
+/*
+ * lua_internal: what the files of the Lua policy runtime share (ldlp.c:
+ * the dlp module; lmsg.c: flows and messages; lua_policy.c: loading and
+ * stage calls; ltest.c: check, test and scan). Not for the rest of the
+ * engine, which sees only policy_t.
+ */
+#ifndef DLPGATE_LUA_INTERNAL_H
+#define DLPGATE_LUA_INTERNAL_H
+
+#include "detect/detector.h"
+#include "policy/lua_policy.h"
+#include "policy/sandbox.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdatomic.h>
+
+typedef struct lua_policy lua_policy_t;
+
+/* One sandboxed state and what its C functions need. */
+typedef struct {
+	sandbox_t sb;              /* first: sandbox_of() gives this struct */
+	lua_State *L;
+	lua_policy_t *lp;
+	detect_scratch_t *scratch;
+	char *roots[2];
+} lstate_t;
+
+struct lua_policy {
+	policy_t base;
+	char *path;
+	detset_t *detectors;
+	bool fail_closed;
+	bool monitor;
+	uint64_t instructions;     /* per stage call */
+	size_t memory;             /* per state */
+	bool has_flow, has_request, has_response;
+	lstate_t *master;          /* load, check, test and scan run here */
+	lstate_t **states;         /* per worker, made on first use */
+	unsigned n_states;
+	atomic_ulong calls, errors, instruction_limits, memory_limits;
+};
+
+static inline lstate_t *lstate_of(lua_State *L)
+{
+	return (lstate_t *)sandbox_of(L);
+}
+
+/* Loads a policy, or (need_stages false) a detector pack. */
+lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_stages, char *err, size_t errlen);
+void lua_policy_close(lua_policy_t *lp);
+
+/* A state for lp running its file (detectors resolve to lp's set). */
+lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t errlen);
+void lstate_free(lstate_t *s);
+
+/* ldlp.c */
+void ldlp_open(lua_State *L);                     /* registers require "dlp" */
+const detector_t *ldlp_check_detector(lua_State *L, int idx);
+bool ldlp_is_detector(lua_State *L, int idx);
+/* Reads a verdict table at idx into v (and marks the findings selected by
+ * a redact verdict); false with a message on the stack if it is not one. */
+bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg);
+
+/* lmsg.c */
+void lmsg_open(lua_State *L);                     /* metatables */
+void lmsg_push_flow(lua_State *L, const flow_facts_t *f);
+/* Pushes a message object valid until lmsg_invalidate(). */
+void lmsg_push(lua_State *L, policy_msg_t *m, const flow_facts_t *f, bool request);
+void lmsg_push_readonly(lua_State *L, policy_msg_t *m, const flow_facts_t *f);
+void lmsg_invalidate(lua_State *L, int idx);
+/* Runs the detectors table at idx over m's body, fills m's findings and
+ * pushes the found table. */
+void lmsg_scan(lua_State *L, policy_msg_t *m, int detectors_idx);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * lua_policy: loading a policy file and calling its stages. See
+ * lua_policy.h for the model (one compile on the main thread, one state
+ * per worker, shared detectors).
+ */
+#include "policy/lua_internal.h"
+
+#include "core/log.h"
+#include "net/worker.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOAD_MEMORY (64u << 20)         /* while the file itself runs */
+#define LOAD_INSTRUCTIONS 200000000ull
+#define DEFAULT_MEMORY (32u << 20)
+#define DEFAULT_INSTRUCTIONS 5000000ull
+#define DEFAULT_INSPECT (2u << 20)
+
+/* ---- states ---- */
+
+lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
+{
+	lstate_t *ls = calloc(1, sizeof *ls);
+	if (!ls) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	ls->lp = lp;
+	char a[PATH_MAX], b[PATH_MAX];
+	snprintf(a, sizeof a, "%s", lp->path);
+	snprintf(b, sizeof b, "%s", dirname(a));
+	ls->roots[0] = strdup(b);
+	ls->roots[1] = strdup(dirname(b));
+	ls->sb.roots[0] = ls->roots[0];
+	ls->sb.roots[1] = ls->roots[1];
+	ls->sb.n_roots = 2;
+	bool loading = lp->master == NULL;
+	ls->L = sandbox_new(&ls->sb, loading ? LOAD_MEMORY : lp->memory,
+			    loading ? LOAD_INSTRUCTIONS : lp->instructions);
+	ls->scratch = detect_scratch_new(0);
+	if (!ls->L || !ls->scratch || !ls->roots[0] || !ls->roots[1]) {
+		snprintf(err, n, "out of memory");
+		lstate_free(ls);
+		return NULL;
+	}
+	ldlp_open(ls->L);
+	lmsg_open(ls->L);
+	/* A worker's state runs the file with the policy's own limits; the
+	 * file defines the same functions and finds its detectors compiled. */
+	ls->sb.budget = LOAD_INSTRUCTIONS;
+	if (!sandbox_run_file(ls->L, lp->path, err, n)) {
+		lstate_free(ls);
+		return NULL;
+	}
+	ls->sb.budget = loading ? 0 : lp->instructions;
+	return ls;
+}
+
+void lstate_free(lstate_t *ls)
+{
+	if (!ls)
+		return;
+	if (ls->L)
+		lua_close(ls->L);
+	detect_scratch_free(ls->scratch);
+	free(ls->roots[0]);
+	free(ls->roots[1]);
+	free(ls);
+}
+
+/* ---- settings the policy file declares ---- */
+
+static bool setting_choice(lua_State *L, const char *path, const char *name, const char *a, const char *b,
+			   bool *is_b, char *err, size_t n)
+{
+	lua_getglobal(L, name);
+	bool ok = true;
+	if (!lua_isnil(L, -1)) {
+		const char *s = lua_tostring(L, -1);
+		if (s && !strcmp(s, a))
+			*is_b = false;
+		else if (s && !strcmp(s, b))
+			*is_b = true;
+		else {
+			snprintf(err, n, "%s: %s must be \"%s\" or \"%s\"", path, name, a, b);
+			ok = false;
+		}
+	}
+	lua_pop(L, 1);
+	return ok;
+}
+
+static bool setting_int(lua_State *L, const char *path, const char *table, const char *key, uint64_t lo,
+			uint64_t hi, uint64_t *out, char *err, size_t n)
+{
+	lua_getfield(L, -1, key);
+	bool ok = true;
+	if (!lua_isnil(L, -1)) {
+		int isint;
+		lua_Integer v = lua_tointegerx(L, -1, &isint);
+		if (!isint || v < (lua_Integer)lo || (uint64_t)v > hi) {
+			snprintf(err, n, "%s: %s.%s must be a whole number from %llu to %llu", path, table, key,
+				 (unsigned long long)lo, (unsigned long long)hi);
+			ok = false;
+		} else {
+			*out = (uint64_t)v;
+		}
+	}
+	lua_pop(L, 1);
+	return ok;
+}
+
+static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char *err, size_t n)
+{
+	const char *path = lp->path;
+	bool monitor = false;
+	if (!setting_choice(L, path, "fail", "open", "closed", &lp->fail_closed, err, n) ||
+	    !setting_choice(L, path, "mode", "enforce", "monitor", &monitor, err, n))
+		return false;
+	lp->monitor = monitor;
+	uint64_t instr = DEFAULT_INSTRUCTIONS, mem = DEFAULT_MEMORY;
+	lua_getglobal(L, "limits");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1)) {
+			snprintf(err, n, "%s: limits must be a table {instructions = N, memory = BYTES}", path);
+			return false;
+		}
+		if (!setting_int(L, path, "limits", "instructions", 10000, 1000000000, &instr, err, n) ||
+		    !setting_int(L, path, "limits", "memory", 1 << 20, 1ull << 32, &mem, err, n))
+			return false;
+	}
+	lua_pop(L, 1);
+	lp->instructions = instr;
+	lp->memory = (size_t)mem;
+
+	body_limits_t *bl = &lp->base.body_limits;
+	uint64_t max_bytes = DEFAULT_INSPECT, ratio = 200, layers = 2;
+	lp->base.oversize = OVERSIZE_PREFIX;
+	lua_getglobal(L, "inspect");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1)) {
+			snprintf(err, n, "%s: inspect must be a table {max_bytes = N, oversize = \"prefix\"|\"pass\"|\"block\"}",
+				 path);
+			return false;
+		}
+		if (!setting_int(L, path, "inspect", "max_bytes", 1024, 256u << 20, &max_bytes, err, n) ||
+		    !setting_int(L, path, "inspect", "max_ratio", 2, 100000, &ratio, err, n) ||
+		    !setting_int(L, path, "inspect", "max_layers", 1, 8, &layers, err, n))
+			return false;
+		lua_getfield(L, -1, "oversize");
+		const char *o = lua_tostring(L, -1);
+		if (o && !strcmp(o, "pass"))
+			lp->base.oversize = OVERSIZE_PASS;
+		else if (o && !strcmp(o, "block"))
+			lp->base.oversize = OVERSIZE_BLOCK;
+		else if (o && strcmp(o, "prefix")) {
+			snprintf(err, n, "%s: inspect.oversize must be \"prefix\", \"pass\" or \"block\"", path);
+			return false;
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	bl->max_bytes = max_bytes;
+	bl->max_ratio = (uint32_t)ratio;
+	bl->max_layers = (uint32_t)layers;
+
+	static const char *const stages[] = {"on_flow", "on_request", "on_response"};
+	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response};
+	for (int i = 0; i < 3; i++) {
+		lua_getglobal(L, stages[i]);
+		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
+			snprintf(err, n, "%s: %s is a %s, not a function", path, stages[i], luaL_typename(L, -1));
+			return false;
+		}
+		*has[i] = lua_isfunction(L, -1);
+		lua_pop(L, 1);
+	}
+	if (need_stages && !lp->has_flow && !lp->has_request && !lp->has_response) {
+		snprintf(err, n, "%s: defines none of on_flow, on_request, on_response: it would decide nothing", path);
+		return false;
+	}
+	return true;
+}
+
+/* ---- stage calls ---- */
+
+static lstate_t *state_for(lua_policy_t *lp, struct worker *w)
+{
+	if (!w)
+		return lp->master;
+	unsigned i = w->index;
+	if (i >= lp->n_states)
+		return NULL;
+	if (!lp->states[i]) {
+		char err[512];
+		lp->states[i] = lstate_new(lp, err, sizeof err);
+		if (!lp->states[i])
+			log_msg(LOG_ERROR, "policy_error", "worker %u cannot load %s: %s", i, lp->path, err);
+	}
+	return lp->states[i];
+}
+
+static void fail_verdict(lua_policy_t *lp, const char *stage, const char *msg, verdict_kind_t open_kind, verdict_t *v)
+{
+	v->error = true;
+	v->monitor = false;
+	v->redact = false;
+	v->kind = lp->fail_closed ? VERDICT_BLOCK : open_kind;
+	/* "file:line: message" names where; keep that as the rule. */
+	const char *p = msg;
+	const char *colon = p ? strchr(p, ':') : NULL;
+	const char *colon2 = colon ? strchr(colon + 1, ':') : NULL;
+	if (colon2 && colon2 - p < (long)sizeof v->rule)
+		snprintf(v->rule, sizeof v->rule, "%.*s", (int)(colon2 - p), p);
+	else
+		snprintf(v->rule, sizeof v->rule, "%s", stage);
+	snprintf(v->reason, sizeof v->reason, "policy error, failing %s: %s", lp->fail_closed ? "closed" : "open",
+		 msg ? msg : "?");
+	log_line_t l;
+	log_begin(&l, LOG_WARN, "policy_error");
+	log_kv_str(&l, "stage", stage);
+	log_kv_str(&l, "fail", lp->fail_closed ? "closed" : "open");
+	log_kv_str(&l, "error", msg);
+	log_end(&l);
+}
+
+static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, const flow_facts_t *f,
+		       policy_msg_t *m, verdict_kind_t default_kind, verdict_t *v)
+{
+	memset(v, 0, sizeof *v);
+	lstate_t *ls = state_for(lp, w);
+	if (!ls) {
+		fail_verdict(lp, stage, "the policy could not be loaded in this worker", default_kind, v);
+		atomic_fetch_add(&lp->errors, 1);
+		return;
+	}
+	lua_State *L = ls->L;
+	int top = lua_gettop(L);
+	/* The message objects first, kept below the call so they can be
+	 * invalidated after it: they point at the relay's buffers. */
+	int nargs = 1;
+	bool response = m && !m->head->is_request;
+	policy_msg_t reqmsg;
+	if (m) {
+		lmsg_push(L, m, f, !response);
+		nargs++;
+	}
+	if (response) {
+		memset(&reqmsg, 0, sizeof reqmsg);
+		reqmsg.head = (http_head_t *)m->request;
+		if (reqmsg.head)
+			lmsg_push_readonly(L, &reqmsg, f);
+		else
+			lua_pushnil(L);
+		nargs++;
+	}
+	lua_getglobal(L, stage);
+	for (int i = 1; i < nargs; i++)
+		lua_pushvalue(L, top + i);
+	lmsg_push_flow(L, f);
+	atomic_fetch_add(&lp->calls, 1);
+	sandbox_reset(L);
+	int rc = sandbox_pcall(L, nargs, 1);
+	if (rc != LUA_OK) {
+		if (ls->sb.budget_exceeded)
+			atomic_fetch_add(&lp->instruction_limits, 1);
+		else if (rc == LUA_ERRMEM || ls->sb.mem_exceeded)
+			atomic_fetch_add(&lp->memory_limits, 1);
+		atomic_fetch_add(&lp->errors, 1);
+		fail_verdict(lp, stage, lua_tostring(L, -1), default_kind, v);
+	} else if (lua_isnil(L, -1)) {
+		v->kind = default_kind;
+		snprintf(v->rule, sizeof v->rule, "%s", stage);
+		snprintf(v->reason, sizeof v->reason, "%s returned no verdict", stage);
+	} else if (!ldlp_read_verdict(L, -1, v, m)) {
+		atomic_fetch_add(&lp->errors, 1);
+		fail_verdict(lp, stage, lua_tostring(L, -1), default_kind, v);
+	}
+	if (lp->monitor && !v->error)
+		v->monitor = true;
+	for (int i = 1; i < nargs; i++)
+		lmsg_invalidate(L, top + i);
+	lua_settop(L, top);
+}
+
+
+static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
+{
+	lua_policy_t *lp = p->impl;
+	if (!lp->has_flow) {
+		verdict_set(v, VERDICT_INSPECT, "default", "the policy has no on_flow");
+		return;
+	}
+	call_stage(lp, w, "on_flow", f, NULL, VERDICT_INSPECT, v);
+	if (v->kind == VERDICT_PASS && !v->redact)
+		v->kind = VERDICT_INSPECT; /* at the flow stage, pass means go on */
+}
+
+static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
+{
+	lua_policy_t *lp = p->impl;
+	if (!lp->has_request) {
+		verdict_set(v, VERDICT_PASS, "default", "the policy has no on_request");
+		return;
+	}
+	call_stage(lp, w, "on_request", f, m, VERDICT_PASS, v);
+	if (v->kind == VERDICT_INSPECT)
+		v->kind = VERDICT_PASS;
+}
+
+static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
+{
+	lua_policy_t *lp = p->impl;
+	if (!lp->has_response) {
+		verdict_set(v, VERDICT_PASS, "default", "the policy has no on_response");
+		return;
+	}
+	call_stage(lp, w, "on_response", f, m, VERDICT_PASS, v);
+	if (v->kind == VERDICT_INSPECT)
+		v->kind = VERDICT_PASS;
+}
+
+static void destroy(policy_t *p)
+{
+	lua_policy_t *lp = p->impl;
+	for (unsigned i = 0; i < lp->n_states; i++)
+		lstate_free(lp->states[i]);
+	free(lp->states);
+	lstate_free(lp->master);
+	detset_free(lp->detectors);
+	free(lp->path);
+	free(lp);
+}
+
+static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, destroy};
+
+static void version_of(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (f && c && EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		unsigned char buf[8192];
+		size_t k;
+		while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+			EVP_DigestUpdate(c, buf, k);
+		EVP_DigestFinal_ex(c, md, &mdlen);
+	}
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(c);
+	size_t o = (size_t)snprintf(out, n, "sha256:");
+	for (unsigned i = 0; i < 8 && i < mdlen && o + 2 < n; i++)
+		o += (size_t)snprintf(out + o, n - o, "%02x", md[i]);
+}
+
+lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_stages, char *err, size_t n)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real)) {
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	lua_policy_t *lp = calloc(1, sizeof *lp);
+	if (!lp) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	lp->path = strdup(real);
+	lp->detectors = detset_new();
+	lp->n_states = n_workers ? n_workers : 1;
+	lp->states = calloc(lp->n_states, sizeof *lp->states);
+	lp->base.ops = &lua_ops;
+	lp->base.impl = lp;
+	atomic_init(&lp->base.refs, 1);
+	if (!lp->path || !lp->detectors || !lp->states) {
+		snprintf(err, n, "out of memory");
+		destroy(&lp->base);
+		return NULL;
+	}
+	lp->master = lstate_new(lp, err, n);
+	if (!lp->master || !read_settings(lp, lp->master->L, need_stages, err, n) || !detset_build(lp->detectors)) {
+		if (lp->master && !err[0])
+			snprintf(err, n, "%s: cannot build the detector set", path);
+		destroy(&lp->base);
+		return NULL;
+	}
+	/* From now on the master calls with the policy's own limits too. */
+	lp->master->sb.limit = lp->memory > lp->master->sb.used ? lp->memory : lp->master->sb.used + (1 << 20);
+	lp->master->sb.budget = lp->instructions;
+	lp->base.read_request_bodies = lp->has_request;
+	lp->base.read_response_bodies = lp->has_response;
+	version_of(lp->path, lp->base.version_text, sizeof lp->base.version_text);
+	return lp;
+}
+
+policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t n)
+{
+	lua_policy_t *lp = lua_policy_open(path, opts ? opts->n_workers : 1, true, err, n);
+	return lp ? &lp->base : NULL;
+}
+
+void lua_policy_close(lua_policy_t *lp)
+{
+	destroy(&lp->base);
+}
+
+void lua_policy_stats(policy_t *p, lua_policy_stats_t *out)
+{
+	memset(out, 0, sizeof *out);
+	if (p->ops != &lua_ops)
+		return;
+	lua_policy_t *lp = p->impl;
+	out->calls = atomic_load(&lp->calls);
+	out->errors = atomic_load(&lp->errors);
+	out->instruction_limits = atomic_load(&lp->instruction_limits);
+	out->memory_limits = atomic_load(&lp->memory_limits);
+}

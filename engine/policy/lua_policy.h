@@ -1,0 +1,50 @@
+/*
+ * lua_policy: policies written in Lua (the rule language of DESIGN.md).
+ *
+ * A policy file is run once at load, in a sandbox on the main thread:
+ * that compiles its detectors (PCRE2 JIT, into one set shared by all
+ * workers), reads its settings (fail, mode, inspect, limits) and checks
+ * its stage functions. A load error is "file:line: message" and the
+ * policy is refused. Each worker then runs the same file in its own
+ * sandboxed state the first time it needs it; identical detector specs
+ * resolve to the compiled ones, so nothing is compiled twice.
+ *
+ * Stage calls (on_flow, on_request, on_response) run with a fresh
+ * instruction budget; an error or a limit hit applies the policy's fail
+ * mode, is counted, and the verdict says so.
+ */
+#ifndef DLPGATE_LUA_POLICY_H
+#define DLPGATE_LUA_POLICY_H
+
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stddef.h>
+
+typedef struct {
+	unsigned n_workers;
+} lua_policy_opts_t;
+
+/* Loads and compiles the policy at path; NULL with "file:line: message". */
+policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t errlen);
+
+/* Counters since load (errors are runtime errors and limit hits). */
+typedef struct {
+	unsigned long calls, errors, instruction_limits, memory_limits;
+} lua_policy_stats_t;
+void lua_policy_stats(policy_t *p, lua_policy_stats_t *out);
+
+/* `dlpgate check`: load, then lint (detectors without keywords, examples
+ * that do not behave). Prints findings to out; returns the number of
+ * problems (warnings are not problems). */
+int lua_policy_check(const char *path, FILE *out);
+
+/* `dlpgate test POLICY TESTFILE...`: one line per case, a summary;
+ * returns the number of failed cases (or -1 if nothing could run). */
+int lua_policy_test(const char *policy_path, char *const *test_files, int n_files, FILE *out);
+
+/* `dlpgate scan POLICY_OR_PACK FILE...`: one JSON object per finding. */
+int lua_policy_scan(const char *path, char *const *files, int n_files, bool no_prefilter, FILE *out);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * sandbox: a Lua 5.4 state a policy cannot hurt the machine with.
+ *
+ *   libraries  base (no dofile, loadfile, string.dump; load takes text
+ *              only), string, table, math, utf8. No io, os, debug,
+ *              package, coroutine.
+ *   require    modules from the policy's own folder and its parent (so
+ *              `require "rules.pii"` finds rules/pii.lua) and the built-in
+ *              "dlp"; names are checked, text chunks only.
+ *   memory     a custom allocator refuses allocations past the cap: a
+ *              table or string.rep bomb ends in a Lua error, not an OOM.
+ *   time       a count hook charges every 1000 VM instructions against a
+ *              per-call budget reset before each stage call; Lua string
+ *              patterns (which run in C, out of the hook's reach) are
+ *              refused on large subjects, where backtracking could stall.
+ *
+ * A limit hit is an ordinary Lua error with a recognisable message, so
+ * the caller applies the policy's fail mode and counts it.
+ */
+#ifndef DLPGATE_SANDBOX_H
+#define DLPGATE_SANDBOX_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SANDBOX_PATTERN_MAX (32 * 1024) /* subject bytes a Lua pattern may scan */
+
+typedef struct {
+	size_t used, limit;           /* bytes */
+	uint64_t instructions, budget;
+	bool mem_exceeded, budget_exceeded;
+	const char *roots[3];         /* require search folders */
+	size_t n_roots;
+} sandbox_t;
+
+/* A new sandboxed state (its extra space points at sb). The dlp module is
+ * registered by the caller (ldlp.c). NULL on out of memory. */
+lua_State *sandbox_new(sandbox_t *sb, size_t mem_limit, uint64_t instr_budget);
+sandbox_t *sandbox_of(lua_State *L);
+/* Before each stage call: a fresh instruction budget. */
+void sandbox_reset(lua_State *L);
+/* Loads and runs file (a path) as the policy chunk; false with "file:line:
+ * message" in err. Its return value is kept in the registry under
+ * "dlp.chunk_result" (a detector pack returns its detectors). */
+bool sandbox_run_file(lua_State *L, const char *path, char *err, size_t errlen);
+/* lua_pcall with a message handler that keeps "file:line:" positions. */
+int sandbox_pcall(lua_State *L, int nargs, int nresults);
+
+#endif

@@ -1,0 +1,123 @@
+#include "report/event.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void event_new_id(char out[EVENT_ID_LEN])
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	unsigned char b[16];
+	RAND_bytes(b + 6, 10);
+	for (int i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+	snprintf(out, EVENT_ID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Request text as JSON: bytes outside printable ASCII become '?'. */
+static json_t *strn(const char *s, size_t n)
+{
+	char tmp[1024];
+	if (!s)
+		return json_null();
+	if (n > sizeof tmp)
+		n = sizeof tmp;
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	return json_stringn(tmp, n);
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+	if (v && *v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+void event_emit(const event_t *e)
+{
+	static const char *const sources[] = {"explicit", "transparent", "sysext"};
+	json_t *o = json_object();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[80];
+	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	json_object_set_new(o, "event", json_string("verdict"));
+	json_object_set_new(o, "id", json_string(e->id));
+	json_object_set_new(o, "time", json_string(when));
+	set_str(o, "policy_version", e->policy_version);
+	json_object_set_new(o, "stage", json_string(e->stage));
+	const verdict_t *v = e->verdict;
+	const char *kind = v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
+	json_object_set_new(o, "verdict", json_string(kind));
+	json_object_set_new(o, "monitor", json_boolean(v->monitor));
+	if (v->error)
+		json_object_set_new(o, "policy_error", json_true());
+	json_object_set_new(o, "rule", json_string(v->rule));
+	json_object_set_new(o, "reason", json_string(v->reason));
+	set_str(o, "note", e->note);
+
+	json_t *dets = json_object();
+	for (uint32_t i = 0; e->msg && i < e->msg->n_findings; i++) {
+		const finding_t *fd = &e->msg->findings[i];
+		json_t *d = json_object();
+		json_object_set_new(d, "count", json_integer(fd->count));
+		set_str(d, "severity", fd->severity);
+		if (fd->timed_out)
+			json_object_set_new(d, "timed_out", json_true());
+		if (fd->redact)
+			json_object_set_new(d, "redacted", json_true());
+		json_t *s = json_array();
+		for (int k = 0; k < fd->n_samples; k++)
+			json_array_append_new(s, json_string(fd->samples[k]));
+		json_object_set_new(d, "samples", s);
+		json_object_set_new(dets, fd->name, d);
+	}
+	json_object_set_new(o, "detectors", dets);
+
+	json_t *flow = json_object();
+	json_object_set_new(flow, "id", json_integer((json_int_t)e->flow_id));
+	const flow_facts_t *f = e->facts;
+	json_object_set_new(flow, "source", json_string(sources[f->source < 3 ? f->source : 0]));
+	set_str(flow, "client", e->client_ip);
+	set_str(flow, "host", f->host);
+	set_str(flow, "sni", f->sni);
+	set_str(flow, "dst_ip", f->dst_ip);
+	json_object_set_new(flow, "dst_port", json_integer(f->port));
+	if (e->method)
+		json_object_set_new(flow, "method", strn(e->method, e->method_len));
+	if (e->path)
+		json_object_set_new(flow, "path", strn(e->path, e->path_len));
+	if (e->status)
+		json_object_set_new(flow, "status", json_integer(e->status));
+	if (e->method)
+		json_object_set_new(flow, "body_bytes", json_integer((json_int_t)e->body_bytes));
+	set_str(flow, "tls", e->tls);
+	set_str(flow, "upstream_tls", e->up_tls);
+	json_object_set_new(o, "flow", flow);
+
+	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (!line)
+		return;
+	size_t n = strlen(line);
+	line[n] = '\n'; /* json_dumps leaves room for the NUL we overwrite */
+	ssize_t w;
+	do {
+		w = write(STDERR_FILENO, line, n + 1);
+	} while (w < 0 && errno == EINTR);
+	free(line);
+}
