@@ -47,8 +47,10 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	sb->instructions += 1000;
 	if (sb->budget && sb->instructions > sb->budget) {
 		sb->budget_exceeded = true;
-		luaL_error(L, "instruction limit exceeded (%llu instructions; limits.instructions)",
-			   (unsigned long long)sb->budget);
+		char msg[96];
+		snprintf(msg, sizeof msg, "instruction limit exceeded (%llu instructions; limits.instructions)",
+			 (unsigned long long)sb->budget);
+		luaL_error(L, "%s", msg);
 	}
 }
 

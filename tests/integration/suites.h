@@ -10,5 +10,6 @@ Suite *proxy_suite(void);
 Suite *tls_suite(void);
 Suite *hostile_suite(void);
 Suite *stream_suite(void);
+Suite *policy_suite(void);
 
 #endif

@@ -9,6 +9,9 @@ int main(void)
 	srunner_add_suite(sr, clienthello_suite());
 	srunner_add_suite(sr, mint_suite());
 	srunner_add_suite(sr, codec_suite());
+	srunner_add_suite(sr, detect_suite());
+	srunner_add_suite(sr, body_suite());
+	srunner_add_suite(sr, sandbox_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -8,5 +8,8 @@ Suite *clienthello_suite(void);
 Suite *mint_suite(void);
 Suite *codec_suite(void);
 Suite *core_suite(void);
+Suite *detect_suite(void);
+Suite *body_suite(void);
+Suite *sandbox_suite(void);
 
 #endif

@@ -1,0 +1,424 @@
+/*
+ * Policies enforced through the proxy: what the upstream received is the
+ * proof (th_upstream_received records every byte). Blocks never reach it;
+ * redactions reach it masked, framing right; reloads keep a working policy.
+ */
+#include "dlp.h"
+#include "suites.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static const char *base_policy =
+	"local dlp = require 'dlp'\n"
+	"fail = 'open'\n"
+	"detectors = {\n"
+	"  card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' },\n"
+	"  aws = dlp.detector{ [[\\b(AKIA[A-Z0-9]{16})\\b]], keywords = {'AKIA'}, group = 1 },\n"
+	"  key = dlp.detector{ [[-----BEGIN [A-Z ]*PRIVATE KEY-----]], keywords = {'PRIVATE KEY'} },\n"
+	"}\n"
+	"function on_request(req, flow)\n"
+	"  local found = req:scan(detectors)\n"
+	"  if found.aws or found.key then return dlp.block('credential upload', found) end\n"
+	"  if found.card then return dlp.redact(found) end\n"
+	"  return dlp.pass()\n"
+	"end\n";
+
+static char *write_policy(const char *name, const char *src)
+{
+	char *p = th_path(name);
+	th_write_file(p, src, strlen(src), 0644);
+	return p;
+}
+
+typedef struct {
+	world_t w;
+	th_upstream *up;
+	dlp_t d;
+	char *policy;
+} fixture_t;
+
+static void setup(fixture_t *fx, const char *src, const char *const extra[])
+{
+	fx->w = world_new();
+	fx->up = th_upstream_start(&fx->w.server);
+	fx->policy = write_policy("policy.lua", src);
+	const char *args[16] = {"--policy", fx->policy};
+	int a = 2;
+	for (int i = 0; extra && extra[i]; i++)
+		args[a++] = extra[i];
+	args[a] = NULL;
+	fx->d = dlp_start(fx->w.ca.cert_path, NULL, args);
+}
+
+static void teardown(fixture_t *fx)
+{
+	dlp_stop(&fx->d);
+	th_upstream_stop(fx->up);
+	world_free(&fx->w);
+	free(fx->policy);
+}
+
+static char *post(fixture_t *fx, const char *const extra[], const char *body, int *rc)
+{
+	char *u = url("127.0.0.1", th_upstream_port(fx->up), "/echo", true);
+	const char *args[24];
+	int a = 0;
+	for (int i = 0; extra && extra[i]; i++)
+		args[a++] = extra[i];
+	args[a++] = "--data-binary";
+	args[a++] = body;
+	args[a++] = u;
+	args[a] = NULL;
+	char *out = NULL, *err = NULL;
+	*rc = dlp_curl(&fx->d, args, &out, &err);
+	free(err);
+	free(u);
+	return out;
+}
+
+START_TEST(block_never_reaches_upstream)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-H", "Accept: application/json", "-w", "\nstatus=%{http_code}", NULL},
+			 "please upload AKIAIOSFODNN7EXAMPLE now", &rc);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "\"code\":\"blocked\"") && strstr(out, "credential upload") &&
+			      strstr(out, "policy.lua:10") && strstr(out, "\"event\":\""),
+		      "%s", out);
+	/* the event: same id, the rule, a masked sample, never the key */
+	char id[40] = "";
+	const char *e = strstr(out, "\"event\":\"");
+	sscanf(e + 9, "%36[0-9a-f-]", id);
+	ck_assert(dlp_log_wait(&fx.d, id, 3000));
+	char *log = dlp_log(&fx.d);
+	ck_assert_msg(strstr(log, "\"verdict\":\"block\"") && strstr(log, "AKIA************MPLE"), "%s", log);
+	ck_assert_msg(!strstr(log, "AKIAIOSFODNN7EXAMPLE"), "the secret reached the log:\n%s", log);
+	size_t len;
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(!strstr(rx, "AKIA") && th_upstream_request_count(fx.up) == 0, "upstream got:\n%s", rx);
+	free(rx), free(log), free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(redaction_reaches_upstream_masked)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	int rc;
+	/* Content-Length body */
+	char *out = post(&fx, (const char *const[]){"-H", "Content-Type: text/plain", NULL},
+			 "pay 4539 1488 0343 6467 and 4111-1111-1111-1111 thanks", &rc);
+	ck_assert_int_eq(rc, 0);
+	size_t len;
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "Content-Length: 54\r\n") &&
+			      strstr(rx, "\r\n\r\npay 4539 **** **** 6467 and 4111-****-****-1111 thanks"),
+		      "%s", rx);
+	ck_assert(!strstr(rx, "1488 0343"));
+	free(rx), free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(chunked_split_and_compressed_bodies)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	/* a card split across chunks, sent raw */
+	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+			  "a\r\ncard 4539 \r\n7\r\n1488 03\r\n9\r\n43 6467 .\r\n0\r\n\r\n";
+	th_client_send(c, req, strlen(req));
+	size_t len;
+	char *r = th_client_recv_response(c, &len, 5000);
+	ck_assert_int_eq(th_client_status(r), 200);
+	free(r);
+	th_client_close(c);
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "card 4539 **** **** 6467 .") && !strstr(rx, "1488"), "%s", rx);
+	free(rx);
+
+	/* gzip: decoded, masked, sent as identity with the length fixed */
+	const char *plain = "gzip'd 4539 1488 0343 6467 body";
+	uint8_t gz[256];
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (Bytef *)plain;
+	z.avail_in = (uInt)strlen(plain);
+	z.next_out = gz;
+	z.avail_out = sizeof gz;
+	deflate(&z, Z_FINISH);
+	size_t gzn = z.total_out;
+	deflateEnd(&z);
+	char *gzpath = th_path("body.gz");
+	th_write_file(gzpath, gz, gzn, 0644);
+	char at[512];
+	snprintf(at, sizeof at, "@%s", gzpath);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-H", "Content-Encoding: gzip", "-H", "Content-Type: text/plain", NULL},
+			 at, &rc);
+	ck_assert_int_eq(rc, 0);
+	rx = th_upstream_received(fx.up, &len);
+	char want[64];
+	snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(plain));
+	ck_assert_msg(strstr(rx, "gzip'd 4539 **** **** 6467 body") && strstr(rx, want), "%s", rx);
+	const char *last = strstr(rx, "gzip'd 4539 ****");
+	const char *head_start = last;
+	while (head_start > rx && strncmp(head_start, "POST ", 5))
+		head_start--;
+	ck_assert_msg(!strstr(head_start, "Content-Encoding") || strstr(head_start, "Content-Encoding") > last,
+		      "the identity body kept its Content-Encoding: %s", head_start);
+	free(rx), free(out), free(gzpath);
+
+	/* JSON escapes: found and masked at the same width */
+	out = post(&fx, (const char *const[]){"-H", "Content-Type: application/json", NULL},
+		   "{\"n\":\"\\u0034539 1488 0343 6467\"}", &rc);
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "{\"n\":\"\\u0034539 **** **** 6467\"}"), "%s", rx);
+	free(rx), free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(multipart_private_key_blocked)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	char *keyfile = th_path("id_rsa");
+	const char *pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7fake\n-----END RSA PRIVATE KEY-----\n";
+	th_write_file(keyfile, pem, strlen(pem), 0600);
+	char form[512];
+	snprintf(form, sizeof form, "file=@%s", keyfile);
+	char *u = url("127.0.0.1", th_upstream_port(fx.up), "/echo", true);
+	const char *args[] = {"-F", "note=hello", "-F", form, "-w", "\nstatus=%{http_code}", u, NULL};
+	char *out = NULL, *err = NULL;
+	dlp_curl(&fx.d, args, &out, &err);
+	ck_assert_msg(strstr(out, "status=403"), "%s", out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	free(out), free(err), free(u), free(keyfile);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(responses_redacted_too)
+{
+	world_t w = world_new();
+	th_nginx n = th_nginx_start(&w.server, NULL);
+	const char *page = "{\"card\": \"4539 1488 0343 6467\"}\n";
+	char *pp = th_path("nginx-1/www/account.json");
+	th_write_file(pp, page, strlen(page), 0644);
+	free(pp);
+	char *pol = write_policy("resp.lua", "local dlp = require 'dlp'\n"
+					     "local card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' }\n"
+					     "function on_response(res, req, flow)\n"
+					     "  local found = res:scan({card = card})\n"
+					     "  if found.card then return dlp.redact(found) end\n"
+					     "end\n");
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, (const char *const[]){"--policy", pol, NULL});
+	char *u = url("localhost", n.port, "/account.json", true);
+	char *out = NULL, *err = NULL;
+	const char *args[] = {u, NULL};
+	ck_assert_msg(dlp_curl(&d, args, &out, &err) == 0, "%s", err);
+	ck_assert_msg(!strcmp(out, "{\"card\": \"4539 **** **** 6467\"}\n"), "%s", out);
+	free(out), free(err), free(u), free(pol);
+	dlp_stop(&d);
+	th_nginx_stop(&n);
+	world_free(&w);
+}
+END_TEST
+
+START_TEST(oversize_choices)
+{
+	static const struct {
+		const char *oversize;
+		int status;
+		const char *upstream_has;
+	} cases[] = {
+		{"block", 403, NULL},
+		{"pass", 200, "4539 1488 0343 6467"},   /* not inspected: passed as is */
+		{"prefix", 200, "4539 **** **** 6467"}, /* the prefix was inspected */
+	};
+	for (size_t i = 0; i < 3; i++) {
+		char src[2048];
+		snprintf(src, sizeof src, "inspect = {max_bytes = 4096, oversize = '%s'}\n%s", cases[i].oversize, base_policy);
+		fixture_t fx;
+		setup(&fx, src, NULL);
+		/* the card in the first 4 KiB, 60 KiB of filler after it */
+		char *body = malloc(65536);
+		memset(body, 'x', 65535);
+		body[65535] = '\0';
+		memcpy(body + 100, " 4539 1488 0343 6467 ", 21);
+		char *bp = th_path("big.txt");
+		th_write_file(bp, body, strlen(body), 0644);
+		char at[512];
+		snprintf(at, sizeof at, "@%s", bp);
+		int rc;
+		char *out = post(&fx, (const char *const[]){"-H", "Content-Type: text/plain", "-w", "\nstatus=%{http_code}", NULL},
+				 at, &rc);
+		char want[32];
+		snprintf(want, sizeof want, "status=%d", cases[i].status);
+		ck_assert_msg(strstr(out, want), "%s: %s", cases[i].oversize, out);
+		size_t len;
+		char *rx = th_upstream_received(fx.up, &len);
+		if (cases[i].upstream_has)
+			ck_assert_msg(strstr(rx, cases[i].upstream_has) && strstr(out, "\"body_len\":65535"), "%s: %.300s",
+				      cases[i].oversize, rx);
+		else
+			ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+		ck_assert(dlp_log_wait(&fx.d, "\"note\":\"truncated\"", 3000));
+		free(rx), free(out), free(body), free(bp);
+		teardown(&fx);
+	}
+}
+END_TEST
+
+START_TEST(monitor_mode_reports_and_passes)
+{
+	char src[2048];
+	snprintf(src, sizeof src, "mode = 'monitor'\n%s", base_policy);
+	fixture_t fx;
+	setup(&fx, src, NULL);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	ck_assert(dlp_log_wait(&fx.d, "\"verdict\":\"block\",\"monitor\":true", 3000));
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
+	free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(fail_closed_and_catastrophic_regex)
+{
+	fixture_t fx;
+	setup(&fx,
+	      "local dlp = require 'dlp'\nfail = 'closed'\n"
+	      "local evil = dlp.detector{ [[(a+)+$]] }\n"
+	      "function on_request(req, flow)\n"
+	      "  if req.path == '/echo' and req.body_size == 3 then error('bug in the policy') end\n"
+	      "  local found = req:scan({evil = evil})\n"
+	      "  return dlp.pass()\n"
+	      "end\n",
+	      NULL);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "abc", &rc);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "bug in the policy"), "%s", out);
+	free(out);
+	/* a pathological input: the detector times out, the request goes on */
+	char *body = malloc(40000);
+	memset(body, 'a', 39998);
+	body[39998] = '!';
+	body[39999] = '\0';
+	char *bp = th_path("evil.txt");
+	th_write_file(bp, body, strlen(body), 0644);
+	char at[512];
+	snprintf(at, sizeof at, "@%s", bp);
+	out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, at, &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	ck_assert(dlp_log_wait(&fx.d, "\"timed_out\":true", 3000));
+	free(out), free(body), free(bp);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(reload_keeps_a_working_policy)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, (const char *const[]){"--watch", NULL});
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
+	ck_assert_msg(strstr(out, "status=403"), "%s", out);
+	free(out);
+	/* broken: refused, the running policy stays */
+	const char *broken = "local dlp = require 'dlp'\nfunction on_request(req\n";
+	th_write_file(fx.policy, broken, strlen(broken), 0644);
+	kill(fx.d.proc.pid, SIGHUP);
+	ck_assert(dlp_log_wait(&fx.d, "event=reload_failed", 3000));
+	ck_assert(dlp_log_wait(&fx.d, "policy.lua:3:", 3000));
+	out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
+	ck_assert_msg(strstr(out, "status=403"), "the old policy was dropped: %s", out);
+	free(out);
+	/* fixed, picked up by --watch without a signal: now everything passes */
+	const char *open_all = "local dlp = require 'dlp'\nfunction on_request(req, flow) return dlp.pass() end\n";
+	th_write_file(fx.policy, open_all, strlen(open_all), 0644);
+	ck_assert(dlp_log_wait(&fx.d, "why=\"the policy file changed\"", 5000));
+	out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(flows_keep_their_policy)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	/* a connection opened under the blocking policy */
+	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *ok = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+	th_client_send(c, ok, strlen(ok));
+	size_t len;
+	free(th_client_recv_response(c, &len, 5000));
+	/* the policy changes to pass everything */
+	const char *open_all = "local dlp = require 'dlp'\nfunction on_request(req, flow) return dlp.pass() end\n";
+	th_write_file(fx.policy, open_all, strlen(open_all), 0644);
+	kill(fx.d.proc.pid, SIGHUP);
+	ck_assert(dlp_log_wait(&fx.d, "event=reload ", 3000));
+	/* the old connection still blocks */
+	const char *bad = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\nAKIAIOSFODNN7EXAMPLE";
+	th_client_send(c, bad, strlen(bad));
+	char *r = th_client_recv_response(c, &len, 5000);
+	ck_assert_int_eq(th_client_status(r), 403);
+	free(r);
+	th_client_close(c);
+	/* a new one passes */
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	free(out);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(broken_policy_refuses_to_start)
+{
+	char *pol = write_policy("broken.lua", "local dlp = require 'dlp'\n\nfunction on_flow(flow)\n  return dlp.bypass(\nend\n");
+	char *state = th_path("st-broken");
+	char listen[32];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", th_free_port());
+	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", state, "--policy", pol, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 10000);
+	ck_assert_int_eq(rc, 2);
+	ck_assert_msg(strstr(err, "broken.lua:5:") && strstr(err, "unexpected symbol"), "%s", err);
+	free(out), free(err), free(pol), free(state);
+}
+END_TEST
+
+Suite *policy_suite(void)
+{
+	Suite *s = suite_create("policy");
+	TCase *t = tcase_create("enforce");
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, block_never_reaches_upstream);
+	tcase_add_test(t, redaction_reaches_upstream_masked);
+	tcase_add_test(t, chunked_split_and_compressed_bodies);
+	tcase_add_test(t, multipart_private_key_blocked);
+	tcase_add_test(t, responses_redacted_too);
+	tcase_add_test(t, oversize_choices);
+	tcase_add_test(t, monitor_mode_reports_and_passes);
+	tcase_add_test(t, fail_closed_and_catastrophic_regex);
+	tcase_add_test(t, reload_keeps_a_working_policy);
+	tcase_add_test(t, flows_keep_their_policy);
+	tcase_add_test(t, broken_policy_refuses_to_start);
+	suite_add_tcase(s, t);
+	return s;
+}

@@ -1,0 +1,240 @@
+/*
+ * Detection: the prefilter against a naive search, validators on known
+ * good and bad numbers, masking, and detectors end to end: keywords,
+ * windows, groups, context, allowlists, min_count, and a catastrophic
+ * pattern that must time out instead of stalling.
+ */
+#include "suites.h"
+#include "detect/detector.h"
+#include "detect/mask.h"
+#include "detect/prefilter.h"
+#include "detect/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef struct {
+	uint32_t n;
+	pf_hit_t hits[4096];
+} hits_t;
+
+static bool collect(void *ctx, const pf_hit_t *h)
+{
+	hits_t *c = ctx;
+	if (c->n < 4096)
+		c->hits[c->n++] = *h;
+	return true;
+}
+
+static uint32_t naive(const char *const *words, size_t nw, const char *buf, size_t len)
+{
+	uint32_t n = 0;
+	for (size_t w = 0; w < nw; w++) {
+		size_t m = strlen(words[w]);
+		for (size_t i = 0; i + m <= len; i++)
+			if (!strncasecmp(buf + i, words[w], m))
+				n++;
+	}
+	return n;
+}
+
+START_TEST(prefilter_finds_what_naive_search_finds)
+{
+	static const char *const words[] = {"he", "she", "his", "hers", "AKIA", "akia", "ghp_", "secret", "s", "xoxb-"};
+	prefilter_t *p = prefilter_new();
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		ck_assert(prefilter_add(p, words[i], strlen(words[i]), (uint32_t)i));
+	ck_assert(prefilter_build(p));
+	srand(3);
+	static const char alphabet[] = "ahersikAKIghp_xob-ctS ";
+	char buf[2048];
+	for (int round = 0; round < 200; round++) {
+		size_t len = (size_t)(rand() % (int)sizeof buf);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+		hits_t *h = calloc(1, sizeof *h);
+		prefilter_scan(p, (const uint8_t *)buf, len, collect, h);
+		uint32_t want = naive(words, sizeof words / sizeof words[0], buf, len);
+		ck_assert_msg(h->n == want || h->n == 4096, "round %d: %u hits, naive %u", round, h->n, want);
+		for (uint32_t k = 0; k < h->n; k++) {
+			const char *w = words[h->hits[k].tag];
+			ck_assert(!strncasecmp(buf + h->hits[k].start, w, strlen(w)));
+		}
+		free(h);
+	}
+	prefilter_free(p);
+}
+END_TEST
+
+START_TEST(validators)
+{
+	ck_assert(validate_luhn("4539 1488 0343 6467", 19));
+	ck_assert(validate_luhn("4111-1111-1111-1111", 19));
+	ck_assert(validate_luhn("340000000000009", 15));
+	ck_assert(!validate_luhn("4539 1488 0343 6468", 19));
+	ck_assert(!validate_luhn("0000000000000000", 16));
+	ck_assert(!validate_luhn("1234", 4));
+	ck_assert(validate_iban("GB82 WEST 1234 5698 7654 32", 27));
+	ck_assert(validate_iban("DE89370400440532013000", 22));
+	ck_assert(!validate_iban("GB82 WEST 1234 5698 7654 33", 27));
+	ck_assert(!validate_iban("DE8937040044053201300", 21)); /* wrong length for DE */
+	ck_assert(!validate_iban("ZZ89370400440532013000", 22));
+	ck_assert(validate_us_ssn("536-22-8107", 11));
+	ck_assert(!validate_us_ssn("000-12-3456", 11));
+	ck_assert(!validate_us_ssn("666-12-3456", 11));
+	ck_assert(!validate_us_ssn("912-12-3456", 11));
+	ck_assert(!validate_us_ssn("536-00-8107", 11));
+	ck_assert(!validate_us_ssn("536-22-0000", 11));
+	ck_assert(!validate_us_ssn("078-05-1120", 11));
+	ck_assert(validate_aba("011000015", 9));  /* Federal Reserve Boston */
+	ck_assert(validate_aba("021000021", 9));  /* JPMorgan Chase */
+	ck_assert(!validate_aba("021000022", 9));
+	ck_assert(!validate_aba("991000021", 9)); /* no such prefix */
+	ck_assert(validate_entropy("aaaaaaaa", 8) < 0.01);
+	ck_assert(validate_entropy("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", 40) > 4.0);
+	ck_assert_int_eq(validate_by_name("luhn"), VALIDATE_LUHN);
+	ck_assert_int_eq(validate_by_name("nope"), -1);
+}
+END_TEST
+
+START_TEST(masking)
+{
+	char out[MASK_SAMPLE_MAX + 1];
+	ck_assert_str_eq(mask_sample(out, "4111 1111 1111 1111", 19, 4, 4), "4111 **** **** 1111");
+	ck_assert_str_eq(mask_sample(out, "536-22-8107", 11, 0, 4), "***-**-8107");
+	ck_assert_str_eq(mask_sample(out, "AKIAIOSFODNN7EXAMPLE", 20, 4, 4), "AKIA************MPLE");
+	/* never more than half: a short secret stays mostly hidden */
+	mask_sample(out, "hunter22", 8, 4, 4);
+	size_t shown = 0;
+	for (const char *p = out; *p; p++)
+		shown += *p != '*';
+	ck_assert_uint_le(shown, 4);
+	/* long secrets: ends and a length */
+	char pem[2000];
+	memset(pem, 'A', sizeof pem);
+	mask_sample(out, pem, sizeof pem, 4, 4);
+	ck_assert(strstr(out, "[2000 chars]"));
+	ck_assert_uint_le(strlen(out), MASK_SAMPLE_MAX);
+	/* in place keeps the length and the separators */
+	char card[] = "4539-1488-0343-6467";
+	mask_inplace(card, strlen(card), 0, 4, 'X');
+	ck_assert_str_eq(card, "XXXX-XXXX-XXXX-6467");
+}
+END_TEST
+
+static detset_t *set_of(const detector_spec_t *specs, size_t n, detector_t **out)
+{
+	detset_t *set = detset_new();
+	char err[256];
+	for (size_t i = 0; i < n; i++) {
+		detector_t *d = detector_compile(&specs[i], err, sizeof err);
+		ck_assert_msg(d != NULL, "%s", err);
+		out[i] = detset_add(set, d);
+	}
+	ck_assert(detset_build(set));
+	return set;
+}
+
+START_TEST(detectors_end_to_end)
+{
+	static const char *const aws_kw[] = {"AKIA"};
+	static const char *const ctx[] = {"ssn", "social security"};
+	static const char *const stop[] = {"example"};
+	detector_spec_t specs[] = {
+		{.name = "aws", .regex = "\\b(AKIA[A-Z0-9]{16})\\b", .keywords = aws_kw, .n_keywords = 1, .group = 1},
+		{.name = "card", .regex = "\\b(?:\\d[ -]?){12,18}\\d\\b", .validate = VALIDATE_LUHN},
+		{.name = "ssn9", .regex = "\\b\\d{9}\\b", .validate = VALIDATE_US_SSN, .context_words = ctx, .n_context = 2,
+		 .context_distance = 30},
+		{.name = "tok", .regex = "token=(\\w{12,})", .group = 1, .allow = {{.stopwords = stop, .n_stopwords = 1}},
+		 .n_allow = 1, .min_count = 2},
+	};
+	detector_t *d[4];
+	detset_t *set = set_of(specs, 4, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	const char *text = "key AKIAIOSFODNN7EXAMPLE and AKIA1234567890ABCDEF; card 4539 1488 0343 6467 not 4539 1488 0343 6468;"
+			   " ssn 536228107 far away............................................ 536228108 "
+			   "token=abcdefghijklmn token=exampleexampleexample token=zyxwvutsrqpo";
+	det_result_t *r = calloc(4, sizeof *r);
+	size_t execs = detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 4, r);
+	ck_assert_uint_gt(execs, 0);
+	ck_assert_uint_eq(r[0].count, 2);
+	ck_assert_uint_eq(r[0].matches[0].len, 20); /* the group, not "\b...\b" */
+	ck_assert_uint_eq(r[1].count, 1);           /* the Luhn-valid one only */
+	ck_assert_uint_eq(r[2].count, 1);           /* only the one near "ssn" */
+	ck_assert_uint_eq(r[3].count, 2);           /* the stopword one allowed */
+	/* no keyword, no regex run for a keyword detector */
+	const char *clean = "nothing to see here 4539 1488 0343 6467";
+	execs = detset_scan(set, s, (const uint8_t *)clean, strlen(clean), NULL, (const detector_t *const *)d, 1, r);
+	ck_assert_uint_eq(execs, 0);
+	ck_assert_uint_eq(r[0].count, 0);
+	/* the same results without the prefilter */
+	detset_scan_all(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 4, r);
+	ck_assert_uint_eq(r[0].count, 2);
+	ck_assert_uint_eq(r[2].count, 1);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
+START_TEST(identical_specs_share_one_detector)
+{
+	detector_spec_t a = {.name = "x", .regex = "abc"};
+	char err[128];
+	detset_t *set = detset_new();
+	detector_t *d1 = detset_add(set, detector_compile(&a, err, sizeof err));
+	detector_t *d2 = detset_add(set, detector_compile(&a, err, sizeof err));
+	ck_assert_ptr_eq(d1, d2);
+	ck_assert_uint_eq(detset_count(set), 1);
+	detector_spec_t bad = {.name = "bad", .regex = "(unclosed"};
+	ck_assert_ptr_null(detector_compile(&bad, err, sizeof err));
+	ck_assert_msg(strstr(err, "does not compile"), "%s", err);
+	detector_spec_t grp = {.name = "g", .regex = "(a)", .group = 2};
+	ck_assert_ptr_null(detector_compile(&grp, err, sizeof err));
+	ck_assert_msg(strstr(err, "capture group"), "%s", err);
+	detset_free(set);
+}
+END_TEST
+
+START_TEST(catastrophic_pattern_times_out)
+{
+	detector_spec_t spec = {.name = "evil", .regex = "(a+)+$"};
+	detector_t *d;
+	detset_t *set = set_of(&spec, 1, &d);
+	detect_scratch_t *s = detect_scratch_new(100000);
+	char text[4096];
+	memset(text, 'a', sizeof text - 2);
+	text[sizeof text - 2] = '!';
+	text[sizeof text - 1] = '\0';
+	det_result_t *r = calloc(1, sizeof *r);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)&d, 1, r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert(r->timed_out);
+	ck_assert_uint_eq(r->count, 0);
+	ck_assert_msg(secs < 2.0, "the scan took %.2f s", secs);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
+Suite *detect_suite(void)
+{
+	Suite *s = suite_create("detect");
+	TCase *t = tcase_create("detect");
+	tcase_set_timeout(t, 30);
+	tcase_add_test(t, prefilter_finds_what_naive_search_finds);
+	tcase_add_test(t, validators);
+	tcase_add_test(t, masking);
+	tcase_add_test(t, detectors_end_to_end);
+	tcase_add_test(t, identical_specs_share_one_detector);
+	tcase_add_test(t, catastrophic_pattern_times_out);
+	suite_add_tcase(s, t);
+	return s;
+}
