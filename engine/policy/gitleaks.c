@@ -36,6 +36,21 @@ static void lua_str(FILE *out, const char *s)
 	fputc(']', out);
 }
 
+/* A quoted Lua string for short text (names, keywords, descriptions). */
+static void lua_quoted(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\%03u", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
 static bool compiles(const char *re, char *why, size_t n)
 {
 	int code;
@@ -51,7 +66,7 @@ static bool compiles(const char *re, char *why, size_t n)
 	return false;
 }
 
-static void str_list(FILE *out, const char *key, const json_t *arr, const char *indent)
+static void str_list(FILE *out, const char *key, const json_t *arr, const char *indent, bool regex)
 {
 	if (!json_is_array(arr) || !json_array_size(arr))
 		return;
@@ -63,7 +78,7 @@ static void str_list(FILE *out, const char *key, const json_t *arr, const char *
 		if (!json_is_string(v))
 			continue;
 		fputs(first ? "" : ", ", out);
-		lua_str(out, json_string_value(v));
+		(regex ? lua_str : lua_quoted)(out, json_string_value(v));
 		first = false;
 	}
 	fputs("},\n", out);
@@ -93,9 +108,9 @@ static bool allowlist(FILE *out, const json_t *al, const char *why_global)
 	if (!has)
 		return false;
 	fprintf(out, "    {%s\n", why_global ? why_global : "");
-	str_list(out, "regexes", regexes, "      ");
-	str_list(out, "stopwords", stop, "      ");
-	str_list(out, "filenames", paths, "      ");
+	str_list(out, "regexes", regexes, "      ", true);
+	str_list(out, "stopwords", stop, "      ", false);
+	str_list(out, "filenames", paths, "      ", true);
 	const char *target = json_string_value(json_object_get(al, "regexTarget"));
 	if (target && (!strcmp(target, "match") || !strcmp(target, "line")))
 		fprintf(out, "      target = \"%s\",\n", target);
@@ -159,14 +174,14 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, char *err,
 			continue;
 		}
 		fputs("M[", out);
-		lua_str(out, id);
+		lua_quoted(out, id);
 		fputs("] = dlp.detector{\n  name = ", out);
-		lua_str(out, id);
+		lua_quoted(out, id);
 		fputs(",\n", out);
 		const char *desc = json_string_value(json_object_get(r, "description"));
 		if (desc) {
 			fputs("  description = ", out);
-			lua_str(out, desc);
+			lua_quoted(out, desc);
 			fputs(",\n", out);
 		}
 		if (regex) {
@@ -179,7 +194,7 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, char *err,
 			lua_str(out, path);
 			fputs(",\n", out);
 		}
-		str_list(out, "keywords", json_object_get(r, "keywords"), "  ");
+		str_list(out, "keywords", json_object_get(r, "keywords"), "  ", false);
 		const json_t *g = json_object_get(r, "secretGroup");
 		if (json_is_integer(g) && json_integer_value(g) > 0)
 			fprintf(out, "  group = %lld,\n", (long long)json_integer_value(g));
