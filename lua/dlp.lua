@@ -21,13 +21,25 @@ function dlp.any(found, ...)
   return false
 end
 
--- The found table restricted to the given detector names.
+-- The found table restricted to some detectors: a list of names, or a
+-- detectors table (its keys are the names).
 function dlp.only(found, names)
   local out = {}
-  for _, name in ipairs(names) do
-    if found and found[name] then out[name] = found[name] end
+  if not found then return out end
+  if #names > 0 then
+    for _, name in ipairs(names) do out[name] = found[name] end
+  else
+    for name in pairs(names) do out[name] = found[name] end
   end
   return out
+end
+
+-- The names in a found table, sorted and joined with ", " (for reasons).
+function dlp.names(found)
+  local list = {}
+  for name in pairs(found or {}) do list[#list + 1] = name end
+  table.sort(list)
+  return table.concat(list, ", ")
 end
 
 -- Merges detector tables (packs) into one, later ones winning on names.

@@ -7,6 +7,7 @@
 #include "detect/prefilter.h"
 
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,6 @@ typedef struct {
 
 struct detector {
 	uint32_t id;
-	bool late;                 /* added after the set was built: no prefilter */
 	char *name, *key, *severity, *confidence;
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
@@ -44,10 +44,9 @@ struct detector {
 
 struct detset {
 	pthread_mutex_t lock;
+	uint64_t generation;       /* tells a scratch's cached prefilters apart */
 	detector_t **d;
 	size_t n, cap;
-	prefilter_t *pf;
-	size_t n_built;            /* detectors the prefilter knows */
 };
 
 typedef struct {
@@ -60,16 +59,35 @@ typedef struct {
 	bool saturated;            /* too many hits: scan the whole buffer */
 } spans_t;
 
+/* Context hits kept per detector per buffer; past it near_context looks
+ * around each match instead. Keyword windows are merged as they arrive,
+ * so they can only be this many when a text is mostly keyword islands;
+ * past it the regex runs over the whole buffer, still keyword-gated. */
 #define MAX_HITS 4096
+#define MAX_WINDOWS 65536
+
+/* A prefilter for one list of wanted detectors: built from their keywords
+ * only, so a policy that scans with a few detectors runs a small automaton
+ * that stays in L1, whatever else its packs define. A policy scans with
+ * few distinct tables, so a handful per worker covers them. */
+#define PF_CACHE 8
+
+typedef struct {
+	uint64_t generation;       /* of the set; 0 = empty slot */
+	uint32_t *ids;
+	size_t n;
+	prefilter_t *pf;
+	uint64_t last_use;
+} pf_slot_t;
 
 struct detect_scratch {
 	pcre2_match_data *md;
 	pcre2_jit_stack *jit;
 	pcre2_match_context *mctx;
-	int32_t *slot_of;          /* detector id -> index in the current want list */
-	size_t n_slot_of;
 	spans_t *kw, *ctx;         /* per wanted detector */
 	size_t n_spans;
+	pf_slot_t pf[PF_CACHE];
+	uint64_t clock;
 };
 
 /* ---- compile ---- */
@@ -96,11 +114,11 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static pcre2_code *compile_re(const char *src, const char *what, char *err, size_t n)
+static pcre2_code *compile_re(const char *src, uint32_t options, const char *what, char *err, size_t n)
 {
 	int code;
 	PCRE2_SIZE off;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, options, &code, &off, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[160];
 		pcre2_get_error_message(code, msg, sizeof msg);
@@ -189,7 +207,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 			return NULL;
 		}
 	if (s->regex) {
-		d->re = compile_re(s->regex, "regex", err, n);
+		d->re = compile_re(s->regex, PCRE2_USE_OFFSET_LIMIT, "regex", err, n);
 		if (!d->re) {
 			detector_free(d);
 			return NULL;
@@ -225,7 +243,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		for (size_t i = 0; i < as->n_regexes; i++) {
 			char what[64];
 			snprintf(what, sizeof what, "allow regex %zu", i + 1);
-			a->re[i] = compile_re(as->regexes[i], what, err, n);
+			a->re[i] = compile_re(as->regexes[i], 0, what, err, n);
 			if (!a->re[i]) {
 				detector_free(d);
 				return NULL;
@@ -235,7 +253,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		for (size_t i = 0; i < as->n_filenames; i++) {
 			char what[64];
 			snprintf(what, sizeof what, "allow filename %zu", i + 1);
-			a->files[i] = compile_re(as->filenames[i], what, err, n);
+			a->files[i] = compile_re(as->filenames[i], 0, what, err, n);
 			if (!a->files[i]) {
 				detector_free(d);
 				return NULL;
@@ -244,7 +262,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		}
 	}
 	if (s->filename) {
-		d->filename = compile_re(s->filename, "filename pattern", err, n);
+		d->filename = compile_re(s->filename, 0, "filename pattern", err, n);
 		if (!d->filename) {
 			detector_free(d);
 			return NULL;
@@ -294,9 +312,12 @@ bool detector_filename_only(const detector_t *d) { return !d->re && d->filename;
 
 detset_t *detset_new(void)
 {
+	static _Atomic uint64_t generations;
 	detset_t *set = calloc(1, sizeof *set);
-	if (set)
+	if (set) {
 		pthread_mutex_init(&set->lock, NULL);
+		set->generation = ++generations;
+	}
 	return set;
 }
 
@@ -307,7 +328,6 @@ void detset_free(detset_t *set)
 	for (size_t i = 0; i < set->n; i++)
 		detector_free(set->d[i]);
 	free(set->d);
-	prefilter_free(set->pf);
 	pthread_mutex_destroy(&set->lock);
 	free(set);
 }
@@ -334,36 +354,9 @@ detector_t *detset_add(detset_t *set, detector_t *d)
 		set->cap = cap;
 	}
 	d->id = (uint32_t)set->n;
-	d->late = set->pf != NULL;
 	set->d[set->n++] = d;
 	pthread_mutex_unlock(&set->lock);
 	return d;
-}
-
-bool detset_build(detset_t *set)
-{
-	pthread_mutex_lock(&set->lock);
-	prefilter_t *pf = prefilter_new();
-	bool ok = pf != NULL;
-	for (size_t i = 0; ok && i < set->n; i++) {
-		const detector_t *d = set->d[i];
-		for (size_t k = 0; ok && k < d->n_keywords; k++)
-			ok = prefilter_add(pf, d->keywords[k], strlen(d->keywords[k]), (uint32_t)i << 1);
-		for (size_t k = 0; ok && k < d->n_context; k++)
-			ok = prefilter_add(pf, d->context[k], strlen(d->context[k]), (uint32_t)i << 1 | 1);
-	}
-	ok = ok && prefilter_build(pf);
-	if (ok) {
-		prefilter_free(set->pf);
-		set->pf = pf;
-		set->n_built = set->n;
-		for (size_t i = 0; i < set->n; i++)
-			set->d[i]->late = false;
-	} else {
-		prefilter_free(pf);
-	}
-	pthread_mutex_unlock(&set->lock);
-	return ok;
 }
 
 size_t detset_count(const detset_t *set)
@@ -403,7 +396,10 @@ void detect_scratch_free(detect_scratch_t *s)
 	pcre2_match_data_free(s->md);
 	pcre2_jit_stack_free(s->jit);
 	pcre2_match_context_free(s->mctx);
-	free(s->slot_of);
+	for (int i = 0; i < PF_CACHE; i++) {
+		free(s->pf[i].ids);
+		prefilter_free(s->pf[i].pf);
+	}
 	for (size_t i = 0; i < s->n_spans; i++) {
 		free(s->kw[i].v);
 		free(s->ctx[i].v);
@@ -413,17 +409,8 @@ void detect_scratch_free(detect_scratch_t *s)
 	free(s);
 }
 
-static bool scratch_fit(detect_scratch_t *s, size_t n_detectors, size_t n_want)
+static bool scratch_fit(detect_scratch_t *s, size_t n_want)
 {
-	if (s->n_slot_of < n_detectors) {
-		int32_t *v = realloc(s->slot_of, n_detectors * sizeof *v);
-		if (!v)
-			return false;
-		for (size_t i = s->n_slot_of; i < n_detectors; i++)
-			v[i] = -1;
-		s->slot_of = v;
-		s->n_slot_of = n_detectors;
-	}
 	if (s->n_spans < n_want) {
 		spans_t *kw = realloc(s->kw, n_want * sizeof *kw);
 		if (!kw)
@@ -440,11 +427,11 @@ static bool scratch_fit(detect_scratch_t *s, size_t n_detectors, size_t n_want)
 	return true;
 }
 
-static void spans_push(spans_t *v, uint32_t start, uint32_t len)
+static void spans_push(spans_t *v, uint32_t start, uint32_t len, uint32_t max)
 {
 	if (v->saturated)
 		return;
-	if (v->n == MAX_HITS) {
+	if (v->n == max) {
 		v->saturated = true;
 		return;
 	}
@@ -469,42 +456,64 @@ static int span_cmp(const void *a, const void *b)
 
 /* ---- matching ---- */
 
+static inline char lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
 static bool ci_contains(const char *hay, size_t n, const char *needle)
 {
 	size_t m = strlen(needle);
 	if (m == 0 || m > n)
 		return false;
+	char first = lower(needle[0]);
 	for (size_t i = 0; i + m <= n; i++) {
-		size_t k = 0;
-		while (k < m) {
-			char c = hay[i + k];
-			if (c >= 'A' && c <= 'Z')
-				c = (char)(c + 32);
-			if (c != needle[k])
-				break;
+		if (lower(hay[i]) != first)
+			continue;
+		size_t k = 1;
+		while (k < m && lower(hay[i + k]) == lower(needle[k]))
 			k++;
-		}
 		if (k == m)
 			return true;
 	}
 	return false;
 }
 
-/* Context words of d in buf, found without the prefilter. */
-static void find_context(const detector_t *d, const uint8_t *buf, size_t len, spans_t *out)
+/* Without the prefilter a keyword still gates a detector: is one close
+ * enough to a match starting at ms for the prefilter to have run the
+ * regex there? Keeps `--no-prefilter` (and detectors added after the set
+ * was built) finding exactly what the prefiltered scan finds. */
+static bool keyword_near(const detector_t *d, const uint8_t *buf, size_t len, size_t ms)
 {
-	for (size_t w = 0; w < d->n_context; w++) {
-		size_t m = strlen(d->context[w]);
-		for (size_t i = 0; i + m <= len; i++)
-			if (ci_contains((const char *)buf + i, m, d->context[w]))
-				spans_push(out, (uint32_t)i, (uint32_t)m);
+	for (size_t k = 0; k < d->n_keywords; k++) {
+		size_t m = strlen(d->keywords[k]);
+		size_t a = ms > (size_t)d->window + m ? ms - d->window - m : 0;
+		size_t b = ms + d->window + m < len ? ms + d->window + m : len;
+		if (ci_contains((const char *)buf + a, b - a, d->keywords[k]))
+			return true;
 	}
+	return false;
 }
 
-static bool near_context(const spans_t *ctx, uint32_t ms, uint32_t me, uint32_t dist)
+/* Is a context word of d within its distance of the match? From the
+ * sorted prefilter hits, or, without them (no prefilter, or too many to
+ * keep: a body stuffed with the word to push real hits out), by looking
+ * around the match itself. */
+static bool near_context(const detector_t *d, const spans_t *ctx, const uint8_t *buf, size_t len, uint32_t ms,
+			 uint32_t me)
 {
+	uint32_t dist = d->distance;
 	uint32_t lo = ms > dist ? ms - dist : 0;
 	uint64_t hi = (uint64_t)me + dist;
+	if (ctx->saturated) {
+		for (size_t w = 0; w < d->n_context; w++) {
+			size_t m = strlen(d->context[w]);
+			size_t a = lo > m ? lo - m : 0, b = hi + m < len ? (size_t)hi + m : len;
+			if (ci_contains((const char *)buf + a, b - a, d->context[w]))
+				return true;
+		}
+		return false;
+	}
 	/* spans are sorted by start: find the first ending after lo */
 	for (uint32_t i = 0; i < ctx->n; i++) {
 		const span_t *c = &ctx->v[i];
@@ -518,6 +527,7 @@ static bool near_context(const spans_t *ctx, uint32_t ms, uint32_t me, uint32_t 
 
 static int match_one(const pcre2_code *re, const uint8_t *s, size_t n, detect_scratch_t *sc)
 {
+	pcre2_set_offset_limit(sc->mctx, PCRE2_UNSET);
 	return pcre2_match(re, s, n, 0, 0, sc->md, sc->mctx);
 }
 
@@ -563,14 +573,18 @@ static bool allowed(const detector_t *d, const uint8_t *buf, size_t len, uint32_
 	return false;
 }
 
-/* Runs d's regex for matches starting in [from, to) within buf[0..end). */
+/* Runs d's regex for matches starting in [from, to]. The subject is the
+ * whole buffer, so look-behind, look-ahead, \b and $ see the real text
+ * and a match may run past the window; PCRE2's offset limit is what stops
+ * the search for a start at the window's end. */
 static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *buf, size_t len, size_t from,
-		      size_t end, const char *filename, const spans_t *ctx, det_result_t *r, size_t *last_end,
-		      size_t *execs)
+		      size_t to, const char *filename, const spans_t *ctx, bool keyword_gate, det_result_t *r,
+		      size_t *last_end, size_t *execs)
 {
 	size_t off = from;
-	while (off < end) {
-		int rc = pcre2_match(d->re, buf, end, off, 0, sc->md, sc->mctx);
+	while (off <= to && off <= len) {
+		pcre2_set_offset_limit(sc->mctx, to);
+		int rc = pcre2_match(d->re, buf, len, off, 0, sc->md, sc->mctx);
 		(*execs)++;
 		if (rc == PCRE2_ERROR_NOMATCH)
 			return true;
@@ -591,14 +605,14 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 			se = (uint32_t)ov[2 * d->group + 1];
 		}
 		*last_end = me;
-		if (se == ss)
+		if (se == ss || (keyword_gate && !keyword_near(d, buf, len, ms)))
 			continue;
 		const char *secret = (const char *)buf + ss;
 		if (d->validate && !validate_run(d->validate, secret, se - ss))
 			continue;
 		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) < d->min_entropy)
 			continue;
-		if (d->n_context && !near_context(ctx, ms, me, d->distance))
+		if (d->n_context && !near_context(d, ctx, buf, len, ms, me))
 			continue;
 		if (allowed(d, buf, len, ms, me, ss, se, filename, sc))
 			continue;
@@ -611,88 +625,124 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 
 typedef struct {
 	detect_scratch_t *s;
-	size_t n_built;
+	const detector_t *const *want;
+	size_t len;
 } hit_ctx_t;
+
+/* A keyword hit opens the window where d's matches may start; hits come
+ * in text order, so a window that touches the last one extends it. */
+static void window_add(spans_t *w, const detector_t *d, const pf_hit_t *h, size_t len)
+{
+	uint32_t a = h->start > d->window ? h->start - d->window : 0;
+	uint64_t b = (uint64_t)h->start + h->len + d->window;
+	uint32_t end = b < len ? (uint32_t)b : (uint32_t)len;
+	span_t *last = w->n ? &w->v[w->n - 1] : NULL;
+	if (last && a <= last->start + last->len) {
+		if (a < last->start) {
+			last->len += last->start - a;
+			last->start = a;
+		}
+		if (end > last->start + last->len)
+			last->len = end - last->start;
+		return;
+	}
+	spans_push(w, a, end - a, MAX_WINDOWS);
+}
 
 static bool on_hit(void *p, const pf_hit_t *h)
 {
 	hit_ctx_t *c = p;
-	uint32_t id = h->tag >> 1;
-	if (id >= c->n_built)
-		return true;
-	int32_t slot = c->s->slot_of[id];
-	if (slot < 0)
-		return true;
-	spans_push((h->tag & 1) ? &c->s->ctx[slot] : &c->s->kw[slot], h->start, h->len);
+	uint32_t slot = h->tag >> 1; /* index in the want list */
+	if (h->tag & 1)
+		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
+	else
+		window_add(&c->s->kw[slot], c->want[slot], h, c->len);
 	return true;
+}
+
+/* The prefilter for this want list, from the cache or built now; NULL
+ * when none of the detectors has a keyword or a context word (or memory
+ * ran out: the caller then scans without one, finding the same). */
+static const prefilter_t *prefilter_for(detset_t *set, detect_scratch_t *s, const detector_t *const *want,
+					size_t n_want)
+{
+	pf_slot_t *victim = &s->pf[0];
+	for (int i = 0; i < PF_CACHE; i++) {
+		pf_slot_t *e = &s->pf[i];
+		if (e->generation == set->generation && e->n == n_want) {
+			size_t k = 0;
+			while (k < n_want && e->ids[k] == want[k]->id)
+				k++;
+			if (k == n_want) {
+				e->last_use = ++s->clock;
+				return e->pf;
+			}
+		}
+		if (e->last_use < victim->last_use)
+			victim = e;
+	}
+	uint32_t *ids = malloc(n_want * sizeof *ids);
+	prefilter_t *pf = prefilter_new();
+	bool ok = ids && pf, any = false;
+	for (size_t i = 0; ok && i < n_want; i++) {
+		const detector_t *d = want[i];
+		ids[i] = d->id;
+		for (size_t k = 0; ok && k < d->n_keywords; k++, any = true)
+			ok = prefilter_add(pf, d->keywords[k], strlen(d->keywords[k]), (uint32_t)i << 1);
+		for (size_t k = 0; ok && k < d->n_context; k++, any = true)
+			ok = prefilter_add(pf, d->context[k], strlen(d->context[k]), (uint32_t)i << 1 | 1);
+	}
+	if (!ok || !prefilter_build(pf) || !any) {
+		prefilter_free(pf);
+		pf = NULL;
+	}
+	if (!ids)
+		return NULL; /* out of memory (pf is NULL too): scan without */
+	free(victim->ids);
+	prefilter_free(victim->pf);
+	*victim = (pf_slot_t){set->generation, ids, n_want, pf, ++s->clock};
+	return pf;
 }
 
 static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
 		   const detector_t *const *want, size_t n_want, det_result_t *results, bool use_prefilter)
 {
 	size_t execs = 0;
-	pthread_mutex_lock(&set->lock); /* only to read n safely against a late add */
-	size_t n_det = set->n, n_built = set->n_built;
-	prefilter_t *pf = set->pf;
-	pthread_mutex_unlock(&set->lock);
-	if (!scratch_fit(s, n_det, n_want))
+	if (!scratch_fit(s, n_want))
 		return 0;
 	for (size_t i = 0; i < n_want; i++) {
 		results[i].d = want[i];
 		results[i].count = 0;
 		results[i].timed_out = false;
 		results[i].n_matches = 0;
-		s->slot_of[want[i]->id] = (int32_t)i;
 		s->kw[i].n = s->ctx[i].n = 0;
 		s->kw[i].saturated = s->ctx[i].saturated = false;
 	}
-	if (pf && use_prefilter) {
-		hit_ctx_t hc = {s, n_built};
+	const prefilter_t *pf = use_prefilter && n_want ? prefilter_for(set, s, want, n_want) : NULL;
+	if (pf) {
+		hit_ctx_t hc = {s, want, len};
 		prefilter_scan(pf, buf, len, on_hit, &hc);
 	}
 	for (size_t i = 0; i < n_want; i++) {
 		const detector_t *d = want[i];
-		s->slot_of[d->id] = -1;
 		if (!d->re)
 			continue;
-		bool prefiltered = use_prefilter && pf && !d->late && d->id < n_built;
-		if (d->n_context && !prefiltered) {
-			s->ctx[i].n = 0;
-			find_context(d, buf, len, &s->ctx[i]);
-		}
+		if (!pf)
+			s->ctx[i].saturated = true; /* no hits collected: look around each match */
 		if (s->ctx[i].n > 1)
 			qsort(s->ctx[i].v, s->ctx[i].n, sizeof(span_t), span_cmp);
 		size_t last_end = 0;
-		if (!d->n_keywords || !prefiltered || s->kw[i].saturated) {
-			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], &results[i], &last_end, &execs);
+		if (!d->n_keywords || !pf || s->kw[i].saturated) {
+			bool gate = d->n_keywords > 0; /* not prefiltered, or too many windows to keep */
+			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], gate, &results[i], &last_end, &execs);
 			continue;
 		}
-		spans_t *kw = &s->kw[i];
-		if (kw->n == 0)
-			continue;
-		qsort(kw->v, kw->n, sizeof(span_t), span_cmp);
-		/* Windows around keyword hits, merged where they touch. */
-		size_t w0 = 0, w1 = 0;
-		bool open = false;
-		for (uint32_t k = 0; k <= kw->n; k++) {
-			size_t a = 0, b = 0;
-			if (k < kw->n) {
-				a = kw->v[k].start > d->window ? kw->v[k].start - d->window : 0;
-				b = (size_t)kw->v[k].start + kw->v[k].len + d->window;
-				if (b > len)
-					b = len;
-				if (open && a <= w1) {
-					if (b > w1)
-						w1 = b;
-					continue;
-				}
-			}
-			if (open && !run_range(d, s, buf, len, w0, w1, filename, &s->ctx[i], &results[i], &last_end, &execs))
+		/* Only where a keyword opened a window (sorted, merged as found). */
+		const spans_t *kw = &s->kw[i];
+		for (uint32_t k = 0; k < kw->n; k++)
+			if (!run_range(d, s, buf, len, kw->v[k].start, (size_t)kw->v[k].start + kw->v[k].len, filename,
+				       &s->ctx[i], false, &results[i], &last_end, &execs))
 				break;
-			w0 = a;
-			w1 = b;
-			open = true;
-		}
 	}
 	return execs;
 }

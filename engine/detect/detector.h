@@ -11,10 +11,11 @@
  * enterprise sensitive-information types (primary pattern + checksum +
  * supporting keywords within a distance + instance count).
  *
- * A detset holds every detector of a policy and the prefilter built from
- * their keywords and context words. It is immutable once built and shared
- * by all workers; each thread scans with its own detect_scratch_t (PCRE2
- * match data, JIT stack, hit lists), so scanning takes no lock.
+ * A detset holds every detector of a policy and is shared by all workers;
+ * each thread scans with its own detect_scratch_t (PCRE2 match data, JIT
+ * stack, hit lists, and the prefilters for the detector lists it scanned
+ * with: an automaton of just those detectors' keywords and context words,
+ * built on first use and cached), so scanning takes no lock.
  *
  * A detector with keywords runs its regex only in windows around keyword
  * hits (merged when they overlap); one without keywords runs on the whole
@@ -102,8 +103,6 @@ void detset_free(detset_t *set);
 /* Adds a compiled detector (the set owns it), or returns the identical
  * one already there (and frees d). Thread-safe. */
 detector_t *detset_add(detset_t *set, detector_t *d);
-/* Builds the prefilter; detectors added later scan without it. */
-bool detset_build(detset_t *set);
 size_t detset_count(const detset_t *set);
 const detector_t *detset_get(const detset_t *set, uint32_t id);
 

@@ -60,7 +60,19 @@ void lmsg_push_flow(lua_State *L, const flow_facts_t *f)
 	lua_setfield(L, -2, "source");
 	lua_pushboolean(L, f->tls);
 	lua_setfield(L, -2, "tls");
-	lua_createtable(L, 0, 0); /* app identity: filled by the flow sources that know it */
+	/* app identity: empty where the source cannot know it (explicit proxy) */
+	const flow_app_t *a = &f->app;
+	lua_createtable(L, 0, 6);
+	if (a->pid > 0) {
+		lua_pushinteger(L, a->pid);
+		lua_setfield(L, -2, "pid");
+		lua_pushinteger(L, a->uid);
+		lua_setfield(L, -2, "uid");
+	}
+	set_str(L, "path", a->path);
+	set_str(L, "signing_id", a->signing_id);
+	set_str(L, "team_id", a->team_id);
+	set_str(L, "anchor", a->anchor);
 	lua_setfield(L, -2, "app");
 }
 
@@ -222,15 +234,23 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	for (uint32_t i = 0; i < m->n_findings; i++)
 		if (!strcmp(m->findings[i].name, name))
 			return &m->findings[i];
-	if (m->n_findings == FINDINGS_MAX)
-		return NULL;
+	if (m->n_findings == m->cap_findings) {
+		if (m->cap_findings == FINDINGS_MAX)
+			return NULL;
+		uint32_t cap = m->cap_findings ? m->cap_findings * 2 : 8;
+		finding_t *v = realloc(m->findings, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		m->findings = v;
+		m->cap_findings = cap;
+	}
 	finding_t *f = &m->findings[m->n_findings++];
 	memset(f, 0, sizeof *f);
 	snprintf(f->name, sizeof f->name, "%s", name);
 	return f;
 }
 
-static void add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint8_t finding)
+static void add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
 {
 	if (m->n_spans == m->cap_spans) {
 		uint32_t cap = m->cap_spans ? m->cap_spans * 2 : 32;
@@ -243,30 +263,124 @@ static void add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint8_t find
 	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
 }
 
-static void record(policy_msg_t *m, const char *name, const det_result_t *r, const uint8_t *text, uint32_t offset,
-		   bool append)
+/* One detector's results over the message: one per part it ran on. */
+typedef struct {
+	det_result_t *r;
+	uint32_t *offset; /* where each result's text starts in the view */
+	size_t n;
+	uint32_t count;
+	bool timed_out;
+} outcome_t;
+
+/* Records what d found, if it found enough: a finding below the
+ * detector's min_count is no finding (not in found, not in the event,
+ * nothing redacted), unless the detector timed out, which is reported. */
+static void record(policy_msg_t *m, const char *name, const detector_t *d, const outcome_t *o, const uint8_t *text)
 {
+	bool enough = o->count > 0 && o->count >= detector_min_count(d);
+	if (!enough && !o->timed_out)
+		return;
 	finding_t *f = finding_for(m, name);
 	if (!f)
 		return;
-	const detector_t *d = r->d;
-	if (!append) {
-		f->count = 0;
-		f->n_samples = 0;
-	}
-	f->count += r->count;
-	f->timed_out |= r->timed_out;
+	/* A second scan in the same stage replaces the first one's spans. */
+	uint16_t idx = (uint16_t)(f - m->findings);
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < m->n_spans; i++)
+		if (m->spans[i].finding != idx)
+			m->spans[kept++] = m->spans[i];
+	m->n_spans = kept;
+	f->count = enough ? o->count : 0;
+	f->n_samples = 0;
+	f->timed_out = o->timed_out;
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
-	uint8_t idx = (uint8_t)(f - m->findings);
-	for (uint32_t i = 0; i < r->n_matches; i++) {
-		const det_match_t *mt = &r->matches[i];
-		if (f->n_samples < SAMPLES_MAX)
-			mask_sample(f->samples[f->n_samples++], (const char *)text + mt->start, mt->len, f->keep_first,
-				    f->keep_last);
-		add_span(m, offset + mt->start, mt->len, idx);
+	for (size_t p = 0; enough && p < o->n; p++)
+		for (uint32_t i = 0; i < o->r[p].n_matches; i++) {
+			const det_match_t *mt = &o->r[p].matches[i];
+			const uint8_t *at = text + o->offset[p] + mt->start;
+			if (f->n_samples < SAMPLES_MAX)
+				mask_sample(f->samples[f->n_samples++], (const char *)at, mt->len, f->keep_first,
+					    f->keep_last);
+			add_span(m, o->offset[p] + mt->start, mt->len, idx);
+		}
+}
+
+typedef struct {
+	const char *name;
+	const detector_t *d;
+} wanted_t;
+
+static int wanted_cmp(const void *a, const void *b)
+{
+	return strcmp(((const wanted_t *)a)->name, ((const wanted_t *)b)->name);
+}
+
+/* A detector scoped to file names runs on the multipart parts whose file
+ * name matches; a filename-only one counts those parts. */
+static void scan_parts(lstate_t *ls, policy_msg_t *m, const wanted_t *w, const uint8_t *text)
+{
+	const body_view_t *v = m->view;
+	size_t n_parts = v ? v->n_parts : 0;
+	outcome_t o = {0};
+	o.r = calloc(n_parts ? n_parts : 1, sizeof *o.r);
+	o.offset = calloc(n_parts ? n_parts : 1, sizeof *o.offset);
+	if (!o.r || !o.offset)
+		goto out;
+	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
+	uint32_t n_named = 0;
+	for (size_t p = 0; p < n_parts; p++) {
+		const body_part_t *part = &v->parts[p];
+		if (!part->filename[0] ||
+		    !detector_filename_matches(w->d, part->filename, strlen(part->filename), ls->scratch))
+			continue;
+		if (detector_filename_only(w->d)) {
+			if (n_named < SAMPLES_MAX)
+				snprintf(sample[n_named], sizeof sample[0], "file %.40s", part->filename);
+			n_named++;
+			continue;
+		}
+		detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &w->d, 1,
+			    &o.r[o.n]);
+		o.offset[o.n] = part->off;
+		o.count += o.r[o.n].count;
+		o.timed_out |= o.r[o.n].timed_out;
+		o.n++;
 	}
+	if (!detector_filename_only(w->d)) {
+		record(m, w->name, w->d, &o, text);
+	} else if (n_named && n_named >= detector_min_count(w->d)) {
+		finding_t *f = finding_for(m, w->name);
+		if (f) {
+			f->count = n_named;
+			snprintf(f->severity, sizeof f->severity, "%s", detector_severity(w->d));
+			for (f->n_samples = 0; f->n_samples < n_named && f->n_samples < SAMPLES_MAX; f->n_samples++)
+				memcpy(f->samples[f->n_samples], sample[f->n_samples], sizeof sample[0]);
+		}
+	}
+out:
+	free(o.r);
+	free(o.offset);
+}
+
+static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
+{
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, f->count);
+	lua_setfield(L, -2, "count");
+	lua_pushstring(L, f->severity);
+	lua_setfield(L, -2, "severity");
+	lua_pushstring(L, detector_confidence(d));
+	lua_setfield(L, -2, "confidence");
+	lua_pushstring(L, f->name);
+	lua_setfield(L, -2, "name");
+	lua_createtable(L, f->n_samples, 0);
+	for (int s = 0; s < f->n_samples; s++) {
+		lua_pushstring(L, f->samples[s]);
+		lua_rawseti(L, -2, s + 1);
+	}
+	lua_setfield(L, -2, "samples");
 }
 
 void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
@@ -275,99 +389,59 @@ void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 	luaL_checktype(L, didx, LUA_TTABLE);
 	lstate_t *ls = lstate_of(L);
 	enum { MAXD = 512 };
-	const detector_t *want[MAXD];
-	const char *names[MAXD];
+	wanted_t want[MAXD];
 	size_t n = 0;
 	lua_pushnil(L);
 	while (lua_next(L, didx)) {
 		if (lua_type(L, -2) == LUA_TSTRING && ldlp_is_detector(L, -1)) {
 			if (n == MAXD)
 				luaL_error(L, "scan: more than %d detectors in one table", MAXD);
-			names[n] = lua_tostring(L, -2); /* the key stays in the table */
-			want[n++] = ldlp_check_detector(L, -1);
+			want[n].name = lua_tostring(L, -2); /* the key stays in the table */
+			want[n++].d = ldlp_check_detector(L, -1);
 		}
 		lua_pop(L, 1);
 	}
 	if (n == 0)
 		luaL_error(L, "scan: the table holds no detectors (name = dlp.detector{...})");
-	det_result_t *res = calloc(n, sizeof *res);
-	if (!res)
-		luaL_error(L, "scan: out of memory");
+	qsort(want, n, sizeof *want, wanted_cmp);
 	const body_view_t *v = m->view;
 	const uint8_t *text = v ? v->text : (const uint8_t *)"";
 	size_t len = v ? v->len : 0;
 
-	/* Detectors scoped to file names run on the matching parts only. */
+	/* Detectors that apply to the whole text run together, in one pass
+	 * of the prefilter. */
 	const detector_t *plain[MAXD];
-	const char *plain_names[MAXD];
-	size_t np = 0;
+	size_t plain_at[MAXD], np = 0;
 	for (size_t i = 0; i < n; i++) {
-		const detector_t *d = want[i];
-		bool scoped = detector_filename_only(d) || !detector_filename_matches(d, "", 0, ls->scratch);
-		if (!scoped) {
-			plain[np] = d;
-			plain_names[np++] = names[i];
+		const detector_t *d = want[i].d;
+		if (detector_filename_only(d) || !detector_filename_matches(d, "", 0, ls->scratch)) {
+			scan_parts(ls, m, &want[i], text);
 			continue;
 		}
-		det_result_t one;
-		memset(&one, 0, sizeof one);
-		one.d = d;
-		for (uint32_t p = 0; v && p < v->n_parts; p++) {
-			const body_part_t *part = &v->parts[p];
-			if (!part->filename[0] ||
-			    !detector_filename_matches(d, part->filename, strlen(part->filename), ls->scratch))
-				continue;
-			if (detector_filename_only(d)) {
-				one.count++;
-				finding_t *f = finding_for(m, names[i]);
-				if (f && f->n_samples < SAMPLES_MAX)
-					snprintf(f->samples[f->n_samples++], sizeof f->samples[0], "file %.40s",
-						 part->filename);
-				continue;
-			}
-			det_result_t pr;
-			detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &d, 1, &pr);
-			record(m, names[i], &pr, text + part->off, part->off, true);
-		}
-		if (detector_filename_only(d)) {
-			finding_t *f = finding_for(m, names[i]);
-			if (f)
-				f->count = one.count;
-		}
+		plain_at[np] = i;
+		plain[np++] = d;
 	}
+	det_result_t *res = np ? calloc(np, sizeof *res) : NULL;
+	if (np && !res)
+		luaL_error(L, "scan: out of memory");
 	if (np)
 		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
-	for (size_t i = 0; i < np; i++)
-		if (res[i].count || res[i].timed_out)
-			record(m, plain_names[i], &res[i], text, 0, false);
+	for (size_t i = 0; i < np; i++) {
+		uint32_t zero = 0;
+		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out};
+		record(m, want[plain_at[i]].name, plain[i], &o, text);
+	}
 	free(res);
 
-	/* found: what reached its minimum count */
+	/* found: what reached its minimum count, by name */
 	lua_newtable(L);
-	for (size_t i = 0; i < n; i++) {
-		finding_t *f = NULL;
+	for (size_t i = 0; i < n; i++)
 		for (uint32_t k = 0; k < m->n_findings; k++)
-			if (!strcmp(m->findings[k].name, names[i]))
-				f = &m->findings[k];
-		if (!f || f->count < detector_min_count(want[i]) || f->count == 0)
-			continue;
-		lua_createtable(L, 0, 5);
-		lua_pushinteger(L, f->count);
-		lua_setfield(L, -2, "count");
-		lua_pushstring(L, f->severity);
-		lua_setfield(L, -2, "severity");
-		lua_pushstring(L, detector_confidence(want[i]));
-		lua_setfield(L, -2, "confidence");
-		lua_pushstring(L, names[i]);
-		lua_setfield(L, -2, "name");
-		lua_createtable(L, f->n_samples, 0);
-		for (int s = 0; s < f->n_samples; s++) {
-			lua_pushstring(L, f->samples[s]);
-			lua_rawseti(L, -2, s + 1);
-		}
-		lua_setfield(L, -2, "samples");
-		lua_setfield(L, -2, names[i]);
-	}
+			if (m->findings[k].count && !strcmp(m->findings[k].name, want[i].name)) {
+				push_found(L, &m->findings[k], want[i].d);
+				lua_setfield(L, -2, want[i].name);
+				break;
+			}
 }
 
 /* ---- message ---- */

@@ -65,16 +65,32 @@ static void collect(lua_State *L, int t, int depth, named_list_t *out)
 	}
 }
 
-/* Detectors returned by the file (a pack) or defined in its globals (a
- * policy), named by their keys. */
+/* The detectors a file stands for, named by their keys: those it returns
+ * (a pack, or a selection from packs); else those in its globals and, for
+ * a policy that keeps its tables local, in the packs it requires. */
 static void collect_all(lua_State *L, named_list_t *out)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, "dlp.chunk_result");
 	if (lua_istable(L, -1))
 		collect(L, -1, 0, out);
 	lua_pop(L, 1);
+	if (out->n)
+		return;
 	lua_pushglobaltable(L);
 	collect(L, -1, 0, out);
+	lua_pop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, "dlp.loaded"); /* the sandbox's require cache */
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+		if (lua_istable(L, -1) && strcmp(k, "dlp") && strcmp(k, "_G"))
+			collect(L, -1, 1, out);
+		lua_pop(L, 1);
+	}
 	lua_pop(L, 1);
 }
 
@@ -200,8 +216,34 @@ static bool gzip_bytes(const char *in, size_t n, buf_t *out)
 typedef struct {
 	char host[256];
 	char sni[256];
+	char app[4][256]; /* path, signing_id, team_id, anchor */
 	flow_facts_t facts;
 } test_flow_t;
+
+/* flow.app = {pid=, uid=, path=, signing_id=, team_id=, anchor=} of a case */
+static void read_test_app(lua_State *L, int ft, test_flow_t *tf)
+{
+	static const char *const keys[] = {"path", "signing_id", "team_id", "anchor"};
+	lua_getfield(L, ft, "app");
+	int at = lua_gettop(L);
+	if (lua_istable(L, at)) {
+		const char **dst[] = {&tf->facts.app.path, &tf->facts.app.signing_id, &tf->facts.app.team_id,
+				      &tf->facts.app.anchor};
+		for (int i = 0; i < 4; i++) {
+			const char *s = field_str(L, at, keys[i]);
+			if (s) {
+				snprintf(tf->app[i], sizeof tf->app[i], "%s", s);
+				*dst[i] = tf->app[i];
+			}
+		}
+		lua_getfield(L, at, "pid");
+		tf->facts.app.pid = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 4242;
+		lua_getfield(L, at, "uid");
+		tf->facts.app.uid = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 501;
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+}
 
 /* Builds a head from {method=, url=, status=, headers=} at index t; the
  * body's raw bytes (gzip'd if encoding = "gzip") go to raw. */
@@ -383,6 +425,7 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 		lua_getfield(L, ft, "tls");
 		tf.facts.tls = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
 		lua_pop(L, 1);
+		read_test_app(L, ft, &tf);
 	}
 	lua_getfield(L, c, "request");
 	int rq = lua_gettop(L);
@@ -519,8 +562,26 @@ static void emit_finding(FILE *out, const char *file, const named_t *e, const de
 	emit_record(out, file, e, offset + m->start, m->len, sample);
 }
 
-#define SCAN_CHUNK (32u << 20)
+#define SCAN_CHUNK (1u << 20)
 #define SCAN_OVERLAP (64u << 10)
+
+/* A detector that stopped at its match limit, or found more than a result
+ * holds, is named on stderr (once per file): the admin tuning it must know
+ * the listing is incomplete there. */
+static void warn_incomplete(const char *file, const named_t *e, const det_result_t *r, uint64_t offset, bool *warned)
+{
+	if (*warned || (!r->timed_out && r->count <= r->n_matches))
+		return;
+	*warned = true;
+	if (r->timed_out)
+		fprintf(stderr, "dlpgate: %s: detector %s hit its match limit in the MiB at offset %llu and may have "
+				"missed findings there (simplify its regex or add keywords)\n",
+			file, e->name, (unsigned long long)offset);
+	else
+		fprintf(stderr, "dlpgate: %s: detector %s matched %u times in the MiB at offset %llu; only the first %u "
+				"are listed\n",
+			file, e->name, r->count, (unsigned long long)offset, r->n_matches);
+}
 
 /* One file: the detectors that apply to its name, over its bytes in
  * chunks that overlap so a match across a chunk end is found once. */
@@ -545,8 +606,12 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 	if (!n_want)
 		return found;
 	uint8_t *buf = malloc(SCAN_CHUNK);
-	if (!buf)
+	bool *warned = calloc(n_want, sizeof *warned);
+	if (!buf || !warned) {
+		free(buf);
+		free(warned);
 		return -1;
+	}
 	uint64_t base = 0; /* file offset of buf[0] */
 	size_t have = 0;
 	for (;;) {
@@ -559,6 +624,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 			else
 				detset_scan(lp->detectors, sc, buf, have, name, want, n_want, res);
 			for (size_t i = 0; i < n_want; i++) {
+				warn_incomplete(name, wnamed[i], &res[i], base, &warned[i]);
 				if (res[i].count < detector_min_count(want[i]))
 					continue;
 				for (uint32_t k = 0; k < res[i].n_matches; k++) {
@@ -577,6 +643,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 		have = SCAN_OVERLAP;
 	}
 	free(buf);
+	free(warned);
 	return ferror(in) ? -1 : found;
 }
 

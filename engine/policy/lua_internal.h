@@ -36,7 +36,8 @@ struct lua_policy {
 	size_t memory;             /* per state */
 	bool has_flow, has_request, has_response;
 	lstate_t *master;          /* load, check, test and scan run here */
-	lstate_t **states;         /* per worker, made on first use */
+	lstate_t **states;         /* per worker, made when the policy loads */
+	sandbox_sources_t sources; /* the Lua files as read for the master */
 	unsigned n_states;
 	atomic_ulong calls, errors, instruction_limits, memory_limits;
 };

@@ -40,6 +40,7 @@ lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
 	ls->sb.roots[0] = ls->roots[0];
 	ls->sb.roots[1] = ls->roots[1];
 	ls->sb.n_roots = 2;
+	ls->sb.sources = &lp->sources;
 	bool loading = lp->master == NULL;
 	ls->L = sandbox_new(&ls->sb, loading ? LOAD_MEMORY : lp->memory,
 			    loading ? LOAD_INSTRUCTIONS : lp->instructions);
@@ -194,16 +195,7 @@ static lstate_t *state_for(lua_policy_t *lp, struct worker *w)
 {
 	if (!w)
 		return lp->master;
-	unsigned i = w->index;
-	if (i >= lp->n_states)
-		return NULL;
-	if (!lp->states[i]) {
-		char err[512];
-		lp->states[i] = lstate_new(lp, err, sizeof err);
-		if (!lp->states[i])
-			log_msg(LOG_ERROR, "policy_error", "worker %u cannot load %s: %s", i, lp->path, err);
-	}
-	return lp->states[i];
+	return w->index < lp->n_states ? lp->states[w->index] : NULL;
 }
 
 static void fail_verdict(lua_policy_t *lp, const char *stage, const char *msg, verdict_kind_t open_kind, verdict_t *v)
@@ -287,6 +279,8 @@ static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, co
 	for (int i = 1; i < nargs; i++)
 		lmsg_invalidate(L, top + i);
 	lua_settop(L, top);
+	if (response)
+		policy_msg_clear(&reqmsg);
 }
 
 
@@ -334,27 +328,25 @@ static void destroy(policy_t *p)
 	free(lp->states);
 	lstate_free(lp->master);
 	detset_free(lp->detectors);
+	sandbox_sources_free(&lp->sources);
 	free(lp->path);
 	free(lp);
 }
 
 static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, destroy};
 
-static void version_of(const char *path, char *out, size_t n)
+/* The version names what runs: the policy file and every module it
+ * required, as loaded (the snapshot), in load order. */
+static void version_of(const sandbox_sources_t *src, char *out, size_t n)
 {
-	FILE *f = fopen(path, "rb");
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (f && c && EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-		unsigned char buf[8192];
-		size_t k;
-		while ((k = fread(buf, 1, sizeof buf, f)) > 0)
-			EVP_DigestUpdate(c, buf, k);
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		for (size_t i = 0; i < src->n; i++)
+			EVP_DigestUpdate(c, src->v[i].data, src->v[i].len);
 		EVP_DigestFinal_ex(c, md, &mdlen);
 	}
-	if (f)
-		fclose(f);
 	EVP_MD_CTX_free(c);
 	size_t o = (size_t)snprintf(out, n, "sha256:");
 	for (unsigned i = 0; i < 8 && i < mdlen && o + 2 < n; i++)
@@ -386,9 +378,9 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 		return NULL;
 	}
 	lp->master = lstate_new(lp, err, n);
-	if (!lp->master || !read_settings(lp, lp->master->L, need_stages, err, n) || !detset_build(lp->detectors)) {
+	if (!lp->master || !read_settings(lp, lp->master->L, need_stages, err, n)) {
 		if (lp->master && !err[0])
-			snprintf(err, n, "%s: cannot build the detector set", path);
+			snprintf(err, n, "%s: cannot read the policy settings", path);
 		destroy(&lp->base);
 		return NULL;
 	}
@@ -397,14 +389,25 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 	lp->master->sb.budget = lp->instructions;
 	lp->base.read_request_bodies = lp->has_request;
 	lp->base.read_response_bodies = lp->has_response;
-	version_of(lp->path, lp->base.version_text, sizeof lp->base.version_text);
+	version_of(&lp->sources, lp->base.version_text, sizeof lp->base.version_text);
 	return lp;
 }
 
 policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t n)
 {
 	lua_policy_t *lp = lua_policy_open(path, opts ? opts->n_workers : 1, true, err, n);
-	return lp ? &lp->base : NULL;
+	if (!lp)
+		return NULL;
+	/* Every worker's state now, from the master's snapshot of the files:
+	 * a policy that loads is a policy every worker runs. */
+	for (unsigned i = 0; i < lp->n_states; i++) {
+		lp->states[i] = lstate_new(lp, err, n);
+		if (!lp->states[i]) {
+			destroy(&lp->base);
+			return NULL;
+		}
+	}
+	return &lp->base;
 }
 
 void lua_policy_close(lua_policy_t *lp)

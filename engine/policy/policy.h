@@ -31,10 +31,21 @@ struct worker;
 
 typedef enum { FLOW_SOURCE_EXPLICIT = 0, FLOW_SOURCE_TRANSPARENT, FLOW_SOURCE_SYSEXT } flow_source_t;
 
+/* The program behind a flow, where the source can tell (the macOS system
+ * extension from the audit token and code signature, the Linux transparent
+ * source from the socket's owner); all empty otherwise. */
+typedef struct {
+	int64_t pid, uid;     /* pid 0: unknown (and uid with it) */
+	const char *path;     /* executable */
+	const char *signing_id, *team_id;
+	const char *anchor;   /* "apple" (platform code), "system" (root-owned system binary), NULL */
+} flow_app_t;
+
 /* What is known about a flow before decryption. Strings are owned by the
  * flow and valid for the call. */
 typedef struct {
 	flow_source_t source;
+	flow_app_t app;
 	const char *client;   /* client identity: address today, app identity later */
 	const char *host;     /* destination as the client named it (CONNECT, Host) */
 	uint16_t port;
@@ -61,8 +72,12 @@ typedef struct {
 } verdict_t;
 
 /* What detectors found in a message: names, counts and masked samples for
- * the event, spans for redaction. Never the secrets themselves. */
-#define FINDINGS_MAX 16
+ * the event, spans for redaction. Never the secrets themselves. A finding
+ * exists only when its detector reached its min_count (or hit its match
+ * limit, which the event must tell); a message holds at most FINDINGS_MAX
+ * distinct ones (more than any shipped policy has detectors), taken in
+ * name order so what is kept never depends on table iteration order. */
+#define FINDINGS_MAX 1024
 #define SAMPLES_MAX 3
 
 typedef struct {
@@ -78,7 +93,7 @@ typedef struct {
 
 typedef struct {
 	uint32_t start, len;  /* in the body view */
-	uint8_t finding;      /* index into findings */
+	uint16_t finding;     /* index into findings */
 } finding_span_t;
 
 /* A message at a stage: what a policy may read and change. */
@@ -90,8 +105,8 @@ typedef struct {
 	bool body_complete;           /* false: only a prefix was read */
 	const char *body_note;        /* why it was not (all) read, or NULL */
 	/* filled during the stage */
-	finding_t findings[FINDINGS_MAX];
-	uint32_t n_findings;
+	finding_t *findings;
+	uint32_t n_findings, cap_findings;
 	finding_span_t *spans;
 	uint32_t n_spans, cap_spans;
 } policy_msg_t;

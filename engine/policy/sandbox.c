@@ -182,6 +182,93 @@ static bool module_name_ok(const char *s)
 	return true;
 }
 
+void sandbox_sources_free(sandbox_sources_t *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].path);
+		free(s->v[i].data);
+	}
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *path, lua_State *L)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].path, path))
+			return &s->v[i];
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)SANDBOX_SOURCE_MAX) {
+		fclose(f);
+		lua_pushfstring(L, "%s: not a regular file of at most %d MiB", path, SANDBOX_SOURCE_MAX >> 20);
+		return NULL;
+	}
+	char *data = malloc((size_t)st.st_size + 1);
+	size_t len = data ? fread(data, 1, (size_t)st.st_size, f) : 0;
+	bool bad = !data || ferror(f);
+	fclose(f);
+	if (bad) {
+		free(data);
+		lua_pushfstring(L, "cannot read %s", path);
+		return NULL;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		sandbox_source_t *v = realloc(s->v, cap * sizeof *v);
+		if (!v) {
+			free(data);
+			lua_pushliteral(L, "out of memory");
+			return NULL;
+		}
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n] = (sandbox_source_t){strdup(path), data, len};
+	if (!s->v[s->n].path) {
+		free(s->v[s->n].data);
+		lua_pushliteral(L, "out of memory");
+		return NULL;
+	}
+	return &s->v[s->n++];
+}
+
+static bool source_known(const sandbox_t *sb, const char *path)
+{
+	for (size_t i = 0; sb->sources && i < sb->sources->n; i++)
+		if (!strcmp(sb->sources->v[i].path, path))
+			return true;
+	return false;
+}
+
+/* luaL_loadfilex, from the policy's snapshot when it has one. Text only;
+ * a first line starting with '#' is skipped as loadfile does (its newline
+ * kept, so line numbers stay right). */
+static int load_source(lua_State *L, const char *path)
+{
+	sandbox_t *sb = sandbox_of(L);
+	if (!sb->sources)
+		return luaL_loadfilex(L, path, "t");
+	const sandbox_source_t *src = source_read(sb->sources, path, L);
+	if (!src)
+		return LUA_ERRFILE;
+	const char *data = src->data;
+	size_t len = src->len;
+	if (len && data[0] == '#') {
+		const char *nl = memchr(data, '\n', len);
+		len -= nl ? (size_t)(nl - data) : len;
+		data = nl ? nl : data + src->len;
+	}
+	lua_pushfstring(L, "@%s", path);
+	int rc = luaL_loadbufferx(L, data, len, lua_tostring(L, -1), "t");
+	lua_remove(L, -2);
+	return rc;
+}
+
 static int sandbox_require(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
@@ -201,9 +288,9 @@ static int sandbox_require(lua_State *L)
 	for (size_t i = 0; i < sb->n_roots; i++) {
 		snprintf(path, sizeof path, "%s/%s.lua", sb->roots[i], rel);
 		struct stat st;
-		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		if (!source_known(sb, path) && (stat(path, &st) != 0 || !S_ISREG(st.st_mode)))
 			continue;
-		if (luaL_loadfilex(L, path, "t") != LUA_OK)
+		if (load_source(L, path) != LUA_OK)
 			return lua_error(L);
 		lua_pushstring(L, name);
 		lua_call(L, 1, 1);
@@ -301,7 +388,7 @@ int sandbox_pcall(lua_State *L, int nargs, int nresults)
 bool sandbox_run_file(lua_State *L, const char *path, char *err, size_t n)
 {
 	sandbox_reset(L);
-	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+	if (load_source(L, path) != LUA_OK) {
 		snprintf(err, n, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		return false;

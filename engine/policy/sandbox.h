@@ -27,12 +27,32 @@
 
 #define SANDBOX_PATTERN_MAX (32 * 1024) /* subject bytes a Lua pattern may scan */
 
+/* The bytes of every Lua file a policy loaded (its own file and the
+ * modules it requires), read once: every state of the policy is built
+ * from the same snapshot, so a file edited while a policy loads (an
+ * editor truncating and rewriting it) cannot give workers different or
+ * broken code. Filled while the policy is opened, read-only afterwards. */
+#define SANDBOX_SOURCE_MAX (8u << 20)
+
+typedef struct {
+	char *path, *data;
+	size_t len;
+} sandbox_source_t;
+
+typedef struct {
+	sandbox_source_t *v;
+	size_t n, cap;
+} sandbox_sources_t;
+
+void sandbox_sources_free(sandbox_sources_t *s);
+
 typedef struct {
 	size_t used, limit;           /* bytes */
 	uint64_t instructions, budget;
 	bool mem_exceeded, budget_exceeded;
 	const char *roots[3];         /* require search folders */
 	size_t n_roots;
+	sandbox_sources_t *sources;   /* NULL: read files as they are loaded */
 } sandbox_t;
 
 /* A new sandboxed state (its extra space points at sb). The dlp module is

@@ -60,6 +60,7 @@ static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdic
 void policy_msg_clear(policy_msg_t *m)
 {
 	free(m->spans);
+	free(m->findings);
 	memset(m, 0, sizeof *m);
 }
 

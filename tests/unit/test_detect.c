@@ -5,6 +5,7 @@
  * pattern that must time out instead of stalling.
  */
 #include "suites.h"
+#include "core/buf.h"
 #include "detect/detector.h"
 #include "detect/mask.h"
 #include "detect/prefilter.h"
@@ -41,23 +42,21 @@ static uint32_t naive(const char *const *words, size_t nw, const char *buf, size
 	return n;
 }
 
-START_TEST(prefilter_finds_what_naive_search_finds)
+static void prefilter_vs_naive(const char *const *words, size_t n_words, const char *alphabet)
 {
-	static const char *const words[] = {"he", "she", "his", "hers", "AKIA", "akia", "ghp_", "secret", "s", "xoxb-"};
 	prefilter_t *p = prefilter_new();
-	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+	for (size_t i = 0; i < n_words; i++)
 		ck_assert(prefilter_add(p, words[i], strlen(words[i]), (uint32_t)i));
 	ck_assert(prefilter_build(p));
 	srand(3);
-	static const char alphabet[] = "ahersikAKIghp_xob-ctS ";
 	char buf[2048];
 	for (int round = 0; round < 200; round++) {
 		size_t len = (size_t)(rand() % (int)sizeof buf);
 		for (size_t i = 0; i < len; i++)
-			buf[i] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+			buf[i] = alphabet[rand() % (int)strlen(alphabet)];
 		hits_t *h = calloc(1, sizeof *h);
 		prefilter_scan(p, (const uint8_t *)buf, len, collect, h);
-		uint32_t want = naive(words, sizeof words / sizeof words[0], buf, len);
+		uint32_t want = naive(words, n_words, buf, len);
 		ck_assert_msg(h->n == want || h->n == 4096, "round %d: %u hits, naive %u", round, h->n, want);
 		for (uint32_t k = 0; k < h->n; k++) {
 			const char *w = words[h->hits[k].tag];
@@ -66,6 +65,17 @@ START_TEST(prefilter_finds_what_naive_search_finds)
 		free(h);
 	}
 	prefilter_free(p);
+}
+
+START_TEST(prefilter_finds_what_naive_search_finds)
+{
+	/* overlapping words, a one-byte word, mixed case */
+	static const char *const words[] = {"he", "she", "his", "hers", "AKIA", "akia", "ghp_", "secret", "s", "xoxb-"};
+	prefilter_vs_naive(words, sizeof words / sizeof words[0], "ahersikAKIghp_xob-ctS ");
+	/* bytes that fold together in the pair filter ('@' and '`', '_' and DEL)
+	 * must still only be reported for the real keyword */
+	static const char *const folded[] = {"@acme", "key_", "PRIVATE KEY", "@"};
+	prefilter_vs_naive(folded, sizeof folded / sizeof folded[0], "@`_\x7fkeyKEY acmPRIVATE");
 }
 END_TEST
 
@@ -134,7 +144,6 @@ static detset_t *set_of(const detector_spec_t *specs, size_t n, detector_t **out
 		ck_assert_msg(d != NULL, "%s", err);
 		out[i] = detset_add(set, d);
 	}
-	ck_assert(detset_build(set));
 	return set;
 }
 
@@ -199,6 +208,66 @@ START_TEST(identical_specs_share_one_detector)
 }
 END_TEST
 
+/* A keyword narrows where a match may start, not what it may read: a long
+ * token after its keyword is found whole, look-aheads see the real text,
+ * and the prefilter changes nothing but the work done. */
+START_TEST(keyword_window_does_not_cut_matches)
+{
+	static const char *const kw[] = {"tok_"};
+	detector_spec_t spec = {.name = "tok", .regex = "tok_[a-z]+(?![a-z])", .keywords = kw, .n_keywords = 1};
+	detector_t *d;
+	detset_t *set = set_of(&spec, 1, &d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	size_t n = 2 + 4 + 600;
+	char *text = malloc(n + 1);
+	memcpy(text, "x tok_", 6);
+	memset(text + 6, 'a', 600);
+	text[n] = '\0';
+	det_result_t *r = calloc(1, sizeof *r);
+	detset_scan(set, s, (const uint8_t *)text, n, NULL, (const detector_t *const *)&d, 1, r);
+	ck_assert_uint_eq(r->count, 1);
+	ck_assert_uint_eq(r->matches[0].start, 2);
+	ck_assert_uint_eq(r->matches[0].len, 604);
+	detset_scan_all(set, s, (const uint8_t *)text, n, NULL, (const detector_t *const *)&d, 1, r);
+	ck_assert_uint_eq(r->count, 1);
+	ck_assert_uint_eq(r->matches[0].len, 604);
+	free(r);
+	free(text);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
+/* Stuffing a body with a context word must not push the real one out. */
+START_TEST(context_survives_flooding)
+{
+	static const char *const ctx[] = {"routing"};
+	detector_spec_t spec = {.name = "aba", .regex = "\\b\\d{9}\\b", .context_words = ctx, .n_context = 1,
+				.context_distance = 20};
+	detector_t *d;
+	detset_t *set = set_of(&spec, 1, &d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	buf_t b = {0};
+	for (int i = 0; i < 10000; i++)
+		buf_append(&b, "routing ", 8);
+	for (int i = 0; i < 1000; i++)
+		buf_append(&b, ".", 1);
+	buf_append(&b, " routing 021000021 and, far from any word: ", 43);
+	for (int i = 0; i < 100; i++)
+		buf_append(&b, ".", 1);
+	buf_append(&b, " 021000021", 10);
+	det_result_t *r = calloc(1, sizeof *r);
+	detset_scan(set, s, (const uint8_t *)b.data, b.len, NULL, (const detector_t *const *)&d, 1, r);
+	ck_assert_uint_eq(r->count, 1);
+	detset_scan_all(set, s, (const uint8_t *)b.data, b.len, NULL, (const detector_t *const *)&d, 1, r);
+	ck_assert_uint_eq(r->count, 1);
+	free(r);
+	buf_free(&b);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
 START_TEST(catastrophic_pattern_times_out)
 {
 	detector_spec_t spec = {.name = "evil", .regex = "(a+)+$"};
@@ -234,6 +303,8 @@ Suite *detect_suite(void)
 	tcase_add_test(t, masking);
 	tcase_add_test(t, detectors_end_to_end);
 	tcase_add_test(t, identical_specs_share_one_detector);
+	tcase_add_test(t, keyword_window_does_not_cut_matches);
+	tcase_add_test(t, context_survives_flooding);
 	tcase_add_test(t, catastrophic_pattern_times_out);
 	suite_add_tcase(s, t);
 	return s;
