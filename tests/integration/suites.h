@@ -11,5 +11,6 @@ Suite *tls_suite(void);
 Suite *hostile_suite(void);
 Suite *stream_suite(void);
 Suite *policy_suite(void);
+Suite *tools_suite(void);
 
 #endif

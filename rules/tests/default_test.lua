@@ -1,0 +1,110 @@
+-- Tests for rules/default.lua:
+--   dlpgate test rules/default.lua rules/tests/default_test.lua
+-- Flows: which programs and sites are left alone. Requests: what is
+-- blocked, what is masked (the exact bytes forwarded), what passes.
+
+-- Fake credentials are assembled here so this file holds no string a
+-- secret scanner or a push-protection hook would stop.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+local function fake(seed, n, alphabet)
+	local x, t = seed, {}
+	for i = 1, n do
+		x = (x * 1103515245 + 12345) % 2147483648
+		local k = (x >> 16) % #alphabet + 1
+		t[i] = alphabet:sub(k, k)
+	end
+	return table.concat(t)
+end
+local function pem(label)
+	local lines = { "-----BEGIN " .. label .. "-----" }
+	for i = 1, 6 do lines[#lines + 1] = fake(700 + i, 64, B64) end
+	lines[#lines + 1] = "-----END " .. label .. "-----"
+	return table.concat(lines, "\n")
+end
+
+local JSON = { ["Content-Type"] = "application/json" }
+local MULTIPART = { ["Content-Type"] = "multipart/form-data; boundary=XYZ" }
+
+local function app(signing_id, path)
+	return { anchor = "apple", signing_id = signing_id, path = path }
+end
+
+local function flow_case(name, flow, verdict, reason)
+	return { name = name, flow = flow, expect = { flow = verdict, reason = reason } }
+end
+
+local AWS_ID = "AKIA" .. fake(11, 16, B32)
+
+return {
+	-- flows
+	flow_case("Apple daemon left to the OS", { host = "gateway.icloud.example", app = app("com.apple.nsurlsessiond",
+		"/usr/libexec/nsurlsessiond") }, "bypass", "Apple platform code com.apple.nsurlsessiond"),
+	flow_case("softwareupdated left to the OS", { host = "swscan.example", app = app("com.apple.softwareupdated",
+		"/System/Library/PrivateFrameworks/SoftwareUpdate.framework/Resources/softwareupdated") }, "bypass"),
+	flow_case("Apple's curl is inspected", { host = "paste.example", app = app("com.apple.curl", "/usr/bin/curl") },
+		"inspect"),
+	flow_case("Apple's nc, known only by path, is inspected", { host = "paste.example", app = app(nil, "/usr/bin/nc") },
+		"inspect"),
+	flow_case("ssh is inspected", { host = "git.example", app = app("com.apple.openssh.ssh", "/usr/bin/ssh") }, "inspect"),
+	flow_case("osascript is inspected", { host = "x.example", app = app("com.apple.osascript", "/usr/bin/osascript") },
+		"inspect"),
+	flow_case("zsh is inspected", { host = "x.example", app = app("com.apple.zsh", "/bin/zsh") }, "inspect"),
+	flow_case("python3 from the command line tools is inspected", { host = "x.example",
+		app = app("com.apple.python3", "/Library/Developer/CommandLineTools/usr/bin/python3") }, "inspect"),
+	flow_case("Safari's networking process is inspected", { host = "upload.example", app = app(
+		"com.apple.WebKit.Networking",
+		"/System/Library/Frameworks/WebKit.framework/Versions/A/XPCServices/com.apple.WebKit.Networking.xpc/Contents/MacOS/com.apple.WebKit.Networking") },
+		"inspect"),
+	flow_case("Mail is inspected", { host = "smtp.example", app = app("com.apple.mail",
+		"/System/Applications/Mail.app/Contents/MacOS/Mail") }, "inspect"),
+	flow_case("a third-party app is inspected", { host = "upload.example", app = { team_id = "ABCDE12345",
+		signing_id = "com.example.uploader", path = "/Applications/Uploader.app/Contents/MacOS/Uploader" } }, "inspect"),
+	flow_case("an explicit-proxy flow (no app known) is inspected", { host = "upload.example" }, "inspect"),
+	flow_case("Apple services are not decrypted", { host = "p52-contacts.icloud.com" }, "bypass", "sensitive site"),
+	flow_case("apple.com itself is not decrypted", { host = "apple.com" }, "bypass", "sensitive site"),
+	flow_case("a look-alike is inspected", { host = "apple.com.evil.example" }, "inspect"),
+
+	-- requests: blocked
+	{ name = "AWS key pair in a config upload is blocked", request = { method = "PUT", body = "[default]\n"
+		.. "aws_access_key_id = " .. AWS_ID .. "\naws_secret_access_key = " .. fake(12, 40, B64) .. "\n" },
+		expect = { verdict = "block", detectors = { "aws_access_key_id", "aws_secret_access_key" },
+			reason = "credential upload: aws_access_key_id, aws_secret_access_key" } },
+	{ name = "private key in a multipart upload is blocked", request = { headers = MULTIPART, body = "--XYZ\r\n"
+		.. "Content-Disposition: form-data; name=\"file\"; filename=\"id_rsa\"\r\nContent-Type: text/plain\r\n\r\n"
+		.. pem("RSA PRIVATE KEY") .. "\r\n--XYZ--\r\n" },
+		expect = { verdict = "block", detectors = { "private_key" } } },
+	{ name = "a key next to a card: the block wins", request = { body = "card 4526 0181 5908 3012 key " .. AWS_ID },
+		expect = { verdict = "block", detectors = { "aws_access_key_id" } } },
+	{ name = "a gzip'd key is still blocked", request = { body = "AWS_ACCESS_KEY_ID=" .. AWS_ID, encoding = "gzip" },
+		expect = { verdict = "block" } },
+
+	-- requests: masked in flight
+	{ name = "a card is masked, the rest goes through", request = { method = "POST",
+		body = "order=77&card=4526 0181 5908 3012&note=thanks" },
+		expect = { verdict = "redact", detectors = { "credit_card" },
+			body = "order=77&card=4526 **** **** 3012&note=thanks" } },
+	{ name = "9 digits after an SSN word are masked", request = { headers = JSON, body = "{\"ssn\":\"536228417\"}" },
+		expect = { verdict = "redact", detectors = { "us_ssn_labeled" }, body = "{\"ssn\":\"*****8417\"}" } },
+	{ name = "an SSN in JSON is masked", request = { headers = JSON, body = "{\"name\":\"Jane\",\"ssn\":\"536-22-8417\"}" },
+		expect = { verdict = "redact", detectors = { "us_ssn" }, body = "{\"name\":\"Jane\",\"ssn\":\"***-**-8417\"}" } },
+	{ name = "cards and SSNs every 4 KiB of a 64 KiB upload are all masked", request = { body = (function()
+		local t = {}
+		for i = 1, 16 do t[i] = "card 4526 0181 5908 3012 ssn 536-22-8417 " .. string.rep("x", 4096 - 41) end
+		return table.concat(t)
+	end)() }, expect = { verdict = "redact", body = (function()
+		local t = {}
+		for i = 1, 16 do t[i] = "card 4526 **** **** 3012 ssn ***-**-8417 " .. string.rep("x", 4096 - 41) end
+		return table.concat(t)
+	end)() } },
+
+	-- requests: passed
+	{ name = "a clean upload passes", request = { method = "POST", body = "hello, nothing to see" },
+		expect = { verdict = "pass", clean = true } },
+	{ name = "a Luhn-invalid number passes", request = { body = "ref 4526 0181 5908 3013" },
+		expect = { verdict = "pass", clean = true } },
+	{ name = "an email address is not this policy's business", request = { body = "mail jane.doe@acme-corp.com" },
+		expect = { verdict = "pass", clean = true } },
+	{ name = "a GET without a body passes", request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
+		expect = { verdict = "pass" } },
+}

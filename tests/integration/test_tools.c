@@ -1,0 +1,275 @@
+/*
+ * The policy author's tools as commands: check, test, scan (thousands of
+ * files in one run) and import gitleaks (a sample configuration with every
+ * feature the importer carries). The shipped rules pass their own tests.
+ */
+#include "dlp.h"
+#include "suites.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int dlpgate(const char *const args[], char **out, char **err)
+{
+	const char *argv[64];
+	int a = 0;
+	argv[a++] = dlp_bin();
+	for (int i = 0; args[i]; i++)
+		argv[a++] = args[i];
+	argv[a] = NULL;
+	return th_run((char *const *)argv, NULL, 0, out, NULL, err, 120000);
+}
+
+static const char *top(void)
+{
+	const char *t = getenv("DLPGATE_TOP");
+	return t ? t : ".";
+}
+
+static char *in_top(const char *rel)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", top(), rel) < 0)
+		th_fail("oom");
+	return p;
+}
+
+START_TEST(check_and_test_commands)
+{
+	char *pol = th_path("p.lua");
+	const char *src = "local dlp = require 'dlp'\n"
+			  "detectors = { card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn',\n"
+			  "  examples = { match = {'4539 1488 0343 6467'}, nomatch = {'4539 1488 0343 6468'} } },\n"
+			  "  tok = dlp.detector{ [[tok_[a-z]{8}]], keywords = {'tok_'},\n"
+			  "  examples = { match = {'tok_abcdefgh'}, nomatch = {'tok_abc'} } } }\n"
+			  "function on_request(req) local f = req:scan(detectors)\n"
+			  "  if f.card then return dlp.redact(f) end return dlp.pass() end\n";
+	th_write_file(pol, src, strlen(src), 0644);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", pol, NULL}, &out, &err), 0);
+	ck_assert_msg(strstr(out, "ok: ") && strstr(out, "2 detectors (1 without keywords, 2 with examples)") &&
+			      strstr(out, "warning: detector card has no keywords"),
+		      "%s", out);
+	free(out), free(err);
+	/* an example that does not behave is a failure */
+	char *bad = th_path("bad.lua");
+	const char *bsrc = "local dlp = require 'dlp'\nreturn { d = dlp.detector{ [[abc]], keywords = {'abc'},\n"
+			   "  examples = { match = {'xyz'} } } }\n";
+	th_write_file(bad, bsrc, strlen(bsrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", bad, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "example match[1] \"xyz\" is not found"), "%s", out);
+	free(out), free(err);
+
+	char *t = th_path("p_test.lua");
+	const char *tsrc = "return {\n"
+			   " { name = 'redacts', request = { body = 'x 4539 1488 0343 6467 y' },\n"
+			   "   expect = { verdict = 'redact', detectors = {'card'}, body = 'x 4539 **** **** 6467 y' } },\n"
+			   " { name = 'gzip too', request = { body = '4539 1488 0343 6467', encoding = 'gzip' },\n"
+			   "   expect = { verdict = 'redact' } },\n"
+			   " { name = 'wrong on purpose', request = { body = 'clean' }, expect = { verdict = 'block' } },\n"
+			   "}\n";
+	th_write_file(t, tsrc, strlen(tsrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"test", pol, t, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "ok   ") && strstr(out, "#1 redacts") && strstr(out, "FAIL ") &&
+			      strstr(out, "#3 wrong on purpose: expected block, got pass") && strstr(out, "2 passed, 1 failed"),
+		      "%s", out);
+	free(out), free(err), free(pol), free(bad), free(t);
+}
+END_TEST
+
+/* What a stage's scan reports: every detector that found something (20
+ * here, in name order whatever the table order), nothing below a
+ * detector's min_count, and a long token masked whole when redacted. */
+START_TEST(findings_are_complete_and_honest)
+{
+	char *pol = th_path("many.lua");
+	const char *src = "local dlp = require 'dlp'\n"
+			  "local d = {}\n"
+			  "for c in ('abcdefghijklmnopqrst'):gmatch('.') do\n"
+			  "  d['det_' .. c] = dlp.detector{ regex = '<' .. c .. '>', keywords = { '<' .. c .. '>' } }\n"
+			  "end\n"
+			  "d.bulk = dlp.detector{ [[[a-z]+@acme\\.io]], keywords = {'@acme.io'}, min_count = 3 }\n"
+			  "d.tok = dlp.detector{ [[tok_[a-z]+(?![a-z])]], keywords = {'tok_'} }\n"
+			  "function on_request(req)\n"
+			  "  local found = req:scan(d)\n"
+			  "  if found.tok then return dlp.redact(found) end\n"
+			  "  local names = {}\n"
+			  "  for k in pairs(found) do names[#names + 1] = k end\n"
+			  "  if #names == 0 then return dlp.pass() end\n"
+			  "  table.sort(names)\n"
+			  "  return dlp.block(#names .. ' ' .. table.concat(names, ','), found)\n"
+			  "end\n";
+	th_write_file(pol, src, strlen(src), 0644);
+	char *t = th_path("many_test.lua");
+	const char *tsrc =
+		"local all = ''\n"
+		"for c in ('tsrqponmlkjihgfedcba'):gmatch('.') do all = all .. '<' .. c .. '>' end\n"
+		"local want = {}\n"
+		"for c in ('abcdefghijklmnopqrst'):gmatch('.') do want[#want + 1] = 'det_' .. c end\n"
+		"local long = 'x tok_' .. string.rep('a', 600)\n"
+		"return {\n"
+		" { name = 'twenty', request = { body = all }, expect = { verdict = 'block', detectors = want,\n"
+		"   reason = '20 ' .. table.concat(want, ',') } },\n"
+		" { name = 'below min_count', request = { body = 'bob@acme.io and amy@acme.io' },\n"
+		"   expect = { verdict = 'pass', clean = true } },\n"
+		" { name = 'at min_count', request = { body = 'bob@acme.io amy@acme.io joe@acme.io' },\n"
+		"   expect = { verdict = 'block', detectors = {'bulk'} } },\n"
+		" { name = 'long token', request = { body = long },\n"
+		"   expect = { verdict = 'redact', body = 'x tok_a' .. string.rep('*', 595) .. 'aaaa' } },\n"
+		"}\n";
+	th_write_file(t, tsrc, strlen(tsrc), 0644);
+	char *out = NULL, *err = NULL;
+	for (int run = 0; run < 3; run++) { /* Lua's table order differs per state */
+		int rc = dlpgate((const char *const[]){"test", pol, t, NULL}, &out, &err);
+		ck_assert_msg(rc == 0 && strstr(out, "4 passed, 0 failed"), "%s%s", out, err);
+		free(out), free(err);
+	}
+	free(pol), free(t);
+}
+END_TEST
+
+START_TEST(scan_thousands_of_files)
+{
+	char *pol = th_path("scan.lua");
+	const char *src = "local dlp = require 'dlp'\nreturn {\n"
+			  " aws = dlp.detector{ [[\\b(AKIA[A-Z0-9]{16})\\b]], keywords = {'AKIA'}, group = 1 },\n"
+			  " card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' } }\n";
+	th_write_file(pol, src, strlen(src), 0644);
+	char *dir = th_path("corpus");
+	mkdir(dir, 0755);
+	const int files = 3000;
+	const char **argv = calloc((size_t)files + 8, sizeof *argv);
+	int a = 0;
+	argv[a++] = dlp_bin();
+	argv[a++] = "scan";
+	argv[a++] = pol;
+	for (int i = 0; i < files; i++) {
+		char name[256], body[256];
+		snprintf(name, sizeof name, "%s/f%04d.txt", dir, i);
+		int n = i % 100 == 0 ? snprintf(body, sizeof body, "file %d AKIAIOSFODNN7EXAMPLE end\n", i)
+				     : snprintf(body, sizeof body, "file %d nothing here 4539 1488 0343 6468\n", i);
+		th_write_file(name, body, (size_t)n, 0644);
+		argv[a++] = strdup(name);
+	}
+	argv[a] = NULL;
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 120000), 0);
+	int lines = 0;
+	for (char *p = out; (p = strchr(p, '\n')); p++)
+		lines++;
+	ck_assert_int_eq(lines, files / 100);
+	ck_assert_msg(strstr(out, "\"detector\":\"aws\"") && strstr(out, "\"offset\":") &&
+			      strstr(out, "\"sample\":\"AKIA************MPLE\"") && !strstr(out, "AKIAIOSFODNN7EXAMPLE"),
+		      "%.400s", out);
+	ck_assert_msg(strstr(err, "3000 files scanned"), "%s", err);
+	/* stdin */
+	free(out), free(err);
+	const char *in = "4539 1488 0343 6467";
+	char *const sargv[] = {(char *)dlp_bin(), "scan", pol, "-", NULL};
+	ck_assert_int_eq(th_run(sargv, in, strlen(in), &out, NULL, &err, 10000), 0);
+	ck_assert_msg(strstr(out, "\"file\":\"-\",\"detector\":\"card\""), "%s", out);
+	for (int i = 3; i < a; i++)
+		free((char *)argv[i]);
+	free(argv), free(out), free(err), free(pol), free(dir);
+}
+END_TEST
+
+START_TEST(import_gitleaks_config)
+{
+	char *cfg = in_top("tests/data/gitleaks-sample.toml");
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"import", "gitleaks", cfg, NULL}, &out, &err), 0);
+	ck_assert_msg(strstr(out, "M[\"github-pat\"] = dlp.detector{") && strstr(out, "group = 1") &&
+			      strstr(out, "entropy = 3.5") && strstr(out, "condition = \"and\"") &&
+			      strstr(out, "target = \"line\"") && strstr(out, "filename = [[\\.pem$]]") &&
+			      strstr(out, "-- rule broken-rule skipped") && strstr(out, "-- global allowlist"),
+		      "%s", out);
+	ck_assert_msg(strstr(err, "1 of 4 rules skipped"), "%s", err);
+	char *pack = th_path("pack.lua");
+	th_write_file(pack, out, strlen(out), 0644);
+	free(out), free(err);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", pack, NULL}, &out, &err), 0);
+	free(out), free(err);
+	/* the rules behave as gitleaks would on these lines */
+	char *txt = th_path("secrets.txt");
+	const char *lines = "api_key = \"Zq8vR2mW5nK9xL3bT7yH1cF6\"\n"          /* found */
+			    "apikey: \"abcdefghijklmnop1234XYZW\"\n"            /* global stopword */
+			    "api_key = \"example_key_example_key_1\"\n"         /* rule stopword */
+			    "see docs.example.com apikey=Zq8vR2mW5nK9xL3bT7yH1cF6\n" /* global allowlist, line */
+			    "api_key = \"aaaaaaaaaaaaaaaaaaaaaaaa\"\n"          /* entropy too low */
+			    "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n";       /* found */
+	th_write_file(txt, lines, strlen(lines), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
+	int n = 0;
+	for (char *p = out; (p = strstr(p, "\"detector\"")); p++)
+		n++;
+	ck_assert_msg(n == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
+	free(out), free(err);
+	/* the file-name rule: by the name of the file scanned */
+	char *pem = th_path("server.pem");
+	th_write_file(pem, "x", 1, 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, pem, NULL}, &out, &err), 0);
+	ck_assert_msg(strstr(out, "\"detector\":\"pem-file\""), "%s", out);
+	free(out), free(err), free(pem), free(txt), free(pack), free(cfg);
+	/* not TOML, not gitleaks */
+	char *junk = th_path("junk.toml");
+	th_write_file(junk, "[[[", 3, 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"import", "gitleaks", junk, NULL}, &out, &err), 2);
+	ck_assert_msg(strstr(err, "not readable as TOML"), "%s", err);
+	free(out), free(err), free(junk);
+}
+END_TEST
+
+START_TEST(shipped_rules_pass_their_tests)
+{
+	char *rules = in_top("rules");
+	struct stat st;
+	if (stat(rules, &st) != 0) {
+		free(rules);
+		ck_abort_msg("no rules/ folder under %s", top());
+	}
+	static const char *const packs[] = {"default.lua", "pii.lua", "secrets.lua", "finance.lua"};
+	for (size_t i = 0; i < sizeof packs / sizeof packs[0]; i++) {
+		char *p;
+		if (asprintf(&p, "%s/%s", rules, packs[i]) < 0)
+			th_fail("oom");
+		char *out = NULL, *err = NULL;
+		int rc = dlpgate((const char *const[]){"check", p, NULL}, &out, &err);
+		ck_assert_msg(rc == 0, "dlpgate check %s:\n%s%s", p, out, err);
+		free(out), free(err), free(p);
+	}
+	static const char *const tests[][2] = {
+		{"default.lua", "tests/default_test.lua"},
+		{"tests/pack_policy.lua", "tests/pii_test.lua"},
+		{"tests/pack_policy.lua", "tests/secrets_test.lua"},
+		{"tests/pack_policy.lua", "tests/finance_test.lua"},
+		{"tests/redact_policy.lua", "tests/redact_test.lua"},
+	};
+	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		char *pol, *file;
+		if (asprintf(&pol, "%s/%s", rules, tests[i][0]) < 0 || asprintf(&file, "%s/%s", rules, tests[i][1]) < 0)
+			th_fail("oom");
+		char *out = NULL, *err = NULL;
+		int rc = dlpgate((const char *const[]){"test", pol, file, NULL}, &out, &err);
+		ck_assert_msg(rc == 0, "dlpgate test %s %s:\n%s%s", pol, file, out, err);
+		free(out), free(err), free(pol), free(file);
+	}
+	free(rules);
+}
+END_TEST
+
+Suite *tools_suite(void)
+{
+	Suite *s = suite_create("tools");
+	TCase *t = tcase_create("tools");
+	tcase_set_timeout(t, 180);
+	tcase_add_test(t, check_and_test_commands);
+	tcase_add_test(t, findings_are_complete_and_honest);
+	tcase_add_test(t, scan_thousands_of_files);
+	tcase_add_test(t, import_gitleaks_config);
+	tcase_add_test(t, shipped_rules_pass_their_tests);
+	suite_add_tcase(s, t);
+	return s;
+}
