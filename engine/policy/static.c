@@ -18,8 +18,13 @@ typedef struct {
 
 void verdict_set(verdict_t *v, verdict_kind_t kind, const char *rule, const char *fmt, ...)
 {
+	/* A whole new verdict (no flag left over from an earlier one); rule
+	 * may be v->rule itself. */
+	char who[sizeof v->rule];
+	snprintf(who, sizeof who, "%s", rule ? rule : "");
+	memset(v, 0, sizeof *v);
 	v->kind = kind;
-	snprintf(v->rule, sizeof v->rule, "%s", rule ? rule : "");
+	memcpy(v->rule, who, sizeof who);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(v->reason, sizeof v->reason, fmt, ap);

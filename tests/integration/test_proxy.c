@@ -140,6 +140,7 @@ START_TEST(pipelined_requests_keep_order)
 	char *r3 = th_client_recv_response(c, &len, 5000);
 	char *r4 = th_client_recv_response(c, &len, 5000);
 	char *r5 = th_client_recv_response(c, &len, 5000);
+	ck_assert_msg(r1 && r2 && r3 && r4 && r5, "a response is missing");
 	ck_assert_msg(strstr(r1, "{\"seq\":1}"), "%s", r1);
 	ck_assert_msg(th_client_status(r2) == 200 && strstr(r2, "Content-Length: 1234"), "%s", r2);
 	ck_assert_msg(strstr(r3, "{\"seq\":3}"), "%s", r3);
