@@ -3,28 +3,11 @@
 -- Flows: which programs and sites are left alone. Requests: what is
 -- blocked, what is masked (the exact bytes forwarded), what passes.
 
--- Fake credentials are assembled here so this file holds no string a
--- secret scanner or a push-protection hook would stop.
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-local function fake(seed, n, alphabet)
-	local x, t = seed, {}
-	for i = 1, n do
-		x = (x * 1103515245 + 12345) % 2147483648
-		local k = (x >> 16) % #alphabet + 1
-		t[i] = alphabet:sub(k, k)
-	end
-	return table.concat(t)
-end
+local C = require "tests.cases"
+local fake, B32, JSON, MULTIPART = C.fake, C.B32, C.JSON, C.MULTIPART
 local function pem(label)
-	local lines = { "-----BEGIN " .. label .. "-----" }
-	for i = 1, 6 do lines[#lines + 1] = fake(700 + i, 64, B64) end
-	lines[#lines + 1] = "-----END " .. label .. "-----"
-	return table.concat(lines, "\n")
+	return C.pem(label, 700, 6)
 end
-
-local JSON = { ["Content-Type"] = "application/json" }
-local MULTIPART = { ["Content-Type"] = "multipart/form-data; boundary=XYZ" }
 
 local function app(signing_id, path)
 	return { anchor = "apple", signing_id = signing_id, path = path }

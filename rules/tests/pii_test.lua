@@ -5,24 +5,9 @@
 -- leave the body clean (no finding from any pack), in plain, JSON (with
 -- \u escapes), form-encoded (%XX, +), gzip, multipart and large bodies.
 
-local JSON = { ["Content-Type"] = "application/json" }
-local FORM = { ["Content-Type"] = "application/x-www-form-urlencoded" }
-
-local function request(body, opts)
-	local r = { body = body }
-	for k, v in pairs(opts or {}) do
-		r[k] = v
-	end
-	return r
-end
-
-local function found(name, detectors, body, opts)
-	return { name = name, request = request(body, opts), expect = { verdict = "block", detectors = detectors } }
-end
-
-local function clean(name, body, opts)
-	return { name = name, request = request(body, opts), expect = { verdict = "pass", clean = true } }
-end
+local C = require "tests.cases"
+local JSON, FORM = C.JSON, C.FORM
+local found, clean = C.found, C.clean
 
 -- ~110 KB of text that holds nothing
 local FILLER = string.rep("Lorem ipsum dolor sit amet, consectetur adipiscing elit 2024-01-15. ", 1650)

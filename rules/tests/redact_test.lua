@@ -5,27 +5,10 @@
 -- keep their length.
 --   ./build/dlpgate test rules/tests/redact_policy.lua rules/tests/redact_test.lua
 
-local function fake(seed, n)
-	local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	local x, t = seed, {}
-	for i = 1, n do
-		x = (x * 1103515245 + 12345) % 2147483648
-		local k = (x >> 16) % #alphabet + 1
-		t[i] = alphabet:sub(k, k)
-	end
-	return table.concat(t)
-end
-
-local function redacts(name, body, want, opts)
-	local req = { body = body }
-	for k, v in pairs(opts or {}) do
-		req[k] = v
-	end
-	return { name = name, request = req, expect = { verdict = "redact", body = want } }
-end
-
-local JSON = { headers = { ["Content-Type"] = "application/json" } }
-local FORM = { headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } }
+local C = require "tests.cases"
+local fake, redacts = C.fake, C.redacts
+local JSON = { headers = C.JSON }
+local FORM = { headers = C.FORM }
 local PW = fake(3001, 20)
 local T = fake(3002, 35)
 

@@ -10,58 +10,11 @@
 -- The fake secrets are assembled here (fake()) so that this file holds no
 -- string a secret scanner or a push-protection hook would stop.
 
-local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-local UPPER_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-local LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
-local HEX = "0123456789abcdef"
-local B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-local B64 = ALNUM .. "+/"
-local URLSAFE = ALNUM .. "_-"
-local LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-local DIGITS = "0123456789"
-
-local function fake(seed, n, alphabet)
-	alphabet = alphabet or ALNUM
-	local x, t = seed, {}
-	for i = 1, n do
-		x = (x * 1103515245 + 12345) % 2147483648
-		local k = (x >> 16) % #alphabet + 1
-		t[i] = alphabet:sub(k, k)
-	end
-	return table.concat(t)
-end
-
-local JSON = { ["Content-Type"] = "application/json" }
-local FORM = { ["Content-Type"] = "application/x-www-form-urlencoded" }
-
-local function request(body, opts)
-	local r = { body = body }
-	for k, v in pairs(opts or {}) do
-		r[k] = v
-	end
-	return r
-end
-
-local function found(name, detectors, body, opts)
-	if type(detectors) == "string" then
-		detectors = { detectors }
-	end
-	return { name = name, request = request(body, opts), expect = { verdict = "block", detectors = detectors } }
-end
-
-local function clean(name, body, opts)
-	return { name = name, request = request(body, opts), expect = { verdict = "pass", clean = true } }
-end
-
-local function pem(label, seed, lines)
-	local t = { "-----BEGIN " .. label .. "-----" }
-	for i = 1, lines do
-		t[#t + 1] = fake(seed + i, 64, B64)
-	end
-	t[#t + 1] = fake(seed, 24, B64) .. "=="
-	t[#t + 1] = "-----END " .. label .. "-----"
-	return table.concat(t, "\n")
-end
+local C = require "tests.cases"
+local ALNUM, UPPER_ALNUM, LOWER_ALNUM, HEX, B32, B64, URLSAFE, LETTERS, DIGITS =
+	C.ALNUM, C.UPPER_ALNUM, C.LOWER_ALNUM, C.HEX, C.B32, C.B64, C.URLSAFE, C.LETTERS, C.DIGITS
+local JSON, FORM = C.JSON, C.FORM
+local fake, request, found, clean, pem = C.fake, C.request, C.found, C.clean, C.pem
 
 local function uuid(seed)
 	return fake(seed, 8, HEX) .. "-" .. fake(seed + 1, 4, HEX) .. "-" .. fake(seed + 2, 4, HEX) .. "-"
