@@ -12,9 +12,12 @@
 #include <libgen.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define LOAD_MEMORY (64u << 20)         /* while the file itself runs */
 #define LOAD_INSTRUCTIONS 200000000ull
@@ -23,6 +26,38 @@
 #define DEFAULT_INSPECT (2u << 20)
 
 /* ---- states ---- */
+
+/* The shipped packs, so a policy kept anywhere (/etc/dlpgate/...) can
+ * require "pii": rules/ beside the binary's folder (a build tree), else
+ * the installed copy. Found once; NULL when neither exists. */
+#define INSTALLED_RULES "/usr/share/dlpgate/rules"
+
+static char shipped_dir[PATH_MAX];
+static pthread_once_t shipped_once = PTHREAD_ONCE_INIT;
+
+static void find_shipped_rules(void)
+{
+	char exe[PATH_MAX], cand[PATH_MAX + 16];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	struct stat st;
+	if (k > 0) {
+		exe[k] = '\0';
+		char *bin_dir = dirname(exe);
+		snprintf(cand, sizeof cand, "%s/../rules", bin_dir);
+		if (realpath(cand, shipped_dir) && stat(shipped_dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return;
+	}
+	if (stat(INSTALLED_RULES, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(shipped_dir, sizeof shipped_dir, "%s", INSTALLED_RULES);
+	else
+		shipped_dir[0] = '\0';
+}
+
+static const char *shipped_rules_dir(void)
+{
+	pthread_once(&shipped_once, find_shipped_rules);
+	return shipped_dir[0] ? shipped_dir : NULL;
+}
 
 lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
 {
@@ -40,6 +75,9 @@ lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
 	ls->sb.roots[0] = ls->roots[0];
 	ls->sb.roots[1] = ls->roots[1];
 	ls->sb.n_roots = 2;
+	const char *shipped = shipped_rules_dir();
+	if (shipped && strcmp(shipped, ls->roots[0]) && strcmp(shipped, ls->roots[1]))
+		ls->sb.roots[ls->sb.n_roots++] = shipped;
 	ls->sb.sources = &lp->sources;
 	bool loading = lp->master == NULL;
 	ls->L = sandbox_new(&ls->sb, loading ? LOAD_MEMORY : lp->memory,

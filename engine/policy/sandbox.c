@@ -304,6 +304,8 @@ static int sandbox_require(lua_State *L)
 	}
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
+	luaL_where(L, 1); /* the require's file:line */
+	luaL_addvalue(&b);
 	lua_pushfstring(L, "module \"%s\" not found; looked in:", name);
 	luaL_addvalue(&b);
 	for (size_t i = 0; i < sb->n_roots; i++) {

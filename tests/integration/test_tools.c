@@ -76,6 +76,21 @@ START_TEST(check_and_test_commands)
 			      strstr(out, "#3 wrong on purpose: expected block, got pass") && strstr(out, "2 passed, 1 failed"),
 		      "%s", out);
 	free(out), free(err), free(pol), free(bad), free(t);
+
+	/* a policy kept outside the tree finds the shipped packs; a module
+	 * that does not exist is named with the require's file:line */
+	char *outside = th_path("outside.lua");
+	const char *osrc = "local dlp = require 'dlp'\nlocal pii = require 'pii'\n"
+			   "function on_request(req) local f = req:scan({card = pii.credit_card})\n"
+			   "  if f.card then return dlp.block('card', f) end return dlp.pass() end\n";
+	th_write_file(outside, osrc, strlen(osrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", outside, NULL}, &out, &err), 0);
+	free(out), free(err);
+	const char *msrc = "local dlp = require 'dlp'\nlocal x = require 'no_such_pack'\n";
+	th_write_file(outside, msrc, strlen(msrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", outside, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "outside.lua:2: module \"no_such_pack\" not found"), "%s%s", out, err);
+	free(out), free(err), free(outside);
 }
 END_TEST
 
