@@ -168,110 +168,7 @@ static char *make_key(const detector_spec_t *s)
 	return b.data;
 }
 
-detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
-{
-	if (!s->regex && !s->filename) {
-		snprintf(err, n, "a detector needs a regex (or a filename pattern)");
-		return NULL;
-	}
-	detector_t *d = calloc(1, sizeof *d);
-	if (!d) {
-		snprintf(err, n, "out of memory");
-		return NULL;
-	}
-	d->name = strdup(s->name ? s->name : "detector");
-	d->severity = strdup(s->severity ? s->severity : "medium");
-	d->confidence = strdup(s->confidence ? s->confidence : "medium");
-	d->key = make_key(s);
-	d->group = s->group;
-	d->validate = s->validate;
-	d->min_entropy = s->min_entropy;
-	d->distance = s->context_distance ? s->context_distance : 100;
-	d->min_count = s->min_count ? s->min_count : 1;
-	d->window = s->window ? s->window : 256;
-	d->keep_first = s->keep_first;
-	d->keep_last = s->keep_last;
-	d->keywords = dup_list(s->keywords, s->n_keywords, false);
-	d->n_keywords = s->n_keywords;
-	d->context = dup_list(s->context_words, s->n_context, true);
-	d->n_context = s->n_context;
-	if (!d->name || !d->severity || !d->confidence || !d->key || !d->keywords || !d->context) {
-		snprintf(err, n, "out of memory");
-		detector_free(d);
-		return NULL;
-	}
-	for (size_t i = 0; i < s->n_keywords; i++)
-		if (!s->keywords[i][0] || strlen(s->keywords[i]) > 255) {
-			snprintf(err, n, "keyword %zu is empty or longer than 255 bytes", i + 1);
-			detector_free(d);
-			return NULL;
-		}
-	if (s->regex) {
-		d->re = compile_re(s->regex, PCRE2_USE_OFFSET_LIMIT, "regex", err, n);
-		if (!d->re) {
-			detector_free(d);
-			return NULL;
-		}
-		uint32_t groups = 0;
-		pcre2_pattern_info(d->re, PCRE2_INFO_CAPTURECOUNT, &groups);
-		if (d->group > groups) {
-			snprintf(err, n, "group = %u but the regex has %u capture group%s", d->group, groups,
-				 groups == 1 ? "" : "s");
-			detector_free(d);
-			return NULL;
-		}
-	}
-	if (s->n_allow > DETECTOR_MAX_ALLOW) {
-		snprintf(err, n, "more than %d allowlists", DETECTOR_MAX_ALLOW);
-		detector_free(d);
-		return NULL;
-	}
-	for (size_t g = 0; g < s->n_allow; g++) {
-		const allow_spec_t *as = &s->allow[g];
-		allow_t *a = &d->allow[d->n_allow++];
-		a->target = as->target;
-		a->all = as->all;
-		a->stop = dup_list(as->stopwords, as->n_stopwords, true);
-		a->n_stop = as->n_stopwords;
-		a->re = calloc(as->n_regexes ? as->n_regexes : 1, sizeof *a->re);
-		a->files = calloc(as->n_filenames ? as->n_filenames : 1, sizeof *a->files);
-		if (!a->stop || !a->re || !a->files) {
-			snprintf(err, n, "out of memory");
-			detector_free(d);
-			return NULL;
-		}
-		for (size_t i = 0; i < as->n_regexes; i++) {
-			char what[64];
-			snprintf(what, sizeof what, "allow regex %zu", i + 1);
-			a->re[i] = compile_re(as->regexes[i], 0, what, err, n);
-			if (!a->re[i]) {
-				detector_free(d);
-				return NULL;
-			}
-			a->n_re++;
-		}
-		for (size_t i = 0; i < as->n_filenames; i++) {
-			char what[64];
-			snprintf(what, sizeof what, "allow filename %zu", i + 1);
-			a->files[i] = compile_re(as->filenames[i], 0, what, err, n);
-			if (!a->files[i]) {
-				detector_free(d);
-				return NULL;
-			}
-			a->n_files++;
-		}
-	}
-	if (s->filename) {
-		d->filename = compile_re(s->filename, 0, "filename pattern", err, n);
-		if (!d->filename) {
-			detector_free(d);
-			return NULL;
-		}
-	}
-	return d;
-}
-
-void detector_free(detector_t *d)
+static void detector_free(detector_t *d)
 {
 	if (!d)
 		return;
@@ -295,6 +192,98 @@ void detector_free(detector_t *d)
 	free_list(d->context, d->n_context);
 	free(d);
 }
+
+detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
+{
+	if (!s->regex && !s->filename) {
+		snprintf(err, n, "a detector needs a regex (or a filename pattern)");
+		return NULL;
+	}
+	if (s->n_allow > DETECTOR_MAX_ALLOW) {
+		snprintf(err, n, "more than %d allowlists", DETECTOR_MAX_ALLOW);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n_keywords; i++)
+		if (!s->keywords[i][0] || strlen(s->keywords[i]) > 255) {
+			snprintf(err, n, "keyword %zu is empty or longer than 255 bytes", i + 1);
+			return NULL;
+		}
+	detector_t *d = calloc(1, sizeof *d);
+	if (!d) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	d->name = strdup(s->name ? s->name : "detector");
+	d->severity = strdup(s->severity ? s->severity : "medium");
+	d->confidence = strdup(s->confidence ? s->confidence : "medium");
+	d->key = make_key(s);
+	d->group = s->group;
+	d->validate = s->validate;
+	d->min_entropy = s->min_entropy;
+	d->distance = s->context_distance ? s->context_distance : 100;
+	d->min_count = s->min_count ? s->min_count : 1;
+	d->window = s->window ? s->window : 256;
+	d->keep_first = s->keep_first;
+	d->keep_last = s->keep_last;
+	d->keywords = dup_list(s->keywords, s->n_keywords, false);
+	d->n_keywords = s->n_keywords;
+	d->context = dup_list(s->context_words, s->n_context, true);
+	d->n_context = s->n_context;
+	if (!d->name || !d->severity || !d->confidence || !d->key || !d->keywords || !d->context)
+		goto oom;
+	if (s->regex) {
+		d->re = compile_re(s->regex, PCRE2_USE_OFFSET_LIMIT, "regex", err, n);
+		if (!d->re)
+			goto fail;
+		uint32_t groups = 0;
+		pcre2_pattern_info(d->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+		if (d->group > groups) {
+			snprintf(err, n, "group = %u but the regex has %u capture group%s", d->group, groups,
+				 groups == 1 ? "" : "s");
+			goto fail;
+		}
+	}
+	for (size_t g = 0; g < s->n_allow; g++) {
+		const allow_spec_t *as = &s->allow[g];
+		allow_t *a = &d->allow[d->n_allow++];
+		a->target = as->target;
+		a->all = as->all;
+		a->stop = dup_list(as->stopwords, as->n_stopwords, true);
+		a->n_stop = as->n_stopwords;
+		a->re = calloc(as->n_regexes ? as->n_regexes : 1, sizeof *a->re);
+		a->files = calloc(as->n_filenames ? as->n_filenames : 1, sizeof *a->files);
+		if (!a->stop || !a->re || !a->files)
+			goto oom;
+		for (size_t i = 0; i < as->n_regexes; i++) {
+			char what[64];
+			snprintf(what, sizeof what, "allow regex %zu", i + 1);
+			a->re[i] = compile_re(as->regexes[i], 0, what, err, n);
+			if (!a->re[i])
+				goto fail;
+			a->n_re++;
+		}
+		for (size_t i = 0; i < as->n_filenames; i++) {
+			char what[64];
+			snprintf(what, sizeof what, "allow filename %zu", i + 1);
+			a->files[i] = compile_re(as->filenames[i], 0, what, err, n);
+			if (!a->files[i])
+				goto fail;
+			a->n_files++;
+		}
+	}
+	if (s->filename) {
+		d->filename = compile_re(s->filename, 0, "filename pattern", err, n);
+		if (!d->filename)
+			goto fail;
+	}
+	return d;
+oom:
+	snprintf(err, n, "out of memory");
+fail:
+	detector_free(d);
+	return NULL;
+}
+
 
 const char *detector_name(const detector_t *d) { return d->name; }
 const char *detector_severity(const detector_t *d) { return d->severity; }

@@ -82,7 +82,6 @@ typedef struct detect_scratch detect_scratch_t;
 
 /* Compiles a spec; NULL with a message naming the problem in err. */
 detector_t *detector_compile(const detector_spec_t *spec, char *err, size_t errlen);
-void detector_free(detector_t *d);
 const char *detector_name(const detector_t *d);
 const char *detector_severity(const detector_t *d);
 const char *detector_confidence(const detector_t *d);

@@ -286,16 +286,6 @@ void prefilter_scan(const prefilter_t *p, const uint8_t *buf, size_t len,
 	}
 }
 
-size_t prefilter_states(const prefilter_t *p)
-{
-	return p->n_states;
-}
-
-size_t prefilter_keywords(const prefilter_t *p)
-{
-	return p->n_words;
-}
-
 void prefilter_free(prefilter_t *p)
 {
 	if (!p)

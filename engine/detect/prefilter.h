@@ -32,8 +32,6 @@ bool prefilter_add(prefilter_t *p, const char *word, size_t len, uint32_t tag);
 /* Freezes the automaton; no add after this. */
 bool prefilter_build(prefilter_t *p);
 void prefilter_free(prefilter_t *p);
-size_t prefilter_states(const prefilter_t *p);
-size_t prefilter_keywords(const prefilter_t *p);
 
 /* Calls on_hit for every occurrence of every keyword (overlapping ones
  * too), in order of their end. on_hit returns false to stop. */

@@ -5,6 +5,7 @@
 #include "http/body.h"
 
 #include "detect/mask.h"
+#include "http/head.h"
 
 #include <brotli/decode.h>
 #include <stdio.h>
@@ -47,19 +48,10 @@ static coding_t coding_of(const char *t, size_t n)
 static int parse_codings(const char *ce, size_t n, coding_t *out, int cap)
 {
 	int k = 0;
-	const char *p = ce, *end = ce + n;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		const char *s = p;
-		while (p < end && *p != ',')
-			p++;
-		const char *e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e == s)
-			continue;
-		coding_t c = coding_of(s, (size_t)(e - s));
+	const char *p = ce, *end = ce + n, *s;
+	size_t sl;
+	while (http_list_next(&p, end, &s, &sl)) {
+		coding_t c = coding_of(s, sl);
 		if (c == CODING_IDENTITY)
 			continue;
 		if (k == cap)
@@ -73,6 +65,25 @@ bool body_is_encoded(const char *ce, size_t n)
 {
 	coding_t c[4];
 	return ce && parse_codings(ce, n, c, 4) != 0;
+}
+
+/* Keeps what a decoder step produced, within max_out, and stops a bomb:
+ * BODY_OK to go on. consumed is the input read so far. */
+static body_status_t keep_output(buf_t *out, const uint8_t *chunk, size_t got, uint64_t max_out, uint64_t consumed,
+				 uint32_t ratio, const char **why)
+{
+	size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
+	if (!buf_append(out, chunk, got < room ? got : room)) {
+		*why = "out of memory";
+		return BODY_CORRUPT;
+	}
+	if (got > room)
+		return BODY_TRUNCATED;
+	if (out->len > 65536 && out->len / (consumed + 1) > ratio) {
+		*why = "expands more than limits allow (ratio)";
+		return BODY_BOMB;
+	}
+	return BODY_OK;
 }
 
 /* One layer: in -> out, stopping at max_out decoded bytes. */
@@ -94,23 +105,8 @@ static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, buf_
 			uint8_t *next_out = chunk;
 			BrotliDecoderResult r =
 				BrotliDecoderDecompressStream(st, &avail_in, &next_in, &avail_out, &next_out, &total);
-			size_t got = sizeof chunk - avail_out;
-			size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
-			if (!buf_append(out, chunk, got < room ? got : room)) {
-				*why = "out of memory";
-				rc = BODY_CORRUPT;
-				break;
-			}
-			if (got > room) {
-				rc = BODY_TRUNCATED;
-				break;
-			}
-			if (out->len > 65536 && out->len / (n - avail_in + 1) > ratio) {
-				*why = "expands more than limits allow (ratio)";
-				rc = BODY_BOMB;
-				break;
-			}
-			if (r == BROTLI_DECODER_RESULT_SUCCESS)
+			rc = keep_output(out, chunk, sizeof chunk - avail_out, max_out, n - avail_in, ratio, why);
+			if (rc != BODY_OK || r == BROTLI_DECODER_RESULT_SUCCESS)
 				break;
 			if (r == BROTLI_DECODER_RESULT_ERROR || (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)) {
 				*why = r == BROTLI_DECODER_RESULT_ERROR ? "brotli data is corrupt" : "brotli data is cut short";
@@ -139,23 +135,8 @@ static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, buf_
 			z.next_out = chunk;
 			z.avail_out = sizeof chunk;
 			r = inflate(&z, Z_NO_FLUSH);
-			size_t got = sizeof chunk - z.avail_out;
-			size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
-			if (!buf_append(out, chunk, got < room ? got : room)) {
-				rc = BODY_CORRUPT;
-				*why = "out of memory";
-				break;
-			}
-			if (got > room) {
-				rc = BODY_TRUNCATED;
-				break;
-			}
-			if (out->len > 65536 && out->len / (z.total_in + 1) > ratio) {
-				*why = "expands more than limits allow (ratio)";
-				rc = BODY_BOMB;
-				break;
-			}
-		} while (r == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+			rc = keep_output(out, chunk, sizeof chunk - z.avail_out, max_out, z.total_in, ratio, why);
+		} while (rc == BODY_OK && r == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
 		inflateEnd(&z);
 		if (rc != BODY_OK)
 			return rc;

@@ -64,6 +64,31 @@ unsigned http_head_count(const http_head_t *h, const char *name)
 	return c;
 }
 
+bool http_list_next(const char **p, const char *end, const char **elem, size_t *len)
+{
+	const char *q = *p;
+	for (;;) {
+		while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+			q++;
+		if (q >= end) {
+			*p = q;
+			return false;
+		}
+		const char *s = q;
+		while (q < end && *q != ',')
+			q++;
+		const char *e = q;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			*p = q;
+			*elem = s;
+			*len = (size_t)(e - s);
+			return true;
+		}
+	}
+}
+
 bool http_head_has_token(const http_head_t *h, const char *name, const char *token)
 {
 	size_t n = strlen(name), tl = strlen(token);
@@ -71,19 +96,11 @@ bool http_head_has_token(const http_head_t *h, const char *name, const char *tok
 		const http_field_t *f = &h->fields[i];
 		if (!name_eq(h, f, name, n))
 			continue;
-		const char *p = h->arena.data + f->value_off, *end = p + f->value_len;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			const char *s = p;
-			while (p < end && *p != ',')
-				p++;
-			const char *e = p;
-			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+		const char *p = h->arena.data + f->value_off, *end = p + f->value_len, *s;
+		size_t sl;
+		while (http_list_next(&p, end, &s, &sl))
+			if (sl == tl && strncasecmp(s, token, tl) == 0)
 				return true;
-		}
 	}
 	return false;
 }

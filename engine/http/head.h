@@ -46,6 +46,10 @@ void http_head_free(http_head_t *h);
 /* Case-insensitive lookup of the first live field; NULL if absent. */
 const char *http_head_get(const http_head_t *h, const char *name, uint32_t *len);
 unsigned http_head_count(const http_head_t *h, const char *name);
+/* The next element of a comma-separated header value (RFC 9110 #list) in
+ * [*p, end): its start and length with the surrounding blanks trimmed,
+ * empty elements skipped; false at the end. Advances *p. */
+bool http_list_next(const char **p, const char *end, const char **elem, size_t *len);
 /* True if a comma-separated header (e.g. Connection) lists token. */
 bool http_head_has_token(const http_head_t *h, const char *name, const char *token);
 void http_head_remove(http_head_t *h, const char *name);

@@ -1,5 +1,7 @@
 #include "http/inspect.h"
 
+#include "detect/detector.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +14,9 @@ static void ask(policy_t *p, struct worker *w, const flow_facts_t *f, inspect_re
 		p->ops->on_response(p, w, f, &r->msg, &r->verdict);
 }
 
-typedef struct {
-	uint32_t start, end;
-	uint8_t keep_first, keep_last;
-} masked_span_t;
-
-static int masked_span_cmp(const void *a, const void *b)
+static int span_cmp(const void *a, const void *b)
 {
-	const masked_span_t *x = a, *y = b;
+	const finding_span_t *x = a, *y = b;
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
@@ -82,31 +79,42 @@ void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_
 	/* Redact: mask the selected findings where the view came from. Spans
 	 * that overlap (two detectors on one number) are masked once, as their
 	 * union, showing no more than the stricter of them would. */
-	uint32_t masked = 0;
-	masked_span_t *v = malloc((r->msg.n_spans ? r->msg.n_spans : 1) * sizeof *v);
-	if (!v) {
-		verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule, "out of memory redacting the body");
-		return;
-	}
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < r->msg.n_spans; i++) {
-		const finding_span_t *sp = &r->msg.spans[i];
-		const finding_t *fd = &r->msg.findings[sp->finding];
-		if (fd->redact)
-			v[n++] = (masked_span_t){sp->start, sp->start + sp->len, fd->keep_first, fd->keep_last};
-	}
-	qsort(v, n, sizeof *v, masked_span_cmp);
-	for (uint32_t i = 0; i < n; masked++) {
-		masked_span_t u = v[i++];
-		for (; i < n && v[i].start < u.end; i++) {
-			if (v[i].end > u.end)
-				u.end = v[i].end;
-			u.keep_first = u.keep_first < v[i].keep_first ? u.keep_first : v[i].keep_first;
-			u.keep_last = u.keep_last < v[i].keep_last ? u.keep_last : v[i].keep_last;
+	for (uint32_t i = 0; i < r->msg.n_findings; i++) {
+		const finding_t *fd = &r->msg.findings[i];
+		if (fd->redact && fd->incomplete) {
+			/* More matches than a scan keeps spans for: masking some
+			 * would forward the others. Refuse instead. */
+			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+				    "cannot redact: %s matched %u times, more than the %u a scan keeps spans for", fd->name, fd->count,
+				    DET_MAX_MATCHES);
+			return;
 		}
-		body_view_redact(&r->view, plain, u.start, u.end - u.start, u.keep_first, u.keep_last);
 	}
-	free(v);
+	uint32_t masked = 0;
+	finding_span_t *sp = r->msg.spans;
+	uint32_t n = r->msg.n_spans;
+	if (n > 1)
+		qsort(sp, n, sizeof *sp, span_cmp);
+	for (uint32_t i = 0; i < n;) {
+		const finding_t *fd = &r->msg.findings[sp[i].finding];
+		if (!fd->redact) {
+			i++;
+			continue;
+		}
+		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
+		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
+		for (i++; i < n && sp[i].start < end; i++) {
+			const finding_t *g = &r->msg.findings[sp[i].finding];
+			if (!g->redact)
+				continue;
+			if (sp[i].start + sp[i].len > end)
+				end = sp[i].start + sp[i].len;
+			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
+			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+		}
+		body_view_redact(&r->view, plain, start, end - start, keep_first, keep_last);
+		masked++;
+	}
 	if (!masked || !encoded)
 		return; /* identity: raw itself was masked, same length */
 	if (st != BODY_OK) {

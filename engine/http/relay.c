@@ -431,6 +431,10 @@ static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
 	hd->on = true;
 	hd->decided = false;
 	hd->body.len = 0;
+	/* A known length (within the limit) is held in one allocation; if
+	 * that fails, hold_body's own append reports it. */
+	if (h->has_length && h->content_length <= r->f->policy->body_limits.max_bytes)
+		(void)buf_reserve(&hd->body, (size_t)h->content_length);
 	if (h->is_request && http_head_has_token(h, "expect", "100-continue")) {
 		/* The server does not see this request until its body is read:
 		 * we ask for the body ourselves. Not while earlier responses are

@@ -250,17 +250,18 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	return f;
 }
 
-static void add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
+static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
 {
 	if (m->n_spans == m->cap_spans) {
 		uint32_t cap = m->cap_spans ? m->cap_spans * 2 : 32;
 		finding_span_t *v = realloc(m->spans, cap * sizeof *v);
 		if (!v)
-			return;
+			return false;
 		m->spans = v;
 		m->cap_spans = cap;
 	}
 	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
+	return true;
 }
 
 /* One detector's results over the message: one per part it ran on. */
@@ -274,15 +275,18 @@ typedef struct {
 
 /* Records what d found, if it found enough: a finding below the
  * detector's min_count is no finding (not in found, not in the event,
- * nothing redacted), unless the detector timed out, which is reported. */
-static void record(policy_msg_t *m, const char *name, const detector_t *d, const outcome_t *o, const uint8_t *text)
+ * nothing redacted), unless the detector timed out, which is reported.
+ * Out of memory is a Lua error (the fail mode decides): a finding or a
+ * span silently lost would be a secret forwarded unmasked. */
+static void record(lua_State *L, policy_msg_t *m, const char *name, const detector_t *d, const outcome_t *o,
+		   const uint8_t *text)
 {
 	bool enough = o->count > 0 && o->count >= detector_min_count(d);
 	if (!enough && !o->timed_out)
 		return;
 	finding_t *f = finding_for(m, name);
 	if (!f)
-		return;
+		luaL_error(L, "scan: out of memory (or more than %d detectors with findings)", FINDINGS_MAX);
 	/* A second scan in the same stage replaces the first one's spans. */
 	uint16_t idx = (uint16_t)(f - m->findings);
 	uint32_t kept = 0;
@@ -293,18 +297,39 @@ static void record(policy_msg_t *m, const char *name, const detector_t *d, const
 	f->count = enough ? o->count : 0;
 	f->n_samples = 0;
 	f->timed_out = o->timed_out;
+	f->incomplete = false;
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
-	for (size_t p = 0; enough && p < o->n; p++)
+	for (size_t p = 0; enough && p < o->n; p++) {
+		f->incomplete |= o->r[p].count > o->r[p].n_matches;
 		for (uint32_t i = 0; i < o->r[p].n_matches; i++) {
 			const det_match_t *mt = &o->r[p].matches[i];
 			const uint8_t *at = text + o->offset[p] + mt->start;
 			if (f->n_samples < SAMPLES_MAX)
 				mask_sample(f->samples[f->n_samples++], (const char *)at, mt->len, f->keep_first,
 					    f->keep_last);
-			add_span(m, o->offset[p] + mt->start, mt->len, idx);
+			if (!add_span(m, o->offset[p] + mt->start, mt->len, idx))
+				luaL_error(L, "scan: out of memory");
 		}
+	}
+}
+
+/* Room for n results in the state (about 4 KiB each: kept, not allocated
+ * and zeroed per message; a scan fills what it reports). A Lua error when
+ * memory runs out. */
+static void results_fit(lua_State *L, lstate_t *ls, size_t n)
+{
+	if (n <= ls->n_results)
+		return;
+	det_result_t *r = realloc(ls->results, n * sizeof *r);
+	if (r)
+		ls->results = r;
+	uint32_t *o = r ? realloc(ls->offsets, n * sizeof *o) : NULL;
+	if (!o)
+		luaL_error(L, "scan: out of memory");
+	ls->offsets = o;
+	ls->n_results = n;
 }
 
 typedef struct {
@@ -319,15 +344,12 @@ static int wanted_cmp(const void *a, const void *b)
 
 /* A detector scoped to file names runs on the multipart parts whose file
  * name matches; a filename-only one counts those parts. */
-static void scan_parts(lstate_t *ls, policy_msg_t *m, const wanted_t *w, const uint8_t *text)
+static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted_t *w, const uint8_t *text)
 {
 	const body_view_t *v = m->view;
 	size_t n_parts = v ? v->n_parts : 0;
-	outcome_t o = {0};
-	o.r = calloc(n_parts ? n_parts : 1, sizeof *o.r);
-	o.offset = calloc(n_parts ? n_parts : 1, sizeof *o.offset);
-	if (!o.r || !o.offset)
-		goto out;
+	results_fit(L, ls, n_parts);
+	outcome_t o = {ls->results, ls->offsets, 0, 0, false};
 	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
 	uint32_t n_named = 0;
 	for (size_t p = 0; p < n_parts; p++) {
@@ -349,19 +371,16 @@ static void scan_parts(lstate_t *ls, policy_msg_t *m, const wanted_t *w, const u
 		o.n++;
 	}
 	if (!detector_filename_only(w->d)) {
-		record(m, w->name, w->d, &o, text);
+		record(L, m, w->name, w->d, &o, text);
 	} else if (n_named && n_named >= detector_min_count(w->d)) {
 		finding_t *f = finding_for(m, w->name);
-		if (f) {
-			f->count = n_named;
-			snprintf(f->severity, sizeof f->severity, "%s", detector_severity(w->d));
-			for (f->n_samples = 0; f->n_samples < n_named && f->n_samples < SAMPLES_MAX; f->n_samples++)
-				memcpy(f->samples[f->n_samples], sample[f->n_samples], sizeof sample[0]);
-		}
+		if (!f)
+			luaL_error(L, "scan: out of memory");
+		f->count = n_named;
+		snprintf(f->severity, sizeof f->severity, "%s", detector_severity(w->d));
+		for (f->n_samples = 0; f->n_samples < n_named && f->n_samples < SAMPLES_MAX; f->n_samples++)
+			memcpy(f->samples[f->n_samples], sample[f->n_samples], sizeof sample[0]);
 	}
-out:
-	free(o.r);
-	free(o.offset);
 }
 
 static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
@@ -383,7 +402,9 @@ static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
 	lua_setfield(L, -2, "samples");
 }
 
-void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
+/* Runs the detectors table at didx over m's body, fills m's findings and
+ * pushes the found table. */
+static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 {
 	didx = lua_absindex(L, didx);
 	luaL_checktype(L, didx, LUA_TTABLE);
@@ -415,23 +436,21 @@ void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 	for (size_t i = 0; i < n; i++) {
 		const detector_t *d = want[i].d;
 		if (detector_filename_only(d) || !detector_filename_matches(d, "", 0, ls->scratch)) {
-			scan_parts(ls, m, &want[i], text);
+			scan_parts(L, ls, m, &want[i], text);
 			continue;
 		}
 		plain_at[np] = i;
 		plain[np++] = d;
 	}
-	det_result_t *res = np ? calloc(np, sizeof *res) : NULL;
-	if (np && !res)
-		luaL_error(L, "scan: out of memory");
+	results_fit(L, ls, np);
+	det_result_t *res = ls->results;
 	if (np)
 		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t zero = 0;
 		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out};
-		record(m, want[plain_at[i]].name, plain[i], &o, text);
+		record(L, m, want[plain_at[i]].name, plain[i], &o, text);
 	}
-	free(res);
 
 	/* found: what reached its minimum count, by name */
 	lua_newtable(L);

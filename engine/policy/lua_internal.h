@@ -23,6 +23,9 @@ typedef struct {
 	lua_State *L;
 	lua_policy_t *lp;
 	detect_scratch_t *scratch;
+	det_result_t *results;     /* a scan's results, kept between calls */
+	uint32_t *offsets;         /* where each result's text starts */
+	size_t n_results;
 	char *roots[2];
 } lstate_t;
 
@@ -51,9 +54,6 @@ static inline lstate_t *lstate_of(lua_State *L)
 lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_stages, char *err, size_t errlen);
 void lua_policy_close(lua_policy_t *lp);
 
-/* A state for lp running its file (detectors resolve to lp's set). */
-lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t errlen);
-void lstate_free(lstate_t *s);
 
 /* ldlp.c */
 void ldlp_open(lua_State *L);                     /* registers require "dlp" */
@@ -70,8 +70,5 @@ void lmsg_push_flow(lua_State *L, const flow_facts_t *f);
 void lmsg_push(lua_State *L, policy_msg_t *m, const flow_facts_t *f, bool request);
 void lmsg_push_readonly(lua_State *L, policy_msg_t *m, const flow_facts_t *f);
 void lmsg_invalidate(lua_State *L, int idx);
-/* Runs the detectors table at idx over m's body, fills m's findings and
- * pushes the found table. */
-void lmsg_scan(lua_State *L, policy_msg_t *m, int detectors_idx);
 
 #endif

@@ -59,7 +59,10 @@ static const char *shipped_rules_dir(void)
 	return shipped_dir[0] ? shipped_dir : NULL;
 }
 
-lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
+static void lstate_free(lstate_t *ls);
+
+/* A state for lp running its file (detectors resolve to lp's set). */
+static lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
 {
 	lstate_t *ls = calloc(1, sizeof *ls);
 	if (!ls) {
@@ -101,13 +104,15 @@ lstate_t *lstate_new(lua_policy_t *lp, char *err, size_t n)
 	return ls;
 }
 
-void lstate_free(lstate_t *ls)
+static void lstate_free(lstate_t *ls)
 {
 	if (!ls)
 		return;
 	if (ls->L)
 		lua_close(ls->L);
 	detect_scratch_free(ls->scratch);
+	free(ls->results);
+	free(ls->offsets);
 	free(ls->roots[0]);
 	free(ls->roots[1]);
 	free(ls);
@@ -334,28 +339,29 @@ static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdic
 		v->kind = VERDICT_INSPECT; /* at the flow stage, pass means go on */
 }
 
+/* A message stage: pass when the policy has none; inspect means pass here. */
+static void message_stage(lua_policy_t *lp, bool defined, const char *stage, struct worker *w, const flow_facts_t *f,
+			  policy_msg_t *m, verdict_t *v)
+{
+	if (!defined) {
+		verdict_set(v, VERDICT_PASS, "default", "the policy has no %s", stage);
+		return;
+	}
+	call_stage(lp, w, stage, f, m, VERDICT_PASS, v);
+	if (v->kind == VERDICT_INSPECT)
+		v->kind = VERDICT_PASS;
+}
+
 static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
 {
 	lua_policy_t *lp = p->impl;
-	if (!lp->has_request) {
-		verdict_set(v, VERDICT_PASS, "default", "the policy has no on_request");
-		return;
-	}
-	call_stage(lp, w, "on_request", f, m, VERDICT_PASS, v);
-	if (v->kind == VERDICT_INSPECT)
-		v->kind = VERDICT_PASS;
+	message_stage(lp, lp->has_request, "on_request", w, f, m, v);
 }
 
 static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
 {
 	lua_policy_t *lp = p->impl;
-	if (!lp->has_response) {
-		verdict_set(v, VERDICT_PASS, "default", "the policy has no on_response");
-		return;
-	}
-	call_stage(lp, w, "on_response", f, m, VERDICT_PASS, v);
-	if (v->kind == VERDICT_INSPECT)
-		v->kind = VERDICT_PASS;
+	message_stage(lp, lp->has_response, "on_response", w, f, m, v);
 }
 
 static void destroy(policy_t *p)

@@ -86,6 +86,7 @@ typedef struct {
 	uint32_t count;
 	bool timed_out;
 	bool redact;         /* selected by dlp.redact */
+	bool incomplete;     /* more matches than a result keeps: not all have spans */
 	uint8_t keep_first, keep_last;
 	uint8_t n_samples;
 	char samples[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];

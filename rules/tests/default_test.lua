@@ -81,6 +81,10 @@ return {
 		return table.concat(t)
 	end)() } },
 
+	{ name = "more cards than a scan keeps spans for: refused, never half masked",
+		request = { body = string.rep("4526 0181 5908 3012 ", 300) },
+		expect = { verdict = "block", reason = "cannot redact: credit_card matched 300 times" } },
+
 	-- requests: passed
 	{ name = "a clean upload passes", request = { method = "POST", body = "hello, nothing to see" },
 		expect = { verdict = "pass", clean = true } },
