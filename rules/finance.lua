@@ -114,6 +114,8 @@ M.us_bank_account = dlp.detector{
 		.. [[|account[\s_-]?(?:number|num|no\.?|nbr|\#)|acct(?:[\s_-]?(?:number|num|no\.?|nbr|\#))?)s?["']?\s{0,3}[:=\#]?\s{0,3}["']?]]
 		.. [[([0-9]{8,17})(?![\w-]|\.[0-9])]],
 	keywords = { "account", "acct" },
+	-- the label starts at the keyword or at most "checking " before it
+	window = { before = 9, after = 0 },
 	group = 1,
 	entropy = 2.0,
 	severity = "medium",
@@ -199,6 +201,8 @@ M.card_track2 = dlp.detector{
 	name = "card_track2",
 	description = "Magnetic-stripe track 2 data (;PAN=YYMM service-code discretionary ?), sentinels optional, Luhn-checked PAN",
 	regex = [[(?:;|(?<![\w;=]))([0-9]{13,19})=[0-9]{2}(?:0[1-9]|1[0-2])[0-9]{3}[0-9]{0,40}(?:\?|(?![0-9]))]],
+	digits = 13, -- the PAN; a match starts at it or at the ';' before it
+	window = 1,
 	group = 1,
 	validate = "luhn",
 	severity = "critical",

@@ -4,9 +4,11 @@
 --   local pii = require "pii"          -- from a policy in rules/ or rules/*/
 --   local found = req:scan(pii)
 --
--- Cards, dashed SSNs and IBANs have no literal to key on, so they have no
--- keywords and `dlpgate check` warns that each runs over every body; email
--- (the @) and phone (its phone words) run only near their keyword. The
+-- Cards and dashed SSNs have no literal to key on; they declare the digits
+-- every match holds (digits = 14, 9), so their regexes run only around
+-- runs of that many digits. IBANs have neither, and `dlpgate check` warns
+-- that iban runs over every body; email (the @) and phone (its phone
+-- words) run only near their keyword. The
 -- regexes are written to stay linear (no nested quantifiers over the same characters)
 -- and every finding is confirmed by a checksum, a context word or a
 -- format specific enough to stand alone.
@@ -44,6 +46,10 @@ M.credit_card = dlp.detector{
 		-- Diners Club 14 digits, 4-6-4
 		.. [[|3(?:0[0-5]|[689]\d)\d([ -]?)\d{6}\3\d{4}]]
 		.. [[)(?![\w\-/]|\.\d)]],
+	-- the shortest (Diners) holds 14: the regex runs only where 14 digits
+	-- stand together, a match starting at the first of them
+	digits = 14,
+	window = 0,
 	validate = "luhn",
 	severity = "high",
 	confidence = "high",
@@ -83,6 +89,8 @@ M.us_ssn = dlp.detector{
 	description = "US Social Security numbers written ddd-dd-dddd; impossible (000/666/9xx area, 00 group, "
 		.. "0000 serial) and advertised numbers dropped",
 	regex = [[(?<![\w\-/.])(\d{3}-\d{2}-\d{4})(?![\w\-/]|\.\d)]],
+	digits = 9,
+	window = 0,
 	group = 1,
 	validate = "us_ssn",
 	severity = "high",

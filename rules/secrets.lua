@@ -12,9 +12,10 @@
 -- a keyword (256 unless set) and may run as long as its regex allows (PEM
 -- blocks, JWTs, generic values up to 1 KiB); gcp_service_account_key sets
 -- a wide window because its keyword can sit anywhere in the key file, and
--- generic_secret a narrow one because its keyword is in the name the
--- match starts with, which keeps its regex off most of a text that talks
--- about tokens and passwords. Severity: critical for live cloud and
+-- generic_secret and aws_secret_access_key a one-sided one (before = N,
+-- after = 0) because their keyword is in the name the match starts with,
+-- which keeps their regexes off most of a text that talks about tokens
+-- and passwords. Severity: critical for live cloud and
 -- payment keys and private keys, high for most tokens, medium for generic
 -- password/secret assignments, low for test-mode keys.
 --
@@ -96,6 +97,8 @@ M.aws_secret_access_key = dlp.detector{
 		.. "secret_access_key / SecretAccessKey name, entropy >= 4.0 (a hex digest never reaches it)",
 	regex = [[(?i)(?:aws[\w.-]{0,20}?secret[\w.-]{0,20}?|secret[_.-]?access[_.-]?key)["']?\s{0,5}(?:=|:|:=|=>)\s{0,5}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])]],
 	keywords = { "secret" },
+	-- the match starts at "aws", at most 23 characters before "secret", or at "secret"
+	window = { before = 24, after = 0 },
 	group = 1,
 	entropy = 4.0,
 	severity = "critical",
@@ -1145,23 +1148,30 @@ M.jwt = dlp.detector{
 -- Names that hold a secret; values in quotes or bare; the value must have
 -- a digit and a letter, 8-1024 characters, and entropy >= 3.5 (about 12
 -- different characters at least).
-local SECRET_NAME = [[(?:passw(?:or)?d|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|client[_.-]?secret|credentials?|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)]]
+local SECRET_NAME = [[(?:p(?:assw(?:or)?d|wd|rivate[_.-]?key)|s(?:ecret|igning[_.-]?key)|token|a(?:pi[_.-]?key|ccess[_.-]?key|uth[_.-]?key)|c(?:lient[_.-]?secret|redentials?)|encryption[_.-]?key|master[_.-]?key)]]
 local BARE = [=[[^\s"'`&,;<>(){}\[\]\\]]=]
 
 M.generic_secret = dlp.detector{
 	name = "generic_secret",
 	description = "password/secret/token/api_key/... = value (quoted or bare, 8-1024 chars with a letter and a digit, "
 		.. "entropy >= 3.5); placeholders, variable references, URLs, CSRF, pagination and push-device tokens are not reported",
-	regex = [[(?i)(?<![\w.-])[\w.-]{0,40}?]] .. SECRET_NAME
+	-- the lookahead is only for speed: the name is one run of [\w.-] (at
+	-- most 62 long) right before the quote and the =, so prose fails at
+	-- the end of each word instead of trying every name at every letter
+	regex = [[(?i)(?<![\w.-])(?=[\w.-]{1,64}+["']?\s{0,3}[:=])[\w.-]{0,40}?]] .. SECRET_NAME
 		.. [[s?(?:[_.-]?(?:key|value|hash|str|string|b64|base64|raw|data|text|[0-9]))?["']?\s{0,3}(?:=|:|:=|=>)\s{0,3}]]
 		.. [[(?|"((?=[^"\r\n]{0,199}[0-9])(?=[^"\r\n]{0,199}[a-z])[^"\r\n]{8,1024})"]]
 		.. [[|'((?=[^'\r\n]{0,199}[0-9])(?=[^'\r\n]{0,199}[a-z])[^'\r\n]{8,1024})']]
 		.. [[|((?=]] .. BARE .. [[{0,199}[0-9])(?=]] .. BARE .. [[{0,199}[a-z])]] .. BARE .. [[{8,1024}))]],
+	-- every spelling of every name in SECRET_NAME (client_secret has "secret")
 	keywords = { "passw", "pwd", "secret", "token", "apikey", "api_key", "api-key", "api.key", "access_key",
-		"access-key", "accesskey", "private_key", "private-key", "privatekey", "credential", "auth_key", "auth-key",
-		"signing_key", "signing-key", "encryption_key", "encryption-key", "master_key", "master-key" },
-	-- the match starts at the name, at most 40 characters before the keyword
-	window = 44,
+		"access-key", "access.key", "accesskey", "private_key", "private-key", "private.key", "privatekey",
+		"credential", "auth_key", "auth-key", "auth.key", "authkey", "signing_key", "signing-key", "signing.key",
+		"signingkey", "encryption_key", "encryption-key", "encryption.key", "encryptionkey", "master_key",
+		"master-key", "master.key", "masterkey" },
+	-- the match starts at the name, at most 40 characters and "client_"
+	-- before the keyword, and never after it
+	window = { before = 48, after = 0 },
 	group = 1,
 	entropy = 3.5,
 	allow = {
@@ -1194,6 +1204,8 @@ M.generic_secret = dlp.detector{
 			"api_key = '" .. fake(673, 24, URLSAFE) .. "'",
 			"password: s3cr3tP@ssw0rd!2024",
 			"export SERVICE_TOKEN=" .. fake(674, 40, HEX),
+			"jwt.signing.key: " .. fake(679, 32),
+			"MASTERKEY=" .. fake(680, 24),
 		},
 		nomatch = {
 			"password = \"changeme123\"",

@@ -4,12 +4,14 @@
 #include "detect/detector.h"
 
 #include "core/buf.h"
+#include "detect/digitruns.h"
 #include "detect/prefilter.h"
 
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
 	pcre2_code **re;
@@ -38,7 +40,8 @@ struct detector {
 	allow_t allow[DETECTOR_MAX_ALLOW];
 	size_t n_allow;
 	pcre2_code *filename;
-	uint32_t window;
+	uint32_t before, after;    /* the window around a keyword or digit run */
+	uint32_t digits;
 	uint8_t keep_first, keep_last;
 };
 
@@ -86,6 +89,10 @@ struct detect_scratch {
 	pcre2_match_context *mctx;
 	spans_t *kw, *ctx;         /* per wanted detector */
 	size_t n_spans;
+	bool profile;
+	uint64_t trigger_ns;       /* profiled time in the prefilter and the digit runs */
+	digit_run_t *runs;         /* for the detectors with `digits` */
+	size_t n_runs, runs_cap;   /* n_runs > runs_cap: more than were kept */
 	pf_slot_t pf[PF_CACHE];
 	uint64_t clock;
 };
@@ -159,8 +166,9 @@ static char *make_key(const detector_spec_t *s)
 		buf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
 	}
 	key_add(&b, "fn", s->filename);
-	buf_appendf(&b, "g%u v%d e%.6f d%u m%u w%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
-		    s->context_distance, s->min_count, s->window, s->keep_first, s->keep_last);
+	buf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
+		    s->context_distance, s->min_count, (int)s->window_set, s->window_before, s->window_after, s->digits,
+		    s->keep_first, s->keep_last);
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
@@ -208,6 +216,10 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 			snprintf(err, n, "keyword %zu is empty or longer than 255 bytes", i + 1);
 			return NULL;
 		}
+	if (s->digits && s->n_keywords) {
+		snprintf(err, n, "digits and keywords do not combine: the regex runs around one or the other");
+		return NULL;
+	}
 	detector_t *d = calloc(1, sizeof *d);
 	if (!d) {
 		snprintf(err, n, "out of memory");
@@ -222,7 +234,9 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->min_entropy = s->min_entropy;
 	d->distance = s->context_distance ? s->context_distance : 100;
 	d->min_count = s->min_count ? s->min_count : 1;
-	d->window = s->window ? s->window : 256;
+	d->before = s->window_set ? s->window_before : 256;
+	d->after = s->window_set ? s->window_after : 256;
+	d->digits = s->digits;
 	d->keep_first = s->keep_first;
 	d->keep_last = s->keep_last;
 	d->keywords = dup_list(s->keywords, s->n_keywords, false);
@@ -289,6 +303,7 @@ const char *detector_name(const detector_t *d) { return d->name; }
 const char *detector_severity(const detector_t *d) { return d->severity; }
 const char *detector_confidence(const detector_t *d) { return d->confidence; }
 bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
+bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0; }
 uint32_t detector_id(const detector_t *d) { return d->id; }
 uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
 uint8_t detector_keep_first(const detector_t *d) { return d->keep_first; }
@@ -395,7 +410,20 @@ void detect_scratch_free(detect_scratch_t *s)
 	}
 	free(s->kw);
 	free(s->ctx);
+	free(s->runs);
 	free(s);
+}
+
+void detect_scratch_profile(detect_scratch_t *s, bool on) { s->profile = on; }
+uint64_t detect_scratch_trigger_ns(const detect_scratch_t *s) { return s->trigger_ns; }
+
+static uint64_t now_ns(const detect_scratch_t *s)
+{
+	if (!s->profile)
+		return 0;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static bool scratch_fit(detect_scratch_t *s, size_t n_want)
@@ -468,20 +496,45 @@ static bool ci_contains(const char *hay, size_t n, const char *needle)
 	return false;
 }
 
-/* Without the prefilter a keyword still gates a detector: is one close
- * enough to a match starting at ms for the prefilter to have run the
- * regex there? Keeps `--no-prefilter` (and detectors added after the set
- * was built) finding exactly what the prefiltered scan finds. */
+/* Without windows a trigger still gates a detector: was a keyword or a
+ * digit run close enough to a match starting at ms for the windowed scan
+ * to have run the regex there? Keeps `--no-prefilter` (and detectors
+ * added after the set was built) finding exactly what the windowed scan
+ * finds. */
 static bool keyword_near(const detector_t *d, const uint8_t *buf, size_t len, size_t ms)
 {
 	for (size_t k = 0; k < d->n_keywords; k++) {
 		size_t m = strlen(d->keywords[k]);
-		size_t a = ms > (size_t)d->window + m ? ms - d->window - m : 0;
-		size_t b = ms + d->window + m < len ? ms + d->window + m : len;
+		/* the window [ks - before, ks + m + after] holds ms */
+		size_t a = ms > (size_t)d->after + m ? ms - d->after - m : 0;
+		size_t b = ms + d->before + m < len ? ms + d->before + m : len;
 		if (ci_contains((const char *)buf + a, b - a, d->keywords[k]))
 			return true;
 	}
 	return false;
+}
+
+static bool digits_near(const detector_t *d, const detect_scratch_t *s, size_t ms)
+{
+	if (s->n_runs > s->runs_cap)
+		return true; /* too many runs to have kept: the windowed scan ran everywhere too */
+	size_t lo = 0, hi = s->n_runs; /* the first run starting past ms + before */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->runs[mid].start <= ms + d->before)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k-- > 0 && s->runs[k].end >= ms;)
+		if (s->runs[k].digits >= d->digits)
+			return true;
+	return false;
+}
+
+static bool trigger_near(const detector_t *d, const detect_scratch_t *s, const uint8_t *buf, size_t len, size_t ms)
+{
+	return d->digits ? digits_near(d, s, ms) : keyword_near(d, buf, len, ms);
 }
 
 /* Is a context word of d within its distance of the match? From the
@@ -567,10 +620,13 @@ static bool allowed(const detector_t *d, const uint8_t *buf, size_t len, uint32_
  * and a match may run past the window; PCRE2's offset limit is what stops
  * the search for a start at the window's end. */
 static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *buf, size_t len, size_t from,
-		      size_t to, const char *filename, const spans_t *ctx, bool keyword_gate, det_result_t *r,
+		      size_t to, const char *filename, const spans_t *ctx, bool gate, det_result_t *r,
 		      size_t *last_end, size_t *execs)
 {
-	size_t off = from;
+	/* A window that reaches back into the last match resumes where that
+	 * match ended, as the scan of every byte would: starting earlier could
+	 * find a match overlapping it and skip past one that scan finds. */
+	size_t off = from > *last_end ? from : *last_end;
 	while (off <= to && off <= len) {
 		pcre2_set_offset_limit(sc->mctx, to);
 		int rc = pcre2_match(d->re, buf, len, off, 0, sc->md, sc->mctx);
@@ -586,15 +642,15 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
 		uint32_t ms = (uint32_t)ov[0], me = (uint32_t)ov[1];
 		off = me > ms ? me : (size_t)me + 1;
-		if (me == ms || ms < *last_end)
-			continue; /* empty, or already counted in an overlapping window */
+		if (me == ms)
+			continue;
 		uint32_t ss = ms, se = me;
 		if (d->group && (uint32_t)rc > d->group && ov[2 * d->group] != PCRE2_UNSET) {
 			ss = (uint32_t)ov[2 * d->group];
 			se = (uint32_t)ov[2 * d->group + 1];
 		}
 		*last_end = me;
-		if (se == ss || (keyword_gate && !keyword_near(d, buf, len, ms)))
+		if (se == ss || (gate && !trigger_near(d, sc, buf, len, ms)))
 			continue;
 		const char *secret = (const char *)buf + ss;
 		if (d->validate && !validate_run(d->validate, secret, se - ss))
@@ -618,24 +674,26 @@ typedef struct {
 	size_t len;
 } hit_ctx_t;
 
-/* A keyword hit opens the window where d's matches may start; hits come
- * in text order, so a window that touches the last one extends it. */
-static void window_add(spans_t *w, const detector_t *d, const pf_hit_t *h, size_t len)
+/* A keyword hit or a digit run [start, end) opens the window where d's
+ * matches may start: from d->before bytes before it to `after` bytes past
+ * it. Hits and runs come in text order, so a window that touches the
+ * last one extends it. */
+static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t end, uint32_t after, size_t len)
 {
-	uint32_t a = h->start > d->window ? h->start - d->window : 0;
-	uint64_t b = (uint64_t)h->start + h->len + d->window;
-	uint32_t end = b < len ? (uint32_t)b : (uint32_t)len;
+	uint32_t a = start > d->before ? start - d->before : 0;
+	uint64_t b = (uint64_t)end + after;
+	uint32_t e = b < len ? (uint32_t)b : (uint32_t)len;
 	span_t *last = w->n ? &w->v[w->n - 1] : NULL;
 	if (last && a <= last->start + last->len) {
 		if (a < last->start) {
 			last->len += last->start - a;
 			last->start = a;
 		}
-		if (end > last->start + last->len)
-			last->len = end - last->start;
+		if (e > last->start + last->len)
+			last->len = e - last->start;
 		return;
 	}
-	spans_push(w, a, end - a, MAX_WINDOWS);
+	spans_push(w, a, e - a, MAX_WINDOWS);
 }
 
 static bool on_hit(void *p, const pf_hit_t *h)
@@ -645,7 +703,7 @@ static bool on_hit(void *p, const pf_hit_t *h)
 	if (h->tag & 1)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
 	else
-		window_add(&c->s->kw[slot], c->want[slot], h, c->len);
+		window_add(&c->s->kw[slot], c->want[slot], h->start, h->start + h->len, c->want[slot]->after, c->len);
 	return true;
 }
 
@@ -693,6 +751,57 @@ static const prefilter_t *prefilter_for(detset_t *set, detect_scratch_t *s, cons
 	return pf;
 }
 
+/* The digit runs long enough for the shortest `digits` among the wanted
+ * detectors, into s->runs; a count past s->runs_cap means there are more
+ * than MAX_WINDOWS (or no memory for them): scan those detectors whole. */
+static size_t find_digit_runs(detect_scratch_t *s, const detector_t *const *want, size_t n_want, const uint8_t *buf,
+			      size_t len)
+{
+	uint32_t min = 0;
+	for (size_t i = 0; i < n_want; i++)
+		if (want[i]->re && want[i]->digits && (!min || want[i]->digits < min))
+			min = want[i]->digits;
+	if (!min)
+		return 0;
+	for (;;) {
+		size_t n = digit_runs_find(buf, len, min, s->runs, s->runs_cap);
+		if (n <= s->runs_cap || s->runs_cap >= MAX_WINDOWS)
+			return n;
+		size_t cap = s->runs_cap ? s->runs_cap * 4 : 256;
+		digit_run_t *v = realloc(s->runs, (cap < MAX_WINDOWS ? cap : MAX_WINDOWS) * sizeof *v);
+		if (!v)
+			return n;
+		s->runs = v;
+		s->runs_cap = cap < MAX_WINDOWS ? cap : MAX_WINDOWS;
+	}
+}
+
+/* One detector of a scan: in its windows when it has a trigger (keyword
+ * windows were filled by the prefilter; digit-run windows are made
+ * here), else, or when there were too many, over the whole buffer. */
+static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bool windowed, const uint8_t *buf,
+			  size_t len, const char *filename, det_result_t *r, size_t *execs)
+{
+	spans_t *windows = &s->kw[i];
+	if (windowed && d->digits) {
+		if (s->n_runs > s->runs_cap)
+			windows->saturated = true;
+		for (size_t k = 0; k < s->n_runs && !windows->saturated; k++)
+			if (s->runs[k].digits >= d->digits)
+				window_add(windows, d, s->runs[k].start, s->runs[k].end, 0, len);
+	}
+	size_t last_end = 0;
+	if (!windowed || windows->saturated) {
+		/* the gate keeps the windows' semantics */
+		run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], detector_is_anchored(d), r, &last_end, execs);
+		return;
+	}
+	for (uint32_t k = 0; k < windows->n; k++)
+		if (!run_range(d, s, buf, len, windows->v[k].start, (size_t)windows->v[k].start + windows->v[k].len,
+			       filename, &s->ctx[i], false, r, &last_end, execs))
+			return;
+}
+
 static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
 		   const detector_t *const *want, size_t n_want, det_result_t *results, bool use_prefilter)
 {
@@ -704,14 +813,19 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		results[i].count = 0;
 		results[i].timed_out = false;
 		results[i].n_matches = 0;
+		results[i].ns = 0;
 		s->kw[i].n = s->ctx[i].n = 0;
 		s->kw[i].saturated = s->ctx[i].saturated = false;
 	}
+	uint64_t t = now_ns(s);
 	const prefilter_t *pf = use_prefilter && n_want ? prefilter_for(set, s, want, n_want) : NULL;
 	if (pf) {
 		hit_ctx_t hc = {s, want, len};
 		prefilter_scan(pf, buf, len, on_hit, &hc);
 	}
+	s->n_runs = find_digit_runs(s, want, n_want, buf, len);
+	uint64_t t_end = now_ns(s);
+	s->trigger_ns += t_end - t;
 	for (size_t i = 0; i < n_want; i++) {
 		const detector_t *d = want[i];
 		if (!d->re)
@@ -720,18 +834,11 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 			s->ctx[i].saturated = true; /* no hits collected: look around each match */
 		if (s->ctx[i].n > 1)
 			qsort(s->ctx[i].v, s->ctx[i].n, sizeof(span_t), span_cmp);
-		size_t last_end = 0;
-		if (!d->n_keywords || !pf || s->kw[i].saturated) {
-			bool gate = d->n_keywords > 0; /* not prefiltered, or too many windows to keep */
-			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], gate, &results[i], &last_end, &execs);
-			continue;
-		}
-		/* Only where a keyword opened a window (sorted, merged as found). */
-		const spans_t *kw = &s->kw[i];
-		for (uint32_t k = 0; k < kw->n; k++)
-			if (!run_range(d, s, buf, len, kw->v[k].start, (size_t)kw->v[k].start + kw->v[k].len, filename,
-				       &s->ctx[i], false, &results[i], &last_end, &execs))
-				break;
+		bool windowed = use_prefilter && ((d->n_keywords && pf) || d->digits);
+		t = t_end;
+		scan_detector(s, i, d, windowed, buf, len, filename, &results[i], &execs);
+		t_end = now_ns(s);
+		results[i].ns = t_end - t;
 	}
 	return execs;
 }

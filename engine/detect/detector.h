@@ -18,8 +18,9 @@
  * built on first use and cached), so scanning takes no lock.
  *
  * A detector with keywords runs its regex only in windows around keyword
- * hits (merged when they overlap); one without keywords runs on the whole
- * buffer, which is what `dlpgate check` warns about. A pattern that
+ * hits (merged when they overlap); one that declares `digits` only around
+ * runs of that many digits (digitruns.h); one with neither runs on the
+ * whole buffer, which is what `dlpgate check` warns about. A pattern that
  * backtracks past the match limit stops that detector for that buffer and
  * the result says it timed out: a hostile input cannot stall a worker.
  */
@@ -72,7 +73,12 @@ typedef struct {
 	const char *filename;       /* only in files whose name matches this regex */
 	const char *severity;       /* "low" | "medium" | "high" | "critical" */
 	const char *confidence;     /* "low" | "medium" | "high" */
-	uint32_t window;            /* bytes around a keyword the regex may use */
+	/* Where a match may start: from window_before bytes before a keyword
+	 * (or a digit run) to window_after bytes past its end; 256 each
+	 * unless window_set. */
+	bool window_set;
+	uint32_t window_before, window_after;
+	uint32_t digits;            /* each match holds this many digits (0: no promise) */
 	uint8_t keep_first, keep_last; /* what a sample shows */
 } detector_spec_t;
 
@@ -86,6 +92,8 @@ const char *detector_name(const detector_t *d);
 const char *detector_severity(const detector_t *d);
 const char *detector_confidence(const detector_t *d);
 bool detector_has_keywords(const detector_t *d);
+/* Does the scan keep its regex to windows (keywords or digits)? */
+bool detector_is_anchored(const detector_t *d);
 uint32_t detector_id(const detector_t *d);
 uint32_t detector_min_count(const detector_t *d);
 uint8_t detector_keep_first(const detector_t *d);
@@ -117,11 +125,16 @@ typedef struct {
 	uint32_t count;        /* findings (validated, not allowed) */
 	bool timed_out;        /* the match limit stopped this detector */
 	uint32_t n_matches;    /* stored, at most DET_MAX_MATCHES */
+	uint64_t ns;           /* time in this detector, when the scratch profiles */
 	det_match_t matches[DET_MAX_MATCHES];
 } det_result_t;
 
 detect_scratch_t *detect_scratch_new(uint32_t match_limit);
 void detect_scratch_free(detect_scratch_t *s);
+/* Time each detector of each scan (det_result_t.ns), and the keyword and
+ * digit-run passes together (returned by detect_scratch_trigger_ns). */
+void detect_scratch_profile(detect_scratch_t *s, bool on);
+uint64_t detect_scratch_trigger_ns(const detect_scratch_t *s);
 
 /* Runs the wanted detectors over buf; results[i] is for want[i]. filename
  * (may be NULL) is the name of the file the text is, for file-name

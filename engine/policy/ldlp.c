@@ -204,7 +204,7 @@ static const char **string_list(lua_State *L, int t, const char *key, size_t *n)
 
 static const char *const spec_fields[] = {"regex", "name", "keywords", "group", "validate", "entropy", "context",
 					  "min_count", "allow", "filename", "severity", "confidence", "window",
-					  "mask", "examples", "description", NULL};
+					  "digits", "mask", "examples", "description", NULL};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -240,6 +240,29 @@ static const char *opt_choice(lua_State *L, int t, const char *key, const char *
 	return s;
 }
 
+/* window = N (N bytes either side) or {before = N, after = M}. */
+static void window_field(lua_State *L, detector_spec_t *s)
+{
+	lua_getfield(L, 1, "window");
+	int t = lua_gettop(L);
+	if (lua_istable(L, t)) {
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+			if (strcmp(k, "before") && strcmp(k, "after"))
+				luaL_error(L, "dlp.detector: window takes before and after (bytes)");
+			lua_pop(L, 1);
+		}
+		s->window_before = opt_uint(L, t, "before", 256, 1 << 20);
+		s->window_after = opt_uint(L, t, "after", 256, 1 << 20);
+		s->window_set = true;
+	} else if (!lua_isnil(L, t)) {
+		s->window_before = s->window_after = opt_uint(L, 1, "window", 0, 1 << 20);
+		s->window_set = true;
+	}
+	lua_pop(L, 1);
+}
+
 static int l_detector(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -250,7 +273,7 @@ static int l_detector(lua_State *L)
 		if (lua_type(L, -2) == LUA_TSTRING && !in_list(lua_tostring(L, -2), spec_fields))
 			return luaL_error(L, "dlp.detector: unknown field '%s' (fields: regex, keywords, group, "
 					     "validate, entropy, context, min_count, allow, filename, severity, "
-					     "confidence, window, mask, name, examples, description)",
+					     "confidence, window, digits, mask, name, examples, description)",
 					  lua_tostring(L, -2));
 		lua_pop(L, 1);
 	}
@@ -334,7 +357,8 @@ static int l_detector(lua_State *L)
 	s.severity = opt_choice(L, 1, "severity", sev, "medium");
 	static const char *const conf[] = {"low", "medium", "high", NULL};
 	s.confidence = opt_choice(L, 1, "confidence", conf, "medium");
-	s.window = opt_uint(L, 1, "window", 0, 1 << 20);
+	window_field(L, &s);
+	s.digits = opt_uint(L, 1, "digits", 0, 64);
 	s.keep_first = 4;
 	s.keep_last = 4;
 	lua_getfield(L, 1, "mask");

@@ -2,11 +2,14 @@
  * Detection: the prefilter against a naive search, validators on known
  * good and bad numbers, masking, and detectors end to end: keywords,
  * windows, groups, context, allowlists, min_count, and a catastrophic
- * pattern that must time out instead of stalling.
+ * pattern that must time out instead of stalling; digit runs against a
+ * byte-by-byte reference, and windowed scans (digits, before/after)
+ * finding what the scan of every byte finds.
  */
 #include "suites.h"
 #include "core/buf.h"
 #include "detect/detector.h"
+#include "detect/digitruns.h"
 #include "detect/mask.h"
 #include "detect/prefilter.h"
 #include "detect/validate.h"
@@ -238,6 +241,132 @@ START_TEST(keyword_window_does_not_cut_matches)
 }
 END_TEST
 
+/* The reference: one byte at a time, straight from the definition. */
+static size_t runs_naive(const uint8_t *b, size_t len, uint32_t min, digit_run_t *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len;) {
+		if (b[i] < '0' || b[i] > '9') {
+			i++;
+			continue;
+		}
+		size_t start = i, end = i + 1;
+		uint32_t digits = 1;
+		for (size_t j = i + 1; j < len;) {
+			if (b[j] >= '0' && b[j] <= '9') {
+				digits++;
+				end = ++j;
+			} else if ((b[j] == ' ' || b[j] == '-') && j + 1 < len && b[j + 1] >= '0' && b[j + 1] <= '9') {
+				j++;
+			} else {
+				break;
+			}
+		}
+		if (digits >= min && n++ < cap)
+			out[n - 1] = (digit_run_t){(uint32_t)start, (uint32_t)end, digits};
+		i = end;
+	}
+	return n;
+}
+
+START_TEST(digit_runs_match_the_definition)
+{
+	static const char *const alphabets[] = {"0123456789 -", "0123456789 -a", "01 -x.", "9", "5-", "7 "};
+	srand(11);
+	uint8_t buf[700];
+	digit_run_t got[400], want[400];
+	for (int round = 0; round < 3000; round++) {
+		const char *abc = alphabets[round % 6];
+		size_t len = (size_t)(rand() % (int)sizeof buf);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)abc[rand() % (int)strlen(abc)];
+		uint32_t min = 1 + (uint32_t)(rand() % 20);
+		size_t cap = round % 7 ? 400 : 3;
+		size_t n = digit_runs_find(buf, len, min, got, cap);
+		size_t m = runs_naive(buf, len, min, want, cap);
+		if (m > cap) /* the finder stops one past cap */
+			ck_assert_uint_eq(n, cap + 1);
+		else
+			ck_assert_msg(n == m, "round %d (min %u, len %zu): %zu runs, reference %zu", round, min, len, n, m);
+		for (size_t k = 0; k < (n < cap ? n : cap); k++)
+			ck_assert_msg(!memcmp(&got[k], &want[k], sizeof got[k]), "round %d run %zu: [%u,%u) %u digits, "
+				      "reference [%u,%u) %u", round, k, got[k].start, got[k].end, got[k].digits,
+				      want[k].start, want[k].end, want[k].digits);
+	}
+	/* a run across many 64-byte blocks, and one that ends exactly at a block end */
+	memset(buf, '4', 640);
+	ck_assert_uint_eq(digit_runs_find(buf, 640, 14, got, 4), 1);
+	ck_assert_uint_eq(got[0].digits, 640);
+	memset(buf, 'x', 128);
+	memcpy(buf + 50, "4111 1111-1111", 14);
+	ck_assert_uint_eq(digit_runs_find(buf, 128, 12, got, 4), 1);
+	ck_assert_uint_eq(got[0].start, 50);
+	ck_assert_uint_eq(got[0].end, 64);
+}
+END_TEST
+
+/* A windowed scan finds what the scan of every byte finds, when the
+ * windows hold their promise; texts mix digits, separators, keywords. */
+static void windowed_equals_every_byte(const detector_spec_t *spec, const char *const *pieces, size_t n_pieces)
+{
+	detector_t *d;
+	detset_t *set = set_of(spec, 1, &d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+	buf_t text = {0};
+	srand(5);
+	for (int round = 0; round < 300; round++) {
+		text.len = 0;
+		int n = rand() % 400;
+		for (int i = 0; i < n; i++) {
+			const char *p = pieces[rand() % (int)n_pieces];
+			buf_append(&text, p, strlen(p));
+		}
+		detset_scan(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, a);
+		detset_scan_all(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, b);
+		ck_assert_msg(a->count == b->count, "round %d: windowed %u, every byte %u", round, a->count, b->count);
+		for (uint32_t k = 0; k < a->n_matches; k++)
+			ck_assert(a->matches[k].start == b->matches[k].start && a->matches[k].len == b->matches[k].len);
+	}
+	buf_free(&text);
+	free(a);
+	free(b);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+
+START_TEST(digit_windows_find_what_every_byte_finds)
+{
+	static const char *const pieces[] = {"4", "1", "0", " ", "-", "x", ";", "=", "\n", "4111", "1111 ", "2027"};
+	/* a card with one kind of separator: 16 digits, a match starts at the first */
+	detector_spec_t card = {.name = "card", .regex = "(?<![0-9])4[0-9]{3}([ -]?)[0-9]{4}\\1[0-9]{4}\\1[0-9]{4}(?![0-9])",
+				.digits = 16, .window_set = true};
+	windowed_equals_every_byte(&card, pieces, sizeof pieces / sizeof pieces[0]);
+	/* a sentinel before the digits: the window reaches back one byte */
+	detector_spec_t track = {.name = "track", .regex = ";[0-9]{13,19}=", .digits = 13, .window_set = true,
+				 .window_before = 1};
+	windowed_equals_every_byte(&track, pieces, sizeof pieces / sizeof pieces[0]);
+}
+END_TEST
+
+START_TEST(asymmetric_keyword_windows)
+{
+	static const char *const kw[] = {"key"};
+	static const char *const pieces[] = {"key", "my_", "api", "=", ": ", "abc", " ", "x", "9", "\n"};
+	/* the keyword ends the name: a match starts at most 8 bytes before it, never after */
+	detector_spec_t spec = {.name = "named", .regex = "(?<![a-z_])[a-z_]{0,8}key\\s*[=:]\\s*[a-z0-9]+",
+				.keywords = kw, .n_keywords = 1, .window_set = true, .window_before = 8};
+	windowed_equals_every_byte(&spec, pieces, sizeof pieces / sizeof pieces[0]);
+	/* window = 0 means no slack at all, not the default */
+	detector_spec_t tight = {.name = "tight", .regex = "key=[0-9]", .keywords = kw, .n_keywords = 1, .window_set = true};
+	windowed_equals_every_byte(&tight, pieces, sizeof pieces / sizeof pieces[0]);
+	char err[200];
+	detector_spec_t both = {.name = "both", .regex = "x", .keywords = kw, .n_keywords = 1, .digits = 3};
+	ck_assert_ptr_null(detector_compile(&both, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "digits and keywords"));
+}
+END_TEST
+
 /* Stuffing a body with a context word must not push the real one out. */
 START_TEST(context_survives_flooding)
 {
@@ -306,6 +435,9 @@ Suite *detect_suite(void)
 	tcase_add_test(t, keyword_window_does_not_cut_matches);
 	tcase_add_test(t, context_survives_flooding);
 	tcase_add_test(t, catastrophic_pattern_times_out);
+	tcase_add_test(t, digit_runs_match_the_definition);
+	tcase_add_test(t, digit_windows_find_what_every_byte_finds);
+	tcase_add_test(t, asymmetric_keyword_windows);
 	suite_add_tcase(s, t);
 	return s;
 }
