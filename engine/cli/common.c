@@ -80,7 +80,7 @@ void cli_usage(void)
 	      "\n"
 	      "dlpgate check POLICY_OR_PACK...\n"
 	      "dlpgate test POLICY TESTFILE...\n"
-	      "dlpgate scan [--no-prefilter] POLICY_OR_PACK FILE... (- = stdin)\n"
+	      "dlpgate scan [--no-prefilter] [--profile] POLICY_OR_PACK FILE... (- = stdin)\n"
 	      "dlpgate import gitleaks CONFIG.toml > pack.lua\n"
 	      "dlpgate ca init --state-dir DIR\n"
 	      "dlpgate ca export|install (--state-dir DIR | --ca-cert FILE)\n"

@@ -37,16 +37,20 @@ int cli_test(int argc, char **argv)
 
 int cli_scan(int argc, char **argv)
 {
-	bool no_prefilter = false;
+	lua_scan_opts_t o = {0};
 	int first = 2;
-	if (argc > first && !strcmp(argv[first], "--no-prefilter")) {
-		no_prefilter = true;
-		first++;
+	for (; argc > first && argv[first][0] == '-' && argv[first][1] == '-'; first++) {
+		if (!strcmp(argv[first], "--no-prefilter"))
+			o.no_prefilter = true;
+		else if (!strcmp(argv[first], "--profile"))
+			o.profile = true;
+		else
+			cli_fail("scan: unknown option %s (options: --no-prefilter, --profile)", argv[first]);
 	}
 	if (argc < first + 2)
-		cli_fail("usage: dlpgate scan [--no-prefilter] POLICY_OR_PACK FILE... (- for stdin)");
+		cli_fail("usage: dlpgate scan [--no-prefilter] [--profile] POLICY_OR_PACK FILE... (- for stdin)");
 	cli_check_readable("scan", argv[first]);
-	return lua_policy_scan(argv[first], argv + first + 1, argc - first - 1, no_prefilter, stdout);
+	return lua_policy_scan(argv[first], argv + first + 1, argc - first - 1, &o, stdout);
 }
 
 /* TOML is read by python3's standard tomllib (3.11+): one small, well-tested

@@ -35,7 +35,7 @@ typedef struct {
 } lua_policy_stats_t;
 void lua_policy_stats(policy_t *p, lua_policy_stats_t *out);
 
-/* `dlpgate check`: load, then lint (detectors without keywords, examples
+/* `dlpgate check`: load, then lint (detectors without keywords or digits, examples
  * that do not behave). Prints findings to out; returns the number of
  * problems (warnings are not problems). */
 int lua_policy_check(const char *path, FILE *out);
@@ -44,7 +44,12 @@ int lua_policy_check(const char *path, FILE *out);
  * returns the number of failed cases (or -1 if nothing could run). */
 int lua_policy_test(const char *policy_path, char *const *test_files, int n_files, FILE *out);
 
+typedef struct {
+	bool no_prefilter; /* every regex over every byte (the benchmark's baseline) */
+	bool profile;      /* time per detector on stderr, costliest first */
+} lua_scan_opts_t;
+
 /* `dlpgate scan POLICY_OR_PACK FILE...`: one JSON object per finding. */
-int lua_policy_scan(const char *path, char *const *files, int n_files, bool no_prefilter, FILE *out);
+int lua_policy_scan(const char *path, char *const *files, int n_files, const lua_scan_opts_t *o, FILE *out);
 
 #endif

@@ -49,7 +49,7 @@ START_TEST(check_and_test_commands)
 	th_write_file(pol, src, strlen(src), 0644);
 	char *out = NULL, *err = NULL;
 	ck_assert_int_eq(dlpgate((const char *const[]){"check", pol, NULL}, &out, &err), 0);
-	ck_assert_msg(strstr(out, "ok: ") && strstr(out, "2 detectors (1 without keywords, 2 with examples)") &&
+	ck_assert_msg(strstr(out, "ok: ") && strstr(out, "2 detectors (1 without keywords or digits, 2 with examples)") &&
 			      strstr(out, "warning: detector card has no keywords"),
 		      "%s", out);
 	free(out), free(err);
@@ -221,6 +221,14 @@ START_TEST(import_gitleaks_config)
 	for (char *p = out; (p = strstr(p, "\"detector\"")); p++)
 		n++;
 	ck_assert_msg(n == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
+	free(out), free(err);
+	/* the same findings with --profile, and the time per detector after them */
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", "--profile", pack, txt, NULL}, &out, &err), 0);
+	ck_assert_msg(strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
+	ck_assert_msg(strstr(err, "profile:") && strstr(err, "keyword prefilter") && strstr(err, " ms in all"), "%s", err);
+	free(out), free(err);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", "--fast", pack, txt, NULL}, &out, &err), 2);
+	ck_assert_msg(strstr(err, "unknown option --fast"), "%s", err);
 	free(out), free(err);
 	/* the file-name rule: by the name of the file scanned */
 	char *pem = th_path("server.pem");
