@@ -13,15 +13,19 @@
  * can start: its next four bytes, case-folded and hashed, are not in the
  * 64 Kbit set of the keywords' first four bytes, and, for keywords shorter
  * than four, its next two bytes are not in the set of their first two.
- * The test has no dependency from one position to the next and is rarely
- * true, so it runs at about a nanosecond a byte and predicts well; the DFA
- * runs from a position that passes until it falls back to the root.
- * Skipping is exact: at the root, a position that starts no keyword
- * changes nothing. (A SIMD first stage in the style of Hyperscan's Teddy,
- * 3-byte nibble fingerprints in 8 buckets, was tried and measured no
- * faster on English text, where case-folded letters share nibbles.)
+ * When the keywords are few (a policy's want list usually is), a SIMD
+ * stage (teddy.h) first finds the 16-byte blocks where a keyword's first
+ * three bytes may occur, and the hash test runs only on its candidates:
+ * about twice as fast on text where keywords are common, more where they
+ * are rare. Otherwise the hash test runs at every position: it has no
+ * dependency from one position to the next and is rarely true, so it
+ * runs at about a nanosecond a byte and predicts well. The DFA runs from
+ * a position that passes until it falls back to the root. Skipping is
+ * exact: at the root, a position that starts no keyword changes nothing.
  */
 #include "detect/prefilter.h"
+
+#include "detect/teddy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,24 +48,36 @@ struct prefilter {
 	uint32_t *out_start;   /* n_states + 1 */
 	uint32_t *out;         /* word indices */
 	uint64_t start4[1024]; /* bit hash4(first 4 bytes) of the keywords of 4+ bytes */
-	uint64_t start2[1024]; /* bit pair_index(first 2 bytes) of the shorter ones */
+	uint64_t start2[1024]; /* bit pair16(first 2 bytes) of the shorter ones */
 	bool has_short;
+	teddy_t teddy;         /* the SIMD skip, when the keywords are few enough */
 };
 
 #define HAS_OUTPUT 0x80000000u
 
-/* Both fold with |0x20: a superset of ASCII case folding (it also joins
- * '@' with '`' and the like), which a filter may be. */
-static inline uint32_t pair_index(uint8_t a, uint8_t b)
-{
-	return (uint32_t)(a | 0x20) << 8 | (b | 0x20);
-}
-
-static inline uint32_t hash4(const uint8_t *b)
+/* Four bytes folded with |0x20: a superset of ASCII case folding (it also
+ * joins '@' with '`' and the like), which a filter may be. One load gives
+ * both tests their index. */
+static inline uint32_t folded4(const uint8_t *b)
 {
 	uint32_t v;
 	memcpy(&v, b, 4);
-	return ((v | 0x20202020u) * 2654435761u) >> 16;
+	return v | 0x20202020u;
+}
+
+static inline uint32_t hash4(uint32_t folded)
+{
+	return (folded * 2654435761u) >> 16;
+}
+
+/* The first two of the four bytes, as they sit in the loaded word. */
+static inline uint32_t pair16(uint32_t folded)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return folded >> 16;
+#else
+	return folded & 0xffff;
+#endif
 }
 
 static inline bool bit_set(const uint64_t *set, uint32_t i)
@@ -114,13 +130,14 @@ static void start_sets(prefilter_t *p)
 		const uint8_t *k = p->text + p->words[w].off;
 		uint32_t len = p->words[w].len;
 		if (len >= 4) {
-			uint32_t h = hash4(k);
+			uint32_t h = hash4(folded4(k));
 			p->start4[h >> 6] |= 1ull << (h & 63);
 			continue;
 		}
 		p->has_short = true;
 		for (int b = 0; b < 256; b++) { /* a one-byte keyword starts every pair */
-			uint32_t ix = pair_index(k[0], len > 1 ? k[1] : (uint8_t)b);
+			uint8_t head[4] = {k[0], len > 1 ? k[1] : (uint8_t)b, 0, 0};
+			uint32_t ix = pair16(folded4(head));
 			p->start2[ix >> 6] |= 1ull << (ix & 63);
 			if (len > 1)
 				break;
@@ -128,18 +145,45 @@ static void start_sets(prefilter_t *p)
 	}
 }
 
+static void build_teddy(prefilter_t *p)
+{
+	const uint8_t **words = malloc((p->n_words ? p->n_words : 1) * sizeof *words);
+	uint32_t *lens = malloc((p->n_words ? p->n_words : 1) * sizeof *lens);
+	if (words && lens) {
+		for (uint32_t w = 0; w < p->n_words; w++) {
+			words[w] = p->text + p->words[w].off;
+			lens[w] = p->words[w].len;
+		}
+		teddy_build(&p->teddy, words, lens, p->n_words);
+	}
+	free(words);
+	free(lens);
+}
+
+static inline bool may_start(const prefilter_t *p, const uint8_t *buf, size_t i)
+{
+	uint32_t v = folded4(buf + i);
+	return bit_set(p->start4, hash4(v)) || (p->has_short && bit_set(p->start2, pair16(v)));
+}
+
 /* The first position at or after i where a keyword may start (near the
  * end, every one is: the DFA decides there). */
 static size_t next_start(const prefilter_t *p, const uint8_t *buf, size_t i, size_t len)
 {
-	const uint64_t *start4 = p->start4, *start2 = p->start2;
-	if (p->has_short) {
-		while (i + 4 <= len && !bit_set(start4, hash4(buf + i)) && !bit_set(start2, pair_index(buf[i], buf[i + 1])))
-			i++;
-	} else {
-		while (i + 4 <= len && !bit_set(start4, hash4(buf + i)))
-			i++;
+	/* Teddy's candidates still go through the hash test: its nibble
+	 * tables let through mixes of keywords' bytes, and a position the
+	 * hash turns away costs no trip through the automaton. */
+	uint32_t m;
+	while (p->teddy.usable && teddy_next(&p->teddy, buf, len, &i, &m)) {
+		for (; m; m &= m - 1) {
+			size_t at = i + (size_t)__builtin_ctz(m);
+			if (may_start(p, buf, at))
+				return at;
+		}
+		i += 16;
 	}
+	while (i + 4 <= len && !may_start(p, buf, i))
+		i++;
 	return i;
 }
 
@@ -241,6 +285,7 @@ bool prefilter_build(prefilter_t *p)
 			memcpy(p->out + p->out_start[s] + own[s], p->out + p->out_start[f], count[f] * sizeof *p->out);
 		}
 		start_sets(p);
+		build_teddy(p);
 		for (size_t i = 0; i < (size_t)n * p->n_classes; i++) {
 			uint32_t t = p->delta[i];
 			p->delta[i] = t * p->n_classes | (count[t] ? HAS_OUTPUT : 0);

@@ -1,0 +1,48 @@
+/*
+ * teddy: a SIMD first stage for the keyword prefilter, after Hyperscan's
+ * Teddy. It answers one question sixteen positions at a time: may a
+ * keyword start here?
+ *
+ * Each keyword's first three bytes (case-folded with |0x20, a superset
+ * of ASCII folding) are its fingerprint; the keywords are spread over
+ * eight buckets, and for each of the three bytes two 16-entry tables map
+ * a byte's low and high nibble to the buckets that allow it. A block's
+ * candidates are the positions where some bucket survives all six
+ * lookups (PSHUFB does sixteen at once). A candidate is only a hint; the
+ * automaton decides. Nothing that starts a keyword is ever turned away,
+ * since every keyword's own bytes are in its bucket's tables; keywords
+ * shorter than three accept any byte past their end.
+ *
+ * With many keywords the buckets fill up and almost every position is a
+ * candidate, so teddy_build declines sets past TEDDY_MAX_FINGERPRINTS
+ * and the prefilter keeps its scalar skip. x86-64 with SSSE3 only (chosen
+ * at run time); elsewhere the scalar skip runs.
+ */
+#ifndef DLPGATE_TEDDY_H
+#define DLPGATE_TEDDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TEDDY_MAX_FINGERPRINTS 64
+/* The last bytes of a buffer it leaves to the caller: a block reads 18,
+ * and every candidate has four bytes from it for a hash test. */
+#define TEDDY_TAIL 19
+
+typedef struct {
+	bool usable;
+	uint8_t lo[3][16], hi[3][16]; /* nibble -> buckets, per fingerprint byte */
+} teddy_t;
+
+/* Fills t from n lower-cased keywords; t->usable is false when the set is
+ * too large to pay or the CPU lacks SSSE3. */
+void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, size_t n);
+
+/* Only when t->usable. Finds the first block of 16 positions from *at
+ * that holds candidates: sets *at to its start and bit k of *candidates
+ * for position *at + k, and returns true. Or returns false with *at where
+ * fewer than TEDDY_TAIL bytes remain, which the caller checks itself. */
+bool teddy_next(const teddy_t *t, const uint8_t *buf, size_t len, size_t *at, uint32_t *candidates);
+
+#endif
