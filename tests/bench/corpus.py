@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
-"""Deterministic mixed corpus for the scan benchmark: source code, JSON,
-logs and prose, with secrets sprinkled in at a known rate.
+"""Mixed corpora for the scan benchmark: source code, JSON, logs and prose,
+with secrets sprinkled in at a known rate (one line in 500).
 
-usage: corpus.py SIZE_MB OUT_FILE   (same arguments, same bytes)"""
-import random, sys
+usage: corpus.py [--real] SIZE_MB OUT_FILE
+
+dense (the default): every line generated from a 63-word vocabulary in
+    which token, secret, key, password, account and security make up a
+    tenth of the words: a stress test where about one byte in a hundred
+    starts a keyword. Same arguments, same bytes.
+--real: the code is this machine's C headers (/usr/include) and Python
+    standard library, the prose its documentation (/usr/share/doc), the
+    JSON and log lines are generated with words taken from that prose:
+    keywords occur as often as they do in real text. Same machine, same
+    bytes."""
+import glob, gzip, os, random, sys
 
 rng = random.Random(20261121)
 words = ("the of and to in is for that with on as was by at be this from or an are it not have which we you "
@@ -59,11 +69,47 @@ def secret():
         lambda: f"stripe.api_key = 'sk_live_{rand(24)}'\n",
     ])()
 
+def real_lines(patterns, limit):
+    """Lines of the files matching patterns (sorted, .gz opened), cycled."""
+    paths = sorted(p for pat in patterns for p in glob.glob(pat, recursive=True) if os.path.isfile(p))
+    lines, total = [], 0
+    for path in paths:
+        try:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8", errors="strict") as f:
+                for line in f:
+                    lines.append(line)
+                    total += len(line)
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+        if total >= limit:
+            break
+    if not lines:
+        sys.exit(f"corpus.py: no readable files in {patterns}")
+    while True:
+        yield from lines
+
+
 def main():
-    size = int(sys.argv[1]) * 1000 * 1000
-    gens = [prose, code, json_rec, log]
+    args = sys.argv[1:]
+    real = args[:1] == ["--real"]
+    if real:
+        args = args[1:]
+    size = int(args[0]) * 1000 * 1000
+    if real:
+        global words
+        docs = real_lines(["/usr/share/doc/**/*.txt", "/usr/share/doc/**/README*", "/usr/share/doc/**/changelog*"],
+                          size // 3)
+        c = real_lines(["/usr/include/**/*.h"], size // 3)
+        py = real_lines(["/usr/lib/python3.*/**/*.py"], size // 3)
+        sample = " ".join(next(docs) for _ in range(20000)).split()
+        words = [w.strip(".,;:()[]\"'`").lower() for w in sample if w.isascii()]
+        words = [w for w in words if w.isalpha()] or words
+        gens = [lambda: next(docs), lambda: next(c), lambda: next(py), json_rec, log]
+    else:
+        gens = [prose, code, json_rec, log]
     written = 0
-    with open(sys.argv[2], "w") as f:
+    with open(args[1], "w") as f:
         while written < size:
             line = secret() if rng.random() < 0.002 else rng.choice(gens)()
             f.write(line)

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Scan throughput benchmark (issue 3): dlpgate's detectors with the keyword
 # prefilter, the same without it (every regex over every byte), and
-# Hyperscan on the same regexes as a reference. One core, one run, ratios.
+# Hyperscan on the same regexes as a reference. One core, ratios within
+# one run. Two corpora (tests/bench/corpus.py): "real" (this machine's
+# headers, Python library and docs, generated JSON and logs) and "dense"
+# (a stress test: a tenth of the words are token, secret, password...).
 #
 #   tests/bench/scan.sh [SIZE_MB]     (default 100; needs `make` first)
 #
@@ -12,14 +15,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 mb=${1:-100}
 work=${TMPDIR:-/tmp}/dlpgate-scanbench
 mkdir -p "$work"
-corpus=$work/corpus$mb.txt
 packs="pii secrets finance"
 
 if ! dpkg -s libhyperscan-dev >/dev/null 2>&1; then
 	apt-get install -y -qq libhyperscan-dev >/dev/null
 fi
 cc -O2 -o "$work/hsref" "$top/tests/bench/hsref.c" $(pkg-config --cflags --libs libhs lua5.4)
-[ -s "$corpus" ] || python3 "$top/tests/bench/corpus.py" "$mb" "$corpus"
 
 policy=$work/all.lua
 {
@@ -28,26 +29,31 @@ policy=$work/all.lua
 } >"$policy"
 cp "$top"/rules/pii.lua "$top"/rules/secrets.lua "$top"/rules/finance.lua "$work/"
 
-bytes=$(stat -c %s "$corpus")
-: >"$work/empty"
 # CPU seconds (user+sys) of one dlpgate scan, less its start-up (an empty file).
 cpu() { /usr/bin/time -f "%U %S" -o "$work/t" "$@" >"$work/out" 2>"$work/err"; awk '{print $1 + $2}' "$work/t"; }
+: >"$work/empty"
 start=$(cpu "$top/build/dlpgate" scan "$policy" "$work/empty")
-with=$(cpu "$top/build/dlpgate" scan "$policy" "$corpus")
-found=$(wc -l <"$work/out")
-without=$(cpu "$top/build/dlpgate" scan --no-prefilter "$policy" "$corpus")
-found_all=$(wc -l <"$work/out")
-hs=$(taskset -c 0 "$work/hsref" "$work" "$corpus" $packs)
 
-python3 - "$bytes" "$start" "$with" "$without" "$found" "$found_all" "$hs" <<'PY'
+for kind in real dense; do
+	corpus=$work/corpus-$kind-$mb.txt
+	flag=; [ "$kind" = real ] && flag=--real
+	[ -s "$corpus" ] || python3 "$top/tests/bench/corpus.py" $flag "$mb" "$corpus"
+	bytes=$(stat -c %s "$corpus")
+	with=$(cpu "$top/build/dlpgate" scan "$policy" "$corpus")
+	found=$(wc -l <"$work/out")
+	without=$(cpu "$top/build/dlpgate" scan --no-prefilter "$policy" "$corpus")
+	found_all=$(wc -l <"$work/out")
+	hs=$(taskset -c 0 "$work/hsref" "$work" "$corpus" $packs)
+	python3 - "$kind" "$bytes" "$start" "$with" "$without" "$found" "$found_all" "$hs" <<'PY'
 import json, sys
-b, start, w, wo = int(sys.argv[1]), *map(float, sys.argv[2:5])
-found, found_all, hs = int(sys.argv[5]), int(sys.argv[6]), json.loads(sys.argv[7])
+kind, b, start, w, wo = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6])
+found, found_all, hs = int(sys.argv[6]), int(sys.argv[7]), json.loads(sys.argv[8])
 mbps = lambda s: b / 1e6 / max(s - start, 1e-9)
 p, a = mbps(w), mbps(wo)
-print(f"corpus {b/1e6:.0f} MB, {hs['patterns']} regexes ({hs['prefilter_mode']} in Hyperscan prefilter mode)")
+print(f"== {kind} corpus, {b/1e6:.0f} MB, {hs['patterns']} regexes ({hs['prefilter_mode']} in Hyperscan prefilter mode)")
 print(f"dlpgate, prefilter      {p:8.1f} MB/s per core   {found} findings")
 print(f"dlpgate, every regex    {a:8.1f} MB/s per core   {found_all} findings")
 print(f"hyperscan (match only)  {hs['mb_per_s']:8.1f} MB/s per core   {hs['matches']} raw matches")
 print(f"prefilter speed-up {p/a:.1f}x (goal >= 10x); dlpgate / hyperscan {100*p/hs['mb_per_s']:.0f}% (goal >= 50%)")
 PY
+done
