@@ -25,6 +25,7 @@
  */
 #include "detect/prefilter.h"
 
+#include "detect/startset.h"
 #include "detect/teddy.h"
 
 #include <stdlib.h>
@@ -47,43 +48,11 @@ struct prefilter {
 	uint32_t *delta;       /* n_states * n_classes: next row offset | HAS_OUTPUT */
 	uint32_t *out_start;   /* n_states + 1 */
 	uint32_t *out;         /* word indices */
-	uint64_t start4[1024]; /* bit hash4(first 4 bytes) of the keywords of 4+ bytes */
-	uint64_t start2[1024]; /* bit pair16(first 2 bytes) of the shorter ones */
-	bool has_short;
+	startset_t starts;     /* may a keyword start here? */
 	teddy_t teddy;         /* the SIMD skip, when the keywords are few enough */
 };
 
 #define HAS_OUTPUT 0x80000000u
-
-/* Four bytes folded with |0x20: a superset of ASCII case folding (it also
- * joins '@' with '`' and the like), which a filter may be. One load gives
- * both tests their index. */
-static inline uint32_t folded4(const uint8_t *b)
-{
-	uint32_t v;
-	memcpy(&v, b, 4);
-	return v | 0x20202020u;
-}
-
-static inline uint32_t hash4(uint32_t folded)
-{
-	return (folded * 2654435761u) >> 16;
-}
-
-/* The first two of the four bytes, as they sit in the loaded word. */
-static inline uint32_t pair16(uint32_t folded)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return folded >> 16;
-#else
-	return folded & 0xffff;
-#endif
-}
-
-static inline bool bit_set(const uint64_t *set, uint32_t i)
-{
-	return set[i >> 6] >> (i & 63) & 1;
-}
 
 static inline uint8_t lower(uint8_t c)
 {
@@ -124,27 +93,6 @@ bool prefilter_add(prefilter_t *p, const char *word, size_t len, uint32_t tag)
 	return true;
 }
 
-static void start_sets(prefilter_t *p)
-{
-	for (uint32_t w = 0; w < p->n_words; w++) {
-		const uint8_t *k = p->text + p->words[w].off;
-		uint32_t len = p->words[w].len;
-		if (len >= 4) {
-			uint32_t h = hash4(folded4(k));
-			p->start4[h >> 6] |= 1ull << (h & 63);
-			continue;
-		}
-		p->has_short = true;
-		for (int b = 0; b < 256; b++) { /* a one-byte keyword starts every pair */
-			uint8_t head[4] = {k[0], len > 1 ? k[1] : (uint8_t)b, 0, 0};
-			uint32_t ix = pair16(folded4(head));
-			p->start2[ix >> 6] |= 1ull << (ix & 63);
-			if (len > 1)
-				break;
-		}
-	}
-}
-
 static void build_teddy(prefilter_t *p)
 {
 	const uint8_t **words = malloc((p->n_words ? p->n_words : 1) * sizeof *words);
@@ -160,29 +108,13 @@ static void build_teddy(prefilter_t *p)
 	free(lens);
 }
 
-static inline bool may_start(const prefilter_t *p, const uint8_t *buf, size_t i)
-{
-	uint32_t v = folded4(buf + i);
-	return bit_set(p->start4, hash4(v)) || (p->has_short && bit_set(p->start2, pair16(v)));
-}
-
 /* The first position at or after i where a keyword may start (near the
  * end, every one is: the DFA decides there). */
 static size_t next_start(const prefilter_t *p, const uint8_t *buf, size_t i, size_t len)
 {
-	/* Teddy's candidates still go through the hash test: its nibble
-	 * tables let through mixes of keywords' bytes, and a position the
-	 * hash turns away costs no trip through the automaton. */
-	uint32_t m;
-	while (p->teddy.usable && teddy_next(&p->teddy, buf, len, &i, &m)) {
-		for (; m; m &= m - 1) {
-			size_t at = i + (size_t)__builtin_ctz(m);
-			if (may_start(p, buf, at))
-				return at;
-		}
-		i += 16;
-	}
-	while (i + 4 <= len && !may_start(p, buf, i))
+	if (p->teddy.usable && teddy_next(&p->teddy, &p->starts, buf, len, &i))
+		return i;
+	while (i + 4 <= len && !startset_may_start(&p->starts, buf + i))
 		i++;
 	return i;
 }
@@ -284,7 +216,8 @@ bool prefilter_build(prefilter_t *p)
 			uint32_t f = fail[s];
 			memcpy(p->out + p->out_start[s] + own[s], p->out + p->out_start[f], count[f] * sizeof *p->out);
 		}
-		start_sets(p);
+		for (uint32_t w = 0; w < p->n_words; w++)
+			startset_add(&p->starts, p->text + p->words[w].off, p->words[w].len);
 		build_teddy(p);
 		for (size_t i = 0; i < (size_t)n * p->n_classes; i++) {
 			uint32_t t = p->delta[i];

@@ -42,8 +42,8 @@ static void add_to_bucket(teddy_t *t, const fingerprint_t *f, int bucket)
 	}
 }
 
-__attribute__((target("ssse3"))) static bool next_ssse3(const teddy_t *t, const uint8_t *buf, size_t len,
-							 size_t *at, uint32_t *candidates)
+__attribute__((target("ssse3"))) static bool next_ssse3(const teddy_t *t, const startset_t *starts,
+							 const uint8_t *buf, size_t len, size_t *at)
 {
 	const __m128i fold = _mm_set1_epi8(0x20), nibble = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
 	__m128i lo[3], hi[3];
@@ -61,10 +61,12 @@ __attribute__((target("ssse3"))) static bool next_ssse3(const teddy_t *t, const 
 			alive = _mm_and_si128(alive, _mm_and_si128(l, h));
 		}
 		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(alive, zero)) ^ 0xffffu;
-		if (m) {
-			*at = i;
-			*candidates = m;
-			return true;
+		for (; m; m &= m - 1) {
+			size_t c = i + (unsigned)__builtin_ctz(m);
+			if (startset_may_start(starts, buf + c)) {
+				*at = c;
+				return true;
+			}
 		}
 	}
 	*at = i;
@@ -99,9 +101,9 @@ void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, 
 	free(fp);
 }
 
-bool teddy_next(const teddy_t *t, const uint8_t *buf, size_t len, size_t *at, uint32_t *candidates)
+bool teddy_next(const teddy_t *t, const startset_t *starts, const uint8_t *buf, size_t len, size_t *at)
 {
-	return next_ssse3(t, buf, len, at, candidates);
+	return next_ssse3(t, starts, buf, len, at);
 }
 
 #else /* no SIMD stage here: never usable, the scalar skip does it all */
@@ -112,9 +114,9 @@ void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, 
 	memset(t, 0, sizeof *t);
 }
 
-bool teddy_next(const teddy_t *t, const uint8_t *buf, size_t len, size_t *at, uint32_t *candidates)
+bool teddy_next(const teddy_t *t, const startset_t *starts, const uint8_t *buf, size_t len, size_t *at)
 {
-	(void)t, (void)buf, (void)len, (void)at, (void)candidates;
+	(void)t, (void)starts, (void)buf, (void)len, (void)at;
 	return false;
 }
 #endif

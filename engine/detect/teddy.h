@@ -8,8 +8,8 @@
  * eight buckets, and for each of the three bytes two 16-entry tables map
  * a byte's low and high nibble to the buckets that allow it. A block's
  * candidates are the positions where some bucket survives all six
- * lookups (PSHUFB does sixteen at once). A candidate is only a hint; the
- * automaton decides. Nothing that starts a keyword is ever turned away,
+ * lookups (PSHUFB does sixteen at once). A candidate is only a hint: the
+ * start set (startset.h) confirms it, and the automaton decides. Nothing that starts a keyword is ever turned away,
  * since every keyword's own bytes are in its bucket's tables; keywords
  * shorter than three accept any byte past their end.
  *
@@ -20,6 +20,8 @@
  */
 #ifndef DLPGATE_TEDDY_H
 #define DLPGATE_TEDDY_H
+
+#include "detect/startset.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,10 +41,12 @@ typedef struct {
  * too large to pay or the CPU lacks SSSE3. */
 void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, size_t n);
 
-/* Only when t->usable. Finds the first block of 16 positions from *at
- * that holds candidates: sets *at to its start and bit k of *candidates
- * for position *at + k, and returns true. Or returns false with *at where
- * fewer than TEDDY_TAIL bytes remain, which the caller checks itself. */
-bool teddy_next(const teddy_t *t, const uint8_t *buf, size_t len, size_t *at, uint32_t *candidates);
+/* Only when t->usable. Moves *at to the first position at or after it
+ * that is a candidate here and passes the start set's test too, and
+ * returns true; or returns false with *at where fewer than TEDDY_TAIL
+ * bytes remain, which the caller checks itself. Confirming candidates
+ * here, not in the caller, keeps the loop going through blocks whose
+ * candidates all fail (on English text, most of them). */
+bool teddy_next(const teddy_t *t, const startset_t *starts, const uint8_t *buf, size_t len, size_t *at);
 
 #endif
