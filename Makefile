@@ -88,8 +88,13 @@ $(BUILD)/integration-tests: $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%.o) $(HARNESS_
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
+# Plays the macOS system extension on Linux (tests and the benchmark).
+$(BUILD)/flowclient: $(BUILD)/tests/tools/flowclient.o $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The test command of the README and of CI. Suites print Check's summary lines.
-test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests
+test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/flowclient
 	@scripts/run-tests.sh $(BUILD)
 
 unit: deps $(BUILD)/unit-tests
@@ -98,7 +103,7 @@ unit: deps $(BUILD)/unit-tests
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests
+	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient
 
 asan-test: deps asan
 	@scripts/run-tests.sh build-asan

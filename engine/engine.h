@@ -22,12 +22,13 @@
 
 #define ENGINE_MAX_LISTEN 16
 
-typedef enum { LISTEN_EXPLICIT = 0 } listen_kind_t;
+/* Explicit proxy (TCP) or system extension flows (a unix socket, framed). */
+typedef enum { LISTEN_EXPLICIT = 0, LISTEN_SYSEXT } listen_kind_t;
 
 typedef struct {
 	listen_kind_t kind;
 	struct sockaddr_storage addr;
-	char text[80]; /* as given, for messages */
+	char text[120]; /* as given, for messages */
 } listen_spec_t;
 
 typedef struct worker worker_t;
@@ -44,6 +45,7 @@ typedef struct engine {
 
 	listen_spec_t listens[ENGINE_MAX_LISTEN];
 	size_t n_listens;
+	int64_t sysext_uid;             /* may connect to the sysext socket besides root; -1: nobody else */
 	worker_t *workers;
 	unsigned n_workers;
 

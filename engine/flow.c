@@ -8,6 +8,7 @@
 #include "net/dial.h"
 #include "net/worker.h"
 #include "sources/explicit.h"
+#include "sources/sysext.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ uint64_t flow_now(const flow_t *f)
 /* ---- refusing past max_connections ---- */
 
 typedef struct {
-	uv_tcp_t tcp;
+	side_conn_t conn;
 	uv_write_t req;
 } refusal_t;
 
@@ -43,7 +44,16 @@ static void refusal_written(uv_write_t *req, int status)
 {
 	(void)status;
 	refusal_t *r = req->data;
-	uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+	uv_close(&r->conn.handle, refusal_closed);
+}
+
+/* A handle of the listener's kind, for accepting from it. */
+static void conn_init(uv_loop_t *loop, uv_stream_t *server, side_conn_t *c)
+{
+	if (server->type == UV_NAMED_PIPE)
+		uv_pipe_init(loop, &c->pipe, 0);
+	else
+		uv_tcp_init(loop, &c->tcp);
 }
 
 static void refuse(worker_t *w, uv_stream_t *server)
@@ -54,17 +64,19 @@ static void refuse(worker_t *w, uv_stream_t *server)
 	refusal_t *r = malloc(sizeof *r);
 	if (!r)
 		return;
-	uv_tcp_init(&w->loop, &r->tcp);
-	r->tcp.data = r;
-	if (uv_accept(server, (uv_stream_t *)&r->tcp) != 0) {
-		uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+	conn_init(&w->loop, server, &r->conn);
+	r->conn.handle.data = r;
+	if (uv_accept(server, &r->conn.stream) != 0) {
+		uv_close(&r->conn.handle, refusal_closed);
 		return;
 	}
 	atomic_fetch_add(&w->eng->flows_refused, 1);
 	r->req.data = r;
+	/* An HTTP 503 for a client; a system extension flow is just closed
+	 * (the extension then fails open or closed as configured). */
 	uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
-	if (uv_write(&r->req, (uv_stream_t *)&r->tcp, &b, 1, refusal_written) != 0)
-		uv_close((uv_handle_t *)&r->tcp, refusal_closed);
+	if (server->type == UV_NAMED_PIPE || uv_write(&r->req, &r->conn.stream, &b, 1, refusal_written) != 0)
+		uv_close(&r->conn.handle, refusal_closed);
 
 	/* One warning a second at most, with the count, so a flood cannot
 	 * turn into a log flood. */
@@ -114,6 +126,7 @@ static void flow_free(flow_t *f)
 	if (f->upstream.ssl)
 		SSL_free(f->upstream.ssl);
 	buf_free(&f->peek);
+	free(f->sysext);
 	buf_free(&f->early);
 	policy_unref(f->policy);
 	atomic_fetch_sub(&f->eng->connections, 1);
@@ -145,16 +158,16 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 		refuse(w, server);
 		return;
 	}
-	uv_tcp_t *tcp = malloc(sizeof *tcp);
+	side_conn_t *conn = malloc(sizeof *conn);
 	flow_t *f = calloc(1, sizeof *f);
-	if (!tcp || !f) {
-		free(tcp);
+	if (!conn || !f) {
+		free(conn);
 		free(f);
 		return;
 	}
-	uv_tcp_init(&w->loop, tcp);
-	if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
-		uv_close((uv_handle_t *)tcp, free_handle);
+	conn_init(&w->loop, server, conn);
+	if (uv_accept(server, &conn->stream) != 0) {
+		uv_close(&conn->handle, free_handle);
 		free(f);
 		return;
 	}
@@ -165,7 +178,7 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 	f->id = atomic_fetch_add(&e->next_flow_id, 1) + 1;
 	side_init(&f->client, f, &f->upstream, "client", NULL);
 	side_init(&f->upstream, f, &f->client, "upstream", NULL);
-	side_attach(&f->client, tcp);
+	side_attach(&f->client, &conn->stream);
 	uv_timer_init(&w->loop, &f->timer);
 	f->timer.data = f;
 	f->handles = 2;
@@ -184,6 +197,10 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 		f->facts.source = FLOW_SOURCE_EXPLICIT;
 		explicit_start(f);
 		break;
+	case LISTEN_SYSEXT:
+		f->facts.source = FLOW_SOURCE_SYSEXT;
+		sysext_start(f);
+		break;
 	}
 }
 
@@ -198,7 +215,13 @@ static void flow_log(flow_t *f)
 	log_kv_u64(&l, "flow", f->id);
 	log_kv_str(&l, "src", f->client_ip);
 	log_kv_u64(&l, "src_port", f->client_port);
-	log_kv_str(&l, "source", f->facts.source == FLOW_SOURCE_EXPLICIT ? "explicit" : "other");
+	static const char *const sources[] = {"explicit", "transparent", "sysext"};
+	log_kv_str(&l, "source", sources[f->facts.source]);
+	if (f->facts.app.path) {
+		log_kv_str(&l, "app", f->facts.app.path);
+		log_kv_str(&l, "signing_id", f->facts.app.signing_id);
+		log_kv_str(&l, "anchor", f->facts.app.anchor);
+	}
 	log_kv_str(&l, "host", f->host[0] ? f->host : NULL);
 	log_kv_u64(&l, "port", f->port);
 	log_kv_str(&l, "sni", f->sni[0] ? f->sni : NULL);
@@ -255,7 +278,7 @@ void flow_close(flow_t *f, const char *end, const char *fmt, ...)
 
 static bool side_done(const side_t *s)
 {
-	return !s->tcp || s->eof || s->closed;
+	return !s->stream || s->eof || s->closed;
 }
 
 static void linger_check(flow_t *f)

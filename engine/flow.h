@@ -2,7 +2,8 @@
  * flow: one client connection and everything done for it, as an explicit
  * state machine:
  *
- *   REQUEST   explicit proxy: reading CONNECT or an absolute-form request
+ *   REQUEST   explicit proxy: reading CONNECT or an absolute-form request;
+ *             system extension: reading the flow's header frame
  *   DIAL      connecting upstream (DNS, TCP)
  *   PEEK      tunnel open: reading the client's first bytes (ClientHello?)
  *   TLS_UP    TLS handshake with the upstream (verify, learn its names)
@@ -70,6 +71,7 @@ typedef struct flow {
 	char dst_ip[64];
 	char session_key[560];      /* upstream TLS session cache key */
 	bool tunnel;                /* reached through CONNECT */
+	struct frame_request *sysext; /* the system extension's header: facts.app points into it */
 
 	/* what was decided */
 	verdict_t verdict;

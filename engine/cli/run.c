@@ -20,15 +20,32 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 typedef struct {
 	const char *listen[ENGINE_MAX_LISTEN];
 	size_t n_listen;
 	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
+	const char *sysext_socket;
+	long sysext_uid;
 	bool watch;
 	long workers;
 } run_opts_t;
+
+static void parse_sysext_socket(listen_spec_t *l, const char *path)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
+	if (path[0] != '/')
+		cli_fail("--sysext-socket %s: give an absolute path", path);
+	if (strlen(path) >= sizeof sun->sun_path || strlen(path) >= sizeof l->text)
+		cli_fail("--sysext-socket %s: path longer than %zu bytes", path, sizeof sun->sun_path - 1);
+	memset(l, 0, sizeof *l);
+	l->kind = LISTEN_SYSEXT;
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+	snprintf(l->text, sizeof l->text, "%s", path);
+}
 
 static void parse_listen(listen_spec_t *l, const char *text)
 {
@@ -70,12 +87,21 @@ static void parse(int argc, char **argv, run_opts_t *o)
 {
 	memset(o, 0, sizeof *o);
 	o->workers = -1;
+	o->sysext_uid = -1;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (cli_is(a, "--listen")) {
 			if (o->n_listen == ENGINE_MAX_LISTEN)
 				cli_fail("at most %d --listen addresses", ENGINE_MAX_LISTEN);
 			o->listen[o->n_listen++] = cli_value(argc, argv, &i, "--listen");
+		} else if (cli_is(a, "--sysext-socket")) {
+			o->sysext_socket = cli_value(argc, argv, &i, "--sysext-socket");
+		} else if (cli_is(a, "--sysext-uid")) {
+			const char *v = cli_value(argc, argv, &i, "--sysext-uid");
+			char *end;
+			o->sysext_uid = strtol(v, &end, 10);
+			if (*end || o->sysext_uid < 0 || o->sysext_uid > 0x7fffffffL)
+				cli_fail("--sysext-uid %s: must be a numeric uid", v);
 		} else if (cli_is(a, "--state-dir")) {
 			o->state_dir = cli_value(argc, argv, &i, "--state-dir");
 		} else if (cli_is(a, "--ca-cert")) {
@@ -105,8 +131,10 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			cli_fail("unknown option for run: %s (see dlpgate --help)", a);
 		}
 	}
-	if (!o->n_listen)
-		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128)");
+	if (!o->n_listen && !o->sysext_socket)
+		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128) or --sysext-socket PATH");
+	if (o->sysext_uid >= 0 && !o->sysext_socket)
+		cli_fail("--sysext-uid says who may use --sysext-socket: give --sysext-socket PATH");
 	if (!o->state_dir)
 		cli_fail("run needs --state-dir DIR (where the CA is kept)");
 	if (!o->ca_cert != !o->ca_key)
@@ -253,6 +281,12 @@ int cli_run(int argc, char **argv)
 		e.n_workers = 1;
 	for (size_t i = 0; i < o.n_listen; i++)
 		parse_listen(&e.listens[e.n_listens++], o.listen[i]);
+	if (o.sysext_socket) {
+		if (e.n_listens == ENGINE_MAX_LISTEN)
+			cli_fail("at most %d --listen addresses with --sysext-socket", ENGINE_MAX_LISTEN - 1);
+		parse_sysext_socket(&e.listens[e.n_listens++], o.sysext_socket);
+	}
+	e.sysext_uid = o.sysext_uid;
 
 	if (!ca_load_or_create(&e.ca, o.state_dir, o.ca_cert, o.ca_key, err, sizeof err))
 		cli_fail("%s", err);
@@ -317,6 +351,8 @@ int cli_run(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
+	if (o.sysext_socket)
+		unlink(o.sysext_socket); /* the extension then sees "engine unreachable", not a dead socket */
 	uv_close((uv_handle_t *)&sint, NULL);
 	uv_close((uv_handle_t *)&sterm, NULL);
 	uv_close((uv_handle_t *)&shup, NULL);

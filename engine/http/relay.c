@@ -545,13 +545,13 @@ static void route_dialled(flow_t *f, int status, const char *why);
 static int route_forward(relay_t *r, http_head_t *h)
 {
 	flow_t *f = r->f;
-	if (!strcmp(r->route_authority, r->authority) && f->upstream.tcp && !f->upstream.closed && !f->upstream.eof)
+	if (!strcmp(r->route_authority, r->authority) && f->upstream.stream && !f->upstream.closed && !f->upstream.eof)
 		return forward_request(r, h);
 	if (r->p_count || r->res_forward) {
 		r->route_wait = true; /* re-route once the responses before are in */
 		return HTTP_CB_PAUSE;
 	}
-	if (f->upstream.tcp)
+	if (f->upstream.stream)
 		side_close(&f->upstream);
 	side_init(&f->upstream, f, &f->client, "upstream", NULL);
 	snprintf(r->authority, sizeof r->authority, "%s", r->route_authority);
@@ -1158,7 +1158,7 @@ static void start(flow_t *f, relay_mode_t mode)
 	}
 	if (!r->client_paused)
 		side_read(&f->client, true);
-	if (f->upstream.tcp && !f->upstream.closed)
+	if (f->upstream.stream && !f->upstream.closed)
 		side_read(&f->upstream, true);
 }
 

@@ -60,7 +60,7 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 	if (status == 0) {
 		flow_t *f = d->flow;
-		side_attach(&f->upstream, tcp);
+		side_attach(&f->upstream, (uv_stream_t *)tcp);
 		f->handles++;
 		uint16_t port;
 		side_peer_ip(&f->upstream, f->dst_ip, sizeof f->dst_ip, &port);

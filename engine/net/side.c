@@ -32,11 +32,12 @@ void side_init(side_t *s, struct flow *f, side_t *peer, const char *name, const 
 	s->ops = ops;
 }
 
-void side_attach(side_t *s, uv_tcp_t *tcp)
+void side_attach(side_t *s, uv_stream_t *stream)
 {
-	s->tcp = tcp;
-	tcp->data = s;
-	uv_tcp_nodelay(tcp, 1);
+	s->stream = stream;
+	stream->data = s;
+	if (stream->type == UV_TCP)
+		uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 }
 
 /* ---- writing ---- */
@@ -64,18 +65,18 @@ static void on_write_done(uv_write_t *req, int status)
 
 size_t side_unsent(const side_t *s)
 {
-	return s->tcp ? uv_stream_get_write_queue_size((uv_stream_t *)s->tcp) : 0;
+	return s->stream ? uv_stream_get_write_queue_size(s->stream) : 0;
 }
 
 static bool submit(side_t *s, iobuf_t *b)
 {
-	if (!s->tcp || s->closed || s->shut) {
+	if (!s->stream || s->closed || s->shut) {
 		iobuf_put(b);
 		return false;
 	}
 	uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
 	b->req.data = s;
-	int r = uv_write(&b->req, (uv_stream_t *)s->tcp, &ub, 1, on_write_done);
+	int r = uv_write(&b->req, s->stream, &ub, 1, on_write_done);
 	if (r < 0) {
 		iobuf_put(b);
 		return false;
@@ -98,7 +99,7 @@ static bool flush_out(side_t *s)
 
 bool side_write(side_t *s, const void *data, size_t len)
 {
-	if (!s->tcp || s->closed || s->shut)
+	if (!s->stream || s->closed || s->shut)
 		return false;
 	if (s->ssl) {
 		/* One call: OpenSSL cuts full-size records itself, and our BIO
@@ -319,13 +320,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 static void update_reading(side_t *s)
 {
-	bool want = s->want_read && !s->throttled && !s->eof && !s->closed && s->tcp;
+	bool want = s->want_read && !s->throttled && !s->eof && !s->closed && s->stream;
 	if (want == s->reading)
 		return;
 	if (want)
-		s->reading = uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) == 0;
+		s->reading = uv_read_start(s->stream, on_alloc, on_read) == 0;
 	else {
-		uv_read_stop((uv_stream_t *)s->tcp);
+		uv_read_stop(s->stream);
 		s->reading = false;
 	}
 }
@@ -368,7 +369,7 @@ static void on_shutdown_done(uv_shutdown_t *req, int status)
 
 void side_shutdown(side_t *s)
 {
-	if (s->shut || s->closed || !s->tcp)
+	if (s->shut || s->closed || !s->stream)
 		return;
 	if (s->ssl && s->handshake_done) {
 		ERR_clear_error();
@@ -377,7 +378,7 @@ void side_shutdown(side_t *s)
 		flush_out(s);
 	}
 	s->shut = true;
-	uv_shutdown(&s->shutdown_req, (uv_stream_t *)s->tcp, on_shutdown_done);
+	uv_shutdown(&s->shutdown_req, s->stream, on_shutdown_done);
 }
 
 void side_close(side_t *s)
@@ -387,9 +388,9 @@ void side_close(side_t *s)
 	s->closed = true;
 	iobuf_put(s->out);
 	s->out = NULL;
-	if (s->tcp) {
-		uv_close((uv_handle_t *)s->tcp, on_handle_closed);
-		s->tcp = NULL;
+	if (s->stream) {
+		uv_close((uv_handle_t *)s->stream, on_handle_closed);
+		s->stream = NULL;
 		s->reading = false;
 	}
 }
@@ -398,7 +399,8 @@ bool side_peer_ip(const side_t *s, char *buf, size_t n, uint16_t *port)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof ss;
-	if (!s->tcp || uv_tcp_getpeername(s->tcp, (struct sockaddr *)&ss, &len) != 0)
+	if (!s->stream || s->stream->type != UV_TCP ||
+	    uv_tcp_getpeername((uv_tcp_t *)s->stream, (struct sockaddr *)&ss, &len) != 0)
 		return false;
 	if (ss.ss_family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;

@@ -1,6 +1,7 @@
 /*
- * side: one end of a flow. A libuv TCP handle, an optional TLS session, and
- * the plumbing between them.
+ * side: one end of a flow. A libuv stream (TCP, or the unix socket a system
+ * extension flow arrives on), an optional TLS session, and the plumbing
+ * between them.
  *
  * TLS runs through a BIO of our own instead of a socket or memory BIOs:
  * reading, it serves OpenSSL straight from the block libuv just filled;
@@ -38,7 +39,7 @@ typedef struct {
 } side_ops_t;
 
 struct side {
-	uv_tcp_t *tcp;            /* NULL until accepted / connected */
+	uv_stream_t *stream;      /* NULL until accepted / connected */
 	struct flow *flow;
 	side_t *peer;
 	const side_ops_t *ops;
@@ -60,8 +61,17 @@ struct side {
 };
 
 void side_init(side_t *s, struct flow *f, side_t *peer, const char *name, const side_ops_t *ops);
-/* Takes ownership of a connected/accepted handle. */
-void side_attach(side_t *s, uv_tcp_t *tcp);
+/* A connection's handle, whichever kind of stream it is. */
+typedef union {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+} side_conn_t;
+
+/* Takes ownership of a connected/accepted handle (malloc'ed; freed when
+ * closed). */
+void side_attach(side_t *s, uv_stream_t *stream);
 
 void side_read(side_t *s, bool want);
 /* Queues bytes (encrypting when TLS is on); false when the side is gone. */
@@ -77,7 +87,8 @@ void side_close(side_t *s);
  * ClientHello) or, for the connecting role, start the handshake. */
 void side_tls_start(side_t *s, SSL *ssl, const char *early, size_t early_len);
 const char *side_tls_version(const side_t *s);
-/* The peer address as text ("1.2.3.4", "::1") into buf. */
+/* The peer address as text ("1.2.3.4", "::1") into buf; false when the
+ * side is not TCP. */
 bool side_peer_ip(const side_t *s, char *buf, size_t n, uint16_t *port);
 
 #endif

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 uint64_t worker_now(worker_t *w)
@@ -49,9 +51,57 @@ static int open_socket(const listen_spec_t *l, bool reuseport, char *err, size_t
 	return fd;
 }
 
+/* The system extension's socket: a unix socket only root (and the one
+ * uid configured) may use. Created with umask 0177 so it is never, even
+ * for an instant, open to others; a stale socket left by a crash is
+ * replaced, anything else at the path is an error. One socket for all
+ * workers (unix sockets have no SO_REUSEPORT): each gets a duplicate and
+ * the kernel wakes one to accept. */
+static int open_unix(const listen_spec_t *l, char *err, size_t n)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&l->addr;
+	struct stat st;
+	if (lstat(sun->sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, n, "--sysext-socket %s: exists and is not a socket (move it away)", l->text);
+			return -1;
+		}
+		unlink(sun->sun_path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, n, "--sysext-socket %s: %s", l->text, strerror(errno));
+		return -1;
+	}
+	mode_t old = umask(0177);
+	int r = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
+	int e = errno;
+	umask(old);
+	if (r != 0 || listen(fd, 1024) != 0) {
+		snprintf(err, n, "--sysext-socket %s: %s", l->text, strerror(r != 0 ? e : errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 bool worker_open_listeners(engine_t *e, char *err, size_t n)
 {
 	for (size_t i = 0; i < e->n_listens; i++) {
+		if (e->listens[i].kind == LISTEN_SYSEXT) {
+			int fd = open_unix(&e->listens[i], err, n);
+			if (fd < 0)
+				return false;
+			for (unsigned k = 0; k < e->n_workers; k++) {
+				worker_t *w = &e->workers[k];
+				w->listen_fds[w->n_listeners++] = k ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+				if (w->listen_fds[w->n_listeners - 1] < 0) {
+					snprintf(err, n, "--sysext-socket %s: %s", e->listens[i].text, strerror(errno));
+					return false;
+				}
+			}
+			continue;
+		}
 		/* A probe without SO_REUSEPORT: with it, a second dlpgate (or
 		 * anything else that set it) could share the port unnoticed. */
 		int probe = open_socket(&e->listens[i], false, err, n);
@@ -81,7 +131,7 @@ static void on_connection(uv_stream_t *server, int status)
 		log_msg(LOG_WARN, "accept_error", "%s", uv_strerror(status));
 		return;
 	}
-	size_t idx = (size_t)((uv_tcp_t *)server - w->listeners);
+	size_t idx = (size_t)((side_conn_t *)server - w->listeners);
 	flow_accept(w, server, w->eng->listens[idx].kind);
 }
 
@@ -97,7 +147,7 @@ static void on_wake(uv_async_t *a)
 	worker_t *w = a->data;
 	w->stopping = true;
 	for (size_t i = 0; i < w->n_listeners; i++)
-		uv_close((uv_handle_t *)&w->listeners[i], NULL);
+		uv_close(&w->listeners[i].handle, NULL);
 	for (flow_t *f = w->flows, *next; f; f = next) {
 		next = f->next;
 		flow_close(f, "shutdown", NULL);
@@ -133,10 +183,16 @@ bool worker_start_all(engine_t *e, char *err, size_t n)
 		w->wake.data = w;
 		buf_init(&w->scratch, 0);
 		for (size_t i = 0; i < w->n_listeners; i++) {
-			uv_tcp_init(&w->loop, &w->listeners[i]);
-			int r = uv_tcp_open(&w->listeners[i], w->listen_fds[i]);
+			int r;
+			if (e->listens[i].kind == LISTEN_SYSEXT) {
+				uv_pipe_init(&w->loop, &w->listeners[i].pipe, 0);
+				r = uv_pipe_open(&w->listeners[i].pipe, w->listen_fds[i]);
+			} else {
+				uv_tcp_init(&w->loop, &w->listeners[i].tcp);
+				r = uv_tcp_open(&w->listeners[i].tcp, w->listen_fds[i]);
+			}
 			if (r == 0)
-				r = uv_listen((uv_stream_t *)&w->listeners[i], 1024, on_connection);
+				r = uv_listen(&w->listeners[i].stream, 1024, on_connection);
 			if (r != 0) {
 				snprintf(err, n, "cannot listen on %s: %s", e->listens[i].text, uv_strerror(r));
 				return false;

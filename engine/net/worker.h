@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "engine.h"
 #include "net/iobuf.h"
+#include "net/side.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -22,7 +23,7 @@ struct worker {
 	uv_loop_t loop;
 	uv_thread_t thread;
 	uv_async_t wake;           /* stop request from the main thread */
-	uv_tcp_t listeners[ENGINE_MAX_LISTEN];
+	side_conn_t listeners[ENGINE_MAX_LISTEN]; /* TCP, or the sysext unix socket */
 	int listen_fds[ENGINE_MAX_LISTEN];
 	size_t n_listeners;
 	iobuf_t *free_blocks;

@@ -12,5 +12,6 @@ Suite *hostile_suite(void);
 Suite *stream_suite(void);
 Suite *policy_suite(void);
 Suite *tools_suite(void);
+Suite *sysext_suite(void);
 
 #endif

@@ -11,5 +11,6 @@ Suite *core_suite(void);
 Suite *detect_suite(void);
 Suite *body_suite(void);
 Suite *sandbox_suite(void);
+Suite *frame_suite(void);
 
 #endif

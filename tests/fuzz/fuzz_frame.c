@@ -1,0 +1,38 @@
+/*
+ * libFuzzer: flow frames from the system extension's socket (and replies,
+ * which the extension decodes). Whatever arrives, decoding ends in OK,
+ * NEED_MORE or BAD with a message; an OK request encodes again and
+ * decodes to the same fields, so what the engine acts on is exactly what
+ * it would send.
+ */
+#include "sources/frame.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	frame_request_t r, again;
+	size_t used = 0;
+	char err[200];
+	frame_status_t st = frame_request_decode(data, size, &r, &used, err, sizeof err);
+	if (st == FRAME_BAD && !err[0])
+		abort(); /* every refusal says why */
+	if (st == FRAME_OK) {
+		if (used > size || used < FRAME_PREFIX)
+			abort();
+		buf_t b;
+		buf_init(&b, 0);
+		if (!frame_request_encode(&r, &b, err, sizeof err))
+			abort();
+		if (frame_request_decode((const uint8_t *)b.data, b.len, &again, &used, err, sizeof err) != FRAME_OK ||
+		    memcmp(&r, &again, sizeof r) != 0)
+			abort();
+		buf_free(&b);
+	}
+	frame_reply_t rep;
+	if (frame_reply_decode(data, size, &rep, &used, err, sizeof err) == FRAME_OK && used > size)
+		abort();
+	return 0;
+}

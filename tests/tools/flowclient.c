@@ -1,0 +1,225 @@
+/*
+ * flowclient: plays the macOS system extension on Linux, for tests and the
+ * benchmark. It accepts TCP connections as if it had intercepted them and
+ * hands each to the engine the way the extension does: one connection to
+ * the engine's unix socket, a header frame (sources/frame.h, the same code
+ * the extension compiles) with the identity given on the command line,
+ * the engine's reply, then bytes both ways with half-close.
+ *
+ *   flowclient --listen 127.0.0.1:PORT --socket PATH --dst IP:PORT
+ *              [--hostname NAME] --path EXE --anchor ANCHOR [--pid N] [--uid N]
+ *              [--signing-id ID] [--team-id ID] [--on-bypass pass|close]
+ *
+ * On a bypass the flow goes straight to --dst (pass, the extension's
+ * default) or is closed; a reject closes it. Each verdict is one line on
+ * stdout ("flow N verdict=... reason=...") for tests to read.
+ */
+#include "sources/frame.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static frame_request_t identity;
+static const char *socket_path;
+static struct sockaddr_in dst_addr;
+static bool bypass_passes = true;
+static atomic_uint next_flow;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "flowclient: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void parse_addr(const char *text, struct sockaddr_in *a, const char *what)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	if (!colon || (size_t)(colon - text) >= sizeof host)
+		die("%s: expected IPv4:PORT", what);
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &a->sin_addr) != 1 || !a->sin_port)
+		die("%s: expected IPv4:PORT", what);
+}
+
+/* Copies both ways until both directions are done; a direction's EOF is
+ * passed on as a half-close. */
+static void splice_fds(int a, int b)
+{
+	bool a_open = true, b_open = true;
+	char buf[65536];
+	while (a_open || b_open) {
+		struct pollfd p[2] = {{a, a_open ? POLLIN : 0, 0}, {b, b_open ? POLLIN : 0, 0}};
+		if (poll(p, 2, 60000) <= 0)
+			return;
+		for (int i = 0; i < 2; i++) {
+			int from = i ? b : a, to = i ? a : b;
+			bool *open = i ? &b_open : &a_open;
+			if (!*open || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(from, buf, sizeof buf);
+			if (n <= 0) {
+				*open = false;
+				shutdown(to, SHUT_WR);
+				continue;
+			}
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(to, buf + off, (size_t)(n - off));
+				if (w <= 0)
+					return;
+				off += w;
+			}
+		}
+	}
+}
+
+static void report(unsigned id, const char *verdict, const char *reason)
+{
+	pthread_mutex_lock(&out_lock);
+	printf("flow %u verdict=%s reason=%s\n", id, verdict, reason && *reason ? reason : "-");
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+static void *flow_thread(void *arg)
+{
+	int client = (int)(intptr_t)arg;
+	unsigned id = atomic_fetch_add(&next_flow, 1) + 1;
+	frame_request_t r = identity;
+	snprintf(r.flow_id, sizeof r.flow_id, "flow-%u", id);
+	int engine = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", socket_path);
+	if (engine < 0 || connect(engine, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		/* the extension's fail-open / fail-closed choice; here: closed */
+		report(id, "unreachable", strerror(errno));
+		goto out;
+	}
+	buf_t frame;
+	buf_init(&frame, 0);
+	char err[200];
+	if (!frame_request_encode(&r, &frame, err, sizeof err) || write(engine, frame.data, frame.len) != (ssize_t)frame.len) {
+		report(id, "error", err);
+		buf_free(&frame);
+		goto out;
+	}
+	buf_free(&frame);
+	uint8_t in[FRAME_PREFIX + FRAME_MAX_JSON];
+	size_t have = 0, used = 0;
+	frame_reply_t rep;
+	frame_status_t st = FRAME_NEED_MORE;
+	while (st == FRAME_NEED_MORE && have < sizeof in) {
+		ssize_t n = read(engine, in + have, 1); /* byte by byte: nothing past the frame is taken */
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		st = frame_reply_decode(in, have, &rep, &used, err, sizeof err);
+	}
+	if (st != FRAME_OK) {
+		report(id, "error", st == FRAME_BAD ? err : "the engine closed before its reply");
+		goto out;
+	}
+	report(id, frame_verdict_name(rep.verdict), rep.reason);
+	if (rep.verdict == FRAME_ACCEPT) {
+		splice_fds(client, engine);
+	} else if (rep.verdict == FRAME_BYPASS && bypass_passes) {
+		int direct = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (direct >= 0 && connect(direct, (struct sockaddr *)&dst_addr, sizeof dst_addr) == 0)
+			splice_fds(client, direct);
+		if (direct >= 0)
+			close(direct);
+	}
+out:
+	if (engine >= 0)
+		close(engine);
+	close(client);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in listen_addr = {0};
+	bool have_listen = false, have_dst = false;
+	snprintf(identity.extension_version, sizeof identity.extension_version, "flowclient-1");
+	identity.app.pid = getpid();
+	identity.app.uid = getuid();
+	memset(identity.app.audit_token_sha256, 'a', 64);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v)
+			die("%s needs a value", a);
+		i++;
+		if (!strcmp(a, "--listen")) {
+			parse_addr(v, &listen_addr, a);
+			have_listen = true;
+		} else if (!strcmp(a, "--socket")) {
+			socket_path = v;
+		} else if (!strcmp(a, "--dst")) {
+			parse_addr(v, &dst_addr, a);
+			inet_ntop(AF_INET, &dst_addr.sin_addr, identity.dst_ip, sizeof identity.dst_ip);
+			identity.dst_port = ntohs(dst_addr.sin_port);
+			have_dst = true;
+		} else if (!strcmp(a, "--hostname")) {
+			snprintf(identity.hostname, sizeof identity.hostname, "%s", v);
+		} else if (!strcmp(a, "--path")) {
+			snprintf(identity.app.path, sizeof identity.app.path, "%s", v);
+		} else if (!strcmp(a, "--signing-id")) {
+			snprintf(identity.app.signing_id, sizeof identity.app.signing_id, "%s", v);
+		} else if (!strcmp(a, "--team-id")) {
+			snprintf(identity.app.team_id, sizeof identity.app.team_id, "%s", v);
+		} else if (!strcmp(a, "--pid")) {
+			identity.app.pid = atoll(v);
+		} else if (!strcmp(a, "--uid")) {
+			identity.app.uid = atoll(v);
+		} else if (!strcmp(a, "--anchor")) {
+			static const char *const names[] = {"apple", "app_store", "developer_id", "adhoc", "unsigned"};
+			int k = 0;
+			while (k < 5 && strcmp(v, names[k]))
+				k++;
+			if (k == 5)
+				die("--anchor %s: apple, app_store, developer_id, adhoc or unsigned", v);
+			identity.app.anchor = (frame_anchor_t)k;
+		} else if (!strcmp(a, "--on-bypass")) {
+			bypass_passes = strcmp(v, "close") != 0;
+		} else {
+			die("unknown option %s", a);
+		}
+	}
+	if (!have_listen || !socket_path || !have_dst || !identity.app.path[0])
+		die("%s", "usage: flowclient --listen IP:PORT --socket PATH --dst IP:PORT --path EXE --anchor A [...]");
+	signal(SIGPIPE, SIG_IGN);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(lfd, 256) != 0)
+		die("cannot listen: %s", strerror(errno));
+	for (;;) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			continue;
+		pthread_t t;
+		if (pthread_create(&t, NULL, flow_thread, (void *)(intptr_t)c) != 0) {
+			close(c);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
