@@ -22,8 +22,13 @@
 
 #define ENGINE_MAX_LISTEN 16
 
-/* Explicit proxy (TCP) or system extension flows (a unix socket, framed). */
-typedef enum { LISTEN_EXPLICIT = 0, LISTEN_SYSEXT } listen_kind_t;
+/* Explicit proxy (TCP), Linux transparent (TCP, redirected by nftables),
+ * or system extension flows (a unix socket, framed). */
+typedef enum { LISTEN_EXPLICIT = 0, LISTEN_SYSEXT, LISTEN_TRANSPARENT } listen_kind_t;
+
+/* The mark on the engine's upstream sockets: the redirect rules skip
+ * packets that carry it, so the engine never intercepts itself. */
+#define ENGINE_SOCKET_MARK 0x646c70 /* "dlp" */
 
 typedef struct {
 	listen_kind_t kind;
@@ -46,6 +51,7 @@ typedef struct engine {
 	listen_spec_t listens[ENGINE_MAX_LISTEN];
 	size_t n_listens;
 	int64_t sysext_uid;             /* may connect to the sysext socket besides root; -1: nobody else */
+	bool mark_upstream;             /* set ENGINE_SOCKET_MARK on upstream sockets (transparent mode) */
 	worker_t *workers;
 	unsigned n_workers;
 

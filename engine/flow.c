@@ -9,6 +9,7 @@
 #include "net/worker.h"
 #include "sources/explicit.h"
 #include "sources/sysext.h"
+#include "sources/transparent.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,6 +128,7 @@ static void flow_free(flow_t *f)
 		SSL_free(f->upstream.ssl);
 	buf_free(&f->peek);
 	free(f->sysext);
+	free(f->appid);
 	buf_free(&f->early);
 	policy_unref(f->policy);
 	atomic_fetch_sub(&f->eng->connections, 1);
@@ -201,6 +203,10 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 		f->facts.source = FLOW_SOURCE_SYSEXT;
 		sysext_start(f);
 		break;
+	case LISTEN_TRANSPARENT:
+		f->facts.source = FLOW_SOURCE_TRANSPARENT;
+		transparent_start(f);
+		break;
 	}
 }
 
@@ -217,6 +223,10 @@ static void flow_log(flow_t *f)
 	log_kv_u64(&l, "src_port", f->client_port);
 	static const char *const sources[] = {"explicit", "transparent", "sysext"};
 	log_kv_str(&l, "source", sources[f->facts.source]);
+	if (f->facts.app.pid || f->facts.app.uid) {
+		log_kv_u64(&l, "pid", (uint64_t)f->facts.app.pid);
+		log_kv_u64(&l, "uid", (uint64_t)f->facts.app.uid);
+	}
 	if (f->facts.app.path) {
 		log_kv_str(&l, "app", f->facts.app.path);
 		log_kv_str(&l, "signing_id", f->facts.app.signing_id);

@@ -72,6 +72,7 @@ typedef struct flow {
 	char session_key[560];      /* upstream TLS session cache key */
 	bool tunnel;                /* reached through CONNECT */
 	struct frame_request *sysext; /* the system extension's header: facts.app points into it */
+	struct appid *appid;        /* transparent mode: the local app; facts.app points into it */
 
 	/* what was decided */
 	verdict_t verdict;

@@ -39,5 +39,8 @@ int main(int argc, char **argv)
 		return cli_scan(argc, argv);
 	if (!strcmp(cmd, "import"))
 		return cli_import(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import; see dlpgate --help)", cmd);
+	if (!strcmp(cmd, "redirect"))
+		return cli_redirect(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect; see dlpgate --help)",
+		 cmd);
 }

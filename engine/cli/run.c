@@ -20,7 +20,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <errno.h>
 #include <unistd.h>
 
 typedef struct {
@@ -28,10 +30,31 @@ typedef struct {
 	size_t n_listen;
 	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
 	const char *sysext_socket;
+	const char *transparent;
 	long sysext_uid;
 	bool watch;
 	long workers;
 } run_opts_t;
+
+/* Transparent mode marks its upstream sockets so the redirect skips
+ * them; without the right to (CAP_NET_ADMIN) it would loop, so it does
+ * not start. */
+static void check_socket_mark(void)
+{
+#ifdef SO_MARK
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned mark = ENGINE_SOCKET_MARK;
+	int r = fd >= 0 ? setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) : -1;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (r != 0)
+		cli_fail("--transparent needs to mark its upstream sockets (SO_MARK): %s; run as root or with "
+			 "CAP_NET_ADMIN", strerror(e));
+#else
+	cli_fail("--transparent is Linux only (nftables); on macOS the system extension hands flows over");
+#endif
+}
 
 static void parse_sysext_socket(listen_spec_t *l, const char *path)
 {
@@ -47,7 +70,7 @@ static void parse_sysext_socket(listen_spec_t *l, const char *path)
 	snprintf(l->text, sizeof l->text, "%s", path);
 }
 
-static void parse_listen(listen_spec_t *l, const char *text)
+static void parse_listen(listen_spec_t *l, const char *text, listen_kind_t kind)
 {
 	char host[64];
 	const char *colon = strrchr(text, ':');
@@ -64,7 +87,7 @@ static void parse_listen(listen_spec_t *l, const char *text)
 		cli_fail("--listen %s: port must be 1..65535", text);
 	memset(l, 0, sizeof *l);
 	snprintf(l->text, sizeof l->text, "%s", text);
-	l->kind = LISTEN_EXPLICIT;
+	l->kind = kind;
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&l->addr;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->addr;
 	if (!strcasecmp(host, "localhost"))
@@ -94,6 +117,8 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			if (o->n_listen == ENGINE_MAX_LISTEN)
 				cli_fail("at most %d --listen addresses", ENGINE_MAX_LISTEN);
 			o->listen[o->n_listen++] = cli_value(argc, argv, &i, "--listen");
+		} else if (cli_is(a, "--transparent")) {
+			o->transparent = cli_value(argc, argv, &i, "--transparent");
 		} else if (cli_is(a, "--sysext-socket")) {
 			o->sysext_socket = cli_value(argc, argv, &i, "--sysext-socket");
 		} else if (cli_is(a, "--sysext-uid")) {
@@ -131,8 +156,9 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			cli_fail("unknown option for run: %s (see dlpgate --help)", a);
 		}
 	}
-	if (!o->n_listen && !o->sysext_socket)
-		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128) or --sysext-socket PATH");
+	if (!o->n_listen && !o->sysext_socket && !o->transparent)
+		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128), --transparent ADDR:PORT "
+			 "or --sysext-socket PATH");
 	if (o->sysext_uid >= 0 && !o->sysext_socket)
 		cli_fail("--sysext-uid says who may use --sysext-socket: give --sysext-socket PATH");
 	if (!o->state_dir)
@@ -280,7 +306,14 @@ int cli_run(int argc, char **argv)
 	if (e.n_workers < 1)
 		e.n_workers = 1;
 	for (size_t i = 0; i < o.n_listen; i++)
-		parse_listen(&e.listens[e.n_listens++], o.listen[i]);
+		parse_listen(&e.listens[e.n_listens++], o.listen[i], LISTEN_EXPLICIT);
+	if (o.transparent) {
+		if (e.n_listens == ENGINE_MAX_LISTEN)
+			cli_fail("at most %d --listen addresses with --transparent", ENGINE_MAX_LISTEN - 1);
+		parse_listen(&e.listens[e.n_listens++], o.transparent, LISTEN_TRANSPARENT);
+		check_socket_mark();
+		e.mark_upstream = true;
+	}
 	if (o.sysext_socket) {
 		if (e.n_listens == ENGINE_MAX_LISTEN)
 			cli_fail("at most %d --listen addresses with --sysext-socket", ENGINE_MAX_LISTEN - 1);

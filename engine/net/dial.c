@@ -4,6 +4,7 @@
 #include "net/worker.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,18 @@ static bool start_attempt(dial_t *d, const struct sockaddr *sa)
 		return false;
 	}
 	tcp->data = &f->upstream;
+#ifdef SO_MARK
+	if (f->eng->mark_upstream) {
+		uv_os_fd_t fd;
+		unsigned mark = ENGINE_SOCKET_MARK;
+		if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+			/* unmarked, it would be redirected back to us: a loop */
+			uv_close((uv_handle_t *)tcp, free_handle);
+			d->last_error = UV_EPERM;
+			return false;
+		}
+	}
+#endif
 	d->conn.data = d;
 	r = uv_tcp_connect(&d->conn, tcp, sa, on_connect);
 	if (r < 0) {

@@ -62,14 +62,15 @@ void lmsg_push_flow(lua_State *L, const flow_facts_t *f)
 	lua_setfield(L, -2, "tls");
 	/* app identity: empty where the source cannot know it (explicit proxy) */
 	const flow_app_t *a = &f->app;
-	lua_createtable(L, 0, 6);
-	if (a->pid > 0) {
+	lua_createtable(L, 0, 7);
+	if (a->pid > 0 || a->uid > 0) {
 		lua_pushinteger(L, a->pid);
 		lua_setfield(L, -2, "pid");
 		lua_pushinteger(L, a->uid);
 		lua_setfield(L, -2, "uid");
 	}
 	set_str(L, "path", a->path);
+	set_str(L, "cmdline", a->cmdline);
 	set_str(L, "signing_id", a->signing_id);
 	set_str(L, "team_id", a->team_id);
 	set_str(L, "anchor", a->anchor);

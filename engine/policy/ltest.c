@@ -216,20 +216,20 @@ static bool gzip_bytes(const char *in, size_t n, buf_t *out)
 typedef struct {
 	char host[256];
 	char sni[256];
-	char app[4][256]; /* path, signing_id, team_id, anchor */
+	char app[5][256]; /* path, signing_id, team_id, anchor, cmdline */
 	flow_facts_t facts;
 } test_flow_t;
 
-/* flow.app = {pid=, uid=, path=, signing_id=, team_id=, anchor=} of a case */
+/* flow.app = {pid=, uid=, path=, cmdline=, signing_id=, team_id=, anchor=} of a case */
 static void read_test_app(lua_State *L, int ft, test_flow_t *tf)
 {
-	static const char *const keys[] = {"path", "signing_id", "team_id", "anchor"};
+	static const char *const keys[] = {"path", "signing_id", "team_id", "anchor", "cmdline"};
 	lua_getfield(L, ft, "app");
 	int at = lua_gettop(L);
 	if (lua_istable(L, at)) {
 		const char **dst[] = {&tf->facts.app.path, &tf->facts.app.signing_id, &tf->facts.app.team_id,
-				      &tf->facts.app.anchor};
-		for (int i = 0; i < 4; i++) {
+				      &tf->facts.app.anchor, &tf->facts.app.cmdline};
+		for (int i = 0; i < 5; i++) {
 			const char *s = field_str(L, at, keys[i]);
 			if (s) {
 				snprintf(tf->app[i], sizeof tf->app[i], "%s", s);

@@ -37,6 +37,7 @@ typedef enum { FLOW_SOURCE_EXPLICIT = 0, FLOW_SOURCE_TRANSPARENT, FLOW_SOURCE_SY
 typedef struct {
 	int64_t pid, uid;     /* pid 0: unknown (and uid with it) */
 	const char *path;     /* executable */
+	const char *cmdline;  /* arguments joined by spaces (Linux transparent only) */
 	const char *signing_id, *team_id;
 	const char *anchor;   /* "apple" (platform code), "system" (root-owned system binary), NULL */
 } flow_app_t;

@@ -13,5 +13,6 @@ Suite *stream_suite(void);
 Suite *policy_suite(void);
 Suite *tools_suite(void);
 Suite *sysext_suite(void);
+Suite *transparent_suite(void);
 
 #endif

@@ -1,0 +1,137 @@
+#!/bin/bash
+# Linux transparent mode end to end, in network namespaces of its own.
+# Called by test_transparent.c, which makes the certificates and reads the
+# verdict from the exit code and the "ok:" / "FAIL:" lines.
+#
+#   ns $A: the endpoint. dlpgate --transparent runs here as root, and
+#          `dlpgate redirect install` puts its nftables table here only.
+#   ns $B: the internet. nginx serves https://up.test on $UP_IP:443.
+#
+# Proves: uid-scoped redirect (uid 1000 intercepted, uid 1001 not), the
+# app identity behind a flow (uid, executable), no loop with --all (the
+# engine's own upstream sockets carry its mark), UDP 443 dropped only for
+# the scope, and `redirect remove` leaving the ruleset as it was.
+#
+# Env: DLPGATE, WORK (a 0755 dir), UPSTREAM_CA, SERVER_CERT, SERVER_KEY,
+#      POLICY, NET (e.g. 10.77.5), TAG (short, unique)
+set -u
+A=dlpa$TAG B=dlpb$TAG
+UP_IP=$NET.2 EP_IP=$NET.1
+PORT=3129
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok: $*"; }
+cleanup() {
+	[ -n "${DLP_PID:-}" ] && kill "$DLP_PID" 2>/dev/null
+	[ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null
+	wait 2>/dev/null
+	ip netns del "$A" 2>/dev/null
+	ip netns del "$B" 2>/dev/null
+}
+trap cleanup EXIT
+trap "exit 1" INT TERM
+inA() { ip netns exec "$A" "$@"; }
+inB() { ip netns exec "$B" "$@"; }
+
+ip netns add "$A" && ip netns add "$B" || fail "ip netns add"
+ip link add "va$TAG" type veth peer name "vb$TAG" || fail "veth"
+ip link set "va$TAG" netns "$A" && ip link set "vb$TAG" netns "$B" || fail "veth into namespaces"
+inA ip addr add "$EP_IP/24" dev "va$TAG" && inA ip link set "va$TAG" up && inA ip link set lo up || fail "ns A up"
+inB ip addr add "$UP_IP/24" dev "vb$TAG" && inB ip link set "vb$TAG" up && inB ip link set lo up || fail "ns B up"
+
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	server {
+		listen $UP_IP:443 ssl;
+		ssl_certificate $SERVER_CERT;
+		ssl_certificate_key $SERVER_KEY;
+		location / { return 200 "hello from up.test\n"; }
+	}
+}
+EOF
+# not through the inB function: $! must be nginx itself (ip netns exec
+# execs it), not a subshell whose death would leave nginx running
+ip netns exec "$B" nginx -c "$WORK/nginx.conf" -g "daemon off;" &
+NGINX_PID=$!
+
+inA nft list ruleset >"$WORK/ruleset-before" || fail "nft list ruleset"
+ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --state-dir "$WORK/state" --upstream-ca "$UPSTREAM_CA" \
+	--policy "$POLICY" --workers 2 2>"$WORK/dlpgate.log" &
+DLP_PID=$!
+for _ in $(seq 100); do
+	[ -s "$WORK/state/ca.pem" ] && inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
+	sleep 0.1
+done
+kill -0 "$DLP_PID" 2>/dev/null || fail "dlpgate did not start: $(cat "$WORK/dlpgate.log")"
+cp "$WORK/state/ca.pem" "$WORK/dlpgate-ca.pem" && chmod 644 "$WORK/dlpgate-ca.pem"
+for _ in $(seq 50); do inA bash -c "exec 3<>/dev/tcp/$UP_IP/443" 2>/dev/null && break; sleep 0.1; done
+
+# as uid: curl https://up.test trusting only CAFILE; prints the HTTP status
+get() {
+	inA setpriv --reuid "$1" --regid "$1" --clear-groups curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
+		--cacert "$2" --resolve "up.test:443:$UP_IP" https://up.test/ 2>&1
+}
+
+# 1. scope: uid 1000 only
+inA "$DLPGATE" redirect install --to "$PORT" --uid 1000 --ports 443 >/dev/null || fail "redirect install --uid"
+r=$(get 1000 "$WORK/dlpgate-ca.pem")
+[ "$r" = 200 ] || fail "uid 1000 should be intercepted (trusting only dlpgate's CA): $r"
+ok "uid 1000 intercepted"
+r=$(get 1001 "$UPSTREAM_CA")
+[ "$r" = 200 ] || fail "uid 1001 should reach up.test directly (trusting only its CA): $r"
+ok "uid 1001 not redirected"
+
+# 2. who: the flow log names the uid and the program
+for _ in $(seq 50); do grep -q "source=transparent.*sni=up.test" "$WORK/dlpgate.log" && break; sleep 0.1; done
+line=$(grep "source=transparent.*sni=up.test" "$WORK/dlpgate.log" | head -1)
+case "$line" in *"uid=1000"*) ;; *) fail "no uid=1000 in: $line" ;; esac
+case "$line" in *"app=/usr/bin/curl"*) ;; *) fail "no app=/usr/bin/curl in: $line" ;; esac
+case "$line" in *"sni=up.test"*) ;; *) fail "no sni=up.test in: $line" ;; esac
+ok "identity: $(echo "$line" | grep -o 'uid=[0-9]* app=[^ ]*')"
+
+# 3. UDP 443 dropped for the scope only
+recv() {
+	inB python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 443)); s.settimeout(2)
+try: print(s.recv(100).decode())
+except socket.timeout: print("nothing")' "$UP_IP" &
+	local rp=$!
+	sleep 0.3
+	inA setpriv --reuid "$1" --regid "$1" --clear-groups bash -c "echo quic-from-$1 >/dev/udp/$UP_IP/443" 2>/dev/null
+	wait $rp
+}
+r=$(recv 1000)
+[ "$r" = nothing ] || fail "UDP 443 from uid 1000 should be dropped, got: $r"
+r=$(recv 1001)
+[ "$r" = quic-from-1001 ] || fail "UDP 443 from uid 1001 should pass, got: $r"
+ok "UDP 443 dropped for uid 1000 only"
+
+# 4. no loop: every program redirected, root included; the engine's own
+#    upstream connections carry its mark and go out
+inA "$DLPGATE" redirect install --to "$PORT" --all --ports 443 >/dev/null || fail "redirect install --all"
+r=$(get 0 "$WORK/dlpgate-ca.pem")
+[ "$r" = 200 ] || fail "with --all, root's request should be intercepted once and reach up.test: $r"
+n=$(grep -c "source=transparent.*sni=up.test" "$WORK/dlpgate.log")
+[ "$n" = 2 ] || fail "the engine intercepted itself: $n intercepted flows for 2 requests"
+ok "no loop with --all"
+
+# 5. a connection straight to the transparent port is refused, not looped
+inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat <&3" >/dev/null 2>&1
+for _ in $(seq 50); do grep -q "end=not-redirected" "$WORK/dlpgate.log" && break; sleep 0.1; done
+grep -q "end=not-redirected" "$WORK/dlpgate.log" || fail "a direct connection was not refused"
+ok "direct connection refused"
+
+# 6. remove restores the ruleset exactly
+inA "$DLPGATE" redirect remove >/dev/null || fail "redirect remove"
+inA nft list ruleset >"$WORK/ruleset-after"
+cmp -s "$WORK/ruleset-before" "$WORK/ruleset-after" || fail "ruleset differs after remove: $(diff "$WORK/ruleset-before" "$WORK/ruleset-after")"
+r=$(get 1000 "$UPSTREAM_CA")
+[ "$r" = 200 ] || fail "after remove, uid 1000 should go direct: $r"
+ok "remove restores the ruleset"
+echo "all transparent checks passed"
