@@ -118,21 +118,38 @@ static unsigned long long start_time(int64_t pid)
 	return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x < y) - (x > y);
+}
+
+/* readlink is the cost, so the fd numbers are listed first and read from
+ * the highest down: a connection just made is most often the highest
+ * descriptor of its process. */
 static bool holds_inode(int64_t pid, uint32_t inode)
 {
-	char dir[64], want[32], got[32];
+	char dir[64], want[32], got[32], name[16];
 	snprintf(dir, sizeof dir, "/proc/%lld/fd", (long long)pid);
 	int wl = snprintf(want, sizeof want, "socket:[%u]", inode);
 	DIR *d = opendir(dir);
 	if (!d)
 		return false;
+	enum { MAX_FDS = 65536 };
+	int *fds = malloc(MAX_FDS * sizeof *fds);
+	size_t n = 0;
+	for (struct dirent *e; fds && n < MAX_FDS && (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			fds[n++] = atoi(e->d_name);
+	if (fds)
+		qsort(fds, n, sizeof *fds, cmp_desc);
 	bool found = false;
-	for (struct dirent *e; !found && (e = readdir(d));) {
-		if (e->d_name[0] == '.')
-			continue;
-		ssize_t n = readlinkat(dirfd(d), e->d_name, got, sizeof got);
-		found = n == wl && !memcmp(got, want, (size_t)n);
+	for (size_t i = 0; !found && i < n; i++) {
+		snprintf(name, sizeof name, "%d", fds[i]);
+		ssize_t len = readlinkat(dirfd(d), name, got, sizeof got);
+		found = len == wl && !memcmp(got, want, (size_t)len);
 	}
+	free(fds);
 	closedir(d);
 	return found;
 }
@@ -210,23 +227,54 @@ static int64_t proc_uid(int procfd, const char *name)
 	return fstatat(procfd, name, &st, 0) == 0 ? (int64_t)st.st_uid : -1;
 }
 
-/* Every process (of uid, or any when uid < 0), skipping those tried. */
+typedef struct {
+	int64_t pid;
+	int64_t fds; /* open descriptors (the size of /proc/PID/fd since Linux 6.2; 0 before) */
+} candidate_t;
+
+static int by_fds(const void *a, const void *b)
+{
+	int64_t x = ((const candidate_t *)a)->fds, y = ((const candidate_t *)b)->fds;
+	return (x > y) - (x < y);
+}
+
+/* Every process of uid (or every process when uid < 0), those with the
+ * fewest descriptors first: the program that just connected is rarely the
+ * one holding ten thousand sockets, and that one would cost milliseconds. */
 static int64_t scan_all(uint32_t inode, int64_t uid)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
 		return 0;
-	int64_t found = 0;
-	for (struct dirent *e; !found && (e = readdir(d));) {
+	size_t n = 0, cap = 256;
+	candidate_t *c = malloc(cap * sizeof *c);
+	for (struct dirent *e; c && (e = readdir(d));) {
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
-		int64_t pid = strtoll(e->d_name, NULL, 10);
 		if (uid >= 0 && proc_uid(dirfd(d), e->d_name) != uid)
 			continue;
-		if (holds_inode(pid, inode))
-			found = pid;
+		if (n == cap) {
+			candidate_t *nc = realloc(c, 2 * cap * sizeof *c);
+			if (!nc)
+				break;
+			c = nc;
+			cap *= 2;
+		}
+		char fd_dir[300];
+		struct stat st;
+		snprintf(fd_dir, sizeof fd_dir, "%s/fd", e->d_name);
+		c[n].pid = strtoll(e->d_name, NULL, 10);
+		c[n++].fds = fstatat(dirfd(d), fd_dir, &st, 0) == 0 ? (int64_t)st.st_size : 0;
 	}
 	closedir(d);
+	int64_t found = 0;
+	if (c) {
+		qsort(c, n, sizeof *c, by_fds);
+		for (size_t i = 0; !found && i < n; i++)
+			if (holds_inode(c[i].pid, inode))
+				found = c[i].pid;
+	}
+	free(c);
 	return found;
 }
 
