@@ -1,0 +1,56 @@
+#!/bin/bash
+# System extension framing vs the explicit proxy (issue 4): the bench's
+# small scenario (GET 1 KiB, 16 in flight, keep-alive) through dlpgate as
+# an explicit proxy, then through build/flowclient -> --sysext-socket, in
+# one run. The flow client relays every byte through a thread of its own
+# (the extension's job on a Mac), so the engine's own share is its CPU
+# per request, reported beside the throughput.
+#   tests/bench/framing.sh [SECONDS]    (needs `make` and ../shared/bench)
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+bench=${BENCH_DIR:-$top/../shared/bench}
+dur=${1:-10}
+w=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$w"' EXIT
+gcc -O2 -o "$w/loadgen" "$bench/loadgen.c" -lcurl -lpthread -lm
+chmod 755 "$w"
+cd "$w"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+	-subj /CN=bench-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null
+printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" >ext
+openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+mkdir -p www && head -c 1024 /dev/urandom >www/1k && chmod -R a+rX www
+cat >nginx.conf <<NGX
+worker_processes 2; pid $w/nginx.pid; error_log $w/nginx.err; events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18643 ssl; ssl_certificate $w/srv.pem; ssl_certificate_key $w/srv.key; root $w/www; } }
+NGX
+nginx -c "$w/nginx.conf" -g "daemon off;" & pids+=($!)
+"$top/build/dlpgate" run --listen 127.0.0.1:18690 --sysext-socket "$w/sysext.sock" --state-dir "$w/state" \
+	--upstream-ca "$w/ca.pem" --log-level warn 2>"$w/dlpgate.log" & dlp=$!; pids+=($dlp)
+"$top/build/flowclient" --listen 127.0.0.1:18691 --socket "$w/sysext.sock" --dst 127.0.0.1:18643 \
+	--hostname localhost --path /Applications/Tool.app/Contents/MacOS/Tool --anchor developer_id >/dev/null & pids+=($!)
+for _ in $(seq 100); do [ -S "$w/sysext.sock" ] && [ -s "$w/state/ca.pem" ] && break; sleep 0.1; done
+sleep 0.5
+ticks() { awk '{print $14 + $15}' "/proc/$dlp/stat"; }
+hz=$(getconf CLK_TCK)
+run() { # label, loadgen args...
+	local label=$1; shift
+	"$w/loadgen" --cacert "$w/state/ca.pem" -c 16 -d 2 "$@" >/dev/null 2>&1 || true
+	local t0 t1 line
+	t0=$(ticks)
+	line=$("$w/loadgen" --cacert "$w/state/ca.pem" -c 16 -d "$dur" --expect-bytes 1024 "$@")
+	t1=$(ticks)
+	local rps errs n
+	rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$line")
+	errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$line")
+	n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
+	awk -v l="$label" -v r="$rps" -v e="$errs" -v n="$n" -v t=$((t1 - t0)) -v hz="$hz" \
+		'BEGIN { printf "%-22s %8.0f req/s  errors %s  dlpgate %.3f cpu-ms/req\n", l, r, e, 1000 * t / hz / n }'
+	echo "$rps"
+}
+exp=$(run "explicit proxy" -x http://127.0.0.1:18690 -u https://localhost:18643/1k | tee /dev/stderr | tail -1)
+frm=$(run "sysext framing" -u https://localhost:18691/1k | tee /dev/stderr | tail -1)
+awk -v a="$exp" -v b="$frm" 'BEGIN { printf "framing / explicit throughput: %.0f%%\n", 100 * b / a }'
