@@ -68,6 +68,20 @@ local function user_drivable(app)
 	return false
 end
 
+-- The same decisions, for the macOS system extension to take itself before
+-- the engine sees the flow (flows it accepts can never go back to the OS).
+-- Built from the lists above, so the two cannot disagree.
+local drivable_ids = {}
+for id in pairs(USER_DRIVABLE_SIGNING_IDS) do
+	drivable_ids[#drivable_ids + 1] = id
+end
+table.sort(drivable_ids)
+static_bypass = {
+	apple_platform = true,
+	except_signing_ids = drivable_ids,
+	hosts = SENSITIVE_SITES,
+}
+
 function on_flow(flow)
 	if flow.app.anchor == "apple" and not user_drivable(flow.app) then
 		return dlp.bypass("Apple platform code " .. (flow.app.signing_id or flow.app.path or "?"))

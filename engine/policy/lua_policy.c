@@ -5,10 +5,12 @@
  */
 #include "policy/lua_internal.h"
 
+#include "core/hostglob.h"
 #include "core/log.h"
 #include "net/worker.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -232,6 +234,84 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 	return true;
 }
 
+#define STATIC_BYPASS_MAX 4096 /* what the extension accepts (BYPASS_MAX_ENTRIES in sources/bypass.h) */
+
+/* static_bypass = {apple_platform = BOOL, except_signing_ids = {...},
+ * hosts = {...}}: checked here, once, and kept as the JSON the system
+ * extension fetches (sources/bypass.h). */
+static bool bypass_list(lua_State *L, const char *path, const char *key, bool hosts, json_t *o, char *err, size_t n)
+{
+	lua_getfield(L, -1, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return true;
+	}
+	size_t len = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+	if (!lua_istable(L, -1) || len > STATIC_BYPASS_MAX) {
+		snprintf(err, n, "%s: static_bypass.%s must be a list of at most %d strings", path, key, STATIC_BYPASS_MAX);
+		return false;
+	}
+	json_t *a = json_array();
+	json_object_set_new(o, key, a);
+	for (size_t i = 1; i <= len; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i);
+		const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		const char *bad = !s ? "not a string" : hosts ? hostglob_check(s) : NULL;
+		json_t *v = s ? json_string(s) : NULL;
+		if (!bad && !v)
+			bad = "not valid UTF-8";
+		lua_pop(L, 1);
+		if (bad) {
+			json_decref(v);
+			snprintf(err, n, "%s: static_bypass.%s[%zu]: %s", path, key, i, bad);
+			return false;
+		}
+		json_array_append_new(a, v);
+	}
+	lua_pop(L, 1);
+	return true;
+}
+
+static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t n)
+{
+	lua_getglobal(L, "static_bypass");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return true;
+	}
+	if (!lua_istable(L, -1)) {
+		snprintf(err, n, "%s: static_bypass must be a table {apple_platform=, except_signing_ids=, hosts=}",
+			 lp->path);
+		return false;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+		lua_pop(L, 1);
+		if (strcmp(k, "apple_platform") && strcmp(k, "except_signing_ids") && strcmp(k, "hosts")) {
+			snprintf(err, n, "%s: static_bypass: unknown field \"%s\" (apple_platform, except_signing_ids, hosts)",
+				 lp->path, k);
+			lua_pop(L, 2);
+			return false;
+		}
+	}
+	lua_getfield(L, -1, "apple_platform");
+	bool apple = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	json_t *o = json_pack("{s:s, s:b}", "policy_version", lp->base.version_text, "apple_platform", apple);
+	bool ok = o && bypass_list(L, lp->path, "except_signing_ids", false, o, err, n) &&
+		  bypass_list(L, lp->path, "hosts", true, o, err, n);
+	lua_settop(L, 0);
+	if (!o)
+		snprintf(err, n, "out of memory");
+	if (ok) {
+		lp->base.static_bypass_json = json_dumps(o, JSON_COMPACT);
+		ok = lp->base.static_bypass_json != NULL;
+	}
+	json_decref(o);
+	return ok;
+}
+
 /* ---- stage calls ---- */
 
 static lstate_t *state_for(lua_policy_t *lp, struct worker *w)
@@ -372,6 +452,7 @@ static void destroy(policy_t *p)
 	free(lp->states);
 	lstate_free(lp->master);
 	detset_free(lp->detectors);
+	free(lp->base.static_bypass_json);
 	sandbox_sources_free(&lp->sources);
 	free(lp->path);
 	free(lp);
@@ -434,6 +515,10 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 	lp->base.read_request_bodies = lp->has_request;
 	lp->base.read_response_bodies = lp->has_response;
 	version_of(&lp->sources, lp->base.version_text, sizeof lp->base.version_text);
+	if (!read_static_bypass(lp, lp->master->L, err, n)) {
+		destroy(&lp->base);
+		return NULL;
+	}
 	return lp;
 }
 

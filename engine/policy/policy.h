@@ -132,6 +132,7 @@ struct policy {
 	atomic_int refs;
 	uint64_t version;
 	char version_text[48];     /* what events name the policy by */
+	char *static_bypass_json;  /* the system extension's table (sources/bypass.h); NULL: none */
 	void *impl;
 	/* what the relay must do for the stages to see bodies */
 	bool read_request_bodies;

@@ -28,13 +28,27 @@ const char *frame_verdict_name(frame_verdict_t v)
 	return (unsigned)v < 3 ? verdict_names[v] : "?";
 }
 
-static void put_prefix(uint8_t *p, size_t json_len)
+static void put_prefix(uint8_t *p, const char *magic, size_t json_len)
 {
-	memcpy(p, FRAME_MAGIC, 4);
+	memcpy(p, magic, 4);
 	p[4] = FRAME_VERSION >> 8;
 	p[5] = FRAME_VERSION & 0xff;
 	for (int i = 0; i < 4; i++)
 		p[6 + i] = (uint8_t)(json_len >> (24 - 8 * i));
+}
+
+static bool emit_raw(const char *magic, const char *s, size_t n, buf_t *out)
+{
+	uint8_t prefix[FRAME_PREFIX];
+	if (n == 0 || n > (strcmp(magic, FRAME_MAGIC) ? FRAME_MAX_CONTROL : FRAME_MAX_JSON))
+		return false;
+	put_prefix(prefix, magic, n);
+	return buf_append(out, prefix, sizeof prefix) && buf_append(out, s, n);
+}
+
+bool frame_control_encode(const char *json, size_t len, buf_t *out)
+{
+	return emit_raw(FRAME_CONTROL_MAGIC, json, len, out);
 }
 
 static bool emit(json_t *o, buf_t *out)
@@ -42,12 +56,7 @@ static bool emit(json_t *o, buf_t *out)
 	bool ok = false;
 	if (o) {
 		char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-		size_t n = s ? strlen(s) : 0;
-		uint8_t prefix[FRAME_PREFIX];
-		if (s && n <= FRAME_MAX_JSON) {
-			put_prefix(prefix, n);
-			ok = buf_append(out, prefix, sizeof prefix) && buf_append(out, s, n);
-		}
+		ok = s && emit_raw(FRAME_MAGIC, s, strlen(s), out);
 		free(s);
 		json_decref(o);
 	}
@@ -89,6 +98,8 @@ bool frame_reply_encode(const frame_reply_t *r, buf_t *out)
 			reason = json_string("(reason not valid UTF-8)");
 		json_object_set_new(o, "reason", reason);
 	}
+	if (o && r->policy_version[0])
+		json_object_set_new(o, "policy_version", json_string(r->policy_version));
 	return emit(o, out);
 }
 
@@ -111,10 +122,11 @@ static bool fail(ctx_t *c, const char *fmt, ...)
 
 /* The prefix: BAD as soon as what is there is wrong, NEED_MORE until the
  * whole frame is. */
-static frame_status_t prefix(const uint8_t *p, size_t n, size_t *json_len, ctx_t *c)
+static frame_status_t prefix(const uint8_t *p, size_t n, const char *magic, size_t *json_len, ctx_t *c)
 {
-	if (memcmp(p, FRAME_MAGIC, n < 4 ? n : 4) != 0) {
-		fail(c, "not a dlpgate flow frame (it does not start with \"%s\")", FRAME_MAGIC);
+	if (memcmp(p, magic, n < 4 ? n : 4) != 0) {
+		fail(c, "not a dlpgate %s frame (it does not start with \"%s\")",
+		     strcmp(magic, FRAME_MAGIC) ? "control" : "flow", magic);
 		return FRAME_BAD;
 	}
 	if (n < FRAME_PREFIX)
@@ -126,8 +138,9 @@ static frame_status_t prefix(const uint8_t *p, size_t n, size_t *json_len, ctx_t
 		return FRAME_BAD;
 	}
 	uint32_t len = (uint32_t)p[6] << 24 | (uint32_t)p[7] << 16 | (uint32_t)p[8] << 8 | p[9];
-	if (len == 0 || len > FRAME_MAX_JSON) {
-		fail(c, "frame of %u bytes (1 to %d allowed)", len, FRAME_MAX_JSON);
+	uint32_t max = strcmp(magic, FRAME_MAGIC) ? FRAME_MAX_CONTROL : FRAME_MAX_JSON;
+	if (len == 0 || len > max) {
+		fail(c, "frame of %u bytes (1 to %u allowed)", len, max);
 		return FRAME_BAD;
 	}
 	*json_len = len;
@@ -268,7 +281,7 @@ frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t 
 {
 	ctx_t c = {err, errlen};
 	size_t len = 0;
-	frame_status_t st = prefix(p, n, &len, &c);
+	frame_status_t st = prefix(p, n, FRAME_MAGIC, &len, &c);
 	if (st != FRAME_OK)
 		return st;
 	memset(r, 0, sizeof *r);
@@ -286,16 +299,18 @@ frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, 
 {
 	ctx_t c = {err, errlen};
 	size_t len = 0;
-	frame_status_t st = prefix(p, n, &len, &c);
+	frame_status_t st = prefix(p, n, FRAME_MAGIC, &len, &c);
 	if (st != FRAME_OK)
 		return st;
 	memset(r, 0, sizeof *r);
 	json_t *o = parse(p + FRAME_PREFIX, len, "reply", &c);
-	static const char *const keys[] = {"verdict", "reason", NULL};
+	static const char *const keys[] = {"verdict", "reason", "policy_version", NULL};
 	char verdict[16];
 	bool ok = o && only_keys(o, "reply", keys, &c) &&
 		  string_field(o, "reply", "verdict", false, 1, verdict, sizeof verdict, id_char, &c) &&
-		  string_field(o, "reply", "reason", true, 1, r->reason, sizeof r->reason, printable, &c);
+		  string_field(o, "reply", "reason", true, 1, r->reason, sizeof r->reason, printable, &c) &&
+		  string_field(o, "reply", "policy_version", true, 1, r->policy_version, sizeof r->policy_version,
+			       printable, &c);
 	int v = ok ? choice(verdict, verdict_names, 3) : 0;
 	if (ok && v < 0)
 		ok = fail(&c, "reply: \"verdict\" must be accept, bypass or reject");
@@ -303,6 +318,20 @@ frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, 
 	if (!ok)
 		return FRAME_BAD;
 	r->verdict = (frame_verdict_t)v;
+	*used = FRAME_PREFIX + len;
+	return FRAME_OK;
+}
+
+frame_status_t frame_control_decode(const uint8_t *p, size_t n, const char **json, size_t *json_len, size_t *used,
+				    char *err, size_t errlen)
+{
+	ctx_t c = {err, errlen};
+	size_t len = 0;
+	frame_status_t st = prefix(p, n, FRAME_CONTROL_MAGIC, &len, &c);
+	if (st != FRAME_OK)
+		return st;
+	*json = (const char *)p + FRAME_PREFIX;
+	*json_len = len;
 	*used = FRAME_PREFIX + len;
 	return FRAME_OK;
 }

@@ -29,9 +29,11 @@
 #include <stdint.h>
 
 #define FRAME_MAGIC "DLPF"
+#define FRAME_CONTROL_MAGIC "DLPC" /* the control connection: {"get": "bypass_table"} */
 #define FRAME_VERSION 1
 #define FRAME_PREFIX 10
 #define FRAME_MAX_JSON 16384
+#define FRAME_MAX_CONTROL (1 << 20) /* a bypass table may list thousands of names */
 
 /* How the code behind a flow is signed, strongest first. */
 typedef enum {
@@ -63,6 +65,7 @@ typedef enum { FRAME_ACCEPT = 0, FRAME_BYPASS, FRAME_REJECT } frame_verdict_t;
 typedef struct {
 	frame_verdict_t verdict;
 	char reason[256];              /* for bypass and reject */
+	char policy_version[64];       /* the engine's policy; a new one means a new bypass table */
 } frame_reply_t;
 
 typedef enum { FRAME_OK = 0, FRAME_NEED_MORE, FRAME_BAD } frame_status_t;
@@ -79,6 +82,12 @@ frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t 
 				    size_t errlen);
 frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, size_t *used, char *err,
 				  size_t errlen);
+
+/* Control frames carry any JSON object (at most FRAME_MAX_CONTROL bytes). */
+bool frame_control_encode(const char *json, size_t len, buf_t *out);
+/* FRAME_OK: *json (pointing into p) and *json_len are the payload. */
+frame_status_t frame_control_decode(const uint8_t *p, size_t n, const char **json, size_t *json_len, size_t *used,
+				    char *err, size_t errlen);
 
 const char *frame_anchor_name(frame_anchor_t a);
 const char *frame_verdict_name(frame_verdict_t v);

@@ -38,6 +38,7 @@ static void reply(flow_t *f, frame_verdict_t v, const char *reason)
 {
 	frame_reply_t r = {.verdict = v};
 	snprintf(r.reason, sizeof r.reason, "%s", reason ? reason : "");
+	snprintf(r.policy_version, sizeof r.policy_version, "%s", f->policy->version_text);
 	buf_t out;
 	buf_init(&out, 0);
 	if (frame_reply_encode(&r, &out))
@@ -96,6 +97,37 @@ static void start_flow(flow_t *f)
 	}
 }
 
+/* A control connection: {"get": "bypass_table"} is answered with the
+ * table of the policy this connection started under, then closed. */
+static void control(flow_t *f)
+{
+	const char *json;
+	size_t len, used;
+	char err[200];
+	frame_status_t st = frame_control_decode((const uint8_t *)f->peek.data, f->peek.len, &json, &len, &used, err,
+						 sizeof err);
+	if (st == FRAME_NEED_MORE)
+		return;
+	f->mode = "control";
+	static const char want[] = "{\"get\":\"bypass_table\"}";
+	if (st == FRAME_BAD || len != sizeof want - 1 || memcmp(json, want, len)) {
+		flow_finish(f, "bad-frame", "control: %s", st == FRAME_BAD ? err : "the one request is {\"get\":\"bypass_table\"}");
+		return;
+	}
+	char empty[128];
+	const char *table = f->policy->static_bypass_json;
+	if (!table) { /* the policy states none: an empty table, with the version to compare */
+		snprintf(empty, sizeof empty, "{\"policy_version\":\"%s\",\"apple_platform\":false}", f->policy->version_text);
+		table = empty;
+	}
+	buf_t out;
+	buf_init(&out, 0);
+	if (frame_control_encode(table, strlen(table), &out))
+		side_write(&f->client, out.data, out.len);
+	buf_free(&out);
+	flow_finish(f, "control", "bypass table sent");
+}
+
 static void header_data(side_t *s, iobuf_t *b)
 {
 	flow_t *f = s->flow;
@@ -103,6 +135,10 @@ static void header_data(side_t *s, iobuf_t *b)
 	iobuf_put(b);
 	if (!ok) { /* cannot happen with a valid frame: the cap holds the largest one */
 		flow_close(f, "bad-frame", "header frame larger than allowed");
+		return;
+	}
+	if (f->peek.len >= 4 && !memcmp(f->peek.data, FRAME_CONTROL_MAGIC, 4)) {
+		control(f);
 		return;
 	}
 	char err[200];

@@ -3,8 +3,11 @@
  * which the extension decodes). Whatever arrives, decoding ends in OK,
  * NEED_MORE or BAD with a message; an OK request encodes again and
  * decodes to the same fields, so what the engine acts on is exactly what
- * it would send.
+ * it would send. Control frames carry bypass tables, which the extension
+ * decodes and matches flows against: any table decodes or is refused,
+ * and matching it never fails.
  */
+#include "sources/bypass.h"
 #include "sources/frame.h"
 
 #include <stdint.h>
@@ -34,5 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frame_reply_t rep;
 	if (frame_reply_decode(data, size, &rep, &used, err, sizeof err) == FRAME_OK && used > size)
 		abort();
+	const char *json;
+	size_t len;
+	bypass_table_t t;
+	if (frame_control_decode(data, size, &json, &len, &used, err, sizeof err) == FRAME_OK &&
+	    bypass_table_decode(json, len, &t, err, sizeof err)) {
+		char why[300];
+		bypass_table_match(&t, FRAME_ANCHOR_APPLE, "com.apple.curl", "www.apple.com", why, sizeof why);
+		bypass_table_match(&t, FRAME_ANCHOR_UNSIGNED, NULL, NULL, why, sizeof why);
+		bypass_table_free(&t);
+	}
 	return 0;
 }

@@ -111,7 +111,8 @@ static char *verdict_line(th_proc *p)
 	th_fail("flowclient printed no verdict:\n%s", th_log(p));
 }
 
-static void expect(fixture_t *fx, const char *const identity[], bool inspected, const char *reason)
+static void expect_verdict(fixture_t *fx, const char *const identity[], const char *verdict, bool inspected,
+			   const char *reason)
 {
 	th_proc p;
 	int port = start_flowclient(fx, &p, identity);
@@ -121,15 +122,20 @@ static void expect(fixture_t *fx, const char *const identity[], bool inspected, 
 	char *line = verdict_line(&p);
 	size_t len;
 	char *all = th_upstream_received(fx->up, &len), *rx = all + before; /* this flow's bytes */
+	ck_assert_msg(strstr(line, verdict), "want %s: %s", verdict, line);
 	if (inspected) {
-		ck_assert_msg(strstr(line, "verdict=accept"), "%s", line);
 		ck_assert_msg(strstr(rx, "card 4539 **** **** 6467 end") && !strstr(rx, "1488 0343"), "%s", rx);
 	} else {
-		ck_assert_msg(strstr(line, "verdict=bypass") && strstr(line, reason), "%s", line);
+		ck_assert_msg(strstr(line, reason), "%s", line);
 		ck_assert_msg(strstr(rx, "card 4539 1488 0343 6467 end"), "bypassed, so untouched: %s", rx);
 	}
 	free(all), free(line);
 	th_stop(&p);
+}
+
+static void expect(fixture_t *fx, const char *const identity[], bool inspected, const char *reason)
+{
+	expect_verdict(fx, identity, inspected ? "verdict=accept" : "verdict=bypass", inspected, reason);
 }
 
 START_TEST(default_policy_decides_on_the_app)
@@ -189,6 +195,32 @@ static char *send_header(const char *sock, const void *data, size_t len)
 	if (asprintf(&s, "%s: %s", frame_verdict_name(r.verdict), r.reason) < 0)
 		th_fail("out of memory");
 	return s;
+}
+
+/* A control request; the JSON of the engine's answer, or NULL. */
+static char *control(const char *sock, const char *json)
+{
+	buf_t q;
+	buf_init(&q, 0);
+	ck_assert(frame_control_encode(json, strlen(json), &q));
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
+	ck_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0);
+	ck_assert(write(fd, q.data, q.len) == (ssize_t)q.len);
+	buf_free(&q);
+	static char buf[1 << 16];
+	size_t have = 0;
+	ssize_t n;
+	while (have < sizeof buf && (n = read(fd, buf + have, sizeof buf - have)) > 0)
+		have += (size_t)n;
+	close(fd);
+	const char *j;
+	size_t len, used;
+	char err[200];
+	if (frame_control_decode((const uint8_t *)buf, have, &j, &len, &used, err, sizeof err) != FRAME_OK)
+		return NULL;
+	return strndup(j, len);
 }
 
 static void expect_reject(const char *sock, const char *json, const char *why)
@@ -252,6 +284,38 @@ START_TEST(hostile_headers_are_rejected)
 }
 END_TEST
 
+START_TEST(static_bypass_table_in_the_extension)
+{
+	fixture_t fx;
+	setup(&fx);
+	/* the table, as the extension fetches it */
+	char *table = control(fx.sock, "{\"get\":\"bypass_table\"}");
+	ck_assert_msg(table && strstr(table, "\"apple_platform\":true") && strstr(table, "\"com.apple.curl\"") &&
+			      strstr(table, "\"*.apple.com\"") && strstr(table, "\"policy_version\":\"sha256:"),
+		      "%s", table ? table : "(none)");
+	free(table);
+	ck_assert_ptr_null(control(fx.sock, "{\"get\":\"everything\"}"));
+	/* the daemon never reaches the engine; curl still does */
+	expect_verdict(&fx,
+		       (const char *const[]){"--static-bypass", "--anchor", "apple", "--signing-id", "com.apple.nsurlsessiond",
+					     "--path", "/usr/libexec/nsurlsessiond", NULL},
+		       "verdict=static-bypass", false, "Apple platform code com.apple.nsurlsessiond");
+	expect_verdict(&fx,
+		       (const char *const[]){"--static-bypass", "--anchor", "apple", "--signing-id", "com.apple.curl",
+					     "--path", "/usr/bin/curl", NULL},
+		       "verdict=accept", true, NULL);
+	expect_verdict(&fx,
+		       (const char *const[]){"--static-bypass", "--anchor", "developer_id", "--signing-id", "com.acme.app",
+					     "--hostname", "www.apple.com", "--path", "/Applications/A.app/Contents/MacOS/A", NULL},
+		       "verdict=static-bypass", false, "static bypass host www.apple.com");
+	ck_assert(dlp_log_wait(&fx.d, "signing_id=com.apple.curl", 5000));
+	char *log = dlp_log(&fx.d);
+	ck_assert_msg(!strstr(log, "com.apple.nsurlsessiond") && !strstr(log, "com.acme.app"), "%s", log);
+	free(log);
+	teardown(&fx);
+}
+END_TEST
+
 START_TEST(only_root_may_connect)
 {
 	if (geteuid() != 0) {
@@ -288,6 +352,7 @@ Suite *sysext_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, default_policy_decides_on_the_app);
 	tcase_add_test(t, hostile_headers_are_rejected);
+	tcase_add_test(t, static_bypass_table_in_the_extension);
 	tcase_add_test(t, only_root_may_connect);
 	suite_add_tcase(s, t);
 	return s;

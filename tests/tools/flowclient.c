@@ -9,11 +9,17 @@
  *   flowclient --listen 127.0.0.1:PORT --socket PATH --dst IP:PORT
  *              [--hostname NAME] --path EXE --anchor ANCHOR [--pid N] [--uid N]
  *              [--signing-id ID] [--team-id ID] [--on-bypass pass|close]
+ *              [--static-bypass]
  *
  * On a bypass the flow goes straight to --dst (pass, the extension's
- * default) or is closed; a reject closes it. Each verdict is one line on
+ * default) or is closed; a reject closes it. With --static-bypass it
+ * fetches the engine's bypass table (sources/bypass.h) first, as the
+ * extension does, and flows the table matches never reach the engine
+ * ("verdict=static-bypass"); a reply naming another policy version makes
+ * it fetch the table again. Each verdict is one line on
  * stdout ("flow N verdict=... reason=...") for tests to read.
  */
+#include "sources/bypass.h"
 #include "sources/frame.h"
 
 #include <arpa/inet.h>
@@ -36,6 +42,9 @@ static struct sockaddr_in dst_addr;
 static bool bypass_passes = true;
 static atomic_uint next_flow;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool use_table;
+static bypass_table_t table;     /* under table_lock */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void die(const char *fmt, const char *arg)
 {
@@ -91,6 +100,53 @@ static void splice_fds(int a, int b)
 	}
 }
 
+static int engine_connect(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", socket_path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The control connection: ask, read one frame, keep the table. */
+static bool fetch_table(void)
+{
+	int fd = engine_connect();
+	if (fd < 0)
+		return false;
+	static const char ask[] = "{\"get\":\"bypass_table\"}";
+	buf_t q, in;
+	buf_init(&q, 0);
+	buf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
+	bool ok = frame_control_encode(ask, sizeof ask - 1, &q) && write(fd, q.data, q.len) == (ssize_t)q.len;
+	char chunk[65536], err[200];
+	const char *json = NULL;
+	size_t len = 0, used;
+	frame_status_t st = FRAME_NEED_MORE;
+	for (ssize_t n; ok && st == FRAME_NEED_MORE && (n = read(fd, chunk, sizeof chunk)) > 0;) {
+		ok = buf_append(&in, chunk, (size_t)n);
+		st = frame_control_decode((const uint8_t *)in.data, in.len, &json, &len, &used, err, sizeof err);
+	}
+	bypass_table_t t;
+	ok = ok && st == FRAME_OK && bypass_table_decode(json, len, &t, err, sizeof err);
+	if (ok) {
+		pthread_mutex_lock(&table_lock);
+		bypass_table_free(&table);
+		table = t;
+		pthread_mutex_unlock(&table_lock);
+	} else {
+		fprintf(stderr, "flowclient: no bypass table: %s\n", st == FRAME_BAD ? err : "the engine did not send one");
+	}
+	buf_free(&q);
+	buf_free(&in);
+	close(fd);
+	return ok;
+}
+
 static void report(unsigned id, const char *verdict, const char *reason)
 {
 	pthread_mutex_lock(&out_lock);
@@ -105,10 +161,22 @@ static void *flow_thread(void *arg)
 	unsigned id = atomic_fetch_add(&next_flow, 1) + 1;
 	frame_request_t r = identity;
 	snprintf(r.flow_id, sizeof r.flow_id, "flow-%u", id);
-	int engine = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", socket_path);
-	if (engine < 0 || connect(engine, (struct sockaddr *)&sun, sizeof sun) != 0) {
+	int engine = -1;
+	char why[300];
+	pthread_mutex_lock(&table_lock);
+	bool leave = use_table && bypass_table_match(&table, r.app.anchor, r.app.signing_id, r.hostname, why, sizeof why);
+	pthread_mutex_unlock(&table_lock);
+	if (leave) { /* the OS keeps the flow: the engine never hears of it */
+		report(id, "static-bypass", why);
+		int direct = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (direct >= 0 && connect(direct, (struct sockaddr *)&dst_addr, sizeof dst_addr) == 0)
+			splice_fds(client, direct);
+		if (direct >= 0)
+			close(direct);
+		goto out;
+	}
+	engine = engine_connect();
+	if (engine < 0) {
 		/* the extension's fail-open / fail-closed choice; here: closed */
 		report(id, "unreachable", strerror(errno));
 		goto out;
@@ -138,6 +206,11 @@ static void *flow_thread(void *arg)
 		goto out;
 	}
 	report(id, frame_verdict_name(rep.verdict), rep.reason);
+	pthread_mutex_lock(&table_lock);
+	bool stale = use_table && strcmp(rep.policy_version, table.policy_version) != 0;
+	pthread_mutex_unlock(&table_lock);
+	if (stale)
+		fetch_table();
 	if (rep.verdict == FRAME_ACCEPT) {
 		splice_fds(client, engine);
 	} else if (rep.verdict == FRAME_BYPASS && bypass_passes) {
@@ -164,6 +237,10 @@ int main(int argc, char **argv)
 	memset(identity.app.audit_token_sha256, 'a', 64);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--static-bypass")) {
+			use_table = true;
+			continue;
+		}
 		if (!v)
 			die("%s needs a value", a);
 		i++;
@@ -206,6 +283,8 @@ int main(int argc, char **argv)
 	if (!have_listen || !socket_path || !have_dst || !identity.app.path[0])
 		die("%s", "usage: flowclient --listen IP:PORT --socket PATH --dst IP:PORT --path EXE --anchor A [...]");
 	signal(SIGPIPE, SIG_IGN);
+	if (use_table && !fetch_table())
+		die("%s", "--static-bypass: could not fetch the engine's bypass table");
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

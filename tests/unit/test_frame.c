@@ -1,9 +1,12 @@
 /*
  * Flow frames (sources/frame.h): what the extension encodes the engine
  * decodes to the same fields; a frame split anywhere asks for more and
- * never decodes early; each way a header can be wrong is named.
+ * never decodes early; each way a header can be wrong is named. The
+ * static bypass table (sources/bypass.h): decoded strictly, matched as
+ * the default policy's on_flow would decide.
  */
 #include "suites.h"
+#include "sources/bypass.h"
 #include "sources/frame.h"
 
 #include <stdio.h>
@@ -62,7 +65,7 @@ END_TEST
 
 START_TEST(replies)
 {
-	frame_reply_t r = {FRAME_BYPASS, "Apple platform code com.apple.nsurlsessiond"}, got;
+	frame_reply_t r = {.verdict = FRAME_BYPASS, .reason = "Apple platform code com.apple.nsurlsessiond"}, got;
 	buf_t b;
 	buf_init(&b, 0);
 	ck_assert(frame_reply_encode(&r, &b));
@@ -128,6 +131,29 @@ START_TEST(bad_headers_are_named)
 }
 END_TEST
 
+START_TEST(bypass_table)
+{
+	static const char json[] = "{\"policy_version\":\"sha256:ab\",\"apple_platform\":true,"
+				   "\"except_signing_ids\":[\"com.apple.curl\",\"com.apple.Safari\"],"
+				   "\"hosts\":[\"apple.com\",\"*.icloud.com\"]}";
+	bypass_table_t t;
+	char err[200], why[300];
+	ck_assert(bypass_table_decode(json, strlen(json), &t, err, sizeof err));
+	ck_assert_str_eq(t.policy_version, "sha256:ab");
+	ck_assert(bypass_table_match(&t, FRAME_ANCHOR_APPLE, "com.apple.nsurlsessiond", NULL, why, sizeof why));
+	ck_assert_str_eq(why, "Apple platform code com.apple.nsurlsessiond");
+	ck_assert(!bypass_table_match(&t, FRAME_ANCHOR_APPLE, "com.apple.curl", "upload.example.com", why, sizeof why));
+	ck_assert(!bypass_table_match(&t, FRAME_ANCHOR_DEVELOPER_ID, "com.apple.nsurlsessiond", NULL, why, sizeof why));
+	ck_assert(bypass_table_match(&t, FRAME_ANCHOR_DEVELOPER_ID, "com.acme.x", "P34-Contacts.iCloud.com", why, sizeof why));
+	ck_assert(!bypass_table_match(&t, FRAME_ANCHOR_UNSIGNED, "", "icloud.com", why, sizeof why));
+	bypass_table_free(&t);
+	static const char bad[] = "{\"hosts\":[\"bad host\"]}";
+	ck_assert(!bypass_table_decode(bad, strlen(bad), &t, err, sizeof err));
+	ck_assert_msg(strstr(err, "hosts[1]"), "%s", err);
+	ck_assert(!bypass_table_decode("[]", 2, &t, err, sizeof err));
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
 	Suite *s = suite_create("frame");
@@ -135,6 +161,7 @@ Suite *frame_suite(void)
 	tcase_add_test(t, request_round_trip_and_split_anywhere);
 	tcase_add_test(t, replies);
 	tcase_add_test(t, bad_headers_are_named);
+	tcase_add_test(t, bypass_table);
 	suite_add_tcase(s, t);
 	return s;
 }

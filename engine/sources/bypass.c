@@ -1,0 +1,101 @@
+/*
+ * bypass: see bypass.h. The JSON is what lua_policy.c writes from the
+ * policy's static_bypass global:
+ *   {"policy_version": "...", "apple_platform": true,
+ *    "except_signing_ids": ["com.apple.curl"], "hosts": ["*.apple.com"]}
+ */
+#include "sources/bypass.h"
+
+#include "core/hostglob.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool string_list(json_t *o, const char *key, char ***out, size_t *n, bool hosts, char *err, size_t errlen)
+{
+	json_t *a = json_object_get(o, key);
+	*out = NULL;
+	*n = 0;
+	if (!a)
+		return true;
+	if (!json_is_array(a) || json_array_size(a) > BYPASS_MAX_ENTRIES) {
+		snprintf(err, errlen, "bypass table: \"%s\" must be a list of at most %d strings", key, BYPASS_MAX_ENTRIES);
+		return false;
+	}
+	*out = calloc(json_array_size(a) + 1, sizeof **out);
+	if (!*out) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		const char *s = json_string_value(v);
+		const char *bad = !s ? "not a string" : hosts ? hostglob_check(s) : NULL;
+		if (bad) {
+			snprintf(err, errlen, "bypass table: %s[%zu]: %s", key, i + 1, bad);
+			return false;
+		}
+		if (!((*out)[(*n)++] = strdup(s))) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+	}
+	return true;
+}
+
+bool bypass_table_decode(const char *json, size_t len, bypass_table_t *t, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof *t);
+	json_error_t je;
+	json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "bypass table: %s", o ? "not a JSON object" : je.text);
+		json_decref(o);
+		return false;
+	}
+	const char *version = json_string_value(json_object_get(o, "policy_version"));
+	snprintf(t->policy_version, sizeof t->policy_version, "%s", version ? version : "");
+	t->apple_platform = json_is_true(json_object_get(o, "apple_platform"));
+	bool ok = string_list(o, "except_signing_ids", &t->except_signing_ids, &t->n_except, false, err, errlen) &&
+		  string_list(o, "hosts", &t->hosts, &t->n_hosts, true, err, errlen);
+	json_decref(o);
+	if (!ok)
+		bypass_table_free(t);
+	return ok;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void bypass_table_free(bypass_table_t *t)
+{
+	free_list(t->except_signing_ids, t->n_except);
+	free_list(t->hosts, t->n_hosts);
+	memset(t, 0, sizeof *t);
+}
+
+bool bypass_table_match(const bypass_table_t *t, frame_anchor_t anchor, const char *signing_id, const char *hostname,
+			char *why, size_t whylen)
+{
+	if (t->apple_platform && anchor == FRAME_ANCHOR_APPLE) {
+		bool excepted = false;
+		for (size_t i = 0; signing_id && !excepted && i < t->n_except; i++)
+			excepted = !strcmp(signing_id, t->except_signing_ids[i]);
+		if (!excepted) {
+			snprintf(why, whylen, "Apple platform code %s", signing_id && *signing_id ? signing_id : "?");
+			return true;
+		}
+	}
+	if (hostname && *hostname && hostglob_match_any((const char *const *)t->hosts, t->n_hosts, hostname)) {
+		snprintf(why, whylen, "static bypass host %s", hostname);
+		return true;
+	}
+	return false;
+}
