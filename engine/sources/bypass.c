@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool string_list(json_t *o, const char *key, char ***out, size_t *n, bool hosts, char *err, size_t errlen)
 {
@@ -72,6 +73,28 @@ static void free_list(char **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+bool bypass_table_fetch(int fd, bypass_table_t *t, char *err, size_t errlen)
+{
+	static const char ask[] = "{\"get\":\"bypass_table\"}";
+	buf_t q, in;
+	buf_init(&q, 0);
+	buf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
+	bool ok = frame_control_encode(ask, sizeof ask - 1, &q) && write(fd, q.data, q.len) == (ssize_t)q.len;
+	char chunk[16384];
+	const char *json = NULL;
+	size_t len = 0, used;
+	frame_status_t st = FRAME_NEED_MORE;
+	snprintf(err, errlen, "the engine sent no bypass table");
+	for (ssize_t n; ok && st == FRAME_NEED_MORE && (n = read(fd, chunk, sizeof chunk)) > 0;) {
+		ok = buf_append(&in, chunk, (size_t)n);
+		st = frame_control_decode((const uint8_t *)in.data, in.len, &json, &len, &used, err, errlen);
+	}
+	ok = ok && st == FRAME_OK && bypass_table_decode(json, len, t, err, errlen);
+	buf_free(&q);
+	buf_free(&in);
+	return ok;
 }
 
 void bypass_table_free(bypass_table_t *t)

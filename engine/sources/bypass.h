@@ -36,6 +36,10 @@ typedef struct {
 	size_t n_hosts;
 } bypass_table_t;
 
+/* Asks the engine for its table on fd (a connected unix socket, used up)
+ * and decodes the answer into t; false with err naming the problem. */
+bool bypass_table_fetch(int fd, bypass_table_t *t, char *err, size_t errlen);
+
 /* The table from its JSON; false with err naming the problem. */
 bool bypass_table_decode(const char *json, size_t len, bypass_table_t *t, char *err, size_t errlen);
 void bypass_table_free(bypass_table_t *t);

@@ -276,17 +276,36 @@ static bool request_fields(json_t *o, frame_request_t *r, ctx_t *c)
 	return true;
 }
 
-frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t *r, size_t *used, char *err,
-				    size_t errlen)
+static bool reply_fields(json_t *o, frame_reply_t *r, ctx_t *c)
+{
+	static const char *const keys[] = {"verdict", "reason", "policy_version", NULL};
+	char verdict[16];
+	if (!only_keys(o, "reply", keys, c) ||
+	    !string_field(o, "reply", "verdict", false, 1, verdict, sizeof verdict, id_char, c) ||
+	    !string_field(o, "reply", "reason", true, 1, r->reason, sizeof r->reason, printable, c) ||
+	    !string_field(o, "reply", "policy_version", true, 1, r->policy_version, sizeof r->policy_version, printable,
+			  c))
+		return false;
+	int v = choice(verdict, verdict_names, 3);
+	if (v < 0)
+		return fail(c, "reply: \"verdict\" must be accept, bypass or reject");
+	r->verdict = (frame_verdict_t)v;
+	return true;
+}
+
+/* Both directions: the prefix, the JSON, then fields(o, out) fills out
+ * (zeroed first, size bytes) from the object. */
+static frame_status_t decode(const uint8_t *p, size_t n, const char *what, void *out, size_t size,
+			     bool (*fields)(json_t *o, void *out, ctx_t *c), size_t *used, char *err, size_t errlen)
 {
 	ctx_t c = {err, errlen};
 	size_t len = 0;
 	frame_status_t st = prefix(p, n, FRAME_MAGIC, &len, &c);
 	if (st != FRAME_OK)
 		return st;
-	memset(r, 0, sizeof *r);
-	json_t *o = parse(p + FRAME_PREFIX, len, "header", &c);
-	bool ok = o && request_fields(o, r, &c);
+	memset(out, 0, size);
+	json_t *o = parse(p + FRAME_PREFIX, len, what, &c);
+	bool ok = o && fields(o, out, &c);
 	json_decref(o);
 	if (!ok)
 		return FRAME_BAD;
@@ -294,32 +313,19 @@ frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t 
 	return FRAME_OK;
 }
 
+static bool request_fields_of(json_t *o, void *r, ctx_t *c) { return request_fields(o, r, c); }
+static bool reply_fields_of(json_t *o, void *r, ctx_t *c) { return reply_fields(o, r, c); }
+
+frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t *r, size_t *used, char *err,
+				    size_t errlen)
+{
+	return decode(p, n, "header", r, sizeof *r, request_fields_of, used, err, errlen);
+}
+
 frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, size_t *used, char *err,
 				  size_t errlen)
 {
-	ctx_t c = {err, errlen};
-	size_t len = 0;
-	frame_status_t st = prefix(p, n, FRAME_MAGIC, &len, &c);
-	if (st != FRAME_OK)
-		return st;
-	memset(r, 0, sizeof *r);
-	json_t *o = parse(p + FRAME_PREFIX, len, "reply", &c);
-	static const char *const keys[] = {"verdict", "reason", "policy_version", NULL};
-	char verdict[16];
-	bool ok = o && only_keys(o, "reply", keys, &c) &&
-		  string_field(o, "reply", "verdict", false, 1, verdict, sizeof verdict, id_char, &c) &&
-		  string_field(o, "reply", "reason", true, 1, r->reason, sizeof r->reason, printable, &c) &&
-		  string_field(o, "reply", "policy_version", true, 1, r->policy_version, sizeof r->policy_version,
-			       printable, &c);
-	int v = ok ? choice(verdict, verdict_names, 3) : 0;
-	if (ok && v < 0)
-		ok = fail(&c, "reply: \"verdict\" must be accept, bypass or reject");
-	json_decref(o);
-	if (!ok)
-		return FRAME_BAD;
-	r->verdict = (frame_verdict_t)v;
-	*used = FRAME_PREFIX + len;
-	return FRAME_OK;
+	return decode(p, n, "reply", r, sizeof *r, reply_fields_of, used, err, errlen);
 }
 
 frame_status_t frame_control_decode(const uint8_t *p, size_t n, const char **json, size_t *json_len, size_t *used,

@@ -86,34 +86,19 @@ static os_log_t lg;
 - (void)fetchTable
 {
 	int fd = [self connectEngine];
-	if (fd < 0)
-		return;
-	static const char ask[] = "{\"get\":\"bypass_table\"}";
-	buf_t q, in;
-	buf_init(&q, 0);
-	buf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
-	bool ok = frame_control_encode(ask, sizeof ask - 1, &q) && write(fd, q.data, q.len) == (ssize_t)q.len;
-	char chunk[16384], err[200];
-	const char *json = NULL;
-	size_t len = 0, used;
-	frame_status_t st = FRAME_NEED_MORE;
-	for (ssize_t n; ok && st == FRAME_NEED_MORE && (n = read(fd, chunk, sizeof chunk)) > 0;) {
-		ok = buf_append(&in, chunk, (size_t)n);
-		st = frame_control_decode((const uint8_t *)in.data, in.len, &json, &len, &used, err, sizeof err);
-	}
 	bypass_table_t t;
-	if (ok && st == FRAME_OK && bypass_table_decode(json, len, &t, err, sizeof err)) {
+	char err[200] = "engine unreachable";
+	if (fd >= 0 && bypass_table_fetch(fd, &t, err, sizeof err)) {
 		@synchronized(self) {
 			bypass_table_free(&_table);
 			_table = t;
 		}
 		os_log(lg, "bypass table for policy %{public}s", t.policy_version);
 	} else {
-		os_log_error(lg, "no bypass table from the engine: %{public}s", st == FRAME_BAD ? err : "no answer");
+		os_log_error(lg, "no bypass table: %{public}s", err);
 	}
-	buf_free(&q);
-	buf_free(&in);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 }
 
 - (int)connectEngine

@@ -112,38 +112,23 @@ static int engine_connect(void)
 	return fd;
 }
 
-/* The control connection: ask, read one frame, keep the table. */
+/* The control connection: ask, keep the table. */
 static bool fetch_table(void)
 {
 	int fd = engine_connect();
-	if (fd < 0)
-		return false;
-	static const char ask[] = "{\"get\":\"bypass_table\"}";
-	buf_t q, in;
-	buf_init(&q, 0);
-	buf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
-	bool ok = frame_control_encode(ask, sizeof ask - 1, &q) && write(fd, q.data, q.len) == (ssize_t)q.len;
-	char chunk[65536], err[200];
-	const char *json = NULL;
-	size_t len = 0, used;
-	frame_status_t st = FRAME_NEED_MORE;
-	for (ssize_t n; ok && st == FRAME_NEED_MORE && (n = read(fd, chunk, sizeof chunk)) > 0;) {
-		ok = buf_append(&in, chunk, (size_t)n);
-		st = frame_control_decode((const uint8_t *)in.data, in.len, &json, &len, &used, err, sizeof err);
-	}
 	bypass_table_t t;
-	ok = ok && st == FRAME_OK && bypass_table_decode(json, len, &t, err, sizeof err);
+	char err[200] = "cannot connect";
+	bool ok = fd >= 0 && bypass_table_fetch(fd, &t, err, sizeof err);
 	if (ok) {
 		pthread_mutex_lock(&table_lock);
 		bypass_table_free(&table);
 		table = t;
 		pthread_mutex_unlock(&table_lock);
 	} else {
-		fprintf(stderr, "flowclient: no bypass table: %s\n", st == FRAME_BAD ? err : "the engine did not send one");
+		fprintf(stderr, "flowclient: no bypass table: %s\n", err);
 	}
-	buf_free(&q);
-	buf_free(&in);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return ok;
 }
 
