@@ -30,7 +30,8 @@ typedef struct {
 	size_t n_listen;
 	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
 	const char *sysext_socket;
-	const char *transparent;
+	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
+	size_t n_transparent;
 	long sysext_uid;
 	bool watch;
 	long workers;
@@ -118,7 +119,9 @@ static void parse(int argc, char **argv, run_opts_t *o)
 				cli_fail("at most %d --listen addresses", ENGINE_MAX_LISTEN);
 			o->listen[o->n_listen++] = cli_value(argc, argv, &i, "--listen");
 		} else if (cli_is(a, "--transparent")) {
-			o->transparent = cli_value(argc, argv, &i, "--transparent");
+			if (o->n_transparent == 4)
+				cli_fail("at most 4 --transparent addresses");
+			o->transparent[o->n_transparent++] = cli_value(argc, argv, &i, "--transparent");
 		} else if (cli_is(a, "--sysext-socket")) {
 			o->sysext_socket = cli_value(argc, argv, &i, "--sysext-socket");
 		} else if (cli_is(a, "--sysext-uid")) {
@@ -156,7 +159,7 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			cli_fail("unknown option for run: %s (see dlpgate --help)", a);
 		}
 	}
-	if (!o->n_listen && !o->sysext_socket && !o->transparent)
+	if (!o->n_listen && !o->sysext_socket && !o->n_transparent)
 		cli_fail("run needs at least one --listen ADDR:PORT (e.g. --listen 127.0.0.1:3128), --transparent ADDR:PORT "
 			 "or --sysext-socket PATH");
 	if (o->sysext_uid >= 0 && !o->sysext_socket)
@@ -307,10 +310,10 @@ int cli_run(int argc, char **argv)
 		e.n_workers = 1;
 	for (size_t i = 0; i < o.n_listen; i++)
 		parse_listen(&e.listens[e.n_listens++], o.listen[i], LISTEN_EXPLICIT);
-	if (o.transparent) {
+	for (size_t i = 0; i < o.n_transparent; i++) {
 		if (e.n_listens == ENGINE_MAX_LISTEN)
-			cli_fail("at most %d --listen addresses with --transparent", ENGINE_MAX_LISTEN - 1);
-		parse_listen(&e.listens[e.n_listens++], o.transparent, LISTEN_TRANSPARENT);
+			cli_fail("at most %d --listen and --transparent addresses", ENGINE_MAX_LISTEN);
+		parse_listen(&e.listens[e.n_listens++], o.transparent[i], LISTEN_TRANSPARENT);
 		check_socket_mark();
 		e.mark_upstream = true;
 	}

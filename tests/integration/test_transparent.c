@@ -49,7 +49,9 @@ START_TEST(transparent_mode_in_namespaces)
 	th_cert ca = th_make_ca("tp-ca");
 	char up_ip[48];
 	snprintf(up_ip, sizeof up_ip, "%s.2", net);
-	th_leaf_opts o = {.cn = "up.test", .dns = {"up.test"}, .ip = {up_ip}};
+	char up_ip6[48];
+	snprintf(up_ip6, sizeof up_ip6, "fd00:77:%x::2", n);
+	th_leaf_opts o = {.cn = "up.test", .dns = {"up.test"}, .ip = {up_ip, up_ip6}};
 	th_cert server = th_make_leaf(&ca, "tp-server", &o);
 	char ca_copy[128];
 	snprintf(ca_copy, sizeof ca_copy, "%s/upstream-ca.pem", work);
@@ -58,7 +60,7 @@ START_TEST(transparent_mode_in_namespaces)
 	th_write_file(ca_copy, pem, len, 0644);
 	free(pem);
 	ck_assert(realpath(dlp_bin(), abs_bin) && realpath("rules/default.lua", abs_policy));
-	char env[8][PATH_MAX + 32];
+	char env[9][PATH_MAX + 32];
 	snprintf(env[0], sizeof env[0], "DLPGATE=%s", abs_bin);
 	snprintf(env[1], sizeof env[1], "WORK=%s", work);
 	snprintf(env[2], sizeof env[2], "UPSTREAM_CA=%s", ca_copy);
@@ -67,7 +69,8 @@ START_TEST(transparent_mode_in_namespaces)
 	snprintf(env[5], sizeof env[5], "POLICY=%s", abs_policy);
 	snprintf(env[6], sizeof env[6], "NET=%s", net);
 	snprintf(env[7], sizeof env[7], "TAG=%s", tag);
-	char *const argv[] = {"env", env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7],
+	snprintf(env[8], sizeof env[8], "NET6=fd00:77:%x", n);
+	char *const argv[] = {"env",  env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8],
 			      "bash", "tests/integration/transparent.sh", NULL};
 	char *out = NULL, *err = NULL;
 	int rc = th_run(argv, NULL, 0, &out, NULL, &err, 120000);

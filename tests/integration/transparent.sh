@@ -13,10 +13,10 @@
 # the scope, and `redirect remove` leaving the ruleset as it was.
 #
 # Env: DLPGATE, WORK (a 0755 dir), UPSTREAM_CA, SERVER_CERT, SERVER_KEY,
-#      POLICY, NET (e.g. 10.77.5), TAG (short, unique)
+#      POLICY, NET (e.g. 10.77.5), NET6 (e.g. fd00:77:5), TAG (short, unique)
 set -u
 A=dlpa$TAG B=dlpb$TAG
-UP_IP=$NET.2 EP_IP=$NET.1
+UP_IP=$NET.2 EP_IP=$NET.1 UP_IP6=$NET6::2 EP_IP6=$NET6::1
 PORT=3129
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok: $*"; }
@@ -35,8 +35,10 @@ inB() { ip netns exec "$B" "$@"; }
 ip netns add "$A" && ip netns add "$B" || fail "ip netns add"
 ip link add "va$TAG" type veth peer name "vb$TAG" || fail "veth"
 ip link set "va$TAG" netns "$A" && ip link set "vb$TAG" netns "$B" || fail "veth into namespaces"
-inA ip addr add "$EP_IP/24" dev "va$TAG" && inA ip link set "va$TAG" up && inA ip link set lo up || fail "ns A up"
-inB ip addr add "$UP_IP/24" dev "vb$TAG" && inB ip link set "vb$TAG" up && inB ip link set lo up || fail "ns B up"
+inA ip addr add "$EP_IP/24" dev "va$TAG" && inA ip -6 addr add "$EP_IP6/64" dev "va$TAG" nodad &&
+	inA ip link set "va$TAG" up && inA ip link set lo up || fail "ns A up"
+inB ip addr add "$UP_IP/24" dev "vb$TAG" && inB ip -6 addr add "$UP_IP6/64" dev "vb$TAG" nodad &&
+	inB ip link set "vb$TAG" up && inB ip link set lo up || fail "ns B up"
 
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
@@ -47,6 +49,7 @@ http {
 	access_log off;
 	server {
 		listen $UP_IP:443 ssl;
+		listen [$UP_IP6]:443 ssl;
 		ssl_certificate $SERVER_CERT;
 		ssl_certificate_key $SERVER_KEY;
 		location / { return 200 "hello from up.test\n"; }
@@ -59,7 +62,7 @@ ip netns exec "$B" nginx -c "$WORK/nginx.conf" -g "daemon off;" &
 NGINX_PID=$!
 
 inA nft list ruleset >"$WORK/ruleset-before" || fail "nft list ruleset"
-ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --state-dir "$WORK/state" --upstream-ca "$UPSTREAM_CA" \
+ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --transparent "[::1]:$PORT" --state-dir "$WORK/state" --upstream-ca "$UPSTREAM_CA" \
 	--policy "$POLICY" --workers 2 2>"$WORK/dlpgate.log" &
 DLP_PID=$!
 for _ in $(seq 100); do
@@ -70,10 +73,11 @@ kill -0 "$DLP_PID" 2>/dev/null || fail "dlpgate did not start: $(cat "$WORK/dlpg
 cp "$WORK/state/ca.pem" "$WORK/dlpgate-ca.pem" && chmod 644 "$WORK/dlpgate-ca.pem"
 for _ in $(seq 50); do inA bash -c "exec 3<>/dev/tcp/$UP_IP/443" 2>/dev/null && break; sleep 0.1; done
 
-# as uid: curl https://up.test trusting only CAFILE; prints the HTTP status
+# as uid: curl https://up.test trusting only CAFILE (at ADDR, IPv4 by
+# default); prints the HTTP status
 get() {
 	inA setpriv --reuid "$1" --regid "$1" --clear-groups curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
-		--cacert "$2" --resolve "up.test:443:$UP_IP" https://up.test/ 2>&1
+		--cacert "$2" --resolve "up.test:443:${3:-$UP_IP}" https://up.test/ 2>&1
 }
 
 # 1. scope: uid 1000 only
@@ -84,6 +88,10 @@ ok "uid 1000 intercepted"
 r=$(get 1001 "$UPSTREAM_CA")
 [ "$r" = 200 ] || fail "uid 1001 should reach up.test directly (trusting only its CA): $r"
 ok "uid 1001 not redirected"
+r=$(get 1000 "$WORK/dlpgate-ca.pem" "[$UP_IP6]")
+[ "$r" = 200 ] || fail "uid 1000 over IPv6 should be intercepted too: $r"
+grep -q "uid=1000 app=/usr/bin/curl.*dst=$UP_IP6 " "$WORK/dlpgate.log" || fail "no IPv6 flow from uid 1000 (curl) to $UP_IP6 in the log"
+ok "IPv6: intercepted, original destination $UP_IP6"
 
 # 2. who: the flow log names the uid and the program
 for _ in $(seq 50); do grep -q "source=transparent.*sni=up.test" "$WORK/dlpgate.log" && break; sleep 0.1; done
@@ -118,7 +126,7 @@ inA "$DLPGATE" redirect install --to "$PORT" --all --ports 443 >/dev/null || fai
 r=$(get 0 "$WORK/dlpgate-ca.pem")
 [ "$r" = 200 ] || fail "with --all, root's request should be intercepted once and reach up.test: $r"
 n=$(grep -c "source=transparent.*sni=up.test" "$WORK/dlpgate.log")
-[ "$n" = 2 ] || fail "the engine intercepted itself: $n intercepted flows for 2 requests"
+[ "$n" = 3 ] || fail "the engine intercepted itself: $n intercepted flows for 3 requests"
 ok "no loop with --all"
 
 # 5. a connection straight to the transparent port is refused, not looped
