@@ -135,21 +135,34 @@ static bool holds_inode(int64_t pid, uint32_t inode)
 	DIR *d = opendir(dir);
 	if (!d)
 		return false;
-	enum { MAX_FDS = 65536 };
-	int *fds = malloc(MAX_FDS * sizeof *fds);
-	size_t n = 0;
-	for (struct dirent *e; fds && n < MAX_FDS && (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			fds[n++] = atoi(e->d_name);
-	if (fds)
-		qsort(fds, n, sizeof *fds, cmp_desc);
+	/* most processes have a few dozen descriptors: the stack holds them,
+	 * the heap only the long lists */
+	int local[256], *fds = local;
+	size_t n = 0, cap = sizeof local / sizeof local[0];
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			int *more = malloc(2 * cap * sizeof *more);
+			if (!more)
+				break;
+			memcpy(more, fds, n * sizeof *fds);
+			if (fds != local)
+				free(fds);
+			fds = more;
+			cap *= 2;
+		}
+		fds[n++] = atoi(e->d_name);
+	}
+	qsort(fds, n, sizeof *fds, cmp_desc);
 	bool found = false;
 	for (size_t i = 0; !found && i < n; i++) {
 		snprintf(name, sizeof name, "%d", fds[i]);
 		ssize_t len = readlinkat(dirfd(d), name, got, sizeof got);
 		found = len == wl && !memcmp(got, want, (size_t)len);
 	}
-	free(fds);
+	if (fds != local)
+		free(fds);
 	closedir(d);
 	return found;
 }
