@@ -238,10 +238,17 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 
 /* static_bypass = {apple_platform = BOOL, except_signing_ids = {...},
  * hosts = {...}}: checked here, once, and kept as the JSON the system
- * extension fetches (sources/bypass.h). */
+ * extension fetches (sources/bypass.h). Read with raw access only: this
+ * runs outside any protected call, so no metamethod may run (or raise). */
+static void raw_field(lua_State *L, int t, const char *key)
+{
+	lua_pushstring(L, key);
+	lua_rawget(L, t < 0 ? t - 1 : t);
+}
+
 static bool bypass_list(lua_State *L, const char *path, const char *key, bool hosts, json_t *o, char *err, size_t n)
 {
-	lua_getfield(L, -1, key);
+	raw_field(L, -1, key);
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		return true;
@@ -274,7 +281,9 @@ static bool bypass_list(lua_State *L, const char *path, const char *key, bool ho
 
 static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t n)
 {
-	lua_getglobal(L, "static_bypass");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+	raw_field(L, -1, "static_bypass");
+	lua_remove(L, -2);
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		return true;
@@ -295,7 +304,7 @@ static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t
 			return false;
 		}
 	}
-	lua_getfield(L, -1, "apple_platform");
+	raw_field(L, -1, "apple_platform");
 	bool apple = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	json_t *o = json_pack("{s:s, s:b}", "policy_version", lp->base.version_text, "apple_platform", apple);

@@ -245,6 +245,37 @@ START_TEST(import_gitleaks_config)
 }
 END_TEST
 
+/* static_bypass is checked when the policy loads, never by running
+ * policy code (a metatable on it is simply not consulted). */
+START_TEST(static_bypass_is_checked_at_load)
+{
+	static const struct {
+		const char *table, *want;
+	} cases[] = {
+		{"{ apple_platform = true, hosts = { 'ok.example', 'bad host' } }", "static_bypass.hosts[2]: host pattern"},
+		{"{ apple = true }", "static_bypass: unknown field \"apple\""},
+		{"{ except_signing_ids = 'com.apple.curl' }", "static_bypass.except_signing_ids must be a list"},
+		{"'everything'", "static_bypass must be a table"},
+		{"setmetatable({}, {__index = function() error('boom') end})", NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char src[512];
+		snprintf(src, sizeof src,
+			 "local dlp = require 'dlp'\nstatic_bypass = %s\nfunction on_flow(flow) return dlp.inspect() end\n",
+			 cases[i].table);
+		char *pol = th_path("sb.lua");
+		th_write_file(pol, src, strlen(src), 0644);
+		char *out = NULL, *err = NULL;
+		int rc = dlpgate((const char *const[]){"check", pol, NULL}, &out, &err);
+		if (cases[i].want)
+			ck_assert_msg(rc == 1 && strstr(out, cases[i].want), "case %zu: rc %d: %s%s", i, rc, out, err);
+		else
+			ck_assert_msg(rc == 0, "case %zu: rc %d: %s%s", i, rc, out, err);
+		free(out), free(err), free(pol);
+	}
+}
+END_TEST
+
 START_TEST(shipped_rules_pass_their_tests)
 {
 	char *rules = in_top("rules");
@@ -293,6 +324,7 @@ Suite *tools_suite(void)
 	tcase_add_test(t, scan_thousands_of_files);
 	tcase_add_test(t, import_gitleaks_config);
 	tcase_add_test(t, shipped_rules_pass_their_tests);
+	tcase_add_test(t, static_bypass_is_checked_at_load);
 	suite_add_tcase(s, t);
 	return s;
 }
