@@ -321,6 +321,44 @@ static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t
 	return ok;
 }
 
+/* Reading the settings touches policy tables (limits, inspect, ...) that
+ * a policy may have given metatables; an error raised there must become
+ * a refused policy, never Lua's panic (which would end the process: on a
+ * reload, the running gateway), and a metamethod that loops must meet
+ * the instruction limit. So the reading runs as a sandboxed call. */
+typedef struct {
+	lua_policy_t *lp;
+	bool need_stages, ok;
+	char *err;
+	size_t n;
+} settings_call_t;
+
+static int settings_thunk(lua_State *L)
+{
+	settings_call_t *c = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+	c->ok = read_settings(c->lp, L, c->need_stages, c->err, c->n);
+	return 0;
+}
+
+static bool settings_protected(lua_policy_t *lp, bool need_stages, char *err, size_t n)
+{
+	lua_State *L = lp->master->L;
+	settings_call_t c = {lp, need_stages, false, err, n};
+	uint64_t budget = lp->master->sb.budget;
+	lp->master->sb.budget = LOAD_INSTRUCTIONS;
+	sandbox_reset(L);
+	lua_pushcfunction(L, settings_thunk);
+	lua_pushlightuserdata(L, &c);
+	int rc = sandbox_pcall(L, 1, 0);
+	if (rc != LUA_OK)
+		snprintf(err, n, "%s: reading the policy settings: %s", lp->path,
+			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "an error");
+	lua_settop(L, 0);
+	lp->master->sb.budget = budget;
+	return rc == LUA_OK && c.ok;
+}
+
 /* ---- stage calls ---- */
 
 static lstate_t *state_for(lua_policy_t *lp, struct worker *w)
@@ -512,7 +550,7 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 		return NULL;
 	}
 	lp->master = lstate_new(lp, err, n);
-	if (!lp->master || !read_settings(lp, lp->master->L, need_stages, err, n)) {
+	if (!lp->master || !settings_protected(lp, need_stages, err, n)) {
 		if (lp->master && !err[0])
 			snprintf(err, n, "%s: cannot read the policy settings", path);
 		destroy(&lp->base);

@@ -246,9 +246,29 @@ START_TEST(import_gitleaks_config)
 END_TEST
 
 /* static_bypass is checked when the policy loads, never by running
- * policy code (a metatable on it is simply not consulted). */
+ * policy code (a metatable on it is simply not consulted); settings
+ * tables whose metamethods raise or loop refuse the policy instead of
+ * ending the process (on a reload, the gateway). */
 START_TEST(static_bypass_is_checked_at_load)
 {
+	static const struct {
+		const char *src, *want;
+	} hostile[] = {
+		{"limits = setmetatable({}, {__index = function() error('boom') end})", "reading the policy settings:"},
+		{"inspect = setmetatable({}, {__index = function() while true do end end})", "instruction limit exceeded"},
+		{"setmetatable(_G, {__index = function(t, k) error('no ' .. k) end})", "reading the policy settings:"},
+	};
+	for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+		char src[512];
+		snprintf(src, sizeof src, "local dlp = require 'dlp'\n%s\nfunction on_flow(flow) return dlp.inspect() end\n",
+			 hostile[i].src);
+		char *pol = th_path("hostile.lua");
+		th_write_file(pol, src, strlen(src), 0644);
+		char *out = NULL, *err = NULL;
+		int rc = dlpgate((const char *const[]){"check", pol, NULL}, &out, &err);
+		ck_assert_msg(rc == 1 && strstr(out, hostile[i].want), "hostile %zu: rc %d: %s%s", i, rc, out, err);
+		free(out), free(err), free(pol);
+	}
 	static const struct {
 		const char *table, *want;
 	} cases[] = {
