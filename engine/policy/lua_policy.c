@@ -422,7 +422,12 @@ static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, co
 			lua_pushnil(L);
 		nargs++;
 	}
-	lua_getglobal(L, stage);
+	/* raw: this is outside the protected call, where a metamethod on _G
+	 * (say, after a stage removed itself) could raise into Lua's panic */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+	lua_pushstring(L, stage);
+	lua_rawget(L, -2);
+	lua_remove(L, -2);
 	for (int i = 1; i < nargs; i++)
 		lua_pushvalue(L, top + i);
 	lmsg_push_flow(L, f);

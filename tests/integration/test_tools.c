@@ -269,6 +269,20 @@ START_TEST(static_bypass_is_checked_at_load)
 		ck_assert_msg(rc == 1 && strstr(out, hostile[i].want), "hostile %zu: rc %d: %s%s", i, rc, out, err);
 		free(out), free(err), free(pol);
 	}
+	/* a stage that removes itself behind a raising _G: the next call fails open, nothing aborts */
+	static const char gone[] = "local dlp = require 'dlp'\nlocal n = 0\nfunction on_flow(flow)\n  n = n + 1\n"
+				   "  if n == 1 then on_flow = nil; setmetatable(_G, {__index = function(t, k) error('no ' .. k) "
+				   "end}) end\n  return dlp.inspect()\nend\n";
+	static const char gone_cases[] = "return { { name = 'one', flow = { host = 'a.example' }, expect = { flow = 'inspect' } },"
+				    " { name = 'two', flow = { host = 'b.example' }, expect = { flow = 'inspect' } } }\n";
+	char *gp = th_path("gone.lua"), *gt = th_path("gone_test.lua");
+	th_write_file(gp, gone, strlen(gone), 0644);
+	th_write_file(gt, gone_cases, strlen(gone_cases), 0644);
+	char *gout = NULL, *gerr = NULL;
+	int grc = dlpgate((const char *const[]){"test", gp, gt, NULL}, &gout, &gerr);
+	ck_assert_msg(grc == 0 && strstr(gout, "2 passed") && strstr(gerr, "attempt to call a nil value"), "rc %d: %s%s",
+		      grc, gout, gerr);
+	free(gout), free(gerr), free(gp), free(gt);
 	static const struct {
 		const char *table, *want;
 	} cases[] = {
