@@ -485,6 +485,24 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	return ok;
 }
 
+typedef struct {
+	lua_policy_t *lp;
+	char *why;
+	size_t why_len;
+	bool ok;
+	char name[160];
+} case_call_t;
+
+/* (lightuserdata case_call_t, case table): one case, protected. */
+static int case_thunk(lua_State *L)
+{
+	case_call_t *cc = lua_touserdata(L, 1);
+	const char *name = field_str(L, 2, "name");
+	snprintf(cc->name, sizeof cc->name, "%s", name ? name : "");
+	cc->ok = run_case(cc->lp, L, 2, cc->why, cc->why_len);
+	return 0;
+}
+
 int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out)
 {
 	char err[1024] = "";
@@ -517,12 +535,23 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 		for (size_t i = 1; i <= n; i++) {
 			lua_rawgeti(L, -1, (lua_Integer)i);
 			int c = lua_gettop(L);
-			const char *name = lua_istable(L, c) ? field_str(L, c, "name") : NULL;
 			char label[256], why[512] = "";
-			snprintf(label, sizeof label, "%s #%zu%s%s", files[fi], i, name ? " " : "", name ? name : "");
-			bool ok = lua_istable(L, c) && run_case(lp, L, c, why, sizeof why);
-			if (!lua_istable(L, c))
+			case_call_t cc = {lp, why, sizeof why, false, ""};
+			bool ok = false;
+			if (!lua_istable(L, c)) {
 				snprintf(why, sizeof why, "a case is a table");
+			} else {
+				/* test files are data from outside: their tables may have
+				 * metamethods, so the case is read and run as a sandboxed call */
+				lua_pushcfunction(L, case_thunk);
+				lua_pushlightuserdata(L, &cc);
+				lua_pushvalue(L, c);
+				sandbox_reset(L);
+				if (sandbox_pcall(L, 2, 0) != LUA_OK)
+					snprintf(why, sizeof why, "reading the case: %s", lua_tostring(L, -1));
+				ok = cc.ok;
+			}
+			snprintf(label, sizeof label, "%s #%zu%s%s", files[fi], i, cc.name[0] ? " " : "", cc.name);
 			fprintf(out, "%s %s%s%s\n", ok ? "ok  " : "FAIL", label, ok ? "" : ": ", ok ? "" : why);
 			ok ? passed++ : failed++;
 			lua_settop(L, c - 1);

@@ -283,6 +283,17 @@ START_TEST(static_bypass_is_checked_at_load)
 	ck_assert_msg(grc == 0 && strstr(gout, "2 passed") && strstr(gerr, "attempt to call a nil value"), "rc %d: %s%s",
 		      grc, gout, gerr);
 	free(gout), free(gerr), free(gp), free(gt);
+	/* a test file's case with a raising metatable fails that case, by name */
+	static const char evil[] = "return { setmetatable({ name = 'evil' }, { __index = function(t, k) error('no ' .. k) "
+				   "end }), { name = 'fine', flow = { host = 'a.example' }, expect = { flow = 'inspect' } } }\n";
+	char *et = th_path("evil_test.lua");
+	th_write_file(et, evil, strlen(evil), 0644);
+	gout = gerr = NULL;
+	grc = dlpgate((const char *const[]){"test", "rules/default.lua", et, NULL}, &gout, &gerr);
+	ck_assert_msg(grc == 1 && strstr(gout, "FAIL") && strstr(gout, "evil: reading the case:") &&
+			      strstr(gout, "ok   ") && strstr(gout, "1 passed, 1 failed"),
+		      "rc %d: %s%s", grc, gout, gerr);
+	free(gout), free(gerr), free(et);
 	static const struct {
 		const char *table, *want;
 	} cases[] = {
