@@ -60,7 +60,8 @@ void transparent_start(flow_t *f)
 		return;
 	}
 	len = sizeof peer;
-	getpeername(fd, (struct sockaddr *)&peer, &len);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+		memset(&peer, 0, sizeof peer); /* no family: appid finds nothing, the app stays unknown */
 	uint16_t port;
 	char ip[64];
 	if (orig.ss_family == AF_INET6) {
