@@ -24,9 +24,25 @@ uint64_t worker_now(worker_t *w)
 	return uv_now(&w->loop);
 }
 
+/* A non-blocking, close-on-exec stream socket (in one call where the
+ * system has the flags; macOS does not). */
+static int stream_socket(int family)
+{
+#ifdef SOCK_NONBLOCK
+	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+	int fd = socket(family, SOCK_STREAM, 0);
+	if (fd >= 0 && (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+#endif
+}
+
 static int open_socket(const listen_spec_t *l, bool reuseport, char *err, size_t n)
 {
-	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = stream_socket(l->addr.ss_family);
 	if (fd < 0) {
 		snprintf(err, n, "cannot listen on %s: %s", l->text, strerror(errno));
 		return -1;
@@ -68,7 +84,7 @@ static int open_unix(const listen_spec_t *l, char *err, size_t n)
 		}
 		unlink(sun->sun_path);
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = stream_socket(AF_UNIX);
 	if (fd < 0) {
 		snprintf(err, n, "--sysext-socket %s: %s", l->text, strerror(errno));
 		return -1;

@@ -20,6 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <mach-o/dyld.h>
+#endif
 
 #define LOAD_MEMORY (64u << 20)         /* while the file itself runs */
 #define LOAD_INSTRUCTIONS 200000000ull
@@ -37,13 +40,26 @@
 static char shipped_dir[PATH_MAX];
 static pthread_once_t shipped_once = PTHREAD_ONCE_INIT;
 
+/* This program's path, or false. */
+static bool own_path(char *exe, size_t size)
+{
+#ifdef __APPLE__
+	uint32_t n = (uint32_t)size;
+	return _NSGetExecutablePath(exe, &n) == 0;
+#else
+	ssize_t k = readlink("/proc/self/exe", exe, size - 1);
+	if (k <= 0)
+		return false;
+	exe[k] = '\0';
+	return true;
+#endif
+}
+
 static void find_shipped_rules(void)
 {
 	char exe[PATH_MAX], cand[PATH_MAX + 16];
-	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	struct stat st;
-	if (k > 0) {
-		exe[k] = '\0';
+	if (own_path(exe, sizeof exe)) {
 		char *bin_dir = dirname(exe);
 		snprintf(cand, sizeof cand, "%s/../rules", bin_dir);
 		if (realpath(cand, shipped_dir) && stat(shipped_dir, &st) == 0 && S_ISDIR(st.st_mode))
