@@ -128,6 +128,12 @@ r=$(get 0 "$WORK/dlpgate-ca.pem")
 n=$(grep -c "source=transparent.*sni=up.test" "$WORK/dlpgate.log")
 [ "$n" = 3 ] || fail "the engine intercepted itself: $n intercepted flows for 3 requests"
 ok "no loop with --all"
+# root running a root-owned system binary is "system"; uid 1000 was "user"
+grep -q "uid=0 app=/usr/bin/curl signing_id=- anchor=system" "$WORK/dlpgate.log" ||
+	fail "root's curl should be anchor=system: $(grep 'uid=0' "$WORK/dlpgate.log" | head -1)"
+grep -q "uid=1000 app=/usr/bin/curl signing_id=- anchor=user" "$WORK/dlpgate.log" ||
+	fail "uid 1000's curl should be anchor=user"
+ok "anchor: system for root's /usr/bin/curl, user for uid 1000's"
 
 # 5. a connection straight to the transparent port is refused, not looped
 inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat <&3" >/dev/null 2>&1
