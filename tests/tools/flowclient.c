@@ -10,6 +10,9 @@
  *              [--hostname NAME] --path EXE --anchor ANCHOR [--pid N] [--uid N]
  *              [--signing-id ID] [--team-id ID] [--on-bypass pass|close]
  *              [--static-bypass]
+ *   flowclient --listen 127.0.0.1:PORT --via-connect PROXYPORT --dst IP:PORT
+ *              (the benchmark's control: the same relay, but each flow goes
+ *              to dlpgate's explicit proxy with CONNECT instead of a frame)
  *
  * On a bypass the flow goes straight to --dst (pass, the extension's
  * default) or is closed; a reject closes it. With --static-bypass it
@@ -43,6 +46,7 @@ static bool bypass_passes = true;
 static atomic_uint next_flow;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool use_table;
+static int via_connect; /* an explicit proxy port: CONNECT instead of frames */
 static bypass_table_t table;     /* under table_lock */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -140,6 +144,39 @@ static void report(unsigned id, const char *verdict, const char *reason)
 	pthread_mutex_unlock(&out_lock);
 }
 
+/* The control path: the same relay into the explicit proxy. */
+static int connect_proxy(unsigned id)
+{
+	struct sockaddr_in px = {.sin_family = AF_INET, .sin_port = htons((uint16_t)via_connect)};
+	px.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char req[128], resp[512];
+	int n = snprintf(req, sizeof req, "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n",
+			 identity.hostname[0] ? identity.hostname : identity.dst_ip, identity.dst_port,
+			 identity.hostname[0] ? identity.hostname : identity.dst_ip, identity.dst_port);
+	size_t have = 0;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&px, sizeof px) != 0 || write(fd, req, (size_t)n) != n)
+		goto fail;
+	while (have < sizeof resp - 1) { /* byte by byte up to the blank line: nothing of the tunnel is taken */
+		ssize_t k = read(fd, resp + have, 1);
+		if (k <= 0)
+			goto fail;
+		have++;
+		if (have >= 4 && !memcmp(resp + have - 4, "\r\n\r\n", 4))
+			break;
+	}
+	resp[have] = '\0';
+	if (strncmp(resp, "HTTP/1.1 200", 12))
+		goto fail;
+	report(id, "connect", NULL);
+	return fd;
+fail:
+	report(id, "connect-failed", NULL);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 static void *flow_thread(void *arg)
 {
 	int client = (int)(intptr_t)arg;
@@ -158,6 +195,12 @@ static void *flow_thread(void *arg)
 			splice_fds(client, direct);
 		if (direct >= 0)
 			close(direct);
+		goto out;
+	}
+	if (via_connect) {
+		engine = connect_proxy(id);
+		if (engine >= 0)
+			splice_fds(client, engine);
 		goto out;
 	}
 	engine = engine_connect();
@@ -259,12 +302,18 @@ int main(int argc, char **argv)
 			if (k == 5)
 				die("--anchor %s: apple, app_store, developer_id, adhoc or unsigned", v);
 			identity.app.anchor = (frame_anchor_t)k;
+		} else if (!strcmp(a, "--via-connect")) {
+			via_connect = atoi(v);
 		} else if (!strcmp(a, "--on-bypass")) {
 			bypass_passes = strcmp(v, "close") != 0;
 		} else {
 			die("unknown option %s", a);
 		}
 	}
+	if (via_connect && !socket_path)
+		socket_path = "-";
+	if (via_connect && !identity.app.path[0])
+		snprintf(identity.app.path, sizeof identity.app.path, "/none");
 	if (!have_listen || !socket_path || !have_dst || !identity.app.path[0])
 		die("%s", "usage: flowclient --listen IP:PORT --socket PATH --dst IP:PORT --path EXE --anchor A [...]");
 	signal(SIGPIPE, SIG_IGN);
