@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -318,9 +319,25 @@ void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_s
 		}
 	pthread_mutex_unlock(&lock);
 	int64_t pid = 0;
-	for (size_t k = 0; k < n && !pid; k++)
+	size_t gone = 0; /* cached processes that have exited: forgotten below */
+	for (size_t k = 0; k < n && !pid; k++) {
 		if (holds_inode(recent[k], inode))
 			pid = recent[k];
+		else if (kill((pid_t)recent[k], 0) != 0 && errno == ESRCH)
+			recent[gone++] = recent[k];
+	}
+	if (gone) {
+		/* without this, a uid that runs many short processes would have
+		 * every lookup try each of them again */
+		pthread_mutex_lock(&lock);
+		for (size_t g = 0; g < gone; g++)
+			for (size_t i = 0; i < n_cache; i++)
+				if (cache[i].pid == recent[g]) {
+					cache[i] = cache[--n_cache];
+					break;
+				}
+		pthread_mutex_unlock(&lock);
+	}
 	if (!pid)
 		pid = scan_all(inode, uid);
 	if (!pid)
