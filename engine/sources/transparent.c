@@ -4,6 +4,7 @@
 
 #include "flow.h"
 #include "net/dial.h"
+#include "net/worker.h"
 #include "sources/appid.h"
 
 #include <arpa/inet.h>
@@ -39,10 +40,61 @@ static void connected(flow_t *f, int status, const char *why)
 	flow_tunnel_start(f);
 }
 
+typedef struct {
+	uv_work_t req;
+	flow_t *f;
+	struct sockaddr_storage peer, orig;
+} lookup_t;
+
+static void lookup_work(uv_work_t *req)
+{
+	lookup_t *job = req->data;
+	appid_lookup(&job->peer, &job->orig, job->f->appid);
+}
+
+/* Back on the loop: the app is known; connect to where the client meant. */
+static void lookup_done(uv_work_t *req, int status)
+{
+	lookup_t *job = req->data;
+	flow_t *f = job->f;
+	struct sockaddr_storage orig = job->orig;
+	free(job);
+	if (f->closing) {
+		flow_handle_released(f); /* it closed meanwhile: let it go */
+		return;
+	}
+	f->handles--;
+	if (status != 0) {
+		flow_close(f, "error", "app lookup: %s", uv_strerror(status));
+		return;
+	}
+	uint16_t port;
+	char ip[64];
+	if (orig.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&orig;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+		port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&orig;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+		port = ntohs(a->sin_port);
+	}
+	const appid_t *a = f->appid;
+	f->facts.app = (flow_app_t){.pid = a->pid,
+				    .uid = a->uid,
+				    .path = a->path[0] ? a->path : NULL,
+				    .cmdline = a->cmdline[0] ? a->cmdline : NULL,
+				    .anchor = a->pid ? a->anchor : NULL};
+	flow_set_destination(f, ip, port);
+	int e = dial_start(f, ip, port, connected);
+	if (e < 0)
+		flow_close(f, "connect-failed", "cannot connect to %s: %s", ip, uv_strerror(e));
+}
+
 void transparent_start(flow_t *f)
 {
 	uv_os_fd_t fd;
-	struct sockaddr_storage local, orig, peer;
+	struct sockaddr_storage local, orig;
 	socklen_t len = sizeof local;
 	if (uv_fileno((uv_handle_t *)f->client.stream, &fd) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&local, &len) != 0) {
@@ -59,39 +111,31 @@ void transparent_start(flow_t *f)
 			   "(dlpgate redirect install)");
 		return;
 	}
-	len = sizeof peer;
-	if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
-		memset(&peer, 0, sizeof peer); /* no family: appid finds nothing, the app stays unknown */
-	uint16_t port;
-	char ip[64];
-	if (orig.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&orig;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-		port = ntohs(a->sin6_port);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)&orig;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-		port = ntohs(a->sin_port);
-	}
+	lookup_t *job = calloc(1, sizeof *job);
 	f->appid = malloc(sizeof *f->appid);
-	if (!f->appid) {
+	if (!job || !f->appid) {
+		free(job);
 		flow_close(f, "error", "out of memory");
 		return;
 	}
-	appid_lookup(&peer, &orig, f->appid);
-	const appid_t *a = f->appid;
-	f->facts.app = (flow_app_t){.pid = a->pid,
-				    .uid = a->uid,
-				    .path = a->path[0] ? a->path : NULL,
-				    .cmdline = a->cmdline[0] ? a->cmdline : NULL,
-				    .anchor = a->pid ? a->anchor : NULL};
-	flow_set_destination(f, ip, port);
+	len = sizeof job->peer;
+	if (getpeername(fd, (struct sockaddr *)&job->peer, &len) != 0)
+		memset(&job->peer, 0, sizeof job->peer); /* no family: the app stays unknown */
+	job->orig = orig;
+	job->f = f;
+	job->req.data = job;
 	flow_set_state(f, FLOW_DIAL);
 	flow_idle(f, 0);
 	flow_deadline(f, f->eng->cfg.connect_timeout_ms, "connect");
-	int e = dial_start(f, ip, port, connected);
-	if (e < 0)
-		flow_close(f, "connect-failed", "cannot connect to %s: %s", ip, uv_strerror(e));
+	/* Reading /proc can take a millisecond: the pool does it, not the loop
+	 * every other flow of this worker runs on. The flow stays allocated
+	 * while the job holds it (one more handle). */
+	f->handles++;
+	if (uv_queue_work(&f->w->loop, &job->req, lookup_work, lookup_done) != 0) {
+		f->handles--;
+		free(job);
+		flow_close(f, "error", "cannot queue the app lookup");
+	}
 }
 
 #else /* nftables and SO_ORIGINAL_DST are Linux's */
