@@ -28,6 +28,22 @@ bool buf_reserve(buf_t *b, size_t extra)
 	return true;
 }
 
+bool buf_grow_array(void *items, size_t elem, size_t n, size_t *cap, size_t first)
+{
+	if (n < *cap)
+		return true;
+	size_t want = *cap ? *cap * 2 : first;
+	if (want <= n || want > SIZE_MAX / elem)
+		return false;
+	void **p = items;
+	void *v = realloc(*p, want * elem);
+	if (!v)
+		return false;
+	*p = v;
+	*cap = want;
+	return true;
+}
+
 bool buf_append(buf_t *b, const void *data, size_t n)
 {
 	if (n == 0)

@@ -27,6 +27,11 @@ static inline void buf_init(buf_t *b, size_t cap)
 }
 
 bool buf_reserve(buf_t *b, size_t extra);
+/* Room for item n in a malloc'ed array of *cap items of elem bytes: when
+ * n == *cap it doubles (first: the first size). False when memory runs
+ * out; the array is kept as it was. The one growth rule for the engine's
+ * lists, so none of them repeats it. */
+bool buf_grow_array(void *items, size_t elem, size_t n, size_t *cap, size_t first);
 bool buf_append(buf_t *b, const void *data, size_t n);
 bool buf_append_str(buf_t *b, const char *s);
 bool buf_appendf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -58,7 +58,8 @@ typedef struct {
 
 typedef struct {
 	span_t *v;
-	uint32_t n, cap;
+	uint32_t n;
+	size_t cap;
 	bool saturated;            /* too many hits: scan the whole buffer */
 } spans_t;
 
@@ -346,16 +347,10 @@ detector_t *detset_add(detset_t *set, detector_t *d)
 			detector_free(d);
 			return same;
 		}
-	if (set->n == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 32;
-		detector_t **v = realloc(set->d, cap * sizeof *v);
-		if (!v) {
-			pthread_mutex_unlock(&set->lock);
-			detector_free(d);
-			return NULL;
-		}
-		set->d = v;
-		set->cap = cap;
+	if (!buf_grow_array(&set->d, sizeof *set->d, set->n, &set->cap, 32)) {
+		pthread_mutex_unlock(&set->lock);
+		detector_free(d);
+		return NULL;
 	}
 	d->id = (uint32_t)set->n;
 	set->d[set->n++] = d;
@@ -452,15 +447,9 @@ static void spans_push(spans_t *v, uint32_t start, uint32_t len, uint32_t max)
 		v->saturated = true;
 		return;
 	}
-	if (v->n == v->cap) {
-		uint32_t cap = v->cap ? v->cap * 2 : 16;
-		span_t *nv = realloc(v->v, cap * sizeof *nv);
-		if (!nv) {
-			v->saturated = true;
-			return;
-		}
-		v->v = nv;
-		v->cap = cap;
+	if (!buf_grow_array(&v->v, sizeof *v->v, v->n, &v->cap, 16)) {
+		v->saturated = true;
+		return;
 	}
 	v->v[v->n++] = (span_t){start, len};
 }

@@ -25,6 +25,7 @@
  */
 #include "detect/prefilter.h"
 
+#include "core/buf.h"
 #include "detect/startset.h"
 #include "detect/teddy.h"
 
@@ -38,9 +39,9 @@ typedef struct {
 
 struct prefilter {
 	word_t *words;
-	uint32_t n_words, cap_words;
-	uint8_t *text;
-	size_t text_len, text_cap;
+	uint32_t n_words;
+	size_t cap_words;
+	buf_t text;            /* every keyword, lower-cased, back to back */
 	bool built;
 	uint32_t n_states;
 	uint32_t n_classes;
@@ -61,35 +62,26 @@ static inline uint8_t lower(uint8_t c)
 
 prefilter_t *prefilter_new(void)
 {
-	return calloc(1, sizeof(prefilter_t));
+	return calloc(1, sizeof(prefilter_t)); /* a zeroed buf_t is an empty one without a cap */
+}
+
+static inline const uint8_t *text_of(const prefilter_t *p, uint32_t w)
+{
+	return (const uint8_t *)p->text.data + p->words[w].off;
 }
 
 bool prefilter_add(prefilter_t *p, const char *word, size_t len, uint32_t tag)
 {
 	if (p->built || len == 0 || len > 255)
 		return false;
-	if (p->n_words == p->cap_words) {
-		uint32_t cap = p->cap_words ? p->cap_words * 2 : 32;
-		word_t *w = realloc(p->words, cap * sizeof *w);
-		if (!w)
-			return false;
-		p->words = w;
-		p->cap_words = cap;
-	}
-	if (p->text_len + len > p->text_cap) {
-		size_t cap = p->text_cap ? p->text_cap * 2 : 1024;
-		while (cap < p->text_len + len)
-			cap *= 2;
-		uint8_t *t = realloc(p->text, cap);
-		if (!t)
-			return false;
-		p->text = t;
-		p->text_cap = cap;
-	}
+	if (!buf_grow_array(&p->words, sizeof *p->words, p->n_words, &p->cap_words, 32))
+		return false;
+	if (!buf_reserve(&p->text, len))
+		return false;
 	for (size_t i = 0; i < len; i++)
-		p->text[p->text_len + i] = lower((uint8_t)word[i]);
-	p->words[p->n_words++] = (word_t){(uint32_t)p->text_len, (uint32_t)len, tag};
-	p->text_len += len;
+		p->text.data[p->text.len + i] = (char)lower((uint8_t)word[i]);
+	p->words[p->n_words++] = (word_t){(uint32_t)p->text.len, (uint32_t)len, tag};
+	p->text.len += len;
 	return true;
 }
 
@@ -99,7 +91,7 @@ static void build_teddy(prefilter_t *p)
 	uint32_t *lens = malloc((p->n_words ? p->n_words : 1) * sizeof *lens);
 	if (words && lens) {
 		for (uint32_t w = 0; w < p->n_words; w++) {
-			words[w] = p->text + p->words[w].off;
+			words[w] = text_of(p, w);
 			lens[w] = p->words[w].len;
 		}
 		teddy_build(&p->teddy, words, lens, p->n_words);
@@ -124,7 +116,7 @@ bool prefilter_build(prefilter_t *p)
 	if (p->built)
 		return true;
 	/* Trie. At most one state per keyword byte, plus the root. */
-	size_t max_states = p->text_len + 1;
+	size_t max_states = p->text.len + 1;
 	if ((uint64_t)max_states * 256 >= HAS_OUTPUT)
 		return false; /* row offsets must leave the flag bit free */
 	uint32_t *trie = calloc(max_states * 256, sizeof *trie);
@@ -137,7 +129,7 @@ bool prefilter_build(prefilter_t *p)
 	for (uint32_t w = 0; ok && w < p->n_words; w++) {
 		uint32_t s = 0;
 		for (uint32_t i = 0; i < p->words[w].len; i++) {
-			uint8_t c = p->text[p->words[w].off + i];
+			uint8_t c = text_of(p, w)[i];
 			uint32_t *next = &trie[(size_t)s * 256 + c];
 			if (!*next)
 				*next = n++;
@@ -151,8 +143,8 @@ bool prefilter_build(prefilter_t *p)
 
 	/* Classes: each byte a keyword uses, upper case folded onto lower. */
 	bool used[256] = {0};
-	for (size_t i = 0; i < p->text_len; i++)
-		used[p->text[i]] = true;
+	for (size_t i = 0; i < p->text.len; i++)
+		used[(uint8_t)p->text.data[i]] = true;
 	p->n_classes = 1;
 	for (int c = 0; c < 256; c++)
 		p->cls[c] = used[c] ? (uint8_t)p->n_classes++ : 0;
@@ -217,7 +209,7 @@ bool prefilter_build(prefilter_t *p)
 			memcpy(p->out + p->out_start[s] + own[s], p->out + p->out_start[f], count[f] * sizeof *p->out);
 		}
 		for (uint32_t w = 0; w < p->n_words; w++)
-			startset_add(&p->starts, p->text + p->words[w].off, p->words[w].len);
+			startset_add(&p->starts, text_of(p, w), p->words[w].len);
 		build_teddy(p);
 		for (size_t i = 0; i < (size_t)n * p->n_classes; i++) {
 			uint32_t t = p->delta[i];
@@ -269,7 +261,7 @@ void prefilter_free(prefilter_t *p)
 	if (!p)
 		return;
 	free(p->words);
-	free(p->text);
+	buf_free(&p->text);
 	free(p->delta);
 	free(p->out_start);
 	free(p->out);

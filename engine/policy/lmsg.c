@@ -235,16 +235,9 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	for (uint32_t i = 0; i < m->n_findings; i++)
 		if (!strcmp(m->findings[i].name, name))
 			return &m->findings[i];
-	if (m->n_findings == m->cap_findings) {
-		if (m->cap_findings == FINDINGS_MAX)
-			return NULL;
-		uint32_t cap = m->cap_findings ? m->cap_findings * 2 : 8;
-		finding_t *v = realloc(m->findings, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		m->findings = v;
-		m->cap_findings = cap;
-	}
+	if (m->n_findings == FINDINGS_MAX ||
+	    !buf_grow_array(&m->findings, sizeof *m->findings, m->n_findings, &m->cap_findings, 8))
+		return NULL;
 	finding_t *f = &m->findings[m->n_findings++];
 	memset(f, 0, sizeof *f);
 	snprintf(f->name, sizeof f->name, "%s", name);
@@ -253,14 +246,8 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 
 static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
 {
-	if (m->n_spans == m->cap_spans) {
-		uint32_t cap = m->cap_spans ? m->cap_spans * 2 : 32;
-		finding_span_t *v = realloc(m->spans, cap * sizeof *v);
-		if (!v)
-			return false;
-		m->spans = v;
-		m->cap_spans = cap;
-	}
+	if (!buf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
+		return false;
 	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
 	return true;
 }

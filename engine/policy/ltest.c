@@ -33,14 +33,8 @@ static void named_add(lua_State *L, named_list_t *l, const char *name, int udata
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].d == d)
 			return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		named_t *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (!buf_grow_array(&l->v, sizeof *l->v, l->n, &l->cap, 32))
+		return;
 	named_t *e = &l->v[l->n++];
 	snprintf(e->name, sizeof e->name, "%s", name);
 	e->d = d;

@@ -108,9 +108,11 @@ typedef struct {
 	const char *body_note;        /* why it was not (all) read, or NULL */
 	/* filled during the stage */
 	finding_t *findings;
-	uint32_t n_findings, cap_findings;
+	uint32_t n_findings;
+	size_t cap_findings;
 	finding_span_t *spans;
-	uint32_t n_spans, cap_spans;
+	uint32_t n_spans;
+	size_t cap_spans;
 } policy_msg_t;
 
 void policy_msg_clear(policy_msg_t *m);

@@ -5,6 +5,7 @@
  */
 #include "policy/sandbox.h"
 
+#include "core/buf.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -217,16 +218,10 @@ static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *pat
 		lua_pushfstring(L, "cannot read %s", path);
 		return NULL;
 	}
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 8;
-		sandbox_source_t *v = realloc(s->v, cap * sizeof *v);
-		if (!v) {
-			free(data);
-			lua_pushliteral(L, "out of memory");
-			return NULL;
-		}
-		s->v = v;
-		s->cap = cap;
+	if (!buf_grow_array(&s->v, sizeof *s->v, s->n, &s->cap, 8)) {
+		free(data);
+		lua_pushliteral(L, "out of memory");
+		return NULL;
 	}
 	s->v[s->n] = (sandbox_source_t){strdup(path), data, len};
 	if (!s->v[s->n].path) {

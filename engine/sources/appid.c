@@ -11,6 +11,8 @@
  */
 #include "sources/appid.h"
 
+#include "core/buf.h"
+
 #ifdef __linux__
 
 #include <ctype.h>
@@ -260,20 +262,15 @@ static int64_t scan_all(uint32_t inode, int64_t uid)
 	DIR *d = opendir("/proc");
 	if (!d)
 		return 0;
-	size_t n = 0, cap = 256;
-	candidate_t *c = malloc(cap * sizeof *c);
-	for (struct dirent *e; c && (e = readdir(d));) {
+	size_t n = 0, cap = 0;
+	candidate_t *c = NULL;
+	for (struct dirent *e; (e = readdir(d));) {
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
 		if (uid >= 0 && proc_uid(dirfd(d), e->d_name) != uid)
 			continue;
-		if (n == cap) {
-			candidate_t *nc = realloc(c, 2 * cap * sizeof *c);
-			if (!nc)
-				break;
-			c = nc;
-			cap *= 2;
-		}
+		if (!buf_grow_array(&c, sizeof *c, n, &cap, 256))
+			break;
 		char fd_dir[300];
 		struct stat st;
 		snprintf(fd_dir, sizeof fd_dir, "%s/fd", e->d_name);

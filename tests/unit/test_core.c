@@ -57,6 +57,25 @@ START_TEST(lru_evicts_least_recent_and_expires)
 }
 END_TEST
 
+START_TEST(arrays_grow_by_doubling)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	for (uint64_t i = 0; i < 100; i++) {
+		ck_assert(buf_grow_array(&v, sizeof *v, n, &cap, 4));
+		ck_assert_uint_gt(cap, n);
+		v[n++] = i * i;
+	}
+	ck_assert_uint_eq(cap, 128); /* 4, 8, ... 128 */
+	for (uint64_t i = 0; i < 100; i++)
+		ck_assert_uint_eq(v[i], i * i);
+	size_t huge = SIZE_MAX / 8; /* doubling past SIZE_MAX / elem is refused, the array kept */
+	ck_assert(!buf_grow_array(&v, sizeof *v, huge, &huge, 4));
+	ck_assert_uint_eq(v[99], 99 * 99);
+	free(v);
+}
+END_TEST
+
 START_TEST(hostglobs)
 {
 	ck_assert(hostglob_match("example.com", "example.com"));
@@ -221,6 +240,7 @@ Suite *core_suite(void)
 	TCase *t = tcase_create("core");
 	tcase_add_test(t, lru_evicts_least_recent_and_expires);
 	tcase_add_test(t, hostglobs);
+	tcase_add_test(t, arrays_grow_by_doubling);
 	tcase_add_test(t, config_loading);
 	tcase_add_test(t, proxy_targets);
 	tcase_add_test(t, local_replies_negotiate);
