@@ -4,7 +4,7 @@
  * harness upstream records what arrives. The shipped default policy
  * decides on the identity in the header: Apple daemons are left alone
  * (the flow goes straight to the upstream, cards unmasked), Apple tools a
- * person drives (curl, Safari) and Developer ID apps are inspected (cards
+ * person drives (curl, python, Safari) and Developer ID apps are inspected (cards
  * masked). Hostile headers, wrong peers and a wrong socket mode are
  * refused, and the engine stays up.
  */
@@ -151,6 +151,10 @@ START_TEST(default_policy_decides_on_the_app)
 	expect(&fx,
 	       (const char *const[]){"--anchor", "apple", "--signing-id", "com.apple.curl", "--path", "/usr/bin/curl",
 				     NULL},
+	       true, NULL);
+	expect(&fx,
+	       (const char *const[]){"--anchor", "apple", "--signing-id", "com.apple.python3", "--path",
+				     "/usr/bin/python3", NULL},
 	       true, NULL);
 	expect(&fx,
 	       (const char *const[]){"--anchor", "apple", "--signing-id", "com.apple.Safari", "--path",
