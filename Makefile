@@ -15,7 +15,7 @@ SAN     ?=
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc
+PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc libcurl
 # pkg-config is only asked once the deps script has installed what it needs.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))

@@ -7,6 +7,8 @@
 #include "http/relay.h"
 #include "net/dial.h"
 #include "net/worker.h"
+#include "report/event.h"
+#include "report/report.h"
 #include "sources/explicit.h"
 #include "sources/sysext.h"
 #include "sources/transparent.h"
@@ -257,6 +259,33 @@ static void flow_log(flow_t *f)
 	log_end(&l);
 }
 
+/* The flow-log event: what was not inspected (or everything, per
+ * report.flow_events) reaches the console too, so admins see the blind
+ * spots. Flows nobody decided about (a client that came and went, the
+ * system extension's control connections) are not flows worth a record. */
+static void flow_event(flow_t *f)
+{
+	bool decided = strcmp(f->mode, "-") && strcmp(f->mode, "control");
+	if (!decided || !report_want_flow_event(!strcmp(f->mode, "inspect")))
+		return;
+	event_t e = {.kind = EVENT_FLOW,
+		     .verdict = &f->verdict,
+		     .facts = &f->facts,
+		     .policy_version = f->policy->version_text,
+		     .flow_id = f->id,
+		     .client_ip = f->client_ip,
+		     .tls = side_tls_version(&f->client),
+		     .up_tls = side_tls_version(&f->upstream),
+		     .mode = f->mode,
+		     .bytes_up = f->client.bytes_in,
+		     .bytes_down = f->client.bytes_out,
+		     .duration_ms = uv_now(&f->w->loop) - f->started,
+		     .requests = f->requests,
+		     .end = f->end};
+	event_new_id(e.id);
+	event_emit(&e);
+}
+
 static void record_end(flow_t *f, const char *end, const char *fmt, va_list ap)
 {
 	if (f->end)
@@ -265,6 +294,8 @@ static void record_end(flow_t *f, const char *end, const char *fmt, va_list ap)
 	if (fmt)
 		vsnprintf(f->end_detail, sizeof f->end_detail, fmt, ap);
 	flow_log(f);
+	report_count(REPORT_FLOWS);
+	flow_event(f);
 }
 
 void flow_close(flow_t *f, const char *end, const char *fmt, ...)

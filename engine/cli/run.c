@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "net/worker.h"
 #include "policy/lua_policy.h"
+#include "report/report.h"
 
 #include <arpa/inet.h>
 #include <libgen.h>
@@ -30,6 +31,7 @@ typedef struct {
 	size_t n_listen;
 	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
 	const char *sysext_socket;
+	const char *console, *console_ca, *enroll_secret;
 	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
 	size_t n_transparent;
 	long sysext_uid;
@@ -142,6 +144,12 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->config = cli_value(argc, argv, &i, "--config");
 		} else if (cli_is(a, "--policy")) {
 			o->policy = cli_value(argc, argv, &i, "--policy");
+		} else if (cli_is(a, "--console")) {
+			o->console = cli_value(argc, argv, &i, "--console");
+		} else if (cli_is(a, "--console-ca")) {
+			o->console_ca = cli_value(argc, argv, &i, "--console-ca");
+		} else if (cli_is(a, "--enroll-secret")) {
+			o->enroll_secret = cli_value(argc, argv, &i, "--enroll-secret");
 		} else if (!strcmp(a, "--watch")) {
 			o->watch = true;
 		} else if (cli_is(a, "--log-level")) {
@@ -176,6 +184,10 @@ static void parse(int argc, char **argv, run_opts_t *o)
 		cli_check_readable("--config", o->config);
 	if (o->policy)
 		cli_check_readable("--policy", o->policy);
+	if (o->console_ca)
+		cli_check_readable("--console-ca", o->console_ca);
+	if ((o->console_ca || o->enroll_secret) && !o->console)
+		cli_fail("--console-ca and --enroll-secret are for --console URL: give --console too");
 	if (o->watch && !o->policy)
 		cli_fail("--watch reloads the --policy file: give --policy FILE");
 }
@@ -230,6 +242,7 @@ static void reload(main_ctx_t *m, const char *why)
 	}
 	p->version = m->e->policy->version + 1;
 	engine_policy_swap(m->e, p);
+	report_set_policy_version(p->version_text);
 	log_line_t l;
 	log_begin(&l, LOG_INFO, "reload");
 	log_kv_str(&l, "why", why);
@@ -344,6 +357,12 @@ int cli_run(int argc, char **argv)
 	e.policy->version = 1;
 	pthread_mutex_init(&e.policy_lock, NULL);
 
+	report_opts_t ro = {.state_dir = o.state_dir, .console = o.console, .console_ca = o.console_ca,
+			    .enroll_secret = o.enroll_secret, .cfg = &e.cfg};
+	if (!report_start(&ro, err, sizeof err))
+		cli_fail("%s", err);
+	report_set_policy_version(e.policy->version_text);
+
 	if (!worker_open_listeners(&e, err, sizeof err))
 		cli_fail("%s", err);
 	fit_fd_limit(&e.cfg);
@@ -360,6 +379,8 @@ int cli_run(int argc, char **argv)
 	log_kv_str(&l, "ca_generated", e.ca.generated ? "yes" : "no");
 	log_kv_str(&l, "policy", o.policy ? o.policy : "config bypass_hosts");
 	log_kv_str(&l, "policy_version", e.policy->version_text);
+	log_kv_str(&l, "agent", report_agent_id());
+	log_kv_str(&l, "console", o.console);
 	log_end(&l);
 
 	uv_loop_t *loop = uv_default_loop();
@@ -387,6 +408,7 @@ int cli_run(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
+	report_stop(); /* after the workers: their last events are spooled and flushed */
 	if (o.sysext_socket)
 		unlink(o.sysext_socket); /* the extension then sees "engine unreachable", not a dead socket */
 	uv_close((uv_handle_t *)&sint, NULL);

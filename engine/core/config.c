@@ -32,6 +32,19 @@ void config_defaults(config_t *c)
 	c->pinned_max = 4096;
 	c->tls_min_version = TLS_MIN_1_2;
 	c->workers = 0;
+	c->spool_max_mb = 256;
+	c->spool_segment_kb = 4096;
+	c->spool_fsync = FSYNC_INTERVAL;
+	c->fsync_interval_ms = 1000;
+	c->batch_max_events = 1000;
+	c->batch_max_kb = 1024;
+	c->batch_wait_ms = 1000;
+	c->drain_events_per_s = 2000;
+	c->retry_max_s = 300;
+	c->status_interval_s = 60;
+	c->shutdown_flush_ms = 5000;
+	c->flow_events = FLOW_EVENTS_UNINSPECTED;
+	c->flow_sample_percent = 100;
 }
 
 typedef struct {
@@ -57,11 +70,20 @@ static const uint_key_t uint_keys[] = {
 	U("tls", "upstream_session_cache_size", upstream_session_cache_size, 1, 1000000),
 	U("tls", "pinned_ttl_s", pinned_ttl_s, 0, 30 * 86400),
 	U("tls", "pinned_max", pinned_max, 1, 1000000),
+	U("report", "spool_max_mb", spool_max_mb, 1, 1024 * 1024),
+	U("report", "spool_segment_kb", spool_segment_kb, 4, 1024 * 1024),
+	U("report", "fsync_interval_ms", fsync_interval_ms, 10, 600000),
+	U("report", "batch_max_events", batch_max_events, 1, 10000),
+	U("report", "batch_max_kb", batch_max_kb, 4, 8192),
+	U("report", "batch_wait_ms", batch_wait_ms, 0, 600000),
+	U("report", "drain_events_per_s", drain_events_per_s, 1, 1000000),
+	U("report", "retry_max_s", retry_max_s, 1, 86400),
+	U("report", "status_interval_s", status_interval_s, 1, 86400),
+	U("report", "shutdown_flush_ms", shutdown_flush_ms, 0, 600000),
+	U("report", "flow_sample_percent", flow_sample_percent, 0, 100),
 	U(NULL, "workers", workers, 0, 256),
 };
 #undef U
-
-static const char *const sections[] = {"limits", "timeouts", "tls"};
 
 static void errf(char *err, size_t n, const char *path, const char *fmt, const char *a, const char *b)
 {
@@ -69,6 +91,48 @@ static void errf(char *err, size_t n, const char *path, const char *fmt, const c
 	snprintf(msg, sizeof msg, fmt, a, b);
 	snprintf(err, n, "%s: %s", path, msg);
 }
+
+static const char *const sections[] = {"limits", "timeouts", "tls", "report"};
+
+/* Keys whose value is one word of a fixed list. */
+typedef struct {
+	const char *section, *key;
+	size_t offset;
+	const char *words[4]; /* index = the enum value */
+} enum_key_t;
+
+static const enum_key_t enum_keys[] = {
+	{"tls", "min_version", offsetof(config_t, tls_min_version), {"1.2", "1.3"}},
+	{"report", "fsync", offsetof(config_t, spool_fsync), {"never", "interval", "always"}},
+	{"report", "flow_events", offsetof(config_t, flow_events), {"off", "uninspected", "all"}},
+};
+
+/* NULL: not an enum key; else "" on success or the error already written. */
+static const char *set_enum(config_t *c, const char *section, const char *key, json_t *v, const char *path,
+			    char *err, size_t n)
+{
+	for (size_t i = 0; i < sizeof enum_keys / sizeof enum_keys[0]; i++) {
+		const enum_key_t *k = &enum_keys[i];
+		if (strcmp(k->section, section) || strcmp(k->key, key))
+			continue;
+		const char *s = json_string_value(v);
+		char allowed[128] = "";
+		for (int w = 0; w < 4 && k->words[w]; w++) {
+			if (s && !strcmp(s, k->words[w])) {
+				*(int *)((char *)c + k->offset) = w;
+				return "";
+			}
+			snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s\"%s\"", w ? ", " : "",
+				 k->words[w]);
+		}
+		char name[128];
+		snprintf(name, sizeof name, "%s.%s", section, key);
+		errf(err, n, path, "\"%s\" must be one of %s", name, allowed);
+		return err;
+	}
+	return NULL;
+}
+
 
 static const uint_key_t *find_uint(const char *section, const char *key)
 {
@@ -141,18 +205,11 @@ static bool load_section(config_t *c, const char *section, json_t *obj, const ch
 		return false;
 	}
 	json_object_foreach(obj, key, v) {
-		if (!strcmp(section, "tls") && !strcmp(key, "min_version")) {
-			const char *s = json_string_value(v);
-			if (s && !strcmp(s, "1.2"))
-				c->tls_min_version = TLS_MIN_1_2;
-			else if (s && !strcmp(s, "1.3"))
-				c->tls_min_version = TLS_MIN_1_3;
-			else {
-				errf(err, n, path, "\"tls.min_version\" must be \"1.2\" or \"1.3\"%s%s", "", "");
-				return false;
-			}
+		const char *e = set_enum(c, section, key, v, path, err, n);
+		if (e && *e)
+			return false;
+		if (e)
 			continue;
-		}
 		const uint_key_t *k = find_uint(section, key);
 		if (!k) {
 			errf(err, n, path, "unknown key \"%s.%s\" (see schemas/config.schema.json)", section, key);

@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 typedef enum { TLS_MIN_1_2 = 0, TLS_MIN_1_3 } tls_min_t;
+typedef enum { FSYNC_NEVER = 0, FSYNC_INTERVAL, FSYNC_ALWAYS } fsync_mode_t;
+typedef enum { FLOW_EVENTS_OFF = 0, FLOW_EVENTS_UNINSPECTED, FLOW_EVENTS_ALL } flow_events_t;
 
 typedef struct {
 	/* limits */
@@ -41,6 +43,21 @@ typedef struct {
 	/* decisions */
 	char **bypass_hosts;           /* host globs spliced untouched */
 	size_t n_bypass_hosts;
+
+	/* reporting: the spool and the uploader (report/) */
+	uint32_t spool_max_mb;
+	uint32_t spool_segment_kb;
+	fsync_mode_t spool_fsync;
+	uint32_t fsync_interval_ms;
+	uint32_t batch_max_events;
+	uint32_t batch_max_kb;
+	uint32_t batch_wait_ms;        /* an event waits at most this long for a batch */
+	uint32_t drain_events_per_s;   /* upload rate cap: a backlog never floods the console */
+	uint32_t retry_max_s;          /* backoff ceiling */
+	uint32_t status_interval_s;
+	uint32_t shutdown_flush_ms;    /* how long a graceful stop keeps uploading */
+	flow_events_t flow_events;
+	uint32_t flow_sample_percent;
 
 	/* process */
 	uint32_t workers;              /* 0 = one per core */

@@ -23,6 +23,7 @@
 #include "net/splice.h"
 #include "net/worker.h"
 #include "report/event.h"
+#include "report/report.h"
 #include "sources/explicit.h"
 
 #include <stdio.h>
@@ -47,6 +48,7 @@ typedef struct {
 	bool on;
 	bool decided;
 	buf_t body;
+	uint64_t since_ns;  /* when the head arrived: the event's latency */
 } hold_t;
 
 typedef struct relay {
@@ -346,7 +348,7 @@ static void path_of(const http_head_t *h, const char **path, size_t *len)
 /* Records the decision and says whether the message goes on (false: the
  * client was answered with a block page). */
 static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const policy_msg_t *m, const http_head_t *h,
-		   const http_head_t *req, const char *note)
+		   const http_head_t *req, const char *note, uint64_t since_ns)
 {
 	flow_t *f = r->f;
 	char id[EVENT_ID_LEN] = "";
@@ -364,7 +366,8 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 			     .body_bytes = m ? m->body_size : 0,
 			     .tls = side_tls_version(&f->client),
 			     .up_tls = side_tls_version(&f->upstream),
-			     .note = note};
+			     .note = note,
+			     .latency_us = (uv_hrtime() - since_ns) / 1000};
 		memcpy(e.id, id, sizeof id);
 		if (rq) {
 			e.method = http_head_str(rq, rq->method_off);
@@ -373,6 +376,14 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		}
 		event_emit(&e);
 	}
+	static const report_counter_t counter_of[] = {
+		[VERDICT_INSPECT] = REPORT_INSPECT, [VERDICT_BYPASS] = REPORT_BYPASS,
+		[VERDICT_PASS] = REPORT_PASS, [VERDICT_BLOCK] = REPORT_BLOCK};
+	report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
+	if (v->monitor)
+		report_count(REPORT_MONITOR);
+	if (v->error)
+		report_count(REPORT_POLICY_ERRORS);
 	if (v->kind == VERDICT_BYPASS)
 		r->inspect = false; /* the rest of this flow goes uninspected */
 	if (v->kind != VERDICT_BLOCK || v->monitor)
@@ -430,6 +441,7 @@ static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
 {
 	hd->on = true;
 	hd->decided = false;
+	hd->since_ns = uv_hrtime();
 	hd->body.len = 0;
 	/* A known length (within the limit) is held in one allocation; if
 	 * that fails, hold_body's own append reports it. */
@@ -457,7 +469,7 @@ static bool decide(relay_t *r, hold_t *hd, bool complete)
 	inspect_message(f->policy, f->w, &f->facts, h, front ? front->req : NULL, (uint8_t *)hd->body.data,
 			hd->body.len, complete, &res);
 	bool go = act_on(r, request ? "request" : "response", &res.verdict, &res.msg, h, front ? front->req : NULL,
-			 res.note);
+			 res.note, hd->since_ns);
 	if (go) {
 		bool changed = res.identity || (res.verdict.redact && !res.verdict.monitor);
 		if (res.identity) {
@@ -529,8 +541,9 @@ static int forward_request(relay_t *r, http_head_t *h)
 		m.head = h;
 		m.body_complete = true;
 		verdict_t v;
+		uint64_t since = uv_hrtime();
 		p->ops->on_request(p, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "request", &v, &m, h, NULL, NULL);
+		bool go = act_on(r, "request", &v, &m, h, NULL, NULL, since);
 		policy_msg_clear(&m);
 		if (!go)
 			return HTTP_CB_PAUSE;
@@ -703,8 +716,9 @@ static int res_head(void *ud, http_head_t *h)
 		m.request = p->req;
 		m.body_complete = true;
 		verdict_t v;
+		uint64_t since = uv_hrtime();
 		f->policy->ops->on_response(f->policy, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "response", &v, &m, h, p->req, NULL);
+		bool go = act_on(r, "response", &v, &m, h, p->req, NULL, since);
 		policy_msg_clear(&m);
 		if (!go)
 			return HTTP_CB_PAUSE;

@@ -1,14 +1,13 @@
 #include "report/event.h"
 
-#include "core/log.h"
+#include "report/report.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+#include <stdlib.h>
 
 void event_new_id(char out[EVENT_ID_LEN])
 {
@@ -44,10 +43,8 @@ static void set_str(json_t *o, const char *k, const char *v)
 		json_object_set_new(o, k, json_string(v));
 }
 
-void event_emit(const event_t *e)
+static void set_common(json_t *o, const char *kind, const char *id)
 {
-	static const char *const sources[] = {"explicit", "transparent", "sysext"};
-	json_t *o = json_object();
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
@@ -55,24 +52,44 @@ void event_emit(const event_t *e)
 	char when[80];
 	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	json_object_set_new(o, "event", json_string("verdict"));
-	json_object_set_new(o, "id", json_string(e->id));
+	json_object_set_new(o, "event", json_string(kind));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "agent_id", json_string(report_agent_id()));
 	json_object_set_new(o, "time", json_string(when));
-	set_str(o, "policy_version", e->policy_version);
-	json_object_set_new(o, "stage", json_string(e->stage));
-	const verdict_t *v = e->verdict;
-	const char *kind = v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
-	json_object_set_new(o, "verdict", json_string(kind));
-	json_object_set_new(o, "monitor", json_boolean(v->monitor));
-	if (v->error)
-		json_object_set_new(o, "policy_error", json_true());
-	json_object_set_new(o, "rule", json_string(v->rule));
-	json_object_set_new(o, "reason", json_string(v->reason));
-	set_str(o, "note", e->note);
+}
 
+static void submit(json_t *o)
+{
+	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (!line)
+		return;
+	report_submit(line, strlen(line));
+	free(line);
+}
+
+static json_t *app_json(const flow_app_t *a)
+{
+	json_t *o = json_object();
+	if (a->pid || a->uid) {
+		json_object_set_new(o, "pid", json_integer(a->pid));
+		json_object_set_new(o, "uid", json_integer(a->uid));
+	}
+	if (a->path)
+		json_object_set_new(o, "path", strn(a->path, strlen(a->path)));
+	if (a->cmdline)
+		json_object_set_new(o, "cmdline", strn(a->cmdline, strlen(a->cmdline)));
+	set_str(o, "signing_id", a->signing_id);
+	set_str(o, "team_id", a->team_id);
+	set_str(o, "anchor", a->anchor);
+	return o;
+}
+
+static json_t *detectors_json(const policy_msg_t *m)
+{
 	json_t *dets = json_object();
-	for (uint32_t i = 0; e->msg && i < e->msg->n_findings; i++) {
-		const finding_t *fd = &e->msg->findings[i];
+	for (uint32_t i = 0; m && i < m->n_findings; i++) {
+		const finding_t *fd = &m->findings[i];
 		json_t *d = json_object();
 		json_object_set_new(d, "count", json_integer(fd->count));
 		set_str(d, "severity", fd->severity);
@@ -86,11 +103,15 @@ void event_emit(const event_t *e)
 		json_object_set_new(d, "samples", s);
 		json_object_set_new(dets, fd->name, d);
 	}
-	json_object_set_new(o, "detectors", dets);
+	return dets;
+}
 
+static json_t *flow_json(const event_t *e)
+{
+	static const char *const sources[] = {"explicit", "transparent", "sysext"};
+	const flow_facts_t *f = e->facts;
 	json_t *flow = json_object();
 	json_object_set_new(flow, "id", json_integer((json_int_t)e->flow_id));
-	const flow_facts_t *f = e->facts;
 	json_object_set_new(flow, "source", json_string(sources[f->source < 3 ? f->source : 0]));
 	set_str(flow, "client", e->client_ip);
 	set_str(flow, "host", f->host);
@@ -101,23 +122,61 @@ void event_emit(const event_t *e)
 		json_object_set_new(flow, "method", strn(e->method, e->method_len));
 	if (e->path)
 		json_object_set_new(flow, "path", strn(e->path, e->path_len));
-	if (e->status)
+	if (e->status >= 100 && e->status <= 999)
 		json_object_set_new(flow, "status", json_integer(e->status));
 	if (e->method)
 		json_object_set_new(flow, "body_bytes", json_integer((json_int_t)e->body_bytes));
 	set_str(flow, "tls", e->tls);
 	set_str(flow, "upstream_tls", e->up_tls);
-	json_object_set_new(o, "flow", flow);
+	if (e->kind == EVENT_FLOW) {
+		json_object_set_new(flow, "bytes_up", json_integer((json_int_t)e->bytes_up));
+		json_object_set_new(flow, "bytes_down", json_integer((json_int_t)e->bytes_down));
+		json_object_set_new(flow, "requests", json_integer(e->requests));
+		json_object_set_new(flow, "duration_ms", json_integer((json_int_t)e->duration_ms));
+		set_str(flow, "end", e->end);
+	}
+	return flow;
+}
 
-	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(o);
-	if (!line)
-		return;
-	size_t n = strlen(line);
-	line[n] = '\n'; /* json_dumps leaves room for the NUL we overwrite */
-	ssize_t w;
-	do {
-		w = write(STDERR_FILENO, line, n + 1);
-	} while (w < 0 && errno == EINTR);
-	free(line);
+void event_emit(const event_t *e)
+{
+	json_t *o = json_object();
+	const verdict_t *v = e->verdict;
+	set_common(o, e->kind == EVENT_FLOW ? "flow" : "verdict", e->id);
+	set_str(o, "policy_version", e->policy_version);
+	const char *kind = v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
+	if (e->kind == EVENT_FLOW) {
+		json_object_set_new(o, "mode", json_string(e->mode ? e->mode : "-"));
+		json_object_set_new(o, "verdict", json_string(verdict_name(v->kind)));
+		set_str(o, "rule", v->rule);
+		set_str(o, "reason", v->reason);
+	} else {
+		json_object_set_new(o, "stage", json_string(e->stage));
+		json_object_set_new(o, "verdict", json_string(kind));
+		json_object_set_new(o, "monitor", json_boolean(v->monitor));
+		if (v->error)
+			json_object_set_new(o, "policy_error", json_true());
+		json_object_set_new(o, "rule", json_string(v->rule));
+		json_object_set_new(o, "reason", json_string(v->reason));
+		set_str(o, "note", e->note);
+		if (e->latency_us)
+			json_object_set_new(o, "latency_us", json_integer((json_int_t)e->latency_us));
+		json_object_set_new(o, "detectors", detectors_json(e->msg));
+	}
+	const flow_app_t *a = &e->facts->app;
+	if (a->path || a->pid || a->signing_id)
+		json_object_set_new(o, "app", app_json(a));
+	json_object_set_new(o, "flow", flow_json(e));
+	submit(o);
+}
+
+void event_emit_drop(const char *reason, uint64_t n)
+{
+	char id[EVENT_ID_LEN];
+	event_new_id(id);
+	json_t *o = json_object();
+	set_common(o, "spool_drop", id);
+	json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "dropped", json_integer((json_int_t)n));
+	submit(o);
 }

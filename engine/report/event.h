@@ -4,8 +4,11 @@
  * rule and why, what detectors found (names, counts, masked samples; never
  * a secret), when, and under which policy version.
  *
- * Until the console exists (issue 5) events are written as JSON lines on
- * stderr, one write per event.
+ * Three kinds: a verdict (a decision on a flow or a message), a flow-log
+ * record (a flow that ended without being inspected, or every flow, per
+ * report.flow_events), and a spool_drop (events the agent lost, counted).
+ * A built event goes to report_submit(): the spool when a console is
+ * configured, stderr as a JSON line otherwise.
  */
 #ifndef DLPGATE_EVENT_H
 #define DLPGATE_EVENT_H
@@ -18,7 +21,10 @@
 
 #define EVENT_ID_LEN 37
 
+typedef enum { EVENT_VERDICT = 0, EVENT_FLOW } event_kind_t;
+
 typedef struct {
+	event_kind_t kind;
 	char id[EVENT_ID_LEN];          /* UUIDv7 */
 	const char *stage;              /* "flow", "request", "response" */
 	const verdict_t *verdict;
@@ -35,10 +41,19 @@ typedef struct {
 	uint64_t body_bytes;
 	const char *tls, *up_tls;
 	const char *note;               /* "oversize", "decompression-bomb", ... */
+	uint64_t latency_us;            /* message held for inspection; 0: not measured */
+	/* flow-log records */
+	const char *mode;               /* inspect, bypass, pinned, refused, ... */
+	uint64_t bytes_up, bytes_down, duration_ms;
+	uint32_t requests;
+	const char *end;
 } event_t;
 
 /* A new time-ordered id (UUIDv7: 48 bits of ms, then random). */
 void event_new_id(char out[EVENT_ID_LEN]);
 void event_emit(const event_t *e);
+/* Reports n events lost for reason ("spool_full", "corrupt_record",
+ * "rejected", "write_error"). */
+void event_emit_drop(const char *reason, uint64_t n);
 
 #endif

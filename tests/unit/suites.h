@@ -12,5 +12,6 @@ Suite *detect_suite(void);
 Suite *body_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
+Suite *spool_suite(void);
 
 #endif

@@ -1,0 +1,496 @@
+/*
+ * report: the process's one reporter (see report.h for the rules): the
+ * agent identity file, the stderr fallback, counters, and the uploader
+ * thread that moves the spool to the console.
+ *
+ * The thread's loop is a small scheduler over four deadlines (next upload
+ * attempt, next status, next fsync, batch age) and sleeps on a condition
+ * variable until the nearest one, or until a writer signals that a full
+ * batch is waiting, or until the stop.
+ */
+#include "report/report.h"
+
+#include "core/log.h"
+#include "report/event.h"
+#include "report/spool.h"
+#include "report/upload.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LAST_ERRORS 8
+
+static struct {
+	bool started;
+	config_t cfg;              /* the report.* values, copied at start */
+	char agent_id[EVENT_ID_LEN];
+	char token[80];
+	char id_path[600];
+	char console[512];
+	char enroll_secret[256];
+	spool_t *spool;
+	upload_t *up;
+	pthread_t thread;
+	pthread_mutex_t lock;      /* stop, policy_version, last_errors, token */
+	pthread_cond_t wake;
+	bool stopping;
+	char policy_version[48];
+	char last_errors[LAST_ERRORS][256];
+	unsigned n_errors;
+	atomic_uint_fast64_t counters[REPORT_N_COUNTERS];
+	atomic_uint since_read;    /* appends since the uploader last read */
+} R = {.agent_id = "00000000-0000-4000-8000-000000000000"};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *report_agent_id(void)
+{
+	return R.agent_id;
+}
+
+void report_count(report_counter_t c)
+{
+	atomic_fetch_add_explicit(&R.counters[c], 1, memory_order_relaxed);
+}
+
+void report_set_policy_version(const char *v)
+{
+	pthread_mutex_lock(&R.lock);
+	snprintf(R.policy_version, sizeof R.policy_version, "%s", v);
+	pthread_mutex_unlock(&R.lock);
+}
+
+bool report_want_flow_event(bool inspected)
+{
+	uint32_t pct = R.cfg.flow_sample_percent;
+	if (R.cfg.flow_events == FLOW_EVENTS_OFF || (inspected && R.cfg.flow_events != FLOW_EVENTS_ALL) || !pct)
+		return false;
+	if (pct >= 100)
+		return true;
+	uint32_t r;
+	RAND_bytes((unsigned char *)&r, sizeof r);
+	return r % 100 < pct;
+}
+
+static void remember_error(const char *what)
+{
+	pthread_mutex_lock(&R.lock);
+	snprintf(R.last_errors[R.n_errors++ % LAST_ERRORS], sizeof R.last_errors[0], "%.255s", what);
+	pthread_mutex_unlock(&R.lock);
+}
+
+void report_submit(const char *json, size_t len)
+{
+	if (!R.spool) {
+		/* No console: one write per event, so lines never interleave. */
+		char *line = malloc(len + 1);
+		if (!line)
+			return;
+		memcpy(line, json, len);
+		line[len] = '\n';
+		ssize_t w;
+		do {
+			w = write(STDERR_FILENO, line, len + 1);
+		} while (w < 0 && errno == EINTR);
+		free(line);
+		return;
+	}
+	spool_append(R.spool, json, len);
+	if (atomic_fetch_add(&R.since_read, 1) + 1 == R.cfg.batch_max_events) {
+		pthread_mutex_lock(&R.lock);
+		pthread_cond_signal(&R.wake);
+		pthread_mutex_unlock(&R.lock);
+	}
+}
+
+/* ---- the identity file ---- */
+
+static bool save_identity(char *err, size_t errlen)
+{
+	json_t *o = json_pack("{s:s}", "agent_id", R.agent_id);
+	if (R.token[0]) {
+		json_object_set_new(o, "console", json_string(R.console));
+		json_object_set_new(o, "token", json_string(R.token));
+	}
+	char tmp[640];
+	snprintf(tmp, sizeof tmp, "%s.tmp", R.id_path);
+	mode_t old = umask(0177);
+	int rc = json_dump_file(o, tmp, JSON_INDENT(2));
+	umask(old);
+	json_decref(o);
+	if (rc != 0 || chmod(tmp, 0600) != 0 || rename(tmp, R.id_path) != 0) {
+		snprintf(err, errlen, "%s: cannot write: %s", R.id_path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static bool load_identity(char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = json_load_file(R.id_path, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		if (access(R.id_path, F_OK) == 0) {
+			snprintf(err, errlen, "%s: %s (remove it to make a new agent identity)", R.id_path, je.text);
+			return false;
+		}
+		event_new_id(R.agent_id);
+		return save_identity(err, errlen);
+	}
+	const char *id = json_string_value(json_object_get(o, "agent_id"));
+	const char *console = json_string_value(json_object_get(o, "console"));
+	const char *token = json_string_value(json_object_get(o, "token"));
+	bool ok = id && strlen(id) == EVENT_ID_LEN - 1;
+	if (ok) {
+		memcpy(R.agent_id, id, EVENT_ID_LEN);
+		/* A token is for the console that issued it. */
+		if (token && console && !strcmp(console, R.console) && strlen(token) < sizeof R.token)
+			snprintf(R.token, sizeof R.token, "%s", token);
+	} else {
+		snprintf(err, errlen, "%s: no valid agent_id (remove the file to make a new agent identity)", R.id_path);
+	}
+	json_decref(o);
+	return ok;
+}
+
+/* ---- the uploader thread ---- */
+
+typedef struct {
+	uint64_t next_try;         /* backoff / Retry-After */
+	uint64_t next_status;
+	uint64_t next_sync;
+	uint64_t batch_since;      /* when the spool was first seen non-empty */
+	uint64_t rate_next;        /* drain rate cap */
+	unsigned failures;
+	uint32_t batch_limit;      /* shrinks to isolate a refused record */
+} sched_t;
+
+static void backoff(sched_t *s, uint64_t now, long retry_after_s)
+{
+	s->failures++;
+	report_count(REPORT_UPLOAD_FAILURES);
+	uint64_t ms;
+	if (retry_after_s > 0) {
+		ms = (uint64_t)(retry_after_s < 3600 ? retry_after_s : 3600) * 1000;
+	} else {
+		uint64_t cap = (uint64_t)R.cfg.retry_max_s * 1000;
+		ms = s->failures < 20 ? 1000ull << (s->failures - 1) : cap;
+		if (ms > cap)
+			ms = cap;
+		uint32_t r;
+		RAND_bytes((unsigned char *)&r, sizeof r);
+		ms = ms / 2 + r % (ms / 2 + 1); /* jitter: many agents must not retry in step */
+	}
+	s->next_try = now + ms;
+}
+
+static void fail(sched_t *s, uint64_t now, const upload_result_t *r, const char *what)
+{
+	char line[300];
+	snprintf(line, sizeof line, "%s: %s", what, r->detail);
+	remember_error(line);
+	log_msg(LOG_WARN, "upload_failed", "%s (attempt %u; events stay in the spool)", line, s->failures + 1);
+	backoff(s, now, r->retry_after_s);
+}
+
+static bool enroll(sched_t *s, uint64_t now)
+{
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "enroll_secret", R.enroll_secret, "agent_id", R.agent_id,
+			      "hostname", host, "version", DLPGATE_VERSION);
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	upload_result_t r;
+	upload_json(R.up, "/api/v1/enroll", NULL, body, &r);
+	free(body);
+	bool ok = false;
+	if (r.status == 200 && r.body) {
+		json_t *a = json_loads(r.body, 0, NULL);
+		const char *token = json_string_value(json_object_get(a, "token"));
+		const char *id = json_string_value(json_object_get(a, "agent_id"));
+		if (token && strlen(token) < sizeof R.token && id && !strcmp(id, R.agent_id)) {
+			pthread_mutex_lock(&R.lock);
+			snprintf(R.token, sizeof R.token, "%s", token);
+			pthread_mutex_unlock(&R.lock);
+			char err[700];
+			if (!save_identity(err, sizeof err))
+				log_msg(LOG_ERROR, "enroll", "%s (the token is kept in memory only)", err);
+			log_msg(LOG_INFO, "enrolled", "agent %s enrolled with %s", R.agent_id, R.console);
+			s->failures = 0;
+			ok = true;
+		} else {
+			snprintf(r.detail, sizeof r.detail, "enrollment answer without a token for agent %s", R.agent_id);
+		}
+		json_decref(a);
+	}
+	if (!ok) {
+		if (r.status == 401)
+			snprintf(r.detail, sizeof r.detail, "the console refused the enroll secret (check --enroll-secret)");
+		fail(s, now, &r, "enroll");
+	}
+	upload_result_free(&r);
+	return ok;
+}
+
+static void post_status(sched_t *s, uint64_t now)
+{
+	spool_stats_t st;
+	spool_stats(R.spool, &st);
+	static const char *const names[REPORT_N_COUNTERS] = {
+		"flows", "inspect", "bypass", "pass", "redact", "block", "monitor", "policy_errors", "uploaded",
+		"upload_failures"};
+	json_t *c = json_object();
+	for (int i = 0; i < REPORT_N_COUNTERS; i++)
+		json_object_set_new(c, names[i], json_integer((json_int_t)atomic_load(&R.counters[i])));
+	json_object_set_new(c, "spool_depth", json_integer((json_int_t)st.depth));
+	json_object_set_new(c, "spool_bytes", json_integer((json_int_t)st.bytes));
+	json_object_set_new(c, "dropped_spool_full", json_integer((json_int_t)st.dropped.full));
+	json_object_set_new(c, "dropped_corrupt", json_integer((json_int_t)st.dropped.corrupt));
+	json_object_set_new(c, "dropped_rejected", json_integer((json_int_t)st.dropped.rejected));
+	json_object_set_new(c, "dropped_write_error", json_integer((json_int_t)st.dropped.write_error));
+	json_t *errs = json_array();
+	pthread_mutex_lock(&R.lock);
+	for (unsigned i = R.n_errors > LAST_ERRORS ? R.n_errors - LAST_ERRORS : 0; i < R.n_errors; i++)
+		json_array_append_new(errs, json_string(R.last_errors[i % LAST_ERRORS]));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "agent_id", R.agent_id, "version", DLPGATE_VERSION,
+			      "policy_version", R.policy_version, "counters", c, "last_errors", errs);
+	pthread_mutex_unlock(&R.lock);
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	upload_result_t r;
+	upload_json(R.up, "/api/v1/status", R.token, body, &r);
+	free(body);
+	if (r.status == 401)
+		R.token[0] = '\0'; /* enroll again */
+	if (r.status < 200 || r.status > 299)
+		log_msg(LOG_WARN, "status_failed", "%s", r.detail);
+	upload_result_free(&r);
+	s->next_status = now + (uint64_t)R.cfg.status_interval_s * 1000;
+}
+
+static void report_drops(void)
+{
+	spool_drops_t d = spool_take_drops(R.spool);
+	if (d.full)
+		event_emit_drop("spool_full", d.full);
+	if (d.corrupt)
+		event_emit_drop("corrupt_record", d.corrupt);
+	if (d.rejected)
+		event_emit_drop("rejected", d.rejected);
+	if (d.write_error)
+		event_emit_drop("write_error", d.write_error);
+}
+
+/* One batch from the spool to the console. */
+static void send_batch(sched_t *s, uint64_t now, bool stopping)
+{
+	spool_stats_t st;
+	spool_stats(R.spool, &st);
+	if (!st.depth) {
+		s->batch_since = 0;
+		return;
+	}
+	if (!s->batch_since)
+		s->batch_since = now;
+	bool full = st.depth >= s->batch_limit;
+	if (!full && !stopping && now < s->batch_since + R.cfg.batch_wait_ms)
+		return;
+	spool_batch_t b;
+	atomic_store(&R.since_read, 0);
+	spool_read(R.spool, s->batch_limit, (size_t)R.cfg.batch_max_kb * 1024, &b);
+	if (!b.n) {
+		if (b.moved)
+			spool_commit(R.spool, &b); /* stepped over corrupt records */
+		spool_batch_free(&b);
+		return;
+	}
+	upload_result_t r;
+	upload_events(R.up, R.token, b.ndjson.data, b.ndjson.len, &r);
+	if (r.status >= 200 && r.status <= 299) {
+		spool_commit(R.spool, &b);
+		for (uint32_t i = 0; i < b.n; i++)
+			report_count(REPORT_UPLOADED);
+		s->failures = 0;
+		s->batch_since = 0;
+		if (s->batch_limit < R.cfg.batch_max_events)
+			s->batch_limit = s->batch_limit * 2 < R.cfg.batch_max_events ? s->batch_limit * 2
+										 : R.cfg.batch_max_events;
+		s->rate_next = now + (uint64_t)b.n * 1000 / R.cfg.drain_events_per_s;
+	} else if (r.status == 400 || r.status == 403 || r.status == 413 || r.status == 415) {
+		/* The console refuses something in this batch; halve until it is one record, then skip that one. */
+		if (b.n > 1) {
+			s->batch_limit = b.n / 2;
+		} else {
+			log_msg(LOG_ERROR, "event_rejected", "%s: the console refused an event; it is dropped and counted",
+				r.detail);
+			remember_error(r.detail);
+			spool_skip(R.spool);
+		}
+	} else {
+		if (r.status == 401) {
+			pthread_mutex_lock(&R.lock);
+			R.token[0] = '\0'; /* the console forgot us: enroll again */
+			pthread_mutex_unlock(&R.lock);
+		}
+		fail(s, now, &r, "upload");
+	}
+	upload_result_free(&r);
+	spool_batch_free(&b);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static void *uploader(void *arg)
+{
+	(void)arg;
+	sched_t s = {.batch_limit = R.cfg.batch_max_events};
+	uint64_t flush_until = 0;
+	for (;;) {
+		uint64_t now = now_ms();
+		pthread_mutex_lock(&R.lock);
+		bool stopping = R.stopping;
+		pthread_mutex_unlock(&R.lock);
+		if (stopping && !flush_until)
+			flush_until = now + R.cfg.shutdown_flush_ms;
+		if (R.cfg.spool_fsync == FSYNC_INTERVAL && now >= s.next_sync) {
+			spool_sync(R.spool);
+			s.next_sync = now + R.cfg.fsync_interval_ms;
+		}
+		report_drops();
+		if (stopping) {
+			spool_stats_t st;
+			spool_stats(R.spool, &st);
+			if (!st.depth || now >= flush_until || !R.token[0])
+				break;
+		}
+		if (now >= s.next_try && !R.token[0] && R.enroll_secret[0])
+			enroll(&s, now);
+		if (R.token[0] && now >= s.next_try && now >= s.next_status && !stopping)
+			post_status(&s, now);
+		if (R.token[0] && now >= s.next_try && now >= s.rate_next)
+			send_batch(&s, now, stopping);
+
+		/* Sleep until the nearest deadline, a second at most. */
+		now = now_ms();
+		uint64_t until = now + 1000;
+		if (R.token[0]) {
+			uint64_t due = stopping ? now : s.batch_since ? min_u64(s.batch_since + R.cfg.batch_wait_ms, s.next_status)
+						     : s.next_status;
+			uint64_t allowed = s.next_try > s.rate_next ? s.next_try : s.rate_next;
+			until = min_u64(until, due > allowed ? due : allowed);
+		}
+		if (R.cfg.spool_fsync == FSYNC_INTERVAL)
+			until = min_u64(until, s.next_sync);
+		if (stopping)
+			until = min_u64(until, flush_until);
+		if (until <= now)
+			continue;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t wait = until - now;
+		ts.tv_sec += (time_t)(wait / 1000);
+		ts.tv_nsec += (long)(wait % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&R.lock);
+		if (!R.stopping || stopping)
+			pthread_cond_timedwait(&R.wake, &R.lock, &ts);
+		pthread_mutex_unlock(&R.lock);
+	}
+	spool_stats_t st;
+	spool_stats(R.spool, &st);
+	if (st.depth)
+		log_msg(LOG_WARN, "upload_stopped", "%" PRIu64 " events stay in the spool; they are sent after the next start",
+			st.depth);
+	return NULL;
+}
+
+bool report_start(const report_opts_t *o, char *err, size_t errlen)
+{
+	config_t *c = &R.cfg;
+	*c = *o->cfg;
+	c->bypass_hosts = NULL; /* only the report.* values are used */
+	c->n_bypass_hosts = 0;
+	pthread_mutex_init(&R.lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&R.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(R.id_path, sizeof R.id_path, "%s/agent.json", o->state_dir);
+	snprintf(R.console, sizeof R.console, "%s", o->console ? o->console : "");
+	snprintf(R.enroll_secret, sizeof R.enroll_secret, "%s", o->enroll_secret ? o->enroll_secret : "");
+	if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "--state-dir %s: %s", o->state_dir, strerror(errno));
+		return false;
+	}
+	if (!load_identity(err, errlen))
+		return false;
+	R.started = true;
+	if (!o->console)
+		return true;
+	if (!R.token[0] && !R.enroll_secret[0]) {
+		snprintf(err, errlen, "--console %s: this agent is not enrolled yet: give --enroll-secret S", o->console);
+		return false;
+	}
+	/* Before any thread exists: libcurl's global setup is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!(R.up = upload_new(o->console, o->console_ca, err, errlen)))
+		return false;
+	char dir[600];
+	snprintf(dir, sizeof dir, "%s/spool", o->state_dir);
+	spool_opts_t so = {.max_bytes = (uint64_t)c->spool_max_mb << 20,
+			   .segment_bytes = (uint64_t)c->spool_segment_kb << 10,
+			   .fsync = c->spool_fsync};
+	if (!(R.spool = spool_open(dir, &so, err, errlen)))
+		return false;
+	int rc = pthread_create(&R.thread, NULL, uploader, NULL);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the uploader thread: %s", strerror(rc));
+		spool_close(R.spool);
+		R.spool = NULL;
+		return false;
+	}
+	return true;
+}
+
+void report_stop(void)
+{
+	if (!R.started)
+		return;
+	if (R.spool) {
+		pthread_mutex_lock(&R.lock);
+		R.stopping = true;
+		pthread_cond_signal(&R.wake);
+		pthread_mutex_unlock(&R.lock);
+		pthread_join(R.thread, NULL);
+		spool_t *s = R.spool;
+		R.spool = NULL; /* late events (none should come) go to stderr */
+		spool_close(s);
+		upload_free(R.up);
+	}
+	R.started = false;
+}

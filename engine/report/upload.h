@@ -1,0 +1,32 @@
+/*
+ * upload: the agent's HTTPS client for the console (schemas/console-api.md),
+ * with libcurl. One easy handle, reused, so batches ride one kept-alive TLS
+ * connection. The console is verified against --console-ca (and only it:
+ * the system store is not consulted, so a public CA cannot vouch for a
+ * console). Used by the uploader thread only; not thread-safe.
+ */
+#ifndef DLPGATE_UPLOAD_H
+#define DLPGATE_UPLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct upload upload_t;
+
+typedef struct {
+	long status;          /* HTTP status; 0 when no answer came */
+	long retry_after_s;   /* Retry-After, when the console sent one */
+	char detail[256];     /* what went wrong, for logs and status */
+	char *body;           /* the answer's body (malloc'd, NUL-terminated), for the caller to free */
+} upload_result_t;
+
+upload_t *upload_new(const char *console_url, const char *ca_file, char *err, size_t errlen);
+void upload_free(upload_t *u);
+
+/* POST path with a JSON body; token may be NULL (enrollment). */
+void upload_json(upload_t *u, const char *path, const char *token, const char *json, upload_result_t *r);
+/* POST /api/v1/events: ndjson gzipped on the way. */
+void upload_events(upload_t *u, const char *token, const char *ndjson, size_t len, upload_result_t *r);
+void upload_result_free(upload_result_t *r);
+
+#endif
