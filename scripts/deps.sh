@@ -9,10 +9,28 @@ libpcre2-dev liblua5.4-dev libcurl4-openssl-dev check libjansson-dev zlib1g-dev
 libbrotli-dev libsqlite3-dev libpq-dev ca-certificates xxd"
 test_pkgs="curl nginx-light clang libclang-rt-14-dev python3 procps iproute2 nftables util-linux"
 
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+# npm tools for the tests, pinned, into .deps/ (never global, never vendored).
+npm_tools() {
+	[ "${1:-all}" = build ] && return 0
+	[ -x "$top/.deps/node_modules/.bin/ajv" ] && return 0
+	echo "deps: installing ajv-cli into .deps/" >&2
+	mkdir -p "$top/.deps"
+	npm install --prefix "$top/.deps" --no-audit --no-fund --loglevel=error \
+		ajv-cli@5.0.0 ajv-formats@2.1.1 >/dev/null
+}
+
 case "${1:-all}" in
 build) want="$build_pkgs" ;;
 test | all) want="$build_pkgs $test_pkgs" ;;
 *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+# Node.js runs ajv, the JSON Schema validator the tests check events with.
+# Debian's nodejs and npm, unless a node with its own npm is already here.
+case "${1:-all}" in
+test | all) command -v npm >/dev/null 2>&1 || want="$want nodejs npm" ;;
 esac
 
 missing=""
@@ -21,7 +39,7 @@ for p in $want; do
 	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[ "$s" = "install ok installed" ] || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && { npm_tools "${1:-all}"; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing Debian packages:$missing" >&2
@@ -34,3 +52,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_tools "${1:-all}"
