@@ -32,7 +32,7 @@ void config_defaults(config_t *c)
 	c->pinned_max = 4096;
 	c->tls_min_version = TLS_MIN_1_2;
 	c->workers = 0;
-	c->spool_max_mb = 256;
+	c->spool_max_kb = 256 * 1024;
 	c->spool_segment_kb = 4096;
 	c->spool_fsync = FSYNC_INTERVAL;
 	c->fsync_interval_ms = 1000;
@@ -70,7 +70,7 @@ static const uint_key_t uint_keys[] = {
 	U("tls", "upstream_session_cache_size", upstream_session_cache_size, 1, 1000000),
 	U("tls", "pinned_ttl_s", pinned_ttl_s, 0, 30 * 86400),
 	U("tls", "pinned_max", pinned_max, 1, 1000000),
-	U("report", "spool_max_mb", spool_max_mb, 1, 1024 * 1024),
+	U("report", "spool_max_kb", spool_max_kb, 64, 1u << 30),
 	U("report", "spool_segment_kb", spool_segment_kb, 4, 1024 * 1024),
 	U("report", "fsync_interval_ms", fsync_interval_ms, 10, 600000),
 	U("report", "batch_max_events", batch_max_events, 1, 10000),

@@ -45,7 +45,7 @@ typedef struct {
 	size_t n_bypass_hosts;
 
 	/* reporting: the spool and the uploader (report/) */
-	uint32_t spool_max_mb;
+	uint32_t spool_max_kb;
 	uint32_t spool_segment_kb;
 	fsync_mode_t spool_fsync;
 	uint32_t fsync_interval_ms;

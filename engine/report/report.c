@@ -462,7 +462,7 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 		return false;
 	char dir[600];
 	snprintf(dir, sizeof dir, "%s/spool", o->state_dir);
-	spool_opts_t so = {.max_bytes = (uint64_t)c->spool_max_mb << 20,
+	spool_opts_t so = {.max_bytes = (uint64_t)c->spool_max_kb << 10,
 			   .segment_bytes = (uint64_t)c->spool_segment_kb << 10,
 			   .fsync = c->spool_fsync};
 	if (!(R.spool = spool_open(dir, &so, err, errlen)))

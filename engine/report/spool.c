@@ -257,7 +257,7 @@ static void enforce_cap(spool_t *s)
 		clamp_cursor(s);
 		if (lost)
 			log_msg(LOG_WARN, "spool_full", "spool over %" PRIu64 " bytes: dropped %" PRIu64
-				" unsent events (the oldest); raise report.spool_max_mb or check the console", s->o.max_bytes,
+				" unsent events (the oldest); raise report.spool_max_kb or check the console", s->o.max_bytes,
 				lost);
 	}
 }
