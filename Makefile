@@ -93,6 +93,11 @@ $(BUILD)/flowclient: $(BUILD)/tests/tools/flowclient.o $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Fills an agent's spool with an outage's worth of events (tests/bench/backlog.sh).
+$(BUILD)/spoolfill: $(BUILD)/tests/bench/spoolfill.o $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The test command of the README and of CI. Suites print Check's summary lines.
 test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/flowclient
 	@scripts/run-tests.sh $(BUILD)

@@ -358,7 +358,8 @@ int cli_run(int argc, char **argv)
 	pthread_mutex_init(&e.policy_lock, NULL);
 
 	report_opts_t ro = {.state_dir = o.state_dir, .console = o.console, .console_ca = o.console_ca,
-			    .enroll_secret = o.enroll_secret, .cfg = &e.cfg};
+			    .enroll_secret = o.enroll_secret, .cfg = &e.cfg,
+			    .socket_mark = e.mark_upstream ? ENGINE_SOCKET_MARK : 0};
 	if (!report_start(&ro, err, sizeof err))
 		cli_fail("%s", err);
 	report_set_policy_version(e.policy->version_text);

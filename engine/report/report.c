@@ -458,7 +458,7 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 	}
 	/* Before any thread exists: libcurl's global setup is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!(R.up = upload_new(o->console, o->console_ca, err, errlen)))
+	if (!(R.up = upload_new(o->console, o->console_ca, o->socket_mark, err, errlen)))
 		return false;
 	char dir[600];
 	snprintf(dir, sizeof dir, "%s/spool", o->state_dir);

@@ -38,6 +38,7 @@ typedef struct {
 	const char *console;        /* https://HOST:PORT; NULL: events go to stderr */
 	const char *console_ca;     /* the console's certificate or CA (PEM) */
 	const char *enroll_secret;  /* needed until the agent holds a token */
+	unsigned socket_mark;       /* transparent mode: mark the console connection (upload.h) */
 	const config_t *cfg;
 } report_opts_t;
 

@@ -195,7 +195,8 @@ spool_t *spool_open(const char *dir, const spool_opts_t *o, char *err, size_t er
 		}
 	}
 	closedir(d);
-	qsort(s->segs, s->n_segs, sizeof *s->segs, cmp_seq);
+	if (s->n_segs)
+		qsort(s->segs, s->n_segs, sizeof *s->segs, cmp_seq);
 	load_cursor(s);
 	if (!open_writer(s, err, errlen)) {
 		spool_close(s);

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -21,9 +22,23 @@ struct upload {
 	CURL *curl;
 	char base[512];
 	char ca_file[512];
+	unsigned mark;
 };
 
-upload_t *upload_new(const char *console_url, const char *ca_file, char *err, size_t errlen)
+static int mark_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)purpose;
+#ifdef SO_MARK
+	const upload_t *u = arg;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &u->mark, sizeof u->mark) != 0)
+		return CURL_SOCKOPT_ERROR; /* unmarked, it could loop: do not connect */
+#else
+	(void)arg, (void)fd;
+#endif
+	return CURL_SOCKOPT_OK;
+}
+
+upload_t *upload_new(const char *console_url, const char *ca_file, unsigned socket_mark, char *err, size_t errlen)
 {
 	if (strncmp(console_url, "https://", 8) || strlen(console_url) < 9) {
 		snprintf(err, errlen, "--console %s: give the console's https:// address (the console speaks HTTPS only)",
@@ -41,6 +56,7 @@ upload_t *upload_new(const char *console_url, const char *ca_file, char *err, si
 	if (u->base[n - 1] == '/')
 		u->base[n - 1] = '\0';
 	snprintf(u->ca_file, sizeof u->ca_file, "%s", ca_file ? ca_file : "");
+	u->mark = socket_mark;
 	return u;
 }
 
@@ -97,6 +113,10 @@ static void post(upload_t *u, const char *path, const char *token, const char *t
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through ourselves or another proxy */
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "dlpgate/" DLPGATE_VERSION);
+	if (u->mark) {
+		curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, mark_socket);
+		curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, u);
+	}
 	if (u->ca_file[0]) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
 		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);

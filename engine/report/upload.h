@@ -20,7 +20,10 @@ typedef struct {
 	char *body;           /* the answer's body (malloc'd, NUL-terminated), for the caller to free */
 } upload_result_t;
 
-upload_t *upload_new(const char *console_url, const char *ca_file, char *err, size_t errlen);
+/* socket_mark != 0: set SO_MARK on the console connection, so transparent
+ * mode's redirect (which skips marked packets) never loops it back into
+ * this engine. */
+upload_t *upload_new(const char *console_url, const char *ca_file, unsigned socket_mark, char *err, size_t errlen);
 void upload_free(upload_t *u);
 
 /* POST path with a JSON body; token may be NULL (enrollment). */
