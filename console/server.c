@@ -211,6 +211,12 @@ void console_respond_error(console_conn_t *k, int status, const char *code, cons
 /* An error found while reading a request: answer it and end the connection. */
 static void refuse(console_conn_t *k, int status, const char *code, const char *detail)
 {
+	log_line_t l;
+	log_begin(&l, LOG_INFO, "request");
+	log_kv_u64(&l, "status", (uint64_t)status);
+	log_kv_str(&l, "error", code);
+	log_kv_str(&l, "detail", detail ? detail : "");
+	log_end(&l);
 	k->close_after = true;
 	k->state = K_BUSY; /* console_respond's view: a request being answered */
 	console_respond_error(k, status, code, detail);

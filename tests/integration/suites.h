@@ -14,5 +14,6 @@ Suite *policy_suite(void);
 Suite *tools_suite(void);
 Suite *sysext_suite(void);
 Suite *transparent_suite(void);
+Suite *console_suite(void);
 
 #endif
