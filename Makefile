@@ -108,7 +108,8 @@ unit: deps $(BUILD)/unit-tests
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient
+	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient \
+	    build-asan/dlpgate-console
 
 asan-test: deps asan
 	@scripts/run-tests.sh build-asan
@@ -126,6 +127,22 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 FUZZ_SECONDS ?= 20
 fuzz-smoke: fuzz
 	@scripts/fuzz-smoke.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# ---- console: build/dlpgate-console -------------------------------------
+# The fleet's server (console/*.c) on the engine's library, plus SQLite and
+# libpq. Kept in this one block; `all` and `test` gain it as a prerequisite.
+CONSOLE_SRC  := $(sort $(wildcard console/*.c))
+CONSOLE_OBJ  := $(CONSOLE_SRC:%.c=$(BUILD)/obj/%.o)
+CONSOLE_PKGS := sqlite3 libpq
+$(CONSOLE_OBJ): CFLAGS += $(shell pkg-config --cflags $(CONSOLE_PKGS))
+
+$(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CONSOLE_PKGS))
+
+all: $(BUILD)/dlpgate-console
+test: $(BUILD)/dlpgate-console
+# ---- end console ---------------------------------------------------------
 
 run: all
 	@scripts/run.sh $(BUILD)

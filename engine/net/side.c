@@ -20,13 +20,17 @@ static void on_handle_closed(uv_handle_t *h)
 {
 	side_t *s = h->data;
 	free(h);
-	flow_handle_released(s->flow);
+	if (s->on_closed)
+		s->on_closed(s);
+	else
+		flow_handle_released(s->flow);
 }
 
 void side_init(side_t *s, struct flow *f, side_t *peer, const char *name, const side_ops_t *ops)
 {
 	memset(s, 0, sizeof *s);
 	s->flow = f;
+	s->w = f ? f->w : NULL;
 	s->peer = peer;
 	s->name = name;
 	s->ops = ops;
@@ -115,7 +119,7 @@ bool side_write(side_t *s, const void *data, size_t len)
 		return flush_out(s);
 	}
 	while (len) {
-		iobuf_t *b = iobuf_get(s->flow->w);
+		iobuf_t *b = iobuf_get(s->w);
 		if (!b)
 			return false;
 		size_t n = len > IOBUF_CAP ? IOBUF_CAP : len;
@@ -147,7 +151,7 @@ static int bio_write(BIO *bio, const char *data, int len)
 	size_t left = (size_t)len;
 	while (left) {
 		if (!s->out) {
-			s->out = iobuf_get(s->flow->w);
+			s->out = iobuf_get(s->w);
 			if (!s->out)
 				return -1;
 		}
@@ -221,7 +225,7 @@ static void got_eof(side_t *s)
 static void tls_drain(side_t *s)
 {
 	for (;;) {
-		iobuf_t *p = iobuf_get(s->flow->w);
+		iobuf_t *p = iobuf_get(s->w);
 		if (!p) {
 			fail(s, "out of memory");
 			return;
@@ -289,7 +293,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	(void)hint;
 	side_t *s = h->data;
-	iobuf_t *b = iobuf_get(s->flow->w);
+	iobuf_t *b = iobuf_get(s->w);
 	*buf = b ? uv_buf_init(b->data, IOBUF_CAP) : uv_buf_init(NULL, 0);
 }
 
@@ -308,7 +312,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	s->bytes_in += (uint64_t)n;
-	flow_touch(s->flow);
+	if (s->flow)
+		flow_touch(s->flow);
 	if (!s->ssl) {
 		b->len = (size_t)n;
 		s->ops->on_data(s, b);

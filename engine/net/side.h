@@ -40,7 +40,9 @@ typedef struct {
 
 struct side {
 	uv_stream_t *stream;      /* NULL until accepted / connected */
-	struct flow *flow;
+	struct flow *flow;        /* NULL outside the proxy (the console) */
+	struct worker *w;         /* blocks come from here; set from the flow */
+	void (*on_closed)(side_t *s); /* without a flow: the handle is gone */
 	side_t *peer;
 	const side_ops_t *ops;
 	const char *name;         /* "client" / "upstream", for logs */

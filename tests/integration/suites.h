@@ -15,5 +15,6 @@ Suite *tools_suite(void);
 Suite *sysext_suite(void);
 Suite *transparent_suite(void);
 Suite *report_suite(void);
+Suite *console_suite(void);
 
 #endif

@@ -1,0 +1,164 @@
+/*
+ * cert: the console's TLS identity.
+ *
+ * Given (--tls-cert/--tls-key), or generated on first run into the state
+ * dir: a self-signed ECDSA P-256 certificate for localhost, 127.0.0.1, ::1
+ * and the host name, console.pem (0644) and console.key (0600, created
+ * O_EXCL so an existing key is never overwritten or widened). Agents pin
+ * console.pem (or a real certificate replaces it).
+ */
+#include "console.h"
+
+#include "tls/ca.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void ssl_err(char *err, size_t n, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+	ERR_error_string_n(e, buf, sizeof buf);
+	snprintf(err, n, "%s: %s", what, e ? buf : "unknown error");
+	ERR_clear_error();
+}
+
+static X509 *make_cert(EVP_PKEY *key)
+{
+	X509 *cert = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	char host[256] = "localhost", san[600];
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	if (!strchr(host, ',') && !strchr(host, ':') && strcmp(host, "localhost") != 0)
+		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1,DNS:%s", host);
+	else
+		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1");
+	unsigned char serial[16];
+	RAND_bytes(serial, sizeof serial);
+	serial[0] = (serial[0] & 0x7f) | 0x40;
+	BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
+	X509V3_CTX ctx;
+	bool ok = cert && name && bn && X509_set_version(cert, 2) &&
+		  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
+		  X509_gmtime_adj(X509_getm_notBefore(cert), -86400) &&
+		  X509_gmtime_adj(X509_getm_notAfter(cert), 825L * 86400) &&
+		  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"dlpgate", -1, -1, 0) &&
+		  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"dlpgate console", -1,
+					     -1, 0) &&
+		  X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name) && X509_set_pubkey(cert, key);
+	if (ok) {
+		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+		ok = ca_add_ext(cert, &ctx, NID_subject_alt_name, san) &&
+		     ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") &&
+		     ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
+		     X509_sign(cert, key, EVP_sha256()) > 0;
+	}
+	BN_free(bn);
+	X509_NAME_free(name);
+	if (!ok) {
+		X509_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
+static bool write_pem(const char *path, int mode, X509 *cert, EVP_PKEY *key, char *err, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		snprintf(err, n, "cannot create %s: %s", path, strerror(errno));
+		return false;
+	}
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		snprintf(err, n, "cannot write %s", path);
+		return false;
+	}
+	bool ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, cert) == 1;
+	ok = ok && fflush(f) == 0 && fsync(fd) == 0;
+	if (fclose(f) != 0)
+		ok = false;
+	if (!ok) {
+		unlink(path);
+		snprintf(err, n, "cannot write %s", path);
+	}
+	return ok;
+}
+
+static bool generate(const char *cert_path, const char *key_path, char *err, size_t n)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *cert = key ? make_cert(key) : NULL;
+	if (!cert) {
+		ssl_err(err, n, "cannot make the console certificate");
+		EVP_PKEY_free(key);
+		return false;
+	}
+	bool ok = write_pem(key_path, 0600, NULL, key, err, n);
+	if (ok && !(ok = write_pem(cert_path, 0644, cert, NULL, err, n)))
+		unlink(key_path);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return ok;
+}
+
+SSL_CTX *console_tls_ctx(const console_cfg_t *cfg, char *err, size_t n)
+{
+	char cert_path[4096], key_path[4096];
+	if (cfg->tls_cert || cfg->tls_key) {
+		if (!cfg->tls_cert || !cfg->tls_key) {
+			snprintf(err, n, "--tls-cert and --tls-key go together: give both or neither");
+			return NULL;
+		}
+		snprintf(cert_path, sizeof cert_path, "%s", cfg->tls_cert);
+		snprintf(key_path, sizeof key_path, "%s", cfg->tls_key);
+	} else {
+		snprintf(cert_path, sizeof cert_path, "%s/console.pem", cfg->state_dir);
+		snprintf(key_path, sizeof key_path, "%s/console.key", cfg->state_dir);
+		bool have_cert = access(cert_path, F_OK) == 0, have_key = access(key_path, F_OK) == 0;
+		if (!have_cert && !have_key) {
+			if (!generate(cert_path, key_path, err, n))
+				return NULL;
+		} else if (have_cert != have_key) {
+			snprintf(err, n, "%s exists without %s: restore it, or remove both to have new ones generated",
+				 have_cert ? cert_path : key_path, have_cert ? key_path : cert_path);
+			return NULL;
+		}
+	}
+	struct stat st;
+	if (stat(key_path, &st) == 0 && (st.st_mode & 077)) {
+		snprintf(err, n, "TLS key %s is readable by group or others; run: chmod 600 %s", key_path, key_path);
+		return NULL;
+	}
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		ssl_err(err, n, "SSL_CTX_new");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 1);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+		ssl_err(err, n, cert_path);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_err(err, n, key_path);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}

@@ -1,0 +1,134 @@
+/*
+ * console: the fleet's server (build/dlpgate-console). Agents enroll, post
+ * their events and status; admins query them. Contract:
+ * schemas/console-api.md.
+ *
+ * Shape: one thread runs a libuv loop with every connection on it (TLS and
+ * HTTP parsing through the engine's side_t and llhttp codec, server.c);
+ * everything that may block or burn CPU for a while (gunzip, JSON, the
+ * database) runs on the libuv thread pool (api.c), so a slow query or a big
+ * batch never stalls the other clients. A connection has at most one
+ * request in flight and reads nothing more until it is answered.
+ *
+ * This header holds what the modules share: the configuration, the server's
+ * state, and the small helpers (time, auth, ingest, query parsing).
+ */
+#ifndef DLPGATE_CONSOLE_H
+#define DLPGATE_CONSOLE_H
+
+#include "core/buf.h"
+#include "net/side.h"
+#include "net/worker.h"
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct store;
+
+/* Limits of the protocol (console-api.md). */
+#define CONSOLE_MAX_WIRE_BODY (8u * 1024 * 1024)
+#define CONSOLE_MAX_INFLATED (64u * 1024 * 1024)
+#define CONSOLE_MAX_EVENTS 10000
+#define CONSOLE_MAX_SMALL_BODY (64u * 1024)
+#define CONSOLE_MAX_HEAD 16384
+#define CONSOLE_MAX_FIELDS 64
+/* Requests being worked on (all connections); past it new ones get 503. */
+#define CONSOLE_MAX_JOBS 256
+
+typedef struct {
+	const char *listen;        /* ADDR:PORT */
+	const char *state_dir;
+	const char *db;            /* NULL: sqlite:STATE_DIR/console.db */
+	const char *tls_cert, *tls_key;
+	const char *enroll_secret; /* NULL: STATE_DIR/enroll-secret */
+	uint32_t request_timeout_ms; /* a request's head and body must arrive within it */
+	uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
+	uint32_t max_connections;
+} console_cfg_t;
+
+typedef struct console_conn console_conn_t;
+
+typedef struct console {
+	console_cfg_t cfg;
+	uv_loop_t *loop;
+	worker_t w;                /* only its block free list is used (iobuf) */
+	SSL_CTX *ssl_ctx;
+	struct store *store;
+	char enroll_secret[256];
+	struct sockaddr_storage listen_addr;
+	uv_tcp_t listener;
+	uv_signal_t sig_term, sig_int;
+	console_conn_t *conns;
+	unsigned n_conns;
+	unsigned jobs;             /* requests on the thread pool */
+	uint64_t refused;
+	bool stopping;
+} console_t;
+
+/* ---- server.c ---- */
+/* ADDR:PORT ([v6]:PORT) to an address; false with a message naming --listen. */
+bool console_listen_addr(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen);
+bool console_server_start(console_t *c, char *err, size_t errlen);
+
+/* What api.c gets from a parsed request (copied out of the head). */
+typedef struct {
+	char method[8];
+	char *path;                /* malloc'ed, before '?' */
+	char *query;               /* malloc'ed, after '?' (NULL if none) */
+	char token[72];            /* the Bearer token ("" if none or malformed) */
+	bool bad_auth;             /* an Authorization header that is not Bearer + 64 hex */
+	char content_type[64];
+	char content_encoding[32];
+	buf_t body;
+} console_req_t;
+
+/* Sends the answer to the request in flight; body may be NULL. The
+ * connection may have gone meanwhile (then nothing is sent). */
+void console_respond(console_conn_t *k, int status, const char *body, size_t len, const char *extra_headers);
+/* An error body: {"error": code, "detail": detail}. */
+void console_respond_error(console_conn_t *k, int status, const char *code, const char *detail);
+console_t *console_conn_owner(console_conn_t *k);
+
+/* ---- api.c ---- */
+/* Body limit for a request, decided from its head. */
+size_t console_api_body_limit(const char *method, const char *path);
+/* Takes ownership of req. Answers now, or queues work and answers later. */
+void console_api_handle(console_conn_t *k, console_req_t *req);
+void console_req_free(console_req_t *r);
+
+/* ---- auth.c ---- */
+void console_random_hex(char *out, size_t nbytes); /* out: 2*nbytes+1 */
+void console_sha256_hex(const char *s, char out[65]);
+bool console_secret_equal(const char *a, const char *b); /* constant time */
+/* The enroll secret: given, or read from / generated into DIR/enroll-secret. */
+bool console_enroll_secret(console_t *c, char *err, size_t errlen);
+bool console_is_uuid(const char *s);
+
+/* ---- cert.c ---- */
+/* SSL_CTX with --tls-cert/--tls-key, or DIR/console.pem + console.key
+ * (generated, self-signed, on first run). */
+SSL_CTX *console_tls_ctx(const console_cfg_t *cfg, char *err, size_t errlen);
+
+/* ---- query.c ---- */
+int64_t console_now_ms(void);
+void console_time_format(int64_t ms, char out[64]);
+/* RFC 3339 (Z or offset, optional fraction) to ms since the epoch. */
+bool console_time_parse(const char *s, int64_t *ms);
+/* The event schema's own form, exactly YYYY-MM-DDTHH:MM:SS.mmmZ. */
+bool console_event_time_parse(const char *s, int64_t *ms);
+void console_cursor_format(int64_t ts, int64_t seq, char out[40]);
+bool console_cursor_parse(const char *s, int64_t *ts, int64_t *seq);
+
+/* Decoded query string: name/value pairs (malloc'ed). */
+typedef struct {
+	char *names[32], *values[32];
+	int n;
+} console_params_t;
+/* false with a message naming the parameter when it is malformed. */
+bool console_params_parse(const char *query, console_params_t *p, char *err, size_t errlen);
+void console_params_free(console_params_t *p);
+
+#endif

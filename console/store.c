@@ -1,0 +1,514 @@
+/*
+ * store: the operations and the schema, once for both drivers (store.h).
+ *
+ * Queries with optional filters are assembled from fixed SQL fragments, one
+ * per filter that is present, each with its own `?`; the values travel only
+ * as parameters. Pagination is keyset on (ts_ms, seq), newest first: a page
+ * costs an index range scan whatever page it is, and rows inserted meanwhile
+ * never shift a page.
+ */
+#include "store.h"
+
+#include "console.h"
+#include "core/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema ---- */
+
+/* Migration N brings the schema from version N-1 to N. Never edit one that
+ * has shipped: add the next. "%SEQ%" is the driver's row-key type. */
+static const char *const migrations[] = {
+	"CREATE TABLE agents ("
+	" agent_id TEXT PRIMARY KEY, hostname TEXT NOT NULL, version TEXT NOT NULL,"
+	" token_hash TEXT NOT NULL UNIQUE, enrolled_at TEXT NOT NULL, last_seen TEXT, status TEXT);"
+	"CREATE TABLE admin_tokens (token_hash TEXT PRIMARY KEY, created_at TEXT NOT NULL);"
+	"CREATE TABLE events ("
+	" seq %SEQ%, agent_id TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,"
+	" ts_ms BIGINT NOT NULL, verdict TEXT, host TEXT, app_path TEXT, app_signing_id TEXT,"
+	" received_at TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (agent_id, id));"
+	"CREATE INDEX events_time ON events (ts_ms, seq);"
+	"CREATE INDEX events_agent ON events (agent_id, ts_ms, seq);"
+	"CREATE INDEX events_verdict ON events (verdict, ts_ms, seq);"
+	"CREATE INDEX events_host ON events (host, ts_ms, seq);"
+	"CREATE INDEX events_app_path ON events (app_path, ts_ms, seq);"
+	"CREATE INDEX events_app_signing ON events (app_signing_id, ts_ms, seq);"
+	"CREATE INDEX events_kind ON events (kind, ts_ms, seq);"
+	"CREATE INDEX events_id ON events (id);"
+	"CREATE TABLE event_detectors ("
+	" seq BIGINT NOT NULL REFERENCES events (seq) ON DELETE CASCADE, detector TEXT NOT NULL,"
+	" count BIGINT NOT NULL, PRIMARY KEY (detector, seq));"
+	"CREATE INDEX event_detectors_seq ON event_detectors (seq);",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+static bool row_int(void *ud, int n, const char *const *cols)
+{
+	if (n > 0 && cols[0])
+		*(int64_t *)ud = strtoll(cols[0], NULL, 10);
+	return false;
+}
+
+static bool migrate(store_conn_t *c, char *err, size_t errlen)
+{
+	const store_driver_t *d = c->st->drv;
+	if (!d->begin(c, true))
+		goto fail;
+	if (d->migrate_lock && !d->migrate_lock(c))
+		goto fail_tx;
+	if (!d->exec_script(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+		goto fail_tx;
+	int64_t have = 0;
+	if (d->exec(c, "SELECT max(version) FROM schema_version", NULL, 0, row_int, &have) < 0)
+		goto fail_tx;
+	if (have > N_MIGRATIONS) {
+		d->rollback(c);
+		snprintf(err, errlen, "the database has schema version %lld, newer than this console knows (%d): "
+			 "run a newer dlpgate-console", (long long)have, N_MIGRATIONS);
+		return false;
+	}
+	for (int v = (int)have + 1; v <= N_MIGRATIONS; v++) {
+		buf_t sql;
+		buf_init(&sql, 0);
+		for (const char *p = migrations[v - 1]; *p;) {
+			const char *q = strstr(p, "%SEQ%");
+			if (!q) {
+				buf_append_str(&sql, p);
+				break;
+			}
+			buf_append(&sql, p, (size_t)(q - p));
+			buf_append_str(&sql, d->seq_ddl);
+			p = q + 5;
+		}
+		bool ok = buf_cstr(&sql) && d->exec_script(c, sql.data);
+		buf_free(&sql);
+		store_param_t pv = store_int(v);
+		if (!ok || d->exec(c, "INSERT INTO schema_version (version) VALUES (?)", &pv, 1, NULL, NULL) < 0)
+			goto fail_tx;
+	}
+	if (!d->commit(c))
+		goto fail;
+	return true;
+fail_tx:
+	snprintf(err, errlen, "schema migration failed: %s", c->error);
+	d->rollback(c);
+	return false;
+fail:
+	snprintf(err, errlen, "schema migration failed: %s", c->error);
+	return false;
+}
+
+/* ---- opening and the pool ---- */
+
+bool store_spec_valid(const char *spec)
+{
+	return (strncmp(spec, "sqlite:", 7) == 0 && spec[7]) || strncmp(spec, "postgresql://", 13) == 0 ||
+	       strncmp(spec, "postgres://", 11) == 0;
+}
+
+store_t *store_open(const char *spec, const char *default_sqlite, char *err, size_t errlen)
+{
+	store_t *st = calloc(1, sizeof *st);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->write_lock, NULL);
+	const char *target;
+	if (!spec) {
+		st->drv = &store_sqlite_driver;
+		target = default_sqlite;
+	} else if (strncmp(spec, "sqlite:", 7) == 0 && spec[7]) {
+		st->drv = &store_sqlite_driver;
+		target = spec + 7;
+	} else if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0) {
+		st->drv = &store_pg_driver;
+		target = spec;
+	} else {
+		snprintf(err, errlen, "--db: unknown database \"%.64s\": use sqlite:PATH or postgresql://USER@HOST:PORT/DB",
+			 spec);
+		store_close(st);
+		return NULL;
+	}
+	if (!str_copy(st->target, sizeof st->target, target)) {
+		snprintf(err, errlen, "--db: too long");
+		store_close(st);
+		return NULL;
+	}
+	store_conn_t *c = st->drv->connect(st, err, errlen);
+	if (!c) {
+		store_close(st);
+		return NULL;
+	}
+	c->st = st;
+	if (!migrate(c, err, errlen)) {
+		st->drv->disconnect(c);
+		store_close(st);
+		return NULL;
+	}
+	store_release(c, false);
+	return st;
+}
+
+void store_close(store_t *st)
+{
+	if (!st)
+		return;
+	while (st->idle) {
+		store_conn_t *c = st->idle;
+		st->idle = c->next_idle;
+		st->drv->disconnect(c);
+	}
+	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->write_lock);
+	free(st);
+}
+
+store_conn_t *store_acquire(store_t *st, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&st->lock);
+	store_conn_t *c = st->idle;
+	if (c)
+		st->idle = c->next_idle;
+	pthread_mutex_unlock(&st->lock);
+	if (c)
+		return c;
+	c = st->drv->connect(st, err, errlen);
+	if (c)
+		c->st = st;
+	return c;
+}
+
+void store_release(store_conn_t *c, bool broken)
+{
+	if (!c)
+		return;
+	store_t *st = c->st;
+	if (broken) {
+		st->drv->disconnect(c);
+		return;
+	}
+	c->error[0] = '\0';
+	pthread_mutex_lock(&st->lock);
+	c->next_idle = st->idle;
+	st->idle = c;
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* ---- tokens and agents ---- */
+
+typedef struct {
+	store_role_t *role;
+	char *agent_id;
+	bool found;
+} lookup_t;
+
+static bool row_lookup(void *ud, int n, const char *const *cols)
+{
+	lookup_t *l = ud;
+	if (n < 2 || !cols[0])
+		return false;
+	l->found = true;
+	*l->role = strcmp(cols[0], "admin") == 0 ? STORE_ROLE_ADMIN : STORE_ROLE_AGENT;
+	str_copy(l->agent_id, 64, cols[1] ? cols[1] : "");
+	return false;
+}
+
+int store_token_lookup(store_conn_t *c, const char *token_hash, store_role_t *role, char agent_id[64])
+{
+	lookup_t l = {role, agent_id, false};
+	*role = STORE_ROLE_NONE;
+	agent_id[0] = '\0';
+	store_param_t p[2] = {store_text(token_hash), store_text(token_hash)};
+	if (c->st->drv->exec(c,
+			     "SELECT 'agent', agent_id FROM agents WHERE token_hash = ? "
+			     "UNION ALL SELECT 'admin', NULL FROM admin_tokens WHERE token_hash = ?",
+			     p, 2, row_lookup, &l) < 0)
+		return -1;
+	return l.found ? 0 : STORE_NOT_FOUND;
+}
+
+int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now)
+{
+	store_param_t p[2] = {store_text(token_hash), store_text(now)};
+	return c->st->drv->exec(c, "INSERT INTO admin_tokens (token_hash, created_at) VALUES (?, ?)", p, 2, NULL,
+				NULL) < 0
+		       ? -1
+		       : 0;
+}
+
+int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, const char *version,
+		 const char *token_hash, const char *now)
+{
+	store_param_t p[5] = {store_text(agent_id), store_text(hostname), store_text(version), store_text(token_hash),
+			      store_text(now)};
+	/* Re-enrolling keeps the agent's history and replaces its token. */
+	return c->st->drv->exec(c,
+				"INSERT INTO agents (agent_id, hostname, version, token_hash, enrolled_at, last_seen) "
+				"VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id) DO UPDATE SET "
+				"hostname = excluded.hostname, version = excluded.version, "
+				"token_hash = excluded.token_hash, enrolled_at = excluded.enrolled_at",
+				p, 5, NULL, NULL) < 0
+		       ? -1
+		       : 0;
+}
+
+int store_agent_status(store_conn_t *c, const char *agent_id, const char *status_json, const char *now)
+{
+	store_param_t p[3] = {store_text(status_json), store_text(now), store_text(agent_id)};
+	int64_t n = c->st->drv->exec(c, "UPDATE agents SET status = ?, last_seen = ? WHERE agent_id = ?", p, 3, NULL,
+				     NULL);
+	return n < 0 ? -1 : n == 0 ? STORE_NOT_FOUND : 0;
+}
+
+/* ---- events ---- */
+
+static bool row_seq(void *ud, int n, const char *const *cols)
+{
+	if (n > 0 && cols[0])
+		*(int64_t *)ud = strtoll(cols[0], NULL, 10);
+	return true;
+}
+
+int store_insert_events(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
+			size_t *accepted, size_t *duplicates)
+{
+	const store_driver_t *d = c->st->drv;
+	*accepted = *duplicates = 0;
+	if (!d->begin(c, true))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const store_event_t *e = &ev[i];
+		store_param_t p[10] = {store_text(agent_id), store_text(e->id),     store_text(e->kind),
+				       store_int(e->ts_ms),  store_text(e->verdict), store_text(e->host),
+				       store_text(e->app_path), store_text(e->app_signing_id), store_text(now),
+				       store_text(e->json)};
+		int64_t seq = -1;
+		if (d->exec(c,
+			    "INSERT INTO events (agent_id, id, kind, ts_ms, verdict, host, app_path, app_signing_id, "
+			    "received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+			    "ON CONFLICT (agent_id, id) DO NOTHING RETURNING seq",
+			    p, 10, row_seq, &seq) < 0)
+			goto fail;
+		if (seq < 0) {
+			(*duplicates)++;
+			continue;
+		}
+		(*accepted)++;
+		for (size_t k = 0; k < e->n_detectors; k++) {
+			if (e->det_counts[k] <= 0)
+				continue;
+			store_param_t dp[3] = {store_int(seq), store_text(e->det_names[k]), store_int(e->det_counts[k])};
+			if (d->exec(c, "INSERT INTO event_detectors (seq, detector, count) VALUES (?, ?, ?)", dp, 3,
+				    NULL, NULL) < 0)
+				goto fail;
+		}
+	}
+	store_param_t lp[2] = {store_text(now), store_text(agent_id)};
+	if (d->exec(c, "UPDATE agents SET last_seen = ? WHERE agent_id = ?", lp, 2, NULL, NULL) < 0)
+		goto fail;
+	if (!d->commit(c))
+		return -1;
+	return 0;
+fail:
+	d->rollback(c);
+	*accepted = *duplicates = 0;
+	return -1;
+}
+
+/* WHERE clause for the filters: fixed fragments, values as parameters. */
+#define MAX_FILTER_PARAMS 16
+typedef struct {
+	buf_t sql;
+	store_param_t p[MAX_FILTER_PARAMS];
+	int np;
+	bool where;
+} qb_t;
+
+static void qb_and(qb_t *q, const char *frag, const store_param_t *p, int np)
+{
+	buf_append_str(&q->sql, q->where ? " AND " : " WHERE ");
+	q->where = true;
+	buf_append_str(&q->sql, frag);
+	for (int i = 0; i < np && q->np < MAX_FILTER_PARAMS; i++)
+		q->p[q->np++] = p[i];
+}
+
+static void qb_filters(qb_t *q, const store_filter_t *f, bool with_cursor)
+{
+	if (f->verdict)
+		qb_and(q, "e.verdict = ?", (store_param_t[]){store_text(f->verdict)}, 1);
+	if (f->kind)
+		qb_and(q, "e.kind = ?", (store_param_t[]){store_text(f->kind)}, 1);
+	if (f->host)
+		qb_and(q, "e.host = ?", (store_param_t[]){store_text(f->host)}, 1);
+	if (f->agent)
+		qb_and(q, "e.agent_id = ?", (store_param_t[]){store_text(f->agent)}, 1);
+	if (f->app)
+		qb_and(q, "(e.app_path = ? OR e.app_signing_id = ?)",
+		       (store_param_t[]){store_text(f->app), store_text(f->app)}, 2);
+	if (f->detector)
+		qb_and(q, "EXISTS (SELECT 1 FROM event_detectors d WHERE d.seq = e.seq AND d.detector = ?)",
+		       (store_param_t[]){store_text(f->detector)}, 1);
+	if (f->has_since)
+		qb_and(q, "e.ts_ms >= ?", (store_param_t[]){store_int(f->since_ms)}, 1);
+	if (f->has_until)
+		qb_and(q, "e.ts_ms < ?", (store_param_t[]){store_int(f->until_ms)}, 1);
+	if (with_cursor && f->has_cursor)
+		qb_and(q, "(e.ts_ms < ? OR (e.ts_ms = ? AND e.seq < ?))",
+		       (store_param_t[]){store_int(f->cursor_ts), store_int(f->cursor_ts), store_int(f->cursor_seq)}, 3);
+}
+
+typedef struct {
+	json_t *out;
+	int limit, n;
+	bool more, bad;
+	int64_t last_ts, last_seq;
+} page_t;
+
+static bool row_event(void *ud, int n, const char *const *cols)
+{
+	page_t *pg = ud;
+	if (n < 3 || !cols[0] || !cols[1] || !cols[2])
+		return true;
+	if (pg->n == pg->limit) {
+		pg->more = true;
+		return false;
+	}
+	json_t *ev = json_loads(cols[2], 0, NULL);
+	if (!ev) {
+		pg->bad = true;
+		return false;
+	}
+	json_array_append_new(pg->out, ev);
+	pg->last_ts = strtoll(cols[0], NULL, 10);
+	pg->last_seq = strtoll(cols[1], NULL, 10);
+	pg->n++;
+	return true;
+}
+
+int store_query_events(store_conn_t *c, const store_filter_t *f, json_t *out, bool *more, int64_t *last_ts,
+		       int64_t *last_seq)
+{
+	qb_t q = {.np = 0};
+	buf_init(&q.sql, 0);
+	buf_append_str(&q.sql, "SELECT e.ts_ms, e.seq, e.body FROM events e");
+	qb_filters(&q, f, true);
+	buf_append_str(&q.sql, " ORDER BY e.ts_ms DESC, e.seq DESC LIMIT ?");
+	q.p[q.np++] = store_int(f->limit + 1);
+	page_t pg = {.out = out, .limit = f->limit};
+	int64_t r = buf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_event, &pg) : -1;
+	buf_free(&q.sql);
+	if (r < 0)
+		return -1;
+	if (pg.bad) {
+		snprintf(c->error, sizeof c->error, "a stored event is not valid JSON");
+		return -1;
+	}
+	*more = pg.more;
+	*last_ts = pg.last_ts;
+	*last_seq = pg.last_seq;
+	return 0;
+}
+
+static bool row_dup(void *ud, int n, const char *const *cols)
+{
+	if (n > 0 && cols[0])
+		*(char **)ud = strdup(cols[0]);
+	return false;
+}
+
+int store_get_event(store_conn_t *c, const char *id, char **json)
+{
+	*json = NULL;
+	store_param_t p = store_text(id);
+	if (c->st->drv->exec(c, "SELECT body FROM events WHERE id = ? ORDER BY ts_ms DESC, seq DESC LIMIT 1", &p, 1,
+			     row_dup, json) < 0)
+		return -1;
+	return *json ? 0 : STORE_NOT_FOUND;
+}
+
+static bool row_agent(void *ud, int n, const char *const *cols)
+{
+	if (n < 6)
+		return false;
+	json_t *a = json_object();
+	json_object_set_new(a, "agent_id", json_string(cols[0] ? cols[0] : ""));
+	json_object_set_new(a, "hostname", json_string(cols[1] ? cols[1] : ""));
+	json_object_set_new(a, "version", json_string(cols[2] ? cols[2] : ""));
+	json_object_set_new(a, "enrolled_at", cols[3] ? json_string(cols[3]) : json_null());
+	json_object_set_new(a, "last_seen", cols[4] ? json_string(cols[4]) : json_null());
+	json_t *status = cols[5] ? json_loads(cols[5], 0, NULL) : NULL;
+	json_object_set_new(a, "status", status ? status : json_null());
+	json_array_append_new(ud, a);
+	return true;
+}
+
+int store_list_agents(store_conn_t *c, json_t *out)
+{
+	return c->st->drv->exec(c,
+				"SELECT agent_id, hostname, version, enrolled_at, last_seen, status FROM agents "
+				"ORDER BY agent_id",
+				NULL, 0, row_agent, out) < 0
+		       ? -1
+		       : 0;
+}
+
+typedef struct {
+	json_t *out;
+	bool time;
+} stats_t;
+
+static bool row_stat(void *ud, int n, const char *const *cols)
+{
+	stats_t *s = ud;
+	if (n < 2 || !cols[1])
+		return true;
+	json_t *o = json_object();
+	if (s->time) {
+		char t[64];
+		console_time_format(cols[0] ? strtoll(cols[0], NULL, 10) : 0, t);
+		json_object_set_new(o, "key", json_string(t));
+	} else {
+		json_object_set_new(o, "key", cols[0] ? json_string(cols[0]) : json_null());
+	}
+	json_object_set_new(o, "count", json_integer(strtoll(cols[1], NULL, 10)));
+	json_array_append_new(s->out, o);
+	return true;
+}
+
+int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_t bucket_ms, json_t *out)
+{
+	qb_t q = {.np = 0};
+	buf_init(&q.sql, 0);
+	bool time = strcmp(by, "time") == 0;
+	if (time) {
+		buf_append_str(&q.sql, "SELECT (e.ts_ms / ?) * ? AS k, count(*) FROM events e");
+		q.p[q.np++] = store_int(bucket_ms);
+		q.p[q.np++] = store_int(bucket_ms);
+	} else if (strcmp(by, "detector") == 0) {
+		buf_append_str(&q.sql, "SELECT d.detector AS k, count(*) FROM events e "
+				       "JOIN event_detectors d ON d.seq = e.seq");
+	} else if (strcmp(by, "verdict") == 0) {
+		buf_append_str(&q.sql, "SELECT e.verdict AS k, count(*) FROM events e");
+	} else if (strcmp(by, "host") == 0) {
+		buf_append_str(&q.sql, "SELECT e.host AS k, count(*) FROM events e");
+	} else {
+		buf_append_str(&q.sql, "SELECT COALESCE(e.app_path, e.app_signing_id) AS k, count(*) FROM events e");
+	}
+	qb_filters(&q, f, false);
+	buf_append_str(&q.sql, time ? " GROUP BY k ORDER BY k" : " GROUP BY k ORDER BY count(*) DESC, k");
+	stats_t s = {out, time};
+	int64_t r = buf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_stat, &s) : -1;
+	buf_free(&q.sql);
+	return r < 0 ? -1 : 0;
+}
+
+int store_count_events(store_conn_t *c, int64_t *n)
+{
+	*n = 0;
+	return c->st->drv->exec(c, "SELECT count(*) FROM events", NULL, 0, row_int, n) < 0 ? -1 : 0;
+}

@@ -1,0 +1,154 @@
+/*
+ * store: everything the console keeps (agents, tokens, events, status)
+ * behind one interface, with SQLite (default, embedded) and PostgreSQL
+ * (several consoles, one database) as drivers.
+ *
+ * Two layers, so the SQL that matters is written once:
+ *   - store_driver_t, the vtable a driver implements: connect, run one
+ *     statement with bound parameters (rows come back as text), and
+ *     transactions. SQL reaches a driver only as text with `?` placeholders
+ *     and a separate parameter array; values are never spliced into SQL
+ *     (SQLite: sqlite3_prepare_v2 + bind, statements cached per
+ *     connection; PostgreSQL: PQexecParams with `$n`, rewritten from `?`).
+ *   - store.c: the operations the API needs (enroll, ingest a batch, query
+ *     with filters and keyset pagination, stats), and the versioned schema
+ *     (schema_version table, migrations applied at start).
+ *
+ * Threads. The event loop never calls a store function: the API runs them
+ * on the libuv thread pool (uv_queue_work). A store_conn_t is used by one
+ * thread at a time; store_acquire() hands a thread an idle connection from
+ * the pool or opens one, so there are at most as many connections as pool
+ * threads, and each thread effectively has its own. PostgreSQL serialises
+ * concurrent writers itself (row locks, ON CONFLICT). SQLite runs in WAL
+ * mode (readers never wait for the writer) and the driver serialises write
+ * transactions with a process-wide mutex taken at BEGIN IMMEDIATE, with
+ * busy_timeout as the backstop against other processes (the CLI).
+ */
+#ifndef DLPGATE_CONSOLE_STORE_H
+#define DLPGATE_CONSOLE_STORE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { STORE_P_TEXT, STORE_P_INT, STORE_P_NULL } store_ptype_t;
+
+typedef struct {
+	store_ptype_t type;
+	const char *s;   /* TEXT: NUL-terminated */
+	int64_t i;       /* INT */
+} store_param_t;
+
+static inline store_param_t store_text(const char *s)
+{
+	return (store_param_t){s ? STORE_P_TEXT : STORE_P_NULL, s, 0};
+}
+static inline store_param_t store_int(int64_t i) { return (store_param_t){STORE_P_INT, NULL, i}; }
+
+/* Called once per result row; cols[i] is NULL for SQL NULL. Return false
+ * to stop early. */
+typedef bool (*store_row_fn)(void *ud, int ncols, const char *const *cols);
+
+typedef struct store_conn store_conn_t;
+typedef struct store store_t;
+
+typedef struct {
+	const char *name;      /* "sqlite", "postgresql" */
+	const char *seq_ddl;   /* the events row key column type */
+	store_conn_t *(*connect)(store_t *st, char *err, size_t errlen);
+	void (*disconnect)(store_conn_t *c);
+	/* One statement. Returns the number of rows affected (DML) or >= 0,
+	 * -1 on error with the message in store_conn_error(). */
+	int64_t (*exec)(store_conn_t *c, const char *sql, const store_param_t *p, int np, store_row_fn fn,
+			void *ud);
+	/* Statement without parameters (DDL, several statements for SQLite). */
+	bool (*exec_script)(store_conn_t *c, const char *sql);
+	bool (*begin)(store_conn_t *c, bool write);
+	bool (*commit)(store_conn_t *c);
+	void (*rollback)(store_conn_t *c);
+	/* Serialises schema migrations across processes (PostgreSQL: an
+	 * advisory lock inside the transaction); may be NULL. */
+	bool (*migrate_lock)(store_conn_t *c);
+} store_driver_t;
+
+/* The part of every connection the common layer uses. */
+struct store_conn {
+	store_t *st;
+	store_conn_t *next_idle;
+	char error[512];
+};
+
+struct store {
+	const store_driver_t *drv;
+	char target[4096];        /* file path (SQLite) or conninfo URL */
+	pthread_mutex_t lock;     /* the idle list */
+	store_conn_t *idle;
+	pthread_mutex_t write_lock; /* SQLite: one writer at a time */
+};
+
+extern const store_driver_t store_sqlite_driver;
+extern const store_driver_t store_pg_driver;
+
+static inline const char *store_conn_error(const store_conn_t *c) { return c->error; }
+
+/* "sqlite:PATH", "postgresql://..." / "postgres://..."; default_sqlite is
+ * used when spec is NULL. Opens one connection and migrates the schema. */
+store_t *store_open(const char *spec, const char *default_sqlite, char *err, size_t errlen);
+void store_close(store_t *st);
+/* Is this a --db value store_open understands (syntax only)? */
+bool store_spec_valid(const char *spec);
+/* A connection for this thread (from the pool, or new); NULL with err. */
+store_conn_t *store_acquire(store_t *st, char *err, size_t errlen);
+/* Back to the pool; broken=true closes it instead (after an error that
+ * may have left it unusable). */
+void store_release(store_conn_t *c, bool broken);
+
+/* ---- operations (store.c). 0 = done, STORE_NOT_FOUND, -1 = error (message
+ * in store_conn_error). ---- */
+#define STORE_NOT_FOUND 1
+
+typedef enum { STORE_ROLE_NONE = 0, STORE_ROLE_AGENT, STORE_ROLE_ADMIN } store_role_t;
+
+int store_token_lookup(store_conn_t *c, const char *token_hash, store_role_t *role, char agent_id[64]);
+int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now);
+int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, const char *version,
+		 const char *token_hash, const char *now);
+int store_agent_status(store_conn_t *c, const char *agent_id, const char *status_json, const char *now);
+
+typedef struct {
+	const char *id, *kind, *verdict, *host, *app_path, *app_signing_id;
+	int64_t ts_ms;
+	const char *json;        /* the event as sent (one NDJSON line) */
+	size_t n_detectors;
+	const char **det_names;
+	int64_t *det_counts;
+} store_event_t;
+
+/* One transaction: all or nothing. Duplicates ((agent_id, id) already
+ * stored) are counted, not stored. */
+int store_insert_events(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
+			size_t *accepted, size_t *duplicates);
+
+typedef struct {
+	const char *verdict, *detector, *host, *app, *agent, *kind;
+	bool has_since, has_until, has_cursor;
+	int64_t since_ms, until_ms;
+	int64_t cursor_ts, cursor_seq;
+	int limit;
+} store_filter_t;
+
+/* Appends the events (parsed JSON) to out, newest first; *more tells
+ * whether another page exists; last_ts and last_seq key the last one. */
+int store_query_events(store_conn_t *c, const store_filter_t *f, json_t *out, bool *more, int64_t *last_ts,
+		       int64_t *last_seq);
+/* The newest event with this id; *json is malloc'ed. */
+int store_get_event(store_conn_t *c, const char *id, char **json);
+int store_list_agents(store_conn_t *c, json_t *out);
+/* by: verdict|detector|app|host|time; bucket_ms for time. Appends
+ * {"key","count"} objects to out. */
+int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_t bucket_ms, json_t *out);
+int store_count_events(store_conn_t *c, int64_t *n);
+
+#endif

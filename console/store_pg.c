@@ -1,0 +1,173 @@
+/*
+ * store_pg: the PostgreSQL driver (store.h), for consoles that share one
+ * database.
+ *
+ * Every statement goes through PQexecParams: values are sent apart from
+ * the SQL text (the server never parses them as SQL), as text, and the
+ * server infers their types from the columns they meet. The common layer
+ * writes `?` placeholders; they are renumbered to `$1..$n` here (no SQL the
+ * store writes has a `?` inside a literal). Each pool thread has its own
+ * PGconn (libpq connections are not shared between threads).
+ */
+#include "store.h"
+
+#include "core/buf.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	store_conn_t base;
+	PGconn *pg;
+} pg_conn_t;
+
+static void quiet_notices(void *arg, const char *msg)
+{
+	(void)arg, (void)msg; /* "relation already exists, skipping" and the like */
+}
+
+static store_conn_t *pg_connect(store_t *st, char *err, size_t errlen)
+{
+	pg_conn_t *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->pg = PQconnectdb(st->target);
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+		/* The URL may hold a password: name the server, not the URL. */
+		const char *msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+		size_t n = strcspn(msg, "\n");
+		snprintf(err, errlen, "cannot connect to PostgreSQL (--db): %.*s", (int)n, msg);
+		PQfinish(c->pg);
+		free(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
+	return &c->base;
+}
+
+static void pg_disconnect(store_conn_t *base)
+{
+	pg_conn_t *c = (pg_conn_t *)base;
+	PQfinish(c->pg);
+	free(c);
+}
+
+static void set_err(pg_conn_t *c, const PGresult *r)
+{
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg);
+	size_t n = strcspn(msg, "\n");
+	snprintf(c->base.error, sizeof c->base.error, "postgresql: %.*s", (int)n, msg);
+}
+
+static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t *p, int np, store_row_fn fn,
+		       void *ud)
+{
+	pg_conn_t *c = (pg_conn_t *)base;
+	buf_t q;
+	buf_init(&q, 0);
+	int k = 0;
+	for (const char *s = sql; *s; s++) {
+		if (*s == '?')
+			buf_appendf(&q, "$%d", ++k);
+		else
+			buf_append(&q, s, 1);
+	}
+	if (!buf_cstr(&q) || k != np) {
+		buf_free(&q);
+		snprintf(base->error, sizeof base->error, "internal: %d placeholders for %d parameters", k, np);
+		return -1;
+	}
+	const char *values[32];
+	char ints[32][24];
+	if (np > 32)
+		np = 32;
+	for (int i = 0; i < np; i++) {
+		if (p[i].type == STORE_P_INT) {
+			snprintf(ints[i], sizeof ints[i], "%" PRId64, p[i].i);
+			values[i] = ints[i];
+		} else {
+			values[i] = p[i].type == STORE_P_TEXT ? p[i].s : NULL;
+		}
+	}
+	PGresult *r = PQexecParams(c->pg, q.data, np, NULL, values, NULL, NULL, 0);
+	buf_free(&q);
+	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		set_err(c, r);
+		PQclear(r);
+		return -1;
+	}
+	int64_t n = 0;
+	if (s == PGRES_TUPLES_OK) {
+		int rows = PQntuples(r), ncols = PQnfields(r);
+		const char *cols[32];
+		if (ncols > 32)
+			ncols = 32;
+		for (int i = 0; i < rows && fn; i++) {
+			for (int j = 0; j < ncols; j++)
+				cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+			if (!fn(ud, ncols, cols))
+				break;
+		}
+		n = rows;
+	}
+	const char *tuples = PQcmdTuples(r);
+	if (tuples && *tuples)
+		n = strtoll(tuples, NULL, 10);
+	PQclear(r);
+	return n;
+}
+
+static bool pg_exec_script(store_conn_t *base, const char *sql)
+{
+	pg_conn_t *c = (pg_conn_t *)base;
+	PGresult *r = PQexec(c->pg, sql);
+	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+	if (!ok)
+		set_err(c, r);
+	PQclear(r);
+	return ok;
+}
+
+static bool pg_begin(store_conn_t *base, bool write)
+{
+	(void)write;
+	return pg_exec_script(base, "BEGIN");
+}
+
+static bool pg_commit(store_conn_t *base)
+{
+	return pg_exec_script(base, "COMMIT");
+}
+
+static void pg_rollback(store_conn_t *base)
+{
+	pg_conn_t *c = (pg_conn_t *)base;
+	PQclear(PQexec(c->pg, "ROLLBACK"));
+}
+
+static bool pg_migrate_lock(store_conn_t *base)
+{
+	/* Consoles starting together against one database: one migrates,
+	 * the others wait and then find nothing to do. */
+	return pg_exec_script(base, "SELECT pg_advisory_xact_lock(7316540274617071)");
+}
+
+const store_driver_t store_pg_driver = {
+	.name = "postgresql",
+	.seq_ddl = "BIGSERIAL PRIMARY KEY",
+	.connect = pg_connect,
+	.disconnect = pg_disconnect,
+	.exec = pg_exec,
+	.exec_script = pg_exec_script,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.migrate_lock = pg_migrate_lock,
+};
