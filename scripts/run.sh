@@ -1,6 +1,8 @@
 #!/bin/sh
-# `make run`: the gateway on its embedded defaults, in the foreground.
-# State (the generated CA) lives in .run/state so it survives rebuilds.
+# `make run`: the console (SQLite) in the background and the gateway, enrolled
+# to it, in the foreground, on their embedded defaults. State (the CA, the
+# spool, the console's database, certificate and secrets) lives in .run/ so
+# it survives rebuilds; Ctrl-C stops both.
 set -eu
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,9 +11,32 @@ listen="127.0.0.1:3128"
 mkdir -p "$top/.run"
 bin="$top/$build/dlpgate"
 policy="$top/rules/default.lua"
+console_bin="$top/$build/dlpgate-console"
+console_dir="$top/.run/console"
+console_listen="127.0.0.1:8443"
+console="https://$console_listen"
 
 # Make the CA now (the gateway would on start) so the instructions can name it.
 "$bin" ca init --state-dir "$state" >/dev/null
+
+# The fleet's enroll secret and an admin token, made once and kept (0600).
+mkdir -p "$console_dir"
+chmod 700 "$top/.run" "$console_dir"
+[ -s "$top/.run/enroll-secret" ] || (umask 077; openssl rand -hex 24 >"$top/.run/enroll-secret")
+[ -s "$top/.run/admin-token" ] ||
+	(umask 077; "$console_bin" admin token create --state-dir "$console_dir" >"$top/.run/admin-token")
+secret=$(cat "$top/.run/enroll-secret")
+admin=$(cat "$top/.run/admin-token")
+
+"$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
+	>"$top/.run/console.log" 2>&1 &
+console_pid=$!
+trap 'kill $console_pid 2>/dev/null; wait $console_pid 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do
+	[ -s "$console_dir/console.pem" ] && curl -s -o /dev/null --cacert "$console_dir/console.pem" "$console/" && break
+	kill -0 $console_pid 2>/dev/null || { cat "$top/.run/console.log" >&2; exit 1; }
+	sleep 0.1
+done
 
 cat <<EOT
 
@@ -28,7 +53,16 @@ Try it from another terminal:
 Trust the CA machine-wide (then any client works):  $bin ca install --state-dir $state
 Check or test a policy:  $bin check $policy
                          $bin test $policy $top/rules/tests/default_test.lua
-Log lines (one per flow) and verdict events (JSON) follow. Stop with Ctrl-C.
+The console runs on $console (log: .run/console.log, database:
+$console_dir/console.db). Verdicts reach it within a second. Admin token: $admin
+  curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" \\
+       "$console/api/v1/events?verdict=redact&limit=10"
+  curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" $console/api/v1/agents
+  curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" "$console/api/v1/stats?by=detector"
+More tokens: $console_bin admin token create --state-dir $console_dir
+
+Log lines (one per flow) follow. Stop both with Ctrl-C.
 
 EOT
-exec "$bin" run --listen "$listen" --state-dir "$state" --policy "$policy"
+"$bin" run --listen "$listen" --state-dir "$state" --policy "$policy" \
+	--console "$console" --console-ca "$console_dir/console.pem" --enroll-secret "$secret"

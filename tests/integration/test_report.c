@@ -8,6 +8,7 @@
 #include "dlp.h"
 #include "suites.h"
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,12 +147,446 @@ START_TEST(real_events_validate_against_the_schema)
 }
 END_TEST
 
+
+/* ---- the agent and the real console ---- */
+
+static const char *console_bin(void)
+{
+	static char path[600];
+	snprintf(path, sizeof path, "%s", dlp_bin());
+	char *slash = strrchr(path, '/');
+	snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "dlpgate-console");
+	return path;
+}
+
+typedef struct {
+	th_proc proc;
+	int port;
+	char dir[600];
+	char url[64];
+	char cert[700];
+	char admin[128];
+} console_t;
+
+#define ENROLL_SECRET "fleet-secret-for-tests"
+
+static void console_start(console_t *c, int port, const char *dir)
+{
+	c->port = port;
+	snprintf(c->dir, sizeof c->dir, "%s", dir);
+	snprintf(c->url, sizeof c->url, "https://127.0.0.1:%d", port);
+	snprintf(c->cert, sizeof c->cert, "%s/console.pem", dir);
+	char listen[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+	const char *argv[] = {console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
+			      ENROLL_SECRET, NULL};
+	c->proc = th_spawn((char *const *)argv, "console.log");
+	if (!th_wait_port(port, 15000)) {
+		char *log = th_log(&c->proc);
+		th_fail("dlpgate-console did not listen on %d:\n%s", port, log);
+	}
+	if (!c->admin[0]) {
+		const char *tc[] = {console_bin(), "admin", "token", "create", "--state-dir", dir, NULL};
+		char *out = NULL, *err = NULL;
+		int rc = th_run((char *const *)tc, NULL, 0, &out, NULL, &err, 30000);
+		if (rc != 0 || sscanf(out, "%127s", c->admin) != 1)
+			th_fail("admin token create: exit %d: %s%s", rc, out, err);
+		free(out), free(err);
+	}
+}
+
+/* The events the console holds (all pages), as a JSON array. */
+static json_t *console_events(console_t *c, const char *filter)
+{
+	json_t *all = json_array();
+	char cursor[256] = "";
+	char auth[200];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->admin);
+	for (int page = 0; page < 1000; page++) {
+		char u[600];
+		snprintf(u, sizeof u, "%s/api/v1/events?limit=1000%s%s%s%s", c->url, filter ? "&" : "", filter ? filter : "",
+			 cursor[0] ? "&cursor=" : "", cursor);
+		const char *args[] = {"--cacert", c->cert, "-H", auth, u, NULL};
+		char *out = NULL, *err = NULL;
+		int rc = th_curl(args, &out, NULL, &err);
+		json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+		if (!o || !json_is_array(json_object_get(o, "events")))
+			th_fail("GET %s: curl %d: %s %s", u, rc, out, err);
+		json_array_extend(all, json_object_get(o, "events"));
+		const char *next = json_string_value(json_object_get(o, "next_cursor"));
+		snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+		json_decref(o);
+		free(out), free(err);
+		if (!cursor[0])
+			break;
+	}
+	return all;
+}
+
+typedef struct {
+	th_proc proc;
+	int port;
+	char proxy[64];
+	char ca[700];
+} agent_t;
+
+static void agent_start(agent_t *a, const char *state, int port, const char *config, const char *upstream_ca,
+			const char *policy, console_t *c, const char *log)
+{
+	a->port = port;
+	snprintf(a->proxy, sizeof a->proxy, "http://127.0.0.1:%d", port);
+	snprintf(a->ca, sizeof a->ca, "%s/ca.pem", state);
+	char listen[64], curl_url[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+	snprintf(curl_url, sizeof curl_url, "https://127.0.0.1:%d", c->port);
+	char *cfg = th_path("agent-config.json");
+	th_write_file(cfg, config, strlen(config), 0644);
+	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", state, "--workers", "2",
+			      "--upstream-ca", upstream_ca, "--policy", policy, "--config", cfg, "--console", curl_url,
+			      "--console-ca", c->cert, "--enroll-secret", ENROLL_SECRET, NULL};
+	a->proc = th_spawn((char *const *)argv, log);
+	free(cfg);
+	if (!th_wait_port(port, 10000)) {
+		char *l = th_log(&a->proc);
+		th_fail("dlpgate did not listen on %d:\n%s", port, l);
+	}
+}
+
+/* n blocked uploads through the agent, 8 at a time; the block pages' event
+ * ids (what the engine acknowledged to the client) are appended to ids. */
+static int blocked_uploads(agent_t *a, int upstream_port, int n, char *ids, size_t idcap)
+{
+	const char **args = calloc((size_t)n + 16, sizeof *args);
+	char *u = url("127.0.0.1", upstream_port, "/upload", true);
+	int k = 0;
+	args[k++] = "-Z";
+	args[k++] = "--parallel-max";
+	args[k++] = "8";
+	args[k++] = "-x";
+	args[k++] = a->proxy;
+	args[k++] = "--cacert";
+	args[k++] = a->ca;
+	args[k++] = "-H";
+	args[k++] = "Accept: application/json";
+	args[k++] = "--data-binary";
+	args[k++] = "key AKIAIOSFODNN7EXAMPLE";
+	for (int i = 0; i < n; i++)
+		args[k++] = u;
+	args[k] = NULL;
+	char *out = NULL, *err = NULL;
+	th_curl(args, &out, NULL, &err);
+	int found = 0;
+	for (const char *p = out; p && (p = strstr(p, "\"event\":\"")); p += 9) {
+		char id[40];
+		if (sscanf(p + 9, "%36[0-9a-f-]", id) == 1 && strlen(ids) + 40 < idcap) {
+			strcat(ids, id);
+			strcat(ids, " ");
+			found++;
+		}
+	}
+	free(out), free(err), free(u), free(args);
+	return found;
+}
+
+/* Polls the console until every id in ids is there; fails naming the
+ * missing ones. Then checks none is there twice. */
+static void expect_exactly_once(console_t *c, const char *ids, int timeout_ms)
+{
+	json_t *events = NULL;
+	char missing[200] = "";
+	for (int waited = 0;; waited += 200) {
+		json_decref(events);
+		events = console_events(c, "kind=verdict");
+		missing[0] = '\0';
+		int n_missing = 0;
+		char id[40];
+		for (const char *p = ids; sscanf(p, "%36s", id) == 1; p = strchr(p, ' ') + 1) {
+			bool seen = false;
+			size_t i;
+			json_t *e;
+			json_array_foreach(events, i, e)
+				if (json_string_value(json_object_get(e, "id")) &&
+				    !strcmp(json_string_value(json_object_get(e, "id")), id))
+					seen = true;
+			if (!seen && n_missing++ < 3)
+				snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s ", id);
+		}
+		if (!n_missing)
+			break;
+		if (waited > timeout_ms)
+			th_fail("%d acknowledged events never reached the console, e.g. %s", n_missing, missing);
+		usleep(200000);
+	}
+	size_t i, j;
+	json_t *e, *f;
+	json_array_foreach(events, i, e)
+		for (j = i + 1; j < json_array_size(events); j++) {
+			f = json_array_get(events, j);
+			ck_assert_msg(strcmp(json_string_value(json_object_get(e, "id")),
+					     json_string_value(json_object_get(f, "id"))),
+				      "event %s stored twice", json_string_value(json_object_get(e, "id")));
+		}
+	json_decref(events);
+}
+
+typedef struct {
+	world_t w;
+	th_upstream *up;
+	char *policy;
+	char *state;
+	char *console_dir;
+	console_t c;
+} e2e_t;
+
+static void e2e_setup(e2e_t *x)
+{
+	memset(x, 0, sizeof *x);
+	x->w = world_new();
+	x->up = th_upstream_start(&x->w.server);
+	x->policy = th_path("policy.lua");
+	th_write_file(x->policy, policy_src, strlen(policy_src), 0644);
+	x->state = th_path("agent-state");
+	x->console_dir = th_path("console-state");
+	mkdir(x->console_dir, 0700);
+}
+
+static void e2e_free(e2e_t *x)
+{
+	th_stop(&x->c.proc);
+	th_upstream_stop(x->up);
+	world_free(&x->w);
+	free(x->policy), free(x->state), free(x->console_dir);
+}
+
+START_TEST(killed_agent_loses_no_acknowledged_event)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	console_start(&x.c, th_free_port(), x.console_dir);
+	/* Long batches: at the kill most events are in the spool only. */
+	const char *cfg = "{\"report\": {\"batch_wait_ms\": 3000, \"batch_max_events\": 10000, \"flow_events\": \"off\"}}";
+	agent_t a;
+	int port = th_free_port();
+	agent_start(&a, x.state, port, cfg, x.w.ca.cert_path, x.policy, &x.c, "agent1.log");
+	static char ids[200000];
+	ids[0] = '\0';
+	int before = blocked_uploads(&a, th_upstream_port(x.up), 150, ids, sizeof ids);
+	ck_assert_int_eq(before, 150);
+	/* heavy traffic in flight (four clients in a loop), then SIGKILL */
+	char *u = url("127.0.0.1", th_upstream_port(x.up), "/upload", true);
+	char load_cmd[2000];
+	snprintf(load_cmd, sizeof load_cmd,
+		 "for c in 1 2 3 4; do while :; do curl -q -s -x %s --cacert %s --data-binary "
+		 "'key AKIAIOSFODNN7EXAMPLE' -H 'Accept: application/json' %s; echo; done & done; wait",
+		 a.proxy, a.ca, u);
+	const char *sh[] = {"/bin/sh", "-c", load_cmd, NULL};
+	th_proc load = th_spawn((char *const *)sh, "load.log");
+	for (int i = 0; i < 1000; i++) {
+		char *lo = th_log(&load);
+		int seen = 0;
+		for (const char *p = lo; (p = strstr(p, "\"event\":\"")); p += 9)
+			seen++;
+		free(lo);
+		if (seen >= 40)
+			break;
+		usleep(10000);
+	}
+	kill(a.proc.pid, SIGKILL);
+	th_wait(&a.proc, 5000);
+	th_stop(&load);
+	/* what the in-flight clients were told was acknowledged too */
+	char *lo = th_log(&load);
+	int during = 0;
+	for (const char *p = lo; (p = strstr(p, "\"event\":\"")); p += 9) {
+		char id[40];
+		if (sscanf(p + 9, "%36[0-9a-f-]", id) == 1) {
+			strcat(ids, id);
+			strcat(ids, " ");
+			during++;
+		}
+	}
+	free(lo);
+	/* restart on the same spool: everything acknowledged arrives, once */
+	agent_start(&a, x.state, port, "{\"report\": {\"batch_wait_ms\": 100, \"flow_events\": \"off\"}}",
+		    x.w.ca.cert_path, x.policy, &x.c, "agent2.log");
+	expect_exactly_once(&x.c, ids, 20000);
+	char *l2 = th_log(&a.proc);
+	ck_assert_msg(!strstr(l2, "event=enrolled"), "the restarted agent enrolled again:\n%s", l2);
+	free(l2);
+	th_stop(&a.proc);
+	fprintf(stderr, "report: %d events before the kill, %d during, all delivered once\n", before, during);
+	free(u);
+	e2e_free(&x);
+}
+END_TEST
+
+START_TEST(console_away_then_back_nothing_lost)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	int cport = th_free_port();
+	/* the console's certificate must exist for the agent to start: run it once */
+	console_start(&x.c, cport, x.console_dir);
+	th_stop(&x.c.proc);
+	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"retry_max_s\": 1, \"status_interval_s\": 1, "
+			  "\"flow_events\": \"off\"}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	static char ids[100000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 60, ids, sizeof ids), 60);
+	ck_assert(dlp_log_wait(&(dlp_t){.proc = a.proc}, "event=upload_failed", 10000));
+	console_start(&x.c, cport, x.console_dir);
+	expect_exactly_once(&x.c, ids, 20000);
+	/* the agent's status arrives too, with its counters */
+	char auth[200], u[200];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", x.c.admin);
+	snprintf(u, sizeof u, "%s/api/v1/agents", x.c.url);
+	const char *args[] = {"--cacert", x.c.cert, "-H", auth, u, NULL};
+	char *out = NULL, *err = NULL;
+	for (int i = 0; i < 50; i++) {
+		free(out), free(err);
+		th_curl(args, &out, NULL, &err);
+		if (strstr(out, "\"block\": 60") || strstr(out, "\"block\":60"))
+			break;
+		usleep(200000);
+	}
+	ck_assert_msg(strstr(out, "\"block\": 60") || strstr(out, "\"block\":60"), "%s", out);
+	free(out), free(err);
+	th_stop(&a.proc);
+	e2e_free(&x);
+}
+END_TEST
+
+START_TEST(full_spool_drops_are_counted_and_reported)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	int cport = th_free_port();
+	console_start(&x.c, cport, x.console_dir);
+	th_stop(&x.c.proc);
+	/* 64 KiB of spool in 4 KiB segments: about 80 events fit */
+	const char *cfg = "{\"report\": {\"spool_max_kb\": 64, \"spool_segment_kb\": 4, \"batch_wait_ms\": 100, "
+			  "\"retry_max_s\": 1, \"flow_events\": \"off\"}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	static char ids[100000];
+	ids[0] = '\0';
+	int sent = blocked_uploads(&a, th_upstream_port(x.up), 300, ids, sizeof ids);
+	ck_assert_int_eq(sent, 300);
+	console_start(&x.c, cport, x.console_dir);
+	/* every event is either delivered or counted in a spool_drop event */
+	long delivered = 0, dropped = 0;
+	for (int i = 0; i < 100 && delivered + dropped < 300; i++) {
+		usleep(200000);
+		json_t *v = console_events(&x.c, "kind=verdict");
+		json_t *d = console_events(&x.c, "kind=spool_drop");
+		delivered = (long)json_array_size(v);
+		dropped = 0;
+		size_t k;
+		json_t *e;
+		json_array_foreach(d, k, e) {
+			ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "spool_full");
+			dropped += (long)json_integer_value(json_object_get(e, "dropped"));
+		}
+		json_decref(v), json_decref(d);
+	}
+	ck_assert_msg(dropped > 0 && delivered + dropped == 300, "delivered %ld + dropped %ld != 300", delivered,
+		      dropped);
+	char *log = th_log(&a.proc);
+	ck_assert_msg(strstr(log, "event=spool_full"), "%s", log);
+	free(log);
+	th_stop(&a.proc);
+	e2e_free(&x);
+}
+END_TEST
+
+START_TEST(graceful_stop_flushes_the_spool)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	console_start(&x.c, th_free_port(), x.console_dir);
+	/* batches would wait a minute: only the stop's flush can send these */
+	const char *cfg = "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	static char ids[10000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 5, ids, sizeof ids), 5);
+	kill(a.proc.pid, SIGTERM);
+	ck_assert_int_eq(th_wait(&a.proc, 10000), 0);
+	expect_exactly_once(&x.c, ids, 0);
+	e2e_free(&x);
+}
+END_TEST
+
+/* A console that is overloaded (here: nginx answering 503 with
+ * Retry-After: 3) is not asked again before it said. */
+START_TEST(retry_after_is_honoured)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	char *policy = th_path("policy.lua");
+	th_write_file(policy, policy_src, strlen(policy_src), 0644);
+	char *state = th_path("agent-state");
+	mkdir(state, 0700);
+	const char *agent_id = "01900000-0000-7000-8000-0000000000aa";
+	char ident[600], conf[2000];
+	snprintf(ident, sizeof ident, "%s/agent.json", state);
+	snprintf(conf, sizeof conf, "{\"agent_id\": \"%s\"}", agent_id);
+	th_write_file(ident, conf, strlen(conf), 0600);
+	char *acc = th_path("console-access.log");
+	snprintf(conf, sizeof conf,
+		 "access_log %s;\n"
+		 "location = /api/v1/enroll { default_type application/json; "
+		 "return 200 '{\"agent_id\":\"%s\",\"token\":\"0123456789abcdef\"}'; }\n"
+		 "location = /api/v1/status { return 204; }\n"
+		 "location = /api/v1/events { add_header Retry-After 3 always; return 503; }\n",
+		 acc, agent_id);
+	th_nginx ng = th_nginx_start(&w.server, conf);
+	console_t c = {.port = ng.port};
+	snprintf(c.cert, sizeof c.cert, "%s", w.ca.cert_path);
+	agent_t a;
+	agent_start(&a, state, th_free_port(), "{\"report\": {\"batch_wait_ms\": 0, \"retry_max_s\": 1, \"shutdown_flush_ms\": 0}}",
+		    w.ca.cert_path, policy, &c, "agent.log");
+	static char ids[1000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(up), 1, ids, sizeof ids), 1);
+	usleep(7500000);
+	th_stop(&a.proc);
+	th_nginx_stop(&ng);
+	/* "POST /api/v1/events" lines with [22/Nov/2026:04:10:05 +0000] */
+	char *log = th_read_file(acc, NULL);
+	int times[16], n = 0;
+	for (const char *p = log; p && (p = strstr(p, "POST /api/v1/events")) && n < 16; p++) {
+		const char *b = p;
+		while (b > log && *b != '[')
+			b--;
+		int hh, mm, ss;
+		ck_assert(sscanf(b, "[%*[^:]:%d:%d:%d", &hh, &mm, &ss) == 3);
+		times[n++] = hh * 3600 + mm * 60 + ss;
+	}
+	ck_assert_msg(n >= 2 && n <= 4, "%d attempts in 7.5 s:\n%s", n, log);
+	for (int i = 1; i < n; i++)
+		ck_assert_msg(times[i] - times[i - 1] >= 2, "attempt %d came %d s after the previous one:\n%s", i,
+			      times[i] - times[i - 1], log);
+	free(log), free(acc), free(state), free(policy);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
 Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
 	TCase *t = tcase_create("report");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, real_events_validate_against_the_schema);
+	tcase_add_test(t, killed_agent_loses_no_acknowledged_event);
+	tcase_add_test(t, console_away_then_back_nothing_lost);
+	tcase_add_test(t, full_spool_drops_are_counted_and_reported);
+	tcase_add_test(t, graceful_stop_flushes_the_spool);
+	tcase_add_test(t, retry_after_is_honoured);
 	suite_add_tcase(s, t);
 	return s;
 }
