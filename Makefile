@@ -137,6 +137,12 @@ $(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
 
 all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
+
+# Load for a running console (tests/bench/console_load.c); built on request.
+$(BUILD)/console-load: tests/bench/console_load.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl zlib)
 # ---- end console ---------------------------------------------------------
 
 run: all

@@ -84,6 +84,7 @@ static void conn_free(console_conn_t *k)
 	if (k->next)
 		k->next->prev = k->prev;
 	c->n_conns--;
+	SSL_free(k->side.ssl); /* a side closes its stream, its owner frees the session */
 	http_codec_free(&k->codec);
 	buf_free(&k->pending);
 	console_req_free(k->req);
