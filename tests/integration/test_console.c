@@ -48,7 +48,7 @@ static const char *console_bin(void)
 	return path;
 }
 
-static cons_t cons_start(const char *db)
+static cons_t cons_start_args(const char *db, bool secret, const char *const extra[])
 {
 	static int n;
 	cons_t c = {.db = db};
@@ -59,9 +59,15 @@ static cons_t cons_start(const char *db)
 	char listen[64], logname[80];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", c.port);
 	snprintf(logname, sizeof logname, "%s.log", name);
-	const char *argv[20] = {console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--enroll-secret", SECRET,
-				"--request-timeout-ms", "1000", "--log-level", "info"};
-	int a = 12;
+	const char *argv[24] = {console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--request-timeout-ms", "1000",
+				"--log-level", "info"};
+	int a = 10;
+	if (secret) {
+		argv[a++] = "--enroll-secret";
+		argv[a++] = SECRET;
+	}
+	for (int i = 0; extra && extra[i] && a < 22; i++)
+		argv[a++] = extra[i];
 	if (db) {
 		argv[a++] = "--db";
 		argv[a++] = db;
@@ -76,6 +82,11 @@ static cons_t cons_start(const char *db)
 	c.pem = malloc(len);
 	snprintf(c.pem, len, "%s/console.pem", c.dir);
 	return c;
+}
+
+static cons_t cons_start(const char *db)
+{
+	return cons_start_args(db, true, NULL);
 }
 
 static void cons_stop(cons_t *c)
@@ -443,6 +454,13 @@ static void functional_path(cons_t *c)
 	ck_assert_int_eq(sum, total);
 	json_decref(s);
 	json_decref(get_json(c, admin, "/api/v1/stats?by=nonsense", 400));
+	/* re-enrolling replaces the token: the old one stops working */
+	char *tok2 = enroll(c, AGENT_A);
+	ck_assert_str_ne(tok, tok2);
+	ck_assert_int_eq(req(c, "POST", "/api/v1/status", tok, "application/json", NULL, st, strlen(st), NULL), 401);
+	ck_assert_int_eq(req(c, "POST", "/api/v1/status", tok2, "application/json", NULL, st, strlen(st), NULL), 204);
+	ck_assert_int_eq(count_query(c, admin, ""), total);
+	free(tok2);
 	free(tok);
 	free(admin);
 }
@@ -655,6 +673,51 @@ START_TEST(cli)
 }
 END_TEST
 
+/* Defaults made on first run, and the connection limit. */
+START_TEST(first_run_and_limits)
+{
+	cons_t c = cons_start_args(NULL, false, (const char *const[]){"--max-connections", "2", NULL});
+	/* the enroll secret was generated, private, and only its path printed */
+	char path[4200];
+	snprintf(path, sizeof path, "%s/enroll-secret", c.dir);
+	struct stat st;
+	ck_assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	char *secret = th_read_file(path, NULL);
+	secret[strcspn(secret, "\n")] = '\0';
+	ck_assert_int_eq(strlen(secret), 64);
+	char *log = th_log(&c.proc);
+	ck_assert_msg(strstr(log, path) && !strstr(log, secret), "%s", log);
+	free(log);
+	char body[512];
+	snprintf(body, sizeof body, "{\"enroll_secret\":\"%s\",\"agent_id\":\"" AGENT_A "\",\"hostname\":\"h\",\"version\":\"1\"}",
+		 secret);
+	ck_assert_int_eq(req(&c, "POST", "/api/v1/enroll", NULL, "application/json", NULL, body, strlen(body), NULL), 200);
+	free(secret);
+	/* two connections held open (no handshake yet: the 1000 ms deadline
+	 * holds them); a third is closed at once, long before that */
+	th_client *a = th_client_connect_plain(c.port), *b = th_client_connect_plain(c.port);
+	th_client *third = th_client_connect_plain(c.port);
+	size_t len;
+	char *got = th_client_recv_until_close(third, &len, 500);
+	ck_assert_msg(th_client_eof(third) && len == 0, "a connection past --max-connections was served");
+	free(got);
+	th_client_close(third);
+	th_client_close(a);
+	th_client_close(b);
+	/* once they are gone (the console sees them close), new ones are served */
+	char url[128];
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/api/v1/agents", c.port);
+	int rc = -1;
+	for (int i = 0; i < 300 && rc != 0; i++) {
+		rc = th_curl((const char *const[]){"--cacert", c.pem, "-o", "/dev/null", url, NULL}, NULL, NULL, NULL);
+		if (rc)
+			usleep(10000);
+	}
+	ck_assert_msg(rc == 0, "no connection served after the held ones closed: curl %d", rc);
+	cons_stop(&c);
+}
+END_TEST
+
 /* ---- PostgreSQL, started here ---- */
 
 static void run_as_postgres(const char *const args[], int timeout_ms)
@@ -740,6 +803,7 @@ Suite *console_suite(void)
 	tcase_add_test(t, cli);
 	tcase_add_test(t, sqlite_functional);
 	tcase_add_test(t, attacks);
+	tcase_add_test(t, first_run_and_limits);
 	tcase_add_test(t, postgresql_functional);
 	suite_add_tcase(s, t);
 	return s;
