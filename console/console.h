@@ -60,7 +60,7 @@ typedef struct console {
 	char enroll_secret[256];
 	struct sockaddr_storage listen_addr;
 	uv_tcp_t listener;
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_usr1;
 	console_conn_t *conns;
 	unsigned n_conns;
 	unsigned jobs;             /* requests on the thread pool */

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "http/codec.h"
 
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,6 +488,22 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- start and stop ---- */
 
+/* SIGUSR1: one line with what the console holds now (for operators and
+ * the load bench: RSS alone keeps the high-water mark of the heap). */
+static void on_usr1(uv_signal_t *sig, int signum)
+{
+	(void)signum;
+	console_t *c = sig->data;
+	struct mallinfo2 mi = mallinfo2();
+	log_line_t l;
+	log_begin(&l, LOG_WARN, "stats");
+	log_kv_u64(&l, "connections", c->n_conns);
+	log_kv_u64(&l, "jobs", c->jobs);
+	log_kv_u64(&l, "refused", c->refused);
+	log_kv_u64(&l, "heap_in_use_kib", (uint64_t)mi.uordblks / 1024);
+	log_end(&l);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	console_t *c = sig->data;
@@ -497,6 +514,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&c->listener, NULL);
 	uv_close((uv_handle_t *)&c->sig_term, NULL);
 	uv_close((uv_handle_t *)&c->sig_int, NULL);
+	uv_close((uv_handle_t *)&c->sig_usr1, NULL);
 	for (console_conn_t *k = c->conns, *next; k; k = next) {
 		next = k->next;
 		if (k->state == K_BUSY)
@@ -550,5 +568,8 @@ bool console_server_start(console_t *c, char *err, size_t errlen)
 	c->sig_term.data = c->sig_int.data = c;
 	uv_signal_start(&c->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&c->sig_int, on_signal, SIGINT);
+	uv_signal_init(c->loop, &c->sig_usr1);
+	c->sig_usr1.data = c;
+	uv_signal_start(&c->sig_usr1, on_usr1, SIGUSR1);
 	return true;
 }

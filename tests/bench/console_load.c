@@ -11,10 +11,12 @@
  * stored, the error count and (with --pid) the console's RSS. With
  * --idle M it then opens M keep-alive connections (one status post each,
  * kept open in curl's connection cache) and reports the console's RSS
- * with them idle. Event ids are unique per run, so nothing is a duplicate.
+ * with them idle. With --pid it also sends the console SIGUSR1 at each
+ * report: the console then logs its live heap (RSS keeps the peak). Event ids are unique per run, so nothing is a duplicate.
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,7 @@ static void rss(const char *when)
 	}
 	fclose(f);
 	printf("console_rss %s: %ld KiB (peak %ld KiB)\n", when, cur, peak);
+	kill(pid, SIGUSR1); /* the console logs its live heap and connections */
 }
 
 static CURL *easy(agent_t *a, const char *path)
@@ -286,6 +289,8 @@ int main(int argc, char **argv)
 		curl_multi_cleanup(mi);
 		free(bodies);
 		free(conns);
+		sleep(1);
+		rss("after the idle connections closed");
 	}
 	curl_multi_cleanup(m);
 	for (int i = 0; i < n_agents; i++) {
