@@ -66,6 +66,8 @@ void console_req_free(console_req_t *r)
 {
 	if (!r)
 		return;
+	if (r->owner)
+		r->owner->buffered -= r->charged;
 	free(r->path);
 	free(r->query);
 	buf_free(&r->body);
@@ -197,6 +199,8 @@ void console_respond(console_conn_t *k, int status, const char *body, size_t len
 	}
 	bool close = k->close_after || k->c->stopping || !http_codec_keep_alive(&k->codec) || status == 408 ||
 		     status == 413 || status == 431;
+	/* The codec's keep-alive verdict is only known once a message ended;
+	 * a refusal mid-request always closes (close_after). */
 	send_answer(k, status, body, len, extra, close);
 	finish(k, close);
 }
@@ -270,6 +274,7 @@ static int on_head(void *ud, http_head_t *h)
 	if (!r)
 		return http_codec_fail(&k->codec, 503, "out of memory");
 	k->req = r;
+	r->owner = k->c;
 	const char *m = http_head_str(h, h->method_off), *t = http_head_str(h, h->target_off);
 	if (h->method_len >= sizeof r->method || h->target_len == 0 || t[0] != '/') {
 		refuse(k, h->method_len >= sizeof r->method ? 405 : 400, "bad_request", "unsupported request line");
@@ -299,6 +304,10 @@ static int on_head(void *ud, http_head_t *h)
 		refuse(k, 413, "too_large", detail);
 		return HTTP_CB_PAUSE;
 	}
+	if (h->has_length && k->c->buffered + h->content_length > CONSOLE_MAX_BUFFERED) {
+		refuse(k, 503, "overloaded", "too many uploads in progress");
+		return HTTP_CB_PAUSE;
+	}
 	if (http_head_has_token(h, "expect", "100-continue"))
 		side_write(&k->side, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	return HTTP_CB_GO;
@@ -307,10 +316,17 @@ static int on_head(void *ud, http_head_t *h)
 static int on_body(void *ud, const char *data, size_t len)
 {
 	console_conn_t *k = of_codec(ud);
+	console_t *c = k->c;
+	if (c->buffered + len > CONSOLE_MAX_BUFFERED) {
+		refuse(k, 503, "overloaded", "too many uploads in progress");
+		return HTTP_CB_PAUSE;
+	}
 	if (!buf_append(&k->req->body, data, len)) {
 		refuse(k, 413, "too_large", "the body is larger than accepted here");
 		return HTTP_CB_PAUSE;
 	}
+	c->buffered += len;
+	k->req->charged += len;
 	return HTTP_CB_GO;
 }
 
