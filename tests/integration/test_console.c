@@ -618,6 +618,42 @@ START_TEST(attacks)
 		free(got);
 		th_client_close(cl);
 	}
+	/* keep-alive: idle longer than the request deadline is fine, then a
+	 * head trickled a byte at a time is cut at the deadline all the same */
+	{
+		th_client *kc = th_client_connect_plain(c.port);
+		th_client_start_tls(kc, NULL, NULL, NULL);
+		const char *get = "GET /api/v1/agents HTTP/1.1\r\nHost: x\r\n\r\n";
+		ck_assert_int_eq(th_client_send(kc, get, strlen(get)), 0);
+		size_t rl;
+		char *r1 = th_client_recv_response(kc, &rl, 5000);
+		ck_assert_int_eq(th_client_status(r1), 401);
+		free(r1);
+		usleep(1500 * 1000);
+		ck_assert_int_eq(th_client_send(kc, get, strlen(get)), 0);
+		r1 = th_client_recv_response(kc, &rl, 5000);
+		ck_assert_msg(r1 && th_client_status(r1) == 401, "keep-alive connection closed while idle");
+		free(r1);
+		const char *trickle = "POST /api/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc";
+		/* 18 bytes over 1.8 s: if activity extended the deadline the 408
+		 * would come 1 s after the last byte (2.8 s); it must be there
+		 * already, sent at 1 s */
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (size_t i = 0; i < 18; i++) {
+			if (th_client_send(kc, trickle + i, 1) != 0)
+				break;
+			usleep(100 * 1000);
+		}
+		size_t len2;
+		char *got2 = th_client_recv_until_close(kc, &len2, 3000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		ck_assert_msg(th_client_eof(kc) && th_client_status(got2) == 408, "trickled head: %s", got2);
+		ck_assert_msg(ms < 2500, "trickled head answered after %.0f ms: activity extended the deadline", ms);
+		free(got2);
+		th_client_close(kc);
+	}
 	/* and a connection that never even handshakes */
 	th_client *cl = th_client_connect_plain(c.port);
 	size_t len;
