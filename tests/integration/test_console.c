@@ -454,6 +454,9 @@ static void functional_path(cons_t *c)
 	ck_assert_int_eq(sum, total);
 	json_decref(s);
 	json_decref(get_json(c, admin, "/api/v1/stats?by=nonsense", 400));
+	s = get_json(c, admin, "/api/v1/stats?by=verdict&since=&until=", 200); /* empty = no filter */
+	ck_assert_int_eq(stat_count(s, "block"), blocks);
+	json_decref(s);
 	/* re-enrolling replaces the token: the old one stops working */
 	char *tok2 = enroll(c, AGENT_A);
 	ck_assert_str_ne(tok, tok2);
