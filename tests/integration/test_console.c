@@ -602,6 +602,23 @@ START_TEST(attacks)
 	ck_assert_int_eq(req(&c, "GET", "/nope", admin, NULL, NULL, NULL, 0, NULL), 404);
 	ck_assert_int_eq(count_query(&c, admin, ""), 10);
 
+	/* a head past the 16 KiB limit: 431, connection closed */
+	{
+		th_client *hc = th_client_connect_plain(c.port);
+		th_client_start_tls(hc, NULL, NULL, NULL);
+		size_t hl = 20000;
+		char *head = malloc(hl + 128);
+		int n = snprintf(head, 128, "GET /api/v1/agents HTTP/1.1\r\nHost: x\r\nX-Big: ");
+		memset(head + n, 'a', hl);
+		memcpy(head + n + hl, "\r\n\r\n", 5);
+		th_client_send(hc, head, (size_t)n + hl + 4);
+		size_t rl;
+		char *r = th_client_recv_until_close(hc, &rl, 5000);
+		ck_assert_msg(th_client_eof(hc) && th_client_status(r) == 431, "oversized head: %s", r);
+		free(r);
+		free(head);
+		th_client_close(hc);
+	}
 	/* Slowloris: a head that never ends, a body that never ends */
 	const char *slow[] = {"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: app",
 			      "POST /api/v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"agent"};
