@@ -137,6 +137,9 @@ $(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
 
 all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
+# The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
+CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o
+$(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
 
 # Load for a running console (tests/bench/console_load.c); built on request.
 $(BUILD)/console-load: tests/bench/console_load.c

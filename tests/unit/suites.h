@@ -13,4 +13,6 @@ Suite *body_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
 
+Suite *console_parse_suite(void);
+
 #endif
