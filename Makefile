@@ -142,6 +142,15 @@ $(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
 
 all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
+# The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
+CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o
+$(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
+
+# Load for a running console (tests/bench/console_load.c); built on request.
+$(BUILD)/console-load: tests/bench/console_load.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl zlib)
 # ---- end console ---------------------------------------------------------
 
 run: all

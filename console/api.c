@@ -227,6 +227,14 @@ static bool read_filters(job_t *j, console_params_t *p, store_filter_t *f, bool 
 			answer_error(j, 400, "bad_parameter", "parameter \"%.40s\" is longer than 1024 bytes", n);
 			return false;
 		}
+		/* "since=&until=" from a form: an empty value is no filter */
+		static const char *const known[] = {"verdict", "detector", "host", "app",    "agent", "kind",
+						    "since",   "until",    "limit", "cursor", "by",    "bucket"};
+		bool is_known = false;
+		for (size_t x = 0; x < sizeof known / sizeof known[0]; x++)
+			is_known |= strcmp(n, known[x]) == 0 && (list ? x < 10 : (x < 8 || x >= 10));
+		if (!*v && is_known)
+			continue;
 		if (strcmp(n, "verdict") == 0)
 			f->verdict = v;
 		else if (strcmp(n, "detector") == 0)

@@ -37,6 +37,10 @@ struct store;
 #define CONSOLE_MAX_FIELDS 64
 /* Requests being worked on (all connections); past it new ones get 503. */
 #define CONSOLE_MAX_JOBS 256
+/* Request bodies held in memory, all connections together (being read or
+ * queued); past it a request gets 503 + Retry-After, so many connections
+ * uploading at once cannot add up to more memory than this. */
+#define CONSOLE_MAX_BUFFERED (256u * 1024 * 1024)
 
 typedef struct {
 	const char *listen;        /* ADDR:PORT */
@@ -60,10 +64,11 @@ typedef struct console {
 	char enroll_secret[256];
 	struct sockaddr_storage listen_addr;
 	uv_tcp_t listener;
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_usr1;
 	console_conn_t *conns;
 	unsigned n_conns;
 	unsigned jobs;             /* requests on the thread pool */
+	size_t buffered;           /* body bytes held by all requests */
 	uint64_t refused;
 	bool stopping;
 } console_t;
@@ -75,6 +80,8 @@ bool console_server_start(console_t *c, char *err, size_t errlen);
 
 /* What api.c gets from a parsed request (copied out of the head). */
 typedef struct {
+	struct console *owner;
+	size_t charged;            /* bytes of body counted in owner->buffered */
 	char method[8];
 	char *path;                /* malloc'ed, before '?' */
 	char *query;               /* malloc'ed, after '?' (NULL if none) */

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "http/codec.h"
 
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,8 @@ void console_req_free(console_req_t *r)
 {
 	if (!r)
 		return;
+	if (r->owner)
+		r->owner->buffered -= r->charged;
 	free(r->path);
 	free(r->query);
 	buf_free(&r->body);
@@ -84,6 +87,7 @@ static void conn_free(console_conn_t *k)
 	if (k->next)
 		k->next->prev = k->prev;
 	c->n_conns--;
+	SSL_free(k->side.ssl); /* a side closes its stream, its owner frees the session */
 	http_codec_free(&k->codec);
 	buf_free(&k->pending);
 	console_req_free(k->req);
@@ -195,6 +199,8 @@ void console_respond(console_conn_t *k, int status, const char *body, size_t len
 	}
 	bool close = k->close_after || k->c->stopping || !http_codec_keep_alive(&k->codec) || status == 408 ||
 		     status == 413 || status == 431;
+	/* The codec's keep-alive verdict is only known once a message ended;
+	 * a refusal mid-request always closes (close_after). */
 	send_answer(k, status, body, len, extra, close);
 	finish(k, close);
 }
@@ -268,6 +274,7 @@ static int on_head(void *ud, http_head_t *h)
 	if (!r)
 		return http_codec_fail(&k->codec, 503, "out of memory");
 	k->req = r;
+	r->owner = k->c;
 	const char *m = http_head_str(h, h->method_off), *t = http_head_str(h, h->target_off);
 	if (h->method_len >= sizeof r->method || h->target_len == 0 || t[0] != '/') {
 		refuse(k, h->method_len >= sizeof r->method ? 405 : 400, "bad_request", "unsupported request line");
@@ -297,6 +304,10 @@ static int on_head(void *ud, http_head_t *h)
 		refuse(k, 413, "too_large", detail);
 		return HTTP_CB_PAUSE;
 	}
+	if (h->has_length && k->c->buffered + h->content_length > CONSOLE_MAX_BUFFERED) {
+		refuse(k, 503, "overloaded", "too many uploads in progress");
+		return HTTP_CB_PAUSE;
+	}
 	if (http_head_has_token(h, "expect", "100-continue"))
 		side_write(&k->side, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	return HTTP_CB_GO;
@@ -305,10 +316,17 @@ static int on_head(void *ud, http_head_t *h)
 static int on_body(void *ud, const char *data, size_t len)
 {
 	console_conn_t *k = of_codec(ud);
+	console_t *c = k->c;
+	if (c->buffered + len > CONSOLE_MAX_BUFFERED) {
+		refuse(k, 503, "overloaded", "too many uploads in progress");
+		return HTTP_CB_PAUSE;
+	}
 	if (!buf_append(&k->req->body, data, len)) {
 		refuse(k, 413, "too_large", "the body is larger than accepted here");
 		return HTTP_CB_PAUSE;
 	}
+	c->buffered += len;
+	k->req->charged += len;
 	return HTTP_CB_GO;
 }
 
@@ -486,6 +504,22 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- start and stop ---- */
 
+/* SIGUSR1: one line with what the console holds now (for operators and
+ * the load bench: RSS alone keeps the high-water mark of the heap). */
+static void on_usr1(uv_signal_t *sig, int signum)
+{
+	(void)signum;
+	console_t *c = sig->data;
+	struct mallinfo2 mi = mallinfo2();
+	log_line_t l;
+	log_begin(&l, LOG_WARN, "stats");
+	log_kv_u64(&l, "connections", c->n_conns);
+	log_kv_u64(&l, "jobs", c->jobs);
+	log_kv_u64(&l, "refused", c->refused);
+	log_kv_u64(&l, "heap_in_use_kib", (uint64_t)mi.uordblks / 1024);
+	log_end(&l);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	console_t *c = sig->data;
@@ -496,6 +530,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&c->listener, NULL);
 	uv_close((uv_handle_t *)&c->sig_term, NULL);
 	uv_close((uv_handle_t *)&c->sig_int, NULL);
+	uv_close((uv_handle_t *)&c->sig_usr1, NULL);
 	for (console_conn_t *k = c->conns, *next; k; k = next) {
 		next = k->next;
 		if (k->state == K_BUSY)
@@ -549,5 +584,8 @@ bool console_server_start(console_t *c, char *err, size_t errlen)
 	c->sig_term.data = c->sig_int.data = c;
 	uv_signal_start(&c->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&c->sig_int, on_signal, SIGINT);
+	uv_signal_init(c->loop, &c->sig_usr1);
+	c->sig_usr1.data = c;
+	uv_signal_start(&c->sig_usr1, on_usr1, SIGUSR1);
 	return true;
 }

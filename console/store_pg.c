@@ -2,12 +2,14 @@
  * store_pg: the PostgreSQL driver (store.h), for consoles that share one
  * database.
  *
- * Every statement goes through PQexecParams: values are sent apart from
- * the SQL text (the server never parses them as SQL), as text, and the
- * server infers their types from the columns they meet. The common layer
+ * Every statement is prepared and run with its values as parameters: they
+ * travel apart from the SQL text (the server never parses them as SQL), as
+ * text, and the server infers their types from the columns they meet. The common layer
  * writes `?` placeholders; they are renumbered to `$1..$n` here (no SQL the
- * store writes has a `?` inside a literal). Each pool thread has its own
- * PGconn (libpq connections are not shared between threads).
+ * store writes has a `?` inside a literal) and prepared once per
+ * connection (PQprepare, then PQexecPrepared: the hot INSERT is parsed and
+ * planned once, not once per event). Each pool thread has its own PGconn
+ * (libpq connections are not shared between threads).
  */
 #include "store.h"
 
@@ -19,9 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PG_STMT_CACHE 32
+
 typedef struct {
 	store_conn_t base;
 	PGconn *pg;
+	struct {
+		char *sql;        /* as the common layer wrote it (with ?) */
+		char name[16];
+	} cache[PG_STMT_CACHE];
+	unsigned next_evict, next_name;
 } pg_conn_t;
 
 static void quiet_notices(void *arg, const char *msg)
@@ -54,6 +63,8 @@ static void pg_disconnect(store_conn_t *base)
 {
 	pg_conn_t *c = (pg_conn_t *)base;
 	PQfinish(c->pg);
+	for (unsigned i = 0; i < PG_STMT_CACHE; i++)
+		free(c->cache[i].sql);
 	free(c);
 }
 
@@ -64,10 +75,13 @@ static void set_err(pg_conn_t *c, const PGresult *r)
 	snprintf(c->base.error, sizeof c->base.error, "postgresql: %.*s", (int)n, msg);
 }
 
-static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t *p, int np, store_row_fn fn,
-		       void *ud)
+/* The name of sql's prepared statement on this connection, preparing it
+ * on first use; NULL with the error set. */
+static const char *prepared(pg_conn_t *c, const char *sql, int np)
 {
-	pg_conn_t *c = (pg_conn_t *)base;
+	for (unsigned i = 0; i < PG_STMT_CACHE; i++)
+		if (c->cache[i].sql && strcmp(c->cache[i].sql, sql) == 0)
+			return c->cache[i].name;
 	buf_t q;
 	buf_init(&q, 0);
 	int k = 0;
@@ -79,13 +93,49 @@ static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t 
 	}
 	if (!buf_cstr(&q) || k != np) {
 		buf_free(&q);
-		snprintf(base->error, sizeof base->error, "internal: %d placeholders for %d parameters", k, np);
+		snprintf(c->base.error, sizeof c->base.error, "internal: %d placeholders for %d parameters", k, np);
+		return NULL;
+	}
+	unsigned slot = c->next_evict++ % PG_STMT_CACHE;
+	if (c->cache[slot].sql) {
+		char dealloc[48];
+		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", c->cache[slot].name);
+		PQclear(PQexec(c->pg, dealloc));
+		free(c->cache[slot].sql);
+		c->cache[slot].sql = NULL;
+	}
+	char name[16];
+	snprintf(name, sizeof name, "s%u", c->next_name++);
+	PGresult *r = PQprepare(c->pg, name, q.data, np, NULL);
+	buf_free(&q);
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		set_err(c, r);
+		PQclear(r);
+		return NULL;
+	}
+	PQclear(r);
+	c->cache[slot].sql = strdup(sql);
+	if (!c->cache[slot].sql) {
+		snprintf(c->base.error, sizeof c->base.error, "out of memory");
+		return NULL;
+	}
+	memcpy(c->cache[slot].name, name, sizeof name);
+	return c->cache[slot].name;
+}
+
+static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t *p, int np, store_row_fn fn,
+		       void *ud)
+{
+	pg_conn_t *c = (pg_conn_t *)base;
+	if (np > 32) {
+		snprintf(base->error, sizeof base->error, "internal: more than 32 parameters");
 		return -1;
 	}
+	const char *stmt = prepared(c, sql, np);
+	if (!stmt)
+		return -1;
 	const char *values[32];
 	char ints[32][24];
-	if (np > 32)
-		np = 32;
 	for (int i = 0; i < np; i++) {
 		if (p[i].type == STORE_P_INT) {
 			snprintf(ints[i], sizeof ints[i], "%" PRId64, p[i].i);
@@ -94,8 +144,7 @@ static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t 
 			values[i] = p[i].type == STORE_P_TEXT ? p[i].s : NULL;
 		}
 	}
-	PGresult *r = PQexecParams(c->pg, q.data, np, NULL, values, NULL, NULL, 0);
-	buf_free(&q);
+	PGresult *r = PQexecPrepared(c->pg, stmt, np, values, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		set_err(c, r);

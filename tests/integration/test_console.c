@@ -48,7 +48,7 @@ static const char *console_bin(void)
 	return path;
 }
 
-static cons_t cons_start(const char *db)
+static cons_t cons_start_args(const char *db, bool secret, const char *const extra[])
 {
 	static int n;
 	cons_t c = {.db = db};
@@ -59,9 +59,15 @@ static cons_t cons_start(const char *db)
 	char listen[64], logname[80];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", c.port);
 	snprintf(logname, sizeof logname, "%s.log", name);
-	const char *argv[20] = {console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--enroll-secret", SECRET,
-				"--request-timeout-ms", "1000", "--log-level", "info"};
-	int a = 12;
+	const char *argv[24] = {console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--request-timeout-ms", "1000",
+				"--log-level", "info"};
+	int a = 10;
+	if (secret) {
+		argv[a++] = "--enroll-secret";
+		argv[a++] = SECRET;
+	}
+	for (int i = 0; extra && extra[i] && a < 22; i++)
+		argv[a++] = extra[i];
 	if (db) {
 		argv[a++] = "--db";
 		argv[a++] = db;
@@ -76,6 +82,11 @@ static cons_t cons_start(const char *db)
 	c.pem = malloc(len);
 	snprintf(c.pem, len, "%s/console.pem", c.dir);
 	return c;
+}
+
+static cons_t cons_start(const char *db)
+{
+	return cons_start_args(db, true, NULL);
 }
 
 static void cons_stop(cons_t *c)
@@ -443,6 +454,16 @@ static void functional_path(cons_t *c)
 	ck_assert_int_eq(sum, total);
 	json_decref(s);
 	json_decref(get_json(c, admin, "/api/v1/stats?by=nonsense", 400));
+	s = get_json(c, admin, "/api/v1/stats?by=verdict&since=&until=", 200); /* empty = no filter */
+	ck_assert_int_eq(stat_count(s, "block"), blocks);
+	json_decref(s);
+	/* re-enrolling replaces the token: the old one stops working */
+	char *tok2 = enroll(c, AGENT_A);
+	ck_assert_str_ne(tok, tok2);
+	ck_assert_int_eq(req(c, "POST", "/api/v1/status", tok, "application/json", NULL, st, strlen(st), NULL), 401);
+	ck_assert_int_eq(req(c, "POST", "/api/v1/status", tok2, "application/json", NULL, st, strlen(st), NULL), 204);
+	ck_assert_int_eq(count_query(c, admin, ""), total);
+	free(tok2);
 	free(tok);
 	free(admin);
 }
@@ -581,6 +602,23 @@ START_TEST(attacks)
 	ck_assert_int_eq(req(&c, "GET", "/nope", admin, NULL, NULL, NULL, 0, NULL), 404);
 	ck_assert_int_eq(count_query(&c, admin, ""), 10);
 
+	/* a head past the 16 KiB limit: 431, connection closed */
+	{
+		th_client *hc = th_client_connect_plain(c.port);
+		th_client_start_tls(hc, NULL, NULL, NULL);
+		size_t hl = 20000;
+		char *head = malloc(hl + 128);
+		int n = snprintf(head, 128, "GET /api/v1/agents HTTP/1.1\r\nHost: x\r\nX-Big: ");
+		memset(head + n, 'a', hl);
+		memcpy(head + n + hl, "\r\n\r\n", 5);
+		th_client_send(hc, head, (size_t)n + hl + 4);
+		size_t rl;
+		char *r = th_client_recv_until_close(hc, &rl, 5000);
+		ck_assert_msg(th_client_eof(hc) && th_client_status(r) == 431, "oversized head: %s", r);
+		free(r);
+		free(head);
+		th_client_close(hc);
+	}
 	/* Slowloris: a head that never ends, a body that never ends */
 	const char *slow[] = {"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: app",
 			      "POST /api/v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"agent"};
@@ -599,6 +637,42 @@ START_TEST(attacks)
 		ck_assert_msg(th_client_status(got) == 408, "slow request %d: %s", i, got);
 		free(got);
 		th_client_close(cl);
+	}
+	/* keep-alive: idle longer than the request deadline is fine, then a
+	 * head trickled a byte at a time is cut at the deadline all the same */
+	{
+		th_client *kc = th_client_connect_plain(c.port);
+		th_client_start_tls(kc, NULL, NULL, NULL);
+		const char *get = "GET /api/v1/agents HTTP/1.1\r\nHost: x\r\n\r\n";
+		ck_assert_int_eq(th_client_send(kc, get, strlen(get)), 0);
+		size_t rl;
+		char *r1 = th_client_recv_response(kc, &rl, 5000);
+		ck_assert_int_eq(th_client_status(r1), 401);
+		free(r1);
+		usleep(1500 * 1000);
+		ck_assert_int_eq(th_client_send(kc, get, strlen(get)), 0);
+		r1 = th_client_recv_response(kc, &rl, 5000);
+		ck_assert_msg(r1 && th_client_status(r1) == 401, "keep-alive connection closed while idle");
+		free(r1);
+		const char *trickle = "POST /api/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc";
+		/* 18 bytes over 1.8 s: if activity extended the deadline the 408
+		 * would come 1 s after the last byte (2.8 s); it must be there
+		 * already, sent at 1 s */
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (size_t i = 0; i < 18; i++) {
+			if (th_client_send(kc, trickle + i, 1) != 0)
+				break;
+			usleep(100 * 1000);
+		}
+		size_t len2;
+		char *got2 = th_client_recv_until_close(kc, &len2, 3000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		ck_assert_msg(th_client_eof(kc) && th_client_status(got2) == 408, "trickled head: %s", got2);
+		ck_assert_msg(ms < 2500, "trickled head answered after %.0f ms: activity extended the deadline", ms);
+		free(got2);
+		th_client_close(kc);
 	}
 	/* and a connection that never even handshakes */
 	th_client *cl = th_client_connect_plain(c.port);
@@ -652,6 +726,51 @@ START_TEST(cli)
 		free(err);
 	}
 	free(dir);
+}
+END_TEST
+
+/* Defaults made on first run, and the connection limit. */
+START_TEST(first_run_and_limits)
+{
+	cons_t c = cons_start_args(NULL, false, (const char *const[]){"--max-connections", "2", NULL});
+	/* the enroll secret was generated, private, and only its path printed */
+	char path[4200];
+	snprintf(path, sizeof path, "%s/enroll-secret", c.dir);
+	struct stat st;
+	ck_assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	char *secret = th_read_file(path, NULL);
+	secret[strcspn(secret, "\n")] = '\0';
+	ck_assert_int_eq(strlen(secret), 64);
+	char *log = th_log(&c.proc);
+	ck_assert_msg(strstr(log, path) && !strstr(log, secret), "%s", log);
+	free(log);
+	char body[512];
+	snprintf(body, sizeof body, "{\"enroll_secret\":\"%s\",\"agent_id\":\"" AGENT_A "\",\"hostname\":\"h\",\"version\":\"1\"}",
+		 secret);
+	ck_assert_int_eq(req(&c, "POST", "/api/v1/enroll", NULL, "application/json", NULL, body, strlen(body), NULL), 200);
+	free(secret);
+	/* two connections held open (no handshake yet: the 1000 ms deadline
+	 * holds them); a third is closed at once, long before that */
+	th_client *a = th_client_connect_plain(c.port), *b = th_client_connect_plain(c.port);
+	th_client *third = th_client_connect_plain(c.port);
+	size_t len;
+	char *got = th_client_recv_until_close(third, &len, 500);
+	ck_assert_msg(th_client_eof(third) && len == 0, "a connection past --max-connections was served");
+	free(got);
+	th_client_close(third);
+	th_client_close(a);
+	th_client_close(b);
+	/* once they are gone (the console sees them close), new ones are served */
+	char url[128];
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/api/v1/agents", c.port);
+	int rc = -1;
+	for (int i = 0; i < 300 && rc != 0; i++) {
+		rc = th_curl((const char *const[]){"--cacert", c.pem, "-o", "/dev/null", url, NULL}, NULL, NULL, NULL);
+		if (rc)
+			usleep(10000);
+	}
+	ck_assert_msg(rc == 0, "no connection served after the held ones closed: curl %d", rc);
+	cons_stop(&c);
 }
 END_TEST
 
@@ -740,6 +859,7 @@ Suite *console_suite(void)
 	tcase_add_test(t, cli);
 	tcase_add_test(t, sqlite_functional);
 	tcase_add_test(t, attacks);
+	tcase_add_test(t, first_run_and_limits);
 	tcase_add_test(t, postgresql_functional);
 	suite_add_tcase(s, t);
 	return s;

@@ -14,4 +14,6 @@ Suite *sandbox_suite(void);
 Suite *frame_suite(void);
 Suite *spool_suite(void);
 
+Suite *console_parse_suite(void);
+
 #endif

@@ -1,0 +1,147 @@
+/*
+ * The console's pure parsers, fed what the network can send: query
+ * strings, RFC 3339 times, cursors, gzip (truncated, a bomb) and event
+ * lines the schema refuses. The integration suite covers the same paths
+ * through HTTP; these pin the edge cases one call at a time.
+ */
+#include "../../console/console.h"
+#include "../../console/ingest.h"
+#include "suites.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+START_TEST(params)
+{
+	console_params_t p;
+	char err[256];
+	ck_assert(console_params_parse("a=1&b=x%20y+z&&c=&d", &p, err, sizeof err));
+	ck_assert_int_eq(p.n, 4);
+	ck_assert_str_eq(p.names[1], "b");
+	ck_assert_str_eq(p.values[1], "x y z");
+	ck_assert_str_eq(p.values[2], "");
+	ck_assert_str_eq(p.names[3], "d");
+	console_params_free(&p);
+	/* malformed escapes and NUL are refused, naming the parameter */
+	const char *bad[] = {"a=%", "a=%4", "a=%zz", "a=%00", "%=1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(!console_params_parse(bad[i], &p, err, sizeof err), "%s", bad[i]);
+		ck_assert(strstr(err, "percent-encoded"));
+	}
+}
+END_TEST
+
+START_TEST(times)
+{
+	int64_t ms;
+	ck_assert(console_time_parse("1970-01-01T00:00:00Z", &ms) && ms == 0);
+	ck_assert(console_time_parse("2026-11-18T11:06:40.5Z", &ms) && ms == 1795000000500);
+	ck_assert(console_time_parse("2026-11-18T13:06:40+02:00", &ms) && ms == 1795000000000);
+	const char *bad[] = {"", "2026-11-18", "2026-11-18T11:06:40", "2026-13-01T00:00:00Z", "2026-11-18T11:06:40.Z",
+			     "2026-11-18T11:06:40Zjunk", "' OR 1=1 --"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(!console_time_parse(bad[i], &ms), "%s", bad[i]);
+	/* the event schema's form is stricter: exactly milliseconds and Z */
+	ck_assert(console_event_time_parse("2026-11-18T11:06:40.123Z", &ms) && ms == 1795000000123);
+	ck_assert(!console_event_time_parse("2026-11-18T11:06:40Z", &ms));
+	ck_assert(!console_event_time_parse("2026-11-18T11:06:40.123+00:00", &ms));
+	char out[64];
+	console_time_format(1795000000123, out);
+	ck_assert_str_eq(out, "2026-11-18T11:06:40.123Z");
+}
+END_TEST
+
+START_TEST(cursors)
+{
+	char c[40];
+	int64_t ts, seq;
+	console_cursor_format(1795000000123, 42, c);
+	ck_assert(console_cursor_parse(c, &ts, &seq) && ts == 1795000000123 && seq == 42);
+	ck_assert(!console_cursor_parse("", &ts, &seq));
+	ck_assert(!console_cursor_parse("000001a2016a1860000000000000000G", &ts, &seq));
+	ck_assert(!console_cursor_parse("000001a2016a18600000000000000002X", &ts, &seq));
+	ck_assert(!console_cursor_parse("0000000000000000ffffffffffffffff", &ts, &seq)); /* negative seq */
+}
+END_TEST
+
+static char *gzip_of(const char *data, size_t len, size_t *zlen)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+	size_t cap = deflateBound(&z, len);
+	char *out = malloc(cap);
+	z.next_in = (Bytef *)data;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap;
+	ck_assert(deflate(&z, Z_FINISH) == Z_STREAM_END);
+	*zlen = cap - z.avail_out;
+	deflateEnd(&z);
+	return out;
+}
+
+START_TEST(gunzip_caps)
+{
+	size_t n = 1 << 20, zlen, outlen;
+	char *zeros = calloc(1, n), *out = NULL;
+	char *z = gzip_of(zeros, n, &zlen);
+	ck_assert_int_eq(ingest_gunzip(z, zlen, n, &out, &outlen), 0);
+	ck_assert_uint_eq(outlen, n);
+	free(out);
+	/* one byte over the cap is refused, not allocated */
+	ck_assert_int_eq(ingest_gunzip(z, zlen, n - 1, &out, &outlen), 413);
+	/* truncated, and not gzip at all */
+	ck_assert_int_eq(ingest_gunzip(z, zlen / 2, n, &out, &outlen), 400);
+	ck_assert_int_eq(ingest_gunzip("{\"a\":1}\n", 8, n, &out, &outlen), 400);
+	free(z);
+	free(zeros);
+}
+END_TEST
+
+#define AG "aaaaaaaa-0000-4000-8000-000000000001"
+#define DROP(extra) "{\"event\":\"spool_drop\",\"id\":\"01900000-0000-7000-8000-000000000001\",\"agent_id\":\"" AG \
+		    "\",\"time\":\"2026-11-18T11:06:40.000Z\",\"reason\":\"spool_full\",\"dropped\":1" extra "}\n"
+
+START_TEST(event_lines)
+{
+	ingest_batch_t b;
+	char err[512];
+	const char *ok = DROP("");
+	ck_assert_int_eq(ingest_parse(ok, strlen(ok), false, AG, &b, err, sizeof err), 0);
+	ck_assert_uint_eq(b.n, 1);
+	ck_assert_str_eq(b.ev[0].kind, "spool_drop");
+	ck_assert(b.ev[0].ts_ms == 1795000000000);
+	ingest_free(&b);
+	/* refused: extra field, wrong enum, missing field, bad id, a blank line */
+	const char *bad[] = {DROP(",\"x\":1"), "{\"event\":\"spool_drop\",\"id\":\"01900000-0000-7000-8000-000000000001\","
+					       "\"agent_id\":\"" AG "\",\"time\":\"2026-11-18T11:06:40.000Z\",\"reason\":\"lost\",\"dropped\":1}\n",
+			     "{\"event\":\"verdict\",\"id\":\"01900000-0000-7000-8000-000000000001\",\"agent_id\":\"" AG
+			     "\",\"time\":\"2026-11-18T11:06:40.000Z\"}\n",
+			     "{\"event\":\"flow\",\"id\":\"01900000-0000-7000-8000-00000000000Z\",\"agent_id\":\"" AG "\"}\n",
+			     "\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(ingest_parse(bad[i], strlen(bad[i]), false, AG, &b, err, sizeof err), 400);
+		ck_assert_msg(strncmp(err, "line 1", 6) == 0, "%zu: %s", i, err);
+		ingest_free(&b);
+	}
+	/* another agent's event */
+	ck_assert_int_eq(ingest_parse(ok, strlen(ok), false, "bbbbbbbb-0000-4000-8000-000000000002", &b, err, sizeof err),
+			 403);
+	ingest_free(&b);
+}
+END_TEST
+
+Suite *console_parse_suite(void)
+{
+	Suite *s = suite_create("console_parse");
+	TCase *t = tcase_create("parse");
+	tcase_add_test(t, params);
+	tcase_add_test(t, times);
+	tcase_add_test(t, cursors);
+	tcase_add_test(t, gunzip_caps);
+	tcase_add_test(t, event_lines);
+	suite_add_tcase(s, t);
+	return s;
+}
