@@ -18,7 +18,7 @@ work=$(mktemp -d /tmp/dlpgate-backlog-XXXXXX)
 trap 'kill $cpid $apid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 cport=18443
 aport=18128
-secret=backlog-secret
+secret=backlog-bench-enroll-secret
 mkdir -p "$work/console"
 dbarg=""
 [ "$db" = sqlite ] || dbarg="--db $db"
@@ -28,7 +28,10 @@ admin=$("$cbin" admin token create --state-dir "$work/console" $dbarg)
 cpid=$!
 apid=""
 until [ -s "$work/console/console.pem" ] && curl -s -o /dev/null --cacert "$work/console/console.pem" \
-	https://127.0.0.1:$cport/; do sleep 0.1; done
+	https://127.0.0.1:$cport/; do
+	kill -0 $cpid 2>/dev/null || { cat "$work/console.log" >&2; exit 1; }
+	sleep 0.1
+done
 agent() {
 	"$bin" run --listen 127.0.0.1:$aport --state-dir "$work/agent" --config "$work/agent.json" \
 		--console https://127.0.0.1:$cport --console-ca "$work/console/console.pem" \
@@ -37,7 +40,10 @@ agent() {
 }
 printf '{"report": {"drain_events_per_s": %s, "status_interval_s": 3600}}\n' "$rate" >"$work/agent.json"
 agent
-until grep -q event=enrolled "$work/agent.log"; do sleep 0.1; done
+until grep -q event=enrolled "$work/agent.log"; do
+	kill -0 $apid 2>/dev/null || { cat "$work/agent.log" >&2; exit 1; }
+	sleep 0.1
+done
 kill $apid; wait $apid || true
 "$top/build/spoolfill" "$work/agent" "$n"
 count() {
