@@ -113,7 +113,10 @@ void report_submit(const char *json, size_t len)
 		return;
 	}
 	spool_append(R.spool, json, len);
-	if (atomic_fetch_add(&R.since_read, 1) + 1 == R.cfg.batch_max_events) {
+	/* Wake the uploader for the first event after it read (so the batch
+	 * clock starts now) and when a batch is full. */
+	unsigned before = atomic_fetch_add(&R.since_read, 1);
+	if (before == 0 || before + 1 == R.cfg.batch_max_events) {
 		pthread_mutex_lock(&R.lock);
 		pthread_cond_signal(&R.wake);
 		pthread_mutex_unlock(&R.lock);
@@ -177,6 +180,7 @@ typedef struct {
 	uint64_t next_status;
 	uint64_t next_sync;
 	uint64_t batch_since;      /* when the spool was first seen non-empty */
+	bool pending;              /* the spool held events at the last look */
 	uint64_t rate_next;        /* drain rate cap */
 	unsigned failures;
 	uint32_t batch_limit;      /* shrinks to isolate a refused record */
@@ -304,6 +308,7 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 {
 	spool_stats_t st;
 	spool_stats(R.spool, &st);
+	s->pending = st.depth > 0;
 	if (!st.depth) {
 		s->batch_since = 0;
 		return;
@@ -330,6 +335,7 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 			report_count(REPORT_UPLOADED);
 		s->failures = 0;
 		s->batch_since = 0;
+		s->pending = st.depth > b.n; /* a backlog: the next batch goes as soon as the rate allows */
 		if (s->batch_limit < R.cfg.batch_max_events)
 			s->batch_limit = s->batch_limit * 2 < R.cfg.batch_max_events ? s->batch_limit * 2
 										 : R.cfg.batch_max_events;
@@ -395,8 +401,9 @@ static void *uploader(void *arg)
 		now = now_ms();
 		uint64_t until = now + 1000;
 		if (R.token[0]) {
-			uint64_t due = stopping ? now : s.batch_since ? min_u64(s.batch_since + R.cfg.batch_wait_ms, s.next_status)
-						     : s.next_status;
+			uint64_t batch_due = !s.pending ? s.next_status /* or a writer's signal */
+					     : s.batch_since ? s.batch_since + R.cfg.batch_wait_ms : now;
+			uint64_t due = stopping ? now : min_u64(batch_due, s.next_status);
 			uint64_t allowed = s.next_try > s.rate_next ? s.next_try : s.rate_next;
 			until = min_u64(until, due > allowed ? due : allowed);
 		}
