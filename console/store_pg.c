@@ -127,15 +127,20 @@ static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t 
 		       void *ud)
 {
 	pg_conn_t *c = (pg_conn_t *)base;
-	if (np > 32) {
-		snprintf(base->error, sizeof base->error, "internal: more than 32 parameters");
+	if (np > 65535) { /* the protocol's limit */
+		snprintf(base->error, sizeof base->error, "internal: more than 65535 parameters");
 		return -1;
 	}
 	const char *stmt = prepared(c, sql, np);
 	if (!stmt)
 		return -1;
-	const char *values[32];
-	char ints[32][24];
+	/* multi-row inserts bind hundreds of values: text forms on the heap */
+	const char **values = malloc((size_t)(np ? np : 1) * (sizeof *values + 24));
+	if (!values) {
+		snprintf(base->error, sizeof base->error, "out of memory");
+		return -1;
+	}
+	char (*ints)[24] = (char (*)[24])(values + np);
 	for (int i = 0; i < np; i++) {
 		if (p[i].type == STORE_P_INT) {
 			snprintf(ints[i], sizeof ints[i], "%" PRId64, p[i].i);
@@ -145,6 +150,7 @@ static int64_t pg_exec(store_conn_t *base, const char *sql, const store_param_t 
 		}
 	}
 	PGresult *r = PQexecPrepared(c->pg, stmt, np, values, NULL, NULL, 0);
+	free(values);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		set_err(c, r);

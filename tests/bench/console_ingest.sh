@@ -1,0 +1,65 @@
+#!/bin/sh
+# Console ingest (issue 5): N simulated agents (default 100) enroll and post
+# gzip NDJSON batches concurrently for D seconds, into SQLite and into a
+# PostgreSQL 15 this script starts (initdb in a temp dir, as the postgres
+# user); then 1,000 idle keep-alive agent connections and the console's RSS.
+# The load tool (tests/bench/console_load.c) runs on the same machine, so
+# it takes CPU from the console: the numbers are a floor.
+#
+#   tests/bench/console_ingest.sh [AGENTS] [SECONDS] [BATCH]
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+agents=${1:-100}
+seconds=${2:-10}
+batch=${3:-100}
+make -s -C "$top" build/dlpgate-console build/console-load >/dev/null
+cbin="$top/build/dlpgate-console"
+load="$top/build/console-load"
+pgbin=/usr/lib/postgresql/15/bin
+work=$(mktemp -d /tmp/dlpgate-ingest-XXXXXX)
+chmod 755 "$work"
+cpid=""
+cleanup() {
+	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
+	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+secret=ingest-bench-enroll-secret
+port=18543
+
+console() { # DB-ARG...
+	rm -rf "$work/st"
+	mkdir -p "$work/st"
+	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn "$@" \
+		>"$work/console.log" 2>&1 &
+	cpid=$!
+	until [ -s "$work/st/console.pem" ] && curl -s -o /dev/null --cacert "$work/st/console.pem" \
+		https://127.0.0.1:$port/; do
+		kill -0 $cpid 2>/dev/null || { cat "$work/console.log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }
+
+run_load() { # LABEL IDLE
+	"$load" --url https://127.0.0.1:$port --cacert "$work/st/console.pem" --secret $secret \
+		--agents "$agents" --seconds "$seconds" --batch "$batch" --idle "$2" --pid $cpid | sed "s/^/$1: /"
+}
+
+console
+run_load sqlite 0
+stop_console
+
+mkdir -p "$work/pg"
+chown postgres "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+	-o "-p 55433 -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" start >/dev/null
+console --db postgresql://postgres@127.0.0.1:55433/postgres
+run_load postgresql 0
+stop_console
+
+console
+agents=1 seconds=1 batch=1 run_load idle 1000
+stop_console
