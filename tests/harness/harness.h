@@ -141,6 +141,21 @@ long th_rss_kib(pid_t pid);
  * code; out/out_len/err as th_run. */
 int th_curl(const char *const args[], char **out, size_t *out_len, char **err);
 
+/* ---- PostgreSQL ---------------------------------------------------------------------- */
+
+typedef struct {
+	th_proc proc;
+	int port;
+	char url[128];  /* postgresql://postgres@127.0.0.1:PORT/postgres */
+	char *dir;      /* data dir and unix socket (harness-owned) */
+} th_postgres;
+
+/* A private PostgreSQL 15 (Debian's binaries) on a free port of 127.0.0.1, run as the
+ * postgres user, trust auth, fsync off; ready when this returns. th_fail naming the fix
+ * when the binaries or the user are missing. */
+th_postgres th_postgres_start(void);
+void th_postgres_stop(th_postgres *pg);
+
 /* ---- nginx as an HTTPS upstream ----------------------------------------------------- */
 
 typedef struct {

@@ -151,3 +151,15 @@ char *url(const char *host, int port, const char *path, bool tls)
 		th_fail("out of memory");
 	return u;
 }
+
+const char *dlp_console_bin(void)
+{
+	static char path[4096];
+	snprintf(path, sizeof path, "%s", dlp_bin());
+	char *slash = strrchr(path, '/');
+	if (slash)
+		snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "dlpgate-console");
+	else
+		snprintf(path, sizeof path, "dlpgate-console");
+	return path;
+}

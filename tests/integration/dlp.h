@@ -40,6 +40,8 @@ char *dlp_log(dlp_t *d);
 /* Polls the log until it holds needle; false after timeout_ms. */
 bool dlp_log_wait(dlp_t *d, const char *needle, int timeout_ms);
 const char *dlp_bin(void);
+/* build/dlpgate-console, beside dlp_bin(). */
+const char *dlp_console_bin(void);
 
 /* curl through the proxy trusting dlpgate's CA: returns the exit code;
  * out gets the body (or what -w prints), err stderr. args NULL-terminated. */

@@ -14,7 +14,6 @@
 #include <jansson.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,6 @@
 #define SECRET "test-enroll-secret-0123456789"
 #define AGENT_A "aaaaaaaa-0000-4000-8000-000000000001"
 #define AGENT_B "bbbbbbbb-0000-4000-8000-000000000002"
-#define PG_BIN "/usr/lib/postgresql/15/bin"
 
 typedef struct {
 	th_proc proc;
@@ -36,17 +34,6 @@ typedef struct {
 	const char *db; /* NULL: the SQLite default */
 } cons_t;
 
-static const char *console_bin(void)
-{
-	static char path[4096];
-	snprintf(path, sizeof path, "%s", dlp_bin());
-	char *slash = strrchr(path, '/');
-	if (slash)
-		snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "dlpgate-console");
-	else
-		snprintf(path, sizeof path, "dlpgate-console");
-	return path;
-}
 
 static cons_t cons_start_args(const char *db, bool secret, const char *const extra[])
 {
@@ -59,7 +46,7 @@ static cons_t cons_start_args(const char *db, bool secret, const char *const ext
 	char listen[64], logname[80];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", c.port);
 	snprintf(logname, sizeof logname, "%s.log", name);
-	const char *argv[24] = {console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--request-timeout-ms", "1000",
+	const char *argv[24] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", c.dir, "--request-timeout-ms", "1000",
 				"--log-level", "info"};
 	int a = 10;
 	if (secret) {
@@ -105,7 +92,7 @@ static void cons_stop(cons_t *c)
 
 static char *admin_token(cons_t *c)
 {
-	const char *argv[10] = {console_bin(), "admin", "token", "create", "--state-dir", c->dir};
+	const char *argv[10] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", c->dir};
 	int a = 6;
 	if (c->db) {
 		argv[a++] = "--db";
@@ -694,7 +681,7 @@ START_TEST(cli)
 {
 	const char *const helps[][4] = {{"--help"}, {"run", "--help"}, {"admin", "--help"}};
 	for (int i = 0; i < 3; i++) {
-		const char *argv[6] = {console_bin()};
+		const char *argv[6] = {dlp_console_bin()};
 		for (int k = 0; k < 4 && helps[i][k]; k++)
 			argv[k + 1] = helps[i][k];
 		char *out = NULL;
@@ -716,7 +703,7 @@ START_TEST(cli)
 	const char *want[] = {"--listen", "--state-dir", "--bogus", "--listen", "--db", "--tls-key", "--request-timeout-ms",
 			      "--state-dir"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		const char *argv[14] = {console_bin()};
+		const char *argv[14] = {dlp_console_bin()};
 		for (int k = 0; bad[i][k]; k++)
 			argv[k + 1] = bad[i][k];
 		char *err = NULL;
@@ -774,63 +761,13 @@ START_TEST(first_run_and_limits)
 }
 END_TEST
 
-/* ---- PostgreSQL, started here ---- */
-
-static void run_as_postgres(const char *const args[], int timeout_ms)
-{
-	const char *argv[24] = {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"};
-	int a = 5;
-	for (int i = 0; args[i]; i++)
-		argv[a++] = args[i];
-	argv[a] = NULL;
-	char *out = NULL, *err = NULL;
-	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, timeout_ms);
-	ck_assert_msg(rc == 0, "%s: exit %d: %s %s", args[0], rc, out, err);
-	free(out), free(err);
-}
+/* ---- PostgreSQL ---- */
 
 START_TEST(postgresql_functional)
 {
-	if (access(PG_BIN "/initdb", X_OK) != 0 || access(PG_BIN "/postgres", X_OK) != 0)
-		th_fail("PostgreSQL server binaries are missing in " PG_BIN ": run `make deps` (scripts/deps.sh "
-			"installs the postgresql package)");
-	struct passwd *pw = getpwnam("postgres");
-	if (!pw)
-		th_fail("no postgres user: run `make deps` (the postgresql package creates it)");
-	char *dir = th_path("pg");
-	ck_assert(mkdir(dir, 0700) == 0 && chown(dir, pw->pw_uid, pw->pw_gid) == 0);
-	size_t n = strlen(dir) + 16;
-	char *data = malloc(n);
-	snprintf(data, n, "%s/data", dir);
-	run_as_postgres((const char *const[]){PG_BIN "/initdb", "-D", data, "-A", "trust", "-U", "postgres",
-					      "--no-locale", "-E", "UTF8", "--no-sync", NULL},
-			60000);
-	int port = th_free_port();
-	char portbuf[16];
-	snprintf(portbuf, sizeof portbuf, "%d", port);
-	const char *argv[] = {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--",
-			      PG_BIN "/postgres", "-D", data, "-k", dir, "-p", portbuf, "-h", "127.0.0.1",
-			      "-c", "fsync=off", NULL};
-	th_proc pg = th_spawn((char *const *)argv, "postgres.log");
-	bool ready = false;
-	for (int i = 0; i < 1500 && !ready; i++) {
-		char *log = th_log(&pg);
-		ready = strstr(log, "ready to accept connections") != NULL;
-		free(log);
-		if (!ready) {
-			if (!th_alive(&pg)) {
-				char *l = th_log(&pg);
-				th_fail("postgres exited: %s", l);
-			}
-			usleep(10000);
-		}
-	}
-	if (!ready) {
-		char *l = th_log(&pg);
-		th_fail("postgres not ready after 15 s: %s", l);
-	}
-	char url[256];
-	snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/postgres", port);
+	th_postgres pg = th_postgres_start();
+	const char *url = pg.url;
+
 	cons_t c = cons_start(url);
 	functional_path(&c);
 	/* an injection attempt reaches PostgreSQL only as a parameter */
@@ -845,9 +782,7 @@ START_TEST(postgresql_functional)
 	ck_assert_int_eq(count_query(&c, admin, ""), N_EVENTS + 5);
 	free(admin);
 	cons_stop(&c);
-	th_stop(&pg);
-	free(data);
-	free(dir);
+	th_postgres_stop(&pg);
 }
 END_TEST
 

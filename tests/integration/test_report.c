@@ -150,14 +150,6 @@ END_TEST
 
 /* ---- the agent and the real console ---- */
 
-static const char *console_bin(void)
-{
-	static char path[600];
-	snprintf(path, sizeof path, "%s", dlp_bin());
-	char *slash = strrchr(path, '/');
-	snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "dlpgate-console");
-	return path;
-}
 
 typedef struct {
 	th_proc proc;
@@ -170,7 +162,7 @@ typedef struct {
 
 #define ENROLL_SECRET "fleet-secret-for-tests"
 
-static void console_start(console_t *c, int port, const char *dir)
+static void console_start_db(console_t *c, int port, const char *dir, const char *db)
 {
 	c->port = port;
 	snprintf(c->dir, sizeof c->dir, "%s", dir);
@@ -178,21 +170,27 @@ static void console_start(console_t *c, int port, const char *dir)
 	snprintf(c->cert, sizeof c->cert, "%s/console.pem", dir);
 	char listen[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-	const char *argv[] = {console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
-			      ENROLL_SECRET, NULL};
+	const char *argv[] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
+			      ENROLL_SECRET, db ? "--db" : NULL, db, NULL};
 	c->proc = th_spawn((char *const *)argv, "console.log");
 	if (!th_wait_port(port, 15000)) {
 		char *log = th_log(&c->proc);
 		th_fail("dlpgate-console did not listen on %d:\n%s", port, log);
 	}
 	if (!c->admin[0]) {
-		const char *tc[] = {console_bin(), "admin", "token", "create", "--state-dir", dir, NULL};
+		const char *tc[] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", dir,
+				    db ? "--db" : NULL, db, NULL};
 		char *out = NULL, *err = NULL;
 		int rc = th_run((char *const *)tc, NULL, 0, &out, NULL, &err, 30000);
 		if (rc != 0 || sscanf(out, "%127s", c->admin) != 1)
 			th_fail("admin token create: exit %d: %s%s", rc, out, err);
 		free(out), free(err);
 	}
+}
+
+static void console_start(console_t *c, int port, const char *dir)
+{
+	console_start_db(c, port, dir, NULL);
 }
 
 /* The events the console holds (all pages), as a JSON array. */
@@ -576,6 +574,33 @@ START_TEST(retry_after_is_honoured)
 }
 END_TEST
 
+/* The same path with the console on PostgreSQL: real traffic through the
+ * agent, events stored once, queryable by detector, the agent's status. */
+START_TEST(agent_to_console_on_postgresql)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	th_postgres pg = th_postgres_start();
+	console_start_db(&x.c, th_free_port(), x.console_dir, pg.url);
+	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"status_interval_s\": 1}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	static char ids[20000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 40, ids, sizeof ids), 40);
+	expect_exactly_once(&x.c, ids, 20000);
+	json_t *by_det = console_events(&x.c, "detector=aws");
+	ck_assert_int_eq((int)json_array_size(by_det), 40);
+	json_t *aws = json_object_get(json_object_get(json_array_get(by_det, 0), "detectors"), "aws");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(aws, "samples"), 0)), "AKIA************MPLE");
+	json_decref(by_det);
+	th_stop(&a.proc);
+	th_stop(&x.c.proc);
+	th_postgres_stop(&pg);
+	e2e_free(&x);
+}
+END_TEST
+
 Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
@@ -587,6 +612,7 @@ Suite *report_suite(void)
 	tcase_add_test(t, full_spool_drops_are_counted_and_reported);
 	tcase_add_test(t, graceful_stop_flushes_the_spool);
 	tcase_add_test(t, retry_after_is_honoured);
+	tcase_add_test(t, agent_to_console_on_postgresql);
 	suite_add_tcase(s, t);
 	return s;
 }
