@@ -151,6 +151,9 @@ $(BUILD)/console-load: tests/bench/console_load.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl zlib)
+# Its network parsers get a fuzz target like the engine's.
+build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
+build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
 # ---- end console ---------------------------------------------------------
 
 run: all

@@ -25,7 +25,8 @@ typedef struct {
 	char *text;         /* the inflated body, lines NUL-terminated in place */
 } ingest_batch_t;
 
-/* 0, or the HTTP status (400, 403, 413) with detail in err. */
+/* 0, or the HTTP status (400, 403, 413; 500 out of memory) with detail in
+ * err. Either way the caller ends with ingest_free(b). */
 int ingest_parse(const char *body, size_t len, bool gzip, const char *agent_id, ingest_batch_t *b, char *err,
 		 size_t errlen);
 void ingest_free(ingest_batch_t *b);
