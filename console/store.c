@@ -333,7 +333,7 @@ static bool insert_rows(store_conn_t *c, const char *head, int cols, const store
 static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
 			 size_t *accepted)
 {
-	store_param_t p[64 * EVENT_COLS];
+	store_param_t p[64 * EVENT_COLS] = {{0}}; /* filled below; gcc -O1 cannot tell */
 	int64_t seq[64];
 	size_t n_det = 0;
 	for (size_t i = 0; i < n; i++) {
