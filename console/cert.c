@@ -11,11 +11,7 @@
 
 #include "tls/ca.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +29,6 @@ static void ssl_err(char *err, size_t n, const char *what)
 
 static X509 *make_cert(EVP_PKEY *key)
 {
-	X509 *cert = X509_new();
-	X509_NAME *name = X509_NAME_new();
 	char host[256] = "localhost", san[600];
 	gethostname(host, sizeof host - 1);
 	host[sizeof host - 1] = '\0';
@@ -42,57 +36,11 @@ static X509 *make_cert(EVP_PKEY *key)
 		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1,DNS:%s", host);
 	else
 		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1");
-	unsigned char serial[16];
-	RAND_bytes(serial, sizeof serial);
-	serial[0] = (serial[0] & 0x7f) | 0x40;
-	BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
-	X509V3_CTX ctx;
-	bool ok = cert && name && bn && X509_set_version(cert, 2) &&
-		  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
-		  X509_gmtime_adj(X509_getm_notBefore(cert), -86400) &&
-		  X509_gmtime_adj(X509_getm_notAfter(cert), 825L * 86400) &&
-		  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"dlpgate", -1, -1, 0) &&
-		  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"dlpgate console", -1,
-					     -1, 0) &&
-		  X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name) && X509_set_pubkey(cert, key);
-	if (ok) {
-		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
-		ok = ca_add_ext(cert, &ctx, NID_subject_alt_name, san) &&
-		     ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") &&
-		     ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
-		     X509_sign(cert, key, EVP_sha256()) > 0;
-	}
-	BN_free(bn);
-	X509_NAME_free(name);
-	if (!ok) {
-		X509_free(cert);
-		return NULL;
-	}
-	return cert;
-}
-
-static bool write_pem(const char *path, int mode, X509 *cert, EVP_PKEY *key, char *err, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0) {
-		snprintf(err, n, "cannot create %s: %s", path, strerror(errno));
-		return false;
-	}
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		snprintf(err, n, "cannot write %s", path);
-		return false;
-	}
-	bool ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, cert) == 1;
-	ok = ok && fflush(f) == 0 && fsync(fd) == 0;
-	if (fclose(f) != 0)
-		ok = false;
-	if (!ok) {
-		unlink(path);
-		snprintf(err, n, "cannot write %s", path);
-	}
-	return ok;
+	const ca_ext_t exts[] = {{NID_subject_alt_name, san},
+				 {NID_ext_key_usage, "serverAuth"},
+				 {NID_subject_key_identifier, "hash"},
+				 {0, NULL}};
+	return ca_self_signed(key, "dlpgate console", 825, exts);
 }
 
 static bool generate(const char *cert_path, const char *key_path, char *err, size_t n)
@@ -104,8 +52,8 @@ static bool generate(const char *cert_path, const char *key_path, char *err, siz
 		EVP_PKEY_free(key);
 		return false;
 	}
-	bool ok = write_pem(key_path, 0600, NULL, key, err, n);
-	if (ok && !(ok = write_pem(cert_path, 0644, cert, NULL, err, n)))
+	bool ok = ca_write_pem(key_path, 0600, NULL, key, err, n);
+	if (ok && !(ok = ca_write_pem(cert_path, 0644, cert, NULL, err, n)))
 		unlink(key_path);
 	X509_free(cert);
 	EVP_PKEY_free(key);

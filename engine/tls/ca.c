@@ -63,21 +63,11 @@ bool ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 	return ok;
 }
 
-static X509 *make_ca_cert(EVP_PKEY *key)
+X509 *ca_self_signed(EVP_PKEY *key, const char *cn, long days, const ca_ext_t *exts)
 {
 	X509 *cert = X509_new();
 	if (!cert)
 		return NULL;
-	char host[256] = "localhost", cn[320];
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	snprintf(cn, sizeof cn, "dlpgate CA %.200s %04d-%02d-%02d", host, tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday);
-	cn[64] = '\0'; /* CN upper bound */
-
 	unsigned char serial[16];
 	RAND_bytes(serial, sizeof serial);
 	serial[0] &= 0x7f;
@@ -88,17 +78,15 @@ static X509 *make_ca_cert(EVP_PKEY *key)
 	bool ok = bn && name && X509_set_version(cert, 2) && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
 		  /* Backdated a day for clocks that are a little behind. */
 		  X509_gmtime_adj(X509_getm_notBefore(cert), -86400) &&
-		  X509_gmtime_adj(X509_getm_notAfter(cert), 3650L * 86400) &&
+		  X509_gmtime_adj(X509_getm_notAfter(cert), days * 86400) &&
 		  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"dlpgate", -1, -1, 0) &&
 		  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) &&
 		  X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name) && X509_set_pubkey(cert, key);
 	if (ok) {
 		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
-		ok = ca_add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
-		     ca_add_ext(cert, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-		     ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") &&
-		     ca_add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always") &&
-		     X509_sign(cert, key, EVP_sha256()) > 0;
+		for (const ca_ext_t *e = exts; ok && e && e->nid; e++)
+			ok = ca_add_ext(cert, &ctx, e->nid, e->value);
+		ok = ok && X509_sign(cert, key, EVP_sha256()) > 0;
 	}
 	BN_free(bn);
 	X509_NAME_free(name);
@@ -109,7 +97,26 @@ static X509 *make_ca_cert(EVP_PKEY *key)
 	return cert;
 }
 
-static bool write_pem_file(const char *path, int mode, bool is_key, X509 *cert, EVP_PKEY *key, char *err, size_t n)
+static X509 *make_ca_cert(EVP_PKEY *key)
+{
+	char host[256] = "localhost", cn[320];
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	snprintf(cn, sizeof cn, "dlpgate CA %.200s %04d-%02d-%02d", host, tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday);
+	cn[64] = '\0'; /* CN upper bound */
+	static const ca_ext_t exts[] = {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+					{NID_key_usage, "critical,keyCertSign,cRLSign"},
+					{NID_subject_key_identifier, "hash"},
+					{NID_authority_key_identifier, "keyid:always"},
+					{0, NULL}};
+	return ca_self_signed(key, cn, 3650, exts);
+}
+
+bool ca_write_pem(const char *path, int mode, X509 *cert, EVP_PKEY *key, char *err, size_t n)
 {
 	/* O_EXCL: we never replace a CA that exists, and the key file is born
 	 * with its final mode, never briefly readable. */
@@ -124,7 +131,7 @@ static bool write_pem_file(const char *path, int mode, bool is_key, X509 *cert, 
 		snprintf(err, n, "cannot write %s: %s", path, strerror(errno));
 		return false;
 	}
-	bool ok = is_key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, cert) == 1;
+	bool ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, cert) == 1;
 	ok = ok && fflush(f) == 0 && fsync(fd) == 0;
 	if (fclose(f) != 0)
 		ok = false;
@@ -148,8 +155,7 @@ static bool generate(ca_t *ca, const char *cert_path, const char *key_path, char
 		ssl_err(err, n, "cannot make the CA certificate");
 		return false;
 	}
-	if (!write_pem_file(key_path, 0600, true, NULL, key, err, n) ||
-	    !write_pem_file(cert_path, 0644, false, cert, NULL, err, n)) {
+	if (!ca_write_pem(key_path, 0600, NULL, key, err, n) || !ca_write_pem(cert_path, 0644, cert, NULL, err, n)) {
 		unlink(key_path);
 		X509_free(cert);
 		EVP_PKEY_free(key);

@@ -35,6 +35,18 @@ void ca_free(ca_t *ca);
 /* Adds an X.509v3 extension given in OpenSSL's config syntax. */
 bool ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value);
 
+typedef struct {
+	int nid;            /* 0 ends a list */
+	const char *value;  /* OpenSSL config syntax */
+} ca_ext_t;
+/* A self-signed certificate for key: O=dlpgate, CN=cn, a random serial,
+ * valid from yesterday for `days` days, with the extensions listed. The
+ * engine's CA and the console's server certificate are both made here. */
+X509 *ca_self_signed(EVP_PKEY *key, const char *cn, long days, const ca_ext_t *exts);
+/* Writes the certificate, or the key when key != NULL, as PEM into a new
+ * file (O_EXCL) born with mode, fsync'ed; removes it on failure. */
+bool ca_write_pem(const char *path, int mode, X509 *cert, EVP_PKEY *key, char *err, size_t errlen);
+
 /* Creates DIR (and parents) mode 0700 if missing; refuses a path that is not a directory. */
 bool ca_ensure_dir(const char *dir, char *err, size_t errlen);
 
