@@ -9,13 +9,19 @@
  * write mutex: threads of this process queue on the mutex instead of
  * spinning in SQLITE_BUSY, and busy_timeout covers other processes (the
  * `admin token create` CLI on a running console).
+ *
+ * synchronous=FULL: an agent deletes a batch once the console answered
+ * 2xx, so a committed batch must survive a power cut, not just a crash.
+ * It costs a WAL fsync per batch (ingest bench: 26,541 -> 20,129 events/s).
  */
 #include "store.h"
 
 #include "core/buf.h"
 
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +50,11 @@ static store_conn_t *sq_connect(store_t *st, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	/* Born 0600: the events are audit data. SQLite gives its -wal and -shm
+	 * files the database file's mode. */
+	int fd = open(st->target, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
 	int r = sqlite3_open_v2(st->target, &c->db,
 				SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (r != SQLITE_OK) {
@@ -55,7 +66,7 @@ static store_conn_t *sq_connect(store_t *st, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(c->db, 10000);
 	char *msg = NULL;
-	if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
+	if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", NULL,
 			 NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set up database %s: %s", st->target, msg ? msg : "?");
 		sqlite3_free(msg);
