@@ -725,6 +725,12 @@ START_TEST(first_run_and_limits)
 	snprintf(path, sizeof path, "%s/enroll-secret", c.dir);
 	struct stat st;
 	ck_assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	/* so are the database and the TLS key */
+	char other[4200];
+	snprintf(other, sizeof other, "%s/console.db", c.dir);
+	ck_assert_msg(stat(other, &st) == 0 && (st.st_mode & 0777) == 0600, "%s mode %o", other, st.st_mode & 0777);
+	snprintf(other, sizeof other, "%s/console.key", c.dir);
+	ck_assert(stat(other, &st) == 0 && (st.st_mode & 0777) == 0600);
 	char *secret = th_read_file(path, NULL);
 	secret[strcspn(secret, "\n")] = '\0';
 	ck_assert_int_eq(strlen(secret), 64);
