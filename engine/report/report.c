@@ -36,14 +36,14 @@ static struct {
 	bool started;
 	config_t cfg;              /* the report.* values, copied at start */
 	char agent_id[EVENT_ID_LEN];
-	char token[80];
+	char token[80];            /* the uploader thread's alone once it runs */
 	char id_path[600];
 	char console[512];
 	char enroll_secret[256];
 	spool_t *spool;
 	upload_t *up;
 	pthread_t thread;
-	pthread_mutex_t lock;      /* stop, policy_version, last_errors, token */
+	pthread_mutex_t lock;      /* stopping, policy_version, last_errors */
 	pthread_cond_t wake;
 	bool stopping;
 	char policy_version[48];
@@ -231,9 +231,7 @@ static bool enroll(sched_t *s, uint64_t now)
 		const char *token = json_string_value(json_object_get(a, "token"));
 		const char *id = json_string_value(json_object_get(a, "agent_id"));
 		if (token && strlen(token) < sizeof R.token && id && !strcmp(id, R.agent_id)) {
-			pthread_mutex_lock(&R.lock);
 			snprintf(R.token, sizeof R.token, "%s", token);
-			pthread_mutex_unlock(&R.lock);
 			char err[700];
 			if (!save_identity(err, sizeof err))
 				log_msg(LOG_ERROR, "enroll", "%s (the token is kept in memory only)", err);
@@ -351,11 +349,8 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 			spool_skip(R.spool);
 		}
 	} else {
-		if (r.status == 401) {
-			pthread_mutex_lock(&R.lock);
+		if (r.status == 401)
 			R.token[0] = '\0'; /* the console forgot us: enroll again */
-			pthread_mutex_unlock(&R.lock);
-		}
 		fail(s, now, &r, "upload");
 	}
 	upload_result_free(&r);
