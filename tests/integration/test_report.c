@@ -601,12 +601,57 @@ START_TEST(agent_to_console_on_postgresql)
 }
 END_TEST
 
+/* The flow log's switch and sampling: by default only flows that were not
+ * inspected get a record; sampling at 0% gives none. */
+static int flow_records(const char *config)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	char *policy = th_path("policy.lua");
+	th_write_file(policy, policy_src, strlen(policy_src), 0644);
+	const char *args[] = {"--policy", policy, NULL};
+	dlp_t d = dlp_start(w.ca.cert_path, config, args);
+	char *u_ip = url("127.0.0.1", th_upstream_port(up), "/", true);
+	char *u_host = url("localhost", th_upstream_port(up), "/", true);
+	for (int i = 0; i < 3; i++) {
+		const char *inspected[] = {u_ip, NULL}, *bypassed[] = {u_host, NULL};
+		char *out, *err;
+		dlp_curl(&d, inspected, &out, &err);
+		free(out), free(err);
+		dlp_curl(&d, bypassed, &out, &err);
+		free(out), free(err);
+	}
+	dlp_stop(&d);
+	char *log = dlp_log(&d);
+	int n = 0, inspected = 0;
+	for (const char *p = log; (p = strstr(p, "{\"event\":\"flow\"")); p++) {
+		n++;
+		const char *nl = strchr(p, '\n');
+		const char *m = strstr(p, "\"mode\":\"inspect\"");
+		inspected += m && (!nl || m < nl);
+	}
+	free(log), free(u_ip), free(u_host), free(policy);
+	th_upstream_stop(up);
+	world_free(&w);
+	return n * 100 + inspected;
+}
+
+START_TEST(flow_log_switch_and_sampling)
+{
+	ck_assert_int_eq(flow_records(NULL), 300);                                               /* 3 bypassed */
+	ck_assert_int_eq(flow_records("{\"report\": {\"flow_events\": \"all\"}}"), 603);          /* + 3 inspected */
+	ck_assert_int_eq(flow_records("{\"report\": {\"flow_sample_percent\": 0}}"), 0);
+	ck_assert_int_eq(flow_records("{\"report\": {\"flow_events\": \"off\"}}"), 0);
+}
+END_TEST
+
 Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
 	TCase *t = tcase_create("report");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, real_events_validate_against_the_schema);
+	tcase_add_test(t, flow_log_switch_and_sampling);
 	tcase_add_test(t, killed_agent_loses_no_acknowledged_event);
 	tcase_add_test(t, console_away_then_back_nothing_lost);
 	tcase_add_test(t, full_spool_drops_are_counted_and_reported);
