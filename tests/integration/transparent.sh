@@ -62,8 +62,10 @@ ip netns exec "$B" nginx -c "$WORK/nginx.conf" -g "daemon off;" &
 NGINX_PID=$!
 
 inA nft list ruleset >"$WORK/ruleset-before" || fail "nft list ruleset"
+# every flow gets a flow-log event: they carry the app's command line
+echo '{"report": {"flow_events": "all"}}' >"$WORK/config.json"
 ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --transparent "[::1]:$PORT" --state-dir "$WORK/state" --upstream-ca "$UPSTREAM_CA" \
-	--policy "$POLICY" --workers 2 2>"$WORK/dlpgate.log" &
+	--policy "$POLICY" --config "$WORK/config.json" --workers 2 2>"$WORK/dlpgate.log" &
 DLP_PID=$!
 for _ in $(seq 100); do
 	[ -s "$WORK/state/ca.pem" ] && inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
@@ -100,6 +102,11 @@ case "$line" in *"uid=1000"*) ;; *) fail "no uid=1000 in: $line" ;; esac
 case "$line" in *"app=/usr/bin/curl"*) ;; *) fail "no app=/usr/bin/curl in: $line" ;; esac
 case "$line" in *"sni=up.test"*) ;; *) fail "no sni=up.test in: $line" ;; esac
 ok "identity: $(echo "$line" | grep -o 'uid=[0-9]* app=[^ ]*')"
+for _ in $(seq 50); do grep -q '"event":"flow".*"uid":1000' "$WORK/dlpgate.log" && break; sleep 0.1; done
+ev=$(grep '"event":"flow".*"uid":1000' "$WORK/dlpgate.log" | head -1)
+case "$ev" in *'"path":"/usr/bin/curl","cmdline":"curl -sS --max-time 10 -o /dev/null'*'https://up.test/"'*) ;;
+*) fail "the flow event should name curl's command line: $ev" ;; esac
+ok "event: app.cmdline $(echo "$ev" | grep -o '"cmdline":"curl [^ ]* [^ ]* [^ ]*')..."
 
 # 3. UDP 443 dropped for the scope only
 recv() {
