@@ -2,15 +2,17 @@
  * cert: the console's TLS identity.
  *
  * Given (--tls-cert/--tls-key), or generated on first run into the state
- * dir: a self-signed ECDSA P-256 certificate for localhost, 127.0.0.1, ::1
- * and the host name, console.pem (0644) and console.key (0600, created
- * O_EXCL so an existing key is never overwritten or widened). Agents pin
- * console.pem (or a real certificate replaces it).
+ * dir: a self-signed ECDSA P-256 certificate for localhost, 127.0.0.1, ::1,
+ * the host name and the --listen address when it is a single one;
+ * console.pem (0644) and console.key (0600, created O_EXCL so an existing
+ * key is never overwritten or widened). Agents pin console.pem (or a real
+ * certificate replaces it).
  */
 #include "console.h"
 
 #include "tls/ca.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -27,15 +29,35 @@ static void ssl_err(char *err, size_t n, const char *what)
 	ERR_clear_error();
 }
 
-static X509 *make_cert(EVP_PKEY *key)
+/* The address of --listen when it is one address agents can dial (not a
+ * wildcard, not loopback, which the certificate names anyway). */
+static bool listen_ip(const char *listen, char *out, size_t n)
 {
-	char host[256] = "localhost", san[600];
+	const char *colon = strrchr(listen, ':');
+	size_t len = colon ? (size_t)(colon - listen) : 0;
+	if (len > 2 && listen[0] == '[' && listen[len - 1] == ']')
+		listen++, len -= 2;
+	if (!len || len >= n)
+		return false;
+	memcpy(out, listen, len);
+	out[len] = '\0';
+	unsigned char a[16];
+	bool v4 = inet_pton(AF_INET, out, a) == 1, v6 = !v4 && inet_pton(AF_INET6, out, a) == 1;
+	return (v4 || v6) && strcmp(out, "0.0.0.0") && strcmp(out, "::") && strcmp(out, "127.0.0.1") &&
+	       strcmp(out, "::1");
+}
+
+static X509 *make_cert(EVP_PKEY *key, const char *listen)
+{
+	char host[256] = "localhost", san[700], ip[64];
 	gethostname(host, sizeof host - 1);
 	host[sizeof host - 1] = '\0';
 	if (!strchr(host, ',') && !strchr(host, ':') && strcmp(host, "localhost") != 0)
 		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1,DNS:%s", host);
 	else
 		snprintf(san, sizeof san, "DNS:localhost,IP:127.0.0.1,IP:::1");
+	if (listen && listen_ip(listen, ip, sizeof ip))
+		snprintf(san + strlen(san), sizeof san - strlen(san), ",IP:%s", ip);
 	const ca_ext_t exts[] = {{NID_subject_alt_name, san},
 				 {NID_ext_key_usage, "serverAuth"},
 				 {NID_subject_key_identifier, "hash"},
@@ -43,10 +65,10 @@ static X509 *make_cert(EVP_PKEY *key)
 	return ca_self_signed(key, "dlpgate console", 825, exts);
 }
 
-static bool generate(const char *cert_path, const char *key_path, char *err, size_t n)
+static bool generate(const char *cert_path, const char *key_path, const char *listen, char *err, size_t n)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert = key ? make_cert(key) : NULL;
+	X509 *cert = key ? make_cert(key, listen) : NULL;
 	if (!cert) {
 		ssl_err(err, n, "cannot make the console certificate");
 		EVP_PKEY_free(key);
@@ -75,7 +97,7 @@ SSL_CTX *console_tls_ctx(const console_cfg_t *cfg, char *err, size_t n)
 		snprintf(key_path, sizeof key_path, "%s/console.key", cfg->state_dir);
 		bool have_cert = access(cert_path, F_OK) == 0, have_key = access(key_path, F_OK) == 0;
 		if (!have_cert && !have_key) {
-			if (!generate(cert_path, key_path, err, n))
+			if (!generate(cert_path, key_path, cfg->listen, err, n))
 				return NULL;
 		} else if (have_cert != have_key) {
 			snprintf(err, n, "%s exists without %s: restore it, or remove both to have new ones generated",

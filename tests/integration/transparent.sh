@@ -9,8 +9,9 @@
 #
 # Proves: uid-scoped redirect (uid 1000 intercepted, uid 1001 not), the
 # app identity behind a flow (uid, executable), no loop with --all (the
-# engine's own upstream sockets carry its mark), UDP 443 dropped only for
-# the scope, and `redirect remove` leaving the ruleset as it was.
+# engine's own upstream sockets, and its uploads to the console in ns $B,
+# carry its mark), UDP 443 dropped only for the scope, and `redirect remove`
+# leaving the ruleset as it was.
 #
 # Env: DLPGATE, WORK (a 0755 dir), UPSTREAM_CA, SERVER_CERT, SERVER_KEY,
 #      POLICY, NET (e.g. 10.77.5), NET6 (e.g. fd00:77:5), TAG (short, unique)
@@ -23,6 +24,7 @@ ok() { echo "ok: $*"; }
 cleanup() {
 	[ -n "${DLP_PID:-}" ] && kill "$DLP_PID" 2>/dev/null
 	[ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null
+	[ -n "${CONSOLE_PID:-}" ] && kill "$CONSOLE_PID" 2>/dev/null
 	wait 2>/dev/null
 	ip netns del "$A" 2>/dev/null
 	ip netns del "$B" 2>/dev/null
@@ -62,10 +64,25 @@ ip netns exec "$B" nginx -c "$WORK/nginx.conf" -g "daemon off;" &
 NGINX_PID=$!
 
 inA nft list ruleset >"$WORK/ruleset-before" || fail "nft list ruleset"
+# The console, across the "internet" in ns B on a port the redirect will
+# cover: the agent's uploads must go out marked, or --all loops them. It
+# drops idle connections at once, so uploads after --all are new
+# connections (NAT rules only ever see a connection's first packet).
+CONSOLE="$(dirname "$DLPGATE")/dlpgate-console"
+SECRET=transparent-test-enroll-secret
+mkdir -p "$WORK/console"
+inB "$CONSOLE" run --listen "$UP_IP:8443" --state-dir "$WORK/console" --enroll-secret $SECRET --idle-timeout-ms 200 \
+	2>"$WORK/console.log" &
+CONSOLE_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/console/console.pem" ] && break; sleep 0.1; done
+[ -s "$WORK/console/console.pem" ] || fail "the console did not start: $(cat "$WORK/console.log")"
+
 # every flow gets a flow-log event: they carry the app's command line
-echo '{"report": {"flow_events": "all"}}' >"$WORK/config.json"
+echo '{"report": {"flow_events": "all", "batch_wait_ms": 100, "retry_max_s": 1}}' >"$WORK/config.json"
 ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --transparent "[::1]:$PORT" --state-dir "$WORK/state" --upstream-ca "$UPSTREAM_CA" \
-	--policy "$POLICY" --config "$WORK/config.json" --workers 2 2>"$WORK/dlpgate.log" &
+	--policy "$POLICY" --config "$WORK/config.json" --workers 2 \
+	--console "https://$UP_IP:8443" --console-ca "$WORK/console/console.pem" --enroll-secret $SECRET \
+	2>"$WORK/dlpgate.log" &
 DLP_PID=$!
 for _ in $(seq 100); do
 	[ -s "$WORK/state/ca.pem" ] && inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
@@ -102,11 +119,24 @@ case "$line" in *"uid=1000"*) ;; *) fail "no uid=1000 in: $line" ;; esac
 case "$line" in *"app=/usr/bin/curl"*) ;; *) fail "no app=/usr/bin/curl in: $line" ;; esac
 case "$line" in *"sni=up.test"*) ;; *) fail "no sni=up.test in: $line" ;; esac
 ok "identity: $(echo "$line" | grep -o 'uid=[0-9]* app=[^ ]*')"
-for _ in $(seq 50); do grep -q '"event":"flow".*"uid":1000' "$WORK/dlpgate.log" && break; sleep 0.1; done
-ev=$(grep '"event":"flow".*"uid":1000' "$WORK/dlpgate.log" | head -1)
-case "$ev" in *'"path":"/usr/bin/curl","cmdline":"curl -sS --max-time 10 -o /dev/null'*'https://up.test/"'*) ;;
-*) fail "the flow event should name curl's command line: $ev" ;; esac
-ok "event: app.cmdline $(echo "$ev" | grep -o '"cmdline":"curl [^ ]* [^ ]* [^ ]*')..."
+ADMIN=$("$CONSOLE" admin token create --state-dir "$WORK/console") || fail "admin token create"
+# the flow events the console holds (queried from ns B: not redirected)
+events() {
+	inB curl -sS --max-time 5 --cacert "$WORK/console/console.pem" -H "Authorization: Bearer $ADMIN" \
+		"https://$UP_IP:8443/api/v1/events?kind=flow&limit=1000"
+}
+# the command line of the first flow event from uid UID the console holds
+cmdline_of() {
+	events | python3 -c 'import json, sys
+for e in json.load(sys.stdin)["events"]:
+    if e.get("app", {}).get("uid") == int(sys.argv[1]):
+        print(e["app"].get("cmdline", "")); break' "$1"
+}
+for _ in $(seq 50); do [ -n "$(cmdline_of 1000)" ] && break; sleep 0.1; done
+cmd=$(cmdline_of 1000)
+case "$cmd" in "curl -sS --max-time 10 -o /dev/null"*"https://up.test/") ;;
+*) fail "the flow event from uid 1000 should name curl's command line, not: '$cmd'" ;; esac
+ok "event at the console: app.cmdline '${cmd%% -o *} ...'"
 
 # 3. UDP 443 dropped for the scope only
 recv() {
@@ -129,12 +159,21 @@ ok "UDP 443 dropped for uid 1000 only"
 
 # 4. no loop: every program redirected, root included; the engine's own
 #    upstream connections carry its mark and go out
-inA "$DLPGATE" redirect install --to "$PORT" --all --ports 443 >/dev/null || fail "redirect install --all"
+inA "$DLPGATE" redirect install --to "$PORT" --all --ports 443,8443 >/dev/null || fail "redirect install --all"
 r=$(get 0 "$WORK/dlpgate-ca.pem")
 [ "$r" = 200 ] || fail "with --all, root's request should be intercepted once and reach up.test: $r"
 n=$(grep -c "source=transparent.*sni=up.test" "$WORK/dlpgate.log")
 [ "$n" = 3 ] || fail "the engine intercepted itself: $n intercepted flows for 3 requests"
 ok "no loop with --all"
+# root's flow happened under --all (ports 443 and 8443): its event can only
+# reach the console if the upload went out marked
+for _ in $(seq 50); do [ -n "$(cmdline_of 0)" ] && break; sleep 0.1; done
+[ -n "$(cmdline_of 0)" ] || fail "with --all, the agent's uploads did not reach the console: $(grep upload "$WORK/dlpgate.log" | tail -3)"
+# and none of them went through the engine itself (unmarked, they would:
+# intercepted once, then spliced as pinned, so arriving proves nothing)
+! grep -q "source=transparent.* port=8443 " "$WORK/dlpgate.log" ||
+	fail "the engine intercepted its own upload: $(grep "source=transparent.* port=8443 " "$WORK/dlpgate.log" | head -1)"
+ok "no loop for the agent's uploads to the console"
 # root running a root-owned system binary is "system"; uid 1000 was "user"
 grep -q "uid=0 app=/usr/bin/curl signing_id=- anchor=system" "$WORK/dlpgate.log" ||
 	fail "root's curl should be anchor=system: $(grep 'uid=0' "$WORK/dlpgate.log" | head -1)"
