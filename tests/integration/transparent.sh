@@ -68,10 +68,11 @@ inA nft list ruleset >"$WORK/ruleset-before" || fail "nft list ruleset"
 # cover: the agent's uploads must go out marked, or --all loops them. It
 # drops idle connections at once, so uploads after --all are new
 # connections (NAT rules only ever see a connection's first packet).
+# Started directly, not through inB: killing a subshell would leave it.
 CONSOLE="$(dirname "$DLPGATE")/dlpgate-console"
 SECRET=transparent-test-enroll-secret
 mkdir -p "$WORK/console"
-inB "$CONSOLE" run --listen "$UP_IP:8443" --state-dir "$WORK/console" --enroll-secret $SECRET --idle-timeout-ms 200 \
+ip netns exec "$B" "$CONSOLE" run --listen "$UP_IP:8443" --state-dir "$WORK/console" --enroll-secret $SECRET --idle-timeout-ms 200 \
 	2>"$WORK/console.log" &
 CONSOLE_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/console/console.pem" ] && break; sleep 0.1; done
