@@ -41,6 +41,9 @@ int main(int argc, char **argv)
 		return cli_import(argc, argv);
 	if (!strcmp(cmd, "redirect"))
 		return cli_redirect(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect; see dlpgate --help)",
+	if (!strcmp(cmd, "spool"))
+		return cli_spool(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool; see dlpgate "
+		 "--help)",
 		 cmd);
 }

@@ -24,6 +24,7 @@ int cli_test(int argc, char **argv);
 int cli_scan(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_redirect(int argc, char **argv);
+int cli_spool(int argc, char **argv);
 void cli_usage(void);
 
 #endif

@@ -149,29 +149,17 @@ static bool open_writer(spool_t *s, char *err, size_t errlen)
 	return true;
 }
 
-spool_t *spool_open(const char *dir, const spool_opts_t *o, char *err, size_t errlen)
+/* The segments there (by their record headers) and the cursor. */
+static bool scan(spool_t *s, char *err, size_t errlen)
 {
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
-		return NULL;
-	}
-	spool_t *s = calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "spool: out of memory");
-		return NULL;
-	}
-	snprintf(s->dir, sizeof s->dir, "%s", dir);
-	s->o = *o;
-	s->wfd = -1;
-	pthread_mutex_init(&s->lock, NULL);
-	DIR *d = opendir(dir);
+	DIR *d = opendir(s->dir);
 	if (!d) {
-		snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
-		spool_close(s);
-		return NULL;
+		snprintf(err, errlen, "spool %s: %s", s->dir, strerror(errno));
+		return false;
 	}
+	bool ok = true;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while (ok && (de = readdir(d))) {
 		char *end;
 		unsigned long long seq = strtoull(de->d_name, &end, 10);
 		if (end == de->d_name || strcmp(end, ".seg"))
@@ -185,24 +173,56 @@ spool_t *spool_open(const char *dir, const spool_opts_t *o, char *err, size_t er
 				close(fd);
 			continue;
 		}
-		bool ok = add_segment(s, seq, (uint64_t)st.st_size, count_records(fd, (uint64_t)st.st_size));
+		ok = add_segment(s, seq, (uint64_t)st.st_size, count_records(fd, (uint64_t)st.st_size));
 		close(fd);
-		if (!ok) {
-			closedir(d);
+		if (!ok)
 			snprintf(err, errlen, "spool: out of memory");
-			spool_close(s);
-			return NULL;
-		}
 	}
 	closedir(d);
 	if (s->n_segs)
 		qsort(s->segs, s->n_segs, sizeof *s->segs, cmp_seq);
 	load_cursor(s);
-	if (!open_writer(s, err, errlen)) {
+	clamp_cursor(s);
+	return ok;
+}
+
+static spool_t *spool_new(const char *dir, const spool_opts_t *o, char *err, size_t errlen)
+{
+	spool_t *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "spool: out of memory");
+		return NULL;
+	}
+	snprintf(s->dir, sizeof s->dir, "%s", dir);
+	if (o)
+		s->o = *o;
+	s->wfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+spool_t *spool_open(const char *dir, const spool_opts_t *o, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	spool_t *s = spool_new(dir, o, err, errlen);
+	if (s && (!scan(s, err, errlen) || !open_writer(s, err, errlen))) {
 		spool_close(s);
 		return NULL;
 	}
 	return s;
+}
+
+bool spool_peek(const char *dir, spool_stats_t *out, char *err, size_t errlen)
+{
+	spool_t *s = spool_new(dir, NULL, err, errlen);
+	bool ok = s && scan(s, err, errlen);
+	if (ok)
+		spool_stats(s, out);
+	spool_close(s);
+	return ok;
 }
 
 void spool_close(spool_t *s)

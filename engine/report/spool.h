@@ -70,6 +70,9 @@ typedef struct {
  * segment. NULL with err naming the path and the problem. */
 spool_t *spool_open(const char *dir, const spool_opts_t *o, char *err, size_t errlen);
 void spool_close(spool_t *s);
+/* What a spool holds, read without opening it for writing (a running agent
+ * may own it): depth, bytes, segments. False with err if DIR is unreadable. */
+bool spool_peek(const char *dir, spool_stats_t *out, char *err, size_t errlen);
 
 /* Appends one record. False when it could not be stored (too large, disk
  * error): counted as a write_error drop. Thread-safe. */

@@ -434,6 +434,12 @@ START_TEST(console_away_then_back_nothing_lost)
 	ids[0] = '\0';
 	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 60, ids, sizeof ids), 60);
 	ck_assert(dlp_log_wait(&(dlp_t){.proc = a.proc}, "event=upload_failed", 10000));
+	/* an admin at the machine sees what waits, while the agent runs */
+	const char *ss[] = {dlp_bin(), "spool", "status", "--state-dir", x.state, NULL};
+	char *so = NULL;
+	ck_assert_int_eq(th_run((char *const *)ss, NULL, 0, &so, NULL, NULL, 10000), 0);
+	ck_assert_msg(strstr(so, "spool    60 events waiting") && strstr(so, "(enrolled)") == NULL, "%s", so);
+	free(so);
 	console_start(&x.c, cport, x.console_dir);
 	expect_exactly_once(&x.c, ids, 20000);
 	/* the agent's status arrives too, with its counters */

@@ -96,6 +96,13 @@ START_TEST(order_across_segments_and_restarts)
 	ck_assert_uint_eq(b.n, 5);
 	spool_batch_free(&b);
 	spool_close(s);
+	/* peeking reads the same without writing anything */
+	spool_stats_t peek;
+	char err[256];
+	ck_assert(spool_peek(dir, &peek, err, sizeof err));
+	ck_assert_uint_eq(peek.depth, 30);
+	ck_assert_uint_eq(peek.segments, st.segments);
+	ck_assert(spool_peek(dir, &peek, err, sizeof err) && peek.segments == st.segments);
 
 	s = open_spool(1 << 20, 100);
 	append_n(s, 30, 3);
