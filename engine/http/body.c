@@ -208,6 +208,26 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 	return st;
 }
 
+bool body_gzip(const void *in, size_t n, buf_t *out)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return false;
+	size_t bound = deflateBound(&z, (uLong)n) + 32;
+	bool ok = buf_reserve(out, bound);
+	if (ok) {
+		z.next_in = (Bytef *)in;
+		z.avail_in = (uInt)n;
+		z.next_out = (Bytef *)out->data + out->len;
+		z.avail_out = (uInt)bound;
+		ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
+		out->len += z.total_out;
+	}
+	deflateEnd(&z);
+	return ok;
+}
+
 /* ---- views ---- */
 
 static bool param_value(const char *ct, size_t n, const char *param, char *out, size_t cap)

@@ -45,6 +45,10 @@ const char *body_status_name(body_status_t s);
  * or "identity" = none) on raw; the result goes to out. */
 body_status_t body_decode(const char *content_encoding, size_t ce_len, const uint8_t *raw, size_t n,
 			  const body_limits_t *lim, buf_t *out, const char **why);
+/* Appends in, gzipped (one member, level 6), to out. The encoder beside
+ * the decoder: test bodies, the agent's uploads. False if out of memory. */
+bool body_gzip(const void *in, size_t n, buf_t *out);
+
 /* True if content_encoding lists anything but identity. */
 bool body_is_encoded(const char *content_encoding, size_t ce_len);
 

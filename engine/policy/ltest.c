@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 /* ---- finding the detectors a file defines ---- */
 
@@ -186,27 +185,6 @@ static const char *field_str(lua_State *L, int t, const char *k)
 	return s;
 }
 
-static bool gzip_bytes(const char *in, size_t n, buf_t *out)
-{
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return false;
-	size_t cap = deflateBound(&z, (uLong)n) + 32;
-	if (!buf_reserve(out, cap)) {
-		deflateEnd(&z);
-		return false;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
-	z.next_out = (Bytef *)out->data;
-	z.avail_out = (uInt)cap;
-	bool ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
-	out->len = z.total_out;
-	deflateEnd(&z);
-	return ok;
-}
-
 typedef struct {
 	char host[256];
 	char sni[256];
@@ -253,7 +231,7 @@ static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, ht
 	lua_pop(L, 1);
 	const char *enc = field_str(L, t, "encoding");
 	if (body && enc && !strcmp(enc, "gzip")) {
-		if (!gzip_bytes(body, blen, raw)) {
+		if (!body_gzip(body, blen, raw)) {
 			snprintf(why, wn, "cannot gzip the test body");
 			return false;
 		}

@@ -8,13 +8,13 @@
 #include "report/upload.h"
 
 #include "core/buf.h"
+#include "http/body.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define ANSWER_MAX (64 * 1024)
 
@@ -149,32 +149,11 @@ void upload_json(upload_t *u, const char *path, const char *token, const char *j
 	post(u, path, token, "application/json", false, json, strlen(json), r);
 }
 
-/* gzip (RFC 1952) in one deflate call: a batch is at most a few MiB. */
-static bool gzip(const char *in, size_t len, buf_t *out)
-{
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return false;
-	size_t bound = deflateBound(&z, (uLong)len) + 32;
-	bool ok = buf_reserve(out, bound);
-	if (ok) {
-		z.next_in = (Bytef *)in;
-		z.avail_in = (uInt)len;
-		z.next_out = (Bytef *)out->data;
-		z.avail_out = (uInt)bound;
-		ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
-		out->len = z.total_out;
-	}
-	deflateEnd(&z);
-	return ok;
-}
-
 void upload_events(upload_t *u, const char *token, const char *ndjson, size_t len, upload_result_t *r)
 {
 	buf_t z;
 	buf_init(&z, 0);
-	if (!gzip(ndjson, len, &z)) {
+	if (!body_gzip(ndjson, len, &z)) {
 		memset(r, 0, sizeof *r);
 		snprintf(r->detail, sizeof r->detail, "cannot compress a batch of %zu bytes", len);
 	} else {

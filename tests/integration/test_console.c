@@ -8,6 +8,7 @@
  * test starts itself (initdb + postgres as the postgres user).
  */
 #include "dlp.h"
+#include "http/body.h"
 #include "suites.h"
 
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define SECRET "test-enroll-secret-0123456789"
 #define AGENT_A "aaaaaaaa-0000-4000-8000-000000000001"
@@ -167,19 +167,11 @@ static int req(cons_t *c, const char *method, const char *path, const char *toke
 
 static char *gz(const char *data, size_t len, size_t *out_len)
 {
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	ck_assert(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) == Z_OK);
-	size_t cap = deflateBound(&z, len) + 64;
-	char *out = malloc(cap);
-	z.next_in = (Bytef *)data;
-	z.avail_in = (uInt)len;
-	z.next_out = (Bytef *)out;
-	z.avail_out = (uInt)cap;
-	ck_assert(deflate(&z, Z_FINISH) == Z_STREAM_END);
-	*out_len = cap - z.avail_out;
-	deflateEnd(&z);
-	return out;
+	buf_t b;
+	buf_init(&b, 0);
+	ck_assert(body_gzip(data, len, &b));
+	*out_len = b.len;
+	return b.data;
 }
 
 static int post_events(cons_t *c, const char *token, const char *ndjson, char **out)

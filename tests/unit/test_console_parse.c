@@ -7,10 +7,10 @@
 #include "../../console/console.h"
 #include "../../console/ingest.h"
 #include "suites.h"
+#include "http/body.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 START_TEST(params)
 {
@@ -67,19 +67,11 @@ END_TEST
 
 static char *gzip_of(const char *data, size_t len, size_t *zlen)
 {
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
-	size_t cap = deflateBound(&z, len);
-	char *out = malloc(cap);
-	z.next_in = (Bytef *)data;
-	z.avail_in = (uInt)len;
-	z.next_out = (Bytef *)out;
-	z.avail_out = (uInt)cap;
-	ck_assert(deflate(&z, Z_FINISH) == Z_STREAM_END);
-	*zlen = cap - z.avail_out;
-	deflateEnd(&z);
-	return out;
+	buf_t b;
+	buf_init(&b, 0);
+	ck_assert(body_gzip(data, len, &b));
+	*zlen = b.len;
+	return b.data;
 }
 
 START_TEST(gunzip_caps)
