@@ -13,21 +13,11 @@
 #include "tls/ca.h"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void ssl_err(char *err, size_t n, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256];
-	ERR_error_string_n(e, buf, sizeof buf);
-	snprintf(err, n, "%s: %s", what, e ? buf : "unknown error");
-	ERR_clear_error();
-}
 
 /* The address of --listen when it is one address agents can dial (not a
  * wildcard, not loopback, which the certificate names anyway). */
@@ -70,7 +60,7 @@ static bool generate(const char *cert_path, const char *key_path, const char *li
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *cert = key ? make_cert(key, listen) : NULL;
 	if (!cert) {
-		ssl_err(err, n, "cannot make the console certificate");
+		ca_openssl_error(err, n, "cannot make the console certificate");
 		EVP_PKEY_free(key);
 		return false;
 	}
@@ -112,7 +102,7 @@ SSL_CTX *console_tls_ctx(const console_cfg_t *cfg, char *err, size_t n)
 	}
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) {
-		ssl_err(err, n, "SSL_CTX_new");
+		ca_openssl_error(err, n, "SSL_CTX_new");
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -121,12 +111,12 @@ SSL_CTX *console_tls_ctx(const console_cfg_t *cfg, char *err, size_t n)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
-		ssl_err(err, n, cert_path);
+		ca_openssl_error(err, n, cert_path);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		ssl_err(err, n, key_path);
+		ca_openssl_error(err, n, key_path);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void ssl_err(char *err, size_t n, const char *what)
+void ca_openssl_error(char *err, size_t n, const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256];
@@ -146,13 +146,13 @@ static bool generate(ca_t *ca, const char *cert_path, const char *key_path, char
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	if (!key) {
-		ssl_err(err, n, "cannot generate the CA key");
+		ca_openssl_error(err, n, "cannot generate the CA key");
 		return false;
 	}
 	X509 *cert = make_ca_cert(key);
 	if (!cert) {
 		EVP_PKEY_free(key);
-		ssl_err(err, n, "cannot make the CA certificate");
+		ca_openssl_error(err, n, "cannot make the CA certificate");
 		return false;
 	}
 	if (!ca_write_pem(key_path, 0600, NULL, key, err, n) || !ca_write_pem(cert_path, 0644, cert, NULL, err, n)) {
@@ -177,7 +177,7 @@ static X509 *read_cert(const char *path, char *err, size_t n)
 	X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!cert)
-		ssl_err(err, n, path);
+		ca_openssl_error(err, n, path);
 	return cert;
 }
 
@@ -209,7 +209,7 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t n)
 	EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!key)
-		ssl_err(err, n, path);
+		ca_openssl_error(err, n, path);
 	return key;
 }
 

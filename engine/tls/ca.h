@@ -32,6 +32,9 @@ bool ca_load_or_create(ca_t *ca, const char *state_dir, const char *cert_file, c
 bool ca_load_cert(ca_t *ca, const char *state_dir, const char *cert_file, char *err, size_t errlen);
 void ca_free(ca_t *ca);
 
+/* "what: OpenSSL's first queued error" into err; clears the queue. */
+void ca_openssl_error(char *err, size_t errlen, const char *what);
+
 /* Adds an X.509v3 extension given in OpenSSL's config syntax. */
 bool ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value);
 

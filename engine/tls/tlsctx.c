@@ -1,5 +1,7 @@
 #include "tls/tlsctx.h"
 
+#include "tls/ca.h"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -118,11 +120,7 @@ static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
 
 static bool fail(char *err, size_t n, const char *what)
 {
-	char buf[256];
-	unsigned long e = ERR_get_error();
-	ERR_error_string_n(e, buf, sizeof buf);
-	snprintf(err, n, "%s: %s", what, e ? buf : "unknown error");
-	ERR_clear_error();
+	ca_openssl_error(err, n, what);
 	return false;
 }
 
