@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,16 +101,9 @@ void report_submit(const char *json, size_t len)
 {
 	if (!R.spool) {
 		/* No console: one write per event, so lines never interleave. */
-		char *line = malloc(len + 1);
-		if (!line)
-			return;
-		memcpy(line, json, len);
-		line[len] = '\n';
-		ssize_t w;
-		do {
-			w = write(STDERR_FILENO, line, len + 1);
-		} while (w < 0 && errno == EINTR);
-		free(line);
+		struct iovec iov[2] = {{(void *)json, len}, {"\n", 1}};
+		while (writev(STDERR_FILENO, iov, 2) < 0 && errno == EINTR)
+			;
 		return;
 	}
 	spool_append(R.spool, json, len);
@@ -329,8 +323,7 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 	upload_events(R.up, R.token, b.ndjson.data, b.ndjson.len, &r);
 	if (r.status >= 200 && r.status <= 299) {
 		spool_commit(R.spool, &b);
-		for (uint32_t i = 0; i < b.n; i++)
-			report_count(REPORT_UPLOADED);
+		atomic_fetch_add_explicit(&R.counters[REPORT_UPLOADED], b.n, memory_order_relaxed);
 		s->failures = 0;
 		s->batch_since = 0;
 		s->pending = st.depth > b.n; /* a backlog: the next batch goes as soon as the rate allows */

@@ -383,7 +383,6 @@ void spool_read(spool_t *s, uint32_t max_records, size_t max_bytes, spool_batch_
 	spool_pos_t cur;
 	size_t n = snapshot(s, segs, 64, &cur);
 	spool_pos_t pos = cur;
-	char *rec = NULL;
 	for (size_t i = 0; i < n && b->n < max_records; i++) {
 		segment_t *g = &segs[i];
 		if (g->seq != pos.seq)
@@ -404,16 +403,18 @@ void spool_read(spool_t *s, uint32_t max_records, size_t max_bytes, spool_batch_
 			uint32_t len = get32(h + 4);
 			if (b->n && b->ndjson.len + len + 1 > max_bytes)
 				break;
-			if (!rec)
-				rec = malloc(SPOOL_RECORD_MAX);
-			if (!rec || pread(fd, rec, len, (off_t)(pos.off + HDR)) != (ssize_t)len)
+			/* straight into the batch; kept only if its checksum holds */
+			if (!buf_reserve(&b->ndjson, (size_t)len + 1))
+				break;
+			char *rec = b->ndjson.data + b->ndjson.len;
+			if (pread(fd, rec, len, (off_t)(pos.off + HDR)) != (ssize_t)len)
 				break;
 			if ((uint32_t)crc32(0, (const Bytef *)rec, len) != get32(h + 8)) {
 				corrupt = true;
 				break;
 			}
-			if (!buf_append(&b->ndjson, rec, len) || !buf_append(&b->ndjson, "\n", 1))
-				break;
+			rec[len] = '\n';
+			b->ndjson.len += (size_t)len + 1;
 			b->n++;
 			pos.off += HDR + len;
 			pos.recs++;
@@ -430,7 +431,6 @@ void spool_read(spool_t *s, uint32_t max_records, size_t max_bytes, spool_batch_
 		if (pos.off < g->size || last)
 			break; /* the batch is full, or this is the segment being written */
 	}
-	free(rec);
 	b->end = pos;
 	b->moved = pos.seq != cur.seq || pos.off != cur.off;
 }

@@ -348,6 +348,16 @@ static void e2e_setup(e2e_t *x)
 	mkdir(x->console_dir, 0700);
 }
 
+/* A console that ran once (so its certificate exists for the agent to
+ * trust) and is now down; returns its port for the restart. */
+static int console_away(e2e_t *x)
+{
+	int port = th_free_port();
+	console_start(&x->c, port, x->console_dir);
+	th_stop(&x->c.proc);
+	return port;
+}
+
 static void e2e_free(e2e_t *x)
 {
 	th_stop(&x->c.proc);
@@ -422,10 +432,7 @@ START_TEST(console_away_then_back_nothing_lost)
 {
 	e2e_t x;
 	e2e_setup(&x);
-	int cport = th_free_port();
-	/* the console's certificate must exist for the agent to start: run it once */
-	console_start(&x.c, cport, x.console_dir);
-	th_stop(&x.c.proc);
+	int cport = console_away(&x);
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"retry_max_s\": 1, \"status_interval_s\": 1, "
 			  "\"flow_events\": \"off\"}}";
 	agent_t a;
@@ -466,9 +473,7 @@ START_TEST(full_spool_drops_are_counted_and_reported)
 {
 	e2e_t x;
 	e2e_setup(&x);
-	int cport = th_free_port();
-	console_start(&x.c, cport, x.console_dir);
-	th_stop(&x.c.proc);
+	int cport = console_away(&x);
 	/* 64 KiB of spool in 4 KiB segments: about 80 events fit */
 	const char *cfg = "{\"report\": {\"spool_max_kb\": 64, \"spool_segment_kb\": 4, \"batch_wait_ms\": 100, "
 			  "\"retry_max_s\": 1, \"flow_events\": \"off\"}}";
