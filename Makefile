@@ -32,6 +32,10 @@ ENGINE_SRC := $(filter-out engine/main.c,$(sort $(wildcard engine/*.c engine/*/*
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LLHTTP_OBJ := $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o $(BUILD)/obj/llhttp/llhttp.o
 LIB        := $(BUILD)/libdlpgate.a
+# Objects first, the library last: a static library only serves symbols
+# that objects before it asked for (the console's objects join some links
+# as extra prerequisites, after the library).
+LINK_INPUTS = $(filter-out $(LIB),$^) $(LIB)
 # The Lua half of the runtime (lua/*.lua) is compiled into the binary, so a
 # deployed dlpgate needs no file besides the policy.
 LUA_SRC    := $(sort $(wildcard lua/*.lua))
@@ -82,11 +86,11 @@ $(BUILD)/tests/%.o: tests/%.c
 
 $(BUILD)/unit-tests: $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(LINK_INPUTS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/integration-tests: $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%.o) $(HARNESS_SRC:tests/%.c=$(BUILD)/tests/%.o) $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(LINK_INPUTS) $(TEST_LIBS) $(LDLIBS)
 
 # Plays the macOS system extension on Linux (tests and the benchmark).
 $(BUILD)/flowclient: $(BUILD)/tests/tools/flowclient.o $(LIB)
@@ -121,7 +125,7 @@ fuzz: deps
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $(LINK_INPUTS) $(LDLIBS)
 
 # Short libFuzzer runs of every target (CI): FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
@@ -138,7 +142,7 @@ $(CONSOLE_OBJ): CFLAGS += $(shell pkg-config --cflags $(CONSOLE_PKGS))
 
 $(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CONSOLE_PKGS))
+	$(Q)$(CC) $(CFLAGS) -o $@ $(LINK_INPUTS) $(LDLIBS) $(shell pkg-config --libs $(CONSOLE_PKGS))
 
 all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
