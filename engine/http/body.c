@@ -197,11 +197,17 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 		if (st != BODY_OK)
 			break;
 	}
-	if (st == BODY_OK || st == BODY_TRUNCATED) {
-		if (!buf_append(out, cur.data, cur.len)) {
-			*why = "out of memory";
-			st = BODY_CORRUPT;
-		}
+	if ((st == BODY_OK || st == BODY_TRUNCATED) && (!out->cap || cur.len <= out->cap)) {
+		/* the decoded bytes move into out; copying them would double the
+		 * memory and the time of every decoded body */
+		size_t cap = out->cap;
+		buf_free(out);
+		*out = cur;
+		out->cap = cap;
+		buf_init(&cur, 0);
+	} else if (st == BODY_OK || st == BODY_TRUNCATED) {
+		*why = "out of memory"; /* past the caller's own cap */
+		st = BODY_CORRUPT;
 	}
 	buf_free(&cur);
 	buf_free(&next);
