@@ -7,7 +7,8 @@
 #          `dlpgate redirect install` puts its nftables table here only.
 #   ns $B: the internet. nginx serves https://up.test on $UP_IP:443.
 #
-# Proves: uid-scoped redirect (uid 1000 intercepted, uid 1001 not), the
+# Proves: uid-scoped redirect (uid 1000 intercepted, uid 1001 not), a
+# cgroup-scoped one (uid 1001 inside the cgroup intercepted, outside not), the
 # app identity behind a flow (uid, executable), no loop with --all (the
 # engine's own upstream sockets, and its uploads to the console in ns $B,
 # carry its mark), UDP 443 dropped only for the scope, and `redirect remove`
@@ -141,14 +142,17 @@ ok "event at the console: app.cmdline '${cmd%% -o *} ...'"
 
 # 3. UDP 443 dropped for the scope only
 recv() {
+	rm -f "$WORK/udp-bound"
 	inB python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 443)); s.settimeout(2)
+open(sys.argv[2], "w").close()
 try: print(s.recv(100).decode())
-except socket.timeout: print("nothing")' "$UP_IP" &
+except socket.timeout: print("nothing")' "$UP_IP" "$WORK/udp-bound" &
 	local rp=$!
-	sleep 0.3
+	# sent only once the receiver is bound: a datagram sent earlier is lost
+	for _ in $(seq 100); do [ -e "$WORK/udp-bound" ] && break; sleep 0.05; done
 	inA setpriv --reuid "$1" --regid "$1" --clear-groups bash -c "echo quic-from-$1 >/dev/udp/$UP_IP/443" 2>/dev/null
 	wait $rp
 }
@@ -188,7 +192,35 @@ for _ in $(seq 50); do grep -q "end=not-redirected" "$WORK/dlpgate.log" && break
 grep -q "end=not-redirected" "$WORK/dlpgate.log" || fail "a direct connection was not refused"
 ok "direct connection refused"
 
-# 6. remove restores the ruleset exactly
+# 6. scope: a cgroup v2. The host may mount cgroup v1 only (then nft
+#    cannot resolve the path under /sys/fs/cgroup); the v2 hierarchy always
+#    exists, so each command below mounts it there in the private mount
+#    namespace `ip netns exec` gives it, and nothing changes on the host.
+CG=dlpgate-test-$TAG
+inCg() { ip netns exec "$A" sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' sh "$@"; }
+# as uid 1001, inside the cgroup: like get
+get_in_cg() {
+	ip netns exec "$A" sh -c 'mount -t cgroup2 none /sys/fs/cgroup && echo $$ >/sys/fs/cgroup/'"$CG"'/cgroup.procs && exec "$@"' sh \
+		setpriv --reuid 1001 --regid 1001 --clear-groups curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
+		--cacert "$1" --resolve "up.test:443:$UP_IP" https://up.test/ 2>&1
+}
+if ! inCg mkdir "/sys/fs/cgroup/$CG" 2>"$WORK/cgroup.err"; then
+	echo "skip: --cgroup not tested: cannot mount cgroup v2 or create a cgroup here: $(cat "$WORK/cgroup.err")"
+else
+	trap 'inCg rmdir "/sys/fs/cgroup/$CG"; cleanup' EXIT
+	inCg "$DLPGATE" redirect install --to "$PORT" --cgroup "/$CG" --ports 443 >/dev/null || fail "redirect install --cgroup"
+	before=$(grep -c "source=transparent.*uid=1001" "$WORK/dlpgate.log")
+	r=$(get_in_cg "$WORK/dlpgate-ca.pem")
+	[ "$r" = 200 ] || fail "uid 1001 inside cgroup $CG should be intercepted: $r"
+	for _ in $(seq 50); do [ "$(grep -c "source=transparent.*uid=1001" "$WORK/dlpgate.log")" -gt "$before" ] && break; sleep 0.1; done
+	[ "$(grep -c "source=transparent.*uid=1001" "$WORK/dlpgate.log")" -gt "$before" ] ||
+		fail "no transparent flow from uid 1001 in cgroup $CG in the log"
+	r=$(get 1001 "$UPSTREAM_CA")
+	[ "$r" = 200 ] || fail "uid 1001 outside cgroup $CG should reach up.test directly: $r"
+	ok "cgroup /$CG intercepted, the same uid outside it not"
+fi
+
+# 7. remove restores the ruleset exactly
 inA "$DLPGATE" redirect remove >/dev/null || fail "redirect remove"
 inA nft list ruleset >"$WORK/ruleset-after"
 cmp -s "$WORK/ruleset-before" "$WORK/ruleset-after" || fail "ruleset differs after remove: $(diff "$WORK/ruleset-before" "$WORK/ruleset-after")"
