@@ -11,6 +11,7 @@
 #include "net/worker.h"
 #include "policy/lua_policy.h"
 #include "report/report.h"
+#include "sources/appid.h"
 
 #include <arpa/inet.h>
 #include <libgen.h>
@@ -279,10 +280,13 @@ static void on_policy_changed(uv_fs_event_t *w, const char *file, int events, in
 	uv_timer_start(&m->settle, on_settled, 300, 0);
 }
 
-/* Each client connection costs two descriptors (client, upstream). The
- * soft limit is raised to the hard one; if even that cannot hold
+/* Each client connection costs two descriptors (client, upstream); the
+ * rest (listeners, logs, spool, the app lookup's pidfds) fit in a reserve
+ * of FD_RESERVE. The soft limit is raised to the hard one; if even that cannot hold
  * limits.max_connections, the limit is lowered to what fits and the start
  * says so, rather than accept() failing under load. */
+#define FD_RESERVE (64 + APPID_CACHE)
+
 static void fit_fd_limit(config_t *c)
 {
 	struct rlimit rl;
@@ -293,9 +297,9 @@ static void fit_fd_limit(config_t *c)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)c->max_connections * 2 + 64)
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)c->max_connections * 2 + FD_RESERVE)
 		return;
-	uint32_t fits = rl.rlim_cur > 128 ? (uint32_t)((rl.rlim_cur - 64) / 2) : 32;
+	uint32_t fits = rl.rlim_cur > 2 * FD_RESERVE ? (uint32_t)((rl.rlim_cur - FD_RESERVE) / 2) : 32;
 	log_msg(LOG_WARN, "fd_limit",
 		"open-file limit %lu holds %u connections: limits.max_connections lowered from %u (raise ulimit -n "
 		"to keep it)",

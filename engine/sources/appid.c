@@ -6,8 +6,13 @@
  * directories of candidate processes until one holds the inode. The
  * candidates come in order of likelihood: processes of the socket's uid
  * seen recently (the cache, newest first), then every process of that
- * uid, then every process. A cached process is checked again only by its
- * start time, so a recycled pid is never taken for the old program.
+ * uid, then every process.
+ *
+ * A cached process is held by a pidfd: while that is not readable the
+ * process lives, so its pid cannot have been recycled, and a hit costs a
+ * poll instead of rereading /proc/PID/stat. Its executable is read again
+ * on each hit, so a process that exec'd another program is read afresh.
+ * The sock_diag socket is kept, one per pool thread.
  */
 #include "sources/appid.h"
 
@@ -23,12 +28,15 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* ---- the socket: uid and inode from the kernel ---- */
@@ -46,12 +54,16 @@ static void put_addr(__be32 *dst, __be16 *port, const struct sockaddr_storage *s
 	}
 }
 
-static bool diag(const struct sockaddr_storage *src, const struct sockaddr_storage *dst, uint32_t *inode,
-		 uint32_t *uid)
+/* One sock_diag socket per thread (lookups run on the libuv pool), kept:
+ * making one per lookup was a sixth of a cached lookup's cost. Each
+ * request carries a sequence number so a reply left over from a failed
+ * exchange can never answer the next one. */
+static _Thread_local int diag_fd = -1;
+static _Thread_local uint32_t diag_seq;
+
+static bool diag_exchange(const struct sockaddr_storage *src, const struct sockaddr_storage *dst, uint32_t *inode,
+			  uint32_t *uid, bool *failed)
 {
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (fd < 0)
-		return false;
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
@@ -60,40 +72,69 @@ static bool diag(const struct sockaddr_storage *src, const struct sockaddr_stora
 	req.nlh.nlmsg_len = sizeof req;
 	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.nlh.nlmsg_seq = ++diag_seq;
 	req.r.sdiag_family = (uint8_t)src->ss_family;
 	req.r.sdiag_protocol = IPPROTO_TCP;
 	req.r.idiag_states = ~0u;
 	put_addr(req.r.id.idiag_src, &req.r.id.idiag_sport, src);
 	put_addr(req.r.id.idiag_dst, &req.r.id.idiag_dport, dst);
 	req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	bool found = false;
-	if (send(fd, &req, sizeof req, 0) == (ssize_t)sizeof req) {
-		union {
-			char buf[8192];
-			struct nlmsghdr align;
-		} u;
-		ssize_t n = recv(fd, u.buf, sizeof u.buf, 0);
-		for (struct nlmsghdr *h = &u.align; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				break; /* NLMSG_ERROR: no such socket (not local, or gone) */
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-			*inode = m->idiag_inode;
-			*uid = m->idiag_uid;
-			found = true;
-			break;
-		}
+	*failed = true;
+	if (send(diag_fd, &req, sizeof req, 0) != (ssize_t)sizeof req)
+		return false;
+	union {
+		char buf[8192];
+		struct nlmsghdr align;
+	} u;
+	for (;;) { /* one datagram answers: the socket, or NLMSG_ERROR */
+		ssize_t n = recv(diag_fd, u.buf, sizeof u.buf, 0);
+		if (n <= 0 || !NLMSG_OK(&u.align, (size_t)n))
+			return false;
+		if (u.align.nlmsg_seq != req.nlh.nlmsg_seq)
+			continue; /* stale */
+		*failed = false;
+		if (u.align.nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    u.align.nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			return false; /* no such socket: not local, or gone */
+		const struct inet_diag_msg *m = NLMSG_DATA(&u.align);
+		*inode = m->idiag_inode;
+		*uid = m->idiag_uid;
+		return true;
 	}
-	close(fd);
-	return found;
+}
+
+static bool diag(const struct sockaddr_storage *src, const struct sockaddr_storage *dst, uint32_t *inode,
+		 uint32_t *uid)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (diag_fd < 0) {
+			diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+			if (diag_fd < 0)
+				return false;
+			/* a reply that never comes must not hold a pool thread */
+			struct timeval tv = {1, 0};
+			setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		}
+		bool failed;
+		if (diag_exchange(src, dst, inode, uid, &failed))
+			return true;
+		if (!failed)
+			return false;
+		close(diag_fd); /* the exchange broke: a fresh socket, once */
+		diag_fd = -1;
+	}
+	return false;
 }
 
 /* ---- processes ---- */
 
 typedef struct {
 	int64_t pid, uid;
-	unsigned long long start;  /* /proc/PID/stat field 22: tells a recycled pid apart */
-	uint64_t used;             /* for eviction, newest = largest */
-	char path[1024];
+	int pidfd;         /* pins the process: readable once it has exited,
+			      so a recycled pid is never taken for it */
+	uint64_t used;     /* for eviction, newest = largest */
+	char path[1024];   /* /proc/PID/exe, compared on each hit: an exec
+			      makes the entry stale */
 	char cmdline[512];
 	const char *anchor;
 } proc_t;
@@ -103,71 +144,61 @@ static proc_t cache[APPID_CACHE];
 static size_t n_cache;
 static uint64_t clock_;
 
-static unsigned long long start_time(int64_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-	return (x < y) - (x > y);
-}
-
-/* readlink is the cost, so the fd numbers are listed first and read from
- * the highest down: a connection just made is most often the highest
- * descriptor of its process. */
+/* readlink is the cost, so descriptors are tried from the highest down: a
+ * connection just made is most often the highest descriptor of its
+ * process, and the kernel lists them in ascending order. */
 static bool holds_inode(int64_t pid, uint32_t inode)
 {
-	char dir[64], want[32], got[32], name[16];
+	char dir[64], want[32], got[32];
 	snprintf(dir, sizeof dir, "/proc/%lld/fd", (long long)pid);
 	int wl = snprintf(want, sizeof want, "socket:[%u]", inode);
 	DIR *d = opendir(dir);
 	if (!d)
 		return false;
-	/* most processes have a few dozen descriptors: the stack holds them,
-	 * the heap only the long lists */
-	int local[256], *fds = local;
+	/* most processes have a few dozen descriptors: the stack holds their
+	 * names, the heap only the long lists */
+	typedef char fd_name[12];
+	fd_name local[256], *names = local;
 	size_t n = 0, cap = sizeof local / sizeof local[0];
 	for (struct dirent *e; (e = readdir(d));) {
-		if (e->d_name[0] == '.')
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len >= sizeof *names)
 			continue;
 		if (n == cap) {
-			int *more = malloc(2 * cap * sizeof *more);
+			fd_name *more = malloc(2 * cap * sizeof *more);
 			if (!more)
 				break;
-			memcpy(more, fds, n * sizeof *fds);
-			if (fds != local)
-				free(fds);
-			fds = more;
+			memcpy(more, names, n * sizeof *names);
+			if (names != local)
+				free(names);
+			names = more;
 			cap *= 2;
 		}
-		fds[n++] = atoi(e->d_name);
+		memcpy(names[n++], e->d_name, len + 1);
 	}
-	qsort(fds, n, sizeof *fds, cmp_desc);
 	bool found = false;
-	for (size_t i = 0; !found && i < n; i++) {
-		snprintf(name, sizeof name, "%d", fds[i]);
-		ssize_t len = readlinkat(dirfd(d), name, got, sizeof got);
+	while (!found && n > 0) {
+		ssize_t len = readlinkat(dirfd(d), names[--n], got, sizeof got);
 		found = len == wl && !memcmp(got, want, (size_t)len);
 	}
-	if (fds != local)
-		free(fds);
+	if (names != local)
+		free(names);
 	closedir(d);
 	return found;
+}
+
+static bool alive(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	return poll(&p, 1, 0) == 0;
+}
+
+static void exe_of(int64_t pid, char *out, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%lld/exe", (long long)pid);
+	ssize_t len = readlink(path, out, n - 1);
+	out[len > 0 ? len : 0] = '\0';
 }
 
 static const char *anchor_of(int64_t uid, const char *path)
@@ -186,12 +217,10 @@ static const char *anchor_of(int64_t uid, const char *path)
 static void read_proc(proc_t *p)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%lld/exe", (long long)p->pid);
-	ssize_t n = readlink(path, p->path, sizeof p->path - 1);
-	p->path[n > 0 ? n : 0] = '\0';
+	exe_of(p->pid, p->path, sizeof p->path);
 	snprintf(path, sizeof path, "/proc/%lld/cmdline", (long long)p->pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd >= 0 ? read(fd, p->cmdline, sizeof p->cmdline - 1) : 0;
+	ssize_t n = fd >= 0 ? read(fd, p->cmdline, sizeof p->cmdline - 1) : 0;
 	if (fd >= 0)
 		close(fd);
 	if (n < 0)
@@ -205,36 +234,46 @@ static void read_proc(proc_t *p)
 	p->anchor = anchor_of(p->uid, p->path);
 }
 
-/* The cached process pid, refreshed if the pid now belongs to another
- * program; the least recently used entry makes room for a new one. */
-static proc_t *remember(int64_t pid, int64_t uid)
+/* Callers hold the lock. */
+static proc_t *cached(int64_t pid)
 {
-	unsigned long long start = start_time(pid);
-	proc_t *slot = NULL;
 	for (size_t i = 0; i < n_cache; i++)
-		if (cache[i].pid == pid) {
-			slot = &cache[i];
-			break;
-		}
-	if (!slot) {
-		if (n_cache < APPID_CACHE) {
-			slot = &cache[n_cache++];
-		} else {
+		if (cache[i].pid == pid)
+			return &cache[i];
+	return NULL;
+}
+
+static void forget(proc_t *p)
+{
+	close(p->pidfd);
+	*p = cache[--n_cache];
+}
+
+/* The least recently used entry makes room. */
+static void remember(const proc_t *fresh)
+{
+	proc_t *slot = cached(fresh->pid);
+	if (!slot && n_cache < APPID_CACHE) {
+		slot = &cache[n_cache++];
+	} else {
+		if (!slot) {
 			slot = &cache[0];
 			for (size_t i = 1; i < n_cache; i++)
 				if (cache[i].used < slot->used)
 					slot = &cache[i];
 		}
-		slot->pid = 0;
+		close(slot->pidfd);
 	}
-	if (slot->pid != pid || slot->start != start) {
-		slot->pid = pid;
-		slot->uid = uid;
-		slot->start = start;
-		read_proc(slot);
-	}
+	*slot = *fresh;
 	slot->used = ++clock_;
-	return slot;
+}
+
+static void answer(appid_t *out, const proc_t *p)
+{
+	out->pid = p->pid;
+	snprintf(out->path, sizeof out->path, "%s", p->path);
+	snprintf(out->cmdline, sizeof out->cmdline, "%s", p->cmdline);
+	out->anchor = p->anchor;
 }
 
 static int64_t proc_uid(int procfd, const char *name)
@@ -289,23 +328,16 @@ static int64_t scan_all(uint32_t inode, int64_t uid)
 	return found;
 }
 
-void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_storage *server, appid_t *out)
+/* The cached processes of uid that may hold inode, tried newest first
+ * without the lock; those found to have exited are forgotten. */
+static int64_t try_cached(uint32_t inode, int64_t uid)
 {
-	memset(out, 0, sizeof *out);
-	out->anchor = "user";
-	uint32_t inode = 0, uid = 0;
-	if ((client->ss_family != AF_INET && client->ss_family != AF_INET6) || client->ss_family != server->ss_family ||
-	    !diag(client, server, &inode, &uid) || inode == 0)
-		return;
-	out->uid = uid;
-	/* The candidates are copied out so the slow part, reading /proc,
-	 * runs without the lock. */
 	int64_t recent[APPID_CACHE];
 	uint64_t used[APPID_CACHE];
 	size_t n = 0;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n_cache; i++)
-		if (cache[i].uid == (int64_t)uid) {
+		if (cache[i].uid == uid) {
 			size_t k = n++; /* insertion: newest first */
 			for (; k > 0 && used[k - 1] < cache[i].used; k--) {
 				recent[k] = recent[k - 1];
@@ -316,7 +348,7 @@ void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_s
 		}
 	pthread_mutex_unlock(&lock);
 	int64_t pid = 0;
-	size_t gone = 0; /* cached processes that have exited: forgotten below */
+	size_t gone = 0;
 	for (size_t k = 0; k < n && !pid; k++) {
 		if (holds_inode(recent[k], inode))
 			pid = recent[k];
@@ -327,26 +359,66 @@ void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_s
 		/* without this, a uid that runs many short processes would have
 		 * every lookup try each of them again */
 		pthread_mutex_lock(&lock);
-		for (size_t g = 0; g < gone; g++)
-			for (size_t i = 0; i < n_cache; i++)
-				if (cache[i].pid == recent[g]) {
-					cache[i] = cache[--n_cache];
-					break;
-				}
+		for (size_t g = 0; g < gone; g++) {
+			proc_t *p = cached(recent[g]);
+			if (p)
+				forget(p);
+		}
 		pthread_mutex_unlock(&lock);
+	}
+	return pid;
+}
+
+void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_storage *server, appid_t *out)
+{
+	memset(out, 0, sizeof *out);
+	out->anchor = "user";
+	uint32_t inode = 0, uid = 0;
+	if ((client->ss_family != AF_INET && client->ss_family != AF_INET6) || client->ss_family != server->ss_family ||
+	    !diag(client, server, &inode, &uid) || inode == 0)
+		return;
+	out->uid = uid;
+	int64_t pid = try_cached(inode, uid);
+	if (pid) {
+		/* The entry stands if its process is still alive (then the pid
+		 * was its own when holds_inode looked) and has not exec'd. */
+		char exe[sizeof cache[0].path];
+		exe_of(pid, exe, sizeof exe);
+		pthread_mutex_lock(&lock);
+		proc_t *p = cached(pid);
+		bool hit = p && alive(p->pidfd) && !strcmp(p->path, exe);
+		if (hit) {
+			p->used = ++clock_;
+			answer(out, p);
+		} else if (p) {
+			forget(p);
+		}
+		pthread_mutex_unlock(&lock);
+		if (hit)
+			return;
 	}
 	if (!pid)
 		pid = scan_all(inode, uid);
 	if (!pid)
 		pid = scan_all(inode, -1); /* /proc/PID owned by root: a process that is not dumpable */
-	pthread_mutex_lock(&lock);
-	if (pid) {
-		proc_t *p = remember(pid, uid);
-		out->pid = p->pid;
-		snprintf(out->path, sizeof out->path, "%s", p->path);
-		snprintf(out->cmdline, sizeof out->cmdline, "%s", p->cmdline);
-		out->anchor = p->anchor;
+	if (!pid)
+		return;
+	/* Pinned first, then read, then confirmed through the pin: what was
+	 * read is the process that holds the socket, even if the pid was
+	 * recycled in between. */
+	proc_t fresh = {.pid = pid, .uid = uid, .pidfd = pidfd_open((pid_t)pid, 0)};
+	if (fresh.pidfd < 0 && errno != EMFILE && errno != ENFILE)
+		return; /* gone already */
+	read_proc(&fresh);
+	if (fresh.pidfd >= 0 && !(holds_inode(pid, inode) && alive(fresh.pidfd))) {
+		close(fresh.pidfd); /* gone or recycled while read: unknown, not a guess */
+		return;
 	}
+	answer(out, &fresh);
+	if (fresh.pidfd < 0)
+		return; /* out of descriptors: answered, not cached */
+	pthread_mutex_lock(&lock);
+	remember(&fresh);
 	pthread_mutex_unlock(&lock);
 }
 

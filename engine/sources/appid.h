@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define APPID_CACHE 1024
+#define APPID_CACHE 256 /* processes; each holds a pidfd */
 
 typedef struct appid {
 	int64_t pid, uid;      /* pid 0: not found (uid may still be known) */

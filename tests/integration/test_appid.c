@@ -1,0 +1,184 @@
+/*
+ * App identity (sources/appid.h) against real processes and real loopback
+ * connections: which process holds the client socket, as which uid,
+ * running which program and with which command line; a cached process
+ * that exec'd another program is read afresh; a client that is gone is
+ * unknown, not a guess. Linux only (sock_diag and /proc).
+ */
+#include "sources/appid.h"
+#include "suites.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int listener(struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof *a;
+	ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)a, sizeof *a) == 0 && listen(fd, 16) == 0 &&
+		  getsockname(fd, (struct sockaddr *)a, &len) == 0);
+	return fd;
+}
+
+/* Accepts the next connection and looks up who made it. */
+static void lookup_next(int l, appid_t *id)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t pl = sizeof peer, ll = sizeof local;
+	int c = accept(l, (struct sockaddr *)&peer, &pl);
+	ck_assert(c >= 0 && getsockname(c, (struct sockaddr *)&local, &ll) == 0);
+	appid_lookup(&peer, &local, id);
+	close(c);
+}
+
+/* A child that connects to a (as uid, unless 0), then waits for a byte on
+ * the returned pipe before it exits. */
+static pid_t client(const struct sockaddr_in *a, uid_t uid, int *release)
+{
+	int p[2];
+	ck_assert(pipe(p) == 0);
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		if (uid && setuid(uid) != 0) /* first: a socket belongs to the uid that made it */
+			_exit(1);
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		char ch;
+		if (connect(c, (const struct sockaddr *)a, sizeof *a) != 0)
+			_exit(1);
+		(void)!read(p[0], &ch, 1);
+		_exit(0);
+	}
+	close(p[0]);
+	*release = p[1];
+	return pid;
+}
+
+static void release(pid_t pid, int fd)
+{
+	close(fd);
+	int status;
+	ck_assert(waitpid(pid, &status, 0) == pid);
+}
+
+START_TEST(finds_the_process_its_uid_program_and_arguments)
+{
+	struct sockaddr_in a;
+	int l = listener(&a);
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	ck_assert(n > 0);
+	self[n] = '\0';
+	for (int round = 0; round < 2; round++) { /* the second is answered from the cache */
+		int go;
+		pid_t pid = client(&a, 0, &go);
+		appid_t id;
+		lookup_next(l, &id);
+		ck_assert_int_eq(id.pid, pid);
+		ck_assert_int_eq(id.uid, (int64_t)getuid());
+		ck_assert_str_eq(id.path, self);
+		ck_assert_msg(strstr(id.cmdline, "integration-tests"), "cmdline: %s", id.cmdline);
+		ck_assert_str_eq(id.anchor, "user"); /* a program under build/, not a system directory */
+		release(pid, go);
+	}
+	close(l);
+}
+END_TEST
+
+START_TEST(names_the_uid_of_the_socket)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "names_the_uid_of_the_socket: SKIPPED: needs root to run a client as uid 65534\n");
+		return;
+	}
+	struct sockaddr_in a;
+	int l = listener(&a);
+	int go;
+	pid_t pid = client(&a, 65534, &go);
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.uid, 65534);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_str_eq(id.anchor, "user"); /* not a root-owned system program */
+	release(pid, go);
+	close(l);
+}
+END_TEST
+
+/* A process seen once is cached; if it then execs another program, its
+ * next connection must name that program, not the cached one. */
+START_TEST(a_process_that_execs_is_read_again)
+{
+	struct sockaddr_in a;
+	int l = listener(&a);
+	char bash[PATH_MAX];
+	ck_assert_msg(realpath("/bin/bash", bash), "no /bin/bash");
+	int p[2];
+	ck_assert(pipe(p) == 0);
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		char ch, port[16], fd[16];
+		if (connect(c, (struct sockaddr *)&a, sizeof a) != 0 || read(p[0], &ch, 1) != 1)
+			_exit(1);
+		snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
+		snprintf(fd, sizeof fd, "%d", p[0]);
+		execl(bash, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/$0; read -r -u $1 _", port, fd, (char *)NULL);
+		_exit(1);
+	}
+	close(p[0]);
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_msg(strcmp(id.path, bash) != 0, "before exec: %s", id.path);
+	ck_assert(write(p[1], "x", 1) == 1); /* now exec bash, which connects */
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_str_eq(id.path, bash);
+	ck_assert_msg(strstr(id.cmdline, "/dev/tcp/127.0.0.1"), "cmdline: %s", id.cmdline);
+	release(pid, p[1]);
+	close(l);
+}
+END_TEST
+
+START_TEST(a_client_already_gone_is_unknown)
+{
+	struct sockaddr_in a;
+	int l = listener(&a);
+	int go;
+	pid_t pid = client(&a, 0, &go);
+	release(pid, go); /* the connection is queued; its client end is gone */
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, 0);
+	ck_assert_str_eq(id.anchor, "user");
+	close(l);
+}
+END_TEST
+
+Suite *appid_suite(void)
+{
+	Suite *s = suite_create("appid");
+	TCase *tc = tcase_create("appid");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, finds_the_process_its_uid_program_and_arguments);
+	tcase_add_test(tc, names_the_uid_of_the_socket);
+	tcase_add_test(tc, a_process_that_execs_is_read_again);
+	tcase_add_test(tc, a_client_already_gone_is_unknown);
+	suite_add_tcase(s, tc);
+	return s;
+}
