@@ -287,10 +287,17 @@ typedef struct {
 	int64_t fds; /* open descriptors (the size of /proc/PID/fd since Linux 6.2; 0 before) */
 } candidate_t;
 
+/* Fewest descriptors first, and none last: a process with no open file
+ * (a kernel thread, since 6.2) cannot hold the socket; before 6.2 every
+ * count reads 0. Then the newest (highest pid) first: a program that has
+ * just connected has often just started. */
 static int by_fds(const void *a, const void *b)
 {
-	int64_t x = ((const candidate_t *)a)->fds, y = ((const candidate_t *)b)->fds;
-	return (x > y) - (x < y);
+	const candidate_t *p = a, *q = b;
+	uint64_t x = (uint64_t)p->fds - 1, y = (uint64_t)q->fds - 1;
+	if (x != y)
+		return (x > y) - (x < y);
+	return (p->pid < q->pid) - (p->pid > q->pid);
 }
 
 /* Every process of uid (or every process when uid < 0), those with the
