@@ -78,7 +78,22 @@ static bool submit(side_t *s, iobuf_t *b)
 		iobuf_put(b);
 		return false;
 	}
+	/* Written at once when the socket takes it all, which on a healthy
+	 * connection is nearly always: no request to complete, and none of the
+	 * epoll_ctl calls libuv makes around one (two per request-response
+	 * before this). uv_try_write refuses while writes are queued, so order
+	 * is kept; a refusal or a short write queues what is left. */
 	uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
+	int sent = uv_try_write(s->stream, &ub, 1);
+	if (sent == (int)b->len) {
+		s->bytes_out += b->len;
+		iobuf_put(b);
+		return true;
+	}
+	if (sent > 0) {
+		ub.base += sent;
+		ub.len -= (size_t)sent;
+	}
 	b->req.data = s;
 	int r = uv_write(&b->req, s->stream, &ub, 1, on_write_done);
 	if (r < 0) {
