@@ -34,26 +34,30 @@ nginx -c "$w/nginx.conf" -g "daemon off;" & pids+=($!)
 "$top/build/dlpgate" run --listen 127.0.0.1:18690 --sysext-socket "$w/sysext.sock" --state-dir "$w/state" \
 	--upstream-ca "$w/ca.pem" --log-level warn 2>"$w/dlpgate.log" & dlp=$!; pids+=($dlp)
 "$top/build/flowclient" --listen 127.0.0.1:18691 --socket "$w/sysext.sock" --dst 127.0.0.1:18643 \
-	--hostname localhost --path /Applications/Tool.app/Contents/MacOS/Tool --anchor developer_id >/dev/null & pids+=($!)
+	--hostname localhost --path /Applications/Tool.app/Contents/MacOS/Tool --anchor developer_id >/dev/null & frames_relay=$!
+pids+=($frames_relay)
 "$top/build/flowclient" --listen 127.0.0.1:18692 --via-connect 18690 --dst 127.0.0.1:18643 \
-	--hostname localhost --anchor unsigned >/dev/null & pids+=($!)
+	--hostname localhost --anchor unsigned >/dev/null & connect_relay=$!
+pids+=($connect_relay)
 for _ in $(seq 100); do [ -S "$w/sysext.sock" ] && [ -s "$w/state/ca.pem" ] && break; sleep 0.1; done
 sleep 0.5
-ticks() { awk '{print $14 + $15}' "/proc/$dlp/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-run() { # label, loadgen args...
-	local label=$1; shift
+run() { # label, relay pid (0: none), loadgen args...
+	local label=$1 relay=$2; shift 2
 	"$w/loadgen" --cacert "$w/state/ca.pem" -c 16 -d 2 "$@" >/dev/null 2>&1 || true
-	local t0 t1 line
-	t0=$(ticks)
+	local t0 t1 r0=0 r1=0 line
+	t0=$(ticks $dlp)
+	[ "$relay" = 0 ] || r0=$(ticks "$relay")
 	line=$("$w/loadgen" --cacert "$w/state/ca.pem" -c 16 -d "$dur" --expect-bytes 1024 "$@")
-	t1=$(ticks)
+	t1=$(ticks $dlp)
+	[ "$relay" = 0 ] || r1=$(ticks "$relay")
 	local rps errs n
 	rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$line")
 	errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$line")
 	n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
-	awk -v l="$label" -v r="$rps" -v e="$errs" -v n="$n" -v t=$((t1 - t0)) -v hz="$hz" \
-		'BEGIN { printf "%-22s %8.0f req/s  errors %s  dlpgate %.3f cpu-ms/req\n", l, r, e, 1000 * t / hz / n }'
+	awk -v l="$label" -v r="$rps" -v e="$errs" -v n="$n" -v t=$((t1 - t0)) -v rt=$((r1 - r0)) -v hz="$hz" \
+		'BEGIN { printf "%-22s %8.0f req/s  errors %s  dlpgate %.3f cpu-ms/req  relay %.3f cpu-ms/req\n", l, r, e, 1000 * t / hz / n, 1000 * rt / hz / n }'
 	echo "$rps"
 }
 # The three phases alternate, ROUNDS times, so a slow spell of the machine
@@ -62,9 +66,9 @@ rounds=${ROUNDS:-3}
 exp=() rel=() frm=()
 for r in $(seq "$rounds"); do
 	echo "-- round $r of $rounds" >&2
-	exp+=("$(run "explicit proxy" -x http://127.0.0.1:18690 -u https://localhost:18643/1k | tee /dev/stderr | tail -1)")
-	rel+=("$(run "relay + CONNECT" -u https://localhost:18692/1k | tee /dev/stderr | tail -1)")
-	frm+=("$(run "relay + frames" -u https://localhost:18691/1k | tee /dev/stderr | tail -1)")
+	exp+=("$(run "explicit proxy" 0 -x http://127.0.0.1:18690 -u https://localhost:18643/1k | tee /dev/stderr | tail -1)")
+	rel+=("$(run "relay + CONNECT" "$connect_relay" -u https://localhost:18692/1k | tee /dev/stderr | tail -1)")
+	frm+=("$(run "relay + frames" "$frames_relay" -u https://localhost:18691/1k | tee /dev/stderr | tail -1)")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 a=$(median "${exp[@]}") r=$(median "${rel[@]}") b=$(median "${frm[@]}")
