@@ -42,9 +42,10 @@ static void lookup_next(int l, appid_t *id)
 	close(c);
 }
 
-/* A child that connects to a (as uid, unless 0), then waits for a byte on
- * the returned pipe before it exits. */
-static pid_t client(const struct sockaddr_in *a, uid_t uid, int *release)
+/* A child that connects to a (as uid, unless 0) and waits for a byte on
+ * the returned pipe. Then it exits, or with exec_path it execs bash there,
+ * which connects again and waits for the pipe to close. */
+static pid_t client(const struct sockaddr_in *a, uid_t uid, const char *exec_path, int *release)
 {
 	int p[2];
 	ck_assert(pipe(p) == 0);
@@ -55,11 +56,13 @@ static pid_t client(const struct sockaddr_in *a, uid_t uid, int *release)
 		if (uid && setuid(uid) != 0) /* first: a socket belongs to the uid that made it */
 			_exit(1);
 		int c = socket(AF_INET, SOCK_STREAM, 0);
-		char ch;
-		if (connect(c, (const struct sockaddr *)a, sizeof *a) != 0)
-			_exit(1);
-		(void)!read(p[0], &ch, 1);
-		_exit(0);
+		char ch, port[16], fd[16];
+		if (connect(c, (const struct sockaddr *)a, sizeof *a) != 0 || read(p[0], &ch, 1) != 1 || !exec_path)
+			_exit(0);
+		snprintf(port, sizeof port, "%u", ntohs(a->sin_port));
+		snprintf(fd, sizeof fd, "%d", p[0]);
+		execl(exec_path, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/$0; read -r -u $1 _", port, fd, (char *)NULL);
+		_exit(1);
 	}
 	close(p[0]);
 	*release = p[1];
@@ -83,7 +86,7 @@ START_TEST(finds_the_process_its_uid_program_and_arguments)
 	self[n] = '\0';
 	for (int round = 0; round < 2; round++) { /* the second is answered from the cache */
 		int go;
-		pid_t pid = client(&a, 0, &go);
+		pid_t pid = client(&a, 0, NULL, &go);
 		appid_t id;
 		lookup_next(l, &id);
 		ck_assert_int_eq(id.pid, pid);
@@ -106,7 +109,7 @@ START_TEST(names_the_uid_of_the_socket)
 	struct sockaddr_in a;
 	int l = listener(&a);
 	int go;
-	pid_t pid = client(&a, 65534, &go);
+	pid_t pid = client(&a, 65534, NULL, &go);
 	appid_t id;
 	lookup_next(l, &id);
 	ck_assert_int_eq(id.uid, 65534);
@@ -125,32 +128,18 @@ START_TEST(a_process_that_execs_is_read_again)
 	int l = listener(&a);
 	char bash[PATH_MAX];
 	ck_assert_msg(realpath("/bin/bash", bash), "no /bin/bash");
-	int p[2];
-	ck_assert(pipe(p) == 0);
-	pid_t pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		close(p[1]);
-		int c = socket(AF_INET, SOCK_STREAM, 0);
-		char ch, port[16], fd[16];
-		if (connect(c, (struct sockaddr *)&a, sizeof a) != 0 || read(p[0], &ch, 1) != 1)
-			_exit(1);
-		snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
-		snprintf(fd, sizeof fd, "%d", p[0]);
-		execl(bash, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/$0; read -r -u $1 _", port, fd, (char *)NULL);
-		_exit(1);
-	}
-	close(p[0]);
+	int go;
+	pid_t pid = client(&a, 0, bash, &go);
 	appid_t id;
 	lookup_next(l, &id);
 	ck_assert_int_eq(id.pid, pid);
 	ck_assert_msg(strcmp(id.path, bash) != 0, "before exec: %s", id.path);
-	ck_assert(write(p[1], "x", 1) == 1); /* now exec bash, which connects */
+	ck_assert(write(go, "x", 1) == 1); /* now exec bash, which connects */
 	lookup_next(l, &id);
 	ck_assert_int_eq(id.pid, pid);
 	ck_assert_str_eq(id.path, bash);
 	ck_assert_msg(strstr(id.cmdline, "/dev/tcp/127.0.0.1"), "cmdline: %s", id.cmdline);
-	release(pid, p[1]);
+	release(pid, go);
 	close(l);
 }
 END_TEST
@@ -160,7 +149,7 @@ START_TEST(a_client_already_gone_is_unknown)
 	struct sockaddr_in a;
 	int l = listener(&a);
 	int go;
-	pid_t pid = client(&a, 0, &go);
+	pid_t pid = client(&a, 0, NULL, &go);
 	release(pid, go); /* the connection is queued; its client end is gone */
 	appid_t id;
 	lookup_next(l, &id);
