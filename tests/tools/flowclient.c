@@ -27,14 +27,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -73,34 +74,180 @@ static void parse_addr(const char *text, struct sockaddr_in *a, const char *what
 		die("%s: expected IPv4:PORT", what);
 }
 
-/* Copies both ways until both directions are done; a direction's EOF is
- * passed on as a half-close. */
-static void splice_fds(int a, int b)
-{
-	bool a_open = true, b_open = true;
+/* ---- the relay: every accepted flow's bytes, both ways, in one epoll loop ----
+ *
+ * Flow threads do the blocking part (connect, frame, reply) and hand the
+ * pair of sockets over; one thread then moves bytes for all flows, as an
+ * event-driven extension would. A thread per flow blocking in poll cost as
+ * much CPU as the engine itself in tests/bench/framing.sh. Each direction
+ * holds what its writer refused and stops reading until that is written;
+ * an EOF is passed on as a half-close once its direction is drained. */
+
+typedef struct pair pair_t;
+typedef struct {
+	pair_t *pair;
+	int k; /* this end is fd[k] */
+} end_t;
+typedef struct {
 	char buf[65536];
-	while (a_open || b_open) {
-		struct pollfd p[2] = {{a, a_open ? POLLIN : 0, 0}, {b, b_open ? POLLIN : 0, 0}};
-		if (poll(p, 2, 60000) <= 0)
-			return;
-		for (int i = 0; i < 2; i++) {
-			int from = i ? b : a, to = i ? a : b;
-			bool *open = i ? &b_open : &a_open;
-			if (!*open || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t n = read(from, buf, sizeof buf);
-			if (n <= 0) {
-				*open = false;
-				shutdown(to, SHUT_WR);
-				continue;
-			}
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(to, buf + off, (size_t)(n - off));
-				if (w <= 0)
-					return;
-				off += w;
-			}
+	size_t off, len; /* read from fd[k], not yet written to fd[1 - k] */
+	bool eof, done;  /* fd[k] ended; the half-close was passed on */
+} dir_t;
+struct pair {
+	int fd[2];
+	uint32_t events[2]; /* the interest registered for fd[k] */
+	dir_t d[2];         /* d[k] reads fd[k], writes fd[1 - k] */
+	end_t end[2];
+	bool closed;
+	pair_t *next_dead;
+};
+
+static int relay_ep = -1, relay_inbox[2];
+static pair_t *dead; /* closed in this batch of events, freed after it */
+
+static void pair_close(pair_t *p)
+{
+	if (p->closed)
+		return;
+	p->closed = true;
+	close(p->fd[0]);
+	close(p->fd[1]);
+	p->next_dead = dead;
+	dead = p;
+}
+
+/* Writes what direction j holds; false if the socket failed. */
+static bool drain(pair_t *p, int j)
+{
+	dir_t *d = &p->d[j];
+	while (d->len) {
+		ssize_t w = write(p->fd[1 - j], d->buf + d->off, d->len);
+		if (w > 0) {
+			d->off += (size_t)w;
+			d->len -= (size_t)w;
+		} else if (w < 0 && errno == EINTR) {
+			continue;
+		} else {
+			return w < 0 && errno == EAGAIN;
 		}
+	}
+	return true;
+}
+
+/* fd[k] is read while its direction holds nothing, and written while the
+ * other direction holds something. */
+static void update_interest(pair_t *p, int k)
+{
+	uint32_t want = (!p->d[k].eof && !p->d[k].len ? EPOLLIN : 0) | (p->d[1 - k].len ? EPOLLOUT : 0);
+	if (want == p->events[k])
+		return;
+	struct epoll_event e = {.events = want, .data.ptr = &p->end[k]};
+	epoll_ctl(relay_ep, EPOLL_CTL_MOD, p->fd[k], &e);
+	p->events[k] = want;
+}
+
+static void on_relay_event(pair_t *p, int k, uint32_t ev)
+{
+	dir_t *in = &p->d[k];
+	if (p->closed)
+		return;
+	if ((ev & EPOLLERR) || ((ev & EPOLLOUT) && !drain(p, 1 - k))) {
+		pair_close(p);
+		return;
+	}
+	if ((ev & (EPOLLIN | EPOLLHUP)) && !in->eof && !in->len) {
+		ssize_t n = read(p->fd[k], in->buf, sizeof in->buf);
+		if (n > 0) {
+			in->off = 0;
+			in->len = (size_t)n;
+			if (!drain(p, k)) {
+				pair_close(p);
+				return;
+			}
+		} else if (n == 0) {
+			in->eof = true;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			pair_close(p);
+			return;
+		}
+	}
+	for (int j = 0; j < 2; j++)
+		if (p->d[j].eof && !p->d[j].len && !p->d[j].done) {
+			shutdown(p->fd[1 - j], SHUT_WR);
+			p->d[j].done = true;
+		}
+	/* both ways done; or fd[k] hung up with nothing left to read from it,
+	 * so nothing can be written to it either */
+	if ((p->d[0].done && p->d[1].done) || ((ev & EPOLLHUP) && in->eof)) {
+		pair_close(p);
+		return;
+	}
+	update_interest(p, 0);
+	update_interest(p, 1);
+}
+
+static void *relay_loop(void *arg)
+{
+	(void)arg;
+	struct epoll_event evs[64];
+	for (;;) {
+		int n = epoll_wait(relay_ep, evs, 64, -1);
+		for (int i = 0; i < n; i++) {
+			end_t *e = evs[i].data.ptr;
+			if (e) {
+				on_relay_event(e->pair, e->k, evs[i].events);
+				continue;
+			}
+			pair_t *p;
+			while (read(relay_inbox[0], &p, sizeof p) == (ssize_t)sizeof p)
+				for (int k = 0; k < 2; k++) {
+					struct epoll_event add = {.events = EPOLLIN, .data.ptr = &p->end[k]};
+					p->events[k] = EPOLLIN;
+					if (epoll_ctl(relay_ep, EPOLL_CTL_ADD, p->fd[k], &add) != 0)
+						pair_close(p);
+				}
+		}
+		while (dead) {
+			pair_t *p = dead;
+			dead = p->next_dead;
+			free(p);
+		}
+	}
+	return NULL;
+}
+
+static void relay_init(void)
+{
+	relay_ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+	pthread_t t;
+	if (relay_ep < 0 || pipe2(relay_inbox, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    epoll_ctl(relay_ep, EPOLL_CTL_ADD, relay_inbox[0], &e) != 0 || pthread_create(&t, NULL, relay_loop, NULL) != 0)
+		die("cannot start the relay: %s", strerror(errno));
+	pthread_detach(t);
+}
+
+/* Both sockets now belong to the relay: the caller must not close them. */
+static void relay_hand_over(int a, int b)
+{
+	pair_t *p = calloc(1, sizeof *p);
+	if (!p) {
+		close(a);
+		close(b);
+		return;
+	}
+	p->fd[0] = a;
+	p->fd[1] = b;
+	for (int k = 0; k < 2; k++) {
+		p->end[k] = (end_t){p, k};
+		fcntl(p->fd[k], F_SETFL, fcntl(p->fd[k], F_GETFL) | O_NONBLOCK);
+	}
+	/* through the loop's own thread, so no event can arrive for an end
+	 * not yet registered */
+	if (write(relay_inbox[1], &p, sizeof p) != (ssize_t)sizeof p) {
+		close(a);
+		close(b);
+		free(p);
 	}
 }
 
@@ -177,6 +324,18 @@ fail:
 	return -1;
 }
 
+/* The flow goes where the client meant, without the engine. */
+static void pass_direct(int *client)
+{
+	int direct = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (direct >= 0 && connect(direct, (struct sockaddr *)&dst_addr, sizeof dst_addr) == 0) {
+		relay_hand_over(*client, direct);
+		*client = -1;
+	} else if (direct >= 0) {
+		close(direct);
+	}
+}
+
 static void *flow_thread(void *arg)
 {
 	int client = (int)(intptr_t)arg;
@@ -190,17 +349,15 @@ static void *flow_thread(void *arg)
 	pthread_mutex_unlock(&table_lock);
 	if (leave) { /* the OS keeps the flow: the engine never hears of it */
 		report(id, "static-bypass", why);
-		int direct = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (direct >= 0 && connect(direct, (struct sockaddr *)&dst_addr, sizeof dst_addr) == 0)
-			splice_fds(client, direct);
-		if (direct >= 0)
-			close(direct);
+		pass_direct(&client);
 		goto out;
 	}
 	if (via_connect) {
 		engine = connect_proxy(id);
-		if (engine >= 0)
-			splice_fds(client, engine);
+		if (engine >= 0) {
+			relay_hand_over(client, engine);
+			client = engine = -1;
+		}
 		goto out;
 	}
 	engine = engine_connect();
@@ -240,18 +397,16 @@ static void *flow_thread(void *arg)
 	if (stale)
 		fetch_table();
 	if (rep.verdict == FRAME_ACCEPT) {
-		splice_fds(client, engine);
+		relay_hand_over(client, engine);
+		client = engine = -1;
 	} else if (rep.verdict == FRAME_BYPASS && bypass_passes) {
-		int direct = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (direct >= 0 && connect(direct, (struct sockaddr *)&dst_addr, sizeof dst_addr) == 0)
-			splice_fds(client, direct);
-		if (direct >= 0)
-			close(direct);
+		pass_direct(&client);
 	}
 out:
 	if (engine >= 0)
 		close(engine);
-	close(client);
+	if (client >= 0)
+		close(client);
 	return NULL;
 }
 
@@ -317,6 +472,7 @@ int main(int argc, char **argv)
 	if (!have_listen || !socket_path || !have_dst || !identity.app.path[0])
 		die("%s", "usage: flowclient --listen IP:PORT --socket PATH --dst IP:PORT --path EXE --anchor A [...]");
 	signal(SIGPIPE, SIG_IGN);
+	relay_init();
 	if (use_table && !fetch_table())
 		die("%s", "--static-bypass: could not fetch the engine's bypass table");
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
