@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const state_names[] = {"request", "dial", "peek", "tls-upstream", "tls-client",
 					  "http", "splice", "closing"};
@@ -153,28 +154,11 @@ static void on_timer_closed(uv_handle_t *h)
 	flow_handle_released(h->data);
 }
 
-void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
+/* A connection open in w's loop (conn, malloc'ed) becomes a flow; f is
+ * zeroed memory the flow takes. */
+static void flow_begin(worker_t *w, side_conn_t *conn, flow_t *f, listen_kind_t kind)
 {
 	engine_t *e = w->eng;
-	if (w->stopping)
-		return;
-	if (atomic_load(&e->connections) >= e->cfg.max_connections) {
-		refuse(w, server);
-		return;
-	}
-	side_conn_t *conn = malloc(sizeof *conn);
-	flow_t *f = calloc(1, sizeof *f);
-	if (!conn || !f) {
-		free(conn);
-		free(f);
-		return;
-	}
-	conn_init(&w->loop, server, conn);
-	if (uv_accept(server, &conn->stream) != 0) {
-		uv_close(&conn->handle, free_handle);
-		free(f);
-		return;
-	}
 	atomic_fetch_add(&e->connections, 1);
 	atomic_fetch_add(&e->flows_total, 1);
 	f->w = w;
@@ -210,6 +194,53 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 		transparent_start(f);
 		break;
 	}
+}
+
+void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
+{
+	engine_t *e = w->eng;
+	if (w->stopping)
+		return;
+	if (atomic_load(&e->connections) >= e->cfg.max_connections) {
+		refuse(w, server);
+		return;
+	}
+	side_conn_t *conn = malloc(sizeof *conn);
+	flow_t *f = calloc(1, sizeof *f);
+	if (!conn || !f) {
+		free(conn);
+		free(f);
+		return;
+	}
+	conn_init(&w->loop, server, conn);
+	if (uv_accept(server, &conn->stream) != 0) {
+		uv_close(&conn->handle, free_handle);
+		free(f);
+		return;
+	}
+	flow_begin(w, conn, f, kind);
+}
+
+void flow_adopt(worker_t *w, int fd, listen_kind_t kind)
+{
+	engine_t *e = w->eng;
+	side_conn_t *conn = NULL;
+	flow_t *f = NULL;
+	/* over the limit, a system extension flow is just closed, as in refuse() */
+	if (w->stopping || atomic_load(&e->connections) >= e->cfg.max_connections ||
+	    !(conn = malloc(sizeof *conn)) || !(f = calloc(1, sizeof *f))) {
+		free(conn);
+		close(fd);
+		return;
+	}
+	uv_pipe_init(&w->loop, &conn->pipe, 0);
+	if (uv_pipe_open(&conn->pipe, fd) != 0) {
+		close(fd);
+		uv_close(&conn->handle, free_handle);
+		free(f);
+		return;
+	}
+	flow_begin(w, conn, f, kind);
 }
 
 /* ---- the log line ---- */

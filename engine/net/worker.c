@@ -140,6 +140,85 @@ bool worker_open_listeners(engine_t *e, char *err, size_t n)
 	return true;
 }
 
+/* ---- the shared system extension socket ----
+ *
+ * The kernel wakes whichever worker it likes for a connection on the one
+ * socket they share, and one worker ended up carrying most flows (71
+ * against 177 cpu ticks in tests/bench/framing.sh). The worker that
+ * accepts hands the connection to the worker with the fewest flows: the
+ * socket is duplicated out of its loop and adopted into the other's. */
+
+static worker_t *least_loaded(engine_t *e)
+{
+	worker_t *best = NULL;
+	unsigned best_load = 0;
+	for (unsigned k = 0; k < e->n_workers; k++) {
+		worker_t *w = &e->workers[k];
+		unsigned load = atomic_load(&w->n_flows) + atomic_load(&w->n_incoming);
+		if (!best || load < best_load) {
+			best = w;
+			best_load = load;
+		}
+	}
+	return best;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Accepts the connection waiting on server out of w's loop; returns its
+ * socket (-1: lost). */
+static int accept_fd(worker_t *w, uv_stream_t *server)
+{
+	uv_pipe_t *tmp = malloc(sizeof *tmp);
+	if (!tmp)
+		return -1;
+	uv_pipe_init(&w->loop, tmp, 0);
+	uv_os_fd_t fd;
+	int dup = -1;
+	if (uv_accept(server, (uv_stream_t *)tmp) == 0 && uv_fileno((uv_handle_t *)tmp, &fd) == 0)
+		dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	uv_close((uv_handle_t *)tmp, free_handle);
+	return dup;
+}
+
+static void hand_over(worker_t *w, uv_stream_t *server, worker_t *to, listen_kind_t kind)
+{
+	int fd = accept_fd(w, server);
+	if (fd < 0) {
+		log_msg(LOG_WARN, "accept_error", "cannot hand a connection over: %s", strerror(errno));
+		return;
+	}
+	/* sent under the lock: a stopping worker closes inbox_wake under it */
+	uv_mutex_lock(&to->inbox_lock);
+	bool queued = to->n_inbox < WORKER_INBOX && !to->stopping;
+	if (queued) {
+		to->inbox[to->n_inbox++] = fd;
+		atomic_fetch_add(&to->n_incoming, 1);
+		uv_async_send(&to->inbox_wake);
+	}
+	uv_mutex_unlock(&to->inbox_lock);
+	if (!queued)
+		flow_adopt(w, fd, kind);
+}
+
+static void on_inbox(uv_async_t *a)
+{
+	worker_t *w = a->data;
+	int fds[WORKER_INBOX];
+	uv_mutex_lock(&w->inbox_lock);
+	size_t n = w->n_inbox;
+	memcpy(fds, w->inbox, n * sizeof *fds);
+	w->n_inbox = 0;
+	uv_mutex_unlock(&w->inbox_lock);
+	for (size_t i = 0; i < n; i++) {
+		flow_adopt(w, fds[i], LISTEN_SYSEXT);
+		atomic_fetch_sub(&w->n_incoming, 1);
+	}
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	worker_t *w = server->loop->data;
@@ -148,7 +227,12 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	size_t idx = (size_t)((side_conn_t *)server - w->listeners);
-	flow_accept(w, server, w->eng->listens[idx].kind);
+	listen_kind_t kind = w->eng->listens[idx].kind;
+	worker_t *to = kind == LISTEN_SYSEXT && !w->stopping ? least_loaded(w->eng) : w;
+	if (to != w)
+		hand_over(w, server, to, kind);
+	else
+		flow_accept(w, server, kind);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -161,7 +245,13 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void on_wake(uv_async_t *a)
 {
 	worker_t *w = a->data;
-	w->stopping = true;
+	uv_mutex_lock(&w->inbox_lock);
+	w->stopping = true; /* under the lock: nothing more is handed over */
+	for (size_t i = 0; i < w->n_inbox; i++)
+		close(w->inbox[i]);
+	w->n_inbox = 0;
+	uv_mutex_unlock(&w->inbox_lock);
+	uv_close((uv_handle_t *)&w->inbox_wake, NULL);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		uv_close(&w->listeners[i].handle, NULL);
 	for (flow_t *f = w->flows, *next; f; f = next) {
@@ -197,6 +287,9 @@ bool worker_start_all(engine_t *e, char *err, size_t n)
 		w->loop.data = w;
 		uv_async_init(&w->loop, &w->wake, on_wake);
 		w->wake.data = w;
+		uv_mutex_init(&w->inbox_lock);
+		uv_async_init(&w->loop, &w->inbox_wake, on_inbox);
+		w->inbox_wake.data = w;
 		buf_init(&w->scratch, 0);
 		for (size_t i = 0; i < w->n_listeners; i++) {
 			int r;
@@ -228,4 +321,8 @@ void worker_stop_all(engine_t *e)
 		uv_async_send(&e->workers[k].wake);
 	for (unsigned k = 0; k < e->n_workers; k++)
 		uv_thread_join(&e->workers[k].thread);
+	/* only now: a worker still running may hand a connection to one that
+	 * has stopped (and refuses it under this lock) */
+	for (unsigned k = 0; k < e->n_workers; k++)
+		uv_mutex_destroy(&e->workers[k].inbox_lock);
 }

@@ -2,7 +2,9 @@
  * worker: one thread, one libuv loop, its own listeners (SO_REUSEPORT: the
  * kernel spreads connections) and everything its flows need that must not be
  * shared: the block free list and scratch buffers. A flow lives and dies on
- * the worker that accepted it.
+ * one worker: the one that accepted it, except for the system extension's
+ * socket, which all workers share and whose connections go to the worker
+ * with the fewest flows (through its inbox).
  */
 #ifndef DLPGATE_WORKER_H
 #define DLPGATE_WORKER_H
@@ -12,10 +14,13 @@
 #include "net/iobuf.h"
 #include "net/side.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <uv.h>
 
 struct flow;
+
+#define WORKER_INBOX 256 /* connections waiting to be taken over; past it the accepting worker keeps them */
 
 struct worker {
 	engine_t *eng;
@@ -29,7 +34,12 @@ struct worker {
 	iobuf_t *free_blocks;
 	unsigned n_free_blocks;
 	struct flow *flows;        /* open flows, for shutdown */
-	unsigned n_flows;
+	atomic_uint n_flows;       /* read by other workers to balance */
+	uv_mutex_t inbox_lock;     /* connections handed over by other workers */
+	int inbox[WORKER_INBOX];
+	size_t n_inbox;
+	atomic_uint n_incoming;    /* handed over, not yet flows */
+	uv_async_t inbox_wake;
 	buf_t scratch;             /* serialization scratch, reused */
 	uint64_t last_refusal_log;
 	unsigned refused_since_log;
