@@ -307,11 +307,14 @@ bool worker_start_all(engine_t *e, char *err, size_t n)
 				return false;
 			}
 		}
-		if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+	}
+	/* Every worker is ready before any runs: a running worker may hand a
+	 * connection to any other's inbox at once. */
+	for (unsigned k = 0; k < e->n_workers; k++)
+		if (uv_thread_create(&e->workers[k].thread, worker_main, &e->workers[k]) != 0) {
 			snprintf(err, n, "cannot start worker thread %u", k);
 			return false;
 		}
-	}
 	return true;
 }
 
