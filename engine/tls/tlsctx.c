@@ -124,6 +124,22 @@ static bool fail(char *err, size_t n, const char *what)
 	return false;
 }
 
+/* OpenSSL caches a certificate's extensions on first use behind a
+ * double-checked lock; two workers verifying against the same CA at once
+ * race on it (ThreadSanitizer: ASN1_STRING_set against ASN1_STRING_cmp;
+ * openssl/openssl#32609 and its kin). Caching them now, before any worker
+ * starts, leaves the workers only reads. Certificates OpenSSL loads
+ * lazily later (hashed directories) stay OpenSSL's to lock. */
+static void cache_extensions_now(X509_STORE *store)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (x)
+			X509_check_purpose(x, -1, 0);
+	}
+}
+
 bool tlsctx_init(tlsctx_t *t, const config_t *cfg, const char *upstream_ca_file, char *err, size_t n)
 {
 	memset(t, 0, sizeof *t);
@@ -164,6 +180,7 @@ bool tlsctx_init(tlsctx_t *t, const config_t *cfg, const char *upstream_ca_file,
 		snprintf(what, sizeof what, "cannot load --upstream-ca %s", upstream_ca_file);
 		return fail(err, n, what);
 	}
+	cache_extensions_now(SSL_CTX_get_cert_store(t->client));
 	if (SSL_CTX_set_alpn_protos(t->client, alpn_http11, sizeof alpn_http11 - 1) != 0)
 		return fail(err, n, "cannot set upstream ALPN");
 	SSL_CTX_set_session_cache_mode(t->client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
