@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs every test suite of one build (build/ or build-asan/) and fails if
-# any fails. Each suite prints Check's summary line; this prints a last one.
+# Runs the test suites of one build (build/, build-asan/, build-tsan/) and
+# fails if any fails: both, or only those named after the build. Each
+# suite prints Check's summary line; this prints a last one.
 set -u
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,8 +13,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:quarantine_
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp}"
 
+shift $(( $# > 0 ? 1 : 0 ))
 failed=0
-for suite in unit-tests integration-tests; do
+for suite in ${*:-unit-tests integration-tests}; do
 	bin="$top/$build/$suite"
 	[ -x "$bin" ] || { echo "missing $bin" >&2; failed=1; continue; }
 	echo "== $build/$suite"
