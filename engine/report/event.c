@@ -170,13 +170,31 @@ void event_emit(const event_t *e)
 	submit(o);
 }
 
-void event_emit_drop(const char *reason, uint64_t n)
+void event_emit_drops(const spool_drops_t *d)
 {
-	char id[EVENT_ID_LEN];
-	event_new_id(id);
-	json_t *o = json_object();
-	set_common(o, "spool_drop", id);
-	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "dropped", json_integer((json_int_t)n));
-	submit(o);
+	const struct {
+		const char *reason;
+		uint64_t n;
+		spool_drops_t carried;
+	} by[] = {
+		{"spool_full", d->full, {.full = d->full}},
+		{"corrupt_record", d->corrupt, {.corrupt = d->corrupt}},
+		{"rejected", d->rejected, {.rejected = d->rejected}},
+		{"write_error", d->write_error, {.write_error = d->write_error}},
+	};
+	for (size_t i = 0; i < sizeof by / sizeof by[0]; i++) {
+		if (!by[i].n)
+			continue;
+		char id[EVENT_ID_LEN];
+		event_new_id(id);
+		json_t *o = json_object();
+		set_common(o, "spool_drop", id);
+		json_object_set_new(o, "reason", json_string(by[i].reason));
+		json_object_set_new(o, "dropped", json_integer((json_int_t)by[i].n));
+		char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+		json_decref(o);
+		if (line)
+			report_submit_drops(line, strlen(line), &by[i].carried);
+		free(line);
+	}
 }

@@ -14,6 +14,7 @@
 #define DLPGATE_EVENT_H
 
 #include "policy/policy.h"
+#include "report/spool.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,8 +53,9 @@ typedef struct {
 /* A new time-ordered id (UUIDv7: 48 bits of ms, then random). */
 void event_new_id(char out[EVENT_ID_LEN]);
 void event_emit(const event_t *e);
-/* Reports n events lost for reason ("spool_full", "corrupt_record",
- * "rejected", "write_error"). */
-void event_emit_drop(const char *reason, uint64_t n);
+/* Reports the losses d as one spool_drop event per cause ("spool_full",
+ * "corrupt_record", "rejected", "write_error"), each spooled carrying its
+ * count (report_submit_drops). */
+void event_emit_drops(const spool_drops_t *d);
 
 #endif

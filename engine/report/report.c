@@ -99,6 +99,11 @@ static void remember_error(const char *what)
 
 void report_submit(const char *json, size_t len)
 {
+	report_submit_drops(json, len, NULL);
+}
+
+void report_submit_drops(const char *json, size_t len, const spool_drops_t *carried)
+{
 	if (!R.spool) {
 		/* No console: one write per event, so lines never interleave. */
 		struct iovec iov[2] = {{(void *)json, len}, {"\n", 1}};
@@ -106,7 +111,7 @@ void report_submit(const char *json, size_t len)
 			;
 		return;
 	}
-	spool_append(R.spool, json, len);
+	spool_append_drops(R.spool, json, len, carried);
 	/* Wake the uploader for the first event after it read (so the batch
 	 * clock starts now) and when a batch is full. */
 	unsigned before = atomic_fetch_add(&R.since_read, 1);
@@ -285,14 +290,7 @@ static void post_status(sched_t *s, uint64_t now)
 static void report_drops(void)
 {
 	spool_drops_t d = spool_take_drops(R.spool);
-	if (d.full)
-		event_emit_drop("spool_full", d.full);
-	if (d.corrupt)
-		event_emit_drop("corrupt_record", d.corrupt);
-	if (d.rejected)
-		event_emit_drop("rejected", d.rejected);
-	if (d.write_error)
-		event_emit_drop("write_error", d.write_error);
+	event_emit_drops(&d);
 }
 
 /* One batch from the spool to the console. */

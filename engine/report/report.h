@@ -28,6 +28,7 @@
 #define DLPGATE_REPORT_H
 
 #include "core/config.h"
+#include "report/spool.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +60,8 @@ void report_stop(void);
 const char *report_agent_id(void);
 /* One JSON event, without a newline. */
 void report_submit(const char *json, size_t len);
+/* A spool_drop event, carrying the losses it reports (spool_append_drops). */
+void report_submit_drops(const char *json, size_t len, const spool_drops_t *carried);
 void report_count(report_counter_t c);
 /* The policy version status reports name. */
 void report_set_policy_version(const char *v);

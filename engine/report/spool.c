@@ -30,8 +30,16 @@
 #define HDR 12
 static const char magic[4] = {'D', 'L', 'P', 'R'};
 
+/* A spool_drop record and the losses it reports. */
+typedef struct {
+	uint64_t rec; /* its index in the segment */
+	spool_drops_t carried;
+} carrier_t;
+
 typedef struct {
 	uint64_t seq, size, recs;
+	carrier_t *carriers; /* spool_drop records appended by this run */
+	size_t n_carriers, cap_carriers;
 } segment_t;
 
 struct spool {
@@ -86,7 +94,7 @@ static bool add_segment(spool_t *s, uint64_t seq, uint64_t size, uint64_t recs)
 {
 	if (!buf_grow_array(&s->segs, sizeof *s->segs, s->n_segs, &s->cap_segs, 16))
 		return false;
-	s->segs[s->n_segs++] = (segment_t){seq, size, recs};
+	s->segs[s->n_segs++] = (segment_t){.seq = seq, .size = size, .recs = recs};
 	return true;
 }
 
@@ -235,6 +243,8 @@ void spool_close(spool_t *s)
 		close(s->wfd);
 	}
 	pthread_mutex_destroy(&s->lock);
+	for (size_t i = 0; i < s->n_segs; i++)
+		free(s->segs[i].carriers);
 	free(s->segs);
 	free(s);
 }
@@ -253,6 +263,7 @@ static void delete_first_segment(spool_t *s)
 	char path[600];
 	seg_path(s, s->segs[0].seq, path, sizeof path);
 	unlink(path);
+	free(s->segs[0].carriers);
 	memmove(s->segs, s->segs + 1, (s->n_segs - 1) * sizeof *s->segs);
 	s->n_segs--;
 }
@@ -265,12 +276,37 @@ static uint64_t total_bytes(const spool_t *s)
 	return t;
 }
 
+static void add_drops(spool_drops_t *to, const spool_drops_t *d)
+{
+	to->full += d->full;
+	to->corrupt += d->corrupt;
+	to->rejected += d->rejected;
+	to->write_error += d->write_error;
+}
+
+/* Dropping segment g unread: its spool_drop records are not events lost,
+ * and the losses they carried are reported again (else a long outage
+ * would drop the reports of its own drops, and the count with them).
+ * Returns how many of g's unread records those were. */
+static uint64_t recarry(spool_t *s, const segment_t *g)
+{
+	uint64_t first_unread = g->seq < s->cursor.seq ? UINT64_MAX : g->seq == s->cursor.seq ? s->cursor.recs : 0;
+	uint64_t n = 0;
+	for (size_t i = 0; i < g->n_carriers; i++)
+		if (g->carriers[i].rec >= first_unread) {
+			add_drops(&s->pending, &g->carriers[i].carried);
+			n++;
+		}
+	return n;
+}
+
 /* Over the cap, the oldest segments go, the one being written never. */
 static void enforce_cap(spool_t *s)
 {
 	uint64_t total = total_bytes(s);
 	while (total > s->o.max_bytes && s->n_segs > 1) {
 		uint64_t lost = unread_in(s, &s->segs[0]);
+		lost -= recarry(s, &s->segs[0]);
 		s->pending.full += lost;
 		s->total.full += lost;
 		total -= s->segs[0].size;
@@ -305,6 +341,11 @@ static void count_write_error(spool_t *s)
 
 bool spool_append(spool_t *s, const char *rec, size_t len)
 {
+	return spool_append_drops(s, rec, len, NULL);
+}
+
+bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_drops_t *carried)
+{
 	unsigned char h[HDR];
 	memcpy(h, magic, 4);
 	put32(h + 4, (uint32_t)len);
@@ -319,6 +360,8 @@ bool spool_append(spool_t *s, const char *rec, size_t len)
 		g->size += HDR + len;
 		g->recs++;
 		s->appended++;
+		if (carried && buf_grow_array(&g->carriers, sizeof *g->carriers, g->n_carriers, &g->cap_carriers, 4))
+			g->carriers[g->n_carriers++] = (carrier_t){g->recs - 1, *carried};
 		if (s->o.fsync == FSYNC_ALWAYS)
 			fdatasync(s->wfd);
 		if (g->size >= s->o.segment_bytes)
@@ -327,7 +370,10 @@ bool spool_append(spool_t *s, const char *rec, size_t len)
 	} else {
 		if (w > 0 && ftruncate(s->wfd, (off_t)g->size) != 0)
 			roll(s); /* a torn record stays behind: start clean */
-		count_write_error(s);
+		if (carried)
+			add_drops(&s->pending, carried); /* reported again, next time */
+		else
+			count_write_error(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!ok)

@@ -21,6 +21,11 @@
  *   - rejected: a record the console refused on its own (spool_skip);
  *   - write_error: a record that could not be written (disk full, ...).
  * spool_take_drops() hands the uploader what to report in its next batch.
+ * Those reports are spooled too (spool_append_drops): when one is itself
+ * dropped unread, the losses it carried are handed over again, so a long
+ * outage cannot lose the count of its own losses. (Reports written by an
+ * earlier run and dropped after a restart still count as one record
+ * each: their counts are not kept across runs.)
  */
 #ifndef DLPGATE_SPOOL_H
 #define DLPGATE_SPOOL_H
@@ -77,6 +82,10 @@ bool spool_peek(const char *dir, spool_stats_t *out, char *err, size_t errlen);
 /* Appends one record. False when it could not be stored (too large, disk
  * error): counted as a write_error drop. Thread-safe. */
 bool spool_append(spool_t *s, const char *rec, size_t len);
+/* A spool_drop event carrying the losses `carried`: should the spool drop
+ * its record unread, or fail to write it, those losses are reported again
+ * (spool_take_drops) instead of being lost with it. */
+bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_drops_t *carried);
 /* Flushes the segment being written to stable storage (fsync "interval"). */
 void spool_sync(spool_t *s);
 
