@@ -119,17 +119,16 @@ asan-test: deps asan
 	@scripts/run-tests.sh build-asan
 
 # The engine's threads (workers, policy pool, uploader) under ThreadSanitizer:
-# the suites that drive them, with a TSan dlpgate and flowclient. A report
-# makes dlpgate exit 66, which the harness fails on. io_sync=2: the engine
-# reuses descriptor numbers across threads all the time, and TSan's default
-# reads that as a race.
-TSAN_SUITES := proxy,sysext,tls,stream,hostile,policy,cli,appid
+# the integration suites, with TSan builds of everything they start. A
+# report makes a process exit 66, which the harness fails on. io_sync=2: the
+# engine reuses descriptor numbers across threads all the time, and TSan's
+# default reads that as a race.
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
-	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient
+	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console
 
 tsan-test: deps tsan
-	@TESTS=$(TSAN_SUITES) TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2}" scripts/run-tests.sh build-tsan integration-tests
+	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2}" scripts/run-tests.sh build-tsan integration-tests
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz: deps
