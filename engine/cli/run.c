@@ -371,6 +371,18 @@ int cli_run(int argc, char **argv)
 	if (!worker_open_listeners(&e, err, sizeof err))
 		cli_fail("%s", err);
 	fit_fd_limit(&e.cfg);
+	/* Transparent mode names the app behind each flow: from the kernel's
+	 * record of connects when it can keep one, else through /proc. */
+	const char *app_identity = NULL;
+	if (e.mark_upstream) {
+		char why[512];
+		app_identity = appid_bpf_start(why, sizeof why) ? "bpf" : "proc";
+		if (!strcmp(app_identity, "proc"))
+			log_msg(LOG_WARN, "app_identity",
+				"the kernel cannot record who connects (%s): apps are found through /proc, "
+				"which costs more per new flow",
+				why);
+	}
 	if (!worker_start_all(&e, err, sizeof err))
 		cli_fail("%s", err);
 
@@ -386,6 +398,8 @@ int cli_run(int argc, char **argv)
 	log_kv_str(&l, "policy_version", e.policy->version_text);
 	log_kv_str(&l, "agent", report_agent_id());
 	log_kv_str(&l, "console", o.console);
+	if (app_identity)
+		log_kv_str(&l, "app_identity", app_identity);
 	log_end(&l);
 
 	uv_loop_t *loop = uv_default_loop();

@@ -4,10 +4,12 @@
  *
  * The redirected connection's client end is a socket on this machine:
  * sock_diag (NETLINK_SOCK_DIAG) finds it by its exact four-tuple and
- * gives its owner uid and inode; the process holding that inode is found
- * under /proc (the pids last seen for that uid first, then the others of
- * that uid, then everyone), and its executable and command line read
- * once per process and cached. "system" is the anchor of system users
+ * gives its owner uid, inode and cookie. The process is the one the
+ * kernel recorded making that socket (appid_bpf_start: a BPF map keyed by
+ * cookie, filled at connect) or, without a record or once that process
+ * is gone, the one holding the inode, found under /proc (the pids last
+ * seen for that uid first, then the others of that uid, then everyone).
+ * Its executable and command line are read once per process and cached. "system" is the anchor of system users
  * (uid < 1000) running a root-owned executable from a system directory;
  * everything else is "user".
  *
@@ -20,6 +22,7 @@
 #define DLPGATE_APPID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -35,5 +38,15 @@ typedef struct appid {
 /* The app behind the local socket connected from `client` to `server`
  * (as that socket sees them). */
 void appid_lookup(const struct sockaddr_storage *client, const struct sockaddr_storage *server, appid_t *out);
+
+/* Has the kernel record who connects (appid_bpf.c): from then on a lookup
+ * reads the connecting pid from a BPF map instead of walking /proc, which
+ * stays the fallback (connections made before, records evicted). Needs
+ * root (CAP_BPF and CAP_NET_ADMIN) and cgroup BPF; false with why when the
+ * kernel or our privileges refuse. Once per process. */
+bool appid_bpf_start(char *why, size_t n);
+/* For appid.c: the process that made the socket with this cookie, and
+ * when (CLOCK_BOOTTIME ns); false if not recorded. */
+bool appid_bpf_connector(uint64_t cookie, int64_t *pid, uint64_t *boot_ns);
 
 #endif

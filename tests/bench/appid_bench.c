@@ -13,7 +13,8 @@
  * Repeated: one connection of a process with 16 others open, looked up
  * 20,000 times with nothing else running: the lookup's own cost, apart
  * from what the machine's other work adds to the cases above.
- * Prints p50/p99/max in microseconds.
+ * Prints p50/p99/max in microseconds. A second argument "bpf" has the
+ * kernel record connects first (appid_bpf_start), as transparent mode does.
  */
 #include "sources/appid.h"
 
@@ -95,6 +96,13 @@ static double lookup_one(int l, bool *found)
 int main(int argc, char **argv)
 {
 	uid_t crowd_uid = argc > 1 ? (uid_t)atoi(argv[1]) : 0;
+	if (argc > 2 && !strcmp(argv[2], "bpf")) {
+		char why[512];
+		if (!appid_bpf_start(why, sizeof why)) {
+			fprintf(stderr, "appid_bpf_start: %s\n", why);
+			return 2;
+		}
+	}
 	struct rlimit rl = {20000, 20000};
 	setrlimit(RLIMIT_NOFILE, &rl);
 	int p[2];

@@ -3,7 +3,9 @@
  * connections: which process holds the client socket, as which uid,
  * running which program and with which command line; a cached process
  * that exec'd another program is read afresh; a client that is gone is
- * unknown, not a guess. Linux only (sock_diag and /proc).
+ * unknown, not a guess. Then the same with the kernel's record of
+ * connects (BPF), which names the process that connected, and falls back
+ * to /proc when that process is gone. Linux only (sock_diag, /proc, BPF).
  */
 #include "sources/appid.h"
 #include "suites.h"
@@ -159,6 +161,123 @@ START_TEST(a_client_already_gone_is_unknown)
 }
 END_TEST
 
+/* ---- with the kernel's record of connects (appid_bpf.c) ---- */
+
+static bool bpf_or_skip(const char *test)
+{
+	char why[512];
+	if (appid_bpf_start(why, sizeof why))
+		return true;
+	fprintf(stderr, "%s: SKIPPED: the kernel keeps no record of connects here: %s\n", test, why);
+	return false;
+}
+
+/* A child that connects and then forks: both hold the socket and wait for
+ * the pipe to close, or (connector_exits) the child exits at once and only
+ * the grandchild holds it. The grandchild's pid comes back on `holder`. */
+static pid_t connect_then_fork(const struct sockaddr_in *a, bool connector_exits, pid_t *holder, int *release)
+{
+	int p[2], back[2];
+	ck_assert(pipe(p) == 0 && pipe(back) == 0);
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		close(back[0]);
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c, (const struct sockaddr *)a, sizeof *a) != 0)
+			_exit(1);
+		pid_t g = fork();
+		if (g == 0) {
+			char ch;
+			(void)!read(p[0], &ch, 1);
+			_exit(0);
+		}
+		if (write(back[1], &g, sizeof g) != sizeof g)
+			_exit(1);
+		if (!connector_exits) {
+			char ch;
+			(void)!read(p[0], &ch, 1);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	close(back[1]);
+	ck_assert(read(back[0], holder, sizeof *holder) == sizeof *holder);
+	close(back[0]);
+	if (connector_exits)
+		ck_assert(waitpid(pid, NULL, 0) == pid);
+	*release = p[1];
+	return pid;
+}
+
+/* Both hold the socket; walking /proc would name the newest (the
+ * grandchild); the record names the process that connected. */
+START_TEST(bpf_names_the_process_that_connected)
+{
+	if (!bpf_or_skip("bpf_names_the_process_that_connected"))
+		return;
+	struct sockaddr_in a;
+	int l = listener(&a);
+	pid_t holder;
+	int go;
+	pid_t pid = connect_then_fork(&a, false, &holder, &go);
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_int_eq(id.uid, (int64_t)getuid());
+	ck_assert_msg(strstr(id.cmdline, "integration-tests"), "cmdline: %s", id.cmdline);
+	close(go);
+	ck_assert(waitpid(pid, NULL, 0) == pid);
+	close(l);
+}
+END_TEST
+
+/* The process that connected has exited: whoever holds the socket now. */
+START_TEST(bpf_connector_gone_falls_back_to_the_holder)
+{
+	if (!bpf_or_skip("bpf_connector_gone_falls_back_to_the_holder"))
+		return;
+	struct sockaddr_in a;
+	int l = listener(&a);
+	pid_t holder;
+	int go;
+	connect_then_fork(&a, true, &holder, &go);
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, holder);
+	close(go);
+	close(l);
+}
+END_TEST
+
+/* The same questions as without the record: the process and its program,
+ * twice (the second from the cache), and an exec noticed. */
+START_TEST(bpf_answers_like_proc)
+{
+	if (!bpf_or_skip("bpf_answers_like_proc"))
+		return;
+	struct sockaddr_in a;
+	int l = listener(&a);
+	char self[PATH_MAX], bash[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	ck_assert(n > 0 && realpath("/bin/bash", bash));
+	self[n] = '\0';
+	int go;
+	pid_t pid = client(&a, 0, bash, &go);
+	appid_t id;
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_str_eq(id.path, self);
+	ck_assert(write(go, "x", 1) == 1); /* exec bash, which connects */
+	lookup_next(l, &id);
+	ck_assert_int_eq(id.pid, pid);
+	ck_assert_str_eq(id.path, bash);
+	release(pid, go);
+	close(l);
+}
+END_TEST
+
 Suite *appid_suite(void)
 {
 	Suite *s = suite_create("appid");
@@ -168,6 +287,9 @@ Suite *appid_suite(void)
 	tcase_add_test(tc, names_the_uid_of_the_socket);
 	tcase_add_test(tc, a_process_that_execs_is_read_again);
 	tcase_add_test(tc, a_client_already_gone_is_unknown);
+	tcase_add_test(tc, bpf_names_the_process_that_connected);
+	tcase_add_test(tc, bpf_connector_gone_falls_back_to_the_holder);
+	tcase_add_test(tc, bpf_answers_like_proc);
 	suite_add_tcase(s, tc);
 	return s;
 }

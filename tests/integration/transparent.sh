@@ -91,6 +91,14 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 kill -0 "$DLP_PID" 2>/dev/null || fail "dlpgate did not start: $(cat "$WORK/dlpgate.log")"
+# apps are named from the kernel's record of connects (BPF) where it can
+# keep one, else through /proc: both must pass what follows
+how=$(sed -n 's/.*event=start.* app_identity=\([a-z]*\).*/\1/p' "$WORK/dlpgate.log")
+case "$how" in
+bpf) ok "app identity from the kernel's record of connects (bpf)" ;;
+proc) echo "note: app identity through /proc: $(grep -o 'event=app_identity.*' "$WORK/dlpgate.log")" ;;
+*) fail "no app_identity in the start line: $(grep event=start "$WORK/dlpgate.log")" ;;
+esac
 cp "$WORK/state/ca.pem" "$WORK/dlpgate-ca.pem" && chmod 644 "$WORK/dlpgate-ca.pem"
 for _ in $(seq 50); do inA bash -c "exec 3<>/dev/tcp/$UP_IP/443" 2>/dev/null && break; sleep 0.1; done
 
