@@ -57,19 +57,15 @@ static void append_n(spool_t *s, int from, int n)
 	}
 }
 
-/* Reads everything left, acknowledging each batch; returns the numbers in
- * order as "a,b,c". */
-static char *drain(spool_t *s, uint32_t per_batch)
+/* Reads everything left, acknowledging each batch; each record goes to
+ * each(line, arg). */
+static void read_all(spool_t *s, uint32_t per_batch, void (*each)(const char *line, void *arg), void *arg)
 {
-	static char seen[65536];
-	seen[0] = '\0';
 	for (;;) {
 		spool_batch_t b;
 		spool_read(s, per_batch, 1 << 20, &b);
 		for (char *p = b.ndjson.data, *end = p ? p + b.ndjson.len : NULL; p && p < end;) {
-			int n;
-			ck_assert(sscanf(p, "{\"n\":%d}", &n) == 1);
-			snprintf(seen + strlen(seen), sizeof seen - strlen(seen), "%s%d", seen[0] ? "," : "", n);
+			each(p, arg);
 			p = (char *)memchr(p, '\n', (size_t)(end - p)) + 1;
 		}
 		bool more = b.moved;
@@ -77,8 +73,24 @@ static char *drain(spool_t *s, uint32_t per_batch)
 			spool_commit(s, &b);
 		spool_batch_free(&b);
 		if (!more)
-			return seen;
+			return;
 	}
+}
+
+static void note_number(const char *line, void *seen)
+{
+	int n;
+	ck_assert(sscanf(line, "{\"n\":%d}", &n) == 1);
+	snprintf((char *)seen + strlen(seen), 65536 - strlen(seen), "%s%d", *(char *)seen ? "," : "", n);
+}
+
+/* Reads everything left; returns the numbers in order as "a,b,c". */
+static char *drain(spool_t *s, uint32_t per_batch)
+{
+	static char seen[65536];
+	seen[0] = '\0';
+	read_all(s, per_batch, note_number, seen);
+	return seen;
 }
 
 START_TEST(order_across_segments_and_restarts)
@@ -148,6 +160,16 @@ START_TEST(cap_drops_oldest_and_counts_exactly)
 }
 END_TEST
 
+static void count_event_or_report(const char *line, void *arg)
+{
+	uint64_t *counts = arg;
+	unsigned long long n;
+	if (sscanf(line, "{\"drop\":%llu}", &n) == 1)
+		counts[1] += n;
+	else
+		counts[0]++;
+}
+
 /* A long outage: drops are reported into the spool, and those reports are
  * themselves pushed out by later drops. No count may be lost with them:
  * events appended = events delivered + the sum the reports that get
@@ -156,7 +178,6 @@ START_TEST(drop_reports_dropped_in_turn_keep_their_counts)
 {
 	make_dir();
 	spool_t *s = open_spool(300, 100); /* as above: ~5 records a segment, cap 300 */
-	uint64_t reported = 0;
 	int next = 0;
 	for (int round = 0; round < 20; round++) {
 		append_n(s, next, 7);
@@ -170,28 +191,11 @@ START_TEST(drop_reports_dropped_in_turn_keep_their_counts)
 		}
 	}
 	/* the console is back: read all, counting events and drop reports */
-	uint64_t delivered = 0;
-	for (;;) {
-		spool_batch_t b;
-		spool_read(s, 100, 1 << 20, &b);
-		for (char *p = b.ndjson.data, *end = p ? p + b.ndjson.len : NULL; p && p < end;) {
-			unsigned long long n;
-			if (sscanf(p, "{\"drop\":%llu}", &n) == 1)
-				reported += n;
-			else
-				delivered++;
-			p = (char *)memchr(p, '\n', (size_t)(end - p)) + 1;
-		}
-		bool more = b.moved;
-		if (more)
-			spool_commit(s, &b);
-		spool_batch_free(&b);
-		if (!more)
-			break;
-	}
-	reported += spool_take_drops(s).full; /* the report still to be made */
-	ck_assert_uint_gt(reported, 0);
-	ck_assert_uint_eq(delivered + reported, (uint64_t)next);
+	uint64_t counts[2] = {0, 0}; /* delivered, reported */
+	read_all(s, 100, count_event_or_report, counts);
+	counts[1] += spool_take_drops(s).full; /* the report still to be made */
+	ck_assert_uint_gt(counts[1], 0);
+	ck_assert_uint_eq(counts[0] + counts[1], (uint64_t)next);
 	spool_close(s);
 	remove_dir();
 }
