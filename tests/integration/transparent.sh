@@ -87,7 +87,8 @@ ip netns exec "$A" "$DLPGATE" run --transparent "127.0.0.1:$PORT" --transparent 
 	2>"$WORK/dlpgate.log" &
 DLP_PID=$!
 for _ in $(seq 100); do
-	[ -s "$WORK/state/ca.pem" ] && inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
+	# the start line comes once the workers run (the port listens before)
+	grep -q "event=start" "$WORK/dlpgate.log" && inA bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
 	sleep 0.1
 done
 kill -0 "$DLP_PID" 2>/dev/null || fail "dlpgate did not start: $(cat "$WORK/dlpgate.log")"
