@@ -36,6 +36,7 @@ typedef struct {
 	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
 	size_t n_transparent;
 	long sysext_uid;
+	const char *app_identity; /* "bpf" (default) or "proc" */
 	bool watch;
 	long workers;
 } run_opts_t;
@@ -133,6 +134,12 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->sysext_uid = strtol(v, &end, 10);
 			if (*end || o->sysext_uid < 0 || o->sysext_uid > 0x7fffffffL)
 				cli_fail("--sysext-uid %s: must be a numeric uid", v);
+		} else if (cli_is(a, "--app-identity")) {
+			o->app_identity = cli_value(argc, argv, &i, "--app-identity");
+			if (strcmp(o->app_identity, "bpf") && strcmp(o->app_identity, "proc"))
+				cli_fail("--app-identity %s: bpf (the kernel records who connects; /proc when it "
+					 "cannot) or proc (/proc only)",
+					 o->app_identity);
 		} else if (cli_is(a, "--state-dir")) {
 			o->state_dir = cli_value(argc, argv, &i, "--state-dir");
 		} else if (cli_is(a, "--ca-cert")) {
@@ -173,6 +180,8 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			 "or --sysext-socket PATH");
 	if (o->sysext_uid >= 0 && !o->sysext_socket)
 		cli_fail("--sysext-uid says who may use --sysext-socket: give --sysext-socket PATH");
+	if (o->app_identity && !o->n_transparent)
+		cli_fail("--app-identity says how --transparent finds the app behind a flow: give --transparent ADDR:PORT");
 	if (!o->state_dir)
 		cli_fail("run needs --state-dir DIR (where the CA is kept)");
 	if (!o->ca_cert != !o->ca_key)
@@ -374,7 +383,9 @@ int cli_run(int argc, char **argv)
 	/* Transparent mode names the app behind each flow: from the kernel's
 	 * record of connects when it can keep one, else through /proc. */
 	const char *app_identity = NULL;
-	if (e.mark_upstream) {
+	if (e.mark_upstream && o.app_identity && !strcmp(o.app_identity, "proc")) {
+		app_identity = "proc";
+	} else if (e.mark_upstream) {
 		char why[512];
 		app_identity = appid_bpf_start(why, sizeof why) ? "bpf" : "proc";
 		if (!strcmp(app_identity, "proc"))

@@ -7,6 +7,7 @@
  * connects (BPF), which names the process that connected, and falls back
  * to /proc when that process is gone. Linux only (sock_diag, /proc, BPF).
  */
+#include "dlp.h"
 #include "sources/appid.h"
 #include "suites.h"
 
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -278,6 +280,50 @@ START_TEST(bpf_answers_like_proc)
 }
 END_TEST
 
+/* The engine's choice, on its start line: bpf unless told proc (or the
+ * kernel refuses, which the line then says). Transparent mode marks its
+ * sockets, so this needs root. */
+static char *start_line_of(const char *how)
+{
+	char listen[64], name[64], log_name[64];
+	snprintf(name, sizeof name, "state-%s", how);
+	snprintf(log_name, sizeof log_name, "engine-%s.log", how);
+	char *state = th_path(name);
+	mkdir(state, 0700);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", th_free_port());
+	char *const argv[] = {(char *)dlp_bin(), "run", "--transparent", listen, "--state-dir", state, "--app-identity",
+			      (char *)how, NULL};
+	th_proc p = th_spawn(argv, log_name);
+	char *log = NULL;
+	for (int i = 0; i < 100; i++) {
+		free(log);
+		log = th_log(&p);
+		if (strstr(log, "event=start") || !th_alive(&p))
+			break;
+		usleep(50000);
+	}
+	th_stop(&p);
+	free(state);
+	return log;
+}
+
+START_TEST(the_engine_says_how_it_names_apps)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "the_engine_says_how_it_names_apps: SKIPPED: transparent mode needs root\n");
+		return;
+	}
+	char *log = start_line_of("proc");
+	ck_assert_msg(strstr(log, "app_identity=proc"), "%s", log);
+	free(log);
+	log = start_line_of("bpf");
+	char why[512];
+	bool kernel_can = appid_bpf_start(why, sizeof why);
+	ck_assert_msg(strstr(log, kernel_can ? "app_identity=bpf" : "event=app_identity"), "%s", log);
+	free(log);
+}
+END_TEST
+
 Suite *appid_suite(void)
 {
 	Suite *s = suite_create("appid");
@@ -290,6 +336,7 @@ Suite *appid_suite(void)
 	tcase_add_test(tc, bpf_names_the_process_that_connected);
 	tcase_add_test(tc, bpf_connector_gone_falls_back_to_the_holder);
 	tcase_add_test(tc, bpf_answers_like_proc);
+	tcase_add_test(tc, the_engine_says_how_it_names_apps);
 	suite_add_tcase(s, tc);
 	return s;
 }

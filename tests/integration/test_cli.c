@@ -83,6 +83,12 @@ START_TEST(usage_errors_exit_2)
 						 NULL},
 			   "unknown key \"timeouts.idle\"");
 	expect_usage_error((const char *const[]){"ca", "export", NULL}, "--state-dir");
+	expect_usage_error((const char *const[]){"run", "--transparent", "127.0.0.1:1", "--state-dir", state,
+						 "--app-identity", "ebpf", NULL},
+			   "bpf (the kernel records who connects");
+	expect_usage_error((const char *const[]){"run", "--listen", "127.0.0.1:1", "--state-dir", state,
+						 "--app-identity", "proc", NULL},
+			   "give --transparent");
 	free(cfg);
 	free(state);
 }
