@@ -438,8 +438,9 @@ static bool answer_fresh(int64_t pid, uint32_t uid, uint32_t inode, uint64_t con
 		return false; /* gone already */
 	read_proc(&fresh);
 	bool same = connected_ns ? fresh.start_ns && fresh.start_ns <= connected_ns : holds_inode(pid, inode);
-	if (fresh.pidfd >= 0 && !(same && alive(fresh.pidfd))) {
-		close(fresh.pidfd);
+	if (!same || (fresh.pidfd >= 0 && !alive(fresh.pidfd))) {
+		if (fresh.pidfd >= 0)
+			close(fresh.pidfd);
 		return false;
 	}
 	answer(out, &fresh);
