@@ -48,6 +48,7 @@ struct spool {
 	pthread_mutex_t lock;
 	segment_t *segs;        /* oldest first; the last one is being written */
 	size_t n_segs, cap_segs;
+	uint64_t bytes;         /* the segments' sizes summed, for the cap */
 	int wfd;
 	spool_pos_t cursor;
 	uint64_t appended;
@@ -95,6 +96,7 @@ static bool add_segment(spool_t *s, uint64_t seq, uint64_t size, uint64_t recs)
 	if (!buf_grow_array(&s->segs, sizeof *s->segs, s->n_segs, &s->cap_segs, 16))
 		return false;
 	s->segs[s->n_segs++] = (segment_t){.seq = seq, .size = size, .recs = recs};
+	s->bytes += size;
 	return true;
 }
 
@@ -264,16 +266,9 @@ static void delete_first_segment(spool_t *s)
 	seg_path(s, s->segs[0].seq, path, sizeof path);
 	unlink(path);
 	free(s->segs[0].carriers);
+	s->bytes -= s->segs[0].size;
 	memmove(s->segs, s->segs + 1, (s->n_segs - 1) * sizeof *s->segs);
 	s->n_segs--;
-}
-
-static uint64_t total_bytes(const spool_t *s)
-{
-	uint64_t t = 0;
-	for (size_t i = 0; i < s->n_segs; i++)
-		t += s->segs[i].size;
-	return t;
 }
 
 static void add_drops(spool_drops_t *to, const spool_drops_t *d)
@@ -282,6 +277,14 @@ static void add_drops(spool_drops_t *to, const spool_drops_t *d)
 	to->corrupt += d->corrupt;
 	to->rejected += d->rejected;
 	to->write_error += d->write_error;
+}
+
+/* Losses, to report (pending) and for the status (total). Callers hold
+ * the lock. */
+static void count_lost(spool_t *s, spool_drops_t d)
+{
+	add_drops(&s->pending, &d);
+	add_drops(&s->total, &d);
 }
 
 /* Dropping segment g unread: its spool_drop records are not events lost,
@@ -303,13 +306,10 @@ static uint64_t recarry(spool_t *s, const segment_t *g)
 /* Over the cap, the oldest segments go, the one being written never. */
 static void enforce_cap(spool_t *s)
 {
-	uint64_t total = total_bytes(s);
-	while (total > s->o.max_bytes && s->n_segs > 1) {
+	while (s->bytes > s->o.max_bytes && s->n_segs > 1) {
 		uint64_t lost = unread_in(s, &s->segs[0]);
 		lost -= recarry(s, &s->segs[0]);
-		s->pending.full += lost;
-		s->total.full += lost;
-		total -= s->segs[0].size;
+		count_lost(s, (spool_drops_t){.full = lost});
 		delete_first_segment(s);
 		clamp_cursor(s);
 		if (lost)
@@ -333,12 +333,6 @@ static void roll(spool_t *s)
 	close(old);
 }
 
-static void count_write_error(spool_t *s)
-{
-	s->pending.write_error++;
-	s->total.write_error++;
-}
-
 bool spool_append(spool_t *s, const char *rec, size_t len)
 {
 	return spool_append_drops(s, rec, len, NULL);
@@ -358,6 +352,7 @@ bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_dro
 	bool ok = w == (ssize_t)(HDR + len);
 	if (ok) {
 		g->size += HDR + len;
+		s->bytes += HDR + len;
 		g->recs++;
 		s->appended++;
 		if (carried && buf_grow_array(&g->carriers, sizeof *g->carriers, g->n_carriers, &g->cap_carriers, 4))
@@ -373,7 +368,7 @@ bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_dro
 		if (carried)
 			add_drops(&s->pending, carried); /* reported again, next time */
 		else
-			count_write_error(s);
+			count_lost(s, (spool_drops_t){.write_error = 1});
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!ok)
@@ -415,8 +410,7 @@ static size_t snapshot(spool_t *s, segment_t *out, size_t max, spool_pos_t *cur)
 static void count_corrupt(spool_t *s, uint64_t seq, uint64_t off)
 {
 	pthread_mutex_lock(&s->lock);
-	s->pending.corrupt++;
-	s->total.corrupt++;
+	count_lost(s, (spool_drops_t){.corrupt = 1});
 	pthread_mutex_unlock(&s->lock);
 	log_msg(LOG_WARN, "spool_corrupt", "segment %" PRIu64 " offset %" PRIu64
 		": bad record (torn write or damage); skipping the rest of the segment", seq, off);
@@ -508,8 +502,7 @@ void spool_skip(spool_t *s)
 	spool_read(s, 1, SPOOL_RECORD_MAX + 1, &b);
 	if (b.n) {
 		pthread_mutex_lock(&s->lock);
-		s->pending.rejected++;
-		s->total.rejected++;
+		count_lost(s, (spool_drops_t){.rejected = 1});
 		pthread_mutex_unlock(&s->lock);
 	}
 	if (b.moved)
