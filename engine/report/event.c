@@ -58,13 +58,13 @@ static void set_common(json_t *o, const char *kind, const char *id)
 	json_object_set_new(o, "time", json_string(when));
 }
 
-static void submit(json_t *o)
+static void submit(json_t *o, const spool_drops_t *carried)
 {
 	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (!line)
 		return;
-	report_submit(line, strlen(line));
+	report_submit(line, strlen(line), carried);
 	free(line);
 }
 
@@ -167,7 +167,7 @@ void event_emit(const event_t *e)
 	if (a->path || a->pid || a->signing_id)
 		json_object_set_new(o, "app", app_json(a));
 	json_object_set_new(o, "flow", flow_json(e));
-	submit(o);
+	submit(o, NULL);
 }
 
 void event_emit_drops(const spool_drops_t *d)
@@ -191,10 +191,6 @@ void event_emit_drops(const spool_drops_t *d)
 		set_common(o, "spool_drop", id);
 		json_object_set_new(o, "reason", json_string(by[i].reason));
 		json_object_set_new(o, "dropped", json_integer((json_int_t)by[i].n));
-		char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-		json_decref(o);
-		if (line)
-			report_submit_drops(line, strlen(line), &by[i].carried);
-		free(line);
+		submit(o, &by[i].carried);
 	}
 }

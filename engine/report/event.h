@@ -55,7 +55,7 @@ void event_new_id(char out[EVENT_ID_LEN]);
 void event_emit(const event_t *e);
 /* Reports the losses d as one spool_drop event per cause ("spool_full",
  * "corrupt_record", "rejected", "write_error"), each spooled carrying its
- * count (report_submit_drops). */
+ * count (report_submit). */
 void event_emit_drops(const spool_drops_t *d);
 
 #endif

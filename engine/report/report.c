@@ -97,12 +97,7 @@ static void remember_error(const char *what)
 	pthread_mutex_unlock(&R.lock);
 }
 
-void report_submit(const char *json, size_t len)
-{
-	report_submit_drops(json, len, NULL);
-}
-
-void report_submit_drops(const char *json, size_t len, const spool_drops_t *carried)
+void report_submit(const char *json, size_t len, const spool_drops_t *carried)
 {
 	if (!R.spool) {
 		/* No console: one write per event, so lines never interleave. */

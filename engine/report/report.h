@@ -58,10 +58,9 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen);
 void report_stop(void);
 
 const char *report_agent_id(void);
-/* One JSON event, without a newline. */
-void report_submit(const char *json, size_t len);
-/* A spool_drop event, carrying the losses it reports (spool_append_drops). */
-void report_submit_drops(const char *json, size_t len, const spool_drops_t *carried);
+/* One JSON event, without a newline; a spool_drop event names the losses
+ * it carries (spool_append_drops), any other NULL. */
+void report_submit(const char *json, size_t len, const spool_drops_t *carried);
 void report_count(report_counter_t c);
 /* The policy version status reports name. */
 void report_set_policy_version(const char *v);
