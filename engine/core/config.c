@@ -107,9 +107,9 @@ static const enum_key_t enum_keys[] = {
 	{"report", "flow_events", offsetof(config_t, flow_events), {"off", "uninspected", "all"}},
 };
 
-/* NULL: not an enum key; else "" on success or the error already written. */
-static const char *set_enum(config_t *c, const char *section, const char *key, json_t *v, const char *path,
-			    char *err, size_t n)
+/* 0: not an enum key; 1: set; -1: a bad value (the error written). */
+static int set_enum(config_t *c, const char *section, const char *key, json_t *v, const char *path, char *err,
+		    size_t n)
 {
 	for (size_t i = 0; i < sizeof enum_keys / sizeof enum_keys[0]; i++) {
 		const enum_key_t *k = &enum_keys[i];
@@ -119,8 +119,8 @@ static const char *set_enum(config_t *c, const char *section, const char *key, j
 		char allowed[128] = "";
 		for (int w = 0; w < 4 && k->words[w]; w++) {
 			if (s && !strcmp(s, k->words[w])) {
-				*(int *)((char *)c + k->offset) = w;
-				return "";
+				*(int *)((char *)c + k->offset) = w; /* the fields are C enums */
+				return 1;
 			}
 			snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s\"%s\"", w ? ", " : "",
 				 k->words[w]);
@@ -128,11 +128,10 @@ static const char *set_enum(config_t *c, const char *section, const char *key, j
 		char name[128];
 		snprintf(name, sizeof name, "%s.%s", section, key);
 		errf(err, n, path, "\"%s\" must be one of %s", name, allowed);
-		return err;
+		return -1;
 	}
-	return NULL;
+	return 0;
 }
-
 
 static const uint_key_t *find_uint(const char *section, const char *key)
 {
@@ -205,10 +204,10 @@ static bool load_section(config_t *c, const char *section, json_t *obj, const ch
 		return false;
 	}
 	json_object_foreach(obj, key, v) {
-		const char *e = set_enum(c, section, key, v, path, err, n);
-		if (e && *e)
+		int set = set_enum(c, section, key, v, path, err, n);
+		if (set < 0)
 			return false;
-		if (e)
+		if (set)
 			continue;
 		const uint_key_t *k = find_uint(section, key);
 		if (!k) {
