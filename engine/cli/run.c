@@ -291,9 +291,9 @@ static void on_policy_changed(uv_fs_event_t *w, const char *file, int events, in
 
 /* Each client connection costs two descriptors (client, upstream); the
  * rest (listeners, logs, spool, the app lookup's pidfds) fit in a reserve
- * of FD_RESERVE. The soft limit is raised to the hard one; if even that cannot hold
- * limits.max_connections, the limit is lowered to what fits and the start
- * says so, rather than accept() failing under load. */
+ * of FD_RESERVE. The soft limit is raised to the hard one; if even that
+ * cannot hold limits.max_connections, the limit is lowered to what fits
+ * and the start says so, rather than accept() failing under load. */
 #define FD_RESERVE (64 + APPID_CACHE)
 
 static void fit_fd_limit(config_t *c)
@@ -383,16 +383,16 @@ int cli_run(int argc, char **argv)
 	/* Transparent mode names the app behind each flow: from the kernel's
 	 * record of connects when it can keep one, else through /proc. */
 	const char *app_identity = NULL;
-	if (e.mark_upstream && o.app_identity && !strcmp(o.app_identity, "proc")) {
-		app_identity = "proc";
-	} else if (e.mark_upstream) {
+	if (e.mark_upstream) {
 		char why[512];
-		app_identity = appid_bpf_start(why, sizeof why) ? "bpf" : "proc";
-		if (!strcmp(app_identity, "proc"))
+		bool want_bpf = !o.app_identity || !strcmp(o.app_identity, "bpf");
+		bool bpf = want_bpf && appid_bpf_start(why, sizeof why);
+		if (want_bpf && !bpf)
 			log_msg(LOG_WARN, "app_identity",
 				"the kernel cannot record who connects (%s): apps are found through /proc, "
 				"which costs more per new flow",
 				why);
+		app_identity = bpf ? "bpf" : "proc";
 	}
 	if (!worker_start_all(&e, err, sizeof err))
 		cli_fail("%s", err);
