@@ -16,7 +16,7 @@
 #ifndef DLPGATE_CONSOLE_H
 #define DLPGATE_CONSOLE_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "net/side.h"
 #include "net/worker.h"
 
@@ -89,7 +89,7 @@ typedef struct {
 	bool bad_auth;             /* an Authorization header that is not Bearer + 64 hex */
 	char content_type[64];
 	char content_encoding[32];
-	buf_t body;
+	bytebuf_t body;
 } console_req_t;
 
 /* Sends the answer to the request in flight; body may be NULL. The

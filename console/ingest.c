@@ -20,18 +20,18 @@
 int ingest_gunzip(const char *in, size_t len, size_t cap, char **out, size_t *out_len)
 {
 	body_limits_t lim = {.max_bytes = cap, .max_ratio = UINT32_MAX, .max_layers = 1};
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	const char *why;
 	body_status_t st = body_decode("gzip", 4, (const uint8_t *)in, len, &lim, &b, &why);
 	int status = st == BODY_OK			? 0
 		     : st == BODY_TRUNCATED			? 413
 		     : st == BODY_CORRUPT && strcmp(why, "out of memory") ? 400
 								  : 500;
-	if (!status && !buf_append(&b, "", 1)) /* room for a NUL after the last line */
+	if (!status && !bytebuf_append(&b, "", 1)) /* room for a NUL after the last line */
 		status = 500;
 	if (status) {
-		buf_free(&b);
+		bytebuf_free(&b);
 		return status;
 	}
 	*out = b.data;

@@ -47,7 +47,7 @@ struct console_conn {
 	console_req_t *req;        /* the request being read */
 	console_req_t *ready;      /* complete, to dispatch after the feed */
 	size_t body_limit;
-	buf_t pending;             /* read, not yet parsed */
+	bytebuf_t pending;             /* read, not yet parsed */
 	unsigned handles;          /* stream + timer until both are closed */
 	bool closing;
 	bool close_after;          /* the answer ends the connection */
@@ -70,7 +70,7 @@ void console_req_free(console_req_t *r)
 		r->owner->buffered -= r->charged;
 	free(r->path);
 	free(r->query);
-	buf_free(&r->body);
+	bytebuf_free(&r->body);
 	OPENSSL_cleanse(r->token, sizeof r->token);
 	free(r);
 }
@@ -89,7 +89,7 @@ static void conn_free(console_conn_t *k)
 	c->n_conns--;
 	SSL_free(k->side.ssl); /* a side closes its stream, its owner frees the session */
 	http_codec_free(&k->codec);
-	buf_free(&k->pending);
+	bytebuf_free(&k->pending);
 	console_req_free(k->req);
 	console_req_free(k->ready);
 	free(k);
@@ -160,17 +160,17 @@ static const char *reason(int status)
 
 static void send_answer(console_conn_t *k, int status, const char *body, size_t len, const char *extra, bool close)
 {
-	buf_t out;
-	buf_init(&out, 0);
-	buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
+	bytebuf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason(status));
 	if (status != 204)
-		buf_appendf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
-	buf_appendf(&out, "Cache-Control: no-store\r\n%s%s\r\n", extra ? extra : "",
+		bytebuf_appendf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+	bytebuf_appendf(&out, "Cache-Control: no-store\r\n%s%s\r\n", extra ? extra : "",
 		    close ? "Connection: close\r\n" : "");
 	if (status != 204 && len)
-		buf_append(&out, body, len);
+		bytebuf_append(&out, body, len);
 	side_write(&k->side, out.data, out.len);
-	buf_free(&out);
+	bytebuf_free(&out);
 }
 
 static void finish(console_conn_t *k, bool close)
@@ -292,7 +292,7 @@ static int on_head(void *ud, http_head_t *h)
 	copy_field(h, "content-type", r->content_type, sizeof r->content_type);
 	copy_field(h, "content-encoding", r->content_encoding, sizeof r->content_encoding);
 	k->body_limit = console_api_body_limit(r->method, r->path);
-	buf_init(&r->body, k->body_limit);
+	bytebuf_init(&r->body, k->body_limit);
 	if (!r->path || (q && !r->query)) {
 		refuse(k, 503, "overloaded", "out of memory");
 		return HTTP_CB_PAUSE;
@@ -321,7 +321,7 @@ static int on_body(void *ud, const char *data, size_t len)
 		refuse(k, 503, "overloaded", "too many uploads in progress");
 		return HTTP_CB_PAUSE;
 	}
-	if (!buf_append(&k->req->body, data, len)) {
+	if (!bytebuf_append(&k->req->body, data, len)) {
 		refuse(k, 413, "too_large", "the body is larger than accepted here");
 		return HTTP_CB_PAUSE;
 	}
@@ -355,14 +355,14 @@ static void pump(console_conn_t *k)
 		if (k->state == K_IDLE)
 			arm(k, k->c->cfg.request_timeout_ms);
 		k->state = K_REQUEST;
-		buf_t in = k->pending;
-		buf_init(&k->pending, PENDING_CAP);
+		bytebuf_t in = k->pending;
+		bytebuf_init(&k->pending, PENDING_CAP);
 		http_codec_resume(&k->codec);
 		size_t used = 0;
 		http_feed_t r = http_codec_feed(&k->codec, in.data, in.len, &used);
 		if (used < in.len)
-			buf_append(&k->pending, in.data + used, in.len - used);
-		buf_free(&in);
+			bytebuf_append(&k->pending, in.data + used, in.len - used);
+		bytebuf_free(&in);
 		if (r == HTTP_FEED_ERROR && k->state != K_LINGER) {
 			int st = http_codec_error_status(&k->codec);
 			refuse(k, st ? st : 400, "bad_request", http_codec_error_reason(&k->codec));
@@ -393,7 +393,7 @@ static void on_data(side_t *s, iobuf_t *b)
 		iobuf_put(b);
 		return;
 	}
-	bool ok = buf_append(&k->pending, b->data, b->len);
+	bool ok = bytebuf_append(&k->pending, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) {
 		conn_close(k);
@@ -487,7 +487,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->n_conns++;
 	k->handles = 2;
 	k->state = K_FIRST;
-	buf_init(&k->pending, PENDING_CAP);
+	bytebuf_init(&k->pending, PENDING_CAP);
 	http_codec_init(&k->codec, true, CONSOLE_MAX_HEAD, CONSOLE_MAX_FIELDS, &codec_cbs, k);
 	uv_timer_init(c->loop, &k->timer);
 	k->timer.data = k;

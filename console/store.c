@@ -10,7 +10,7 @@
 #include "store.h"
 
 #include "console.h"
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,20 +72,20 @@ static bool migrate(store_conn_t *c, char *err, size_t errlen)
 		return false;
 	}
 	for (int v = (int)have + 1; v <= N_MIGRATIONS; v++) {
-		buf_t sql;
-		buf_init(&sql, 0);
+		bytebuf_t sql;
+		bytebuf_init(&sql, 0);
 		for (const char *p = migrations[v - 1]; *p;) {
 			const char *q = strstr(p, "%SEQ%");
 			if (!q) {
-				buf_append_str(&sql, p);
+				bytebuf_append_str(&sql, p);
 				break;
 			}
-			buf_append(&sql, p, (size_t)(q - p));
-			buf_append_str(&sql, d->seq_ddl);
+			bytebuf_append(&sql, p, (size_t)(q - p));
+			bytebuf_append_str(&sql, d->seq_ddl);
 			p = q + 5;
 		}
-		bool ok = buf_cstr(&sql) && d->exec_script(c, sql.data);
-		buf_free(&sql);
+		bool ok = bytebuf_cstr(&sql) && d->exec_script(c, sql.data);
+		bytebuf_free(&sql);
 		store_param_t pv = store_int(v);
 		if (!ok || d->exec(c, "INSERT INTO schema_version (version) VALUES (?)", &pv, 1, NULL, NULL) < 0)
 			goto fail_tx;
@@ -279,17 +279,17 @@ int store_agent_status(store_conn_t *c, const char *agent_id, const char *status
 #define EVENT_COLS 10
 static const size_t chunk_sizes[] = {64, 16, 4, 1};
 
-static void values_sql(buf_t *b, const char *head, size_t rows, int cols, const char *tail)
+static void values_sql(bytebuf_t *b, const char *head, size_t rows, int cols, const char *tail)
 {
-	buf_append_str(b, head);
+	bytebuf_append_str(b, head);
 	for (size_t r = 0; r < rows; r++) {
-		buf_append_str(b, r ? ", (" : " VALUES (");
+		bytebuf_append_str(b, r ? ", (" : " VALUES (");
 		for (int k = 0; k < cols; k++)
-			buf_append_str(b, k ? ", ?" : "?");
-		buf_append_str(b, ")");
+			bytebuf_append_str(b, k ? ", ?" : "?");
+		bytebuf_append_str(b, ")");
 	}
-	buf_append_str(b, tail);
-	buf_append(b, "", 1);
+	bytebuf_append_str(b, tail);
+	bytebuf_append(b, "", 1);
 }
 
 typedef struct {
@@ -321,12 +321,12 @@ static bool insert_rows(store_conn_t *c, const char *head, int cols, const store
 	for (size_t done = 0, ci = 0; ok && done < rows; done += chunk_sizes[ci]) {
 		while (rows - done < chunk_sizes[ci])
 			ci++;
-		buf_t sql;
-		buf_init(&sql, 0);
+		bytebuf_t sql;
+		bytebuf_init(&sql, 0);
 		values_sql(&sql, head, chunk_sizes[ci], cols, tail);
 		ok = sql.data && c->st->drv->exec(c, sql.data, &p[done * (size_t)cols], (int)(chunk_sizes[ci] * cols),
 						  fn, ud) >= 0;
-		buf_free(&sql);
+		bytebuf_free(&sql);
 	}
 	return ok;
 }
@@ -403,7 +403,7 @@ fail:
 /* WHERE clause for the filters: fixed fragments, values as parameters. */
 #define MAX_FILTER_PARAMS 16
 typedef struct {
-	buf_t sql;
+	bytebuf_t sql;
 	store_param_t p[MAX_FILTER_PARAMS];
 	int np;
 	bool where;
@@ -411,9 +411,9 @@ typedef struct {
 
 static void qb_and(qb_t *q, const char *frag, const store_param_t *p, int np)
 {
-	buf_append_str(&q->sql, q->where ? " AND " : " WHERE ");
+	bytebuf_append_str(&q->sql, q->where ? " AND " : " WHERE ");
 	q->where = true;
-	buf_append_str(&q->sql, frag);
+	bytebuf_append_str(&q->sql, frag);
 	for (int i = 0; i < np && q->np < MAX_FILTER_PARAMS; i++)
 		q->p[q->np++] = p[i];
 }
@@ -475,14 +475,14 @@ int store_query_events(store_conn_t *c, const store_filter_t *f, json_t *out, bo
 		       int64_t *last_seq)
 {
 	qb_t q = {.np = 0};
-	buf_init(&q.sql, 0);
-	buf_append_str(&q.sql, "SELECT e.ts_ms, e.seq, e.body FROM events e");
+	bytebuf_init(&q.sql, 0);
+	bytebuf_append_str(&q.sql, "SELECT e.ts_ms, e.seq, e.body FROM events e");
 	qb_filters(&q, f, true);
-	buf_append_str(&q.sql, " ORDER BY e.ts_ms DESC, e.seq DESC LIMIT ?");
+	bytebuf_append_str(&q.sql, " ORDER BY e.ts_ms DESC, e.seq DESC LIMIT ?");
 	q.p[q.np++] = store_int(f->limit + 1);
 	page_t pg = {.out = out, .limit = f->limit};
-	int64_t r = buf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_event, &pg) : -1;
-	buf_free(&q.sql);
+	int64_t r = bytebuf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_event, &pg) : -1;
+	bytebuf_free(&q.sql);
 	if (r < 0)
 		return -1;
 	if (pg.bad) {
@@ -564,27 +564,27 @@ static bool row_stat(void *ud, int n, const char *const *cols)
 int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_t bucket_ms, json_t *out)
 {
 	qb_t q = {.np = 0};
-	buf_init(&q.sql, 0);
+	bytebuf_init(&q.sql, 0);
 	bool time = strcmp(by, "time") == 0;
 	if (time) {
-		buf_append_str(&q.sql, "SELECT (e.ts_ms / ?) * ? AS k, count(*) FROM events e");
+		bytebuf_append_str(&q.sql, "SELECT (e.ts_ms / ?) * ? AS k, count(*) FROM events e");
 		q.p[q.np++] = store_int(bucket_ms);
 		q.p[q.np++] = store_int(bucket_ms);
 	} else if (strcmp(by, "detector") == 0) {
-		buf_append_str(&q.sql, "SELECT d.detector AS k, count(*) FROM events e "
+		bytebuf_append_str(&q.sql, "SELECT d.detector AS k, count(*) FROM events e "
 				       "JOIN event_detectors d ON d.seq = e.seq");
 	} else if (strcmp(by, "verdict") == 0) {
-		buf_append_str(&q.sql, "SELECT e.verdict AS k, count(*) FROM events e");
+		bytebuf_append_str(&q.sql, "SELECT e.verdict AS k, count(*) FROM events e");
 	} else if (strcmp(by, "host") == 0) {
-		buf_append_str(&q.sql, "SELECT e.host AS k, count(*) FROM events e");
+		bytebuf_append_str(&q.sql, "SELECT e.host AS k, count(*) FROM events e");
 	} else {
-		buf_append_str(&q.sql, "SELECT COALESCE(e.app_path, e.app_signing_id) AS k, count(*) FROM events e");
+		bytebuf_append_str(&q.sql, "SELECT COALESCE(e.app_path, e.app_signing_id) AS k, count(*) FROM events e");
 	}
 	qb_filters(&q, f, false);
-	buf_append_str(&q.sql, time ? " GROUP BY k ORDER BY k" : " GROUP BY k ORDER BY count(*) DESC, k");
+	bytebuf_append_str(&q.sql, time ? " GROUP BY k ORDER BY k" : " GROUP BY k ORDER BY count(*) DESC, k");
 	stats_t s = {out, time};
-	int64_t r = buf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_stat, &s) : -1;
-	buf_free(&q.sql);
+	int64_t r = bytebuf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_stat, &s) : -1;
+	bytebuf_free(&q.sql);
 	return r < 0 ? -1 : 0;
 }
 

@@ -13,7 +13,7 @@
  */
 #include "store.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -82,17 +82,17 @@ static const char *prepared(pg_conn_t *c, const char *sql, int np)
 	for (unsigned i = 0; i < PG_STMT_CACHE; i++)
 		if (c->cache[i].sql && strcmp(c->cache[i].sql, sql) == 0)
 			return c->cache[i].name;
-	buf_t q;
-	buf_init(&q, 0);
+	bytebuf_t q;
+	bytebuf_init(&q, 0);
 	int k = 0;
 	for (const char *s = sql; *s; s++) {
 		if (*s == '?')
-			buf_appendf(&q, "$%d", ++k);
+			bytebuf_appendf(&q, "$%d", ++k);
 		else
-			buf_append(&q, s, 1);
+			bytebuf_append(&q, s, 1);
 	}
-	if (!buf_cstr(&q) || k != np) {
-		buf_free(&q);
+	if (!bytebuf_cstr(&q) || k != np) {
+		bytebuf_free(&q);
 		snprintf(c->base.error, sizeof c->base.error, "internal: %d placeholders for %d parameters", k, np);
 		return NULL;
 	}
@@ -107,7 +107,7 @@ static const char *prepared(pg_conn_t *c, const char *sql, int np)
 	char name[16];
 	snprintf(name, sizeof name, "s%u", c->next_name++);
 	PGresult *r = PQprepare(c->pg, name, q.data, np, NULL);
-	buf_free(&q);
+	bytebuf_free(&q);
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		set_err(c, r);
 		PQclear(r);

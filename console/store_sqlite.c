@@ -16,7 +16,7 @@
  */
 #include "store.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <sqlite3.h>
 #include <fcntl.h>

@@ -129,10 +129,10 @@ static void flow_free(flow_t *f)
 		SSL_free(f->client.ssl);
 	if (f->upstream.ssl)
 		SSL_free(f->upstream.ssl);
-	buf_free(&f->peek);
+	bytebuf_free(&f->peek);
 	free(f->sysext);
 	free(f->appid);
-	buf_free(&f->early);
+	bytebuf_free(&f->early);
 	policy_unref(f->policy);
 	atomic_fetch_sub(&f->eng->connections, 1);
 	free(f);
@@ -172,8 +172,8 @@ static void flow_begin(worker_t *w, side_conn_t *conn, flow_t *f, listen_kind_t 
 	f->handles = 2;
 	f->policy = engine_policy_acquire(e);
 	f->started = f->last_activity = uv_now(&w->loop);
-	buf_init(&f->peek, e->cfg.clienthello_bytes + 1024);
-	buf_init(&f->early, IOBUF_CAP);
+	bytebuf_init(&f->peek, e->cfg.clienthello_bytes + 1024);
+	bytebuf_init(&f->early, IOBUF_CAP);
 	side_peer_ip(&f->client, f->client_ip, sizeof f->client_ip, &f->client_port);
 	f->facts.client = f->client_ip;
 	f->facts.host = f->host;

@@ -26,7 +26,7 @@
 #ifndef DLPGATE_FLOW_H
 #define DLPGATE_FLOW_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "engine.h"
 #include "net/side.h"
 #include "policy/policy.h"
@@ -83,8 +83,8 @@ typedef struct flow {
 		char detail[256];
 	} report;
 
-	buf_t peek;                 /* client bytes before the decision */
-	buf_t early;                /* upstream bytes before HTTP began */
+	bytebuf_t peek;                 /* client bytes before the decision */
+	bytebuf_t early;                /* upstream bytes before HTTP began */
 	struct relay *relay;
 	struct dial *dial;
 

@@ -76,7 +76,7 @@ static void classify(flow_t *f)
 static void peek_data(side_t *s, iobuf_t *b)
 {
 	flow_t *f = s->flow;
-	bool ok = buf_append(&f->peek, b->data, b->len);
+	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) {
 		f->mode = "refused";
@@ -89,7 +89,7 @@ static void peek_data(side_t *s, iobuf_t *b)
 static void peek_upstream_data(side_t *s, iobuf_t *b)
 {
 	flow_t *f = s->flow;
-	bool ok = buf_append(&f->early, b->data, b->len);
+	bool ok = bytebuf_append(&f->early, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) {
 		flow_close(f, "error", "upstream sent too much before the client spoke");

@@ -3,7 +3,7 @@
  */
 #include "detect/detector.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "detect/digitruns.h"
 #include "detect/prefilter.h"
 
@@ -138,14 +138,14 @@ static pcre2_code *compile_re(const char *src, uint32_t options, const char *wha
 	return re;
 }
 
-static void key_add(buf_t *b, const char *tag, const char *s)
+static void key_add(bytebuf_t *b, const char *tag, const char *s)
 {
-	buf_appendf(b, "%s%zu:%s;", tag, s ? strlen(s) : 0, s ? s : "");
+	bytebuf_appendf(b, "%s%zu:%s;", tag, s ? strlen(s) : 0, s ? s : "");
 }
 
-static void key_list(buf_t *b, const char *tag, const char *const *v, size_t n)
+static void key_list(bytebuf_t *b, const char *tag, const char *const *v, size_t n)
 {
-	buf_appendf(b, "%s[%zu]", tag, n);
+	bytebuf_appendf(b, "%s[%zu]", tag, n);
 	for (size_t i = 0; i < n; i++)
 		key_add(b, "", v[i]);
 }
@@ -154,8 +154,8 @@ static void key_list(buf_t *b, const char *tag, const char *const *v, size_t n)
  * field that changes a result is the same. */
 static char *make_key(const detector_spec_t *s)
 {
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	key_add(&b, "re", s->regex);
 	key_list(&b, "kw", s->keywords, s->n_keywords);
 	key_list(&b, "cx", s->context_words, s->n_context);
@@ -164,16 +164,16 @@ static char *make_key(const detector_spec_t *s)
 		key_list(&b, "al", a->regexes, a->n_regexes);
 		key_list(&b, "sw", a->stopwords, a->n_stopwords);
 		key_list(&b, "af", a->filenames, a->n_filenames);
-		buf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
+		bytebuf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
 	}
 	key_add(&b, "fn", s->filename);
-	buf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
+	bytebuf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
 		    s->context_distance, s->min_count, (int)s->window_set, s->window_before, s->window_after, s->digits,
 		    s->keep_first, s->keep_last);
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
-	buf_cstr(&b);
+	bytebuf_cstr(&b);
 	return b.data;
 }
 
@@ -347,7 +347,7 @@ detector_t *detset_add(detset_t *set, detector_t *d)
 			detector_free(d);
 			return same;
 		}
-	if (!buf_grow_array(&set->d, sizeof *set->d, set->n, &set->cap, 32)) {
+	if (!bytebuf_grow_array(&set->d, sizeof *set->d, set->n, &set->cap, 32)) {
 		pthread_mutex_unlock(&set->lock);
 		detector_free(d);
 		return NULL;
@@ -447,7 +447,7 @@ static void spans_push(spans_t *v, uint32_t start, uint32_t len, uint32_t max)
 		v->saturated = true;
 		return;
 	}
-	if (!buf_grow_array(&v->v, sizeof *v->v, v->n, &v->cap, 16)) {
+	if (!bytebuf_grow_array(&v->v, sizeof *v->v, v->n, &v->cap, 16)) {
 		v->saturated = true;
 		return;
 	}

@@ -25,7 +25,7 @@
  */
 #include "detect/prefilter.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "detect/startset.h"
 #include "detect/teddy.h"
 
@@ -41,7 +41,7 @@ struct prefilter {
 	word_t *words;
 	uint32_t n_words;
 	size_t cap_words;
-	buf_t text;            /* every keyword, lower-cased, back to back */
+	bytebuf_t text;            /* every keyword, lower-cased, back to back */
 	bool built;
 	uint32_t n_states;
 	uint32_t n_classes;
@@ -62,7 +62,7 @@ static inline uint8_t lower(uint8_t c)
 
 prefilter_t *prefilter_new(void)
 {
-	return calloc(1, sizeof(prefilter_t)); /* a zeroed buf_t is an empty one without a cap */
+	return calloc(1, sizeof(prefilter_t)); /* a zeroed bytebuf_t is an empty one without a cap */
 }
 
 static inline const uint8_t *text_of(const prefilter_t *p, uint32_t w)
@@ -74,9 +74,9 @@ bool prefilter_add(prefilter_t *p, const char *word, size_t len, uint32_t tag)
 {
 	if (p->built || len == 0 || len > 255)
 		return false;
-	if (!buf_grow_array(&p->words, sizeof *p->words, p->n_words, &p->cap_words, 32))
+	if (!bytebuf_grow_array(&p->words, sizeof *p->words, p->n_words, &p->cap_words, 32))
 		return false;
-	if (!buf_reserve(&p->text, len))
+	if (!bytebuf_reserve(&p->text, len))
 		return false;
 	for (size_t i = 0; i < len; i++)
 		p->text.data[p->text.len + i] = (char)lower((uint8_t)word[i]);
@@ -261,7 +261,7 @@ void prefilter_free(prefilter_t *p)
 	if (!p)
 		return;
 	free(p->words);
-	buf_free(&p->text);
+	bytebuf_free(&p->text);
 	free(p->delta);
 	free(p->out_start);
 	free(p->out);

@@ -69,11 +69,11 @@ bool body_is_encoded(const char *ce, size_t n)
 
 /* Keeps what a decoder step produced, within max_out, and stops a bomb:
  * BODY_OK to go on. consumed is the input read so far. */
-static body_status_t keep_output(buf_t *out, const uint8_t *chunk, size_t got, uint64_t max_out, uint64_t consumed,
+static body_status_t keep_output(bytebuf_t *out, const uint8_t *chunk, size_t got, uint64_t max_out, uint64_t consumed,
 				 uint32_t ratio, const char **why)
 {
 	size_t room = out->len < max_out ? (size_t)(max_out - out->len) : 0;
-	if (!buf_append(out, chunk, got < room ? got : room)) {
+	if (!bytebuf_append(out, chunk, got < room ? got : room)) {
 		*why = "out of memory";
 		return BODY_CORRUPT;
 	}
@@ -87,7 +87,7 @@ static body_status_t keep_output(buf_t *out, const uint8_t *chunk, size_t got, u
 }
 
 /* One layer: in -> out, stopping at max_out decoded bytes. */
-static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, buf_t *out, uint64_t max_out,
+static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, bytebuf_t *out, uint64_t max_out,
 				   uint32_t ratio, const char **why)
 {
 	uint8_t chunk[16384];
@@ -154,7 +154,7 @@ static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, buf_
 }
 
 body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
-			  buf_t *out, const char **why)
+			  bytebuf_t *out, const char **why)
 {
 	coding_t layers[8];
 	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
@@ -171,7 +171,7 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 	out->len = 0;
 	if (k == 0) {
 		size_t keep = n > lim->max_bytes ? (size_t)lim->max_bytes : n;
-		if (!buf_append(out, raw, keep)) {
+		if (!bytebuf_append(out, raw, keep)) {
 			*why = "out of memory";
 			return BODY_CORRUPT;
 		}
@@ -179,9 +179,9 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 	}
 	/* Undo the last applied first. Intermediate layers get the same
 	 * limits: a bomb inside a bomb stops at the first. */
-	buf_t cur, next;
-	buf_init(&cur, 0);
-	buf_init(&next, 0);
+	bytebuf_t cur, next;
+	bytebuf_init(&cur, 0);
+	bytebuf_init(&next, 0);
 	const uint8_t *src = raw;
 	size_t src_n = n;
 	body_status_t st = BODY_OK;
@@ -189,7 +189,7 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 		next.len = 0;
 		st = inflate_layer(layers[i], src, src_n, &next, lim->max_bytes, lim->max_ratio ? lim->max_ratio : 200,
 				   why);
-		buf_t t = cur;
+		bytebuf_t t = cur;
 		cur = next;
 		next = t;
 		src = (const uint8_t *)cur.data;
@@ -201,27 +201,27 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 		/* the decoded bytes move into out; copying them would double the
 		 * memory and the time of every decoded body */
 		size_t cap = out->cap;
-		buf_free(out);
+		bytebuf_free(out);
 		*out = cur;
 		out->cap = cap;
-		buf_init(&cur, 0);
+		bytebuf_init(&cur, 0);
 	} else if (st == BODY_OK || st == BODY_TRUNCATED) {
 		*why = "out of memory"; /* past the caller's own cap */
 		st = BODY_CORRUPT;
 	}
-	buf_free(&cur);
-	buf_free(&next);
+	bytebuf_free(&cur);
+	bytebuf_free(&next);
 	return st;
 }
 
-bool body_gzip(const void *in, size_t n, buf_t *out)
+bool body_gzip(const void *in, size_t n, bytebuf_t *out)
 {
 	z_stream z;
 	memset(&z, 0, sizeof z);
 	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return false;
 	size_t bound = deflateBound(&z, (uLong)n) + 32;
-	bool ok = buf_reserve(out, bound);
+	bool ok = bytebuf_reserve(out, bound);
 	if (ok) {
 		z.next_in = (Bytef *)in;
 		z.avail_in = (uInt)n;
@@ -280,7 +280,7 @@ static bool view_alloc(body_view_t *v, size_t n)
 {
 	v->map = malloc((n ? n : 1) * sizeof *v->map);
 	v->width = malloc(n ? n : 1);
-	return v->map && v->width && buf_reserve(&v->own, n ? n : 1);
+	return v->map && v->width && bytebuf_reserve(&v->own, n ? n : 1);
 }
 
 static void view_put(body_view_t *v, uint8_t c, size_t src_off, uint8_t width)
@@ -493,7 +493,7 @@ static void view_multipart(body_view_t *v, const char *ct, size_t ct_len, const 
 bool body_view_build(body_view_t *v, const char *ct, size_t ct_len, const uint8_t *b, size_t n)
 {
 	memset(v, 0, sizeof *v);
-	buf_init(&v->own, 0);
+	bytebuf_init(&v->own, 0);
 	v->text = b;
 	v->len = n;
 	if (!ct)
@@ -522,7 +522,7 @@ bool body_view_build(body_view_t *v, const char *ct, size_t ct_len, const uint8_
 
 void body_view_free(body_view_t *v)
 {
-	buf_free(&v->own);
+	bytebuf_free(&v->own);
 	free(v->map);
 	free(v->width);
 	free(v->parts);

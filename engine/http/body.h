@@ -19,7 +19,7 @@
 #ifndef DLPGATE_BODY_H
 #define DLPGATE_BODY_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,10 +44,10 @@ const char *body_status_name(body_status_t s);
 /* Undoes the codings listed in content_encoding (as in the header; NULL
  * or "identity" = none) on raw; the result goes to out. */
 body_status_t body_decode(const char *content_encoding, size_t ce_len, const uint8_t *raw, size_t n,
-			  const body_limits_t *lim, buf_t *out, const char **why);
+			  const body_limits_t *lim, bytebuf_t *out, const char **why);
 /* Appends in, gzipped (one member, level 6), to out. The encoder beside
  * the decoder: test bodies, the agent's uploads. False if out of memory. */
-bool body_gzip(const void *in, size_t n, buf_t *out);
+bool body_gzip(const void *in, size_t n, bytebuf_t *out);
 
 /* True if content_encoding lists anything but identity. */
 bool body_is_encoded(const char *content_encoding, size_t ce_len);
@@ -67,7 +67,7 @@ typedef struct {
 	view_kind_t kind;
 	const uint8_t *text;
 	size_t len;
-	buf_t own;           /* the text when it differs from the body */
+	bytebuf_t own;           /* the text when it differs from the body */
 	uint32_t *map;       /* text byte -> offset of its source in the body; NULL = same */
 	uint8_t *width;      /* source bytes of that text byte's character */
 	body_part_t *parts;

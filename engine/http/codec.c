@@ -91,7 +91,7 @@ static int grow(http_codec_t *c, http_head_t *h, uint32_t *off, uint32_t *len, c
 {
 	if (*len == 0)
 		*off = (uint32_t)h->arena.len;
-	if (!buf_append(&h->arena, at, n))
+	if (!bytebuf_append(&h->arena, at, n))
 		return too_big(c);
 	*len += (uint32_t)n;
 	return 0;

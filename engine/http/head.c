@@ -8,14 +8,14 @@ void http_head_init(http_head_t *h, bool is_request, uint32_t max_bytes, uint32_
 {
 	memset(h, 0, sizeof *h);
 	h->is_request = is_request;
-	buf_init(&h->arena, max_bytes);
+	bytebuf_init(&h->arena, max_bytes);
 	h->max_fields = max_fields;
 }
 
 void http_head_reset(http_head_t *h)
 {
 	bool req = h->is_request;
-	buf_t arena = h->arena;
+	bytebuf_t arena = h->arena;
 	http_field_t *fields = h->fields;
 	uint32_t cap = h->cap_fields, max = h->max_fields;
 	memset(h, 0, sizeof *h);
@@ -29,7 +29,7 @@ void http_head_reset(http_head_t *h)
 
 void http_head_free(http_head_t *h)
 {
-	buf_free(&h->arena);
+	bytebuf_free(&h->arena);
 	free(h->fields);
 	h->fields = NULL;
 	h->n_fields = h->cap_fields = 0;
@@ -136,7 +136,7 @@ bool http_head_add(http_head_t *h, const char *name, const char *value)
 {
 	size_t nl = strlen(name), vl = strlen(value);
 	uint32_t off = (uint32_t)h->arena.len;
-	if (h->n_fields >= h->max_fields || !buf_append(&h->arena, name, nl) || !buf_append(&h->arena, value, vl))
+	if (h->n_fields >= h->max_fields || !bytebuf_append(&h->arena, name, nl) || !bytebuf_append(&h->arena, value, vl))
 		return false;
 	http_field_t *f = http_head_new_field(h);
 	if (!f)
@@ -154,33 +154,33 @@ bool http_head_set(http_head_t *h, const char *name, const char *value)
 bool http_head_set_target(http_head_t *h, const char *target, size_t len)
 {
 	uint32_t off = (uint32_t)h->arena.len;
-	if (!buf_append(&h->arena, target, len))
+	if (!bytebuf_append(&h->arena, target, len))
 		return false;
 	h->target_off = off;
 	h->target_len = (uint32_t)len;
 	return true;
 }
 
-bool http_head_serialize(const http_head_t *h, buf_t *out)
+bool http_head_serialize(const http_head_t *h, bytebuf_t *out)
 {
 	const char *a = h->arena.data;
 	bool ok = true;
 	if (h->is_request) {
-		ok = buf_append(out, a + h->method_off, h->method_len) && buf_append(out, " ", 1) &&
-		     buf_append(out, a + h->target_off, h->target_len) &&
-		     buf_appendf(out, " HTTP/%u.%u\r\n", h->major, h->minor);
+		ok = bytebuf_append(out, a + h->method_off, h->method_len) && bytebuf_append(out, " ", 1) &&
+		     bytebuf_append(out, a + h->target_off, h->target_len) &&
+		     bytebuf_appendf(out, " HTTP/%u.%u\r\n", h->major, h->minor);
 	} else {
-		ok = buf_appendf(out, "HTTP/%u.%u %03u ", h->major, h->minor, h->status) &&
-		     buf_append(out, a + h->reason_off, h->reason_len) && buf_append(out, "\r\n", 2);
+		ok = bytebuf_appendf(out, "HTTP/%u.%u %03u ", h->major, h->minor, h->status) &&
+		     bytebuf_append(out, a + h->reason_off, h->reason_len) && bytebuf_append(out, "\r\n", 2);
 	}
 	for (uint32_t i = 0; ok && i < h->n_fields; i++) {
 		const http_field_t *f = &h->fields[i];
 		if (f->dead)
 			continue;
-		ok = buf_append(out, a + f->name_off, f->name_len) && buf_append(out, ": ", 2) &&
-		     buf_append(out, a + f->value_off, f->value_len) && buf_append(out, "\r\n", 2);
+		ok = bytebuf_append(out, a + f->name_off, f->name_len) && bytebuf_append(out, ": ", 2) &&
+		     bytebuf_append(out, a + f->value_off, f->value_len) && bytebuf_append(out, "\r\n", 2);
 	}
-	return ok && buf_append(out, "\r\n", 2);
+	return ok && bytebuf_append(out, "\r\n", 2);
 }
 
 bool http_head_copy(http_head_t *dst, const http_head_t *src, const char *const *fields)
@@ -192,10 +192,10 @@ bool http_head_copy(http_head_t *dst, const http_head_t *src, const char *const 
 	const char *a = src->arena.data;
 	dst->method_off = (uint32_t)dst->arena.len;
 	dst->method_len = src->method_len;
-	bool ok = buf_append(&dst->arena, a + src->method_off, src->method_len);
+	bool ok = bytebuf_append(&dst->arena, a + src->method_off, src->method_len);
 	dst->target_off = (uint32_t)dst->arena.len;
 	dst->target_len = src->target_len;
-	ok = ok && buf_append(&dst->arena, a + src->target_off, src->target_len);
+	ok = ok && bytebuf_append(&dst->arena, a + src->target_off, src->target_len);
 	for (uint32_t i = 0; ok && i < src->n_fields; i++) {
 		const http_field_t *f = &src->fields[i];
 		if (f->dead)

@@ -11,7 +11,7 @@
 #ifndef DLPGATE_HTTP_HEAD_H
 #define DLPGATE_HTTP_HEAD_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,7 +29,7 @@ typedef struct {
 	uint32_t method_off, method_len;
 	uint32_t target_off, target_len;  /* requests */
 	uint32_t reason_off, reason_len;  /* responses */
-	buf_t arena;
+	bytebuf_t arena;
 	http_field_t *fields;
 	uint32_t n_fields, cap_fields, max_fields;
 	/* framing facts, filled by the codec at headers-complete */
@@ -69,6 +69,6 @@ static inline const char *http_head_str(const http_head_t *h, uint32_t off)
 bool http_head_copy(http_head_t *dst, const http_head_t *src, const char *const *fields);
 
 /* Appends the canonical wire form (start line, fields, blank line). */
-bool http_head_serialize(const http_head_t *h, buf_t *out);
+bool http_head_serialize(const http_head_t *h, bytebuf_t *out);
 
 #endif

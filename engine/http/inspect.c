@@ -24,7 +24,7 @@ void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_
 		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r)
 {
 	memset(r, 0, sizeof *r);
-	buf_init(&r->decoded, 0);
+	bytebuf_init(&r->decoded, 0);
 	r->msg.head = head;
 	r->msg.request = request;
 	r->msg.body_size = raw_len;
@@ -132,6 +132,6 @@ void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_
 void inspect_result_free(inspect_result_t *r)
 {
 	body_view_free(&r->view);
-	buf_free(&r->decoded);
+	bytebuf_free(&r->decoded);
 	policy_msg_clear(&r->msg);
 }

@@ -12,7 +12,7 @@
 #ifndef DLPGATE_INSPECT_H
 #define DLPGATE_INSPECT_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "http/body.h"
 #include "policy/policy.h"
 
@@ -25,7 +25,7 @@ typedef struct {
 	size_t out_len;
 	bool identity;           /* the body was decoded: drop Content-Encoding */
 	const char *note;        /* why the body was not (all) inspected */
-	buf_t decoded;
+	bytebuf_t decoded;
 	body_view_t view;
 } inspect_result_t;
 

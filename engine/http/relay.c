@@ -47,7 +47,7 @@ typedef struct {
 typedef struct {
 	bool on;
 	bool decided;
-	buf_t body;
+	bytebuf_t body;
 	uint64_t since_ns;  /* when the head arrived: the event's latency */
 } hold_t;
 
@@ -59,7 +59,7 @@ typedef struct relay {
 	pending_t *pending;     /* ring of requests sent and not yet answered */
 	uint32_t p_first, p_count, p_cap;
 
-	buf_t held_client;      /* client bytes not parsed while paused */
+	bytebuf_t held_client;      /* client bytes not parsed while paused */
 	bool client_paused;     /* req codec stopped mid-stream (held_client) */
 	bool client_upgrade;    /* ... at an Upgrade / CONNECT boundary */
 
@@ -76,7 +76,7 @@ typedef struct relay {
 	bool local_pending;     /* a reply of ours waits for earlier responses */
 	bool done;              /* the flow is finishing: parse nothing more */
 	bool sniff;             /* TLS just came up: is what it carries HTTP? */
-	buf_t local_reply;
+	bytebuf_t local_reply;
 	char reply_note[200];   /* "403 blocked: why", for the flow's log line */
 	char authority[300];    /* proxy: where the upstream connection goes */
 	char route_authority[300]; /* proxy: where the request being routed goes */
@@ -141,7 +141,7 @@ static bool emit(relay_t *r, bool to_upstream, const void *data, size_t len)
 
 static bool emit_head(relay_t *r, bool to_upstream, const http_head_t *h)
 {
-	buf_t *scratch = &r->f->w->scratch;
+	bytebuf_t *scratch = &r->f->w->scratch;
 	scratch->len = 0;
 	return http_head_serialize(h, scratch) && emit(r, to_upstream, scratch->data, scratch->len);
 }
@@ -208,7 +208,7 @@ static void send_local_reply(relay_t *r)
 {
 	r->local_pending = false;
 	emit(r, false, r->local_reply.data, r->local_reply.len);
-	buf_free(&r->local_reply);
+	bytebuf_free(&r->local_reply);
 	finish(r, "local-reply", r->reply_note);
 }
 
@@ -446,7 +446,7 @@ static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
 	/* A known length (within the limit) is held in one allocation; if
 	 * that fails, hold_body's own append reports it. */
 	if (h->has_length && h->content_length <= r->f->policy->body_limits.max_bytes)
-		(void)buf_reserve(&hd->body, (size_t)h->content_length);
+		(void)bytebuf_reserve(&hd->body, (size_t)h->content_length);
 	if (h->is_request && http_head_has_token(h, "expect", "100-continue")) {
 		/* The server does not see this request until its body is read:
 		 * we ask for the body ourselves. Not while earlier responses are
@@ -502,7 +502,7 @@ static bool decide(relay_t *r, hold_t *hd, bool complete)
 		hd->decided = !complete;
 	}
 	inspect_result_free(&res);
-	buf_free(&hd->body);
+	bytebuf_free(&hd->body);
 	return go;
 }
 
@@ -513,7 +513,7 @@ static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 	uint64_t limit = r->f->policy->body_limits.max_bytes;
 	size_t room = hd->body.len < limit ? (size_t)(limit - hd->body.len) : 0;
 	size_t take = len < room ? len : room;
-	if (take && !buf_append(&hd->body, data, take)) {
+	if (take && !bytebuf_append(&hd->body, data, take)) {
 		flow_close(r->f, "error", "out of memory holding a body");
 		return HTTP_CB_ERROR;
 	}
@@ -787,14 +787,14 @@ static void resume_client(relay_t *r)
 	} else {
 		http_codec_resume(&r->req);
 	}
-	buf_t held = r->held_client;
-	buf_init(&r->held_client, held.cap);
+	bytebuf_t held = r->held_client;
+	bytebuf_init(&r->held_client, held.cap);
 	/* Fed even when empty: the paused message may be complete already. */
 	if (!feed_client(r, held.data, held.len)) {
-		buf_free(&held);
+		bytebuf_free(&held);
 		return;
 	}
-	buf_free(&held);
+	bytebuf_free(&held);
 	if (!r->client_paused && !r->done && !f->closing)
 		side_read(&f->client, !r->client_eof);
 	flush(r);
@@ -829,9 +829,9 @@ static void after_response(relay_t *r)
 
 /* ---- feeding ---- */
 
-static void hold(buf_t *b, const char *data, size_t len, flow_t *f)
+static void hold(bytebuf_t *b, const char *data, size_t len, flow_t *f)
 {
-	if (len && !buf_append(b, data, len))
+	if (len && !bytebuf_append(b, data, len))
 		flow_close(f, "error", "too much data held while paused");
 }
 
@@ -912,13 +912,13 @@ static void start_upgrade_splice(relay_t *r, const char *rest, size_t len)
 	flow_t *f = r->f;
 	/* Bytes the client sent after its Upgrade request go up; bytes the
 	 * server sent after its 101 go down. */
-	buf_free(&f->peek);
-	buf_free(&f->early);
-	buf_init(&f->peek, 0); /* bounded by what is held and one read */
-	buf_init(&f->early, 0);
-	buf_t *held = &r->held_client;
-	bool ok = buf_append(&f->peek, held->data, held->len) && buf_append(&f->early, rest, len);
-	buf_free(held);
+	bytebuf_free(&f->peek);
+	bytebuf_free(&f->early);
+	bytebuf_init(&f->peek, 0); /* bounded by what is held and one read */
+	bytebuf_init(&f->early, 0);
+	bytebuf_t *held = &r->held_client;
+	bool ok = bytebuf_append(&f->peek, held->data, held->len) && bytebuf_append(&f->early, rest, len);
+	bytebuf_free(held);
 	if (!ok) {
 		flow_close(f, "error", "too much data around the protocol switch");
 		return;
@@ -961,7 +961,7 @@ static void feed_upstream(relay_t *r, const char *data, size_t len)
 static bool sniff_client(relay_t *r, iobuf_t *b)
 {
 	flow_t *f = r->f;
-	bool ok = buf_append(&f->peek, b->data, b->len);
+	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	int http = ok ? http_looks_like_request(f->peek.data, f->peek.len) : 0;
 	if (http < 0)
@@ -973,10 +973,10 @@ static bool sniff_client(relay_t *r, iobuf_t *b)
 		splice_start(f, "not-http");
 		return false;
 	}
-	buf_t peek = f->peek;
-	buf_init(&f->peek, 0);
+	bytebuf_t peek = f->peek;
+	bytebuf_init(&f->peek, 0);
 	bool alive = feed_client(r, peek.data, peek.len);
-	buf_free(&peek);
+	bytebuf_free(&peek);
 	return alive;
 }
 
@@ -1000,7 +1000,7 @@ static void upstream_data(side_t *s, iobuf_t *b)
 	if (r->sniff) {
 		/* The server spoke first: not a protocol we parse. */
 		flow_t *f = s->flow;
-		bool ok = buf_append(&f->early, b->data, b->len);
+		bool ok = bytebuf_append(&f->early, b->data, b->len);
 		iobuf_put(b);
 		r->sniff = false;
 		r->done = true;
@@ -1109,8 +1109,8 @@ static relay_t *relay_new(flow_t *f, relay_mode_t mode)
 	http_codec_init(&r->req, true, c->header_bytes, c->header_count, &req_cbs, r);
 	http_codec_init(&r->res, false, c->header_bytes, c->header_count, &res_cbs, r);
 	size_t hold_cap = (size_t)c->header_bytes + 2 * IOBUF_CAP;
-	buf_init(&r->held_client, hold_cap);
-	buf_init(&r->local_reply, 0);
+	bytebuf_init(&r->held_client, hold_cap);
+	bytebuf_init(&r->local_reply, 0);
 	f->relay = r;
 	return r;
 }
@@ -1121,12 +1121,12 @@ void relay_free(relay_t *r)
 		return;
 	http_codec_free(&r->req);
 	http_codec_free(&r->res);
-	buf_free(&r->held_client);
-	buf_free(&r->local_reply);
+	bytebuf_free(&r->held_client);
+	bytebuf_free(&r->local_reply);
 	iobuf_put(r->to_upstream);
 	iobuf_put(r->to_client);
-	buf_free(&r->hreq.body);
-	buf_free(&r->hres.body);
+	bytebuf_free(&r->hreq.body);
+	bytebuf_free(&r->hres.body);
 	pending_drop(r);
 	free(r->pending);
 	free(r);
@@ -1148,16 +1148,16 @@ static void start(flow_t *f, relay_mode_t mode)
 	/* Bytes that arrived before this stage: the server's first (rare),
 	 * the client's first request (clear tunnels). */
 	if (f->early.len) {
-		buf_t early = f->early;
-		buf_init(&f->early, 0);
+		bytebuf_t early = f->early;
+		bytebuf_init(&f->early, 0);
 		feed_upstream(r, early.data, early.len);
-		buf_free(&early);
+		bytebuf_free(&early);
 	}
 	if (f->peek.len && !f->client.ssl) {
-		buf_t peek = f->peek;
-		buf_init(&f->peek, 0);
+		bytebuf_t peek = f->peek;
+		bytebuf_init(&f->peek, 0);
 		bool alive = feed_client(r, peek.data, peek.len);
-		buf_free(&peek);
+		bytebuf_free(&peek);
 		if (!alive)
 			return;
 	}
@@ -1195,7 +1195,7 @@ void relay_start_tls(flow_t *f)
 	start(f, RELAY_ORIGIN);
 	if (f->relay && !f->closing) {
 		f->relay->sniff = true;
-		buf_init(&f->peek, 0); /* a few bytes decide; one read at most */
+		bytebuf_init(&f->peek, 0); /* a few bytes decide; one read at most */
 	}
 }
 

@@ -43,86 +43,86 @@ static form_t negotiate(const http_head_t *req)
 	return FORM_TEXT;
 }
 
-static void append_escaped(buf_t *b, const char *s, form_t form)
+static void append_escaped(bytebuf_t *b, const char *s, form_t form)
 {
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (form == FORM_HTML && (c == '<' || c == '>' || c == '&' || c == '"' || c == '\'')) {
-			buf_appendf(b, "&#%u;", c);
+			bytebuf_appendf(b, "&#%u;", c);
 		} else if (form == FORM_JSON && (c == '"' || c == '\\')) {
 			char e[2] = {'\\', (char)c};
-			buf_append(b, e, 2);
+			bytebuf_append(b, e, 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			if (form == FORM_JSON)
-				buf_appendf(b, "\\u%04x", c);
+				bytebuf_appendf(b, "\\u%04x", c);
 			else
-				buf_append(b, "?", 1);
+				bytebuf_append(b, "?", 1);
 		} else {
-			buf_append(b, s, 1);
+			bytebuf_append(b, s, 1);
 		}
 	}
 }
 
-bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req)
+bool reply_build(bytebuf_t *out, const reply_t *r, const http_head_t *req)
 {
 	form_t form = negotiate(req);
-	buf_t body;
-	buf_init(&body, 0);
+	bytebuf_t body;
+	bytebuf_init(&body, 0);
 	switch (form) {
 	case FORM_JSON:
-		buf_appendf(&body, "{\"error\":{\"status\":%d,\"code\":\"", r->status);
+		bytebuf_appendf(&body, "{\"error\":{\"status\":%d,\"code\":\"", r->status);
 		append_escaped(&body, r->code, form);
-		buf_append_str(&body, "\",\"title\":\"");
+		bytebuf_append_str(&body, "\",\"title\":\"");
 		append_escaped(&body, r->title, form);
-		buf_append_str(&body, "\",\"detail\":\"");
+		bytebuf_append_str(&body, "\",\"detail\":\"");
 		append_escaped(&body, r->detail, form);
-		buf_append_str(&body, "\"");
+		bytebuf_append_str(&body, "\"");
 		if (r->rule) {
-			buf_append_str(&body, ",\"rule\":\"");
+			bytebuf_append_str(&body, ",\"rule\":\"");
 			append_escaped(&body, r->rule, form);
-			buf_append_str(&body, "\"");
+			bytebuf_append_str(&body, "\"");
 		}
 		if (r->event_id)
-			buf_appendf(&body, ",\"event\":\"%s\"", r->event_id);
-		buf_appendf(&body, ",\"flow\":%" PRIu64 ",\"by\":\"dlpgate\"}}\n", r->flow_id);
+			bytebuf_appendf(&body, ",\"event\":\"%s\"", r->event_id);
+		bytebuf_appendf(&body, ",\"flow\":%" PRIu64 ",\"by\":\"dlpgate\"}}\n", r->flow_id);
 		break;
 	case FORM_HTML:
-		buf_append_str(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>");
+		bytebuf_append_str(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>");
 		append_escaped(&body, r->title, form);
-		buf_append_str(&body, "</title></head>\n<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\n<h1>");
+		bytebuf_append_str(&body, "</title></head>\n<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\n<h1>");
 		append_escaped(&body, r->title, form);
-		buf_append_str(&body, "</h1>\n<p>");
+		bytebuf_append_str(&body, "</h1>\n<p>");
 		append_escaped(&body, r->detail, form);
-		buf_append_str(&body, "</p>\n");
+		bytebuf_append_str(&body, "</p>\n");
 		if (r->rule) {
-			buf_append_str(&body, "<p>Rule: <code>");
+			bytebuf_append_str(&body, "<p>Rule: <code>");
 			append_escaped(&body, r->rule, form);
-			buf_append_str(&body, "</code></p>\n");
+			bytebuf_append_str(&body, "</code></p>\n");
 		}
 		if (r->event_id)
-			buf_appendf(&body, "<p>Event: <code>%s</code> &middot; give this to your administrator.</p>\n",
+			bytebuf_appendf(&body, "<p>Event: <code>%s</code> &middot; give this to your administrator.</p>\n",
 				    r->event_id);
-		buf_appendf(&body, "<p><small>dlpgate &middot; %d %s &middot; flow %" PRIu64 "</small></p>\n</body></html>\n",
+		bytebuf_appendf(&body, "<p><small>dlpgate &middot; %d %s &middot; flow %" PRIu64 "</small></p>\n</body></html>\n",
 			    r->status, reply_status_text(r->status), r->flow_id);
 		break;
 	case FORM_TEXT:
-		buf_append_str(&body, "dlpgate: ");
+		bytebuf_append_str(&body, "dlpgate: ");
 		append_escaped(&body, r->title, form);
-		buf_append_str(&body, ": ");
+		bytebuf_append_str(&body, ": ");
 		append_escaped(&body, r->detail, form);
 		if (r->rule) {
-			buf_append_str(&body, " (rule ");
+			bytebuf_append_str(&body, " (rule ");
 			append_escaped(&body, r->rule, form);
-			buf_append_str(&body, ")");
+			bytebuf_append_str(&body, ")");
 		}
 		if (r->event_id)
-			buf_appendf(&body, " (event %s)", r->event_id);
-		buf_appendf(&body, " (flow %" PRIu64 ")\n", r->flow_id);
+			bytebuf_appendf(&body, " (event %s)", r->event_id);
+		bytebuf_appendf(&body, " (flow %" PRIu64 ")\n", r->flow_id);
 		break;
 	}
 	static const char *const types[] = {"text/plain; charset=utf-8", "text/html; charset=utf-8",
 					    "application/json"};
-	bool ok = body.data && buf_appendf(out,
+	bool ok = body.data && bytebuf_appendf(out,
 				"HTTP/1.1 %d %s\r\n"
 				"Content-Type: %s\r\n"
 				"Content-Length: %zu\r\n"
@@ -131,7 +131,7 @@ bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req)
 				"Connection: close\r\n\r\n",
 				r->status, reply_status_text(r->status), types[form], body.len, r->code);
 	if (ok && !r->head_only)
-		ok = buf_append(out, body.data, body.len);
-	buf_free(&body);
+		ok = bytebuf_append(out, body.data, body.len);
+	bytebuf_free(&body);
 	return ok;
 }

@@ -10,7 +10,7 @@
 #ifndef DLPGATE_REPLY_H
 #define DLPGATE_REPLY_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "http/head.h"
 
 #include <stdbool.h>
@@ -28,7 +28,7 @@ typedef struct {
 } reply_t;
 
 /* Appends the whole response; req may be NULL (no Accept known). */
-bool reply_build(buf_t *out, const reply_t *r, const http_head_t *req);
+bool reply_build(bytebuf_t *out, const reply_t *r, const http_head_t *req);
 const char *reply_status_text(int status);
 
 #endif

@@ -37,8 +37,8 @@ void splice_start(flow_t *f, const char *mode)
 	f->upstream.ops = &splice_ops;
 	bool ok = side_write(&f->upstream, f->peek.data, f->peek.len) &&
 		  side_write(&f->client, f->early.data, f->early.len);
-	buf_free(&f->peek);
-	buf_free(&f->early);
+	bytebuf_free(&f->peek);
+	bytebuf_free(&f->early);
 	if (!ok) {
 		flow_close(f, "error", "cannot write while starting to splice");
 		return;

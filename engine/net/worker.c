@@ -274,7 +274,7 @@ static void worker_main(void *arg)
 		w->free_blocks = b->next;
 		free(b);
 	}
-	buf_free(&w->scratch);
+	bytebuf_free(&w->scratch);
 }
 
 bool worker_start_all(engine_t *e, char *err, size_t n)
@@ -290,7 +290,7 @@ bool worker_start_all(engine_t *e, char *err, size_t n)
 		uv_mutex_init(&w->inbox_lock);
 		uv_async_init(&w->loop, &w->inbox_wake, on_inbox);
 		w->inbox_wake.data = w;
-		buf_init(&w->scratch, 0);
+		bytebuf_init(&w->scratch, 0);
 		for (size_t i = 0; i < w->n_listeners; i++) {
 			int r;
 			if (e->listens[i].kind == LISTEN_SYSEXT) {

@@ -9,7 +9,7 @@
 #ifndef DLPGATE_WORKER_H
 #define DLPGATE_WORKER_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "engine.h"
 #include "net/iobuf.h"
 #include "net/side.h"
@@ -40,7 +40,7 @@ struct worker {
 	size_t n_inbox;
 	atomic_uint n_incoming;    /* handed over, not yet flows */
 	uv_async_t inbox_wake;
-	buf_t scratch;             /* serialization scratch, reused */
+	bytebuf_t scratch;             /* serialization scratch, reused */
 	uint64_t last_refusal_log;
 	unsigned refused_since_log;
 	bool stopping;

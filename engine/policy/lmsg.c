@@ -236,7 +236,7 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 		if (!strcmp(m->findings[i].name, name))
 			return &m->findings[i];
 	if (m->n_findings == FINDINGS_MAX ||
-	    !buf_grow_array(&m->findings, sizeof *m->findings, m->n_findings, &m->cap_findings, 8))
+	    !bytebuf_grow_array(&m->findings, sizeof *m->findings, m->n_findings, &m->cap_findings, 8))
 		return NULL;
 	finding_t *f = &m->findings[m->n_findings++];
 	memset(f, 0, sizeof *f);
@@ -246,7 +246,7 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 
 static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
 {
-	if (!buf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
+	if (!bytebuf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
 		return false;
 	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
 	return true;

@@ -32,7 +32,7 @@ static void named_add(lua_State *L, named_list_t *l, const char *name, int udata
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].d == d)
 			return;
-	if (!buf_grow_array(&l->v, sizeof *l->v, l->n, &l->cap, 32))
+	if (!bytebuf_grow_array(&l->v, sizeof *l->v, l->n, &l->cap, 32))
 		return;
 	named_t *e = &l->v[l->n++];
 	snprintf(e->name, sizeof e->name, "%s", name);
@@ -219,7 +219,7 @@ static void read_test_app(lua_State *L, int ft, test_flow_t *tf)
 
 /* Builds a head from {method=, url=, status=, headers=} at index t; the
  * body's raw bytes (gzip'd if encoding = "gzip") go to raw. */
-static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, http_head_t *h, buf_t *raw,
+static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, http_head_t *h, bytebuf_t *raw,
 			  char *why, size_t wn)
 {
 	http_head_init(h, request, 1 << 20, 1000);
@@ -237,7 +237,7 @@ static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, ht
 		}
 		http_head_add(h, "Content-Encoding", "gzip");
 	} else if (body) {
-		buf_append(raw, body, blen);
+		bytebuf_append(raw, body, blen);
 	}
 	if (request) {
 		const char *method = field_str(L, t, "method");
@@ -247,7 +247,7 @@ static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, ht
 		method = method ? method : (body ? "POST" : "GET");
 		h->method_off = (uint32_t)h->arena.len;
 		h->method_len = (uint32_t)strlen(method);
-		buf_append(&h->arena, method, h->method_len);
+		bytebuf_append(&h->arena, method, h->method_len);
 		const char *hs = strstr(url, "://");
 		const char *auth = hs ? hs + 3 : url;
 		const char *path = strchr(auth, '/');
@@ -268,7 +268,7 @@ static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, ht
 		lua_pop(L, 1);
 		h->reason_off = (uint32_t)h->arena.len;
 		h->reason_len = 2;
-		buf_append(&h->arena, "OK", 2);
+		bytebuf_append(&h->arena, "OK", 2);
 	}
 	lua_getfield(L, t, "headers");
 	if (lua_istable(L, -1)) {
@@ -411,8 +411,8 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	}
 	http_head_t req, res;
 	bool have_req = lua_istable(L, rq), have_res = lua_istable(L, rs);
-	buf_t raw;
-	buf_init(&raw, 0);
+	bytebuf_t raw;
+	bytebuf_init(&raw, 0);
 	memset(&req, 0, sizeof req);
 	memset(&res, 0, sizeof res);
 	if (have_req && !build_message(L, rq, true, &tf, &req, &raw, why, wn))
@@ -433,10 +433,10 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	} else {
 		inspect_result_t r;
 		if (have_res) {
-			buf_t rraw;
-			buf_init(&rraw, 0);
+			bytebuf_t rraw;
+			bytebuf_init(&rraw, 0);
 			if (!build_message(L, rs, false, &tf, &res, &rraw, why, wn)) {
-				buf_free(&raw);
+				bytebuf_free(&raw);
 				http_head_free(&req);
 				return false;
 			}
@@ -444,7 +444,7 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 					rraw.len, true, &r);
 			ok = expect_ok(L, ex, &r.verdict, &r.msg, r.out, r.out_len, why, wn);
 			inspect_result_free(&r);
-			buf_free(&rraw);
+			bytebuf_free(&rraw);
 			http_head_free(&res);
 		} else {
 			inspect_message(&lp->base, NULL, &tf.facts, &req, NULL, (uint8_t *)raw.data, raw.len, true, &r);
@@ -452,7 +452,7 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 			inspect_result_free(&r);
 		}
 	}
-	buf_free(&raw);
+	bytebuf_free(&raw);
 	http_head_free(&req);
 	return ok;
 }

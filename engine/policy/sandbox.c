@@ -5,7 +5,7 @@
  */
 #include "policy/sandbox.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -218,7 +218,7 @@ static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *pat
 		lua_pushfstring(L, "cannot read %s", path);
 		return NULL;
 	}
-	if (!buf_grow_array(&s->v, sizeof *s->v, s->n, &s->cap, 8)) {
+	if (!bytebuf_grow_array(&s->v, sizeof *s->v, s->n, &s->cap, 8)) {
 		free(data);
 		lua_pushliteral(L, "out of memory");
 		return NULL;

@@ -93,7 +93,7 @@ static uint64_t count_records(int fd, uint64_t size)
 
 static bool add_segment(spool_t *s, uint64_t seq, uint64_t size, uint64_t recs)
 {
-	if (!buf_grow_array(&s->segs, sizeof *s->segs, s->n_segs, &s->cap_segs, 16))
+	if (!bytebuf_grow_array(&s->segs, sizeof *s->segs, s->n_segs, &s->cap_segs, 16))
 		return false;
 	s->segs[s->n_segs++] = (segment_t){.seq = seq, .size = size, .recs = recs};
 	s->bytes += size;
@@ -355,7 +355,7 @@ bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_dro
 		s->bytes += HDR + len;
 		g->recs++;
 		s->appended++;
-		if (carried && buf_grow_array(&g->carriers, sizeof *g->carriers, g->n_carriers, &g->cap_carriers, 4))
+		if (carried && bytebuf_grow_array(&g->carriers, sizeof *g->carriers, g->n_carriers, &g->cap_carriers, 4))
 			g->carriers[g->n_carriers++] = (carrier_t){g->recs - 1, *carried};
 		if (s->o.fsync == FSYNC_ALWAYS)
 			fdatasync(s->wfd);
@@ -390,7 +390,7 @@ void spool_sync(spool_t *s)
 
 void spool_batch_free(spool_batch_t *b)
 {
-	buf_free(&b->ndjson);
+	bytebuf_free(&b->ndjson);
 	memset(b, 0, sizeof *b);
 }
 
@@ -444,7 +444,7 @@ void spool_read(spool_t *s, uint32_t max_records, size_t max_bytes, spool_batch_
 			if (b->n && b->ndjson.len + len + 1 > max_bytes)
 				break;
 			/* straight into the batch; kept only if its checksum holds */
-			if (!buf_reserve(&b->ndjson, (size_t)len + 1))
+			if (!bytebuf_reserve(&b->ndjson, (size_t)len + 1))
 				break;
 			char *rec = b->ndjson.data + b->ndjson.len;
 			if (pread(fd, rec, len, (off_t)(pos.off + HDR)) != (ssize_t)len)

@@ -30,7 +30,7 @@
 #ifndef DLPGATE_SPOOL_H
 #define DLPGATE_SPOOL_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "core/config.h"
 
 #include <stdbool.h>
@@ -53,7 +53,7 @@ typedef struct {
 
 /* Records read from the cursor: payloads joined by '\n' (NDJSON). */
 typedef struct {
-	buf_t ndjson;
+	bytebuf_t ndjson;
 	uint32_t n;
 	spool_pos_t end;           /* the cursor once these are acknowledged */
 	bool moved;                /* end differs from the cursor (even with n == 0) */

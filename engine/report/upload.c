@@ -7,7 +7,7 @@
  */
 #include "report/upload.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "http/body.h"
 
 #include <curl/curl.h>
@@ -76,8 +76,8 @@ void upload_result_free(upload_result_t *r)
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
-	buf_t *b = arg;
-	return buf_append(b, p, size * n) ? size * n : 0; /* over the cap: libcurl aborts */
+	bytebuf_t *b = arg;
+	return bytebuf_append(b, p, size * n) ? size * n : 0; /* over the cap: libcurl aborts */
 }
 
 static void post(upload_t *u, const char *path, const char *token, const char *type, bool gzip, const void *body,
@@ -97,8 +97,8 @@ static void post(upload_t *u, const char *path, const char *token, const char *t
 		h = curl_slist_append(h, auth);
 	}
 	h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-	buf_t answer;
-	buf_init(&answer, ANSWER_MAX);
+	bytebuf_t answer;
+	bytebuf_init(&answer, ANSWER_MAX);
 	CURL *c = u->curl;
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -125,17 +125,17 @@ static void post(upload_t *u, const char *path, const char *token, const char *t
 	curl_slist_free_all(h);
 	if (rc != CURLE_OK) {
 		snprintf(r->detail, sizeof r->detail, "%.40s: %s", path, curl_easy_strerror(rc));
-		buf_free(&answer);
+		bytebuf_free(&answer);
 		return;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_off_t ra = 0;
 	if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
 		r->retry_after_s = (long)ra;
-	if (buf_append(&answer, "", 1)) {
+	if (bytebuf_append(&answer, "", 1)) {
 		r->body = answer.data; /* the buffer's memory becomes the result's */
 	} else {
-		buf_free(&answer);
+		bytebuf_free(&answer);
 	}
 	if (r->status < 200 || r->status > 299) {
 		/* The console's error is {"error", "detail"}: keep its words. */
@@ -151,13 +151,13 @@ void upload_json(upload_t *u, const char *path, const char *token, const char *j
 
 void upload_events(upload_t *u, const char *token, const char *ndjson, size_t len, upload_result_t *r)
 {
-	buf_t z;
-	buf_init(&z, 0);
+	bytebuf_t z;
+	bytebuf_init(&z, 0);
 	if (!body_gzip(ndjson, len, &z)) {
 		memset(r, 0, sizeof *r);
 		snprintf(r->detail, sizeof r->detail, "cannot compress a batch of %zu bytes", len);
 	} else {
 		post(u, "/api/v1/events", token, "application/x-ndjson", true, z.data, z.len, r);
 	}
-	buf_free(&z);
+	bytebuf_free(&z);
 }

@@ -20,7 +20,7 @@
  */
 #include "sources/appid.h"
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #ifdef __linux__
 
@@ -345,7 +345,7 @@ static int64_t scan_all(uint32_t inode, int64_t uid)
 			continue;
 		if (uid >= 0 && proc_uid(dirfd(d), e->d_name) != uid)
 			continue;
-		if (!buf_grow_array(&c, sizeof *c, n, &cap, 256))
+		if (!bytebuf_grow_array(&c, sizeof *c, n, &cap, 256))
 			break;
 		char fd_dir[300];
 		struct stat st;

@@ -78,9 +78,9 @@ static void free_list(char **v, size_t n)
 bool bypass_table_fetch(int fd, bypass_table_t *t, char *err, size_t errlen)
 {
 	static const char ask[] = "{\"get\":\"bypass_table\"}";
-	buf_t q, in;
-	buf_init(&q, 0);
-	buf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
+	bytebuf_t q, in;
+	bytebuf_init(&q, 0);
+	bytebuf_init(&in, FRAME_PREFIX + FRAME_MAX_CONTROL);
 	bool ok = frame_control_encode(ask, sizeof ask - 1, &q) && write(fd, q.data, q.len) == (ssize_t)q.len;
 	char chunk[16384];
 	const char *json = NULL;
@@ -88,12 +88,12 @@ bool bypass_table_fetch(int fd, bypass_table_t *t, char *err, size_t errlen)
 	frame_status_t st = FRAME_NEED_MORE;
 	snprintf(err, errlen, "the engine sent no bypass table");
 	for (ssize_t n; ok && st == FRAME_NEED_MORE && (n = read(fd, chunk, sizeof chunk)) > 0;) {
-		ok = buf_append(&in, chunk, (size_t)n);
+		ok = bytebuf_append(&in, chunk, (size_t)n);
 		st = frame_control_decode((const uint8_t *)in.data, in.len, &json, &len, &used, err, errlen);
 	}
 	ok = ok && st == FRAME_OK && bypass_table_decode(json, len, t, err, errlen);
-	buf_free(&q);
-	buf_free(&in);
+	bytebuf_free(&q);
+	bytebuf_free(&in);
 	return ok;
 }
 

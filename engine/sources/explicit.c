@@ -111,8 +111,8 @@ const char *explicit_parse_absolute(const char *t, size_t n, char *host, size_t 
 
 static void reply_and_finish(flow_t *f, int status, const char *code, const char *detail)
 {
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	reply_t rp = {.status = status,
 		      .code = code,
 		      .title = status == 504 ? "The server did not answer" : "Cannot reach the server",
@@ -120,7 +120,7 @@ static void reply_and_finish(flow_t *f, int status, const char *code, const char
 		      .flow_id = f->id};
 	reply_build(&out, &rp, NULL);
 	side_write(&f->client, out.data, out.len);
-	buf_free(&out);
+	bytebuf_free(&out);
 	flow_finish(f, "connect-failed", "%d %s", status, detail);
 }
 
@@ -150,13 +150,13 @@ void explicit_connect(flow_t *f, const http_head_t *req, const char *rest, size_
 	relay_free(f->relay);
 	f->relay = NULL;
 	if (bad) {
-		buf_t out;
-		buf_init(&out, 0);
+		bytebuf_t out;
+		bytebuf_init(&out, 0);
 		reply_t rp = {.status = 400, .code = "bad-connect", .title = "Bad CONNECT request", .detail = bad,
 			      .flow_id = f->id};
 		reply_build(&out, &rp, NULL);
 		side_write(&f->client, out.data, out.len);
-		buf_free(&out);
+		bytebuf_free(&out);
 		flow_finish(f, "bad-request", "CONNECT: %s", bad);
 		return;
 	}
@@ -164,7 +164,7 @@ void explicit_connect(flow_t *f, const http_head_t *req, const char *rest, size_
 	f->tunnel = true;
 	/* Bytes sent after CONNECT without waiting for our 200 belong to the
 	 * tunnel. */
-	if (rest_len && !buf_append(&f->peek, rest, rest_len)) {
+	if (rest_len && !bytebuf_append(&f->peek, rest, rest_len)) {
 		flow_close(f, "bad-clienthello", "first bytes larger than limits.clienthello_bytes");
 		return;
 	}

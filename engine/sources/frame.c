@@ -37,21 +37,21 @@ static void put_prefix(uint8_t *p, const char *magic, size_t json_len)
 		p[6 + i] = (uint8_t)(json_len >> (24 - 8 * i));
 }
 
-static bool emit_raw(const char *magic, const char *s, size_t n, buf_t *out)
+static bool emit_raw(const char *magic, const char *s, size_t n, bytebuf_t *out)
 {
 	uint8_t prefix[FRAME_PREFIX];
 	if (n == 0 || n > (strcmp(magic, FRAME_MAGIC) ? FRAME_MAX_CONTROL : FRAME_MAX_JSON))
 		return false;
 	put_prefix(prefix, magic, n);
-	return buf_append(out, prefix, sizeof prefix) && buf_append(out, s, n);
+	return bytebuf_append(out, prefix, sizeof prefix) && bytebuf_append(out, s, n);
 }
 
-bool frame_control_encode(const char *json, size_t len, buf_t *out)
+bool frame_control_encode(const char *json, size_t len, bytebuf_t *out)
 {
 	return emit_raw(FRAME_CONTROL_MAGIC, json, len, out);
 }
 
-static bool emit(json_t *o, buf_t *out)
+static bool emit(json_t *o, bytebuf_t *out)
 {
 	bool ok = false;
 	if (o) {
@@ -63,7 +63,7 @@ static bool emit(json_t *o, buf_t *out)
 	return ok;
 }
 
-bool frame_request_encode(const frame_request_t *r, buf_t *out, char *err, size_t errlen)
+bool frame_request_encode(const frame_request_t *r, bytebuf_t *out, char *err, size_t errlen)
 {
 	json_t *app = json_pack("{s:I, s:I, s:s, s:s, s:s}", "pid", (json_int_t)r->app.pid, "uid",
 				(json_int_t)r->app.uid, "path", r->app.path, "anchor", frame_anchor_name(r->app.anchor),
@@ -89,7 +89,7 @@ bool frame_request_encode(const frame_request_t *r, buf_t *out, char *err, size_
 	return true;
 }
 
-bool frame_reply_encode(const frame_reply_t *r, buf_t *out)
+bool frame_reply_encode(const frame_reply_t *r, bytebuf_t *out)
 {
 	json_t *o = json_pack("{s:s}", "verdict", frame_verdict_name(r->verdict));
 	if (o && r->verdict != FRAME_ACCEPT) {

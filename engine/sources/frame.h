@@ -22,7 +22,7 @@
 #ifndef DLPGATE_FRAME_H
 #define DLPGATE_FRAME_H
 
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -72,8 +72,8 @@ typedef enum { FRAME_OK = 0, FRAME_NEED_MORE, FRAME_BAD } frame_status_t;
 
 /* Appends the frame to out; false if out's cap refuses it or a field does
  * not fit the protocol (err says which). */
-bool frame_request_encode(const frame_request_t *r, buf_t *out, char *err, size_t errlen);
-bool frame_reply_encode(const frame_reply_t *r, buf_t *out);
+bool frame_request_encode(const frame_request_t *r, bytebuf_t *out, char *err, size_t errlen);
+bool frame_reply_encode(const frame_reply_t *r, bytebuf_t *out);
 
 /* Decodes the frame at the start of p[0..n). FRAME_OK: *r is filled and
  * *used is the frame's length (bytes after it are the flow's). FRAME_BAD:
@@ -84,7 +84,7 @@ frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, 
 				  size_t errlen);
 
 /* Control frames carry any JSON object (at most FRAME_MAX_CONTROL bytes). */
-bool frame_control_encode(const char *json, size_t len, buf_t *out);
+bool frame_control_encode(const char *json, size_t len, bytebuf_t *out);
 /* FRAME_OK: *json (pointing into p) and *json_len are the payload. */
 frame_status_t frame_control_decode(const uint8_t *p, size_t n, const char **json, size_t *json_len, size_t *used,
 				    char *err, size_t errlen);

@@ -39,11 +39,11 @@ static void reply(flow_t *f, frame_verdict_t v, const char *reason)
 	frame_reply_t r = {.verdict = v};
 	snprintf(r.reason, sizeof r.reason, "%s", reason ? reason : "");
 	snprintf(r.policy_version, sizeof r.policy_version, "%s", f->policy->version_text);
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	if (frame_reply_encode(&r, &out))
 		side_write(&f->client, out.data, out.len);
-	buf_free(&out);
+	bytebuf_free(&out);
 }
 
 static void connected(flow_t *f, int status, const char *why)
@@ -120,18 +120,18 @@ static void control(flow_t *f)
 		snprintf(empty, sizeof empty, "{\"policy_version\":\"%s\",\"apple_platform\":false}", f->policy->version_text);
 		table = empty;
 	}
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	if (frame_control_encode(table, strlen(table), &out))
 		side_write(&f->client, out.data, out.len);
-	buf_free(&out);
+	bytebuf_free(&out);
 	flow_finish(f, "control", "bypass table sent");
 }
 
 static void header_data(side_t *s, iobuf_t *b)
 {
 	flow_t *f = s->flow;
-	bool ok = buf_append(&f->peek, b->data, b->len);
+	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) { /* cannot happen with a valid frame: the cap holds the largest one */
 		flow_close(f, "bad-frame", "header frame larger than allowed");
@@ -153,7 +153,7 @@ static void header_data(side_t *s, iobuf_t *b)
 		flow_finish(f, "bad-frame", "%s", err);
 		return;
 	}
-	buf_consume(&f->peek, used); /* what follows is the flow's first bytes */
+	bytebuf_consume(&f->peek, used); /* what follows is the flow's first bytes */
 	flow_deadline(f, 0, NULL);
 	start_flow(f);
 }

@@ -22,7 +22,7 @@ static void hold_client_data(side_t *s, iobuf_t *b)
 	/* A client does not send after its hello before our reply; if one
 	 * does, keep the bytes (bounded) for the handshake. */
 	flow_t *f = s->flow;
-	bool ok = buf_append(&f->peek, b->data, b->len);
+	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok)
 		flow_close(f, "error", "client sent too much during the TLS handshake");
@@ -31,7 +31,7 @@ static void hold_client_data(side_t *s, iobuf_t *b)
 static void hold_upstream_data(side_t *s, iobuf_t *b)
 {
 	flow_t *f = s->flow;
-	bool ok = buf_append(&f->early, b->data, b->len);
+	bool ok = bytebuf_append(&f->early, b->data, b->len);
 	iobuf_put(b);
 	if (!ok)
 		flow_close(f, "error", "upstream sent too much before the first request");
@@ -75,7 +75,7 @@ static void pinned_client(flow_t *f, const char *how)
 static void client_handshake_done(side_t *s)
 {
 	flow_t *f = s->flow;
-	buf_free(&f->peek);
+	bytebuf_free(&f->peek);
 	flow_deadline(f, 0, NULL);
 	if (f->report.status) {
 		relay_start_report(f);

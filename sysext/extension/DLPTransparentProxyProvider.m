@@ -160,13 +160,13 @@ static os_log_t lg;
 - (void)relayFlow:(NEAppProxyTCPFlow *)tcp request:(frame_request_t)r
 {
 	int fd = [self connectEngine];
-	buf_t frame;
-	buf_init(&frame, 0);
+	bytebuf_t frame;
+	bytebuf_init(&frame, 0);
 	char err[200];
 	frame_reply_t reply = {.verdict = FRAME_REJECT};
 	bool asked = fd >= 0 && frame_request_encode(&r, &frame, err, sizeof err) &&
 		     write(fd, frame.data, frame.len) == (ssize_t)frame.len;
-	buf_free(&frame);
+	bytebuf_free(&frame);
 	uint8_t in[FRAME_PREFIX + FRAME_MAX_JSON];
 	size_t have = 0, used = 0;
 	frame_status_t st = FRAME_NEED_MORE;

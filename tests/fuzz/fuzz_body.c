@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 1;
 	size -= 1;
 	body_limits_t lim = {.max_bytes = 1 << 16, .max_ratio = 50, .max_layers = 2};
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	const char *why = NULL;
 	body_status_t st = body_decode(ce, ce ? strlen(ce) : 0, data, size, &lim, &out, &why);
 	if (out.len > lim.max_bytes)
@@ -48,6 +48,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			body_view_free(&v);
 		}
 	}
-	buf_free(&out);
+	bytebuf_free(&out);
 	return 0;
 }

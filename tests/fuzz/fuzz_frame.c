@@ -25,14 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st == FRAME_OK) {
 		if (used > size || used < FRAME_PREFIX)
 			abort();
-		buf_t b;
-		buf_init(&b, 0);
+		bytebuf_t b;
+		bytebuf_init(&b, 0);
 		if (!frame_request_encode(&r, &b, err, sizeof err))
 			abort();
 		if (frame_request_decode((const uint8_t *)b.data, b.len, &again, &used, err, sizeof err) != FRAME_OK ||
 		    memcmp(&r, &again, sizeof r) != 0)
 			abort();
-		buf_free(&b);
+		bytebuf_free(&b);
 	}
 	frame_reply_t rep;
 	if (frame_reply_decode(data, size, &rep, &used, err, sizeof err) == FRAME_OK && used > size)

@@ -122,7 +122,7 @@ char *th_xasprintf(const char *fmt, ...)
 	return s;
 }
 
-static void buf_reserve(th_buf *b, size_t extra)
+static void bytebuf_reserve(th_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1; /* +1: room for the terminating NUL */
 	if (need <= b->cap) return;
@@ -134,7 +134,7 @@ static void buf_reserve(th_buf *b, size_t extra)
 
 void th_buf_put(th_buf *b, const void *data, size_t len)
 {
-	buf_reserve(b, len);
+	bytebuf_reserve(b, len);
 	if (len) memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
@@ -154,7 +154,7 @@ void th_buf_printf(th_buf *b, const char *fmt, ...)
 		th_buf_put(b, small, (size_t)n);
 		return;
 	}
-	buf_reserve(b, (size_t)n);
+	bytebuf_reserve(b, (size_t)n);
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -163,7 +163,7 @@ void th_buf_printf(th_buf *b, const char *fmt, ...)
 
 char *th_buf_take(th_buf *b, size_t *len)
 {
-	buf_reserve(b, 0);
+	bytebuf_reserve(b, 0);
 	b->data[b->len] = '\0';
 	char *d = b->data;
 	if (len) *len = b->len;

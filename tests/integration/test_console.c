@@ -167,8 +167,8 @@ static int req(cons_t *c, const char *method, const char *path, const char *toke
 
 static char *gz(const char *data, size_t len, size_t *out_len)
 {
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	ck_assert(body_gzip(data, len, &b));
 	*out_len = b.len;
 	return b.data;

@@ -147,12 +147,12 @@ START_TEST(chunked_split_and_compressed_bodies)
 
 	/* gzip: decoded, masked, sent as identity with the length fixed */
 	const char *plain = "gzip'd 4539 1488 0343 6467 body";
-	buf_t gz;
-	buf_init(&gz, 0);
+	bytebuf_t gz;
+	bytebuf_init(&gz, 0);
 	ck_assert(body_gzip(plain, strlen(plain), &gz));
 	char *gzpath = th_path("body.gz");
 	th_write_file(gzpath, gz.data, gz.len, 0644);
-	buf_free(&gz);
+	bytebuf_free(&gz);
 	char at[512];
 	snprintf(at, sizeof at, "@%s", gzpath);
 	int rc;

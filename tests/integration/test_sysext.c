@@ -204,15 +204,15 @@ static char *send_header(const char *sock, const void *data, size_t len)
 /* A control request; the JSON of the engine's answer, or NULL. */
 static char *control(const char *sock, const char *json)
 {
-	buf_t q;
-	buf_init(&q, 0);
+	bytebuf_t q;
+	bytebuf_init(&q, 0);
 	ck_assert(frame_control_encode(json, strlen(json), &q));
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
 	ck_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0);
 	ck_assert(write(fd, q.data, q.len) == (ssize_t)q.len);
-	buf_free(&q);
+	bytebuf_free(&q);
 	static char buf[1 << 16];
 	size_t have = 0;
 	ssize_t n;
@@ -229,19 +229,19 @@ static char *control(const char *sock, const char *json)
 
 static void expect_reject(const char *sock, const char *json, const char *why)
 {
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	uint8_t prefix[FRAME_PREFIX] = {'D', 'L', 'P', 'F', 0, FRAME_VERSION};
 	size_t n = strlen(json);
 	for (int i = 0; i < 4; i++)
 		prefix[6 + i] = (uint8_t)(n >> (24 - 8 * i));
-	buf_append(&b, prefix, sizeof prefix);
-	buf_append(&b, json, n);
+	bytebuf_append(&b, prefix, sizeof prefix);
+	bytebuf_append(&b, json, n);
 	char *r = send_header(sock, b.data, b.len);
 	ck_assert_msg(r && !strncmp(r, "reject: ", 8) && strstr(r, why), "want a reject naming \"%s\", got %s", why,
 		      r ? r : "(no reply)");
 	free(r);
-	buf_free(&b);
+	bytebuf_free(&b);
 }
 
 START_TEST(hostile_headers_are_rejected)

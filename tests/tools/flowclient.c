@@ -366,15 +366,15 @@ static void *flow_thread(void *arg)
 		report(id, "unreachable", strerror(errno));
 		goto out;
 	}
-	buf_t frame;
-	buf_init(&frame, 0);
+	bytebuf_t frame;
+	bytebuf_init(&frame, 0);
 	char err[200];
 	if (!frame_request_encode(&r, &frame, err, sizeof err) || write(engine, frame.data, frame.len) != (ssize_t)frame.len) {
 		report(id, "error", err);
-		buf_free(&frame);
+		bytebuf_free(&frame);
 		goto out;
 	}
-	buf_free(&frame);
+	bytebuf_free(&frame);
 	uint8_t in[FRAME_PREFIX + FRAME_MAX_JSON];
 	size_t have = 0, used = 0;
 	frame_reply_t rep;

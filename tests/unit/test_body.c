@@ -34,8 +34,8 @@ START_TEST(decodes_every_coding)
 	const char *text = "card 4539 1488 0343 6467 in a compressed body";
 	size_t n = strlen(text);
 	uint8_t z[512], z2[1024];
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	const char *why;
 	struct {
 		const char *ce;
@@ -60,14 +60,14 @@ START_TEST(decodes_every_coding)
 	ck_assert_int_eq(body_decode("identity", 8, (const uint8_t *)text, n, &lim, &out, &why), BODY_OK);
 	ck_assert(!body_is_encoded("identity", 8));
 	ck_assert(body_is_encoded("gzip", 4));
-	buf_free(&out);
+	bytebuf_free(&out);
 }
 END_TEST
 
 START_TEST(bombs_and_bad_codings)
 {
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	const char *why;
 	/* 64 MiB of zeros gzipped is ~64 KiB: a 1000:1 ratio */
 	size_t big = 64u << 20;
@@ -94,7 +94,7 @@ START_TEST(bombs_and_bad_codings)
 	uint8_t zt[256];
 	size_t tn = zcompress("truncated stream here", 21, zt, sizeof zt, 16 + MAX_WBITS);
 	ck_assert_int_eq(body_decode("gzip", 4, zt, tn / 2, &lim, &out, &why), BODY_CORRUPT);
-	buf_free(&out);
+	bytebuf_free(&out);
 }
 END_TEST
 

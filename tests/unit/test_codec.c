@@ -15,7 +15,7 @@ typedef struct {
 	http_codec_t c;
 	char log[4096];
 	size_t loglen;
-	buf_t body;
+	bytebuf_t body;
 	int no_body_for_response;
 } rec_t;
 
@@ -52,7 +52,7 @@ static int on_head(void *ud, http_head_t *h)
 static int on_body(void *ud, const char *d, size_t n)
 {
 	rec_t *r = ud;
-	buf_append(&r->body, d, n);
+	bytebuf_append(&r->body, d, n);
 	return HTTP_CB_GO;
 }
 
@@ -72,7 +72,7 @@ static const http_codec_cbs_t cbs = {on_begin, on_head, on_body, on_end};
 static void run(rec_t *r, bool request, const char *msg, size_t len, size_t step, uint32_t max_head)
 {
 	memset(r, 0, sizeof *r);
-	buf_init(&r->body, 0);
+	bytebuf_init(&r->body, 0);
 	http_codec_init(&r->c, request, max_head, 64, &cbs, r);
 	size_t off = 0;
 	while (off < len) {
@@ -89,7 +89,7 @@ static void run(rec_t *r, bool request, const char *msg, size_t len, size_t step
 		}
 	}
 	http_codec_free(&r->c);
-	buf_free(&r->body);
+	bytebuf_free(&r->body);
 }
 
 static void expect(bool request, const char *msg, const char *want)
@@ -230,16 +230,16 @@ START_TEST(responses)
 	const char *m = "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx";
 	memset(&r, 0, sizeof r);
 	r.no_body_for_response = 1;
-	buf_init(&r.body, 0);
+	bytebuf_init(&r.body, 0);
 	http_codec_init(&r.c, false, 8192, 64, &cbs, &r);
 	size_t used;
 	ck_assert_int_eq(http_codec_feed(&r.c, m, strlen(m), &used), HTTP_FEED_OK);
 	ck_assert_msg(strstr(r.log, "H 304 n=1;E body=0: t=0;B;H 200 n=1;E body=1:x"), "%s", r.log);
 	http_codec_free(&r.c);
-	buf_free(&r.body);
+	bytebuf_free(&r.body);
 	/* close-delimited body ends at finish() */
 	memset(&r, 0, sizeof r);
-	buf_init(&r.body, 0);
+	bytebuf_init(&r.body, 0);
 	http_codec_init(&r.c, false, 8192, 64, &cbs, &r);
 	m = "HTTP/1.1 200 OK\r\n\r\nuntil-eof";
 	ck_assert_int_eq(http_codec_feed(&r.c, m, strlen(m), &used), HTTP_FEED_OK);
@@ -247,16 +247,16 @@ START_TEST(responses)
 	ck_assert_int_eq(http_codec_finish(&r.c), HTTP_FEED_OK);
 	ck_assert_msg(strstr(r.log, "E body=9:until-eof"), "%s", r.log);
 	http_codec_free(&r.c);
-	buf_free(&r.body);
+	bytebuf_free(&r.body);
 	/* cut short: finish() is an error */
 	memset(&r, 0, sizeof r);
-	buf_init(&r.body, 0);
+	bytebuf_init(&r.body, 0);
 	http_codec_init(&r.c, false, 8192, 64, &cbs, &r);
 	m = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
 	http_codec_feed(&r.c, m, strlen(m), &used);
 	ck_assert_int_eq(http_codec_finish(&r.c), HTTP_FEED_ERROR);
 	http_codec_free(&r.c);
-	buf_free(&r.body);
+	bytebuf_free(&r.body);
 }
 END_TEST
 
@@ -276,12 +276,12 @@ START_TEST(head_edit_and_serialize)
 	http_head_remove(p, "cookie");
 	ck_assert(http_head_set(p, "X-New", "1"));
 	ck_assert(http_head_set_target(p, "/y", 2));
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	ck_assert(http_head_serialize(p, &out));
-	buf_cstr(&out);
+	bytebuf_cstr(&out);
 	ck_assert_str_eq(out.data, "GET /y HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nX-New: 1\r\n\r\n");
-	buf_free(&out);
+	bytebuf_free(&out);
 	http_codec_free(&r.c);
 	http_head_free(&h);
 }

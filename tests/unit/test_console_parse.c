@@ -67,8 +67,8 @@ END_TEST
 
 static char *gzip_of(const char *data, size_t len, size_t *zlen)
 {
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	ck_assert(body_gzip(data, len, &b));
 	*zlen = b.len;
 	return b.data;

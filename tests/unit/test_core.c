@@ -62,7 +62,7 @@ START_TEST(arrays_grow_by_doubling)
 	uint64_t *v = NULL;
 	size_t n = 0, cap = 0;
 	for (uint64_t i = 0; i < 100; i++) {
-		ck_assert(buf_grow_array(&v, sizeof *v, n, &cap, 4));
+		ck_assert(bytebuf_grow_array(&v, sizeof *v, n, &cap, 4));
 		ck_assert_uint_gt(cap, n);
 		v[n++] = i * i;
 	}
@@ -70,7 +70,7 @@ START_TEST(arrays_grow_by_doubling)
 	for (uint64_t i = 0; i < 100; i++)
 		ck_assert_uint_eq(v[i], i * i);
 	size_t huge = SIZE_MAX / 8; /* doubling past SIZE_MAX / elem is refused, the array kept */
-	ck_assert(!buf_grow_array(&v, sizeof *v, huge, &huge, 4));
+	ck_assert(!bytebuf_grow_array(&v, sizeof *v, huge, &huge, 4));
 	ck_assert_uint_eq(v[99], 99 * 99);
 	free(v);
 }
@@ -199,11 +199,11 @@ START_TEST(local_replies_negotiate)
 	http_head_init(&h, true, 4096, 16);
 	reply_t r = {.status = 502, .code = "upstream-tls", .title = "Upstream TLS failed",
 		     .detail = "the certificate of <x> failed: expired", .flow_id = 7};
-	buf_t out;
-	buf_init(&out, 0);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
 	/* no Accept: text */
 	reply_build(&out, &r, NULL);
-	buf_cstr(&out);
+	bytebuf_cstr(&out);
 	ck_assert(strstr(out.data, "HTTP/1.1 502 Bad Gateway\r\n"));
 	ck_assert(strstr(out.data, "Content-Type: text/plain"));
 	ck_assert(strstr(out.data, "X-Dlpgate-Error: upstream-tls\r\n"));
@@ -213,7 +213,7 @@ START_TEST(local_replies_negotiate)
 	out.len = 0;
 	http_head_add(&h, "Accept", "text/html,application/xhtml+xml");
 	reply_build(&out, &r, &h);
-	buf_cstr(&out);
+	bytebuf_cstr(&out);
 	ck_assert(strstr(out.data, "text/html"));
 	ck_assert(strstr(out.data, "&#60;x&#62;"));
 	ck_assert(!strstr(out.data, "<x>"));
@@ -221,7 +221,7 @@ START_TEST(local_replies_negotiate)
 	out.len = 0;
 	http_head_set(&h, "Accept", "application/json");
 	reply_build(&out, &r, &h);
-	buf_cstr(&out);
+	bytebuf_cstr(&out);
 	ck_assert(strstr(out.data, "\"code\":\"upstream-tls\""));
 	ck_assert(strstr(out.data, "\"flow\":7"));
 	/* Content-Length is the body's */
@@ -229,7 +229,7 @@ START_TEST(local_replies_negotiate)
 	char want[64];
 	snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
 	ck_assert(strstr(out.data, want));
-	buf_free(&out);
+	bytebuf_free(&out);
 	http_head_free(&h);
 }
 END_TEST

@@ -7,7 +7,7 @@
  * finding what the scan of every byte finds.
  */
 #include "suites.h"
-#include "core/buf.h"
+#include "core/bytebuf.h"
 #include "detect/detector.h"
 #include "detect/digitruns.h"
 #include "detect/mask.h"
@@ -313,14 +313,14 @@ static void windowed_equals_every_byte(const detector_spec_t *spec, const char *
 	detset_t *set = set_of(spec, 1, &d);
 	detect_scratch_t *s = detect_scratch_new(0);
 	det_result_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-	buf_t text = {0};
+	bytebuf_t text = {0};
 	srand(5);
 	for (int round = 0; round < 300; round++) {
 		text.len = 0;
 		int n = rand() % 400;
 		for (int i = 0; i < n; i++) {
 			const char *p = pieces[rand() % (int)n_pieces];
-			buf_append(&text, p, strlen(p));
+			bytebuf_append(&text, p, strlen(p));
 		}
 		detset_scan(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, a);
 		detset_scan_all(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, b);
@@ -328,7 +328,7 @@ static void windowed_equals_every_byte(const detector_spec_t *spec, const char *
 		for (uint32_t k = 0; k < a->n_matches; k++)
 			ck_assert(a->matches[k].start == b->matches[k].start && a->matches[k].len == b->matches[k].len);
 	}
-	buf_free(&text);
+	bytebuf_free(&text);
 	free(a);
 	free(b);
 	detect_scratch_free(s);
@@ -376,22 +376,22 @@ START_TEST(context_survives_flooding)
 	detector_t *d;
 	detset_t *set = set_of(&spec, 1, &d);
 	detect_scratch_t *s = detect_scratch_new(0);
-	buf_t b = {0};
+	bytebuf_t b = {0};
 	for (int i = 0; i < 10000; i++)
-		buf_append(&b, "routing ", 8);
+		bytebuf_append(&b, "routing ", 8);
 	for (int i = 0; i < 1000; i++)
-		buf_append(&b, ".", 1);
-	buf_append(&b, " routing 021000021 and, far from any word: ", 43);
+		bytebuf_append(&b, ".", 1);
+	bytebuf_append(&b, " routing 021000021 and, far from any word: ", 43);
 	for (int i = 0; i < 100; i++)
-		buf_append(&b, ".", 1);
-	buf_append(&b, " 021000021", 10);
+		bytebuf_append(&b, ".", 1);
+	bytebuf_append(&b, " 021000021", 10);
 	det_result_t *r = calloc(1, sizeof *r);
 	detset_scan(set, s, (const uint8_t *)b.data, b.len, NULL, (const detector_t *const *)&d, 1, r);
 	ck_assert_uint_eq(r->count, 1);
 	detset_scan_all(set, s, (const uint8_t *)b.data, b.len, NULL, (const detector_t *const *)&d, 1, r);
 	ck_assert_uint_eq(r->count, 1);
 	free(r);
-	buf_free(&b);
+	bytebuf_free(&b);
 	detect_scratch_free(s);
 	detset_free(set);
 }

@@ -33,12 +33,12 @@ static frame_request_t sample(void)
 START_TEST(request_round_trip_and_split_anywhere)
 {
 	frame_request_t r = sample(), got;
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	char err[200];
 	ck_assert(frame_request_encode(&r, &b, err, sizeof err));
 	const char *tail = "\x16\x03\x01"; /* the flow's first bytes follow the frame */
-	buf_append(&b, tail, 3);
+	bytebuf_append(&b, tail, 3);
 	size_t used = 0;
 	for (size_t n = 0; n < b.len - 3; n++)
 		ck_assert_int_eq(frame_request_decode((const uint8_t *)b.data, n, &got, &used, err, sizeof err),
@@ -46,7 +46,7 @@ START_TEST(request_round_trip_and_split_anywhere)
 	ck_assert_int_eq(frame_request_decode((const uint8_t *)b.data, b.len, &got, &used, err, sizeof err), FRAME_OK);
 	ck_assert_uint_eq(used, b.len - 3);
 	ck_assert(memcmp(&r, &got, sizeof r) == 0);
-	buf_free(&b);
+	bytebuf_free(&b);
 
 	/* an unsigned tool: no signing id, team id or host name */
 	frame_request_t u = sample();
@@ -54,27 +54,27 @@ START_TEST(request_round_trip_and_split_anywhere)
 	memset(u.app.team_id, 0, sizeof u.app.team_id);
 	memset(u.hostname, 0, sizeof u.hostname);
 	u.app.anchor = FRAME_ANCHOR_UNSIGNED;
-	buf_init(&b, 0);
+	bytebuf_init(&b, 0);
 	ck_assert(frame_request_encode(&u, &b, err, sizeof err));
 	ck_assert(!memmem(b.data, b.len, "signing_id", 10) && !memmem(b.data, b.len, "hostname", 8));
 	ck_assert_int_eq(frame_request_decode((const uint8_t *)b.data, b.len, &got, &used, err, sizeof err), FRAME_OK);
 	ck_assert(memcmp(&u, &got, sizeof u) == 0);
-	buf_free(&b);
+	bytebuf_free(&b);
 }
 END_TEST
 
 START_TEST(replies)
 {
 	frame_reply_t r = {.verdict = FRAME_BYPASS, .reason = "Apple platform code com.apple.nsurlsessiond"}, got;
-	buf_t b;
-	buf_init(&b, 0);
+	bytebuf_t b;
+	bytebuf_init(&b, 0);
 	ck_assert(frame_reply_encode(&r, &b));
 	size_t used;
 	char err[200];
 	ck_assert_int_eq(frame_reply_decode((const uint8_t *)b.data, b.len, &got, &used, err, sizeof err), FRAME_OK);
 	ck_assert_int_eq(got.verdict, FRAME_BYPASS);
 	ck_assert_str_eq(got.reason, r.reason);
-	buf_free(&b);
+	bytebuf_free(&b);
 }
 END_TEST
 

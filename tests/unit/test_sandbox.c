@@ -210,7 +210,7 @@ START_TEST(messages_expire_with_their_stage)
 	h.major = h.minor = 1;
 	h.method_off = 0;
 	h.method_len = 3;
-	buf_append(&h.arena, "GET", 3);
+	bytebuf_append(&h.arena, "GET", 3);
 	http_head_set_target(&h, "/x", 2);
 	policy_msg_t m;
 	memset(&m, 0, sizeof m);

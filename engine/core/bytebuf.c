@@ -1,4 +1,4 @@
-#include "core/buf.h"
+#include "core/bytebuf.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool buf_reserve(buf_t *b, size_t extra)
+bool bytebuf_reserve(bytebuf_t *b, size_t extra)
 {
 	if (extra > SIZE_MAX - b->len)
 		return false;
@@ -28,7 +28,7 @@ bool buf_reserve(buf_t *b, size_t extra)
 	return true;
 }
 
-bool buf_grow_array(void *items, size_t elem, size_t n, size_t *cap, size_t first)
+bool bytebuf_grow_array(void *items, size_t elem, size_t n, size_t *cap, size_t first)
 {
 	if (n < *cap)
 		return true;
@@ -44,29 +44,29 @@ bool buf_grow_array(void *items, size_t elem, size_t n, size_t *cap, size_t firs
 	return true;
 }
 
-bool buf_append(buf_t *b, const void *data, size_t n)
+bool bytebuf_append(bytebuf_t *b, const void *data, size_t n)
 {
 	if (n == 0)
 		return true;
-	if (!buf_reserve(b, n))
+	if (!bytebuf_reserve(b, n))
 		return false;
 	memcpy(b->data + b->len, data, n);
 	b->len += n;
 	return true;
 }
 
-bool buf_append_str(buf_t *b, const char *s)
+bool bytebuf_append_str(bytebuf_t *b, const char *s)
 {
-	return buf_append(b, s, strlen(s));
+	return bytebuf_append(b, s, strlen(s));
 }
 
-bool buf_appendf(buf_t *b, const char *fmt, ...)
+bool bytebuf_appendf(bytebuf_t *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !buf_reserve(b, (size_t)n + 1))
+	if (n < 0 || !bytebuf_reserve(b, (size_t)n + 1))
 		return false;
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -75,7 +75,7 @@ bool buf_appendf(buf_t *b, const char *fmt, ...)
 	return true;
 }
 
-void buf_consume(buf_t *b, size_t n)
+void bytebuf_consume(bytebuf_t *b, size_t n)
 {
 	if (n >= b->len) {
 		b->len = 0;
@@ -85,16 +85,16 @@ void buf_consume(buf_t *b, size_t n)
 	b->len -= n;
 }
 
-void buf_free(buf_t *b)
+void bytebuf_free(bytebuf_t *b)
 {
 	free(b->data);
 	b->data = NULL;
 	b->len = b->alloc = 0;
 }
 
-bool buf_cstr(buf_t *b)
+bool bytebuf_cstr(bytebuf_t *b)
 {
-	if (!buf_reserve(b, 1))
+	if (!bytebuf_reserve(b, 1))
 		return false;
 	b->data[b->len] = '\0';
 	return true;
