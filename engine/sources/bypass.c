@@ -7,39 +7,37 @@
 #include "sources/bypass.h"
 
 #include "core/hostglob.h"
+#include "core/strictjson.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static bool string_list(json_t *o, const char *key, char ***out, size_t *n, bool hosts, char *err, size_t errlen)
+static bool string_list(const sjson_doc_t *d, const sjson_node_t *o, const char *key, char ***out, size_t *n,
+			bool hosts, char *err, size_t errlen)
 {
-	json_t *a = json_object_get(o, key);
+	const sjson_node_t *a = sjson_get(d, o, key);
 	*out = NULL;
 	*n = 0;
 	if (!a)
 		return true;
-	if (!json_is_array(a) || json_array_size(a) > BYPASS_MAX_ENTRIES) {
+	if (a->type != SJSON_ARRAY || a->len > BYPASS_MAX_ENTRIES) {
 		snprintf(err, errlen, "bypass table: \"%s\" must be a list of at most %d strings", key, BYPASS_MAX_ENTRIES);
 		return false;
 	}
-	*out = calloc(json_array_size(a) + 1, sizeof **out);
+	*out = calloc(a->len + 1, sizeof **out);
 	if (!*out) {
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(a, i, v) {
-		const char *s = json_string_value(v);
-		const char *bad = !s ? "not a string" : hosts ? hostglob_check(s) : NULL;
+	for (const sjson_node_t *v = sjson_first(d, a); v; v = sjson_next(d, v)) {
+		const char *bad = v->type != SJSON_STRING ? "not a string" : hosts ? hostglob_check(v->str) : NULL;
 		if (bad) {
-			snprintf(err, errlen, "bypass table: %s[%zu]: %s", key, i + 1, bad);
+			snprintf(err, errlen, "bypass table: %s[%zu]: %s", key, *n + 1, bad);
 			return false;
 		}
-		if (!((*out)[(*n)++] = strdup(s))) {
+		if (!((*out)[(*n)++] = strdup(v->str))) {
 			snprintf(err, errlen, "out of memory");
 			return false;
 		}
@@ -50,19 +48,24 @@ static bool string_list(json_t *o, const char *key, char ***out, size_t *n, bool
 bool bypass_table_decode(const char *json, size_t len, bypass_table_t *t, char *err, size_t errlen)
 {
 	memset(t, 0, sizeof *t);
-	json_error_t je;
-	json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-	if (!json_is_object(o)) {
-		snprintf(err, errlen, "bypass table: %s", o ? "not a JSON object" : je.text);
-		json_decref(o);
+	sjson_doc_t d;
+	char why[200];
+	if (!sjson_parse(&d, json, len, why, sizeof why)) {
+		snprintf(err, errlen, "bypass table: %s", why);
 		return false;
 	}
-	const char *version = json_string_value(json_object_get(o, "policy_version"));
-	snprintf(t->policy_version, sizeof t->policy_version, "%s", version ? version : "");
-	t->apple_platform = json_is_true(json_object_get(o, "apple_platform"));
-	bool ok = string_list(o, "except_signing_ids", &t->except_signing_ids, &t->n_except, false, err, errlen) &&
-		  string_list(o, "hosts", &t->hosts, &t->n_hosts, true, err, errlen);
-	json_decref(o);
+	const sjson_node_t *o = sjson_root(&d);
+	bool ok = o->type == SJSON_OBJECT;
+	if (!ok)
+		snprintf(err, errlen, "bypass table: not a JSON object");
+	const sjson_node_t *version = sjson_get(&d, o, "policy_version");
+	const sjson_node_t *apple = sjson_get(&d, o, "apple_platform");
+	snprintf(t->policy_version, sizeof t->policy_version, "%s",
+		 version && version->type == SJSON_STRING ? version->str : "");
+	t->apple_platform = apple && apple->type == SJSON_BOOL && apple->boolean;
+	ok = ok && string_list(&d, o, "except_signing_ids", &t->except_signing_ids, &t->n_except, false, err, errlen) &&
+	     string_list(&d, o, "hosts", &t->hosts, &t->n_hosts, true, err, errlen);
+	sjson_free(&d);
 	if (!ok)
 		bypass_table_free(t);
 	return ok;

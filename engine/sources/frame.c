@@ -1,16 +1,18 @@
 /*
  * frame: see frame.h and schemas/flow-frame.md.
  *
- * The JSON goes through jansson, which refuses invalid UTF-8 and \u0000
- * by itself (JSON_REJECT_DUPLICATES refuses a key given twice); every
- * field is then checked against the table of what the protocol allows,
- * so a field the engine does not know is an error and not a silent skip.
+ * The JSON goes through core/strictjson (not jansson: the extension links
+ * this file and nothing from outside Apple's SDK), which refuses invalid
+ * UTF-8, \u0000 and a key given twice by itself; every field is then
+ * checked against the table of what the protocol allows, so a field the
+ * engine does not know is an error and not a silent skip.
  */
 #include "sources/frame.h"
 
+#include "core/strictjson.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,39 +53,55 @@ bool frame_control_encode(const char *json, size_t len, bytebuf_t *out)
 	return emit_raw(FRAME_CONTROL_MAGIC, json, len, out);
 }
 
-static bool emit(json_t *o, bytebuf_t *out)
+/* The JSON of a frame is written in place after a prefix whose length
+ * is filled in once it is known. Keys in sorted order, as before. */
+static size_t open_frame(bytebuf_t *out)
 {
-	bool ok = false;
-	if (o) {
-		char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-		ok = s && emit_raw(FRAME_MAGIC, s, strlen(s), out);
-		free(s);
-		json_decref(o);
+	size_t at = out->len;
+	static const uint8_t room[FRAME_PREFIX];
+	return bytebuf_append(out, room, sizeof room) ? at : SIZE_MAX;
+}
+
+static bool close_frame(bytebuf_t *out, size_t at)
+{
+	size_t n = out->len - at - FRAME_PREFIX;
+	if (n == 0 || n > FRAME_MAX_JSON) {
+		out->len = at;
+		return false;
 	}
-	return ok;
+	put_prefix((uint8_t *)out->data + at, FRAME_MAGIC, n);
+	return true;
+}
+
+/* ,"key":"value" (or without the comma first) */
+static bool put_field(bytebuf_t *out, const char *key, const char *value, bool first)
+{
+	return bytebuf_appendf(out, "%s\"%s\":", first ? "" : ",", key) && sjson_put_string(out, value);
 }
 
 bool frame_request_encode(const frame_request_t *r, bytebuf_t *out, char *err, size_t errlen)
 {
-	json_t *app = json_pack("{s:I, s:I, s:s, s:s, s:s}", "pid", (json_int_t)r->app.pid, "uid",
-				(json_int_t)r->app.uid, "path", r->app.path, "anchor", frame_anchor_name(r->app.anchor),
-				"audit_token_sha256", r->app.audit_token_sha256);
-	if (app && r->app.signing_id[0])
-		json_object_set_new(app, "signing_id", json_string(r->app.signing_id));
-	if (app && r->app.team_id[0])
-		json_object_set_new(app, "team_id", json_string(r->app.team_id));
-	json_t *o = app ? json_pack("{s:s, s:s, s:{s:s, s:i}, s:o}", "extension_version", r->extension_version,
-				    "flow_id", r->flow_id, "dst", "ip", r->dst_ip, "port", (int)r->dst_port, "app", app)
-			: NULL;
-	if (o && r->hostname[0])
-		json_object_set_new(o, "hostname", json_string(r->hostname));
-	if (!o) {
-		/* json_pack fails on a string that is not UTF-8 */
+	size_t at = open_frame(out);
+	bool ok = at != SIZE_MAX && bytebuf_append_str(out, "{\"app\":{") &&
+		  put_field(out, "anchor", frame_anchor_name(r->app.anchor), true) &&
+		  put_field(out, "audit_token_sha256", r->app.audit_token_sha256, false) &&
+		  put_field(out, "path", r->app.path, false) &&
+		  bytebuf_appendf(out, ",\"pid\":%lld", (long long)r->app.pid) &&
+		  (!r->app.signing_id[0] || put_field(out, "signing_id", r->app.signing_id, false)) &&
+		  (!r->app.team_id[0] || put_field(out, "team_id", r->app.team_id, false)) &&
+		  bytebuf_appendf(out, ",\"uid\":%lld},\"dst\":{", (long long)r->app.uid) &&
+		  put_field(out, "ip", r->dst_ip, true) && bytebuf_appendf(out, ",\"port\":%u}", (unsigned)r->dst_port) &&
+		  put_field(out, "extension_version", r->extension_version, false) &&
+		  put_field(out, "flow_id", r->flow_id, false) &&
+		  (!r->hostname[0] || put_field(out, "hostname", r->hostname, false)) && bytebuf_append_str(out, "}");
+	if (!ok) {
+		if (at != SIZE_MAX)
+			out->len = at;
 		snprintf(err, errlen, "a field is not valid UTF-8 or memory ran out");
 		return false;
 	}
-	if (!emit(o, out)) {
-		snprintf(err, errlen, "frame larger than %d bytes or memory ran out", FRAME_MAX_JSON);
+	if (!close_frame(out, at)) {
+		snprintf(err, errlen, "frame larger than %d bytes", FRAME_MAX_JSON);
 		return false;
 	}
 	return true;
@@ -91,21 +109,24 @@ bool frame_request_encode(const frame_request_t *r, bytebuf_t *out, char *err, s
 
 bool frame_reply_encode(const frame_reply_t *r, bytebuf_t *out)
 {
-	json_t *o = json_pack("{s:s}", "verdict", frame_verdict_name(r->verdict));
-	if (o && r->verdict != FRAME_ACCEPT) {
-		json_t *reason = json_string(r->reason);
-		if (!reason) /* not UTF-8: say so rather than send it */
-			reason = json_string("(reason not valid UTF-8)");
-		json_object_set_new(o, "reason", reason);
-	}
-	if (o && r->policy_version[0])
-		json_object_set_new(o, "policy_version", json_string(r->policy_version));
-	return emit(o, out);
+	/* a reason that is not UTF-8 is said so rather than sent */
+	const char *reason = sjson_utf8_valid(r->reason, strlen(r->reason)) ? r->reason : "(reason not valid UTF-8)";
+	size_t at = open_frame(out);
+	bool ok = at != SIZE_MAX && bytebuf_append_str(out, "{") &&
+		  (!r->policy_version[0] || put_field(out, "policy_version", r->policy_version, true)) &&
+		  (r->verdict == FRAME_ACCEPT || put_field(out, "reason", reason, !r->policy_version[0])) &&
+		  put_field(out, "verdict", frame_verdict_name(r->verdict),
+			    !r->policy_version[0] && r->verdict == FRAME_ACCEPT) &&
+		  bytebuf_append_str(out, "}");
+	if (!ok && at != SIZE_MAX)
+		out->len = at;
+	return ok && close_frame(out, at);
 }
 
 /* ---- decoding ---- */
 
 typedef struct {
+	sjson_doc_t doc;
 	char *err;
 	size_t errlen;
 } ctx_t;
@@ -147,32 +168,29 @@ static frame_status_t prefix(const uint8_t *p, size_t n, const char *magic, size
 	return n < FRAME_PREFIX + (size_t)len ? FRAME_NEED_MORE : FRAME_OK;
 }
 
-static json_t *parse(const uint8_t *p, size_t len, const char *what, ctx_t *c)
+static const sjson_node_t *parse(const uint8_t *p, size_t len, const char *what, ctx_t *c)
 {
-	json_error_t je;
-	json_t *o = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &je);
-	if (!o) {
-		fail(c, "%s: %s (column %d)", what, je.text, je.column);
+	char why[200];
+	if (!sjson_parse(&c->doc, (const char *)p, len, why, sizeof why)) {
+		fail(c, "%s: %s", what, why);
 		return NULL;
 	}
-	if (!json_is_object(o)) {
-		json_decref(o);
+	const sjson_node_t *o = sjson_root(&c->doc);
+	if (o->type != SJSON_OBJECT) {
 		fail(c, "%s is not a JSON object", what);
 		return NULL;
 	}
 	return o;
 }
 
-static bool only_keys(json_t *o, const char *where, const char *const *allowed, ctx_t *c)
+static bool only_keys(ctx_t *c, const sjson_node_t *o, const char *where, const char *const *allowed)
 {
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
+	for (const sjson_node_t *m = sjson_first(&c->doc, o); m; m = sjson_next(&c->doc, m)) {
 		const char *const *a = allowed;
-		while (*a && strcmp(*a, k))
+		while (*a && strcmp(*a, m->key))
 			a++;
 		if (!*a)
-			return fail(c, "%s: unknown field \"%.40s\"", where, k);
+			return fail(c, "%s: unknown field \"%.40s\"", where, m->key);
 	}
 	return true;
 }
@@ -185,18 +203,18 @@ static bool id_char(unsigned char ch) { return isalnum(ch) || ch == '-' || ch ==
 static bool hex_char(unsigned char ch) { return isdigit(ch) || (ch >= 'a' && ch <= 'f'); }
 
 /* A string field: present unless optional, within [min, size) bytes, each
- * byte in charset (bytes past 0x7f are UTF-8, which jansson checked). */
-static bool string_field(json_t *o, const char *where, const char *key, bool optional, size_t min, char *dst,
+ * byte in charset (bytes past 0x7f are UTF-8, which strictjson checked). */
+static bool string_field(const sjson_node_t *o, const char *where, const char *key, bool optional, size_t min, char *dst,
 			 size_t size, charset_fn charset, ctx_t *c)
 {
-	json_t *v = json_object_get(o, key);
+	const sjson_node_t *v = sjson_get(&c->doc, o, key);
 	dst[0] = '\0';
 	if (!v)
 		return optional ? true : fail(c, "%s: missing \"%s\"", where, key);
-	if (!json_is_string(v))
+	if (v->type != SJSON_STRING)
 		return fail(c, "%s: \"%s\" is not a string", where, key);
-	size_t n = json_string_length(v);
-	const unsigned char *s = (const unsigned char *)json_string_value(v);
+	size_t n = v->len;
+	const unsigned char *s = (const unsigned char *)v->str;
 	if (n < min || n >= size)
 		return fail(c, "%s: \"%s\" is %zu bytes (%zu to %zu allowed)", where, key, n, min, size - 1);
 	for (size_t i = 0; i < n; i++)
@@ -206,16 +224,16 @@ static bool string_field(json_t *o, const char *where, const char *key, bool opt
 	return true;
 }
 
-static bool int_field(json_t *o, const char *where, const char *key, json_int_t min, json_int_t max, int64_t *dst,
-		      ctx_t *c)
+static bool int_field(const sjson_node_t *o, const char *where, const char *key, int64_t min, int64_t max,
+		      int64_t *dst, ctx_t *c)
 {
-	json_t *v = json_object_get(o, key);
+	const sjson_node_t *v = sjson_get(&c->doc, o, key);
 	if (!v)
 		return fail(c, "%s: missing \"%s\"", where, key);
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+	if (v->type != SJSON_INT || v->integer < min || v->integer > max)
 		return fail(c, "%s: \"%s\" must be a whole number from %lld to %lld", where, key, (long long)min,
 			    (long long)max);
-	*dst = json_integer_value(v);
+	*dst = v->integer;
 	return true;
 }
 
@@ -227,13 +245,13 @@ static int choice(const char *s, const char *const *names, int n)
 	return -1;
 }
 
-static bool request_fields(json_t *o, frame_request_t *r, ctx_t *c)
+static bool request_fields(const sjson_node_t *o, frame_request_t *r, ctx_t *c)
 {
 	static const char *const top[] = {"extension_version", "flow_id", "dst", "hostname", "app", NULL};
 	static const char *const dst_keys[] = {"ip", "port", NULL};
 	static const char *const app_keys[] = {"pid", "uid", "path", "signing_id", "team_id", "anchor",
 					       "audit_token_sha256", NULL};
-	if (!only_keys(o, "header", top, c) ||
+	if (!only_keys(c, o, "header", top) ||
 	    !string_field(o, "header", "extension_version", false, 1, r->extension_version,
 			  sizeof r->extension_version, id_char, c) ||
 	    !string_field(o, "header", "flow_id", false, 1, r->flow_id, sizeof r->flow_id, id_char, c) ||
@@ -241,11 +259,11 @@ static bool request_fields(json_t *o, frame_request_t *r, ctx_t *c)
 		return false;
 	for (char *h = r->hostname; *h; h++)
 		*h = (char)tolower((unsigned char)*h);
-	json_t *dst = json_object_get(o, "dst");
-	if (!json_is_object(dst))
+	const sjson_node_t *dst = sjson_get(&c->doc, o, "dst");
+	if (!dst || dst->type != SJSON_OBJECT)
 		return fail(c, "header: \"dst\" must be an object {ip, port}");
 	int64_t port;
-	if (!only_keys(dst, "dst", dst_keys, c) ||
+	if (!only_keys(c, dst, "dst", dst_keys) ||
 	    !string_field(dst, "dst", "ip", false, 2, r->dst_ip, sizeof r->dst_ip, printable, c) ||
 	    !int_field(dst, "dst", "port", 1, 65535, &port, c))
 		return false;
@@ -253,11 +271,11 @@ static bool request_fields(json_t *o, frame_request_t *r, ctx_t *c)
 	unsigned char addr[16];
 	if (inet_pton(AF_INET, r->dst_ip, addr) != 1 && inet_pton(AF_INET6, r->dst_ip, addr) != 1)
 		return fail(c, "dst: \"ip\" is not a numeric IPv4 or IPv6 address");
-	json_t *app = json_object_get(o, "app");
-	if (!json_is_object(app))
+	const sjson_node_t *app = sjson_get(&c->doc, o, "app");
+	if (!app || app->type != SJSON_OBJECT)
 		return fail(c, "header: \"app\" must be an object");
 	char anchor[16];
-	if (!only_keys(app, "app", app_keys, c) || !int_field(app, "app", "pid", 0, INT32_MAX, &r->app.pid, c) ||
+	if (!only_keys(c, app, "app", app_keys) || !int_field(app, "app", "pid", 0, INT32_MAX, &r->app.pid, c) ||
 	    !int_field(app, "app", "uid", 0, UINT32_MAX, &r->app.uid, c) ||
 	    !string_field(app, "app", "path", false, 1, r->app.path, sizeof r->app.path, printable, c) ||
 	    !string_field(app, "app", "signing_id", true, 1, r->app.signing_id, sizeof r->app.signing_id, printable,
@@ -276,11 +294,11 @@ static bool request_fields(json_t *o, frame_request_t *r, ctx_t *c)
 	return true;
 }
 
-static bool reply_fields(json_t *o, frame_reply_t *r, ctx_t *c)
+static bool reply_fields(const sjson_node_t *o, frame_reply_t *r, ctx_t *c)
 {
 	static const char *const keys[] = {"verdict", "reason", "policy_version", NULL};
 	char verdict[16];
-	if (!only_keys(o, "reply", keys, c) ||
+	if (!only_keys(c, o, "reply", keys) ||
 	    !string_field(o, "reply", "verdict", false, 1, verdict, sizeof verdict, id_char, c) ||
 	    !string_field(o, "reply", "reason", true, 1, r->reason, sizeof r->reason, printable, c) ||
 	    !string_field(o, "reply", "policy_version", true, 1, r->policy_version, sizeof r->policy_version, printable,
@@ -296,25 +314,25 @@ static bool reply_fields(json_t *o, frame_reply_t *r, ctx_t *c)
 /* Both directions: the prefix, the JSON, then fields(o, out) fills out
  * (zeroed first, size bytes) from the object. */
 static frame_status_t decode(const uint8_t *p, size_t n, const char *what, void *out, size_t size,
-			     bool (*fields)(json_t *o, void *out, ctx_t *c), size_t *used, char *err, size_t errlen)
+			     bool (*fields)(const sjson_node_t *o, void *out, ctx_t *c), size_t *used, char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen};
+	ctx_t c = {.err = err, .errlen = errlen};
 	size_t len = 0;
 	frame_status_t st = prefix(p, n, FRAME_MAGIC, &len, &c);
 	if (st != FRAME_OK)
 		return st;
 	memset(out, 0, size);
-	json_t *o = parse(p + FRAME_PREFIX, len, what, &c);
+	const sjson_node_t *o = parse(p + FRAME_PREFIX, len, what, &c);
 	bool ok = o && fields(o, out, &c);
-	json_decref(o);
+	sjson_free(&c.doc);
 	if (!ok)
 		return FRAME_BAD;
 	*used = FRAME_PREFIX + len;
 	return FRAME_OK;
 }
 
-static bool request_fields_of(json_t *o, void *r, ctx_t *c) { return request_fields(o, r, c); }
-static bool reply_fields_of(json_t *o, void *r, ctx_t *c) { return reply_fields(o, r, c); }
+static bool request_fields_of(const sjson_node_t *o, void *r, ctx_t *c) { return request_fields(o, r, c); }
+static bool reply_fields_of(const sjson_node_t *o, void *r, ctx_t *c) { return reply_fields(o, r, c); }
 
 frame_status_t frame_request_decode(const uint8_t *p, size_t n, frame_request_t *r, size_t *used, char *err,
 				    size_t errlen)
@@ -331,7 +349,7 @@ frame_status_t frame_reply_decode(const uint8_t *p, size_t n, frame_reply_t *r, 
 frame_status_t frame_control_decode(const uint8_t *p, size_t n, const char **json, size_t *json_len, size_t *used,
 				    char *err, size_t errlen)
 {
-	ctx_t c = {err, errlen};
+	ctx_t c = {.err = err, .errlen = errlen};
 	size_t len = 0;
 	frame_status_t st = prefix(p, n, FRAME_CONTROL_MAGIC, &len, &c);
 	if (st != FRAME_OK)

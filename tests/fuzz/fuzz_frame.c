@@ -5,8 +5,12 @@
  * decodes to the same fields, so what the engine acts on is exactly what
  * it would send. Control frames carry bypass tables, which the extension
  * decodes and matches flows against: any table decodes or is refused,
- * and matching it never fails.
+ * and matching it never fails. The JSON reader under all of them
+ * (core/strictjson) also gets the raw bytes: what it accepts is valid
+ * UTF-8 throughout, and every string it decodes writes out and reads back
+ * to the same bytes.
  */
+#include "core/strictjson.h"
 #include "sources/bypass.h"
 #include "sources/frame.h"
 
@@ -46,6 +50,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bypass_table_match(&t, FRAME_ANCHOR_APPLE, "com.apple.curl", "www.apple.com", why, sizeof why);
 		bypass_table_match(&t, FRAME_ANCHOR_UNSIGNED, NULL, NULL, why, sizeof why);
 		bypass_table_free(&t);
+	}
+	sjson_doc_t d;
+	if (sjson_parse(&d, (const char *)data, size, err, sizeof err)) {
+		for (size_t i = 0; i < d.n; i++) {
+			const sjson_node_t *n = &d.nodes[i];
+			if (n->type != SJSON_STRING)
+				continue;
+			if (strlen(n->str) != n->len || !sjson_utf8_valid(n->str, n->len))
+				abort();
+			bytebuf_t b;
+			bytebuf_init(&b, 0);
+			sjson_doc_t reread;
+			if (!sjson_put_string(&b, n->str) || !sjson_parse(&reread, b.data, b.len, err, sizeof err) ||
+			    strcmp(sjson_root(&reread)->str, n->str) != 0)
+				abort();
+			sjson_free(&reread);
+			bytebuf_free(&b);
+		}
+		sjson_free(&d);
+	} else if (!err[0]) {
+		abort();
 	}
 	return 0;
 }

@@ -8,8 +8,11 @@
 #include "suites.h"
 #include "sources/bypass.h"
 #include "sources/frame.h"
+#include "core/strictjson.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static frame_request_t sample(void)
@@ -154,6 +157,125 @@ START_TEST(bypass_table)
 }
 END_TEST
 
+/* strictjson, the frame protocol's JSON: what RFC 8259 allows is read,
+ * everything else is refused with the column where it went wrong. */
+static void json_refused(const char *text, size_t n, const char *want)
+{
+	sjson_doc_t d;
+	char err[200] = "";
+	ck_assert_msg(!sjson_parse(&d, text, n, err, sizeof err), "accepted: %s", text);
+	ck_assert_msg(strstr(err, want), "want \"%s\", got \"%s\" for %s", want, err, text);
+}
+#define REFUSED(lit, want) json_refused(lit, sizeof lit - 1, want)
+
+START_TEST(strictjson_reads_what_json_allows)
+{
+	static const char text[] = " {\"a\" : [1, -9223372036854775808, 9223372036854775807, 2.5e-3, true, false, null],"
+				   "\"s\":\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\xc3\xa9\", \"o\":{}, \"e\":[]} ";
+	sjson_doc_t d;
+	char err[200];
+	ck_assert_msg(sjson_parse(&d, text, sizeof text - 1, err, sizeof err), "%s", err);
+	const sjson_node_t *root = sjson_root(&d);
+	ck_assert_int_eq(root->type, SJSON_OBJECT);
+	ck_assert_int_eq(root->len, 4);
+	const sjson_node_t *a = sjson_get(&d, root, "a");
+	ck_assert_int_eq(a->len, 7);
+	const sjson_node_t *v = sjson_first(&d, a);
+	ck_assert(v->type == SJSON_INT && v->integer == 1);
+	v = sjson_next(&d, v);
+	ck_assert(v->type == SJSON_INT && v->integer == INT64_MIN);
+	v = sjson_next(&d, v);
+	ck_assert(v->type == SJSON_INT && v->integer == INT64_MAX);
+	v = sjson_next(&d, v);
+	ck_assert_int_eq(v->type, SJSON_REAL);
+	v = sjson_next(&d, v);
+	ck_assert(v->type == SJSON_BOOL && v->boolean);
+	v = sjson_next(&d, v);
+	ck_assert(v->type == SJSON_BOOL && !v->boolean);
+	v = sjson_next(&d, v);
+	ck_assert_int_eq(v->type, SJSON_NULL);
+	ck_assert_ptr_null(sjson_next(&d, v));
+	const sjson_node_t *s = sjson_get(&d, root, "s");
+	ck_assert_str_eq(s->str, "\xc3\xa9\xf0\x9f\x98\x80\n\"/\xc3\xa9");
+	ck_assert_int_eq(s->len, strlen(s->str));
+	ck_assert_int_eq(sjson_get(&d, root, "o")->type, SJSON_OBJECT);
+	ck_assert_ptr_null(sjson_first(&d, sjson_get(&d, root, "e")));
+	ck_assert_ptr_null(sjson_get(&d, root, "missing"));
+	ck_assert_ptr_null(sjson_get(&d, a, "a")); /* not an object */
+	sjson_free(&d);
+
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
+	ck_assert(sjson_put_string(&out, "a\"b\\c\n\x01\xc3\xa9"));
+	ck_assert(bytebuf_cstr(&out));
+	ck_assert_str_eq(out.data, "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"");
+	ck_assert(sjson_parse(&d, out.data, out.len, err, sizeof err));
+	ck_assert_str_eq(sjson_root(&d)->str, "a\"b\\c\n\x01\xc3\xa9");
+	sjson_free(&d);
+	ck_assert(!sjson_put_string(&out, "\xc3")); /* not UTF-8: never written */
+	bytebuf_free(&out);
+}
+END_TEST
+
+START_TEST(strictjson_refuses_the_rest)
+{
+	REFUSED("", "unexpected end of input (column 1)");
+	REFUSED("{\"a\":1,\"a\":2}", "duplicate object key \"a\" (column 8)");
+	REFUSED("{\"a\":1} x", "end of input expected (column 9)");
+	REFUSED("{\"a\":1,}", "string expected as an object key");
+	REFUSED("[1,]", "unexpected character");
+	REFUSED("[1 2]", "',' or ']' expected");
+	REFUSED("{\"a\" 1}", "':' expected");
+	REFUSED("\"\\u0000\"", "\\u0000 is not allowed");
+	REFUSED("\"\\ud800\"", "high surrogate");
+	REFUSED("\"\\udc00\"", "lone low surrogate");
+	REFUSED("\"\\u12G4\"", "invalid \\u escape");
+	REFUSED("\"\\x\"", "invalid escape \\x");
+	REFUSED("\"a\tb\"", "control character");
+	REFUSED("\"abc", "unterminated string");
+	REFUSED("\"\xc0\xaf\"", "invalid UTF-8");          /* overlong '/' */
+	REFUSED("\"\xed\xa0\x80\"", "invalid UTF-8");      /* a surrogate in UTF-8 */
+	REFUSED("\"\xf4\x90\x80\x80\"", "invalid UTF-8"); /* past U+10FFFF */
+	REFUSED("\"\xe2\x82\"", "invalid UTF-8");          /* cut short */
+	REFUSED("01", "end of input expected");
+	REFUSED("-", "invalid number");
+	REFUSED("1.", "invalid number");
+	REFUSED("1e", "invalid number");
+	REFUSED("9223372036854775808", "whole number out of range (column 1)");
+	REFUSED("-9223372036854775809", "whole number out of range");
+	REFUSED("99999999999999999999999", "whole number out of range");
+	REFUSED("tru", "invalid literal");
+	REFUSED("nul", "invalid literal");
+	REFUSED("\x00", "unexpected character");
+	char deep[2 * SJSON_MAX_DEPTH + 3];
+	memset(deep, '[', SJSON_MAX_DEPTH + 1);
+	memset(deep + SJSON_MAX_DEPTH + 1, ']', SJSON_MAX_DEPTH + 1);
+	json_refused(deep, 2 * SJSON_MAX_DEPTH + 2, "nested deeper than 32");
+	sjson_doc_t d;
+	char err[200];
+	ck_assert(sjson_parse(&d, deep + 1, 2 * SJSON_MAX_DEPTH, err, sizeof err)); /* exactly the limit */
+	sjson_free(&d);
+	/* more values than allowed: a flat array of SJSON_MAX_NODES zeros */
+	size_t n = 2 * SJSON_MAX_NODES + 1;
+	char *many = malloc(n);
+	many[0] = '[';
+	for (size_t i = 0; i < SJSON_MAX_NODES; i++) {
+		many[1 + 2 * i] = '0';
+		many[2 + 2 * i] = i + 1 < SJSON_MAX_NODES ? ',' : ']';
+	}
+	json_refused(many, n, "more than 65536 values");
+	free(many);
+	bytebuf_t keys;
+	bytebuf_init(&keys, 0);
+	bytebuf_append_str(&keys, "{");
+	for (int i = 0; i <= 256; i++)
+		bytebuf_appendf(&keys, "%s\"k%d\":0", i ? "," : "", i);
+	bytebuf_append_str(&keys, "}");
+	json_refused(keys.data, keys.len, "more than 256 keys");
+	bytebuf_free(&keys);
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
 	Suite *s = suite_create("frame");
@@ -162,6 +284,8 @@ Suite *frame_suite(void)
 	tcase_add_test(t, replies);
 	tcase_add_test(t, bad_headers_are_named);
 	tcase_add_test(t, bypass_table);
+	tcase_add_test(t, strictjson_reads_what_json_allows);
+	tcase_add_test(t, strictjson_refuses_the_rest);
 	suite_add_tcase(s, t);
 	return s;
 }
