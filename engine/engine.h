@@ -46,7 +46,7 @@ typedef struct engine {
 	pinned_t *pinned;
 
 	pthread_mutex_t policy_lock;
-	policy_t *policy;
+	compiled_policy_t *policy;
 
 	listen_spec_t listens[ENGINE_MAX_LISTEN];
 	size_t n_listens;
@@ -61,8 +61,8 @@ typedef struct engine {
 } engine_t;
 
 /* A reference to the current policy; release with policy_unref(). */
-policy_t *engine_policy_acquire(engine_t *e);
+compiled_policy_t *engine_policy_acquire(engine_t *e);
 /* Makes p current (takes the caller's reference); flows in progress keep theirs. */
-void engine_policy_swap(engine_t *e, policy_t *p);
+void engine_policy_swap(engine_t *e, compiled_policy_t *p);
 
 #endif

@@ -59,7 +59,7 @@ typedef struct flow {
 	side_t client, upstream;
 	uv_timer_t timer;
 	unsigned handles;           /* libuv handles and requests still open */
-	policy_t *policy;           /* the policy this flow started with */
+	compiled_policy_t *policy;           /* the policy this flow started with */
 
 	/* who and where */
 	flow_facts_t facts;         /* points into the fields below */

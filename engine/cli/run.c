@@ -220,13 +220,13 @@ static void on_stop(uv_signal_t *s, int signum)
 
 /* The policy a run uses: the Lua file when there is one, else the
  * config's bypass_hosts. */
-static policy_t *make_policy(engine_t *e, const char *policy_path, const config_t *c, char *err, size_t n)
+static compiled_policy_t *make_policy(engine_t *e, const char *policy_path, const config_t *c, char *err, size_t n)
 {
 	if (policy_path) {
 		lua_policy_opts_t o = {.n_workers = e->n_workers};
 		return lua_policy_load(policy_path, &o, err, n);
 	}
-	policy_t *p = policy_static_new(c);
+	compiled_policy_t *p = policy_static_new(c);
 	if (!p)
 		snprintf(err, n, "out of memory");
 	return p;
@@ -244,7 +244,7 @@ static void reload(main_ctx_t *m, const char *why)
 		config_free(&c);
 		return;
 	}
-	policy_t *p = make_policy(m->e, m->policy_path, &c, err, sizeof err);
+	compiled_policy_t *p = make_policy(m->e, m->policy_path, &c, err, sizeof err);
 	config_free(&c);
 	if (!p) {
 		log_msg(LOG_ERROR, "reload_failed", "%s: %s (keeping the running policy)", why, err);

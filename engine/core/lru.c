@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct entry {
-	struct entry *hnext;          /* bucket chain */
-	struct entry *prev, *next;    /* recency list, head = most recent */
+typedef struct lru_entry {
+	struct lru_entry *hnext;          /* bucket chain */
+	struct lru_entry *prev, *next;    /* recency list, head = most recent */
 	void *value;
 	uint64_t hash;
 	uint64_t expires_ms;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void ask(policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r)
+static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r)
 {
 	if (r->msg.head->is_request)
 		p->ops->on_request(p, w, f, &r->msg, &r->verdict);
@@ -20,7 +20,7 @@ static int span_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
 		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r)
 {
 	memset(r, 0, sizeof *r);

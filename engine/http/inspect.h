@@ -31,7 +31,7 @@ typedef struct {
 
 /* raw: the body as received (framing removed, coding kept), complete
  * unless over the limit. head is the message's (edits apply). */
-void inspect_message(policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
 		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r);
 void inspect_result_free(inspect_result_t *r);
 

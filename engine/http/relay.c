@@ -530,7 +530,7 @@ static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 static int forward_request(relay_t *r, http_head_t *h)
 {
 	flow_t *f = r->f;
-	policy_t *p = f->policy;
+	compiled_policy_t *p = f->policy;
 	if (r->inspect && p->read_request_bodies && has_body(h)) {
 		hold_start(r, &r->hreq, h);
 		return HTTP_CB_GO;

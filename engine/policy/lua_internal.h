@@ -2,7 +2,7 @@
  * lua_internal: what the files of the Lua policy runtime share (ldlp.c:
  * the dlp module; lmsg.c: flows and messages; lua_policy.c: loading and
  * stage calls; ltest.c: check, test and scan). Not for the rest of the
- * engine, which sees only policy_t.
+ * engine, which sees only compiled_policy_t.
  */
 #ifndef DLPGATE_LUA_INTERNAL_H
 #define DLPGATE_LUA_INTERNAL_H
@@ -30,7 +30,7 @@ typedef struct {
 } lstate_t;
 
 struct lua_policy {
-	policy_t base;
+	compiled_policy_t base;
 	char *path;
 	detset_t *detectors;
 	bool fail_closed;

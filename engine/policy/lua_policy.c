@@ -475,7 +475,7 @@ static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, co
 }
 
 
-static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
+static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
 {
 	lua_policy_t *lp = p->impl;
 	if (!lp->has_flow) {
@@ -500,19 +500,19 @@ static void message_stage(lua_policy_t *lp, bool defined, const char *stage, str
 		v->kind = VERDICT_PASS;
 }
 
-static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
+static void on_request(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
 {
 	lua_policy_t *lp = p->impl;
 	message_stage(lp, lp->has_request, "on_request", w, f, m, v);
 }
 
-static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
+static void on_response(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
 {
 	lua_policy_t *lp = p->impl;
 	message_stage(lp, lp->has_response, "on_response", w, f, m, v);
 }
 
-static void destroy(policy_t *p)
+static void destroy(compiled_policy_t *p)
 {
 	lua_policy_t *lp = p->impl;
 	for (unsigned i = 0; i < lp->n_states; i++)
@@ -590,7 +590,7 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 	return lp;
 }
 
-policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t n)
+compiled_policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t n)
 {
 	lua_policy_t *lp = lua_policy_open(path, opts ? opts->n_workers : 1, true, err, n);
 	if (!lp)
@@ -612,7 +612,7 @@ void lua_policy_close(lua_policy_t *lp)
 	destroy(&lp->base);
 }
 
-void lua_policy_stats(policy_t *p, lua_policy_stats_t *out)
+void lua_policy_stats(compiled_policy_t *p, lua_policy_stats_t *out)
 {
 	memset(out, 0, sizeof *out);
 	if (p->ops != &lua_ops)

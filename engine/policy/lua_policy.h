@@ -27,13 +27,13 @@ typedef struct {
 } lua_policy_opts_t;
 
 /* Loads and compiles the policy at path; NULL with "file:line: message". */
-policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t errlen);
+compiled_policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t errlen);
 
 /* Counters since load (errors are runtime errors and limit hits). */
 typedef struct {
 	unsigned long calls, errors, instruction_limits, memory_limits;
 } lua_policy_stats_t;
-void lua_policy_stats(policy_t *p, lua_policy_stats_t *out);
+void lua_policy_stats(compiled_policy_t *p, lua_policy_stats_t *out);
 
 /* `dlpgate check`: load, then lint (detectors without keywords or digits, examples
  * that do not behave). Prints findings to out; returns the number of

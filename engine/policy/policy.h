@@ -119,14 +119,16 @@ void policy_msg_clear(policy_msg_t *m);
 
 typedef enum { OVERSIZE_PREFIX = 0, OVERSIZE_PASS, OVERSIZE_BLOCK } oversize_t;
 
-typedef struct policy policy_t;
+/* Not "policy_t": Darwin's <mach/policy.h> has one, and with clang
+ * modules on every Darwin header is visible. */
+typedef struct policy compiled_policy_t;
 
 typedef struct {
 	const char *name;
-	void (*on_flow)(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v);
-	void (*on_request)(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v);
-	void (*on_response)(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v);
-	void (*destroy)(policy_t *p);
+	void (*on_flow)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v);
+	void (*on_request)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v);
+	void (*on_response)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v);
+	void (*destroy)(compiled_policy_t *p);
 } policy_ops_t;
 
 struct policy {
@@ -143,13 +145,13 @@ struct policy {
 	oversize_t oversize;
 };
 
-static inline policy_t *policy_ref(policy_t *p)
+static inline compiled_policy_t *policy_ref(compiled_policy_t *p)
 {
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 	return p;
 }
 
-static inline void policy_unref(policy_t *p)
+static inline void policy_unref(compiled_policy_t *p)
 {
 	if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
 		p->ops->destroy(p);
@@ -161,6 +163,6 @@ const char *verdict_name(verdict_kind_t k);
 
 /* The policy made from the config alone: bypass_hosts globs decide bypass,
  * everything else is inspected and passed. */
-policy_t *policy_static_new(const config_t *cfg);
+compiled_policy_t *policy_static_new(const config_t *cfg);
 
 #endif

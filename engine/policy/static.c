@@ -42,7 +42,7 @@ const char *verdict_name(verdict_kind_t k)
 	return "?";
 }
 
-static void on_flow(policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
+static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
 {
 	(void)w;
 	static_policy_t *s = p->impl;
@@ -69,19 +69,19 @@ void policy_msg_clear(policy_msg_t *m)
 	memset(m, 0, sizeof *m);
 }
 
-static void on_request(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v)
+static void on_request(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v)
 {
 	(void)p, (void)w, (void)f, (void)req;
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
-static void on_response(policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v)
+static void on_response(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v)
 {
 	(void)p, (void)w, (void)f, (void)res;
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
-static void destroy(policy_t *p)
+static void destroy(compiled_policy_t *p)
 {
 	static_policy_t *s = p->impl;
 	for (size_t i = 0; i < s->n; i++)
@@ -93,9 +93,9 @@ static void destroy(policy_t *p)
 
 static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, destroy};
 
-policy_t *policy_static_new(const config_t *cfg)
+compiled_policy_t *policy_static_new(const config_t *cfg)
 {
-	policy_t *p = calloc(1, sizeof *p);
+	compiled_policy_t *p = calloc(1, sizeof *p);
 	static_policy_t *s = calloc(1, sizeof *s);
 	if (!p || !s) {
 		free(p);

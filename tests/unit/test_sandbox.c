@@ -27,7 +27,7 @@ static const char *write_policy(const char *name, const char *src)
 	return path;
 }
 
-static policy_t *load(const char *src, char *err, size_t n)
+static compiled_policy_t *load(const char *src, char *err, size_t n)
 {
 	err[0] = '\0';
 	return lua_policy_load(write_policy("p.lua", src), NULL, err, n);
@@ -35,7 +35,7 @@ static policy_t *load(const char *src, char *err, size_t n)
 
 static const flow_facts_t facts = {.source = FLOW_SOURCE_EXPLICIT, .client = "127.0.0.1", .host = "h.example", .port = 443, .tls = true};
 
-static void flow_verdict(policy_t *p, verdict_t *v)
+static void flow_verdict(compiled_policy_t *p, verdict_t *v)
 {
 	p->ops->on_flow(p, NULL, &facts, v);
 }
@@ -69,7 +69,7 @@ START_TEST(limits_end_in_fail_mode)
 	char err[512];
 	for (int closed = 0; closed < 2; closed++) {
 		for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
-			policy_t *p = load(stage_src(closed ? "closed" : "open", bombs[i].body), err, sizeof err);
+			compiled_policy_t *p = load(stage_src(closed ? "closed" : "open", bombs[i].body), err, sizeof err);
 			ck_assert_msg(p != NULL, "%s", err);
 			verdict_t v;
 			flow_verdict(p, &v);
@@ -113,7 +113,7 @@ START_TEST(no_way_out)
 	};
 	char err[512];
 	for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
-		policy_t *p = load(stage_src("open", escapes[i]), err, sizeof err);
+		compiled_policy_t *p = load(stage_src("open", escapes[i]), err, sizeof err);
 		ck_assert_msg(p != NULL, "%s", err);
 		verdict_t v;
 		flow_verdict(p, &v);
@@ -121,7 +121,7 @@ START_TEST(no_way_out)
 		policy_unref(p);
 	}
 	/* what is allowed works */
-	policy_t *p = load(stage_src("open", "assert(load('return 1 + 1')() == 2)\n"
+	compiled_policy_t *p = load(stage_src("open", "assert(load('return 1 + 1')() == 2)\n"
 					     "assert(string.find(string.rep('a', 100000) .. 'b', 'ab', 1, true))\n"
 					     "assert(math.floor(2.5) == 2 and utf8.char(65) == 'A' and table.concat({'a','b'}) == 'ab')\n"
 					     "assert(io == nil and os == nil and debug == nil)"),
@@ -162,7 +162,7 @@ START_TEST(verdicts_say_where_and_why)
 {
 	char err[512];
 	write_policy("helpers.lua", "local M = {}\nfunction M.banks() return {'*.bank.example'} end\nreturn M\n");
-	policy_t *p = load("local dlp = require 'dlp'\nlocal h = require 'helpers'\n"
+	compiled_policy_t *p = load("local dlp = require 'dlp'\nlocal h = require 'helpers'\n"
 			   "function on_flow(flow)\n"
 			   "  if dlp.host_matches(flow.host, h.banks()) then\n"
 			   "    return dlp.bypass('sensitive site')\n"
@@ -196,7 +196,7 @@ END_TEST
 START_TEST(messages_expire_with_their_stage)
 {
 	char err[512];
-	policy_t *p = load("local dlp = require 'dlp'\nkept = nil\n"
+	compiled_policy_t *p = load("local dlp = require 'dlp'\nkept = nil\n"
 			   "function on_request(req, flow)\n"
 			   "  if kept then return dlp.block(kept.method) end\n"
 			   "  kept = req\n"
