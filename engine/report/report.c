@@ -11,6 +11,7 @@
 #include "report/report.h"
 
 #include "core/log.h"
+#include "core/platform.h"
 #include "report/event.h"
 #include "report/spool.h"
 #include "report/upload.h"
@@ -394,18 +395,9 @@ static void *uploader(void *arg)
 			until = min_u64(until, flush_until);
 		if (until <= now)
 			continue;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t wait = until - now;
-		ts.tv_sec += (time_t)(wait / 1000);
-		ts.tv_nsec += (long)(wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		pthread_mutex_lock(&R.lock);
 		if (!R.stopping || stopping)
-			pthread_cond_timedwait(&R.wake, &R.lock, &ts);
+			platform_cond_wait_ms(&R.wake, &R.lock, until - now);
 		pthread_mutex_unlock(&R.lock);
 	}
 	spool_stats_t st;
@@ -423,11 +415,7 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 	c->bypass_hosts = NULL; /* only the report.* values are used */
 	c->n_bypass_hosts = 0;
 	pthread_mutex_init(&R.lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&R.wake, &ca);
-	pthread_condattr_destroy(&ca);
+	platform_cond_init(&R.wake);
 	snprintf(R.id_path, sizeof R.id_path, "%s/agent.json", o->state_dir);
 	snprintf(R.console, sizeof R.console, "%s", o->console ? o->console : "");
 	snprintf(R.enroll_secret, sizeof R.enroll_secret, "%s", o->enroll_secret ? o->enroll_secret : "");

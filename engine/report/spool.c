@@ -13,6 +13,7 @@
 #include "report/spool.h"
 
 #include "core/log.h"
+#include "core/platform.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,7 +117,7 @@ static bool save_cursor(spool_t *s)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return false;
-	bool ok = write(fd, line, (size_t)n) == n && (s->o.fsync == FSYNC_NEVER || fdatasync(fd) == 0);
+	bool ok = write(fd, line, (size_t)n) == n && (s->o.fsync == FSYNC_NEVER || platform_datasync(fd) == 0);
 	close(fd);
 	return ok && rename(tmp, path) == 0;
 }
@@ -241,7 +242,7 @@ void spool_close(spool_t *s)
 		return;
 	if (s->wfd >= 0) {
 		if (s->o.fsync != FSYNC_NEVER)
-			fdatasync(s->wfd);
+			platform_datasync(s->wfd);
 		close(s->wfd);
 	}
 	pthread_mutex_destroy(&s->lock);
@@ -324,7 +325,7 @@ static void roll(spool_t *s)
 	char err[256];
 	int old = s->wfd;
 	if (s->o.fsync != FSYNC_NEVER)
-		fdatasync(old);
+		platform_datasync(old);
 	if (!open_writer(s, err, sizeof err)) {
 		s->wfd = old; /* keep writing where we can */
 		log_msg(LOG_ERROR, "spool_error", "%s", err);
@@ -358,7 +359,7 @@ bool spool_append_drops(spool_t *s, const char *rec, size_t len, const spool_dro
 		if (carried && bytebuf_grow_array(&g->carriers, sizeof *g->carriers, g->n_carriers, &g->cap_carriers, 4))
 			g->carriers[g->n_carriers++] = (carrier_t){g->recs - 1, *carried};
 		if (s->o.fsync == FSYNC_ALWAYS)
-			fdatasync(s->wfd);
+			platform_datasync(s->wfd);
 		if (g->size >= s->o.segment_bytes)
 			roll(s);
 		enforce_cap(s);
@@ -383,7 +384,7 @@ void spool_sync(spool_t *s)
 	int fd = dup(s->wfd);
 	pthread_mutex_unlock(&s->lock);
 	if (fd >= 0) {
-		fdatasync(fd);
+		platform_datasync(fd);
 		close(fd);
 	}
 }
