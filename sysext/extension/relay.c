@@ -1,0 +1,255 @@
+/*
+ * relay: the per-flow state machine of relay.h. Every action is called
+ * after the state it depends on is updated, so an action that delivers an
+ * event synchronously (a test double may) sees a consistent relay.
+ *
+ * Each direction has at most one thing in flight, which is the whole of
+ * the backpressure: flow -> socket is either reading the flow, holding
+ * bytes the socket refused (write source armed), or ended; socket -> flow
+ * is either waiting for the socket (read source armed), waiting for
+ * writeData (read source suspended), or ended.
+ */
+#include "relay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct relay {
+	relay_io_t io;
+	void *ctx;
+	/* flow -> socket */
+	bool flow_reading; /* a readData is outstanding */
+	bool flow_eof;     /* the flow ended; shutdown(SHUT_WR) was passed on */
+	uint8_t *held;     /* what the socket refused, held_len bytes from held_off */
+	size_t held_off, held_len;
+	/* socket -> flow */
+	bool flow_writing; /* a writeData is outstanding */
+	bool sock_eof;     /* the socket ended; closeWrite was passed on */
+	/* the sources, as last set (actions only on a change) */
+	bool read_armed, write_armed;
+	bool started, finished;
+	relay_counts_t counts;
+	uint8_t chunk[RELAY_CHUNK];
+};
+
+relay_t *relay_new(const relay_io_t *io, void *ctx)
+{
+	relay_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->io = *io;
+	r->ctx = ctx;
+	return r;
+}
+
+void relay_free(relay_t *r)
+{
+	if (!r)
+		return;
+	free(r->held);
+	free(r);
+}
+
+static void set_read(relay_t *r, bool on)
+{
+	if (r->read_armed == on)
+		return;
+	r->read_armed = on;
+	r->io.sock_read_events(r->ctx, on);
+}
+
+static void set_write(relay_t *r, bool on)
+{
+	if (r->write_armed == on)
+		return;
+	r->write_armed = on;
+	r->io.sock_write_events(r->ctx, on);
+}
+
+static void finish(relay_t *r, relay_end_t end)
+{
+	if (r->finished)
+		return;
+	r->finished = true;
+	free(r->held);
+	r->held = NULL;
+	r->held_len = 0;
+	bool error = end != RELAY_END_DONE;
+	/* a side already ended with an EOF was closed cleanly then */
+	if (!r->flow_eof)
+		r->io.flow_close_read(r->ctx, error);
+	if (!r->sock_eof)
+		r->io.flow_close_write(r->ctx, error);
+	relay_counts_t c = r->counts;
+	r->io.finished(r->ctx, end, &c);
+}
+
+static void finish_if_done(relay_t *r)
+{
+	if (r->flow_eof && !r->held && r->sock_eof)
+		finish(r, RELAY_END_DONE);
+}
+
+static void read_flow(relay_t *r)
+{
+	r->flow_reading = true;
+	r->io.flow_read(r->ctx);
+}
+
+/* Writes p[0..n) to the socket until it refuses more: *sent is how much
+ * it took. False if the socket failed (the relay has finished). */
+static bool write_sock(relay_t *r, const uint8_t *p, size_t n, size_t *sent)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = r->io.sock_write(r->ctx, p + off, n - off);
+		if (w == RELAY_IO_AGAIN)
+			break;
+		if (w <= 0 || (size_t)w > n - off) {
+			finish(r, RELAY_END_SOCK_WRITE);
+			return false;
+		}
+		off += (size_t)w;
+		r->counts.flow_to_sock += (uint64_t)w;
+	}
+	*sent = off;
+	return true;
+}
+
+void relay_start(relay_t *r)
+{
+	if (r->started || r->finished)
+		return;
+	r->started = true;
+	set_read(r, true);
+	read_flow(r);
+}
+
+void relay_flow_read_done(relay_t *r, const uint8_t *p, size_t n, bool error)
+{
+	if (r->finished || !r->flow_reading)
+		return;
+	r->flow_reading = false;
+	if (error) {
+		finish(r, RELAY_END_FLOW_READ);
+		return;
+	}
+	if (n == 0) {
+		r->flow_eof = true;
+		r->io.flow_close_read(r->ctx, false);
+		r->io.sock_shutdown_write(r->ctx);
+		finish_if_done(r);
+		return;
+	}
+	size_t sent;
+	if (!write_sock(r, p, n, &sent))
+		return;
+	if (sent == n) {
+		read_flow(r);
+		return;
+	}
+	/* the flow waits until the socket has taken the rest */
+	r->held = malloc(n - sent);
+	if (!r->held) {
+		finish(r, RELAY_END_NO_MEMORY);
+		return;
+	}
+	memcpy(r->held, p + sent, n - sent);
+	r->held_off = 0;
+	r->held_len = n - sent;
+	set_write(r, true);
+}
+
+void relay_sock_writable(relay_t *r)
+{
+	if (r->finished)
+		return;
+	if (!r->held) { /* nothing to write: a stale event */
+		set_write(r, false);
+		return;
+	}
+	size_t sent;
+	if (!write_sock(r, r->held + r->held_off, r->held_len, &sent))
+		return;
+	r->held_off += sent;
+	r->held_len -= sent;
+	if (r->held_len)
+		return; /* still refused: the write source stays armed */
+	free(r->held);
+	r->held = NULL;
+	r->held_off = r->held_len = 0;
+	set_write(r, false);
+	read_flow(r);
+}
+
+void relay_sock_readable(relay_t *r)
+{
+	/* a suspended source can still deliver one event already in flight */
+	if (r->finished || r->flow_writing || r->sock_eof || !r->started)
+		return;
+	ssize_t n = r->io.sock_read(r->ctx, r->chunk, sizeof r->chunk);
+	if (n == RELAY_IO_AGAIN)
+		return;
+	if (n < 0 || (size_t)n > sizeof r->chunk) {
+		finish(r, RELAY_END_SOCK_READ);
+		return;
+	}
+	set_read(r, false);
+	if (n == 0) {
+		r->sock_eof = true;
+		r->io.flow_close_write(r->ctx, false);
+		finish_if_done(r);
+		return;
+	}
+	r->counts.sock_to_flow += (uint64_t)n;
+	r->flow_writing = true;
+	r->io.flow_write(r->ctx, r->chunk, (size_t)n);
+}
+
+void relay_flow_write_done(relay_t *r, bool error)
+{
+	if (r->finished || !r->flow_writing)
+		return;
+	r->flow_writing = false;
+	if (error) {
+		finish(r, RELAY_END_FLOW_WRITE);
+		return;
+	}
+	set_read(r, true);
+}
+
+void relay_abort(relay_t *r)
+{
+	finish(r, RELAY_END_ABORTED);
+}
+
+bool relay_is_finished(const relay_t *r)
+{
+	return r->finished;
+}
+
+relay_counts_t relay_counts(const relay_t *r)
+{
+	return r->counts;
+}
+
+const char *relay_end_name(relay_end_t end)
+{
+	switch (end) {
+	case RELAY_END_DONE:
+		return "done";
+	case RELAY_END_FLOW_READ:
+		return "flow read failed";
+	case RELAY_END_FLOW_WRITE:
+		return "flow write failed";
+	case RELAY_END_SOCK_READ:
+		return "socket read failed";
+	case RELAY_END_SOCK_WRITE:
+		return "socket write failed";
+	case RELAY_END_ABORTED:
+		return "aborted";
+	case RELAY_END_NO_MEMORY:
+		return "out of memory";
+	}
+	return "?";
+}
