@@ -1,5 +1,5 @@
 /*
- * relay: the bytes of one intercepted flow, both ways, between the
+ * flowrelay: the bytes of one intercepted flow, both ways, between the
  * NEAppProxyTCPFlow and a connected socket (the engine's unix socket after
  * an "accept", or the destination itself on a pass-through). The state
  * machine only; every I/O is an action the caller injects, so the same
@@ -15,7 +15,7 @@
  *     what the socket refuses is kept, the socket's write source is armed,
  *     and the flow is not read again until all of it is written. The
  *     flow's EOF becomes shutdown(SHUT_WR) on the socket.
- *   socket -> flow: the socket's read source fires, up to RELAY_CHUNK
+ *   socket -> flow: the socket's read source fires, up to FLOWRELAY_CHUNK
  *     bytes are read and given to writeData, and the read source stays
  *     suspended until writeData's completion handler says the app took
  *     them. The socket's EOF becomes closeWriteWithError:nil on the flow.
@@ -28,10 +28,10 @@
  *
  * Contract for the caller: all events of one relay are delivered on one
  * serial queue (never concurrently); actions run synchronously inside the
- * event calls; relay_free is never called from inside an action.
+ * event calls; flowrelay_free is never called from inside an action.
  */
-#ifndef DLPGATE_SYSEXT_RELAY_H
-#define DLPGATE_SYSEXT_RELAY_H
+#ifndef DLPGATE_SYSEXT_FLOWRELAY_H
+#define DLPGATE_SYSEXT_FLOWRELAY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,32 +40,32 @@
 
 /* What one socket read may take: one writeData of this size in flight per
  * flow, the chunk flowclient and the engine use. */
-#define RELAY_CHUNK 65536
+#define FLOWRELAY_CHUNK 65536
 
 /* sock_read / sock_write results besides a byte count (>0) and, for a
  * read, 0 for the peer's EOF. The caller maps errno: EAGAIN/EWOULDBLOCK
- * to RELAY_IO_AGAIN, EINTR is retried before returning, anything else is
- * RELAY_IO_ERROR. A write returning 0 is treated as an error. */
-#define RELAY_IO_AGAIN ((ssize_t)-1)
-#define RELAY_IO_ERROR ((ssize_t)-2)
+ * to FLOWRELAY_IO_AGAIN, EINTR is retried before returning, anything else is
+ * FLOWRELAY_IO_ERROR. A write returning 0 is treated as an error. */
+#define FLOWRELAY_IO_AGAIN ((ssize_t)-1)
+#define FLOWRELAY_IO_ERROR ((ssize_t)-2)
 
 typedef enum {
-	RELAY_END_DONE = 0,  /* both directions ended with an EOF */
-	RELAY_END_FLOW_READ, /* readData failed */
-	RELAY_END_FLOW_WRITE, /* writeData failed: the app is gone */
-	RELAY_END_SOCK_READ, /* read(2) on the socket failed (reset) */
-	RELAY_END_SOCK_WRITE, /* write(2) on the socket failed (EPIPE, reset) */
-	RELAY_END_ABORTED,   /* relay_abort: the provider stops, or a fail-closed */
-	RELAY_END_NO_MEMORY, /* no room to hold what the socket refused */
-} relay_end_t;
+	FLOWRELAY_END_DONE = 0,  /* both directions ended with an EOF */
+	FLOWRELAY_END_FLOW_READ, /* readData failed */
+	FLOWRELAY_END_FLOW_WRITE, /* writeData failed: the app is gone */
+	FLOWRELAY_END_SOCK_READ, /* read(2) on the socket failed (reset) */
+	FLOWRELAY_END_SOCK_WRITE, /* write(2) on the socket failed (EPIPE, reset) */
+	FLOWRELAY_END_ABORTED,   /* flowrelay_abort: the provider stops, or a fail-closed */
+	FLOWRELAY_END_NO_MEMORY, /* no room to hold what the socket refused */
+} flowrelay_end_t;
 
 typedef struct {
 	uint64_t flow_to_sock; /* bytes the app sent that the socket took */
 	uint64_t sock_to_flow; /* bytes read from the socket and given to the app */
-} relay_counts_t;
+} flowrelay_counts_t;
 
 typedef struct {
-	/* the flow (asynchronous: results come back as relay_flow_* events) */
+	/* the flow (asynchronous: results come back as flowrelay_flow_* events) */
 	void (*flow_read)(void *ctx);
 	void (*flow_write)(void *ctx, const uint8_t *p, size_t n); /* must copy p before returning */
 	void (*flow_close_read)(void *ctx, bool error);
@@ -77,32 +77,32 @@ typedef struct {
 	void (*sock_read_events)(void *ctx, bool on);  /* resume / suspend the read source */
 	void (*sock_write_events)(void *ctx, bool on); /* arm / disarm the write source */
 	/* once: cancel both sources (whatever their state) and close the socket */
-	void (*finished)(void *ctx, relay_end_t end, const relay_counts_t *counts);
-} relay_io_t;
+	void (*finished)(void *ctx, flowrelay_end_t end, const flowrelay_counts_t *counts);
+} flowrelay_io_t;
 
-typedef struct relay relay_t;
+typedef struct flowrelay flowrelay_t;
 
 /* NULL when out of memory. io is copied; ctx is passed to every action. */
-relay_t *relay_new(const relay_io_t *io, void *ctx);
-void relay_free(relay_t *r);
+flowrelay_t *flowrelay_new(const flowrelay_io_t *io, void *ctx);
+void flowrelay_free(flowrelay_t *r);
 
 /* Both sources start disarmed: start reads the flow and arms the read
  * source. Call once, after the flow is open. */
-void relay_start(relay_t *r);
+void flowrelay_start(flowrelay_t *r);
 
 /* readData's completion: n > 0 bytes at p, or n == 0 for the flow's EOF;
  * error for a non-nil NSError. */
-void relay_flow_read_done(relay_t *r, const uint8_t *p, size_t n, bool error);
+void flowrelay_flow_read_done(flowrelay_t *r, const uint8_t *p, size_t n, bool error);
 /* writeData's completion. */
-void relay_flow_write_done(relay_t *r, bool error);
+void flowrelay_flow_write_done(flowrelay_t *r, bool error);
 /* The socket's read / write source fired. */
-void relay_sock_readable(relay_t *r);
-void relay_sock_writable(relay_t *r);
-/* Ends the relay now (RELAY_END_ABORTED); nothing if already finished. */
-void relay_abort(relay_t *r);
+void flowrelay_sock_readable(flowrelay_t *r);
+void flowrelay_sock_writable(flowrelay_t *r);
+/* Ends the relay now (FLOWRELAY_END_ABORTED); nothing if already finished. */
+void flowrelay_abort(flowrelay_t *r);
 
-bool relay_is_finished(const relay_t *r);
-relay_counts_t relay_counts(const relay_t *r);
-const char *relay_end_name(relay_end_t end);
+bool flowrelay_is_finished(const flowrelay_t *r);
+flowrelay_counts_t flowrelay_counts(const flowrelay_t *r);
+const char *flowrelay_end_name(flowrelay_end_t end);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * relay: the per-flow state machine of relay.h. Every action is called
+ * flowrelay: the per-flow state machine of flowrelay.h. Every action is called
  * after the state it depends on is updated, so an action that delivers an
  * event synchronously (a test double may) sees a consistent relay.
  *
@@ -9,13 +9,13 @@
  * is either waiting for the socket (read source armed), waiting for
  * writeData (read source suspended), or ended.
  */
-#include "relay.h"
+#include "flowrelay.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct relay {
-	relay_io_t io;
+struct flowrelay {
+	flowrelay_io_t io;
 	void *ctx;
 	/* flow -> socket */
 	bool flow_reading; /* a readData is outstanding */
@@ -28,13 +28,13 @@ struct relay {
 	/* the sources, as last set (actions only on a change) */
 	bool read_armed, write_armed;
 	bool started, finished;
-	relay_counts_t counts;
-	uint8_t chunk[RELAY_CHUNK];
+	flowrelay_counts_t counts;
+	uint8_t chunk[FLOWRELAY_CHUNK];
 };
 
-relay_t *relay_new(const relay_io_t *io, void *ctx)
+flowrelay_t *flowrelay_new(const flowrelay_io_t *io, void *ctx)
 {
-	relay_t *r = calloc(1, sizeof *r);
+	flowrelay_t *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
 	r->io = *io;
@@ -42,7 +42,7 @@ relay_t *relay_new(const relay_io_t *io, void *ctx)
 	return r;
 }
 
-void relay_free(relay_t *r)
+void flowrelay_free(flowrelay_t *r)
 {
 	if (!r)
 		return;
@@ -50,7 +50,7 @@ void relay_free(relay_t *r)
 	free(r);
 }
 
-static void set_read(relay_t *r, bool on)
+static void set_read(flowrelay_t *r, bool on)
 {
 	if (r->read_armed == on)
 		return;
@@ -58,7 +58,7 @@ static void set_read(relay_t *r, bool on)
 	r->io.sock_read_events(r->ctx, on);
 }
 
-static void set_write(relay_t *r, bool on)
+static void set_write(flowrelay_t *r, bool on)
 {
 	if (r->write_armed == on)
 		return;
@@ -66,7 +66,7 @@ static void set_write(relay_t *r, bool on)
 	r->io.sock_write_events(r->ctx, on);
 }
 
-static void finish(relay_t *r, relay_end_t end)
+static void finish(flowrelay_t *r, flowrelay_end_t end)
 {
 	if (r->finished)
 		return;
@@ -74,23 +74,23 @@ static void finish(relay_t *r, relay_end_t end)
 	free(r->held);
 	r->held = NULL;
 	r->held_len = 0;
-	bool error = end != RELAY_END_DONE;
+	bool error = end != FLOWRELAY_END_DONE;
 	/* a side already ended with an EOF was closed cleanly then */
 	if (!r->flow_eof)
 		r->io.flow_close_read(r->ctx, error);
 	if (!r->sock_eof)
 		r->io.flow_close_write(r->ctx, error);
-	relay_counts_t c = r->counts;
+	flowrelay_counts_t c = r->counts;
 	r->io.finished(r->ctx, end, &c);
 }
 
-static void finish_if_done(relay_t *r)
+static void finish_if_done(flowrelay_t *r)
 {
 	if (r->flow_eof && !r->held && r->sock_eof)
-		finish(r, RELAY_END_DONE);
+		finish(r, FLOWRELAY_END_DONE);
 }
 
-static void read_flow(relay_t *r)
+static void read_flow(flowrelay_t *r)
 {
 	r->flow_reading = true;
 	r->io.flow_read(r->ctx);
@@ -98,15 +98,15 @@ static void read_flow(relay_t *r)
 
 /* Writes p[0..n) to the socket until it refuses more: *sent is how much
  * it took. False if the socket failed (the relay has finished). */
-static bool write_sock(relay_t *r, const uint8_t *p, size_t n, size_t *sent)
+static bool write_sock(flowrelay_t *r, const uint8_t *p, size_t n, size_t *sent)
 {
 	size_t off = 0;
 	while (off < n) {
 		ssize_t w = r->io.sock_write(r->ctx, p + off, n - off);
-		if (w == RELAY_IO_AGAIN)
+		if (w == FLOWRELAY_IO_AGAIN)
 			break;
 		if (w <= 0 || (size_t)w > n - off) {
-			finish(r, RELAY_END_SOCK_WRITE);
+			finish(r, FLOWRELAY_END_SOCK_WRITE);
 			return false;
 		}
 		off += (size_t)w;
@@ -116,7 +116,7 @@ static bool write_sock(relay_t *r, const uint8_t *p, size_t n, size_t *sent)
 	return true;
 }
 
-void relay_start(relay_t *r)
+void flowrelay_start(flowrelay_t *r)
 {
 	if (r->started || r->finished)
 		return;
@@ -125,13 +125,13 @@ void relay_start(relay_t *r)
 	read_flow(r);
 }
 
-void relay_flow_read_done(relay_t *r, const uint8_t *p, size_t n, bool error)
+void flowrelay_flow_read_done(flowrelay_t *r, const uint8_t *p, size_t n, bool error)
 {
 	if (r->finished || !r->flow_reading)
 		return;
 	r->flow_reading = false;
 	if (error) {
-		finish(r, RELAY_END_FLOW_READ);
+		finish(r, FLOWRELAY_END_FLOW_READ);
 		return;
 	}
 	if (n == 0) {
@@ -151,7 +151,7 @@ void relay_flow_read_done(relay_t *r, const uint8_t *p, size_t n, bool error)
 	/* the flow waits until the socket has taken the rest */
 	r->held = malloc(n - sent);
 	if (!r->held) {
-		finish(r, RELAY_END_NO_MEMORY);
+		finish(r, FLOWRELAY_END_NO_MEMORY);
 		return;
 	}
 	memcpy(r->held, p + sent, n - sent);
@@ -160,7 +160,7 @@ void relay_flow_read_done(relay_t *r, const uint8_t *p, size_t n, bool error)
 	set_write(r, true);
 }
 
-void relay_sock_writable(relay_t *r)
+void flowrelay_sock_writable(flowrelay_t *r)
 {
 	if (r->finished)
 		return;
@@ -182,16 +182,16 @@ void relay_sock_writable(relay_t *r)
 	read_flow(r);
 }
 
-void relay_sock_readable(relay_t *r)
+void flowrelay_sock_readable(flowrelay_t *r)
 {
 	/* a suspended source can still deliver one event already in flight */
 	if (r->finished || r->flow_writing || r->sock_eof || !r->started)
 		return;
 	ssize_t n = r->io.sock_read(r->ctx, r->chunk, sizeof r->chunk);
-	if (n == RELAY_IO_AGAIN)
+	if (n == FLOWRELAY_IO_AGAIN)
 		return;
 	if (n < 0 || (size_t)n > sizeof r->chunk) {
-		finish(r, RELAY_END_SOCK_READ);
+		finish(r, FLOWRELAY_END_SOCK_READ);
 		return;
 	}
 	set_read(r, false);
@@ -206,49 +206,49 @@ void relay_sock_readable(relay_t *r)
 	r->io.flow_write(r->ctx, r->chunk, (size_t)n);
 }
 
-void relay_flow_write_done(relay_t *r, bool error)
+void flowrelay_flow_write_done(flowrelay_t *r, bool error)
 {
 	if (r->finished || !r->flow_writing)
 		return;
 	r->flow_writing = false;
 	if (error) {
-		finish(r, RELAY_END_FLOW_WRITE);
+		finish(r, FLOWRELAY_END_FLOW_WRITE);
 		return;
 	}
 	set_read(r, true);
 }
 
-void relay_abort(relay_t *r)
+void flowrelay_abort(flowrelay_t *r)
 {
-	finish(r, RELAY_END_ABORTED);
+	finish(r, FLOWRELAY_END_ABORTED);
 }
 
-bool relay_is_finished(const relay_t *r)
+bool flowrelay_is_finished(const flowrelay_t *r)
 {
 	return r->finished;
 }
 
-relay_counts_t relay_counts(const relay_t *r)
+flowrelay_counts_t flowrelay_counts(const flowrelay_t *r)
 {
 	return r->counts;
 }
 
-const char *relay_end_name(relay_end_t end)
+const char *flowrelay_end_name(flowrelay_end_t end)
 {
 	switch (end) {
-	case RELAY_END_DONE:
+	case FLOWRELAY_END_DONE:
 		return "done";
-	case RELAY_END_FLOW_READ:
+	case FLOWRELAY_END_FLOW_READ:
 		return "flow read failed";
-	case RELAY_END_FLOW_WRITE:
+	case FLOWRELAY_END_FLOW_WRITE:
 		return "flow write failed";
-	case RELAY_END_SOCK_READ:
+	case FLOWRELAY_END_SOCK_READ:
 		return "socket read failed";
-	case RELAY_END_SOCK_WRITE:
+	case FLOWRELAY_END_SOCK_WRITE:
 		return "socket write failed";
-	case RELAY_END_ABORTED:
+	case FLOWRELAY_END_ABORTED:
 		return "aborted";
-	case RELAY_END_NO_MEMORY:
+	case FLOWRELAY_END_NO_MEMORY:
 		return "out of memory";
 	}
 	return "?";
