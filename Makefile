@@ -161,6 +161,8 @@ test: $(BUILD)/dlpgate-console
 # The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
 CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o
 $(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
+# The macOS extension's portable state machines are unit-tested (tests/unit/test_sysext_*.c).
+$(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o
 
 # Load for a running console (tests/bench/console_load.c); built on request.
 $(BUILD)/console-load: tests/bench/console_load.c
