@@ -52,6 +52,10 @@ typedef struct engine {
 	size_t n_listens;
 	int64_t sysext_uid;             /* may connect to the sysext socket besides root; -1: nobody else */
 	bool mark_upstream;             /* set ENGINE_SOCKET_MARK on upstream sockets (transparent mode) */
+	/* TCP listeners: one socket shared by the workers, each connection handed to
+	 * the worker with the fewest flows (macOS, where SO_REUSEPORT does not spread
+	 * connections), instead of one SO_REUSEPORT socket per worker (Linux). */
+	bool balance_in_engine;
 	worker_t *workers;
 	unsigned n_workers;
 

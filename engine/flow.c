@@ -226,15 +226,22 @@ void flow_adopt(worker_t *w, int fd, listen_kind_t kind)
 	engine_t *e = w->eng;
 	side_conn_t *conn = NULL;
 	flow_t *f = NULL;
-	/* over the limit, a system extension flow is just closed, as in refuse() */
+	/* over the limit (reached since the hand-over), the connection is just closed */
 	if (w->stopping || atomic_load(&e->connections) >= e->cfg.max_connections ||
 	    !(conn = malloc(sizeof *conn)) || !(f = calloc(1, sizeof *f))) {
 		free(conn);
 		close(fd);
 		return;
 	}
-	uv_pipe_init(&w->loop, &conn->pipe, 0);
-	if (uv_pipe_open(&conn->pipe, fd) != 0) {
+	int r;
+	if (kind == LISTEN_SYSEXT) {
+		uv_pipe_init(&w->loop, &conn->pipe, 0);
+		r = uv_pipe_open(&conn->pipe, fd);
+	} else {
+		uv_tcp_init(&w->loop, &conn->tcp);
+		r = uv_tcp_open(&conn->tcp, fd);
+	}
+	if (r != 0) {
 		close(fd);
 		uv_close(&conn->handle, free_handle);
 		free(f);
@@ -252,6 +259,7 @@ static void flow_log(flow_t *f)
 	log_line_t l;
 	log_begin(&l, LOG_INFO, "flow_end");
 	log_kv_u64(&l, "flow", f->id);
+	log_kv_u64(&l, "worker", f->w->index);
 	log_kv_str(&l, "src", f->client_ip);
 	log_kv_u64(&l, "src_port", f->client_port);
 	static const char *const sources[] = {"explicit", "transparent", "sysext"};

@@ -104,8 +104,8 @@ typedef struct flow {
 
 /* Accepts a connection from a listener of the given kind. */
 void flow_accept(struct worker *w, uv_stream_t *server, listen_kind_t kind);
-/* A system extension connection accepted by another worker and handed to
- * w (fd: the socket, now w's to close). */
+/* A connection accepted by another worker and handed to w (fd: the
+ * socket, now w's to close): a unix socket for LISTEN_SYSEXT, TCP else. */
 void flow_adopt(struct worker *w, int fd, listen_kind_t kind);
 
 /* Records the reason and closes both sides; the flow is freed once every

@@ -37,6 +37,7 @@ typedef struct {
 	size_t n_transparent;
 	long sysext_uid;
 	const char *app_identity; /* "bpf" (default) or "proc" */
+	const char *balance;      /* "kernel" or "engine"; NULL: the platform's default */
 	bool watch;
 	long workers;
 } run_opts_t;
@@ -162,6 +163,10 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->watch = true;
 		} else if (cli_is(a, "--log-level")) {
 			o->log_level = cli_value(argc, argv, &i, "--log-level");
+		} else if (cli_is(a, "--balance")) {
+			o->balance = cli_value(argc, argv, &i, "--balance");
+			if (strcmp(o->balance, "kernel") && strcmp(o->balance, "engine"))
+				cli_fail("--balance %s: must be kernel or engine", o->balance);
 		} else if (cli_is(a, "--workers")) {
 			const char *v = cli_value(argc, argv, &i, "--workers");
 			char *end;
@@ -334,6 +339,11 @@ int cli_run(int argc, char **argv)
 	e.n_workers = e.cfg.workers ? e.cfg.workers : uv_available_parallelism();
 	if (e.n_workers < 1)
 		e.n_workers = 1;
+#ifdef __APPLE__
+	e.balance_in_engine = !o.balance || !strcmp(o.balance, "engine"); /* SO_REUSEPORT does not spread there */
+#else
+	e.balance_in_engine = o.balance && !strcmp(o.balance, "engine");
+#endif
 	for (size_t i = 0; i < o.n_listen; i++)
 		parse_listen(&e.listens[e.n_listens++], o.listen[i], LISTEN_EXPLICIT);
 	for (size_t i = 0; i < o.n_transparent; i++) {

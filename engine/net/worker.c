@@ -101,28 +101,45 @@ static int open_unix(const listen_spec_t *l, char *err, size_t n)
 	return fd;
 }
 
+/* One listening socket for every worker: each gets a duplicate. */
+static bool share_listener(engine_t *e, const listen_spec_t *l, int fd, char *err, size_t n)
+{
+	for (unsigned k = 0; k < e->n_workers; k++) {
+		worker_t *w = &e->workers[k];
+		w->listen_fds[w->n_listeners++] = k ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+		if (w->listen_fds[w->n_listeners - 1] < 0) {
+			snprintf(err, n, "cannot listen on %s: %s", l->text, strerror(errno));
+			return false;
+		}
+	}
+	return true;
+}
+
 bool worker_open_listeners(engine_t *e, char *err, size_t n)
 {
 	for (size_t i = 0; i < e->n_listens; i++) {
 		if (e->listens[i].kind == LISTEN_SYSEXT) {
 			int fd = open_unix(&e->listens[i], err, n);
-			if (fd < 0)
+			if (fd < 0 || !share_listener(e, &e->listens[i], fd, err, n))
 				return false;
-			for (unsigned k = 0; k < e->n_workers; k++) {
-				worker_t *w = &e->workers[k];
-				w->listen_fds[w->n_listeners++] = k ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
-				if (w->listen_fds[w->n_listeners - 1] < 0) {
-					snprintf(err, n, "--sysext-socket %s: %s", e->listens[i].text, strerror(errno));
-					return false;
-				}
-			}
 			continue;
 		}
 		/* A probe without SO_REUSEPORT: with it, a second dlpgate (or
-		 * anything else that set it) could share the port unnoticed. */
+		 * anything else that set it) could share the port unnoticed.
+		 * Balanced by the engine, the probe is the one socket. */
 		int probe = open_socket(&e->listens[i], false, err, n);
 		if (probe < 0)
 			return false;
+		if (e->balance_in_engine) {
+			if (listen(probe, 1024) != 0) {
+				snprintf(err, n, "cannot listen on %s: %s", e->listens[i].text, strerror(errno));
+				close(probe);
+				return false;
+			}
+			if (!share_listener(e, &e->listens[i], probe, err, n))
+				return false;
+			continue;
+		}
 		close(probe);
 		for (unsigned k = 0; k < e->n_workers; k++) {
 			int fd = open_socket(&e->listens[i], true, err, n);
@@ -140,9 +157,9 @@ bool worker_open_listeners(engine_t *e, char *err, size_t n)
 	return true;
 }
 
-/* ---- the shared system extension socket ----
+/* ---- shared listening sockets: the system extension's, and TCP on macOS ----
  *
- * The kernel wakes whichever worker it likes for a connection on the one
+ * The kernel wakes whichever worker it likes for a connection on a
  * socket they share, and one worker ended up carrying most flows (71
  * against 177 cpu ticks in tests/bench/framing.sh). The worker that
  * accepts hands the connection to the worker with the fewest flows: the
@@ -172,15 +189,18 @@ static void free_handle(uv_handle_t *h)
  * socket (-1: lost). */
 static int accept_fd(worker_t *w, uv_stream_t *server)
 {
-	uv_pipe_t *tmp = malloc(sizeof *tmp);
+	side_conn_t *tmp = malloc(sizeof *tmp);
 	if (!tmp)
 		return -1;
-	uv_pipe_init(&w->loop, tmp, 0);
+	if (server->type == UV_NAMED_PIPE)
+		uv_pipe_init(&w->loop, &tmp->pipe, 0);
+	else
+		uv_tcp_init(&w->loop, &tmp->tcp);
 	uv_os_fd_t fd;
 	int dup = -1;
-	if (uv_accept(server, (uv_stream_t *)tmp) == 0 && uv_fileno((uv_handle_t *)tmp, &fd) == 0)
+	if (uv_accept(server, &tmp->stream) == 0 && uv_fileno(&tmp->handle, &fd) == 0)
 		dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	uv_close((uv_handle_t *)tmp, free_handle);
+	uv_close(&tmp->handle, free_handle);
 	return dup;
 }
 
@@ -195,7 +215,8 @@ static void hand_over(worker_t *w, uv_stream_t *server, worker_t *to, listen_kin
 	uv_mutex_lock(&to->inbox_lock);
 	bool queued = to->n_inbox < WORKER_INBOX && !to->stopping;
 	if (queued) {
-		to->inbox[to->n_inbox++] = fd;
+		to->inbox[to->n_inbox].fd = fd;
+		to->inbox[to->n_inbox++].kind = kind;
 		atomic_fetch_add(&to->n_incoming, 1);
 		uv_async_send(&to->inbox_wake);
 	}
@@ -207,14 +228,14 @@ static void hand_over(worker_t *w, uv_stream_t *server, worker_t *to, listen_kin
 static void on_inbox(uv_async_t *a)
 {
 	worker_t *w = a->data;
-	int fds[WORKER_INBOX];
+	worker_handoff_t taken[WORKER_INBOX];
 	uv_mutex_lock(&w->inbox_lock);
 	size_t n = w->n_inbox;
-	memcpy(fds, w->inbox, n * sizeof *fds);
+	memcpy(taken, w->inbox, n * sizeof *taken);
 	w->n_inbox = 0;
 	uv_mutex_unlock(&w->inbox_lock);
 	for (size_t i = 0; i < n; i++) {
-		flow_adopt(w, fds[i], LISTEN_SYSEXT);
+		flow_adopt(w, taken[i].fd, taken[i].kind);
 		atomic_fetch_sub(&w->n_incoming, 1);
 	}
 }
@@ -227,8 +248,13 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	size_t idx = (size_t)((side_conn_t *)server - w->listeners);
-	listen_kind_t kind = w->eng->listens[idx].kind;
-	worker_t *to = kind == LISTEN_SYSEXT && !w->stopping ? least_loaded(w->eng) : w;
+	engine_t *e = w->eng;
+	listen_kind_t kind = e->listens[idx].kind;
+	/* over the connection limit the accepting worker answers (refuse()) */
+	bool spread = kind == LISTEN_SYSEXT || e->balance_in_engine;
+	worker_t *to = spread && !w->stopping && atomic_load(&e->connections) < e->cfg.max_connections
+			       ? least_loaded(e)
+			       : w;
 	if (to != w)
 		hand_over(w, server, to, kind);
 	else
@@ -248,7 +274,7 @@ static void on_wake(uv_async_t *a)
 	uv_mutex_lock(&w->inbox_lock);
 	w->stopping = true; /* under the lock: nothing more is handed over */
 	for (size_t i = 0; i < w->n_inbox; i++)
-		close(w->inbox[i]);
+		close(w->inbox[i].fd);
 	w->n_inbox = 0;
 	uv_mutex_unlock(&w->inbox_lock);
 	uv_close((uv_handle_t *)&w->inbox_wake, NULL);

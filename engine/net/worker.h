@@ -2,9 +2,11 @@
  * worker: one thread, one libuv loop, its own listeners (SO_REUSEPORT: the
  * kernel spreads connections) and everything its flows need that must not be
  * shared: the block free list and scratch buffers. A flow lives and dies on
- * one worker: the one that accepted it, except for the system extension's
- * socket, which all workers share and whose connections go to the worker
- * with the fewest flows (through its inbox).
+ * one worker: the one that accepted it, except where the engine spreads
+ * connections itself: the system extension's socket always, and TCP
+ * listeners with balance_in_engine (macOS). There every worker listens on
+ * one shared socket and the one that accepts hands the connection to the
+ * worker with the fewest flows (through its inbox).
  */
 #ifndef DLPGATE_WORKER_H
 #define DLPGATE_WORKER_H
@@ -22,6 +24,12 @@ struct flow;
 
 #define WORKER_INBOX 256 /* connections waiting to be taken over; past it the accepting worker keeps them */
 
+/* A connection accepted by one worker for another. */
+typedef struct {
+	int fd;
+	listen_kind_t kind;
+} worker_handoff_t;
+
 struct worker {
 	engine_t *eng;
 	unsigned index;
@@ -36,7 +44,7 @@ struct worker {
 	struct flow *flows;        /* open flows, for shutdown */
 	atomic_uint n_flows;       /* read by other workers to balance */
 	uv_mutex_t inbox_lock;     /* connections handed over by other workers */
-	int inbox[WORKER_INBOX];
+	worker_handoff_t inbox[WORKER_INBOX];
 	size_t n_inbox;
 	atomic_uint n_incoming;    /* handed over, not yet flows */
 	uv_async_t inbox_wake;

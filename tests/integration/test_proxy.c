@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The /echo JSON of a response body. */
 static json_t *echo_json(const char *body)
@@ -359,6 +360,63 @@ START_TEST(nginx_upstream_keepalive)
 }
 END_TEST
 
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* --balance engine (macOS's default): one listening socket, and each
+ * connection goes to the worker with the fewest flows. Connections held
+ * open one after another must land on every worker in turn, whichever
+ * worker the kernel woke to accept them. */
+START_TEST(engine_balance_spreads_connections)
+{
+	enum { WORKERS = 4, PER_WORKER = 2 };
+	th_upstream *plain = th_upstream_start(NULL);
+	const char *extra[] = {"--balance", "engine", "--workers", "4", NULL};
+	dlp_t d = dlp_start(NULL, NULL, extra);
+	/* dlp_start's readiness probe is a flow too: gone before we begin */
+	ck_assert(dlp_log_wait(&d, "event=flow_end", 5000));
+	th_client *c[WORKERS * PER_WORKER];
+	for (int i = 0; i < WORKERS * PER_WORKER; i++) {
+		c[i] = th_client_connect_via_proxy(d.port, "127.0.0.1", th_upstream_port(plain), NULL, NULL);
+		const char *req = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+		th_client_send(c[i], req, strlen(req));
+		size_t len;
+		char *r = th_client_recv_response(c[i], &len, 5000);
+		ck_assert_int_eq(th_client_status(r), 200);
+		free(r);
+	}
+	for (int i = 0; i < WORKERS * PER_WORKER; i++)
+		th_client_close(c[i]);
+	char *log = NULL;
+	for (int waited = 0; waited < 5000; waited += 20) { /* every flow's log line */
+		free(log);
+		log = dlp_log(&d);
+		if (count(log, "event=flow_end") == 1 + WORKERS * PER_WORKER)
+			break;
+		usleep(20 * 1000);
+	}
+	char needle[32];
+	for (int k = 0; k < WORKERS; k++) {
+		snprintf(needle, sizeof needle, " worker=%d ", k);
+		int n = 0; /* flows that carried a request: not the probe */
+		for (const char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+			const char *end = strchr(line, '\n') ? strchr(line, '\n') : line + strlen(line);
+			const char *w = strstr(line, needle), *r = strstr(line, " requests=1 ");
+			n += w && w < end && r && r < end;
+		}
+		ck_assert_msg(n == PER_WORKER, "worker %d took %d flows, not %d:\n%s", k, n, PER_WORKER, log);
+	}
+	free(log);
+	dlp_stop(&d);
+	th_upstream_stop(plain);
+}
+END_TEST
+
 Suite *proxy_suite(void)
 {
 	Suite *s = suite_create("proxy");
@@ -373,6 +431,7 @@ Suite *proxy_suite(void)
 	tcase_add_test(t, clear_http_in_tunnel_and_absolute_form);
 	tcase_add_test(t, connect_failures_are_explained);
 	tcase_add_test(t, nginx_upstream_keepalive);
+	tcase_add_test(t, engine_balance_spreads_connections);
 	suite_add_tcase(s, t);
 	return s;
 }
