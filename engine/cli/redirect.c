@@ -170,6 +170,9 @@ static int install(int argc, char **argv)
 
 int cli_redirect(int argc, char **argv)
 {
+#ifndef __linux__
+	cli_fail("redirect is Linux only (nftables); on macOS the system extension hands flows to the engine");
+#endif
 	const char *sub = argc > 2 ? argv[2] : "";
 	if (!strcmp(sub, "install"))
 		return install(argc, argv);
