@@ -47,7 +47,7 @@ HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
 TEST_CFLAGS  = $(CFLAGS) -Itests $(shell pkg-config --cflags check)
 TEST_LIBS    = $(shell pkg-config --libs check)
 
-.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke run clean
+.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke macos-check run clean
 all: deps $(BUILD)/dlpgate
 
 deps:
@@ -173,6 +173,16 @@ $(BUILD)/console-load: tests/bench/console_load.c
 build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
 build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
 # ---- end console ---------------------------------------------------------
+
+# ---- macOS: the engine and the system extension held to Apple's SDK ------
+# `make macos-check MACOS_SDK=/path/to/MacOSX.sdk`: every engine source
+# compiled for arm64 and x86_64 macOS (scripts/macos-check.sh), then the
+# extension and its app compiled and linked (sysext/Makefile's check).
+# Without MACOS_SDK each says it skipped. CI has no SDK; a developer fetches one.
+MACOS_SDK ?=
+macos-check: deps
+	@scripts/macos-check.sh "$(MACOS_SDK)" $(BUILD)/macos-check
+	@$(MAKE) --no-print-directory -C sysext check MACOS_SDK="$(MACOS_SDK)"
 
 run: all
 	@scripts/run.sh $(BUILD)
