@@ -77,6 +77,19 @@ static int open_unix(const listen_spec_t *l, char *err, size_t n)
 {
 	const struct sockaddr_un *sun = (const struct sockaddr_un *)&l->addr;
 	struct stat st;
+	/* The folder may be gone: macOS empties /var/run at every boot, and
+	 * launchd starts the engine with /var/run/dlpgate/sysext.sock. Only
+	 * the last component is made, so a mistyped path is still an error. */
+	char dir[sizeof sun->sun_path];
+	snprintf(dir, sizeof dir, "%s", sun->sun_path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, n, "--sysext-socket %s: cannot create %s: %s", l->text, dir, strerror(errno));
+			return -1;
+		}
+	}
 	if (lstat(sun->sun_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, n, "--sysext-socket %s: exists and is not a socket (move it away)", l->text);

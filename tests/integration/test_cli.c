@@ -73,6 +73,13 @@ START_TEST(usage_errors_exit_2)
 	expect_usage_error((const char *const[]){"run", "--listen", "127.0.0.1:1", "--state-dir", state, "--workers",
 						 "0", NULL},
 			   "--workers");
+	expect_usage_error((const char *const[]){"run", "--listen", "127.0.0.1:1", "--state-dir", state, "--balance",
+						 "round-robin", NULL},
+			   "--balance round-robin: must be kernel or engine");
+	char *deep = th_path("no/such/dir/sysext.sock"); /* only the socket's own folder is made */
+	expect_usage_error((const char *const[]){"run", "--sysext-socket", deep, "--state-dir", state, NULL},
+			   "/no/such/dir: No such file or directory");
+	free(deep);
 	char *cfg = th_path("bad.json");
 	th_write_file(cfg, "{\n \"limits\": {\"header_bytes\": 4096,}\n}", 38, 0644);
 	expect_usage_error((const char *const[]){"run", "--listen", "127.0.0.1:1", "--state-dir", state, "--config", cfg,

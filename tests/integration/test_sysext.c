@@ -34,7 +34,7 @@ static void setup(fixture_t *fx)
 {
 	fx->w = world_new();
 	fx->up = th_upstream_start(&fx->w.server);
-	fx->sock = th_path("sysext.sock");
+	fx->sock = th_path("run/sysext.sock"); /* run/ is made by the engine, as /var/run/dlpgate on a Mac */
 	fx->d = dlp_start(fx->w.ca.cert_path, NULL,
 			  (const char *const[]){"--policy", "rules/default.lua", "--sysext-socket", fx->sock, NULL});
 	size_t a_len, b_len;
