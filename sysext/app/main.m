@@ -100,19 +100,25 @@ static int activate(NSString *failMode)
 	});
 	if (rc)
 		return rc;
-	return with_manager(^(NETransparentProxyManager *m, void (^save)(void)) {
+	__block int failed = 0;
+	rc = with_manager(^(NETransparentProxyManager *m, void (^__unused save)(void)) {
+		/* starting changes nothing to save: with_manager's save is not called */
 		NSError *e = nil;
-		if (![m.connection startVPNTunnelAndReturnError:&e])
+		if (![m.connection startVPNTunnelAndReturnError:&e]) {
 			fprintf(stderr, "dlpgate-app: cannot start the proxy: %s\n", e.localizedDescription.UTF8String);
-		else
+			failed = 1;
+		} else {
 			printf("dlpgate: transparent proxy started (fail mode %s)\n", failMode.UTF8String);
+		}
 		CFRunLoopStop(CFRunLoopGetMain());
 	});
+	return rc ? rc : failed;
 }
 
 static int status(void)
 {
-	return with_manager(^(NETransparentProxyManager *m, void (^save)(void)) {
+	return with_manager(^(NETransparentProxyManager *m, void (^__unused save)(void)) {
+		/* status only reads the configuration: nothing to save */
 		static const char *const names[] = {"invalid", "disconnected", "connecting", "connected", "reasserting",
 						    "disconnecting"};
 		NEVPNStatus s = m.connection.status;
