@@ -7,7 +7,7 @@ set -eu
 build_pkgs="gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp
 libpcre2-dev liblua5.4-dev libcurl4-openssl-dev check libjansson-dev zlib1g-dev
 libbrotli-dev libsqlite3-dev libpq-dev ca-certificates xxd"
-test_pkgs="curl nginx-light clang libclang-rt-14-dev python3 procps iproute2 nftables util-linux
+test_pkgs="curl nginx-light clang lld libclang-rt-14-dev python3 procps iproute2 nftables util-linux
 postgresql"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
