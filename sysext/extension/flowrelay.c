@@ -11,8 +11,11 @@
  */
 #include "flowrelay.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct flowrelay {
 	flowrelay_io_t io;
@@ -221,6 +224,35 @@ void flowrelay_flow_write_done(flowrelay_t *r, bool error)
 void flowrelay_abort(flowrelay_t *r)
 {
 	finish(r, FLOWRELAY_END_ABORTED);
+}
+
+static ssize_t io_result(ssize_t n)
+{
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? FLOWRELAY_IO_AGAIN : FLOWRELAY_IO_ERROR;
+}
+
+ssize_t flowrelay_fd_read(int fd, uint8_t *buf, size_t cap)
+{
+	ssize_t n;
+	do
+		n = read(fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	return io_result(n);
+}
+
+ssize_t flowrelay_fd_write(int fd, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+	do
+#ifdef MSG_NOSIGNAL
+		w = send(fd, p, n, MSG_NOSIGNAL);
+#else
+		w = write(fd, p, n);
+#endif
+	while (w < 0 && errno == EINTR);
+	return io_result(w);
 }
 
 bool flowrelay_is_finished(const flowrelay_t *r)

@@ -101,6 +101,14 @@ void flowrelay_sock_writable(flowrelay_t *r);
 /* Ends the relay now (FLOWRELAY_END_ABORTED); nothing if already finished. */
 void flowrelay_abort(flowrelay_t *r);
 
+/* sock_read / sock_write for a non-blocking socket, the extension's and
+ * the tests': EINTR retried, EAGAIN as FLOWRELAY_IO_AGAIN, any other
+ * failure FLOWRELAY_IO_ERROR; a write to a closed peer is an error, never
+ * a SIGPIPE (MSG_NOSIGNAL where the system has it; the extension also sets
+ * SO_NOSIGPIPE). */
+ssize_t flowrelay_fd_read(int fd, uint8_t *buf, size_t cap);
+ssize_t flowrelay_fd_write(int fd, const uint8_t *p, size_t n);
+
 bool flowrelay_is_finished(const flowrelay_t *r);
 flowrelay_counts_t flowrelay_counts(const flowrelay_t *r);
 const char *flowrelay_end_name(flowrelay_end_t end);
