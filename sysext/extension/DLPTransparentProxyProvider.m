@@ -620,25 +620,13 @@ static void io_flow_close_write(void *ctx, bool error)
 static ssize_t io_sock_read(void *ctx, uint8_t *buf, size_t cap)
 {
 	DLPFlow *f = (__bridge DLPFlow *)ctx;
-	ssize_t n;
-	do
-		n = read([f fd], buf, cap);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? FLOWRELAY_IO_AGAIN : FLOWRELAY_IO_ERROR;
-	return n;
+	return flowrelay_fd_read([f fd], buf, cap);
 }
 
 static ssize_t io_sock_write(void *ctx, const uint8_t *p, size_t len)
 {
 	DLPFlow *f = (__bridge DLPFlow *)ctx;
-	ssize_t n;
-	do
-		n = write([f fd], p, len);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? FLOWRELAY_IO_AGAIN : FLOWRELAY_IO_ERROR;
-	return n;
+	return flowrelay_fd_write([f fd], p, len);
 }
 
 static void io_sock_shutdown_write(void *ctx)
