@@ -10,7 +10,12 @@
 #include "suites.h"
 #include "../sysext/extension/flowrelay.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 typedef enum {
 	A_FLOW_READ,
@@ -509,6 +514,142 @@ START_TEST(abort_with_bytes_held_and_completions_in_flight)
 }
 END_TEST
 
+/* ---- the same machine on a real non-blocking socket ----
+ * The socket side is a socketpair and the extension's own
+ * flowrelay_fd_read/_write: what "refuses bytes", EAGAIN, a half-close
+ * and a closed peer are, is the kernel's word here, not the fake's. */
+
+static int real_fd = -1; /* the relay's end; the test plays the engine on the other */
+
+static ssize_t rs_sock_read(void *c, uint8_t *buf, size_t cap)
+{
+	rec(c, A_SOCK_READ, cap, false);
+	return flowrelay_fd_read(real_fd, buf, cap);
+}
+
+static ssize_t rs_sock_write(void *c, const uint8_t *p, size_t n)
+{
+	rec(c, A_SOCK_WRITE, n, false);
+	return flowrelay_fd_write(real_fd, p, n);
+}
+
+static void rs_shutdown(void *c)
+{
+	rec(c, A_SHUTDOWN, 0, false);
+	ck_assert_int_eq(shutdown(real_fd, SHUT_WR), 0);
+}
+
+static flowrelay_t *real_started(int *peer)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
+	real_fd = sv[0];
+	*peer = sv[1];
+	memset(&fk, 0, sizeof fk);
+	static flowrelay_io_t io;
+	io = fake_io;
+	io.sock_read = rs_sock_read;
+	io.sock_write = rs_sock_write;
+	io.sock_shutdown_write = rs_shutdown;
+	flowrelay_t *r = flowrelay_new(&io, &fk);
+	ck_assert_ptr_nonnull(r);
+	flowrelay_start(r);
+	return r;
+}
+
+static bool writable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
+/* 4 MiB from the app in one read: more than any socket buffer. The
+ * kernel refuses the rest, the flow is not read again while the engine
+ * side reads slowly, and every byte arrives in order before it is. */
+START_TEST(real_socket_backpressure_and_order)
+{
+	int peer;
+	flowrelay_t *r = real_started(&peer);
+	size_t total = 4u << 20;
+	uint8_t *big = malloc(total), *got = malloc(total);
+	ck_assert(big && got);
+	for (size_t i = 0; i < total; i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+	flowrelay_flow_read_done(r, big, total, false);
+	free(big); /* the completion's NSData is gone: the relay holds its own copy */
+	ck_assert_int_eq(count_flag(A_WRITE_EVENTS, true), 1);
+	ck_assert_uint_lt(flowrelay_counts(r).flow_to_sock, total);
+	size_t have = 0;
+	int rounds = 0;
+	while (have < total) {
+		/* the flow is read again exactly when the socket has taken it all */
+		ck_assert_int_eq(count(A_FLOW_READ), flowrelay_counts(r).flow_to_sock == total ? 2 : 1);
+		ck_assert_int_eq(count_flag(A_WRITE_EVENTS, false), flowrelay_counts(r).flow_to_sock == total);
+		ssize_t n = read(peer, got + have, 32768);
+		ck_assert_int_gt(n, 0);
+		have += (size_t)n;
+		if (writable(real_fd)) /* what the write source would say */
+			flowrelay_sock_writable(r);
+		rounds++;
+	}
+	ck_assert_int_gt(rounds, 4);
+	ck_assert_uint_eq(flowrelay_counts(r).flow_to_sock, total);
+	ck_assert_int_eq(count(A_FLOW_READ), 2);
+	ck_assert_int_eq(count_flag(A_WRITE_EVENTS, false), 1);
+	for (size_t i = 0; i < total; i++)
+		if (got[i] != (uint8_t)(i * 7 + i / 251))
+			ck_abort_msg("byte %zu differs", i);
+	free(got);
+	flowrelay_abort(r);
+	flowrelay_free(r);
+	close(real_fd);
+	close(peer);
+}
+END_TEST
+
+/* The app's EOF reaches the engine as an EOF (shutdown), the engine still
+ * answers, then its EOF closes the flow's write side: done. */
+START_TEST(real_socket_half_close_both_ways)
+{
+	int peer;
+	flowrelay_t *r = real_started(&peer);
+	flowrelay_flow_read_done(r, (const uint8_t *)"GET /", 5, false);
+	flowrelay_flow_read_done(r, NULL, 0, false);
+	char buf[16];
+	ck_assert_int_eq(read(peer, buf, sizeof buf), 5);
+	ck_assert_int_eq(read(peer, buf, sizeof buf), 0); /* the engine sees the EOF */
+	ck_assert_int_eq(write(peer, "200 OK", 6), 6);
+	ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+	flowrelay_sock_readable(r);
+	ck_assert_uint_eq(fk.flow_got_len, 6);
+	ck_assert(memcmp(fk.flow_got, "200 OK", 6) == 0);
+	ck_assert_int_eq(fk.finished, 0);
+	flowrelay_flow_write_done(r, false);
+	flowrelay_sock_readable(r);
+	ck_assert_int_eq(fk.finished, 1);
+	ck_assert_int_eq(fk.end, FLOWRELAY_END_DONE);
+	ck_assert_int_eq(count_flag(A_FLOW_CLOSE_WRITE, false), 1);
+	flowrelay_free(r);
+	close(real_fd);
+	close(peer);
+}
+END_TEST
+
+/* The engine goes away with bytes still to write: an error (and no
+ * SIGPIPE killing the process), the flow closed with an error. */
+START_TEST(real_socket_peer_gone_is_an_error_not_a_signal)
+{
+	int peer;
+	flowrelay_t *r = real_started(&peer);
+	close(peer);
+	flowrelay_flow_read_done(r, (const uint8_t *)"data", 4, false);
+	expect_error_close(FLOWRELAY_END_SOCK_WRITE);
+	flowrelay_free(r);
+	close(real_fd);
+}
+END_TEST
+
 Suite *sysext_relay_suite(void)
 {
 	Suite *s = suite_create("sysext_relay");
@@ -529,5 +670,10 @@ Suite *sysext_relay_suite(void)
 	tcase_add_test(t, error_after_half_close_closes_only_the_open_side);
 	tcase_add_test(t, abort_with_bytes_held_and_completions_in_flight);
 	suite_add_tcase(s, t);
+	TCase *k = tcase_create("real socket");
+	tcase_add_test(k, real_socket_backpressure_and_order);
+	tcase_add_test(k, real_socket_half_close_both_ways);
+	tcase_add_test(k, real_socket_peer_gone_is_an_error_not_a_signal);
+	suite_add_tcase(s, k);
 	return s;
 }
