@@ -39,8 +39,9 @@
  * setMetadata:] would let a later proxy or content filter see the app
  * behind the flow; over a BSD socket it sees this extension. The
  * destination is the numeric address the app connected to, so no
- * resolution, VPN-on-demand or Happy Eyeballs is lost. Flows a
- * NETransparentProxyProvider opens itself are not handed back to it.
+ * resolution, VPN-on-demand or Happy Eyeballs is lost. The system does
+ * not hand a provider its own connections; should it, handleNewFlow
+ * leaves flows of this process to the OS rather than loop.
  *
  * The control connection (the bypass table) is a short blocking exchange
  * on a queue of its own ("control"), bounded by socket timeouts; the
@@ -1100,6 +1101,13 @@ static int connect_control(const char *path)
 		snprintf(r.hostname, sizeof r.hostname, "%s", tcp.remoteHostname.UTF8String);
 	if (token.length != 32 || !identity_from_audit_token(token.bytes, token.length, &r)) {
 		os_log(lg, "flow %llu: left to the OS: the process is gone, nothing to attribute", n);
+		return NO;
+	}
+	if (r.app.pid == getpid()) {
+		/* our own pass-through connect: the system should never hand it
+		 * back, and if it did, claiming it would loop. The pid of the
+		 * live process holding the token is exact here. */
+		os_log(lg, "flow %llu: left to the OS: the extension's own connection", n);
 		return NO;
 	}
 
