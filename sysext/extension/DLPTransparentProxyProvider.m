@@ -210,8 +210,12 @@ typedef enum {
 
 - (void)dealloc
 {
-	/* every path to PHASE_DONE dropped the socket; the relay is freed here,
-	 * after the last completion handler that could reach it */
+	/* every path to PHASE_DONE dropped the socket; a flow let go of in
+	 * any other phase (the provider torn down) must not release suspended
+	 * sources, which libdispatch treats as a crash */
+	if (_rd)
+		[self dropSocket];
+	/* freed here, after the last completion handler that could reach it */
 	flowrelay_free(_relay);
 }
 
