@@ -162,7 +162,7 @@ test: $(BUILD)/dlpgate-console
 CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o
 $(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
 # The macOS extension's portable state machines are unit-tested (tests/unit/test_sysext_*.c).
-$(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o
+$(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o $(BUILD)/obj/sysext/extension/engine_reply.o
 
 # Load for a running console (tests/bench/console_load.c); built on request.
 $(BUILD)/console-load: tests/bench/console_load.c
