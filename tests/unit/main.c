@@ -17,6 +17,7 @@ int main(void)
 	srunner_add_suite(sr, console_parse_suite());
 	srunner_add_suite(sr, sysext_relay_suite());
 	srunner_add_suite(sr, sysext_watchdog_suite());
+	srunner_add_suite(sr, sysext_engine_reply_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -18,5 +18,6 @@ Suite *console_parse_suite(void);
 
 Suite *sysext_relay_suite(void);
 Suite *sysext_watchdog_suite(void);
+Suite *sysext_engine_reply_suite(void);
 
 #endif
