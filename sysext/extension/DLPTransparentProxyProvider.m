@@ -3,8 +3,9 @@
  * outbound TCP flow it may inspect to the dlpgate engine, and leaves the
  * rest to the OS. Objective-C only where the OS demands it; the decisions
  * are the shared C: sources/frame.c and sources/bypass.c (the protocol and
- * the static bypass table), identity.c (who opened the flow), flowrelay.c
- * (the bytes of a flow, both ways) and watchdog.c (is anyone stuck).
+ * the static bypass table), identity.c (who opened the flow),
+ * engine_reply.c (the engine's answer, read exactly), flowrelay.c (the
+ * bytes of a flow, both ways) and watchdog.c (is anyone stuck).
  *
  *   handleNewFlow (serialised by the OS; an accepted flow can never be
  *   handed back, so it only decides and returns):
@@ -80,6 +81,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine_reply.h"
 #include "flowrelay.h"
 #include "identity.h"
 #include "sources/bypass.h"
@@ -188,8 +190,7 @@ typedef enum {
 	BOOL _rdOn, _wrOn;
 	NSData *_out; /* the header frame */
 	size_t _outOff;
-	uint8_t _in[FRAME_PREFIX + FRAME_MAX_JSON];
-	size_t _have;
+	engine_reply_t _reply;
 	flowrelay_t *_relay;
 }
 
@@ -420,52 +421,28 @@ typedef enum {
 	}
 	[self setWrite:NO];
 	_out = nil;
-	_have = 0;
+	engine_reply_init(&_reply);
 	_phase = PHASE_READ_REPLY;
 	[self setRead:YES];
 }
 
-/* Reads exactly the reply frame, never a byte past it (those are the
- * flow's, and the relay reads them). */
+/* engine_reply.c reads exactly the frame, never a byte past it: those
+ * are the flow's, and the relay reads them next. */
 - (void)readReply
 {
-	for (;;) {
-		size_t need = FRAME_PREFIX;
-		if (_have >= FRAME_PREFIX)
-			need += (size_t)_in[6] << 24 | (size_t)_in[7] << 16 | (size_t)_in[8] << 8 | _in[9];
-		if (need > sizeof _in || need <= _have)
-			need = _have + 1; /* decode has said BAD or will: one more byte settles it */
-		if (need > sizeof _in) {
-			[self engineFailed:"the engine's reply is larger than a frame"];
-			return;
-		}
-		ssize_t n = read(_fd, _in + _have, need - _have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return; /* the read source fires again */
-		if (n <= 0) {
-			[self engineFailed:n == 0 ? "the engine closed before its reply" : "reading the engine's reply failed"];
-			return;
-		}
-		_have += (size_t)n;
-		frame_reply_t reply;
-		size_t used;
-		char err[200];
-		frame_status_t st = frame_reply_decode(_in, _have, &reply, &used, err, sizeof err);
-		if (st == FRAME_NEED_MORE)
-			continue;
-		[self setRead:NO];
-		if (st == FRAME_BAD) {
-			os_log_error(lg, "flow %llu: the engine's reply is not a frame: %{public}s", _id, err);
-			[self engineFailed:"the engine's reply was not a frame"];
-			return;
-		}
-		_asked = NO;
-		[_provider engineAnswered:reply.policy_version];
-		[self verdict:&reply];
+	frame_reply_t reply;
+	char err[200];
+	frame_status_t st = engine_reply_read(&_reply, _fd, &reply, err, sizeof err);
+	if (st == FRAME_NEED_MORE)
+		return; /* the read source fires again */
+	[self setRead:NO];
+	if (st == FRAME_BAD) {
+		[self engineFailed:err];
 		return;
 	}
+	_asked = NO;
+	[_provider engineAnswered:reply.policy_version];
+	[self verdict:&reply];
 }
 
 - (void)verdict:(const frame_reply_t *)reply
