@@ -872,7 +872,9 @@ static const flowrelay_io_t relay_io = {
 	if (t.probe) {
 		unsigned probe = t.probe_id;
 		dispatch_async(_control, ^{
-			watchdog_probe_t result = [self fetchTable];
+			/* quiet: a probe failing each second while the engine is away
+			 * would be a log line each second; the watchdog logs the change */
+			watchdog_probe_t result = [self fetchTableLogging:NO];
 			os_unfair_lock_lock(&self->_lock);
 			watchdog_probe_done(&self->_wd, now_ms(), probe, result);
 			os_unfair_lock_unlock(&self->_lock);
@@ -954,7 +956,7 @@ static const flowrelay_io_t relay_io = {
 		os_unfair_lock_lock(&self->_lock);
 		self->_fetching = NO;
 		os_unfair_lock_unlock(&self->_lock);
-		[self fetchTable];
+		[self fetchTableLogging:YES];
 	});
 }
 
@@ -999,11 +1001,12 @@ static int connect_control(const char *path)
 
 /* The engine's table over a control connection; it is also the watchdog's
  * probe: the engine answers it itself, with no upstream in the way. */
-- (watchdog_probe_t)fetchTable
+- (watchdog_probe_t)fetchTableLogging:(BOOL)logFailure
 {
 	int fd = connect_control(self.config.socketPath.fileSystemRepresentation);
 	if (fd < 0) {
-		os_log_error(lg, "no bypass table: engine unreachable (%{public}s)", strerror(errno));
+		if (logFailure)
+			os_log_error(lg, "no bypass table: engine unreachable (%{public}s)", strerror(errno));
 		return WATCHDOG_PROBE_UNREACHABLE;
 	}
 	bypass_table_t t;
@@ -1011,7 +1014,8 @@ static int connect_control(const char *path)
 	bool ok = bypass_table_fetch(fd, &t, err, sizeof err);
 	close(fd);
 	if (!ok) {
-		os_log_error(lg, "no bypass table: %{public}s", err);
+		if (logFailure)
+			os_log_error(lg, "no bypass table: %{public}s", err);
 		return WATCHDOG_PROBE_NO_ANSWER;
 	}
 	os_unfair_lock_lock(&_lock);
