@@ -91,9 +91,10 @@
 static os_log_t lg;
 
 /* A flow waiting this long for the engine's reply while the engine answers
- * its probes is stuck on its own (the engine's upstream timeouts are
- * shorter): it is refused, never passed through, so a slow destination
- * cannot buy an uninspected flow. */
+ * its probes is stuck on its own (three times the engine's default
+ * upstream connect timeout, timeouts.connect_ms = 10 s): it is refused,
+ * never passed through, so a slow destination cannot buy an uninspected
+ * flow. */
 #define HANDSHAKE_LIMIT_MS 30000
 /* The control exchange (a probe or a table fetch): connect, send, read. */
 #define CONTROL_TIMEOUT_MS 2000
@@ -132,8 +133,12 @@ static bool prepare_socket(int fd)
 	if ((self = [super init])) {
 		id s = cfg[@"socket"], m = cfg[@"fail_mode"], q = cfg[@"engine_requirement"];
 		_socketPath = [s isKindOfClass:[NSString class]] ? s : @"/var/run/dlpgate/sysext.sock";
-		/* anything but "closed" is open, as the app writes only these two */
-		_failOpen = ![m isEqual:@"closed"];
+		/* open unless configured otherwise (dlpgate-app's default); a value
+		 * that is neither word is a mistake, and a mistake must not weaken
+		 * the policy: closed */
+		_failOpen = m == nil || [m isEqual:@"open"];
+		if (m && !_failOpen && ![m isEqual:@"closed"])
+			os_log_error(lg, "fail_mode %{public}@ is neither open nor closed: failing closed", m);
 		_engineRequirement = [q isKindOfClass:[NSString class]]
 					 ? q
 					 : @"identifier \"com.dlpgate.engine\" and anchor apple generic";
