@@ -75,6 +75,7 @@
 #include <os/lock.h>
 #include <os/log.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -195,7 +196,7 @@ typedef enum {
 	BOOL _rdOn, _wrOn;
 	NSData *_out; /* the header frame */
 	size_t _outOff;
-	engine_reply_t _reply;
+	engine_reply_t *_reply; /* 16 KiB, only while the reply is read */
 	flowrelay_t *_relay;
 }
 
@@ -223,6 +224,7 @@ typedef enum {
 		[self dropSocket];
 	/* freed here, after the last completion handler that could reach it */
 	flowrelay_free(_relay);
+	free(_reply);
 }
 
 - (uint64_t)startedMs
@@ -426,7 +428,12 @@ typedef enum {
 	}
 	[self setWrite:NO];
 	_out = nil;
-	engine_reply_init(&_reply);
+	_reply = malloc(sizeof *_reply);
+	if (!_reply) {
+		[self engineFailed:"out of memory for the engine's reply"];
+		return;
+	}
+	engine_reply_init(_reply);
 	_phase = PHASE_READ_REPLY;
 	[self setRead:YES];
 }
@@ -437,10 +444,12 @@ typedef enum {
 {
 	frame_reply_t reply;
 	char err[200];
-	frame_status_t st = engine_reply_read(&_reply, _fd, &reply, err, sizeof err);
+	frame_status_t st = engine_reply_read(_reply, _fd, &reply, err, sizeof err);
 	if (st == FRAME_NEED_MORE)
 		return; /* the read source fires again */
 	[self setRead:NO];
+	free(_reply);
+	_reply = NULL;
 	if (st == FRAME_BAD) {
 		[self engineFailed:err];
 		return;
