@@ -18,6 +18,13 @@ static bool probe_allowed(const watchdog_t *w, uint64_t now)
 	return !w->probed_ever || now - w->probe_sent >= WATCHDOG_PROBE_EVERY_MS;
 }
 
+/* Has the engine answered anything since t? Times are from one clock
+ * that starts well above 0, so 0 means never. */
+static bool answered_since(const watchdog_t *w, uint64_t t)
+{
+	return w->answered_at && w->answered_at >= t;
+}
+
 watchdog_tick_t watchdog_tick(watchdog_t *w, uint64_t now)
 {
 	watchdog_tick_t t = {.state = w->state, .was = w->state};
@@ -29,7 +36,7 @@ watchdog_tick_t watchdog_tick(watchdog_t *w, uint64_t now)
 		w->heartbeat_sent = now;
 		t.send_heartbeat = true;
 	}
-	if (w->probing && now - w->probe_sent >= WATCHDOG_STALL_MS)
+	if (w->probing && now - w->probe_sent >= WATCHDOG_STALL_MS && !answered_since(w, w->probe_sent))
 		w->stalled = true;
 
 	/* a flow waiting with no reply from the engine at all meanwhile */
@@ -62,6 +69,7 @@ static void alive(watchdog_t *w, uint64_t now)
 	w->unreachable = false;
 	w->stalled = false;
 	w->waiting_since = now;
+	w->answered_at = now;
 }
 
 void watchdog_engine_asked(watchdog_t *w, uint64_t now)
@@ -105,7 +113,8 @@ void watchdog_probe_done(watchdog_t *w, uint64_t now, unsigned probe_id, watchdo
 		break;
 	case WATCHDOG_PROBE_NO_ANSWER:
 		w->unreachable = false;
-		w->stalled = true;
+		if (!answered_since(w, w->probe_sent))
+			w->stalled = true;
 		break;
 	}
 }

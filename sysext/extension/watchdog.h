@@ -26,7 +26,9 @@
  * request (the bypass table), which the engine answers itself. The
  * probe's reply is the liveness proof. While unreachable or stalled the
  * engine is probed once per WATCHDOG_PROBE_EVERY_MS, and the first reply
- * (probe or flow) ends the stall; wake() probes at once.
+ * (probe or flow) ends the stall; a reply of any kind after a probe was
+ * sent also clears that probe's failure (the engine is alive, whatever
+ * kept the probe). wake() probes at once.
  *
  * Whoever calls these serialises them (one lock in the extension).
  * watchdog_tick says when the state changed, so the caller logs one line
@@ -60,6 +62,7 @@ typedef struct {
 	/* the engine */
 	unsigned outstanding; /* flow requests sent and not yet answered or given up */
 	uint64_t waiting_since; /* last reply, or when outstanding became non-zero */
+	uint64_t answered_at;   /* the last reply of any kind (0: none yet) */
 	bool unreachable, stalled;
 	bool probing, probe_due, probed_ever;
 	uint64_t probe_sent;
