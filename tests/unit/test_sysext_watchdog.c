@@ -195,6 +195,26 @@ START_TEST(unreachable_then_back)
 }
 END_TEST
 
+/* The probe hangs (the engine's control path is slow) but flows are being
+ * answered: the engine is alive, no stall and no flapping. */
+START_TEST(a_reply_during_a_hanging_probe_is_proof_of_life)
+{
+	fresh();
+	watchdog_engine_asked(&w, now);
+	now += WATCHDOG_PROBE_AFTER_MS;
+	watchdog_tick_t t = tick(true);
+	ck_assert(t.probe);
+	now += 500;
+	watchdog_engine_answered(&w, now);
+	run_until(now + 3000, true);
+	ck_assert_int_eq(watchdog_state(&w), WATCHDOG_OK);
+	watchdog_probe_done(&w, now, t.probe_id, WATCHDOG_PROBE_NO_ANSWER);
+	run_until(now + 3000, true);
+	ck_assert_int_eq(watchdog_state(&w), WATCHDOG_OK);
+	ck_assert_int_eq(changes, 0);
+}
+END_TEST
+
 /* With fail_mode closed a new flow may still reach the engine (a probe
  * or a flow racing the tick): a connection that works is reachability. */
 START_TEST(a_flow_that_connects_ends_unreachable)
@@ -298,6 +318,7 @@ Suite *sysext_watchdog_suite(void)
 	tcase_add_test(t, engine_stall_needs_an_unanswered_probe);
 	tcase_add_test(t, slow_upstream_is_not_an_engine_stall);
 	tcase_add_test(t, unreachable_then_back);
+	tcase_add_test(t, a_reply_during_a_hanging_probe_is_proof_of_life);
 	tcase_add_test(t, a_flow_that_connects_ends_unreachable);
 	tcase_add_test(t, extension_stall_outranks_engine);
 	tcase_add_test(t, sleep_is_no_stall_and_wake_probes);
