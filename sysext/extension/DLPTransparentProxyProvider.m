@@ -140,9 +140,17 @@ static bool prepare_socket(int fd)
 		_failOpen = m == nil || [m isEqual:@"open"];
 		if (m && !_failOpen && ![m isEqual:@"closed"])
 			os_log_error(lg, "fail_mode %{public}@ is neither open nor closed: failing closed", m);
-		_engineRequirement = [q isKindOfClass:[NSString class]]
-					 ? q
-					 : @"identifier \"com.dlpgate.engine\" and anchor apple generic";
+		/* Whose flows are the engine's own and left to the OS: an identifier
+		 * alone would let any Developer ID program named com.dlpgate.engine
+		 * walk past inspection, so the default pins our team (the build
+		 * writes it into Info.plist's DLPEngineRequirement). */
+		id built_in = NSBundle.mainBundle.infoDictionary[@"DLPEngineRequirement"];
+		_engineRequirement = [q isKindOfClass:[NSString class]]		 ? q
+				     : [built_in isKindOfClass:[NSString class]] ? built_in
+										 : @"never";
+		if ([_engineRequirement isEqual:@"never"])
+			os_log_error(lg, "no engine requirement (Info.plist DLPEngineRequirement): the engine's "
+					 "own flows cannot be recognised");
 	}
 	return self;
 }
