@@ -85,6 +85,7 @@ typedef struct flow {
 
 	bytebuf_t peek;                 /* client bytes before the decision */
 	bytebuf_t early;                /* upstream bytes before HTTP began */
+	uint64_t client_bytes_at_hello; /* the client's bytes on the wire when our TLS began */
 	struct relay *relay;
 	struct dial *dial;
 

@@ -5,7 +5,8 @@
  * upstream TCP connection is already up. The client's first bytes are
  * collected until they can be classified:
  *   - a TLS ClientHello: parsed by our own parser, then tls/intercept.c
- *     decides and either splices or intercepts;
+ *     decides and either splices or intercepts; one the parser refuses
+ *     (an SSLv2-style hello among them) gets a fatal alert and is closed;
  *   - an HTTP request line: inspected in the clear by http/relay.c;
  *   - anything else: not inspectable, spliced and reported as such.
  * If the upstream speaks first (SMTP, SSH banners...), the protocol is not
@@ -49,7 +50,8 @@ static void classify(flow_t *f)
 	size_t n = f->peek.len;
 	if (n == 0)
 		return;
-	if ((unsigned char)p[0] == 0x16) {
+	/* 0x16: a TLS handshake record; the top bit: an SSLv2-style hello */
+	if ((unsigned char)p[0] == 0x16 || ((unsigned char)p[0] & 0x80)) {
 		clienthello_t ch;
 		ch_status_t st = clienthello_parse((const uint8_t *)p, n, f->eng->cfg.clienthello_bytes, &ch);
 		switch (st) {
@@ -59,10 +61,15 @@ static void classify(flow_t *f)
 			intercept_decide(f, &ch);
 			return;
 		case CH_MALFORMED:
-		case CH_TOO_BIG:
+		case CH_TOO_BIG: {
+			/* The client hears why, as from any TLS server: a fatal
+			 * alert, written at once (the socket takes 7 bytes). */
+			const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, ch.alert};
+			side_write(&f->client, alert, sizeof alert);
 			f->mode = "refused";
 			flow_close(f, "bad-clienthello", "%s", ch.error);
 			return;
+		}
 		case CH_NOT_TLS:
 			break;
 		}

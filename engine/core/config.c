@@ -20,7 +20,7 @@ void config_defaults(config_t *c)
 	c->header_bytes = 64 * 1024;
 	c->header_count = 256;
 	c->pipeline_depth = 32;
-	c->clienthello_bytes = 16 * 1024;
+	c->clienthello_bytes = 64 * 1024; /* post-quantum key shares are over 1 KiB each */
 	c->connect_timeout_ms = 10000;
 	c->handshake_timeout_ms = 10000;
 	c->header_timeout_ms = 30000;

@@ -271,6 +271,7 @@ static void tls_drain(side_t *s)
 			got_eof(s);
 			return;
 		}
+		flush_out(s); /* the fatal alert OpenSSL wrote (bad MAC, bad record...) */
 		fail(s, err == SSL_ERROR_SYSCALL ? "connection cut inside a TLS record" : "TLS error");
 		return;
 	}

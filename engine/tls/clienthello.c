@@ -40,10 +40,12 @@ static bool rd_sub(cur_t *c, size_t n, cur_t *sub)
 	return true;
 }
 
-#define FAIL(msg)                      \
-	do {                           \
-		ch->error = (msg);     \
-		return CH_MALFORMED;   \
+/* Refused with the alert RFC 8446 (6.2) names for it. */
+#define FAIL(alert_, msg)                \
+	do {                             \
+		ch->error = (msg);       \
+		ch->alert = (alert_);    \
+		return CH_MALFORMED;     \
 	} while (0)
 
 static ch_status_t parse_sni(cur_t ext, clienthello_t *ch)
@@ -51,19 +53,19 @@ static ch_status_t parse_sni(cur_t ext, clienthello_t *ch)
 	uint16_t list_len;
 	cur_t list;
 	if (!rd_u16(&ext, &list_len) || !rd_sub(&ext, list_len, &list) || ext.p != ext.end || list_len == 0)
-		FAIL("server_name extension has a bad length");
+		FAIL(CH_ALERT_DECODE_ERROR, "server_name extension has a bad length");
 	while (list.p < list.end) {
 		uint8_t type;
 		uint16_t n;
 		cur_t name;
 		if (!rd_u8(&list, &type) || !rd_u16(&list, &n) || !rd_sub(&list, n, &name))
-			FAIL("server_name entry overruns its list");
+			FAIL(CH_ALERT_DECODE_ERROR, "server_name entry overruns its list");
 		if (type != 0)
 			continue; /* only host_name is defined; others are skipped */
 		if (ch->has_sni)
-			FAIL("two host_name entries in server_name");
+			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "two host_name entries in server_name");
 		if (n == 0 || n > 254)
-			FAIL("server name length out of range");
+			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name length out of range");
 		size_t k = 0;
 		for (const uint8_t *q = name.p; q < name.end; q++) {
 			uint8_t b = *q;
@@ -71,16 +73,16 @@ static ch_status_t parse_sni(cur_t ext, clienthello_t *ch)
 				b = (uint8_t)(b - 'A' + 'a');
 			bool ok = (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '-' || b == '.' || b == '_';
 			if (!ok)
-				FAIL("server name holds a character not allowed in a host name");
+				FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name holds a character not allowed in a host name");
 			ch->sni[k++] = (char)b;
 		}
 		if (k > 0 && ch->sni[k - 1] == '.')
 			k--;
 		if (k == 0 || ch->sni[0] == '.' || k > 253)
-			FAIL("server name is not a host name");
+			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name is not a host name");
 		ch->sni[k] = '\0';
 		if (strstr(ch->sni, ".."))
-			FAIL("server name has an empty label");
+			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name has an empty label");
 		ch->has_sni = true;
 	}
 	return CH_OK;
@@ -91,13 +93,13 @@ static ch_status_t parse_alpn(cur_t ext, clienthello_t *ch)
 	uint16_t list_len;
 	cur_t list;
 	if (!rd_u16(&ext, &list_len) || !rd_sub(&ext, list_len, &list) || ext.p != ext.end || list_len < 2)
-		FAIL("ALPN extension has a bad length");
+		FAIL(CH_ALERT_DECODE_ERROR, "ALPN extension has a bad length");
 	ch->has_alpn = true;
 	while (list.p < list.end) {
 		uint8_t n;
 		cur_t proto;
 		if (!rd_u8(&list, &n) || n == 0 || !rd_sub(&list, n, &proto))
-			FAIL("ALPN protocol name overruns its list");
+			FAIL(CH_ALERT_DECODE_ERROR, "ALPN protocol name overruns its list");
 		if (n == 8 && !memcmp(proto.p, "http/1.1", 8))
 			ch->alpn_http11 = true;
 		if (n == 2 && !memcmp(proto.p, "h2", 2))
@@ -118,7 +120,7 @@ static ch_status_t parse_versions(cur_t ext, clienthello_t *ch)
 	uint8_t n;
 	cur_t list;
 	if (!rd_u8(&ext, &n) || n < 2 || (n & 1) || !rd_sub(&ext, n, &list) || ext.p != ext.end)
-		FAIL("supported_versions extension has a bad length");
+		FAIL(CH_ALERT_DECODE_ERROR, "supported_versions extension has a bad length");
 	while (list.p < list.end) {
 		uint16_t v = 0;
 		rd_u16(&list, &v);
@@ -135,21 +137,21 @@ static ch_status_t parse_hello(cur_t c, clienthello_t *ch)
 	cur_t skip, exts;
 
 	if (!rd_u16(&c, &ch->legacy_version))
-		FAIL("ClientHello too short");
-	if (ch->legacy_version < 0x0300 || ch->legacy_version > 0x03ff)
-		FAIL("ClientHello version is not TLS");
+		FAIL(CH_ALERT_DECODE_ERROR, "ClientHello too short");
+	if (ch->legacy_version < 0x0300) /* higher ones are negotiated down */
+		FAIL(CH_ALERT_PROTOCOL_VERSION, "ClientHello version is older than SSL 3.0");
 	if (!rd_sub(&c, 32, &skip))
-		FAIL("ClientHello too short for its random");
+		FAIL(CH_ALERT_DECODE_ERROR, "ClientHello too short for its random");
 	if (!rd_u8(&c, &sid_len) || sid_len > 32 || !rd_sub(&c, sid_len, &skip))
-		FAIL("bad session id");
+		FAIL(CH_ALERT_DECODE_ERROR, "bad session id");
 	if (!rd_u16(&c, &cs_len) || cs_len < 2 || (cs_len & 1) || !rd_sub(&c, cs_len, &skip))
-		FAIL("bad cipher suite list");
+		FAIL(CH_ALERT_DECODE_ERROR, "bad cipher suite list");
 	if (!rd_u8(&c, &comp_len) || comp_len < 1 || !rd_sub(&c, comp_len, &skip))
-		FAIL("bad compression method list");
+		FAIL(CH_ALERT_DECODE_ERROR, "bad compression method list");
 	if (c.p == c.end)
 		return CH_OK; /* no extensions: legal before TLS 1.3 */
 	if (!rd_u16(&c, &ext_len) || !rd_sub(&c, ext_len, &exts) || c.p != c.end)
-		FAIL("extensions do not fill the ClientHello exactly");
+		FAIL(CH_ALERT_DECODE_ERROR, "extensions do not fill the ClientHello exactly");
 
 	/* Duplicate extension types are forbidden (RFC 8446 4.2); a parser
 	 * that takes the first while the server takes the last is an evasion.
@@ -159,25 +161,25 @@ static ch_status_t parse_hello(cur_t c, clienthello_t *ch)
 		uint16_t type, n;
 		cur_t ext;
 		if (!rd_u16(&exts, &type) || !rd_u16(&exts, &n) || !rd_sub(&exts, n, &ext))
-			FAIL("extension overruns the extension list");
+			FAIL(CH_ALERT_DECODE_ERROR, "extension overruns the extension list");
 		ch_status_t s = CH_OK;
 		switch (type) {
 		case 0:
 			if (seen_sni)
-				FAIL("duplicate server_name extension");
+				FAIL(CH_ALERT_ILLEGAL_PARAMETER, "duplicate server_name extension");
 			seen_sni = true;
 			if (n > 0) /* a server's empty echo; legal, means nothing here */
 				s = parse_sni(ext, ch);
 			break;
 		case 16:
 			if (seen_alpn)
-				FAIL("duplicate ALPN extension");
+				FAIL(CH_ALERT_ILLEGAL_PARAMETER, "duplicate ALPN extension");
 			seen_alpn = true;
 			s = parse_alpn(ext, ch);
 			break;
 		case 43:
 			if (seen_versions)
-				FAIL("duplicate supported_versions extension");
+				FAIL(CH_ALERT_ILLEGAL_PARAMETER, "duplicate supported_versions extension");
 			seen_versions = true;
 			s = parse_versions(ext, ch);
 			break;
@@ -190,9 +192,31 @@ static ch_status_t parse_hello(cur_t c, clienthello_t *ch)
 	return CH_OK;
 }
 
+/* Stops the record walk with a refusal. */
+static ch_status_t refuse(clienthello_t *ch, ch_status_t st, uint8_t alert, const char *why)
+{
+	ch->error = why;
+	ch->alert = alert;
+	return st;
+}
+
+/* An SSLv2-compatible CLIENT-HELLO: a 2-byte length with the top bit set,
+ * message type 1, then a version whose major is 2 or 3. */
+static ch_status_t sslv2_hello(const uint8_t *data, size_t len, clienthello_t *ch)
+{
+	if (len < 4)
+		return CH_NEED_MORE;
+	if (data[2] != 1 || (data[3] != 2 && data[3] != 3))
+		return CH_NOT_TLS;
+	return refuse(ch, CH_MALFORMED, CH_ALERT_PROTOCOL_VERSION,
+		      "SSLv2-compatible ClientHello (no current client sends one)");
+}
+
 ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, clienthello_t *ch)
 {
 	memset(ch, 0, sizeof *ch);
+	if (len >= 1 && (data[0] & 0x80))
+		return sslv2_hello(data, len, ch);
 	if (len >= 1 && data[0] != 0x16)
 		return CH_NOT_TLS;
 	if (len >= 2 && data[1] != 0x03)
@@ -210,18 +234,21 @@ ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, cli
 		const uint8_t *r = data + off;
 		size_t rlen = (size_t)(r[3] << 8 | r[4]);
 		if (r[0] != 0x16) {
-			ch->error = "ClientHello interrupted by a non-handshake record";
-			st = CH_MALFORMED;
+			st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE,
+				    "ClientHello interrupted by a non-handshake record");
 			goto out;
 		}
 		if (r[1] != 0x03) {
-			st = off == 0 ? CH_NOT_TLS : CH_MALFORMED;
-			ch->error = "record version is not TLS";
+			st = off == 0 ? CH_NOT_TLS
+				      : refuse(ch, CH_MALFORMED, CH_ALERT_DECODE_ERROR, "record version is not TLS");
 			goto out;
 		}
-		if (rlen == 0 || rlen > 16384 + 256) {
-			ch->error = "handshake record length out of range";
-			st = CH_MALFORMED;
+		if (rlen == 0) { /* RFC 8446 5.1: no empty handshake fragments */
+			st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE, "empty handshake record");
+			goto out;
+		}
+		if (rlen > 16384) {
+			st = refuse(ch, CH_MALFORMED, CH_ALERT_RECORD_OVERFLOW, "handshake record longer than 2^14 bytes");
 			goto out;
 		}
 		if (off + 5 + rlen > len)
@@ -229,17 +256,22 @@ ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, cli
 		const uint8_t *payload = r + 5;
 		if (off == 0 && rlen >= 4) {
 			if (payload[0] != 1) {
-				ch->error = "first handshake message is not a ClientHello";
-				st = CH_MALFORMED;
+				st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE,
+					    "first handshake message is not a ClientHello");
 				goto out;
 			}
 			need = 4 + (size_t)(payload[1] << 16 | payload[2] << 8 | payload[3]);
 			if (need > limit) {
-				ch->error = "ClientHello larger than limits.clienthello_bytes";
-				st = CH_TOO_BIG;
+				st = refuse(ch, CH_TOO_BIG, CH_ALERT_ILLEGAL_PARAMETER,
+					    "ClientHello larger than limits.clienthello_bytes");
 				goto out;
 			}
-			if (rlen >= need) {
+			if (rlen > need) {
+				st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE,
+					    "extra data after the ClientHello");
+				goto out;
+			}
+			if (rlen == need) {
 				single = payload;
 				off += 5 + rlen;
 				break;
@@ -248,14 +280,13 @@ ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, cli
 		if (!joined) {
 			joined = malloc(limit + 4);
 			if (!joined) {
-				ch->error = "out of memory";
-				st = CH_MALFORMED;
+				st = refuse(ch, CH_MALFORMED, CH_ALERT_INTERNAL_ERROR, "out of memory");
 				goto out;
 			}
 		}
 		if (have + rlen > limit + 4) {
-			ch->error = "ClientHello larger than limits.clienthello_bytes";
-			st = CH_TOO_BIG;
+			st = refuse(ch, CH_TOO_BIG, CH_ALERT_ILLEGAL_PARAMETER,
+				    "ClientHello larger than limits.clienthello_bytes");
 			goto out;
 		}
 		memcpy(joined + have, payload, rlen);
@@ -263,14 +294,14 @@ ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, cli
 		off += 5 + rlen;
 		if (!need && have >= 4) {
 			if (joined[0] != 1) {
-				ch->error = "first handshake message is not a ClientHello";
-				st = CH_MALFORMED;
+				st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE,
+					    "first handshake message is not a ClientHello");
 				goto out;
 			}
 			need = 4 + (size_t)(joined[1] << 16 | joined[2] << 8 | joined[3]);
 			if (need > limit) {
-				ch->error = "ClientHello larger than limits.clienthello_bytes";
-				st = CH_TOO_BIG;
+				st = refuse(ch, CH_TOO_BIG, CH_ALERT_ILLEGAL_PARAMETER,
+					    "ClientHello larger than limits.clienthello_bytes");
 				goto out;
 			}
 		}
@@ -284,8 +315,7 @@ ch_status_t clienthello_parse(const uint8_t *data, size_t len, size_t limit, cli
 		 * handshake message from a client that has not seen our reply:
 		 * legal nowhere. */
 		if (!single && have != need) {
-			ch->error = "extra data after the ClientHello";
-			st = CH_MALFORMED;
+			st = refuse(ch, CH_MALFORMED, CH_ALERT_UNEXPECTED_MESSAGE, "extra data after the ClientHello");
 			goto out;
 		}
 		cur_t c = {msg + 4, msg + need};

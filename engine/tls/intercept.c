@@ -100,9 +100,11 @@ static void client_handshake_error(side_t *s, const char *why)
 static void client_handshake_eof(side_t *s)
 {
 	flow_t *f = s->flow;
-	/* Closing right after our certificate went out is how many pinned
-	 * apps say no; closing before we sent anything is not. */
-	if (s->bytes_out > 0) {
+	/* Closing right after our certificate went out, having sent nothing
+	 * since the hello, is how many pinned apps say no; closing before we
+	 * sent anything is not, nor is closing in the middle of a flight of
+	 * its own (an aborted or broken handshake, not a verdict on us). */
+	if (s->bytes_out > 0 && s->bytes_in == f->client_bytes_at_hello) {
 		pinned_client(f, "client closed the connection after seeing our certificate");
 		return;
 	}
@@ -133,6 +135,7 @@ static void start_client_tls(flow_t *f, X509 *upstream_cert)
 	flow_deadline(f, f->eng->cfg.handshake_timeout_ms, "client TLS handshake");
 	f->client.ops = &client_tls_ops;
 	/* The hello was parsed from these bytes; OpenSSL now reads the same. */
+	f->client_bytes_at_hello = f->client.bytes_in;
 	side_tls_start(&f->client, ssl, f->peek.data, f->peek.len);
 	if (!f->closing && f->state == FLOW_TLS_DOWN) {
 		f->peek.len = 0;

@@ -1,9 +1,12 @@
 #include "dlp.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,4 +165,24 @@ const char *dlp_console_bin(void)
 	else
 		snprintf(path, sizeof path, "dlpgate-console");
 	return path;
+}
+
+int dlp_tunnel_fd(dlp_t *d, int target_port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d->port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	char req[128], head[1024];
+	int n = snprintf(req, sizeof req, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n", target_port);
+	ck_assert(send(fd, req, (size_t)n, 0) == n);
+	size_t got = 0;
+	while (got < sizeof head - 1 && (got < 4 || memcmp(head + got - 4, "\r\n\r\n", 4))) {
+		ssize_t k = recv(fd, head + got, 1, 0); /* only the answer's head: TLS follows */
+		ck_assert(k == 1);
+		got++;
+	}
+	head[got] = '\0';
+	ck_assert_msg(strstr(head, " 200 "), "%s", head);
+	return fd;
 }

@@ -47,6 +47,11 @@ const char *dlp_console_bin(void);
  * out gets the body (or what -w prints), err stderr. args NULL-terminated. */
 int dlp_curl(dlp_t *d, const char *const args[], char **out, char **err);
 
+/* A socket (the caller closes it) that CONNECTed through d to
+ * 127.0.0.1:target_port and read the 200's head, nothing more: for tests
+ * that speak TLS themselves, byte by byte. */
+int dlp_tunnel_fd(dlp_t *d, int target_port);
+
 /* A URL on 127.0.0.1 or localhost. */
 char *url(const char *host, int port, const char *path, bool tls);
 

@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,10 +213,71 @@ START_TEST(garbage_clienthello_is_refused)
 	size_t len;
 	char *r = th_client_recv_until_close(c, &len, 3000);
 	ck_assert(th_client_eof(c));
+	/* the alert a TLS server sends for it: fatal decode_error (an empty
+	 * cipher suite list), then the close */
+	const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50};
+	ck_assert_msg(len == sizeof alert && !memcmp(r, alert, sizeof alert), "%zu bytes, not the alert", len);
 	free(r);
 	th_client_close(c);
 	ck_assert(dlp_log_wait(&d, "end=bad-clienthello", 3000));
 	ck_assert_uint_eq(th_upstream_tls_handshakes(up), 0);
+
+	/* An SSLv2-compatible hello is TLS, not "something else" to splice:
+	 * refused with protocol_version, and the server hears nothing (a
+	 * server that accepts the format would otherwise hold an uninspected
+	 * TLS session). */
+	th_upstream *plain = th_upstream_start(NULL);
+	c = th_client_connect_via_proxy(d.port, "127.0.0.1", th_upstream_port(plain), NULL, NULL);
+	const unsigned char v2[] = {0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00,
+				    0x2f, 0x00, 0x00, 0x35, 0x00, 0x00, 0x0a, 0x01, 0x00, 0x80, 0x07, 0x00, 0xc0,
+				    0x03, 0x00, 0x80, 0x00, 0x00, 0x09, 0x06, 0x00, 0x40, 0x11, 0x22, 0x33, 0x44,
+				    0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00};
+	th_client_send(c, v2, sizeof v2);
+	r = th_client_recv_until_close(c, &len, 3000);
+	ck_assert(th_client_eof(c));
+	ck_assert_msg(len == sizeof alert && r[6] == 70, "%zu bytes, not the protocol_version alert", len);
+	free(r);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&d, "SSLv2-compatible ClientHello", 3000));
+	ck_assert_uint_eq(th_upstream_bytes_received(plain), 0);
+	th_upstream_stop(plain);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+/* A TLS record the gateway cannot decrypt gets the fatal alert OpenSSL
+ * makes for it (bad_record_mac), not a silent close: the error path after
+ * SSL_read flushes what OpenSSL wrote, as the handshake path does. */
+START_TEST(record_errors_are_answered_with_alerts)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
+	int fd = dlp_tunnel_fd(&d, th_upstream_port(up));
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	ck_assert(SSL_CTX_load_verify_locations(ctx, d.ca_path, NULL) == 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	ck_assert_msg(SSL_connect(ssl) == 1, "handshake through the gateway failed");
+	/* an application data record of 32 bytes no key made */
+	unsigned char forged[5 + 32] = {0x17, 0x03, 0x03, 0x00, 0x20};
+	for (size_t i = 5; i < sizeof forged; i++)
+		forged[i] = (unsigned char)(i * 37);
+	ck_assert(send(fd, forged, sizeof forged, 0) == (ssize_t)sizeof forged);
+	char buf[64];
+	ERR_clear_error();
+	ck_assert_int_le(SSL_read(ssl, buf, sizeof buf), 0);
+	unsigned long e = ERR_peek_last_error();
+	ck_assert_msg(ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_BAD_RECORD_MAC, "no bad_record_mac alert: %s",
+		      e ? ERR_reason_error_string(e) : "the connection just closed");
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	ck_assert(dlp_log_wait(&d, "client: TLS error", 3000));
 	dlp_stop(&d);
 	th_upstream_stop(up);
 	world_free(&w);
@@ -253,6 +316,7 @@ Suite *hostile_suite(void)
 	tcase_add_test(t, connect_timeout_is_504);
 	tcase_add_test(t, max_connections_refused_clearly);
 	tcase_add_test(t, garbage_clienthello_is_refused);
+	tcase_add_test(t, record_errors_are_answered_with_alerts);
 	tcase_add_test(t, logs_hold_no_secrets);
 	suite_add_tcase(s, t);
 	return s;

@@ -6,7 +6,10 @@
 #include "dlp.h"
 #include "suites.h"
 
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +108,63 @@ START_TEST(pinned_client_is_spliced_next_time)
 	const char *args[] = {u, NULL};
 	ck_assert_int_eq(dlp_curl(&d, args, &o2, &e2), 0);
 	free(o2), free(e2), free(u);
+	dlp_stop(&d);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+/* A client that says hello, takes the gateway's first flight, then either
+ * closes at once (how pinned apps say no) or first sends a broken record
+ * (an aborted handshake: no verdict on our certificate). Returns after
+ * the gateway logged the flow's end. */
+static void hello_then_close(dlp_t *d, int port, bool garbage_first, int flows_before)
+{
+	int fd = dlp_tunnel_fd(d, port);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = SSL_new(ctx);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	SSL_set_bio(ssl, rb, wb);
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	SSL_set_connect_state(ssl);
+	SSL_do_handshake(ssl);
+	char hello[4096];
+	int n = BIO_read(wb, hello, sizeof hello);
+	ck_assert(n > 0 && send(fd, hello, (size_t)n, 0) == n);
+	/* the server's flight: ServerHello on (certificate included) */
+	char flight[16384];
+	size_t got = 0;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (got < sizeof flight && poll(&p, 1, got ? 300 : 5000) == 1) {
+		ssize_t k = recv(fd, flight + got, sizeof flight - got, 0);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	ck_assert_msg(got > 100, "no server flight (%zu bytes)", got);
+	if (garbage_first)
+		ck_assert(send(fd, "\x16\x03\x03\x00", 4, 0) == 4); /* a record header, cut */
+	close(fd);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	char want[32];
+	snprintf(want, sizeof want, "event=flow_end flow=%d ", flows_before + 1);
+	ck_assert(dlp_log_wait(d, want, 5000));
+}
+
+/* Only a close right after our flight counts as a pinned client. */
+START_TEST(aborted_handshakes_are_not_pinning)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
+	ck_assert(dlp_log_wait(&d, "event=flow_end flow=1 ", 5000)); /* dlp_start's probe */
+	hello_then_close(&d, th_upstream_port(up), true, 1);
+	char *log = dlp_log(&d);
+	ck_assert_msg(!strstr(log, "client_rejected_cert"), "an aborted handshake was taken for pinning:\n%s", log);
+	free(log);
+	hello_then_close(&d, th_upstream_port(up), false, 2);
+	ck_assert(dlp_log_wait(&d, "event=client_rejected_cert", 3000));
 	dlp_stop(&d);
 	th_upstream_stop(up);
 	world_free(&w);
@@ -228,6 +288,7 @@ Suite *tls_suite(void)
 	tcase_set_timeout(t, 90);
 	tcase_add_test(t, bad_upstream_certificates_are_reported);
 	tcase_add_test(t, pinned_client_is_spliced_next_time);
+	tcase_add_test(t, aborted_handshakes_are_not_pinning);
 	tcase_add_test(t, bypass_hosts_are_spliced);
 	tcase_add_test(t, leaf_mirrors_upstream_and_sessions_resume);
 	tcase_add_test(t, h2_only_clients_are_spliced);

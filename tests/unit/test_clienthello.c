@@ -111,8 +111,9 @@ START_TEST(not_tls)
 	clienthello_t ch;
 	const char *http = "GET / HTTP/1.1\r\n";
 	ck_assert_int_eq(clienthello_parse((const uint8_t *)http, strlen(http), 16384, &ch), CH_NOT_TLS);
-	const uint8_t sslv2[] = {0x80, 0x2e, 0x01, 0x00, 0x02};
-	ck_assert_int_eq(clienthello_parse(sslv2, sizeof sslv2, 16384, &ch), CH_NOT_TLS);
+	/* high bit set, but no SSLv2 CLIENT-HELLO (type 1, version 2.x or 3.x) */
+	const uint8_t binary[] = {0x80, 0x2e, 0x05, 0x03, 0x01};
+	ck_assert_int_eq(clienthello_parse(binary, sizeof binary, 16384, &ch), CH_NOT_TLS);
 	const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
 	ck_assert_int_eq(clienthello_parse(alert, sizeof alert, 16384, &ch), CH_NOT_TLS);
 }
@@ -125,6 +126,7 @@ START_TEST(too_big)
 	clienthello_t ch;
 	ck_assert_int_eq(clienthello_parse(buf, n, 100, &ch), CH_TOO_BIG);
 	ck_assert_ptr_nonnull(ch.error);
+	ck_assert_int_eq(ch.alert, CH_ALERT_ILLEGAL_PARAMETER);
 }
 END_TEST
 
@@ -146,6 +148,14 @@ static uint8_t *find_ext(uint8_t *buf, size_t n, uint16_t type)
 	return NULL;
 }
 
+/* Refused with this alert. */
+static void refused(const uint8_t *buf, size_t n, uint8_t alert)
+{
+	clienthello_t ch;
+	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_MALFORMED);
+	ck_assert_msg(ch.alert == alert, "alert %d, not %d, for: %s", ch.alert, alert, ch.error);
+}
+
 START_TEST(malformed_variants)
 {
 	uint8_t orig[4096], buf[4096];
@@ -157,7 +167,7 @@ START_TEST(malformed_variants)
 	uint8_t *sni = find_ext(buf, n, 0);
 	ck_assert_ptr_nonnull(sni);
 	sni[4 + 5 + 3] = '/';
-	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_MALFORMED);
+	refused(buf, n, CH_ALERT_ILLEGAL_PARAMETER);
 
 	/* a second server_name extension: the ALPN one renamed */
 	memcpy(buf, orig, n);
@@ -165,28 +175,81 @@ START_TEST(malformed_variants)
 	ck_assert_ptr_nonnull(alpn);
 	alpn[0] = 0;
 	alpn[1] = 0;
-	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_MALFORMED);
+	refused(buf, n, CH_ALERT_ILLEGAL_PARAMETER);
 
 	/* an extension whose length runs past the list */
 	memcpy(buf, orig, n);
 	alpn = find_ext(buf, n, 16);
 	alpn[2] = 0x40;
-	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_MALFORMED);
+	refused(buf, n, CH_ALERT_DECODE_ERROR);
 
 	/* a non-handshake record in the middle of a fragmented hello */
 	uint8_t frag[8192];
 	size_t m = refragment(orig, n, frag, 100);
 	frag[105] = 0x17;
-	ck_assert_int_eq(clienthello_parse(frag, m, 16384, &ch), CH_MALFORMED);
+	refused(frag, m, CH_ALERT_UNEXPECTED_MESSAGE);
 
 	/* a handshake message that is not a ClientHello */
 	memcpy(buf, orig, n);
 	buf[5] = 2;
-	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_MALFORMED);
+	refused(buf, n, CH_ALERT_UNEXPECTED_MESSAGE);
 
 	/* record length zero */
 	const uint8_t empty[] = {0x16, 0x03, 0x01, 0x00, 0x00};
-	ck_assert_int_eq(clienthello_parse(empty, sizeof empty, 16384, &ch), CH_MALFORMED);
+	refused(empty, sizeof empty, CH_ALERT_UNEXPECTED_MESSAGE);
+
+	/* a record over 2^14 bytes */
+	const uint8_t overflow[] = {0x16, 0x03, 0x01, 0x40, 0x01, 0x01};
+	refused(overflow, sizeof overflow, CH_ALERT_RECORD_OVERFLOW);
+
+	/* a version older than SSL 3.0 */
+	memcpy(buf, orig, n);
+	buf[9] = 0x02;
+	refused(buf, n, CH_ALERT_PROTOCOL_VERSION);
+
+	/* bytes after the hello inside its own record: a second message */
+	memcpy(buf, orig, n);
+	buf[n] = 0x14;
+	buf[3] = (uint8_t)((n - 5 + 1) >> 8);
+	buf[4] = (uint8_t)(n - 5 + 1);
+	refused(buf, n + 1, CH_ALERT_UNEXPECTED_MESSAGE);
+
+	/* an odd cipher suite list length */
+	memcpy(buf, orig, n);
+	uint8_t *cs = buf + 5 + 4 + 2 + 32;
+	cs += 1 + cs[0];
+	cs[1] |= 1;
+	refused(buf, n, CH_ALERT_DECODE_ERROR);
+	(void)ch;
+}
+END_TEST
+
+/* RFC 8446 D.2 / RFC 5246 E.1: a higher legacy_version is negotiated
+ * down by the server, never refused. */
+START_TEST(future_versions_are_tls)
+{
+	uint8_t buf[4096];
+	size_t n = make_hello(buf, sizeof buf, "future.example", NULL, 0);
+	clienthello_t ch;
+	buf[9] = 0x04; /* ClientHello.legacy_version 4.1 */
+	buf[10] = 0x01;
+	ck_assert_int_eq(clienthello_parse(buf, n, 16384, &ch), CH_OK);
+	ck_assert_int_eq(ch.legacy_version, 0x0401);
+	ck_assert_str_eq(ch.sni, "future.example");
+}
+END_TEST
+
+/* The SSLv2-compatible hello (RFC 5246 E.2), as an old client sent it:
+ * TLS all the same, and refused, never taken for "not TLS". */
+START_TEST(sslv2_hello_is_tls_and_refused)
+{
+	const uint8_t v2[] = {0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10};
+	clienthello_t ch;
+	for (size_t k = 1; k < 4; k++)
+		ck_assert_int_eq(clienthello_parse(v2, k, 16384, &ch), CH_NEED_MORE);
+	ck_assert_int_eq(clienthello_parse(v2, sizeof v2, 16384, &ch), CH_MALFORMED);
+	ck_assert_int_eq(ch.alert, CH_ALERT_PROTOCOL_VERSION);
+	ck_assert(strstr(ch.error, "SSLv2"));
 }
 END_TEST
 
@@ -222,6 +285,8 @@ Suite *clienthello_suite(void)
 	tcase_add_test(t, not_tls);
 	tcase_add_test(t, too_big);
 	tcase_add_test(t, malformed_variants);
+	tcase_add_test(t, future_versions_are_tls);
+	tcase_add_test(t, sslv2_hello_is_tls_and_refused);
 	tcase_add_test(t, random_mutations_never_crash);
 	tcase_set_timeout(t, 60);
 	suite_add_tcase(s, t);
