@@ -81,7 +81,8 @@ engine_for() { # ARCH BREW_PREFIX
 	tarball=$("$prefix/bin/brew" --cache --build-from-source llhttp)
 	mkdir -p "$work/llhttp-$arch"
 	tar -xzf "$tarball" -C "$work/llhttp-$arch" --strip-components=1
-	make -C "$top" BUILD="$work/engine-$arch" CC="clang -arch $arch -mmacosx-version-min=11.0" \
+	# DLPGATE_DEPS=done: the Makefile's installer pass is Debian's apt-get
+	make -C "$top" DLPGATE_DEPS=done BUILD="$work/engine-$arch" CC="clang -arch $arch -mmacosx-version-min=11.0" \
 		LLHTTP_SRC="$work/llhttp-$arch/src" LLHTTP_INC="$work/llhttp-$arch/include" \
 		PKG_CFLAGS="$cflags" PKG_LIBS="$libs -lz -lcurl -framework Security -framework CoreFoundation" \
 		"$work/engine-$arch/dlpgate"
