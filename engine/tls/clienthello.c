@@ -64,8 +64,10 @@ static ch_status_t parse_sni(cur_t ext, clienthello_t *ch)
 			continue; /* only host_name is defined; others are skipped */
 		if (ch->has_sni)
 			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "two host_name entries in server_name");
-		if (n == 0 || n > 254)
-			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name length out of range");
+		if (n == 0) /* HostName is opaque<1..2^16-1> (RFC 6066 3) */
+			FAIL(CH_ALERT_DECODE_ERROR, "empty server name");
+		if (n > 254)
+			FAIL(CH_ALERT_ILLEGAL_PARAMETER, "server name longer than a host name");
 		size_t k = 0;
 		for (const uint8_t *q = name.p; q < name.end; q++) {
 			uint8_t b = *q;

@@ -169,6 +169,12 @@ START_TEST(malformed_variants)
 	sni[4 + 5 + 3] = '/';
 	refused(buf, n, CH_ALERT_ILLEGAL_PARAMETER);
 
+	/* an empty host_name: HostName is opaque<1..2^16-1> */
+	memcpy(buf, orig, n);
+	sni = find_ext(buf, n, 0);
+	sni[7] = sni[8] = 0;
+	refused(buf, n, CH_ALERT_DECODE_ERROR);
+
 	/* a second server_name extension: the ALPN one renamed */
 	memcpy(buf, orig, n);
 	uint8_t *alpn = find_ext(buf, n, 16);
