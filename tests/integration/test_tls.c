@@ -147,7 +147,7 @@ static void hello_then_close(dlp_t *d, int port, bool garbage_first, int flows_b
 	close(fd);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
-	char want[32];
+	char want[48];
 	snprintf(want, sizeof want, "event=flow_end flow=%d ", flows_before + 1);
 	ck_assert(dlp_log_wait(d, want, 5000));
 }
