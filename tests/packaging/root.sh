@@ -1,0 +1,73 @@
+# Sourced by tests/packaging/*.sh: a minbase Debian 12 root in a scratch
+# directory, entered with chroot. One place owns its mounts, so every exit
+# path (success, failure, Ctrl-C) unmounts them before anything is deleted:
+# `rm -rf` on a root with /dev or /sys still bound would reach the host's.
+#
+# The root shares the host's network namespace (apt needs the mirror); the
+# tests bind only loopback addresses.
+#
+#   root_create DIR        mmdebstrap bookworm minbase + git, make into DIR/root
+#   root_mount / root_umount
+#   in_root CMD...         run CMD in the root as root, in a clean environment
+#   root_cleanup           stop what runs inside, unmount, remove (unless KEEP=1)
+
+root_create() {
+	scratch=$1
+	root=$scratch/root
+	mkdir -p "$scratch"
+	# minbase: dpkg, apt and the Essential set; nothing a build needs.
+	mmdebstrap --quiet --variant=minbase --include=git,make bookworm "$root" \
+		>"$scratch/mmdebstrap.log" 2>&1 || { cat "$scratch/mmdebstrap.log" >&2; return 1; }
+}
+
+root_mount() {
+	mount -t proc proc "$root/proc"
+	# /dev and /sys recursively (pts, shm, the cgroup v2 tree the
+	# transparent tests attach to), as slaves: nothing done inside
+	# propagates back to the host.
+	mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
+	mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
+	root_mounted=1
+}
+
+root_umount() {
+	[ "${root_mounted:-0}" = 1 ] || return 0
+	for m in sys dev proc; do
+		umount -R "$root/$m" 2>/dev/null || umount -R -l "$root/$m" || true
+	done
+	root_mounted=0
+}
+
+in_root() {
+	chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+# Every process whose root is ours was started by this test: stop them
+# (TERM, then KILL) so the mounts can go.
+root_kill_all() {
+	[ -n "${root:-}" ] && [ -d "$root" ] || return 0
+	real=$(cd "$root" && pwd -P)
+	for sig in TERM KILL; do
+		found=0
+		for p in /proc/[0-9]*; do
+			[ "$(readlink "$p/root" 2>/dev/null)" = "$real" ] || continue
+			kill -s "$sig" "${p#/proc/}" 2>/dev/null && found=1
+		done
+		[ "$found" = 1 ] || return 0
+		sleep 2
+	done
+}
+
+root_cleanup() {
+	root_kill_all
+	root_umount
+	[ -n "${scratch:-}" ] || return 0
+	if grep -q " $(cd "$root" 2>/dev/null && pwd -P)/" /proc/mounts 2>/dev/null; then
+		echo "fresh: $root still has mounts; left in place" >&2
+	elif [ "${KEEP:-0}" = 1 ]; then
+		echo "fresh: kept $scratch" >&2
+	else
+		rm -rf --one-file-system "$scratch"
+	fi
+}
