@@ -2,10 +2,11 @@
  * `dlpgate run`: everything is checked before the first worker starts
  * (flags, config, CA, trust anchors, listening sockets), so a bad setup is
  * one line and exit 2, never a half-running gateway. The main thread then
- * only waits for signals: SIGINT/SIGTERM stop, SIGHUP reloads the policy
- * part of the config.
+ * only waits for signals: SIGINT/SIGTERM stop gracefully (cli/stop.h),
+ * SIGHUP reloads the policy part of the config.
  */
 #include "cli/cli.h"
+#include "cli/stop.h"
 #include "core/log.h"
 #include "engine.h"
 #include "net/worker.h"
@@ -212,12 +213,6 @@ typedef struct {
 	uv_timer_t settle;
 } main_ctx_t;
 
-static void on_stop(uv_signal_t *s, int signum)
-{
-	log_msg(LOG_INFO, "stop", "signal %d: stopping", signum);
-	uv_stop(s->loop);
-}
-
 /* The policy a run uses: the Lua file when there is one, else the
  * config's bypass_hosts. */
 static policy_t *make_policy(engine_t *e, const char *policy_path, const config_t *c, char *err, size_t n)
@@ -415,13 +410,11 @@ int cli_run(int argc, char **argv)
 
 	uv_loop_t *loop = uv_default_loop();
 	main_ctx_t m = {.e = &e, .config_path = o.config, .policy_path = o.policy};
-	uv_signal_t sint, sterm, shup;
-	uv_signal_init(loop, &sint);
-	uv_signal_init(loop, &sterm);
+	cli_stop_t stop;
+	cli_stop_init(&stop, loop, &e);
+	uv_signal_t shup;
 	uv_signal_init(loop, &shup);
 	shup.data = &m;
-	uv_signal_start(&sint, on_stop, SIGINT);
-	uv_signal_start(&sterm, on_stop, SIGTERM);
 	uv_signal_start(&shup, on_hup, SIGHUP);
 	uv_timer_init(loop, &m.settle);
 	m.settle.data = &m;
@@ -438,11 +431,11 @@ int cli_run(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
-	report_stop(); /* after the workers: their last events are spooled and flushed */
+	/* after the workers: their last events are spooled and flushed */
+	report_stop(cli_stop_graceful(&stop));
 	if (o.sysext_socket)
 		unlink(o.sysext_socket); /* the extension then sees "engine unreachable", not a dead socket */
-	uv_close((uv_handle_t *)&sint, NULL);
-	uv_close((uv_handle_t *)&sterm, NULL);
+	cli_stop_close(&stop);
 	uv_close((uv_handle_t *)&shup, NULL);
 	uv_close((uv_handle_t *)&m.settle, NULL);
 	if (o.watch)

@@ -204,6 +204,15 @@ static void finish(relay_t *r, const char *end, const char *detail)
 	flow_finish(r->f, end, "%s", detail ? detail : "");
 }
 
+bool relay_end_if_at_rest(relay_t *r)
+{
+	if (r->done || !r->f->requests || r->p_count || r->routing || r->held_client.len ||
+	    http_codec_mid_message(&r->req))
+		return false;
+	finish(r, "shutdown", "between messages");
+	return true;
+}
+
 static void send_local_reply(relay_t *r)
 {
 	r->local_pending = false;

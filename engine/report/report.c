@@ -47,6 +47,7 @@ static struct {
 	pthread_mutex_t lock;      /* stopping, policy_version, last_errors */
 	pthread_cond_t wake;
 	bool stopping;
+	uint32_t flush_ms;      /* how long the stopping uploader keeps going (under lock) */
 	char policy_version[48];
 	char last_errors[LAST_ERRORS][256];
 	unsigned n_errors;
@@ -357,9 +358,10 @@ static void *uploader(void *arg)
 		uint64_t now = now_ms();
 		pthread_mutex_lock(&R.lock);
 		bool stopping = R.stopping;
+		uint32_t flush_ms = R.flush_ms;
 		pthread_mutex_unlock(&R.lock);
 		if (stopping && !flush_until)
-			flush_until = now + R.cfg.shutdown_flush_ms;
+			flush_until = now + flush_ms;
 		if (R.cfg.spool_fsync == FSYNC_INTERVAL && now >= s.next_sync) {
 			spool_sync(R.spool);
 			s.next_sync = now + R.cfg.fsync_interval_ms;
@@ -465,12 +467,13 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 	return true;
 }
 
-void report_stop(void)
+void report_stop(bool flush)
 {
 	if (!R.started)
 		return;
 	if (R.spool) {
 		pthread_mutex_lock(&R.lock);
+		R.flush_ms = flush ? R.cfg.shutdown_flush_ms : 0;
 		R.stopping = true;
 		pthread_cond_signal(&R.wake);
 		pthread_mutex_unlock(&R.lock);

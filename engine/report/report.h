@@ -54,8 +54,9 @@ typedef enum {
 } report_counter_t;
 
 bool report_start(const report_opts_t *o, char *err, size_t errlen);
-/* Flushes what it can within report.shutdown_flush_ms, then stops. */
-void report_stop(void);
+/* Flushes what it can within report.shutdown_flush_ms (flush) or not at
+ * all (an admin asked twice), then stops; what is left stays spooled. */
+void report_stop(bool flush);
 
 const char *report_agent_id(void);
 /* One JSON event, without a newline; a spool_drop event names the losses

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *policy_src =
@@ -529,6 +530,119 @@ START_TEST(graceful_stop_flushes_the_spool)
 }
 END_TEST
 
+/* A real curl upload (a card, so an event) waiting on a slow upstream, in
+ * flight when SIGTERM comes. */
+static th_proc slow_upload(agent_t *a, th_upstream *up, int ms, const char *out_name)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/slow?ms=%d", ms);
+	char *u = url("127.0.0.1", th_upstream_port(up), path, true);
+	char *out = th_path(out_name);
+	char log[80];
+	snprintf(log, sizeof log, "%s.log", out_name); /* curl's -w and errors */
+	const char *argv[] = {"curl", "-q", "-sS", "--noproxy", "", "-x", a->proxy, "--cacert", a->ca,
+			      "--data-binary", "card 4111 1111 1111 1111", "-o", out, "-w", "%{http_code}", u, NULL};
+	th_proc p = th_spawn((char *const *)argv, log);
+	free(u), free(out);
+	return p;
+}
+
+static void wait_requests(th_upstream *up, size_t n)
+{
+	for (int i = 0; th_upstream_request_count(up) < n; i++) {
+		if (i > 1000)
+			th_fail("the upstream saw %zu requests, not %zu", th_upstream_request_count(up), n);
+		usleep(10000);
+	}
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+/* SIGTERM: new connections are refused at once, a keep-alive connection
+ * resting between messages is closed at once, a message in flight
+ * finishes (curl gets its 200), its event reaches the console through the
+ * stop's flush, and the agent exits 0. */
+START_TEST(sigterm_lets_messages_in_flight_finish)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	console_start(&x.c, th_free_port(), x.console_dir);
+	/* batches would wait a minute: only the stop's flush can send the event */
+	const char *cfg = "{\"timeouts\": {\"drain_ms\": 8000}, \"report\": {\"batch_wait_ms\": 60000}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+
+	/* a keep-alive connection that made one request and now rests */
+	th_client *idle = th_client_connect_via_proxy(a.port, "127.0.0.1", th_upstream_port(x.up), a.ca, NULL);
+	const char get[] = "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	ck_assert_int_eq(th_client_send(idle, get, sizeof get - 1), 0);
+	size_t n;
+	free(th_client_recv_response(idle, &n, 10000));
+
+	th_proc up = slow_upload(&a, x.up, 2000, "slow-upload.out");
+	wait_requests(x.up, 2);
+	long t0 = now_ms();
+	kill(a.proc.pid, SIGTERM);
+	dlp_t view = {.proc = a.proc}; /* for the log helpers */
+	ck_assert(dlp_log_wait(&view, "event=stop ", 5000));
+	ck_assert_msg(!th_wait_port(a.port, 200), "a new connection was accepted after SIGTERM");
+	char *rest = th_client_recv_until_close(idle, &n, 1500);
+	ck_assert_msg(th_client_eof(idle), "the resting keep-alive connection was not closed");
+	ck_assert_msg(th_alive(&up), "the upload in flight ended before its response");
+	free(rest);
+	th_client_close(idle);
+
+	ck_assert_int_eq(th_wait(&up, 15000), 0);
+	char *out = th_path("slow-upload.out");
+	char *body = th_read_file(out, NULL);
+	char *code = th_log(&up);
+	ck_assert_str_eq(code, "200");
+	ck_assert_str_eq(body, "slow\n");
+	free(out), free(body), free(code);
+	ck_assert_int_eq(th_wait(&a.proc, 15000), 0);
+	long took = now_ms() - t0;
+	ck_assert_msg(took >= 1500 && took < 8000, "stopped after %ld ms: not waiting for the message, or for the "
+		      "whole drain time", took);
+	char *log = th_log(&a.proc);
+	ck_assert_msg(strstr(log, "end=shutdown"), "the resting connection's flow line: %s", log);
+	ck_assert_msg(!strstr(log, "drain_timeout"), "%s", log);
+	free(log);
+	json_t *ev = console_events(&x.c, "verdict=redact");
+	ck_assert_int_eq(json_array_size(ev), 1);
+	json_decref(ev);
+	e2e_free(&x);
+}
+END_TEST
+
+/* A second SIGTERM does not wait for the drain time nor the flush. */
+START_TEST(second_sigterm_stops_at_once)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	console_start(&x.c, th_free_port(), x.console_dir);
+	const char *cfg = "{\"timeouts\": {\"drain_ms\": 60000}, \"report\": {\"batch_wait_ms\": 60000}}";
+	agent_t a;
+	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	th_proc up = slow_upload(&a, x.up, 30000, "slow-upload.out");
+	wait_requests(x.up, 1);
+	kill(a.proc.pid, SIGTERM);
+	dlp_t view = {.proc = a.proc};
+	ck_assert(dlp_log_wait(&view, "event=stop ", 5000));
+	ck_assert_int_eq(th_wait(&a.proc, 500), -1); /* draining: the upload is in flight */
+	long t0 = now_ms();
+	kill(a.proc.pid, SIGTERM);
+	ck_assert_int_eq(th_wait(&a.proc, 3000), 0);
+	ck_assert_msg(now_ms() - t0 < 2000, "the second SIGTERM took %ld ms", now_ms() - t0);
+	ck_assert_int_ne(th_wait(&up, 10000), 0); /* its connection was cut */
+	e2e_free(&x);
+}
+END_TEST
+
 /* A console that is overloaded (here: nginx answering 503 with
  * Retry-After: 3) is not asked again before it said. */
 START_TEST(retry_after_is_honoured)
@@ -667,6 +781,8 @@ Suite *report_suite(void)
 	tcase_add_test(t, console_away_then_back_nothing_lost);
 	tcase_add_test(t, full_spool_drops_are_counted_and_reported);
 	tcase_add_test(t, graceful_stop_flushes_the_spool);
+	tcase_add_test(t, sigterm_lets_messages_in_flight_finish);
+	tcase_add_test(t, second_sigterm_stops_at_once);
 	tcase_add_test(t, retry_after_is_honoured);
 	tcase_add_test(t, agent_to_console_on_postgresql);
 	suite_add_tcase(s, t);
