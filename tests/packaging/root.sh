@@ -30,10 +30,17 @@ root_mount() {
 	root_mounted=1
 }
 
+# Every mount under the root, deepest first: ours, and those made inside
+# (ip netns binds /run/netns, a test may mount a cgroup).
+root_mounts() {
+	real=$(cd "$root" 2>/dev/null && pwd -P) || return 0
+	awk -v r="$real/" 'index($2, r) == 1 { print length($2), $2 }' /proc/mounts | sort -rn | cut -d' ' -f2-
+}
+
 root_umount() {
-	[ "${root_mounted:-0}" = 1 ] || return 0
-	for m in sys dev proc; do
-		umount -R "$root/$m" 2>/dev/null || umount -R -l "$root/$m" || true
+	[ -n "${root:-}" ] || return 0
+	for m in $(root_mounts); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
 	root_mounted=0
 }
@@ -63,7 +70,7 @@ root_cleanup() {
 	root_kill_all
 	root_umount
 	[ -n "${scratch:-}" ] || return 0
-	if grep -q " $(cd "$root" 2>/dev/null && pwd -P)/" /proc/mounts 2>/dev/null; then
+	if [ -n "$(root_mounts)" ]; then
 		echo "fresh: $root still has mounts; left in place" >&2
 	elif [ "${KEEP:-0}" = 1 ]; then
 		echo "fresh: kept $scratch" >&2
