@@ -10,16 +10,18 @@
  */
 #include "console.h"
 
+#include "core/fdlimit.h"
 #include "core/log.h"
 #include "store.h"
 #include "tls/ca.h"
 
+#include <inttypes.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <sys/stat.h>
 
 #define PROG "dlpgate-console"
 
@@ -37,12 +39,13 @@ static const char usage_run[] =
 	"  --request-timeout-ms N    a request (head and body) must arrive within N ms (10000)\n"
 	"  --idle-timeout-ms N       keep-alive connections idle this long are closed (60000)\n"
 	"  --max-connections N       connections served at once (4096)\n"
-	"  --log-level error|warn|info|debug\n";
+	"  --log-level error|warn|info|debug\n"
+	"  --log-format text|json    key=value lines (default) or one JSON object a line\n";
 
 static const char usage_admin[] =
 	"usage: " PROG " admin token create --state-dir DIR [--db sqlite:PATH | postgresql://...]\n"
 	"  Creates an admin API token and prints it on stdout (it is shown only once;\n"
-	"  the console keeps its SHA-256).\n";
+	"  the console keeps its SHA-256). DIR must exist: it is the console's state dir.\n";
 
 static const char usage_top[] = "usage: " PROG " run|admin ... (--help on each)\n"
 				"  " PROG " run --listen ADDR:PORT --state-dir DIR [...]\n"
@@ -71,19 +74,14 @@ static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return true;
 }
 
+/* One descriptor per connection plus a reserve (listener, database, logs). */
 static void raise_fd_limit(uint32_t want)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	rlim_t need = (rlim_t)want + 64;
-	if (rl.rlim_cur >= need)
-		return;
-	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < need)
-		log_msg(LOG_WARN, "fd_limit", "open-file limit %lu is below --max-connections; raise ulimit -n",
-			(unsigned long)rl.rlim_cur);
+	uint64_t limit = fdlimit_raise();
+	if (limit != FDLIMIT_UNLIMITED && limit < (uint64_t)want + 64)
+		log_msg(LOG_WARN, "fd_limit",
+			"open-file limit %" PRIu64 " is below --max-connections %u; raise LimitNOFILE= or ulimit -n", limit,
+			want);
 }
 
 static char default_db[4096];
@@ -122,7 +120,7 @@ static int cmd_run(int argc, char **argv)
 									: NULL;
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
 			       strcmp(a, "--max-connections") == 0;
-		if (!slot && !numeric && strcmp(a, "--log-level") != 0)
+		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
 			return usage_error("run: unknown option %s (see " PROG " run --help)", a);
 		if (!v)
 			return usage_error("run: %s needs a value", a);
@@ -132,6 +130,9 @@ static int cmd_run(int argc, char **argv)
 		} else if (strcmp(a, "--log-level") == 0) {
 			if (!log_parse_level(v, &log_threshold))
 				return usage_error("--log-level %s: use error, warn, info or debug", v);
+		} else if (strcmp(a, "--log-format") == 0) {
+			if (!log_parse_format(v, &log_format))
+				return usage_error("--log-format %s: use text or json", v);
 		} else if (strcmp(a, "--request-timeout-ms") == 0) {
 			if (!parse_u32(v, 100, 3600000, &c.cfg.request_timeout_ms))
 				return usage_error("--request-timeout-ms %s: give 100..3600000", v);
@@ -203,9 +204,15 @@ static int cmd_run(int argc, char **argv)
 	return rc;
 }
 
+static bool is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
 static int cmd_admin(int argc, char **argv)
 {
-	if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+	/* admin --help, admin token --help, admin token create --help */
+	if ((argc >= 1 && is_help(argv[0])) || (argc >= 2 && !strcmp(argv[0], "token") && is_help(argv[1]))) {
 		fputs(usage_admin, stdout);
 		return 0;
 	}
@@ -213,7 +220,7 @@ static int cmd_admin(int argc, char **argv)
 		return usage_error("admin: unknown command; the one there is: admin token create --state-dir DIR");
 	const char *state_dir = NULL, *db = NULL;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (is_help(argv[i])) {
 			fputs(usage_admin, stdout);
 			return 0;
 		}
@@ -228,9 +235,14 @@ static int cmd_admin(int argc, char **argv)
 	}
 	if (!state_dir)
 		return usage_error("admin token create: --state-dir DIR is required (the console's state dir)");
+	/* A token goes into an existing console's store: a mistyped directory
+	 * must not become a new, empty database no console reads. */
+	struct stat sd;
+	if (stat(state_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
+		return usage_error("admin token create: --state-dir %s does not exist (give the console's state dir; "
+				   "`" PROG " run` creates it)",
+				   state_dir);
 	char err[1024];
-	if (!ca_ensure_dir(state_dir, err, sizeof err))
-		return usage_error("%s", err);
 	store_t *st = open_store(state_dir, db, err, sizeof err);
 	if (!st) {
 		fprintf(stderr, PROG ": %s\n", err);

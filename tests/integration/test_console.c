@@ -671,8 +671,9 @@ END_TEST
 
 START_TEST(cli)
 {
-	const char *const helps[][4] = {{"--help"}, {"run", "--help"}, {"admin", "--help"}};
-	for (int i = 0; i < 3; i++) {
+	const char *const helps[][4] = {{"--help"},	     {"run", "--help"},		    {"admin", "--help"},
+					{"admin", "token", "--help"}, {"admin", "token", "create", "--help"}};
+	for (int i = 0; i < 5; i++) {
 		const char *argv[6] = {dlp_console_bin()};
 		for (int k = 0; k < 4 && helps[i][k]; k++)
 			argv[k + 1] = helps[i][k];
@@ -682,6 +683,7 @@ START_TEST(cli)
 		free(out);
 	}
 	char *dir = th_path("clistate");
+	char *nodir = th_path("never-made");
 	const char *const bad[][12] = {
 		{"run", "--state-dir", dir, NULL},
 		{"run", "--listen", "127.0.0.1:1", NULL},
@@ -691,9 +693,10 @@ START_TEST(cli)
 		{"run", "--listen", "127.0.0.1:1", "--state-dir", dir, "--tls-cert", "/nonexistent.pem", NULL},
 		{"run", "--listen", "127.0.0.1:1", "--state-dir", dir, "--request-timeout-ms", "0", NULL},
 		{"admin", "token", "create", NULL},
+		{"admin", "token", "create", "--state-dir", nodir, NULL},
 	};
 	const char *want[] = {"--listen", "--state-dir", "--bogus", "--listen", "--db", "--tls-key", "--request-timeout-ms",
-			      "--state-dir"};
+			      "--state-dir", "does not exist"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *argv[14] = {dlp_console_bin()};
 		for (int k = 0; bad[i][k]; k++)
@@ -704,7 +707,8 @@ START_TEST(cli)
 		ck_assert_msg(strstr(err, want[i]) && strncmp(err, "dlpgate-console: ", 17) == 0, "case %zu: %s", i, err);
 		free(err);
 	}
-	free(dir);
+	ck_assert_msg(access(nodir, F_OK) != 0, "admin token create made the state dir it was pointed at");
+	free(dir), free(nodir);
 }
 END_TEST
 
