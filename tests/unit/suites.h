@@ -16,4 +16,8 @@ Suite *spool_suite(void);
 
 Suite *console_parse_suite(void);
 
+/* Where a unit test puts files: $TMPDIR (scripts/run-tests.sh points it
+ * into the build dir and removes it afterwards), else /tmp. */
+const char *unit_tmp_base(void);
+
 #endif
