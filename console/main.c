@@ -12,6 +12,7 @@
 
 #include "core/fdlimit.h"
 #include "core/log.h"
+#include "net/metrics_http.h"
 #include "store.h"
 #include "tls/ca.h"
 
@@ -40,7 +41,9 @@ static const char usage_run[] =
 	"  --idle-timeout-ms N       keep-alive connections idle this long are closed (60000)\n"
 	"  --max-connections N       connections served at once (4096)\n"
 	"  --log-level error|warn|info|debug\n"
-	"  --log-format text|json    key=value lines (default) or one JSON object a line\n";
+	"  --log-format text|json    key=value lines (default) or one JSON object a line\n"
+	"  --metrics ADDR:PORT       serve Prometheus metrics on GET /metrics (off by default;\n"
+	"                            loopback only unless --metrics-public)\n";
 
 static const char usage_admin[] =
 	"usage: " PROG " admin token create --state-dir DIR [--db sqlite:PATH | postgresql://...]\n"
@@ -97,6 +100,8 @@ static store_t *open_store(const char *state_dir, const char *db, char *err, siz
 
 static int cmd_run(int argc, char **argv)
 {
+	const char *metrics_addr = NULL;
+	bool metrics_public = false;
 	console_t c;
 	memset(&c, 0, sizeof c);
 	c.cfg.request_timeout_ms = 10000;
@@ -117,7 +122,12 @@ static int cmd_run(int argc, char **argv)
 				    : strcmp(a, "--tls-cert") == 0	? &c.cfg.tls_cert
 				    : strcmp(a, "--tls-key") == 0	? &c.cfg.tls_key
 				    : strcmp(a, "--enroll-secret") == 0 ? &c.cfg.enroll_secret
+				    : strcmp(a, "--metrics") == 0	? &metrics_addr
 									: NULL;
+		if (strcmp(a, "--metrics-public") == 0) {
+			metrics_public = true;
+			continue;
+		}
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
 			       strcmp(a, "--max-connections") == 0;
 		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
@@ -175,7 +185,21 @@ static int cmd_run(int argc, char **argv)
 	c.loop = &c.w.loop;
 	uv_loop_init(c.loop);
 	int rc = 0;
-	if (!console_server_start(&c, err, sizeof err)) {
+	if (metrics_addr) {
+		console_metrics_init();
+		c.metrics = metrics_http_start(c.loop, metrics_addr, metrics_public, console_metrics_render, &c, err,
+					       sizeof err);
+		if (!c.metrics) {
+			fprintf(stderr, PROG ": %s\n", err);
+			rc = 2;
+		}
+	} else if (metrics_public) {
+		fprintf(stderr, PROG ": --metrics-public lets --metrics bind a non-loopback address: give --metrics\n");
+		rc = 2;
+	}
+	if (rc) {
+		/* nothing runs yet: the loop only closes what was opened */
+	} else if (!console_server_start(&c, err, sizeof err)) {
 		fprintf(stderr, PROG ": %s\n", err);
 		rc = 2;
 	} else {

@@ -92,6 +92,8 @@ void cli_usage(void)
 	      "                       (schemas/config.schema.json); SIGHUP reloads bypass_hosts\n"
 	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
 	      "  --log-format FORMAT  text (key=value lines, the default) or json (one object a line)\n"
+	      "  --metrics ADDR:PORT  serve Prometheus metrics on GET /metrics (off by default;\n"
+	      "                       loopback addresses only unless --metrics-public is given)\n"
 	      "  --console URL        send events to the console (https://HOST:PORT): they are\n"
 	      "                       spooled in DIR/spool first, so none is lost while it is away;\n"
 	      "                       without it, events are JSON lines on stderr\n"

@@ -11,7 +11,9 @@
 #include "core/fdlimit.h"
 #include "core/log.h"
 #include "engine.h"
+#include "core/stats.h"
 #include "net/control.h"
+#include "net/metrics_http.h"
 #include "net/worker.h"
 #include "policy/lua_policy.h"
 #include "report/report.h"
@@ -37,6 +39,8 @@ typedef struct {
 	size_t n_listen;
 	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *log_format, *policy;
 	const char *sysext_socket;
+	const char *metrics;       /* --metrics ADDR:PORT */
+	bool metrics_public;
 	const char *console, *console_ca, *enroll_secret;
 	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
 	size_t n_transparent;
@@ -167,6 +171,10 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->watch = true;
 		} else if (cli_is(a, "--log-level")) {
 			o->log_level = cli_value(argc, argv, &i, "--log-level");
+		} else if (cli_is(a, "--metrics")) {
+			o->metrics = cli_value(argc, argv, &i, "--metrics");
+		} else if (!strcmp(a, "--metrics-public")) {
+			o->metrics_public = true;
 		} else if (cli_is(a, "--log-format")) {
 			o->log_format = cli_value(argc, argv, &i, "--log-format");
 			if (!log_parse_format(o->log_format, &log_format))
@@ -207,6 +215,8 @@ static void parse(int argc, char **argv, run_opts_t *o)
 		cli_check_readable("--console-ca", o->console_ca);
 	if ((o->console_ca || o->enroll_secret) && !o->console)
 		cli_fail("--console-ca and --enroll-secret are for --console URL: give --console too");
+	if (o->metrics_public && !o->metrics)
+		cli_fail("--metrics-public lets --metrics bind a non-loopback address: give --metrics ADDR:PORT");
 	if (o->watch && !o->policy)
 		cli_fail("--watch reloads the --policy file: give --policy FILE");
 }
@@ -376,6 +386,14 @@ int cli_run(int argc, char **argv)
 	control_t *ctl = control_start(loop, ctl_path, status_answer, &status_src, err, sizeof err);
 	if (!ctl)
 		cli_fail("%s", err);
+	metrics_http_t *metrics = NULL;
+	if (o.metrics) {
+		stats_init();
+		metrics = metrics_http_start(loop, o.metrics, o.metrics_public, agent_metrics_render, &status_src, err,
+					     sizeof err);
+		if (!metrics)
+			cli_fail("%s", err);
+	}
 	if (!tlsctx_init(&e.tls, &e.cfg, o.upstream_ca, err, sizeof err))
 		cli_fail("%s", err);
 	e.mint = mint_new(e.ca.cert, e.ca.key, e.cfg.leaf_cache_size, err, sizeof err);
@@ -434,6 +452,8 @@ int cli_run(int argc, char **argv)
 	log_kv_str(&l, "policy_version", e.policy->version_text);
 	log_kv_str(&l, "agent", report_agent_id());
 	log_kv_str(&l, "console", o.console);
+	if (o.metrics)
+		log_kv_str(&l, "metrics", o.metrics);
 	if (app_identity)
 		log_kv_str(&l, "app_identity", app_identity);
 	log_end(&l);
@@ -464,6 +484,7 @@ int cli_run(int argc, char **argv)
 		unlink(o.sysext_socket); /* the extension then sees "engine unreachable", not a dead socket */
 	cli_stop_close(&stop);
 	control_stop(ctl);
+	metrics_http_stop(metrics);
 	uv_close((uv_handle_t *)&shup, NULL);
 	uv_close((uv_handle_t *)&m.settle, NULL);
 	if (o.watch)

@@ -10,6 +10,7 @@
 #define DLPGATE_CLI_STATUS_H
 
 #include "cli/stop.h"
+#include "core/bytebuf.h"
 #include "engine.h"
 
 #include <stdbool.h>
@@ -26,5 +27,7 @@ typedef struct {
 
 /* The answer of a running agent (malloc'd JSON); for control_start. */
 char *status_answer(void *source);
+/* The agent's /metrics exposition (cli/metrics.c); for metrics_http_start. */
+bool agent_metrics_render(void *source, bytebuf_t *out);
 
 #endif

@@ -12,6 +12,7 @@
  * stops reading; resume() feeds them back first. Held bytes are bounded by
  * one read plus the header limit.
  */
+#include "core/stats.h"
 #include "http/relay.h"
 
 #include "core/log.h"
@@ -389,6 +390,9 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		[VERDICT_INSPECT] = REPORT_INSPECT, [VERDICT_BYPASS] = REPORT_BYPASS,
 		[VERDICT_PASS] = REPORT_PASS, [VERDICT_BLOCK] = REPORT_BLOCK};
 	report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
+	metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
+	for (uint32_t i = 0; m && i < m->n_findings; i++)
+		metrics_add(stats_detector_hits, m->findings[i].count, m->findings[i].name, NULL, NULL);
 	if (v->monitor)
 		report_count(REPORT_MONITOR);
 	if (v->error)

@@ -159,6 +159,7 @@ typedef struct {
 	char url[64];
 	char cert[700];
 	char admin[128];
+	const char *metrics;       /* --metrics ADDR:PORT when set before the start */
 } console_t;
 
 #define ENROLL_SECRET "fleet-secret-for-tests"
@@ -171,8 +172,17 @@ static void console_start_db(console_t *c, int port, const char *dir, const char
 	snprintf(c->cert, sizeof c->cert, "%s/console.pem", dir);
 	char listen[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-	const char *argv[] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
-			      ENROLL_SECRET, db ? "--db" : NULL, db, NULL};
+	const char *argv[12] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
+				ENROLL_SECRET};
+	int n = 8;
+	if (c->metrics) {
+		argv[n++] = "--metrics";
+		argv[n++] = c->metrics;
+	}
+	if (db) {
+		argv[n++] = "--db";
+		argv[n++] = db;
+	}
 	c->proc = th_spawn((char *const *)argv, "console.log");
 	if (!th_wait_port(port, 15000)) {
 		char *log = th_log(&c->proc);
@@ -227,6 +237,7 @@ typedef struct {
 	int port;
 	char proxy[64];
 	char ca[700];
+	const char *metrics;       /* --metrics ADDR:PORT when set before the start */
 } agent_t;
 
 static void agent_start(agent_t *a, const char *state, int port, const char *config, const char *upstream_ca,
@@ -242,7 +253,8 @@ static void agent_start(agent_t *a, const char *state, int port, const char *con
 	th_write_file(cfg, config, strlen(config), 0644);
 	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", state, "--workers", "2",
 			      "--upstream-ca", upstream_ca, "--policy", policy, "--config", cfg, "--console", curl_url,
-			      "--console-ca", c->cert, "--enroll-secret", ENROLL_SECRET, NULL};
+			      "--console-ca", c->cert, "--enroll-secret", ENROLL_SECRET,
+			      a->metrics ? "--metrics" : NULL, a->metrics, NULL};
 	a->proc = th_spawn((char *const *)argv, log);
 	free(cfg);
 	if (!th_wait_port(port, 10000)) {
@@ -374,7 +386,7 @@ START_TEST(killed_agent_loses_no_acknowledged_event)
 	console_start(&x.c, th_free_port(), x.console_dir);
 	/* Long batches: at the kill most events are in the spool only. */
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 3000, \"batch_max_events\": 10000, \"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	int port = th_free_port();
 	agent_start(&a, x.state, port, cfg, x.w.ca.cert_path, x.policy, &x.c, "agent1.log");
 	static char ids[200000];
@@ -436,7 +448,7 @@ START_TEST(console_away_then_back_nothing_lost)
 	int cport = console_away(&x);
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"retry_max_s\": 1, \"status_interval_s\": 1, "
 			  "\"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[100000];
 	ids[0] = '\0';
@@ -478,7 +490,7 @@ START_TEST(full_spool_drops_are_counted_and_reported)
 	/* 64 KiB of spool in 4 KiB segments: about 80 events fit */
 	const char *cfg = "{\"report\": {\"spool_max_kb\": 64, \"spool_segment_kb\": 4, \"batch_wait_ms\": 100, "
 			  "\"retry_max_s\": 1, \"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[100000];
 	ids[0] = '\0';
@@ -518,7 +530,7 @@ START_TEST(graceful_stop_flushes_the_spool)
 	console_start(&x.c, th_free_port(), x.console_dir);
 	/* batches would wait a minute: only the stop's flush can send these */
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[10000];
 	ids[0] = '\0';
@@ -574,7 +586,7 @@ START_TEST(sigterm_lets_messages_in_flight_finish)
 	console_start(&x.c, th_free_port(), x.console_dir);
 	/* batches would wait a minute: only the stop's flush can send the event */
 	const char *cfg = "{\"timeouts\": {\"drain_ms\": 8000}, \"report\": {\"batch_wait_ms\": 60000}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 
 	/* a keep-alive connection that made one request and now rests */
@@ -626,7 +638,7 @@ START_TEST(second_sigterm_stops_at_once)
 	e2e_setup(&x);
 	console_start(&x.c, th_free_port(), x.console_dir);
 	const char *cfg = "{\"timeouts\": {\"drain_ms\": 60000}, \"report\": {\"batch_wait_ms\": 60000}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	th_proc up = slow_upload(&a, x.up, 30000, "slow-upload.out");
 	wait_requests(x.up, 1);
@@ -639,6 +651,144 @@ START_TEST(second_sigterm_stops_at_once)
 	ck_assert_int_eq(th_wait(&a.proc, 3000), 0);
 	ck_assert_msg(now_ms() - t0 < 2000, "the second SIGTERM took %ld ms", now_ms() - t0);
 	ck_assert_int_ne(th_wait(&up, 10000), 0); /* its connection was cut */
+	e2e_free(&x);
+}
+END_TEST
+
+/* GET /metrics from addr, parsed by prometheus_client's own parser
+ * (promparse.py under Debian's python3): {"name{k=v,...}": value}. */
+static json_t *scrape(const char *addr)
+{
+	char u[96];
+	snprintf(u, sizeof u, "http://%s/metrics", addr);
+	char *text = NULL, *err = NULL;
+	size_t len = 0;
+	int rc = th_curl((const char *const[]){"-f", u, NULL}, &text, &len, &err);
+	if (rc != 0)
+		th_fail("GET %s: curl %d: %s", u, rc, err);
+	char script[700];
+	snprintf(script, sizeof script, "%s/tests/integration/promparse.py", getenv("DLPGATE_TOP"));
+	char *out = NULL, *perr = NULL;
+	const char *argv[] = {"/usr/bin/python3", script, NULL};
+	rc = th_run((char *const *)argv, text, len, &out, NULL, &perr, 30000);
+	if (rc != 0)
+		th_fail("the Prometheus parser refused %s (%d): %s\n%s", u, rc, perr, text);
+	json_t *o = json_loads(out, 0, NULL);
+	if (!json_is_object(o))
+		th_fail("promparse.py printed %s", out);
+	free(text), free(err), free(out), free(perr);
+	return o;
+}
+
+static double sample(json_t *m, const char *key)
+{
+	json_t *v = json_object_get(m, key);
+	return v ? json_number_value(v) : 0;
+}
+
+/* The sum of the series of a family (prefix "dlpgate_flows_total{")
+ * whose labels hold `with` (NULL: all). */
+static double family_sum(json_t *m, const char *prefix, const char *with)
+{
+	double sum = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(m, k, v)
+		if (!strncmp(k, prefix, strlen(prefix)) && (!with || strstr(k, with)))
+			sum += json_number_value(v);
+	return sum;
+}
+
+#define MOVED(before, after, key, at_least)                                                                  \
+	ck_assert_msg(sample(after, key) - sample(before, key) >= (at_least), "%s moved %g -> %g, want +%d", key, \
+		      sample(before, key), sample(after, key), at_least)
+
+/* --metrics on the agent and the console: a real scrape before and after
+ * real traffic (blocked and redacted uploads, a bypassed flow), parsed by
+ * prometheus_client, and the counts move by what was sent. */
+START_TEST(metrics_move_with_traffic)
+{
+	e2e_t x;
+	e2e_setup(&x);
+	char cm[32], am[32];
+	snprintf(cm, sizeof cm, "127.0.0.1:%d", th_free_port());
+	snprintf(am, sizeof am, "127.0.0.1:%d", th_free_port());
+	x.c.metrics = cm;
+	console_start(&x.c, th_free_port(), x.console_dir);
+	agent_t a = {.metrics = am};
+	agent_start(&a, x.state, th_free_port(), "{\"report\": {\"batch_wait_ms\": 100}}", x.w.ca.cert_path, x.policy,
+		    &x.c, "agent.log");
+	json_t *a0 = scrape(am), *c0 = scrape(cm);
+
+	static char ids[10000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 5, ids, sizeof ids), 5);
+	char *u = url("127.0.0.1", th_upstream_port(x.up), "/echo", true);
+	char *out = NULL;
+	ck_assert_int_eq(th_curl((const char *const[]){"-x", a.proxy, "--cacert", a.ca, "--data-binary",
+						      "card 4111 1111 1111 1111", u, NULL},
+				 &out, NULL, NULL),
+			 0);
+	ck_assert_msg(strstr(out, "\"body_len\""), "%s", out);
+	free(out);
+	char *bypassed = url("localhost", th_upstream_port(x.up), "/echo", true);
+	ck_assert_int_eq(th_curl((const char *const[]){"-x", a.proxy, "--cacert", x.w.ca.cert_path, bypassed, NULL},
+				 NULL, NULL, NULL),
+			 0);
+	expect_exactly_once(&x.c, ids, 15000);
+	/* the redact event too, and the flow lines of all seven flows */
+	for (int i = 0; i < 150; i++) {
+		json_t *m = scrape(am);
+		double waiting = sample(m, "dlpgate_spool_events{}");
+		json_decref(m);
+		if (!waiting)
+			break;
+		usleep(100000);
+	}
+
+	json_t *a1 = scrape(am), *c1 = scrape(cm);
+	MOVED(a0, a1, "dlpgate_verdicts_total{verdict=block}", 5);
+	MOVED(a0, a1, "dlpgate_verdicts_total{verdict=redact}", 1);
+	MOVED(a0, a1, "dlpgate_messages_inspected_total{stage=request}", 6);
+	MOVED(a0, a1, "dlpgate_detector_hits_total{detector=aws}", 5);
+	MOVED(a0, a1, "dlpgate_detector_hits_total{detector=card}", 1);
+	MOVED(a0, a1, "dlpgate_tls_handshakes_total{result=ok,side=client}", 6);
+	MOVED(a0, a1, "dlpgate_tls_handshakes_total{result=ok,side=upstream}", 6);
+	ck_assert(family_sum(a1, "dlpgate_flows_total{", "mode=bypass,source=explicit") -
+			  family_sum(a0, "dlpgate_flows_total{", "mode=bypass,source=explicit") >= 1);
+	ck_assert_msg(family_sum(a1, "dlpgate_flows_total{", NULL) - family_sum(a0, "dlpgate_flows_total{", NULL) >= 7,
+		      "flows %g -> %g", family_sum(a0, "dlpgate_flows_total{", NULL),
+		      family_sum(a1, "dlpgate_flows_total{", NULL));
+	MOVED(a0, a1, "dlpgate_events_uploaded_total{}", 6);
+	ck_assert(sample(a1, "dlpgate_console_up{}") == 1);
+	ck_assert(sample(a1, "dlpgate_spool_events{}") == 0);
+	ck_assert(sample(a1, "dlpgate_upload_lag_seconds{}") == 0);
+	const char *k;
+	json_t *v;
+	int policies = 0;
+	json_object_foreach(a1, k, v)
+		policies += !strncmp(k, "dlpgate_policy_info{version=sha256:", 35) && json_number_value(v) == 1;
+	ck_assert_int_eq(policies, 1);
+
+	MOVED(c0, c1, "dlpgate_console_events_ingested_total{result=accepted}", 6);
+	MOVED(c0, c1, "dlpgate_console_requests_total{route=events_post,status=200}", 1);
+	ck_assert(sample(c1, "dlpgate_console_db_errors_total{route=events_post}") == 0);
+	ck_assert(family_sum(c1, "dlpgate_console_connections_open{", NULL) >= 1);
+
+	/* not on the network unless told */
+	char wide[32], listen[32];
+	snprintf(wide, sizeof wide, "0.0.0.0:%d", th_free_port());
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", th_free_port());
+	char *st2 = th_path("agent-wide");
+	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", st2, "--metrics", wide, NULL};
+	char *err = NULL;
+	ck_assert_int_eq(th_run((char *const *)argv, NULL, 0, NULL, NULL, &err, 10000), 2);
+	ck_assert_msg(strstr(err, "--metrics-public"), "%s", err);
+	free(err), free(st2);
+
+	json_decref(a0), json_decref(a1), json_decref(c0), json_decref(c1);
+	free(u), free(bypassed);
+	th_stop(&a.proc);
 	e2e_free(&x);
 }
 END_TEST
@@ -669,7 +819,7 @@ START_TEST(retry_after_is_honoured)
 	th_nginx ng = th_nginx_start(&w.server, conf);
 	console_t c = {.port = ng.port};
 	snprintf(c.cert, sizeof c.cert, "%s", w.ca.cert_path);
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, state, th_free_port(), "{\"report\": {\"batch_wait_ms\": 0, \"retry_max_s\": 1, \"shutdown_flush_ms\": 0}}",
 		    w.ca.cert_path, policy, &c, "agent.log");
 	static char ids[1000];
@@ -708,7 +858,7 @@ START_TEST(agent_to_console_on_postgresql)
 	th_postgres pg = th_postgres_start();
 	console_start_db(&x.c, th_free_port(), x.console_dir, pg.url);
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"status_interval_s\": 1}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[20000];
 	ids[0] = '\0';
@@ -783,6 +933,7 @@ Suite *report_suite(void)
 	tcase_add_test(t, graceful_stop_flushes_the_spool);
 	tcase_add_test(t, sigterm_lets_messages_in_flight_finish);
 	tcase_add_test(t, second_sigterm_stops_at_once);
+	tcase_add_test(t, metrics_move_with_traffic);
 	tcase_add_test(t, retry_after_is_honoured);
 	tcase_add_test(t, agent_to_console_on_postgresql);
 	suite_add_tcase(s, t);
