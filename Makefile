@@ -23,8 +23,9 @@ GOALS := $(or $(MAKECMDGOALS),all)
 # (deps alone installs everything.)
 TEST_GOALS := test unit asan% tsan% fuzz% build-fuzz/% %-tests %/flowclient %/spoolfill %/console-load deps
 DEPS_SET := $(strip $(if $(filter $(TEST_GOALS),$(GOALS)),test,\
+                $(if $(filter deb,$(GOALS)),deb,\
                 $(if $(filter run,$(GOALS)),run,\
-                $(if $(filter-out clean,$(GOALS)),build))))
+                $(if $(filter-out clean,$(GOALS)),build)))))
 
 .PHONY: $(GOALS) dlpgate-outer
 # Every goal waits for the one outer recipe, so `make -j2 all test` still
@@ -78,7 +79,7 @@ HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
 TEST_CFLAGS  = $(CFLAGS) -Itests $(shell pkg-config --cflags check)
 TEST_LIBS    = $(shell pkg-config --libs check)
 
-.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke run clean
+.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke run deb clean
 all: $(BUILD)/dlpgate
 
 # The outer pass installed them.
@@ -206,6 +207,10 @@ build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
 # `make run ARGS="--upstream-ca FILE ..."` hands ARGS to `dlpgate run`.
 run: all
 	@scripts/run.sh $(BUILD) $(ARGS)
+
+# Debian packages from packaging/debian (scripts/deb.sh): build/deb/*.deb.
+deb:
+	@scripts/deb.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

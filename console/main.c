@@ -3,6 +3,7 @@
  *
  *   dlpgate-console run --listen ADDR:PORT --state-dir DIR [options]
  *   dlpgate-console admin token create --state-dir DIR [--db ...]
+ *   dlpgate-console init --state-dir DIR
  *
  * Every mistake a user can make is one line on stderr naming the argument
  * or file and the fix, and exit code 2 (1 for failures at run time).
@@ -50,8 +51,15 @@ static const char usage_admin[] =
 	"  Creates an admin API token and prints it on stdout (it is shown only once;\n"
 	"  the console keeps its SHA-256). DIR must exist: it is the console's state dir.\n";
 
-static const char usage_top[] = "usage: " PROG " run|admin ... (--help on each)\n"
+static const char usage_init[] =
+	"usage: " PROG " init --state-dir DIR\n"
+	"  Creates what run would on its first start, and nothing that exists: the state\n"
+	"  dir (0700), console.pem and console.key (self-signed; key 0600), enroll-secret.\n"
+	"  For packages and provisioning: the certificate exists before agents need it.\n";
+
+static const char usage_top[] = "usage: " PROG " run|init|admin ... (--help on each)\n"
 				"  " PROG " run --listen ADDR:PORT --state-dir DIR [...]\n"
+				"  " PROG " init --state-dir DIR\n"
 				"  " PROG " admin token create --state-dir DIR [--db ...]\n"
 				"  " PROG " --version\n";
 
@@ -288,10 +296,42 @@ static int cmd_admin(int argc, char **argv)
 	return r == 0 ? 0 : 1;
 }
 
+static int cmd_init(int argc, char **argv)
+{
+	console_t c;
+	memset(&c, 0, sizeof c);
+	for (int i = 0; i < argc; i++) {
+		if (is_help(argv[i])) {
+			fputs(usage_init, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--state-dir") != 0)
+			return usage_error("init: unknown option %s (see " PROG " init --help)", argv[i]);
+		if (i + 1 >= argc)
+			return usage_error("init: --state-dir needs a value");
+		c.cfg.state_dir = argv[++i];
+	}
+	if (!c.cfg.state_dir)
+		return usage_error("init: --state-dir DIR is required");
+	char err[1024];
+	if (!ca_ensure_dir(c.cfg.state_dir, err, sizeof err))
+		return usage_error("%s", err);
+	/* the same functions run uses: made if missing, kept if there */
+	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
+	if (!c.ssl_ctx)
+		return usage_error("%s", err);
+	bool ok = console_enroll_secret(&c, err, sizeof err);
+	SSL_CTX_free(c.ssl_ctx);
+	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
+	if (!ok)
+		return usage_error("%s", err);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return usage_error("no command: use run or admin (see " PROG " --help)");
+		return usage_error("no command: use run, init or admin (see " PROG " --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_top, stdout);
 		return 0;
@@ -304,5 +344,7 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "admin") == 0)
 		return cmd_admin(argc - 2, argv + 2);
-	return usage_error("unknown command \"%s\": use run or admin (see " PROG " --help)", argv[1]);
+	if (strcmp(argv[1], "init") == 0)
+		return cmd_init(argc - 2, argv + 2);
+	return usage_error("unknown command \"%s\": use run, init or admin (see " PROG " --help)", argv[1]);
 }

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian 12 packages dlpgate needs. Idempotent and quiet: when
 # everything is present it prints nothing and touches nothing.
-# Usage: scripts/deps.sh [build|run|test|all|packaging]   (default: all)
+# Usage: scripts/deps.sh [build|run|test|all|packaging|deb]   (default: all)
 #   build  compiling the gateway and the console
 #   run    build + what `make run` uses besides them (openssl, curl)
 #   test   run + the test peers (Check, nginx, PostgreSQL, clang, Node.js
 #          and ajv, nftables, ...); all is the same as test
 #   packaging  what tests/packaging/ needs on the host (mmdebstrap, ...)
+#   deb    build + what `make deb` needs (debhelper, lintian, help2man)
 # The Makefile calls it before it asks pkg-config anything, so it must need
 # nothing but a minbase Debian (dpkg, apt, a POSIX shell).
 set -eu
@@ -18,12 +19,13 @@ run_pkgs="openssl curl"
 test_pkgs="check nginx-light clang libclang-rt-14-dev python3 python3-prometheus-client procps iproute2 nftables util-linux
 postgresql"
 packaging_pkgs="mmdebstrap openssl curl python3 git"
+deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man git"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 # npm tools for the tests, pinned, into .deps/ (never global, never vendored).
 npm_tools() {
-	case "${1:-all}" in build | run | packaging) return 0 ;; esac
+	case "${1:-all}" in build | run | packaging | deb) return 0 ;; esac
 	[ -x "$top/.deps/node_modules/.bin/ajv" ] && return 0
 	echo "deps: installing ajv-cli into .deps/" >&2
 	mkdir -p "$top/.deps"
@@ -40,7 +42,8 @@ build) want="$build_pkgs" ;;
 run) want="$build_pkgs $run_pkgs" ;;
 test | all) want="$build_pkgs $run_pkgs $test_pkgs" ;;
 packaging) want="$packaging_pkgs" ;;
-*) echo "usage: $0 [build|run|test|all|packaging]" >&2; exit 2 ;;
+deb) want="$build_pkgs $deb_pkgs" ;;
+*) echo "usage: $0 [build|run|test|all|packaging|deb]" >&2; exit 2 ;;
 esac
 
 # Node.js runs ajv, the JSON Schema validator the tests check events with.

@@ -51,6 +51,9 @@ bool agent_metrics_render(void *source, bytebuf_t *out)
 
 	ok = ok && metrics_gauge(out, "dlpgate_connections_open", "Client connections open now.", NULL,
 				 (double)atomic_load(&e->connections));
+	ok = ok && metrics_header(out, "dlpgate_connections_refused_total",
+				  "Connections refused at limits.max_connections.", "counter") &&
+	     metrics_sample(out, "dlpgate_connections_refused_total", NULL, (double)atomic_load(&e->flows_refused));
 	ok = ok && metrics_gauge(out, "dlpgate_pinned_entries",
 				 "Client and server pairs spliced because the client rejected our certificate.", NULL,
 				 (double)pinned_count(e->pinned));

@@ -708,6 +708,34 @@ START_TEST(cli)
 		free(err);
 	}
 	ck_assert_msg(access(nodir, F_OK) != 0, "admin token create made the state dir it was pointed at");
+
+	/* init (what the package's postinst runs): makes the key, the
+	 * certificate and the enroll secret, private, and never replaces them */
+	char *idir = th_path("init-state");
+	const char *init[] = {dlp_console_bin(), "init", "--state-dir", idir, NULL};
+	const char *names[] = {"console.key", "console.pem", "enroll-secret"};
+	const int modes[] = {0600, 0644, 0600};
+	char *first[3];
+	for (int round = 0; round < 2; round++) {
+		char *err = NULL;
+		int rc = th_run((char *const *)init, NULL, 0, NULL, NULL, &err, 10000);
+		ck_assert_msg(rc == 0, "init: exit %d: %s", rc, err);
+		free(err);
+		for (int i = 0; i < 3; i++) {
+			char p[700];
+			snprintf(p, sizeof p, "%s/%s", idir, names[i]);
+			struct stat st;
+			ck_assert_msg(stat(p, &st) == 0 && (st.st_mode & 0777) == (unsigned)modes[i], "%s", p);
+			char *data = th_read_file(p, NULL);
+			if (!round)
+				first[i] = data;
+			else {
+				ck_assert_msg(!strcmp(first[i], data), "a second init replaced %s", names[i]);
+				free(data), free(first[i]);
+			}
+		}
+	}
+	free(idir);
 	free(dir), free(nodir);
 }
 END_TEST

@@ -30,7 +30,8 @@ scratch=$(mktemp -d /var/tmp/dlpgate-fresh.XXXXXX)
 root=$scratch/root
 recorder_pid=""
 trap 'exit 1' INT TERM HUP
-trap '[ -n "$recorder_pid" ] && kill "$recorder_pid" 2>/dev/null; root_cleanup' EXIT
+# (set -e holds inside the trap: nothing in it may fail before root_cleanup)
+trap '[ -z "$recorder_pid" ] || kill "$recorder_pid" 2>/dev/null || true; root_cleanup' EXIT
 
 # Both ports `make run` serves on must be free on this machine (the root
 # shares its network namespace).
@@ -51,12 +52,7 @@ if [ -d /usr/local/share/ca-certificates ]; then
 	cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
 fi
 
-mkdir -p "$root/src"
-# Tracked and new files as they are in the working tree (a deleted one is
-# skipped).
-(cd "$top" && git ls-files -z --cached --others --exclude-standard |
-	xargs -0 -I{} sh -c '[ -e "$1" ] && printf "%s\0" "$1"' _ {} |
-	tar --null -T - -cf -) | tar -C "$root/src" -xf -
+"$top/scripts/tree-copy.sh" "$root/src"
 
 # The upstream's certificate, made here (the root has no openssl yet).
 up="$scratch/upstream"

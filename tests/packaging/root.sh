@@ -8,7 +8,7 @@
 #
 #   root_create DIR        mmdebstrap bookworm minbase + git, make into DIR/root
 #   root_mount / root_umount
-#   in_root CMD...         run CMD in the root as root, in a clean environment
+#   in_root CMD...         run CMD in the root as root, in a clean environment ($root_env)
 #   root_cleanup           stop what runs inside, unmount, remove (unless KEEP=1)
 
 root_create() {
@@ -45,9 +45,13 @@ root_umount() {
 	root_mounted=0
 }
 
+root_env="/usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb"
+
+# (A daemon whose pid matters: `(exec chroot "$root" $root_env CMD) &`, as
+# a function would run chroot as a child of a subshell.)
 in_root() {
-	chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
+	# shellcheck disable=SC2086
+	chroot "$root" $root_env "$@"
 }
 
 # Every process whose root is ours was started by this test: stop them
