@@ -52,11 +52,13 @@ static void append(log_line_t *l, const char *s, size_t n)
 	l->len += n;
 }
 
-/* A JSON string's body: quote, backslash and every byte outside printable
- * ASCII escaped (\u00XX), so network bytes can neither break the line nor
- * make it invalid UTF-8. Text keeps its own escapes (log_kv_strn). */
-static void append_json_string(log_line_t *l, const char *v, size_t n)
+/* A quoted value: quote and backslash escaped, and every byte outside
+ * printable ASCII, so bytes from the network stay visible but can neither
+ * break the line nor (JSON) make it invalid UTF-8: \u00XX in JSON, \xXX
+ * in text. */
+static void append_quoted(log_line_t *l, const char *v, size_t n)
 {
+	bool json = log_format == LOG_FORMAT_JSON;
 	append(l, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
@@ -65,8 +67,8 @@ static void append_json_string(log_line_t *l, const char *v, size_t n)
 			append(l, e, 2);
 		} else if (c < 0x20 || c >= 0x7f) {
 			char e[7];
-			snprintf(e, sizeof e, "\\u%04x", c);
-			append(l, e, 6);
+			int k = json ? snprintf(e, sizeof e, "\\u%04x", c) : snprintf(e, sizeof e, "\\x%02x", c);
+			append(l, e, (size_t)k);
 		} else {
 			append(l, (const char *)&v[i], 1);
 		}
@@ -86,21 +88,17 @@ void log_begin(log_line_t *l, log_level_t level, const char *event)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	l->len = 0;
 	l->truncated = false;
-	if (log_format == LOG_FORMAT_JSON) {
-		append(l, "{\"ts\":\"", 7);
-		append(l, stamp, strlen(stamp));
-		append(l, "\",\"level\":\"", 11);
-		append(l, level_names[level], strlen(level_names[level]));
-		append(l, "\",\"event\":", 10);
-		append_json_string(l, event, strlen(event));
-		return;
-	}
-	append(l, "ts=", 3);
-	append(l, stamp, strlen(stamp));
-	append(l, " level=", 7);
-	append(l, level_names[level], strlen(level_names[level]));
-	append(l, " event=", 7);
-	append(l, event, strlen(event));
+	/* what comes before the stamp, the level and the event, per format */
+	static const char *const lead[][3] = {[LOG_FORMAT_TEXT] = {"ts=", " level=", " event="},
+					      [LOG_FORMAT_JSON] = {"{\"ts\":\"", "\",\"level\":\"", "\",\"event\":"}};
+	const char *const *p = lead[log_format];
+	const char *parts[] = {p[0], stamp, p[1], level_names[level], p[2]};
+	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+		append(l, parts[i], strlen(parts[i]));
+	if (log_format == LOG_FORMAT_JSON)
+		append_quoted(l, event, strlen(event));
+	else
+		append(l, event, strlen(event));
 }
 
 static bool needs_quotes(const char *v, size_t n)
@@ -126,7 +124,7 @@ static size_t append_key(log_line_t *l, const char *key)
 		if (!strcmp(key, "event") || !strcmp(key, "level") || !strcmp(key, "ts"))
 			key = !strcmp(key, "event") ? "event_id" : !strcmp(key, "level") ? "level_" : "ts_";
 		append(l, ",", 1);
-		append_json_string(l, key, strlen(key));
+		append_quoted(l, key, strlen(key));
 		append(l, ":", 1);
 	} else {
 		append(l, " ", 1);
@@ -149,7 +147,7 @@ void log_kv_strn(log_line_t *l, const char *key, const char *v, size_t n)
 	size_t at = append_key(l, key);
 	if (log_format == LOG_FORMAT_JSON) {
 		if (v)
-			append_json_string(l, v, n);
+			append_quoted(l, v, n);
 		else
 			append(l, "null", 4);
 		kv_done(l, at);
@@ -159,26 +157,10 @@ void log_kv_strn(log_line_t *l, const char *key, const char *v, size_t n)
 		append(l, "-", 1);
 		return;
 	}
-	if (!needs_quotes(v, n)) {
+	if (!needs_quotes(v, n))
 		append(l, v, n);
-		return;
-	}
-	append(l, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c == '"' || c == '\\') {
-			char e[2] = {'\\', (char)c};
-			append(l, e, 2);
-		} else if (c < 0x20 || c >= 0x7f) {
-			/* Bytes from the network stay visible but cannot break the line. */
-			char e[5];
-			snprintf(e, sizeof e, "\\x%02x", c);
-			append(l, e, 4);
-		} else {
-			append(l, (const char *)&v[i], 1);
-		}
-	}
-	append(l, "\"", 1);
+	else
+		append_quoted(l, v, n);
 }
 
 void log_kv_str(log_line_t *l, const char *key, const char *value)

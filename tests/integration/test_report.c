@@ -379,6 +379,17 @@ static void e2e_free(e2e_t *x)
 	free(x->policy), free(x->state), free(x->console_dir);
 }
 
+/* The common start: the world, the console, and an agent enrolled to it
+ * with config (a->metrics, x->c.metrics as set by the caller). */
+static void e2e_start(e2e_t *x, agent_t *a, const char *config)
+{
+	console_t c = {.metrics = x->c.metrics};
+	e2e_setup(x);
+	x->c = c;
+	console_start(&x->c, th_free_port(), x->console_dir);
+	agent_start(a, x->state, th_free_port(), config, x->w.ca.cert_path, x->policy, &x->c, "agent.log");
+}
+
 START_TEST(killed_agent_loses_no_acknowledged_event)
 {
 	e2e_t x;
@@ -525,13 +536,10 @@ END_TEST
 
 START_TEST(graceful_stop_flushes_the_spool)
 {
-	e2e_t x;
-	e2e_setup(&x);
-	console_start(&x.c, th_free_port(), x.console_dir);
-	/* batches would wait a minute: only the stop's flush can send these */
-	const char *cfg = "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}";
+	e2e_t x = {0};
 	agent_t a = {0};
-	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	/* batches would wait a minute: only the stop's flush can send these */
+	e2e_start(&x, &a, "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}");
 	static char ids[10000];
 	ids[0] = '\0';
 	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 5, ids, sizeof ids), 5);
@@ -581,13 +589,10 @@ static long now_ms(void)
  * stop's flush, and the agent exits 0. */
 START_TEST(sigterm_lets_messages_in_flight_finish)
 {
-	e2e_t x;
-	e2e_setup(&x);
-	console_start(&x.c, th_free_port(), x.console_dir);
-	/* batches would wait a minute: only the stop's flush can send the event */
-	const char *cfg = "{\"timeouts\": {\"drain_ms\": 8000}, \"report\": {\"batch_wait_ms\": 60000}}";
+	e2e_t x = {0};
 	agent_t a = {0};
-	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	/* batches would wait a minute: only the stop's flush can send the event */
+	e2e_start(&x, &a, "{\"timeouts\": {\"drain_ms\": 8000}, \"report\": {\"batch_wait_ms\": 60000}}");
 
 	/* a keep-alive connection that made one request and now rests */
 	th_client *idle = th_client_connect_via_proxy(a.port, "127.0.0.1", th_upstream_port(x.up), a.ca, NULL);
@@ -634,12 +639,9 @@ END_TEST
 /* A second SIGTERM does not wait for the drain time nor the flush. */
 START_TEST(second_sigterm_stops_at_once)
 {
-	e2e_t x;
-	e2e_setup(&x);
-	console_start(&x.c, th_free_port(), x.console_dir);
-	const char *cfg = "{\"timeouts\": {\"drain_ms\": 60000}, \"report\": {\"batch_wait_ms\": 60000}}";
+	e2e_t x = {0};
 	agent_t a = {0};
-	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	e2e_start(&x, &a, "{\"timeouts\": {\"drain_ms\": 60000}, \"report\": {\"batch_wait_ms\": 60000}}");
 	th_proc up = slow_upload(&a, x.up, 30000, "slow-upload.out");
 	wait_requests(x.up, 1);
 	kill(a.proc.pid, SIGTERM);
@@ -708,16 +710,12 @@ static double family_sum(json_t *m, const char *prefix, const char *with)
  * prometheus_client, and the counts move by what was sent. */
 START_TEST(metrics_move_with_traffic)
 {
-	e2e_t x;
-	e2e_setup(&x);
 	char cm[32], am[32];
 	snprintf(cm, sizeof cm, "127.0.0.1:%d", th_free_port());
 	snprintf(am, sizeof am, "127.0.0.1:%d", th_free_port());
-	x.c.metrics = cm;
-	console_start(&x.c, th_free_port(), x.console_dir);
+	e2e_t x = {.c = {.metrics = cm}};
 	agent_t a = {.metrics = am};
-	agent_start(&a, x.state, th_free_port(), "{\"report\": {\"batch_wait_ms\": 100}}", x.w.ca.cert_path, x.policy,
-		    &x.c, "agent.log");
+	e2e_start(&x, &a, "{\"report\": {\"batch_wait_ms\": 100}}");
 	json_t *a0 = scrape(am), *c0 = scrape(cm);
 
 	static char ids[10000];

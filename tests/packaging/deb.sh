@@ -16,10 +16,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 here="$top/tests/packaging"
 . "$here/root.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "deb: needs root (mmdebstrap, chroot, mounts)" >&2; exit 2; }
-"$top/scripts/deps.sh" packaging
-fail() { echo "deb: FAIL: $*" >&2; exit 1; }
-now() { date +%s; }
+packaging_begin deb
 t0=$(now)
 
 echo "deb: make deb"
@@ -43,10 +40,7 @@ agent_port=$1 console_port=$2
 
 echo "deb: a minbase Debian 12 root in $root"
 root_create "$scratch"
-if [ -d /usr/local/share/ca-certificates ]; then # see fresh.sh
-	mkdir -p "$root/usr/local/share/ca-certificates"
-	cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
-fi
+root_trust_host_anchors
 mkdir -p "$root/root/debs"
 cp "$top/build/deb/dlpgate_${version}_"*.deb "$top/build/deb/dlpgate-console_${version}_"*.deb "$root/root/debs/"
 root_mount

@@ -20,11 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 here="$top/tests/packaging"
 . "$here/root.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "fresh: needs root (mmdebstrap, chroot, mounts)" >&2; exit 2; }
-"$top/scripts/deps.sh" packaging
-
-now() { date +%s; }
-fail() { echo "fresh: FAIL: $*" >&2; exit 1; }
+packaging_begin fresh
 t0=$(now)
 scratch=$(mktemp -d /var/tmp/dlpgate-fresh.XXXXXX)
 root=$scratch/root
@@ -43,14 +39,7 @@ echo "fresh: building a minbase Debian 12 root in $root"
 root_create "$scratch"
 t_root=$(now)
 
-# The host's local trust anchors (/usr/local/share/ca-certificates), as a
-# site's machines carry them: the ca-certificates package that make run
-# installs adds them to the system store, which is how apt-over-https and
-# npm get through an HTTPS-inspecting egress.
-if [ -d /usr/local/share/ca-certificates ]; then
-	mkdir -p "$root/usr/local/share/ca-certificates"
-	cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
-fi
+root_trust_host_anchors
 
 "$top/scripts/tree-copy.sh" "$root/src"
 

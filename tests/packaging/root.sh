@@ -10,6 +10,26 @@
 #   root_mount / root_umount
 #   in_root CMD...         run CMD in the root as root, in a clean environment ($root_env)
 #   root_cleanup           stop what runs inside, unmount, remove (unless KEEP=1)
+#   packaging_begin NAME   the tests' common start: root, host tools, fail/now
+#   root_trust_host_anchors  the host's local CAs into the root
+
+packaging_begin() {
+	test_name=$1
+	[ "$(id -u)" -eq 0 ] || { echo "$test_name: needs root (mmdebstrap, chroot, mounts)" >&2; exit 2; }
+	"$top/scripts/deps.sh" packaging
+}
+fail() { echo "${test_name:-packaging}: FAIL: $*" >&2; exit 1; }
+now() { date +%s; }
+
+# The host's local trust anchors (/usr/local/share/ca-certificates), as a
+# site's machines carry them: ca-certificates, once installed in the root,
+# adds them to its system store, which is how apt over https and npm get
+# through an HTTPS-inspecting egress.
+root_trust_host_anchors() {
+	[ -d /usr/local/share/ca-certificates ] || return 0
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+}
 
 root_create() {
 	scratch=$1
