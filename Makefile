@@ -160,7 +160,8 @@ tsan:
 	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console
 
 tsan-test: tsan
-	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2}" scripts/run-tests.sh build-tsan integration-tests
+	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2 suppressions=$(CURDIR)/tests/tsan.supp}" \
+	    scripts/run-tests.sh build-tsan integration-tests
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz:

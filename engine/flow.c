@@ -3,9 +3,8 @@
  */
 #include "flow.h"
 
-#include "core/stats.h"
-
 #include "core/log.h"
+#include "core/stats.h"
 #include "http/relay.h"
 #include "net/dial.h"
 #include "net/worker.h"

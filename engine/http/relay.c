@@ -12,10 +12,10 @@
  * stops reading; resume() feeds them back first. Held bytes are bounded by
  * one read plus the header limit.
  */
-#include "core/stats.h"
 #include "http/relay.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "flow.h"
 #include "http/codec.h"
 #include "http/inspect.h"

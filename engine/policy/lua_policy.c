@@ -3,11 +3,11 @@
  * lua_policy.h for the model (one compile on the main thread, one state
  * per worker, shared detectors).
  */
-#include "core/stats.h"
 #include "policy/lua_internal.h"
 
 #include "core/hostglob.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "net/worker.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
-#include "core/stats.h"
 #include "tls/intercept.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "flow.h"
 #include "http/relay.h"
 #include "net/splice.h"

@@ -117,6 +117,12 @@ done
 wait "$run_pid" || true
 grep -q 'event=stopped' "$scratch/run.log" || { tail "$scratch/run.log" >&2; fail "the gateway did not log its stop"; }
 grep -q 'event=stopped' "$root/src/.run/console.log" || fail "the console did not log its stop"
+# The agent first: it had stopped before the console was asked to (ISO
+# timestamps compare as text).
+agent_done=$(sed -n 's/^ts=\([^ ]*\) .*event=stopped .*/\1/p' "$scratch/run.log")
+console_asked=$(sed -n 's/^ts=\([^ ]*\) .*event=stop .*/\1/p' "$root/src/.run/console.log")
+[ -n "$agent_done" ] && [ "$agent_done" \< "$console_asked" ] ||
+	fail "the console was stopped ($console_asked) before the agent had ($agent_done)"
 left=$(for p in /proc/[0-9]*; do
 	[ "$(readlink "$p/root" 2>/dev/null)" = "$(cd "$root" && pwd -P)" ] && cat "$p/comm"
 done 2>/dev/null || true)
