@@ -80,18 +80,25 @@ sed -i -e "s|^DLPGATE_LISTEN=.*|DLPGATE_LISTEN=127.0.0.1:$agent_port|" \
 	-e "s|^DLPGATE_OPTS=.*|DLPGATE_OPTS=\"--console https://127.0.0.1:$console_port --console-ca /etc/dlpgate/console.pem --enroll-secret $secret\"|" \
 	"$root/etc/default/dlpgate"
 
-# A unit's start, without systemd: its ExecStart line, expanded with its
-# EnvironmentFile, run as its User= (the pid is the daemon's own).
+# A unit's start, without systemd: its ExecStart line (continuation lines
+# joined), its Environment= and EnvironmentFile, as its User= with its
+# AmbientCapabilities= and no others (the pid is the daemon's own).
 unit_start() {
-	unit=/lib/systemd/system/$1.service
-	user=$(sed -n 's/^User=//p' "$root$unit")
-	envf=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$root$unit")
-	cmd=$(sed -n 's/^ExecStart=//p' "$root$unit")
-	echo "deb: $1: as $user: $cmd"
-	# setpriv execs (runuser would fork and stand between us and the daemon's signals)
+	unit="$root/lib/systemd/system/$1.service"
+	user=$(sed -n 's/^User=//p' "$unit")
+	envf=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit")
+	# Environment="K=V" -> export 'K=V';
+	envs=$(sed -n "s/^Environment=//; T; s/^\"\(.*\)\"\$/\1/; s/'/'\\\\''/g; s/.*/export '&';/p" "$unit" | tr '\n' ' ')
+	cmd=$(awk '/^ExecStart=/ { on = 1; sub(/^ExecStart=/, "") }
+		on { c = sub(/\\$/, ""); printf "%s ", $0; if (!c) exit }' "$unit" | tr -s '\t ' ' ')
+	caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+	echo "deb: $1: as $user${caps:+ with $caps}: $cmd"
+	# setpriv execs (runuser would fork and stand between us and the
+	# daemon's signals)
 	# shellcheck disable=SC2086
-	(exec chroot "$root" $root_env setpriv --reuid "$user" --regid "$user" --init-groups -- \
-		sh -c "set -a; . $envf; set +a; exec $cmd" >"$scratch/$1.log" 2>&1) &
+	(exec chroot "$root" $root_env setpriv --reuid "$user" --regid "$user" --init-groups \
+		${caps:+--inh-caps "$caps" --ambient-caps "$caps" --bounding-set "-all,$caps"} -- \
+		sh -c "set -a; $envs . $envf; set +a; exec $cmd" >"$scratch/$1.log" 2>&1) &
 	pids="$pids $!"
 	last_pid=$!
 }
@@ -132,6 +139,23 @@ kill -TERM "$agent_pid"; wait "$agent_pid" || fail "the agent did not exit 0 on 
 kill -TERM "$console_pid"; wait "$console_pid" || fail "the console did not exit 0 on SIGTERM"
 pids=""
 echo "deb: ok: both stopped with exit 0"
+
+# dlpgate-transparent.service's ExecStart with exactly its capabilities:
+# it must start (SO_MARK needs CAP_NET_ADMIN) and say how it names apps
+# (bpf needs CAP_BPF and CAP_NET_ADMIN). Its ExecStartPre (the nftables
+# redirect) is not run: the root shares this machine's network namespace.
+sed -i "s|^Environment=DLPGATE_PORT=.*|Environment=DLPGATE_PORT=$agent_port|" \
+	"$root/lib/systemd/system/dlpgate-transparent.service"
+unit_start dlpgate-transparent
+tp_pid=$last_pid
+i=0
+until grep -q 'event=start ' "$scratch/dlpgate-transparent.log"; do
+	i=$((i + 1)); [ "$i" -lt 100 ] || { cat "$scratch/dlpgate-transparent.log" >&2; fail "the transparent unit did not start"; }
+	sleep 0.1
+done
+echo "deb: ok: the transparent unit started: $(grep -o 'app_identity=[a-z]*' "$scratch/dlpgate-transparent.log")"
+kill -TERM "$tp_pid"; wait "$tp_pid" || fail "the transparent unit did not exit 0 on SIGTERM"
+pids=""
 t_run=$(now)
 
 left() {
