@@ -5,6 +5,38 @@
 # Every object goes under $(BUILD) so the normal, sanitizer and fuzz builds
 # never mix. llhttp comes from Debian's node-llhttp (sources, not a library)
 # and is compiled here without our warning flags: it is not our code.
+#
+# Two passes. On a bare machine neither pkg-config nor the libraries exist
+# yet, so nothing below may ask pkg-config (or even read a .d file) until
+# scripts/deps.sh has run. The outer pass therefore only installs what the
+# goals need and then runs this Makefile again with DLPGATE_DEPS=done; that
+# inner pass holds every real rule. A recursive make (not a prerequisite)
+# is what orders deps before every compile under -jN too: a prerequisite
+# only orders the targets that name it, and pkg-config would already have
+# been asked while the Makefile was read.
+
+ifneq ($(DLPGATE_DEPS),done)
+
+GOALS := $(or $(MAKECMDGOALS),all)
+# What each goal needs installed: `run` only what builds and runs the
+# product, the test and sanitizer goals the test peers too, clean nothing.
+# (deps alone installs everything.)
+TEST_GOALS := test unit asan% tsan% fuzz% build-fuzz/% %-tests %/flowclient %/spoolfill %/console-load deps \
+              macos-check
+DEPS_SET := $(strip $(if $(filter $(TEST_GOALS),$(GOALS)),test,\
+                $(if $(filter deb,$(GOALS)),deb,\
+                $(if $(filter run,$(GOALS)),run,\
+                $(if $(filter-out clean,$(GOALS)),build)))))
+
+.PHONY: $(GOALS) dlpgate-outer
+# Every goal waits for the one outer recipe, so `make -j2 all test` still
+# runs the installer once.
+$(GOALS): dlpgate-outer ; @:
+dlpgate-outer:
+	$(if $(DEPS_SET),@scripts/deps.sh $(DEPS_SET))
+	@$(MAKE) --no-print-directory DLPGATE_DEPS=done $(GOALS)
+
+else
 
 BUILD   ?= build
 # Quiet by default; `make V=1` shows every command.
@@ -16,9 +48,9 @@ LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc libcurl
-# pkg-config is only asked once the deps script has installed what it needs.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# Asked once per pass: this is the inner pass, the deps are installed.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread -fno-strict-aliasing \
@@ -44,14 +76,15 @@ LUA_EMBED  := $(BUILD)/obj/gen/lua_embed.o
 UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))
 INTEG_SRC   := $(sort $(wildcard tests/integration/*.c))
 HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
+# check is a test peer: asked only when a test object is built.
 TEST_CFLAGS  = $(CFLAGS) -Itests $(shell pkg-config --cflags check)
 TEST_LIBS    = $(shell pkg-config --libs check)
 
-.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke macos-check run clean
-all: deps $(BUILD)/dlpgate
+.PHONY: all deps test unit integration asan asan-test tsan tsan-test fuzz fuzz-smoke macos-check run deb clean
+all: $(BUILD)/dlpgate
 
+# The outer pass installed them.
 deps:
-	@scripts/deps.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,19 +136,19 @@ $(BUILD)/spoolfill: $(BUILD)/tests/bench/spoolfill.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The test command of the README and of CI. Suites print Check's summary lines.
-test: deps $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/flowclient
+test: $(BUILD)/dlpgate $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/flowclient
 	@scripts/run-tests.sh $(BUILD)
 
-unit: deps $(BUILD)/unit-tests
+unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
-asan: deps
+asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient \
 	    build-asan/dlpgate-console
 
-asan-test: deps asan
+asan-test: asan
 	@scripts/run-tests.sh build-asan
 
 # The engine's threads (workers, policy pool, uploader) under ThreadSanitizer:
@@ -123,15 +156,16 @@ asan-test: deps asan
 # report makes a process exit 66, which the harness fails on. io_sync=2: the
 # engine reuses descriptor numbers across threads all the time, and TSan's
 # default reads that as a race.
-tsan: deps
+tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
 	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console
 
-tsan-test: deps tsan
-	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2}" scripts/run-tests.sh build-tsan integration-tests
+tsan-test: tsan
+	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2 suppressions=$(CURDIR)/tests/tsan.supp}" \
+	    scripts/run-tests.sh build-tsan integration-tests
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
-fuzz: deps
+fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $(FUZZ_TARGETS)
 
@@ -180,14 +214,21 @@ build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
 # extension and its app compiled and linked (sysext/Makefile's check).
 # Without MACOS_SDK each says it skipped. CI has no SDK; a developer fetches one.
 MACOS_SDK ?=
-macos-check: deps
+macos-check:
 	@scripts/macos-check.sh "$(MACOS_SDK)" $(BUILD)/macos-check
 	@$(MAKE) --no-print-directory -C sysext check MACOS_SDK="$(MACOS_SDK)"
 
+# `make run ARGS="--upstream-ca FILE ..."` hands ARGS to `dlpgate run`.
 run: all
-	@scripts/run.sh $(BUILD)
+	@scripts/run.sh $(BUILD) $(ARGS)
+
+# Debian packages from packaging/debian (scripts/deb.sh): build/deb/*.deb.
+deb:
+	@scripts/deb.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) build-asan build-tsan build-fuzz -name '*.d' 2>/dev/null)
+
+endif

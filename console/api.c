@@ -12,6 +12,7 @@
  * route says which role it needs, an agent token on an admin route is 403,
  * and a handler for agents only ever sees its own agent id.
  */
+#include "core/metrics.h"
 #include "console.h"
 
 #include "core/log.h"
@@ -103,6 +104,7 @@ static void answer_error(job_t *j, int status, const char *code, const char *fmt
 
 static void store_failed(job_t *j, store_conn_t *sc)
 {
+	metrics_add(console_m_db_errors, 1, route_name(j->route), NULL, NULL);
 	log_msg(LOG_ERROR, "store_error", "%s: %s", route_name(j->route), store_conn_error(sc));
 	answer_error(j, 503, "store_unavailable", "the database failed; try again later");
 }
@@ -171,6 +173,8 @@ static bool do_events_post(job_t *j, store_conn_t *sc, const char *agent_id)
 	ingest_free(&b);
 	if (r != 0)
 		return false;
+	metrics_add(console_m_ingested, j->accepted, "accepted", NULL, NULL);
+	metrics_add(console_m_ingested, j->duplicates, "duplicate", NULL, NULL);
 	answer_json(j, 200, json_pack("{s:I, s:I}", "accepted", (json_int_t)j->accepted, "duplicates",
 				      (json_int_t)j->duplicates));
 	return true;
@@ -380,6 +384,7 @@ static void run_job(uv_work_t *w)
 	store_conn_t *sc = store_acquire(j->c->store, err, sizeof err);
 	if (!sc) {
 		log_msg(LOG_ERROR, "store_error", "%s", err);
+		metrics_add(console_m_db_errors, 1, route_name(j->route), NULL, NULL);
 		answer_error(j, 503, "store_unavailable", "the database is unavailable; try again later");
 		return;
 	}
@@ -432,6 +437,9 @@ static void job_done(uv_work_t *w, int status)
 	job_t *j = w->data;
 	console_t *c = j->c;
 	c->jobs--;
+	char code[8];
+	snprintf(code, sizeof code, "%d", j->status);
+	metrics_add(console_m_requests, 1, route_name(j->route), code, NULL);
 	log_line_t l;
 	if (log_enabled(LOG_INFO)) {
 		log_begin(&l, LOG_INFO, "request");

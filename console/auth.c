@@ -9,6 +9,7 @@
  * not show either. Nothing here logs a token or a secret.
  */
 #include "console.h"
+#include "core/log.h"
 
 #include "tls/ca.h"
 
@@ -133,8 +134,11 @@ bool console_enroll_secret(console_t *c, char *err, size_t errlen)
 	}
 	snprintf(c->enroll_secret, sizeof c->enroll_secret, "%s", secret);
 	OPENSSL_cleanse(secret, sizeof secret);
-	/* The path, never the secret: agents are given it out of band. */
-	printf("enroll secret generated: %s\n", path);
-	fflush(stdout);
+	/* The path, never the secret: agents are given it out of band. A log
+	 * line, so --log-format json keeps every line of stderr parseable. */
+	log_line_t l;
+	log_begin(&l, LOG_INFO, "enroll_secret_generated");
+	log_kv_str(&l, "path", path);
+	log_end(&l);
 	return true;
 }

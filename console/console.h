@@ -70,6 +70,7 @@ typedef struct console {
 	unsigned jobs;             /* requests on the thread pool */
 	size_t buffered;           /* body bytes held by all requests */
 	uint64_t refused;
+	struct metrics_http *metrics; /* --metrics, NULL without; closed with the listener */
 	bool stopping;
 } console_t;
 
@@ -98,6 +99,13 @@ void console_respond(console_conn_t *k, int status, const char *body, size_t len
 /* An error body: {"error": code, "detail": detail}. */
 void console_respond_error(console_conn_t *k, int status, const char *code, const char *detail);
 console_t *console_conn_owner(console_conn_t *k);
+
+/* ---- metrics.c ---- */
+struct metrics_family;
+extern struct metrics_family *console_m_requests, *console_m_ingested, *console_m_db_errors;
+/* Registers the families (with --metrics only; until then counting is a no-op). */
+void console_metrics_init(void);
+bool console_metrics_render(void *console, bytebuf_t *out);
 
 /* ---- api.c ---- */
 /* Body limit for a request, decided from its head. */

@@ -3,6 +3,7 @@
  *
  *   dlpgate-console run --listen ADDR:PORT --state-dir DIR [options]
  *   dlpgate-console admin token create --state-dir DIR [--db ...]
+ *   dlpgate-console init --state-dir DIR
  *
  * Every mistake a user can make is one line on stderr naming the argument
  * or file and the fix, and exit code 2 (1 for failures at run time).
@@ -10,16 +11,19 @@
  */
 #include "console.h"
 
+#include "core/fdlimit.h"
 #include "core/log.h"
+#include "net/metrics_http.h"
 #include "store.h"
 #include "tls/ca.h"
 
+#include <inttypes.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <sys/stat.h>
 
 #define PROG "dlpgate-console"
 
@@ -37,15 +41,25 @@ static const char usage_run[] =
 	"  --request-timeout-ms N    a request (head and body) must arrive within N ms (10000)\n"
 	"  --idle-timeout-ms N       keep-alive connections idle this long are closed (60000)\n"
 	"  --max-connections N       connections served at once (4096)\n"
-	"  --log-level error|warn|info|debug\n";
+	"  --log-level error|warn|info|debug\n"
+	"  --log-format text|json    key=value lines (default) or one JSON object a line\n"
+	"  --metrics ADDR:PORT       serve Prometheus metrics on GET /metrics (off by default;\n"
+	"                            loopback only unless --metrics-public)\n";
 
 static const char usage_admin[] =
 	"usage: " PROG " admin token create --state-dir DIR [--db sqlite:PATH | postgresql://...]\n"
 	"  Creates an admin API token and prints it on stdout (it is shown only once;\n"
-	"  the console keeps its SHA-256).\n";
+	"  the console keeps its SHA-256). DIR must exist: it is the console's state dir.\n";
 
-static const char usage_top[] = "usage: " PROG " run|admin ... (--help on each)\n"
+static const char usage_init[] =
+	"usage: " PROG " init --state-dir DIR\n"
+	"  Creates what run would on its first start, and nothing that exists: the state\n"
+	"  dir (0700), console.pem and console.key (self-signed; key 0600), enroll-secret.\n"
+	"  For packages and provisioning: the certificate exists before agents need it.\n";
+
+static const char usage_top[] = "usage: " PROG " run|init|admin ... (--help on each)\n"
 				"  " PROG " run --listen ADDR:PORT --state-dir DIR [...]\n"
+				"  " PROG " init --state-dir DIR\n"
 				"  " PROG " admin token create --state-dir DIR [--db ...]\n"
 				"  " PROG " --version\n";
 
@@ -71,19 +85,14 @@ static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return true;
 }
 
+/* One descriptor per connection plus a reserve (listener, database, logs). */
 static void raise_fd_limit(uint32_t want)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	rlim_t need = (rlim_t)want + 64;
-	if (rl.rlim_cur >= need)
-		return;
-	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < need)
-		log_msg(LOG_WARN, "fd_limit", "open-file limit %lu is below --max-connections; raise ulimit -n",
-			(unsigned long)rl.rlim_cur);
+	uint64_t limit = fdlimit_raise();
+	if (limit != FDLIMIT_UNLIMITED && limit < (uint64_t)want + 64)
+		log_msg(LOG_WARN, "fd_limit",
+			"open-file limit %" PRIu64 " is below --max-connections %u; raise LimitNOFILE= or ulimit -n", limit,
+			want);
 }
 
 static char default_db[4096];
@@ -99,6 +108,8 @@ static store_t *open_store(const char *state_dir, const char *db, char *err, siz
 
 static int cmd_run(int argc, char **argv)
 {
+	const char *metrics_addr = NULL;
+	bool metrics_public = false;
 	console_t c;
 	memset(&c, 0, sizeof c);
 	c.cfg.request_timeout_ms = 10000;
@@ -119,10 +130,15 @@ static int cmd_run(int argc, char **argv)
 				    : strcmp(a, "--tls-cert") == 0	? &c.cfg.tls_cert
 				    : strcmp(a, "--tls-key") == 0	? &c.cfg.tls_key
 				    : strcmp(a, "--enroll-secret") == 0 ? &c.cfg.enroll_secret
+				    : strcmp(a, "--metrics") == 0	? &metrics_addr
 									: NULL;
+		if (strcmp(a, "--metrics-public") == 0) {
+			metrics_public = true;
+			continue;
+		}
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
 			       strcmp(a, "--max-connections") == 0;
-		if (!slot && !numeric && strcmp(a, "--log-level") != 0)
+		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
 			return usage_error("run: unknown option %s (see " PROG " run --help)", a);
 		if (!v)
 			return usage_error("run: %s needs a value", a);
@@ -132,6 +148,9 @@ static int cmd_run(int argc, char **argv)
 		} else if (strcmp(a, "--log-level") == 0) {
 			if (!log_parse_level(v, &log_threshold))
 				return usage_error("--log-level %s: use error, warn, info or debug", v);
+		} else if (strcmp(a, "--log-format") == 0) {
+			if (!log_parse_format(v, &log_format))
+				return usage_error("--log-format %s: use text or json", v);
 		} else if (strcmp(a, "--request-timeout-ms") == 0) {
 			if (!parse_u32(v, 100, 3600000, &c.cfg.request_timeout_ms))
 				return usage_error("--request-timeout-ms %s: give 100..3600000", v);
@@ -174,7 +193,21 @@ static int cmd_run(int argc, char **argv)
 	c.loop = &c.w.loop;
 	uv_loop_init(c.loop);
 	int rc = 0;
-	if (!console_server_start(&c, err, sizeof err)) {
+	if (metrics_addr) {
+		console_metrics_init();
+		c.metrics = metrics_http_start(c.loop, metrics_addr, metrics_public, console_metrics_render, &c, err,
+					       sizeof err);
+		if (!c.metrics) {
+			fprintf(stderr, PROG ": %s\n", err);
+			rc = 2;
+		}
+	} else if (metrics_public) {
+		fprintf(stderr, PROG ": --metrics-public lets --metrics bind a non-loopback address: give --metrics\n");
+		rc = 2;
+	}
+	if (rc) {
+		/* nothing runs yet: the loop only closes what was opened */
+	} else if (!console_server_start(&c, err, sizeof err)) {
 		fprintf(stderr, PROG ": %s\n", err);
 		rc = 2;
 	} else {
@@ -203,9 +236,15 @@ static int cmd_run(int argc, char **argv)
 	return rc;
 }
 
+static bool is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
 static int cmd_admin(int argc, char **argv)
 {
-	if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+	/* admin --help, admin token --help, admin token create --help */
+	if ((argc >= 1 && is_help(argv[0])) || (argc >= 2 && !strcmp(argv[0], "token") && is_help(argv[1]))) {
 		fputs(usage_admin, stdout);
 		return 0;
 	}
@@ -213,7 +252,7 @@ static int cmd_admin(int argc, char **argv)
 		return usage_error("admin: unknown command; the one there is: admin token create --state-dir DIR");
 	const char *state_dir = NULL, *db = NULL;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (is_help(argv[i])) {
 			fputs(usage_admin, stdout);
 			return 0;
 		}
@@ -228,9 +267,14 @@ static int cmd_admin(int argc, char **argv)
 	}
 	if (!state_dir)
 		return usage_error("admin token create: --state-dir DIR is required (the console's state dir)");
+	/* A token goes into an existing console's store: a mistyped directory
+	 * must not become a new, empty database no console reads. */
+	struct stat sd;
+	if (stat(state_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
+		return usage_error("admin token create: --state-dir %s does not exist (give the console's state dir; "
+				   "`" PROG " run` creates it)",
+				   state_dir);
 	char err[1024];
-	if (!ca_ensure_dir(state_dir, err, sizeof err))
-		return usage_error("%s", err);
 	store_t *st = open_store(state_dir, db, err, sizeof err);
 	if (!st) {
 		fprintf(stderr, PROG ": %s\n", err);
@@ -252,10 +296,42 @@ static int cmd_admin(int argc, char **argv)
 	return r == 0 ? 0 : 1;
 }
 
+static int cmd_init(int argc, char **argv)
+{
+	console_t c;
+	memset(&c, 0, sizeof c);
+	for (int i = 0; i < argc; i++) {
+		if (is_help(argv[i])) {
+			fputs(usage_init, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--state-dir") != 0)
+			return usage_error("init: unknown option %s (see " PROG " init --help)", argv[i]);
+		if (i + 1 >= argc)
+			return usage_error("init: --state-dir needs a value");
+		c.cfg.state_dir = argv[++i];
+	}
+	if (!c.cfg.state_dir)
+		return usage_error("init: --state-dir DIR is required");
+	char err[1024];
+	if (!ca_ensure_dir(c.cfg.state_dir, err, sizeof err))
+		return usage_error("%s", err);
+	/* the same functions run uses: made if missing, kept if there */
+	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
+	if (!c.ssl_ctx)
+		return usage_error("%s", err);
+	bool ok = console_enroll_secret(&c, err, sizeof err);
+	SSL_CTX_free(c.ssl_ctx);
+	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
+	if (!ok)
+		return usage_error("%s", err);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return usage_error("no command: use run or admin (see " PROG " --help)");
+		return usage_error("no command: use run, init or admin (see " PROG " --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_top, stdout);
 		return 0;
@@ -268,5 +344,7 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "admin") == 0)
 		return cmd_admin(argc - 2, argv + 2);
-	return usage_error("unknown command \"%s\": use run or admin (see " PROG " --help)", argv[1]);
+	if (strcmp(argv[1], "init") == 0)
+		return cmd_init(argc - 2, argv + 2);
+	return usage_error("unknown command \"%s\": use run, init or admin (see " PROG " --help)", argv[1]);
 }

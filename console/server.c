@@ -20,6 +20,7 @@
  * inside a callback, so an answer given synchronously cannot re-enter the
  * parser. Connections past max_connections are accepted and closed at once.
  */
+#include "net/metrics_http.h"
 #include "console.h"
 
 #include "core/log.h"
@@ -528,6 +529,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 	log_msg(LOG_INFO, "stop", "signal %d: finishing requests in flight, then exiting", signum);
 	c->stopping = true;
 	uv_close((uv_handle_t *)&c->listener, NULL);
+	metrics_http_stop(c->metrics); /* a scrape is not a request in flight */
+	c->metrics = NULL;
 	uv_close((uv_handle_t *)&c->sig_term, NULL);
 	uv_close((uv_handle_t *)&c->sig_int, NULL);
 	uv_close((uv_handle_t *)&c->sig_usr1, NULL);

@@ -4,6 +4,7 @@
 #include "flow.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "http/relay.h"
 #include "net/dial.h"
 #include "net/worker.h"
@@ -334,6 +335,9 @@ static void record_end(flow_t *f, const char *end, const char *fmt, va_list ap)
 		vsnprintf(f->end_detail, sizeof f->end_detail, fmt, ap);
 	flow_log(f);
 	report_count(REPORT_FLOWS);
+	static const char *const sources[] = {[FLOW_SOURCE_EXPLICIT] = "explicit", [FLOW_SOURCE_TRANSPARENT] = "transparent",
+					      [FLOW_SOURCE_SYSEXT] = "sysext"};
+	metrics_add(stats_flows, 1, sources[f->facts.source], f->mode, end);
 	flow_event(f);
 }
 

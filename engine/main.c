@@ -43,7 +43,9 @@ int main(int argc, char **argv)
 		return cli_redirect(argc, argv);
 	if (!strcmp(cmd, "spool"))
 		return cli_spool(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool; see dlpgate "
-		 "--help)",
+	if (!strcmp(cmd, "status"))
+		return cli_status(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status; see "
+		 "dlpgate --help)",
 		 cmd);
 }

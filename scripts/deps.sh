@@ -1,31 +1,49 @@
 #!/bin/sh
-# Installs the Debian 12 packages dlpgate builds and tests with.
-# Idempotent and quiet: when everything is present it prints nothing and
-# touches nothing. Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Installs the Debian 12 packages dlpgate needs. Idempotent and quiet: when
+# everything is present it prints nothing and touches nothing.
+# Usage: scripts/deps.sh [build|run|test|all|packaging|deb]   (default: all)
+#   build  compiling the gateway and the console
+#   run    build + what `make run` uses besides them (openssl, curl)
+#   test   run + the test peers (Check, nginx, PostgreSQL, clang, Node.js
+#          and ajv, nftables, ...); all is the same as test
+#   packaging  what tests/packaging/ needs on the host (mmdebstrap, ...)
+#   deb    build + what `make deb` needs (debhelper, lintian, help2man)
+# The Makefile calls it before it asks pkg-config anything, so it must need
+# nothing but a minbase Debian (dpkg, apt, a POSIX shell).
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp
-libpcre2-dev liblua5.4-dev libcurl4-openssl-dev check libjansson-dev zlib1g-dev
+build_pkgs="gcc make pkg-config libc6-dev libuv1-dev libssl-dev node-llhttp
+libpcre2-dev liblua5.4-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
 libbrotli-dev libsqlite3-dev libpq-dev ca-certificates xxd"
-test_pkgs="curl nginx-light clang lld libclang-rt-14-dev python3 procps iproute2 nftables util-linux
+run_pkgs="openssl curl"
+test_pkgs="check nginx-light clang lld libclang-rt-14-dev python3 python3-prometheus-client procps iproute2 nftables util-linux
 postgresql"
+packaging_pkgs="mmdebstrap openssl curl python3 git"
+deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man git"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 # npm tools for the tests, pinned, into .deps/ (never global, never vendored).
 npm_tools() {
-	[ "${1:-all}" = build ] && return 0
+	case "${1:-all}" in build | run | packaging | deb) return 0 ;; esac
 	[ -x "$top/.deps/node_modules/.bin/ajv" ] && return 0
 	echo "deps: installing ajv-cli into .deps/" >&2
 	mkdir -p "$top/.deps"
+	# npm trusts only its own CA bundle; add the system store, which holds
+	# the anchors a site adds (an HTTPS-inspecting egress, a registry mirror).
+	[ -n "${NODE_EXTRA_CA_CERTS:-}" ] || [ ! -r /etc/ssl/certs/ca-certificates.crt ] ||
+		export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 	npm install --prefix "$top/.deps" --no-audit --no-fund --loglevel=error \
 		ajv-cli@5.0.0 ajv-formats@2.1.1 >/dev/null
 }
 
 case "${1:-all}" in
 build) want="$build_pkgs" ;;
-test | all) want="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+run) want="$build_pkgs $run_pkgs" ;;
+test | all) want="$build_pkgs $run_pkgs $test_pkgs" ;;
+packaging) want="$packaging_pkgs" ;;
+deb) want="$build_pkgs $deb_pkgs" ;;
+*) echo "usage: $0 [build|run|test|all|packaging|deb]" >&2; exit 2 ;;
 esac
 
 # Node.js runs ajv, the JSON Schema validator the tests check events with.

@@ -1,10 +1,17 @@
 #!/bin/sh
-# `make run`: the console (SQLite) in the background and the gateway, enrolled
-# to it, in the foreground, on their embedded defaults. State (the CA, the
-# spool, the console's database, certificate and secrets) lives in .run/ so
-# it survives rebuilds; Ctrl-C stops both.
+# `make run`: the console (SQLite) and the gateway, enrolled to it, on their
+# embedded defaults; extra arguments (make run ARGS="...") go to `dlpgate
+# run`. State (the CA, the spool, the console's database, certificate and
+# secrets) lives in .run/ so it survives rebuilds.
+#
+# Ctrl-C stops the gateway first, so its spool drains to a console that is
+# still up, then the console. Both run in sessions of their own (setsid):
+# the terminal's SIGINT reaches only make and this script, and the order
+# of the stop is this script's, not a race between two processes that got
+# the same signal.
 set -eu
 build=${1:-build}
+shift $(( $# > 0 ? 1 : 0 ))
 top=$(cd "$(dirname "$0")/.." && pwd)
 state="$top/.run/state"
 listen="127.0.0.1:3128"
@@ -28,10 +35,20 @@ chmod 700 "$top/.run" "$console_dir"
 secret=$(cat "$top/.run/enroll-secret")
 admin=$(cat "$top/.run/admin-token")
 
-"$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
+agent_pid=""
+# SIGTERM, then wait: each process finishes what it has in flight.
+stop() {
+	trap - EXIT INT TERM
+	[ -n "$agent_pid" ] && { kill -TERM "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; }
+	kill -TERM "$console_pid" 2>/dev/null || true
+	wait "$console_pid" 2>/dev/null || true
+	echo "dlpgate and the console stopped" >&2
+}
+setsid "$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
 	>"$top/.run/console.log" 2>&1 &
 console_pid=$!
-trap 'kill $console_pid 2>/dev/null; wait $console_pid 2>/dev/null || true' EXIT INT TERM
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 for _ in $(seq 100); do
 	[ -s "$console_dir/console.pem" ] && curl -s -o /dev/null --cacert "$console_dir/console.pem" "$console/" && break
 	kill -0 $console_pid 2>/dev/null || { cat "$top/.run/console.log" >&2; exit 1; }
@@ -64,5 +81,12 @@ More tokens: $console_bin admin token create --state-dir $console_dir
 Log lines (one per flow) follow. Stop both with Ctrl-C.
 
 EOT
-"$bin" run --listen "$listen" --state-dir "$state" --policy "$policy" \
-	--console "$console" --console-ca "$console_dir/console.pem" --enroll-secret "$secret"
+setsid "$bin" run --listen "$listen" --state-dir "$state" --policy "$policy" \
+	--console "$console" --console-ca "$console_dir/console.pem" --enroll-secret "$secret" "$@" &
+agent_pid=$!
+# wait returns early when a signal's trap runs; otherwise the agent ended
+# by itself (a bad ARGS, a port in use): keep its exit code.
+rc=0
+wait "$agent_pid" || rc=$?
+agent_pid=""
+exit "$rc"

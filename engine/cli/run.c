@@ -2,12 +2,18 @@
  * `dlpgate run`: everything is checked before the first worker starts
  * (flags, config, CA, trust anchors, listening sockets), so a bad setup is
  * one line and exit 2, never a half-running gateway. The main thread then
- * only waits for signals: SIGINT/SIGTERM stop, SIGHUP reloads the policy
- * part of the config.
+ * only waits for signals: SIGINT/SIGTERM stop gracefully (cli/stop.h),
+ * SIGHUP reloads the policy part of the config.
  */
 #include "cli/cli.h"
+#include "cli/status.h"
+#include "cli/stop.h"
+#include "core/fdlimit.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "engine.h"
+#include "net/control.h"
+#include "net/metrics_http.h"
 #include "net/worker.h"
 #include "policy/lua_policy.h"
 #include "report/report.h"
@@ -21,17 +27,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 typedef struct {
 	const char *listen[ENGINE_MAX_LISTEN];
 	size_t n_listen;
-	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *policy;
+	const char *state_dir, *ca_cert, *ca_key, *upstream_ca, *config, *log_level, *log_format, *policy;
 	const char *sysext_socket;
+	const char *metrics;       /* --metrics ADDR:PORT */
+	bool metrics_public;
 	const char *console, *console_ca, *enroll_secret;
 	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
 	size_t n_transparent;
@@ -167,6 +176,14 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->balance = cli_value(argc, argv, &i, "--balance");
 			if (strcmp(o->balance, "kernel") && strcmp(o->balance, "engine"))
 				cli_fail("--balance %s: must be kernel or engine", o->balance);
+		} else if (cli_is(a, "--metrics")) {
+			o->metrics = cli_value(argc, argv, &i, "--metrics");
+		} else if (!strcmp(a, "--metrics-public")) {
+			o->metrics_public = true;
+		} else if (cli_is(a, "--log-format")) {
+			o->log_format = cli_value(argc, argv, &i, "--log-format");
+			if (!log_parse_format(o->log_format, &log_format))
+				cli_fail("--log-format %s: must be text (key=value, the default) or json", o->log_format);
 		} else if (cli_is(a, "--workers")) {
 			const char *v = cli_value(argc, argv, &i, "--workers");
 			char *end;
@@ -203,6 +220,8 @@ static void parse(int argc, char **argv, run_opts_t *o)
 		cli_check_readable("--console-ca", o->console_ca);
 	if ((o->console_ca || o->enroll_secret) && !o->console)
 		cli_fail("--console-ca and --enroll-secret are for --console URL: give --console too");
+	if (o->metrics_public && !o->metrics)
+		cli_fail("--metrics-public lets --metrics bind a non-loopback address: give --metrics ADDR:PORT");
 	if (o->watch && !o->policy)
 		cli_fail("--watch reloads the --policy file: give --policy FILE");
 }
@@ -216,12 +235,6 @@ typedef struct {
 	uv_fs_event_t watch;
 	uv_timer_t settle;
 } main_ctx_t;
-
-static void on_stop(uv_signal_t *s, int signum)
-{
-	log_msg(LOG_INFO, "stop", "signal %d: stopping", signum);
-	uv_stop(s->loop);
-}
 
 /* The policy a run uses: the Lua file when there is one, else the
  * config's bypass_hosts. */
@@ -296,29 +309,30 @@ static void on_policy_changed(uv_fs_event_t *w, const char *file, int events, in
 
 /* Each client connection costs two descriptors (client, upstream); the
  * rest (listeners, logs, spool, the app lookup's pidfds) fit in a reserve
- * of FD_RESERVE. The soft limit is raised to the hard one; if even that
- * cannot hold limits.max_connections, the limit is lowered to what fits
- * and the start says so, rather than accept() failing under load. */
+ * of FD_RESERVE. The soft limit is raised to the hard one. A config that
+ * does not name limits.max_connections (0 here) gets the default or what
+ * the limit holds, whichever is less, quietly: that is sizing, not a
+ * problem. One that names more than fits is lowered to what fits and the
+ * start says so, rather than accept() failing under load. */
 #define FD_RESERVE (64 + APPID_CACHE)
 
-static void fit_fd_limit(config_t *c)
+static void fit_fd_limit(config_t *c, uint32_t default_max)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	uint64_t limit = fdlimit_raise();
+	uint64_t fits = limit == FDLIMIT_UNLIMITED ? UINT32_MAX
+			: limit > 2 * FD_RESERVE  ? (limit - FD_RESERVE) / 2
+						  : 32;
+	if (!c->max_connections) {
+		c->max_connections = fits < default_max ? (uint32_t)fits : default_max;
 		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)c->max_connections * 2 + FD_RESERVE)
+	if (fits >= c->max_connections)
 		return;
-	uint32_t fits = rl.rlim_cur > 2 * FD_RESERVE ? (uint32_t)((rl.rlim_cur - FD_RESERVE) / 2) : 32;
 	log_msg(LOG_WARN, "fd_limit",
-		"open-file limit %lu holds %u connections: limits.max_connections lowered from %u (raise ulimit -n "
-		"to keep it)",
-		(unsigned long)rl.rlim_cur, fits, c->max_connections);
-	c->max_connections = fits;
+		"open-file limit %" PRIu64 " holds %" PRIu64 " connections: limits.max_connections lowered from %u "
+		"(raise LimitNOFILE= or ulimit -n to keep it)",
+		limit, fits, c->max_connections);
+	c->max_connections = (uint32_t)fits;
 }
 
 int cli_run(int argc, char **argv)
@@ -330,6 +344,8 @@ int cli_run(int argc, char **argv)
 	static engine_t e;
 	char err[1024];
 	config_defaults(&e.cfg);
+	uint32_t default_max = e.cfg.max_connections;
+	e.cfg.max_connections = 0; /* still 0 after loading: the config did not say (fit_fd_limit) */
 	if (o.config && !config_load_file(&e.cfg, o.config, err, sizeof err))
 		cli_fail("%s", err);
 	if (o.log_level && !log_parse_level(o.log_level, &log_threshold))
@@ -362,6 +378,32 @@ int cli_run(int argc, char **argv)
 
 	if (!ca_load_or_create(&e.ca, o.state_dir, o.ca_cert, o.ca_key, err, sizeof err))
 		cli_fail("%s", err);
+	/* `dlpgate status` asks through the control socket; bound before the
+	 * spool is opened, so a second agent on this state dir stops here.
+	 * (With --ca-cert the CA did not need the state dir: make it now.) */
+	if (!ca_ensure_dir(o.state_dir, err, sizeof err))
+		cli_fail("%s", err);
+	uv_loop_t *loop = uv_default_loop();
+	cli_stop_t stop;
+	cli_stop_init(&stop, loop, &e);
+	struct timespec started;
+	clock_gettime(CLOCK_REALTIME, &started);
+	status_source_t status_src = {.e = &e, .stop = &stop,
+				      .started_unix_ms = (uint64_t)started.tv_sec * 1000 + (uint64_t)started.tv_nsec / 1000000};
+	char ctl_path[PATH_MAX];
+	if (snprintf(ctl_path, sizeof ctl_path, "%s/%s", o.state_dir, STATUS_SOCKET) >= (int)sizeof ctl_path)
+		cli_fail("--state-dir %s: path too long", o.state_dir);
+	control_t *ctl = control_start(loop, ctl_path, status_answer, &status_src, err, sizeof err);
+	if (!ctl)
+		cli_fail("%s", err);
+	metrics_http_t *metrics = NULL;
+	if (o.metrics) {
+		stats_init();
+		metrics = metrics_http_start(loop, o.metrics, o.metrics_public, agent_metrics_render, &status_src, err,
+					     sizeof err);
+		if (!metrics)
+			cli_fail("%s", err);
+	}
 	if (!tlsctx_init(&e.tls, &e.cfg, o.upstream_ca, err, sizeof err))
 		cli_fail("%s", err);
 	e.mint = mint_new(e.ca.cert, e.ca.key, e.cfg.leaf_cache_size, err, sizeof err);
@@ -389,7 +431,7 @@ int cli_run(int argc, char **argv)
 
 	if (!worker_open_listeners(&e, err, sizeof err))
 		cli_fail("%s", err);
-	fit_fd_limit(&e.cfg);
+	fit_fd_limit(&e.cfg, default_max);
 	/* Transparent mode names the app behind each flow: from the kernel's
 	 * record of connects when it can keep one, else through /proc. */
 	const char *app_identity = NULL;
@@ -413,25 +455,23 @@ int cli_run(int argc, char **argv)
 	for (size_t i = 0; i < e.n_listens; i++)
 		log_kv_str(&l, "listen", e.listens[i].text);
 	log_kv_u64(&l, "workers", e.n_workers);
+	log_kv_u64(&l, "max_connections", e.cfg.max_connections);
 	log_kv_str(&l, "ca", e.ca.cert_path);
 	log_kv_str(&l, "ca_generated", e.ca.generated ? "yes" : "no");
 	log_kv_str(&l, "policy", o.policy ? o.policy : "config bypass_hosts");
 	log_kv_str(&l, "policy_version", e.policy->version_text);
 	log_kv_str(&l, "agent", report_agent_id());
 	log_kv_str(&l, "console", o.console);
+	if (o.metrics)
+		log_kv_str(&l, "metrics", o.metrics);
 	if (app_identity)
 		log_kv_str(&l, "app_identity", app_identity);
 	log_end(&l);
 
-	uv_loop_t *loop = uv_default_loop();
 	main_ctx_t m = {.e = &e, .config_path = o.config, .policy_path = o.policy};
-	uv_signal_t sint, sterm, shup;
-	uv_signal_init(loop, &sint);
-	uv_signal_init(loop, &sterm);
+	uv_signal_t shup;
 	uv_signal_init(loop, &shup);
 	shup.data = &m;
-	uv_signal_start(&sint, on_stop, SIGINT);
-	uv_signal_start(&sterm, on_stop, SIGTERM);
 	uv_signal_start(&shup, on_hup, SIGHUP);
 	uv_timer_init(loop, &m.settle);
 	m.settle.data = &m;
@@ -448,11 +488,13 @@ int cli_run(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
-	report_stop(); /* after the workers: their last events are spooled and flushed */
+	/* after the workers: their last events are spooled and flushed */
+	report_stop(cli_stop_graceful(&stop));
 	if (o.sysext_socket)
 		unlink(o.sysext_socket); /* the extension then sees "engine unreachable", not a dead socket */
-	uv_close((uv_handle_t *)&sint, NULL);
-	uv_close((uv_handle_t *)&sterm, NULL);
+	cli_stop_close(&stop);
+	control_stop(ctl);
+	metrics_http_stop(metrics);
 	uv_close((uv_handle_t *)&shup, NULL);
 	uv_close((uv_handle_t *)&m.settle, NULL);
 	if (o.watch)

@@ -26,6 +26,7 @@ void config_defaults(config_t *c)
 	c->header_timeout_ms = 30000;
 	c->keepalive_timeout_ms = 60000;
 	c->idle_timeout_ms = 300000;
+	c->drain_timeout_ms = 10000;
 	c->leaf_cache_size = 4096;
 	c->upstream_session_cache_size = 4096;
 	c->pinned_ttl_s = 3600;
@@ -66,6 +67,7 @@ static const uint_key_t uint_keys[] = {
 	U("timeouts", "header_ms", header_timeout_ms, 100, 600000),
 	U("timeouts", "keepalive_ms", keepalive_timeout_ms, 100, 3600000),
 	U("timeouts", "idle_ms", idle_timeout_ms, 100, 86400000),
+	U("timeouts", "drain_ms", drain_timeout_ms, 0, 600000),
 	U("tls", "leaf_cache_size", leaf_cache_size, 1, 1000000),
 	U("tls", "upstream_session_cache_size", upstream_session_cache_size, 1, 1000000),
 	U("tls", "pinned_ttl_s", pinned_ttl_s, 0, 30 * 86400),

@@ -32,6 +32,7 @@ typedef struct {
 	uint32_t header_timeout_ms;    /* a whole request head must arrive within this */
 	uint32_t keepalive_timeout_ms; /* idle client connection between requests */
 	uint32_t idle_timeout_ms;      /* no byte either way mid-message or in a tunnel */
+	uint32_t drain_timeout_ms;     /* a graceful stop waits this long for messages in flight */
 
 	/* TLS */
 	uint32_t leaf_cache_size;

@@ -1,5 +1,8 @@
 /*
- * log: one line per event on stderr, as key=value pairs.
+ * log: one line per event on stderr, as key=value pairs (the default, what
+ * journald and grep read best) or, with --log-format json, as one JSON
+ * object per line for log shippers: {"ts":..,"level":..,"event":.., keys in
+ * the order logged}, strings escaped, numbers as numbers.
  *
  * A line is built in a stack buffer and written with a single write(2), so
  * lines from different worker threads never interleave. Values go through
@@ -19,9 +22,13 @@
 
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 
+typedef enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON } log_format_t;
+
 extern log_level_t log_threshold;
+extern log_format_t log_format; /* set once at start, before any thread */
 
 bool log_parse_level(const char *name, log_level_t *out);
+bool log_parse_format(const char *name, log_format_t *out);
 static inline bool log_enabled(log_level_t level) { return level <= log_threshold; }
 
 typedef struct {

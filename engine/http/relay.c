@@ -15,6 +15,7 @@
 #include "http/relay.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "flow.h"
 #include "http/codec.h"
 #include "http/inspect.h"
@@ -204,6 +205,15 @@ static void finish(relay_t *r, const char *end, const char *detail)
 	flow_finish(r->f, end, "%s", detail ? detail : "");
 }
 
+bool relay_end_if_at_rest(relay_t *r)
+{
+	if (r->done || !r->f->requests || r->p_count || r->routing || r->held_client.len ||
+	    http_codec_mid_message(&r->req))
+		return false;
+	finish(r, "shutdown", "between messages");
+	return true;
+}
+
 static void send_local_reply(relay_t *r)
 {
 	r->local_pending = false;
@@ -380,6 +390,9 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		[VERDICT_INSPECT] = REPORT_INSPECT, [VERDICT_BYPASS] = REPORT_BYPASS,
 		[VERDICT_PASS] = REPORT_PASS, [VERDICT_BLOCK] = REPORT_BLOCK};
 	report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
+	metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
+	for (uint32_t i = 0; m && i < m->n_findings; i++)
+		metrics_add(stats_detector_hits, m->findings[i].count, m->findings[i].name, NULL, NULL);
 	if (v->monitor)
 		report_count(REPORT_MONITOR);
 	if (v->error)

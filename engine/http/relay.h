@@ -32,6 +32,12 @@ void relay_start_tunnel(struct flow *f);  /* clear HTTP inside CONNECT */
 void relay_start_report(struct flow *f);  /* answer with f->report */
 void relay_free(struct relay *r);
 
+/* Graceful stop: ends the flow if it rests between messages (every request
+ * it sent was answered, nothing of the next has arrived) and says so; a
+ * flow that has not sent its first request is not at rest, as that request
+ * may be on its way. */
+bool relay_end_if_at_rest(struct relay *r);
+
 /* A stage deadline or idle limit fired in the HTTP state; true if the relay
  * handled it (answered and finished the flow). */
 bool relay_on_timeout(struct relay *r, const char *what);

@@ -281,9 +281,8 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
-static void on_wake(uv_async_t *a)
+static void close_listeners(worker_t *w)
 {
-	worker_t *w = a->data;
 	uv_mutex_lock(&w->inbox_lock);
 	w->stopping = true; /* under the lock: nothing more is handed over */
 	for (size_t i = 0; i < w->n_inbox; i++)
@@ -293,6 +292,18 @@ static void on_wake(uv_async_t *a)
 	uv_close((uv_handle_t *)&w->inbox_wake, NULL);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		uv_close(&w->listeners[i].handle, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	worker_t *w = a->data;
+	if (!w->stopping)
+		close_listeners(w);
+	if (atomic_load(&w->drain)) {
+		drain_begin(w);
+		return;
+	}
+	drain_end(w);
 	for (flow_t *f = w->flows, *next; f; f = next) {
 		next = f->next;
 		flow_close(f, "shutdown", NULL);
@@ -357,10 +368,20 @@ bool worker_start_all(engine_t *e, char *err, size_t n)
 	return true;
 }
 
+void worker_drain_all(engine_t *e)
+{
+	for (unsigned k = 0; k < e->n_workers; k++) {
+		atomic_store(&e->workers[k].drain, true);
+		uv_async_send(&e->workers[k].wake);
+	}
+}
+
 void worker_stop_all(engine_t *e)
 {
-	for (unsigned k = 0; k < e->n_workers; k++)
+	for (unsigned k = 0; k < e->n_workers; k++) {
+		atomic_store(&e->workers[k].drain, false);
 		uv_async_send(&e->workers[k].wake);
+	}
 	for (unsigned k = 0; k < e->n_workers; k++)
 		uv_thread_join(&e->workers[k].thread);
 	/* only now: a worker still running may hand a connection to one that

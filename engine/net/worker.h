@@ -51,15 +51,26 @@ struct worker {
 	bytebuf_t scratch;             /* serialization scratch, reused */
 	uint64_t last_refusal_log;
 	unsigned refused_since_log;
-	bool stopping;
+	bool stopping;             /* listeners closed, nothing more handed over */
+	atomic_bool drain;         /* a wake means: close listeners, let flows finish */
+	uv_timer_t drain_timer;    /* net/drain.c */
+	bool draining;
 };
 
 /* Opens the listening sockets of every worker for every listen spec; on
  * failure one line naming the address and the problem goes to err. */
 bool worker_open_listeners(engine_t *e, char *err, size_t errlen);
 bool worker_start_all(engine_t *e, char *err, size_t errlen);
+/* Graceful stop, first step: every worker closes its listeners and ends
+ * each flow once it rests between messages (net/drain.c); e->connections
+ * says how many are left. worker_stop_all then closes what remains. */
+void worker_drain_all(engine_t *e);
 /* Asks every worker to stop and waits for their threads. */
 void worker_stop_all(engine_t *e);
+
+/* net/drain.c, on the worker's thread. */
+void drain_begin(worker_t *w);
+void drain_end(worker_t *w);
 
 uint64_t worker_now(worker_t *w);
 

@@ -7,6 +7,7 @@
 
 #include "core/hostglob.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "net/worker.h"
 
 #include <errno.h>
@@ -401,6 +402,11 @@ static void fail_verdict(lua_policy_t *lp, const char *stage, const char *msg, v
 	snprintf(v->reason, sizeof v->reason, "policy error, failing %s: %s", lp->fail_closed ? "closed" : "open",
 		 msg ? msg : "?");
 	log_line_t l;
+	/* the kind from the runtime's own messages (sandbox.c words them) */
+	const char *kind = !msg ? "error" : strstr(msg, "instruction limit") ? "instruction_limit"
+					    : strstr(msg, "not enough memory") ? "memory_limit"
+									       : "error";
+	metrics_add(stats_policy_errors, 1, stage, kind, NULL);
 	log_begin(&l, LOG_WARN, "policy_error");
 	log_kv_str(&l, "stage", stage);
 	log_kv_str(&l, "fail", lp->fail_closed ? "closed" : "open");

@@ -48,11 +48,14 @@ static struct {
 	pthread_mutex_t lock;      /* stopping, policy_version, last_errors */
 	pthread_cond_t wake;
 	bool stopping;
+	uint32_t flush_ms;      /* how long the stopping uploader keeps going (under lock) */
 	char policy_version[48];
 	char last_errors[LAST_ERRORS][256];
 	unsigned n_errors;
 	atomic_uint_fast64_t counters[REPORT_N_COUNTERS];
 	atomic_uint since_read;    /* appends since the uploader last read */
+	atomic_int link;           /* report_link_t */
+	atomic_uint_fast64_t last_ok_unix_ms;
 } R = {.agent_id = "00000000-0000-4000-8000-000000000000"};
 
 static uint64_t now_ms(void)
@@ -65,6 +68,27 @@ static uint64_t now_ms(void)
 const char *report_agent_id(void)
 {
 	return R.agent_id;
+}
+
+const char *report_link_name(report_link_t l)
+{
+	static const char *const names[] = {"none", "enrolling", "pending", "up", "failing"};
+	return l >= 0 && l <= REPORT_LINK_FAILING ? names[l] : "?";
+}
+
+void report_snapshot(report_snapshot_t *s)
+{
+	memset(s, 0, sizeof *s);
+	s->link = (report_link_t)atomic_load(&R.link);
+	s->console = R.console;
+	s->last_ok_unix_ms = atomic_load(&R.last_ok_unix_ms);
+	for (int i = 0; i < REPORT_N_COUNTERS; i++)
+		s->counters[i] = atomic_load(&R.counters[i]);
+	pthread_mutex_lock(&R.lock);
+	snprintf(s->policy_version, sizeof s->policy_version, "%s", R.policy_version);
+	if (R.spool)
+		spool_stats(R.spool, &s->spool);
+	pthread_mutex_unlock(&R.lock);
 }
 
 void report_count(report_counter_t c)
@@ -200,8 +224,17 @@ static void backoff(sched_t *s, uint64_t now, long retry_after_s)
 	s->next_try = now + ms;
 }
 
+static void link_up(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	atomic_store(&R.last_ok_unix_ms, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	atomic_store(&R.link, REPORT_LINK_UP);
+}
+
 static void fail(sched_t *s, uint64_t now, const upload_result_t *r, const char *what)
 {
+	atomic_store(&R.link, R.token[0] ? REPORT_LINK_FAILING : REPORT_LINK_ENROLLING);
 	char line[300];
 	snprintf(line, sizeof line, "%s: %s", what, r->detail);
 	remember_error(line);
@@ -231,6 +264,7 @@ static bool enroll(sched_t *s, uint64_t now)
 			if (!save_identity(err, sizeof err))
 				log_msg(LOG_ERROR, "enroll", "%s (the token is kept in memory only)", err);
 			log_msg(LOG_INFO, "enrolled", "agent %s enrolled with %s", R.agent_id, R.console);
+			link_up();
 			s->failures = 0;
 			ok = true;
 		} else {
@@ -279,6 +313,8 @@ static void post_status(sched_t *s, uint64_t now)
 		R.token[0] = '\0'; /* enroll again */
 	if (r.status < 200 || r.status > 299)
 		log_msg(LOG_WARN, "status_failed", "%s", r.detail);
+	else
+		link_up();
 	upload_result_free(&r);
 	s->next_status = now + (uint64_t)R.cfg.status_interval_s * 1000;
 }
@@ -318,6 +354,7 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 	if (r.status >= 200 && r.status <= 299) {
 		spool_commit(R.spool, &b);
 		atomic_fetch_add_explicit(&R.counters[REPORT_UPLOADED], b.n, memory_order_relaxed);
+		link_up();
 		s->failures = 0;
 		s->batch_since = 0;
 		s->pending = st.depth > b.n; /* a backlog: the next batch goes as soon as the rate allows */
@@ -358,9 +395,10 @@ static void *uploader(void *arg)
 		uint64_t now = now_ms();
 		pthread_mutex_lock(&R.lock);
 		bool stopping = R.stopping;
+		uint32_t flush_ms = R.flush_ms;
 		pthread_mutex_unlock(&R.lock);
 		if (stopping && !flush_until)
-			flush_until = now + R.cfg.shutdown_flush_ms;
+			flush_until = now + flush_ms;
 		if (R.cfg.spool_fsync == FSYNC_INTERVAL && now >= s.next_sync) {
 			spool_sync(R.spool);
 			s.next_sync = now + R.cfg.fsync_interval_ms;
@@ -432,6 +470,7 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 		snprintf(err, errlen, "--console %s: this agent is not enrolled yet: give --enroll-secret S", o->console);
 		return false;
 	}
+	atomic_store(&R.link, R.token[0] ? REPORT_LINK_PENDING : REPORT_LINK_ENROLLING);
 	/* Before any thread exists: libcurl's global setup is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!(R.up = upload_new(o->console, o->console_ca, o->socket_mark, err, errlen)))
@@ -453,18 +492,21 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 	return true;
 }
 
-void report_stop(void)
+void report_stop(bool flush)
 {
 	if (!R.started)
 		return;
 	if (R.spool) {
 		pthread_mutex_lock(&R.lock);
+		R.flush_ms = flush ? R.cfg.shutdown_flush_ms : 0;
 		R.stopping = true;
 		pthread_cond_signal(&R.wake);
 		pthread_mutex_unlock(&R.lock);
 		pthread_join(R.thread, NULL);
+		pthread_mutex_lock(&R.lock); /* report_snapshot reads it under the lock */
 		spool_t *s = R.spool;
 		R.spool = NULL; /* late events (none should come) go to stderr */
+		pthread_mutex_unlock(&R.lock);
 		spool_close(s);
 		upload_free(R.up);
 	}

@@ -54,8 +54,9 @@ typedef enum {
 } report_counter_t;
 
 bool report_start(const report_opts_t *o, char *err, size_t errlen);
-/* Flushes what it can within report.shutdown_flush_ms, then stops. */
-void report_stop(void);
+/* Flushes what it can within report.shutdown_flush_ms (flush) or not at
+ * all (an admin asked twice), then stops; what is left stays spooled. */
+void report_stop(bool flush);
 
 const char *report_agent_id(void);
 /* One JSON event, without a newline; a spool_drop event names the losses
@@ -64,6 +65,28 @@ void report_submit(const char *json, size_t len, const spool_drops_t *carried);
 void report_count(report_counter_t c);
 /* The policy version status reports name. */
 void report_set_policy_version(const char *v);
+/* Where the agent stands with its console, for `dlpgate status` and the
+ * metrics; read from any thread. */
+typedef enum {
+	REPORT_LINK_NONE = 0,   /* no --console: events go to stderr */
+	REPORT_LINK_ENROLLING,  /* no token yet */
+	REPORT_LINK_PENDING,    /* a token, nothing exchanged since the start */
+	REPORT_LINK_UP,         /* the last exchange succeeded */
+	REPORT_LINK_FAILING,    /* the last exchange failed; retrying with backoff */
+} report_link_t;
+
+typedef struct {
+	report_link_t link;
+	const char *console;        /* the URL, "" without one */
+	uint64_t last_ok_unix_ms;   /* last acknowledged exchange, 0 = never */
+	spool_stats_t spool;        /* zero without a console */
+	uint64_t counters[REPORT_N_COUNTERS];
+	char policy_version[48];
+} report_snapshot_t;
+
+void report_snapshot(report_snapshot_t *s);
+const char *report_link_name(report_link_t l);
+
 /* Whether a flow-log record is wanted for a flow (config, sampling). */
 bool report_want_flow_event(bool inspected);
 

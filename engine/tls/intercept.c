@@ -1,6 +1,7 @@
 #include "tls/intercept.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "flow.h"
 #include "http/relay.h"
 #include "net/splice.h"
@@ -58,6 +59,7 @@ static const side_ops_t client_waiting_ops = {hold_client_data, client_eof_early
 
 static void pinned_client(flow_t *f, const char *how)
 {
+	metrics_add(stats_handshakes, 1, "client", "rejected_certificate", NULL);
 	const char *name = server_name(f);
 	pinned_add(f->eng->pinned, f->client_ip, name);
 	log_line_t l;
@@ -75,6 +77,7 @@ static void pinned_client(flow_t *f, const char *how)
 static void client_handshake_done(side_t *s)
 {
 	flow_t *f = s->flow;
+	metrics_add(stats_handshakes, 1, "client", "ok", NULL);
 	bytebuf_free(&f->peek);
 	flow_deadline(f, 0, NULL);
 	if (f->report.status) {
@@ -93,6 +96,7 @@ static void client_handshake_error(side_t *s, const char *why)
 		pinned_client(f, how);
 		return;
 	}
+	metrics_add(stats_handshakes, 1, "client", "error", NULL);
 	flow_close(f, "client-tls-error", "%s: %s", why,
 		   s->tls_error ? ERR_reason_error_string(s->tls_error) : "no detail");
 }
@@ -108,6 +112,7 @@ static void client_handshake_eof(side_t *s)
 		pinned_client(f, "client closed the connection after seeing our certificate");
 		return;
 	}
+	metrics_add(stats_handshakes, 1, "client", "closed", NULL);
 	flow_finish(f, "client-eof", "client closed during the TLS handshake");
 }
 
@@ -149,6 +154,7 @@ static void upstream_handshake_done(side_t *s)
 {
 	flow_t *f = s->flow;
 	s->ops = &upstream_idle_ops;
+	metrics_add(stats_handshakes, 1, "upstream", "ok", NULL);
 	start_client_tls(f, SSL_get0_peer_certificate(s->ssl));
 }
 
@@ -157,6 +163,7 @@ static void upstream_handshake_error(side_t *s, const char *why)
 	flow_t *f = s->flow;
 	tlsctx_forget_session(&f->eng->tls, f->session_key);
 	const char *verify = tlsctx_verify_error(s->ssl);
+	metrics_add(stats_handshakes, 1, "upstream", verify ? "certificate_rejected" : "error", NULL);
 	char detail[600];
 	if (verify)
 		snprintf(detail, sizeof detail, "the certificate of %s failed verification: %s", server_name(f),

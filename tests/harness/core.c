@@ -53,9 +53,11 @@ void th_fail(const char *fmt, ...)
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
 
-	/* The full text goes to stderr too, in case Check truncates it. */
+	/* The full text goes to stderr too, in case Check truncates it. With a
+	 * hook, the harness's own tests provoked it: labelled, so that a real
+	 * failure in the run's output stands out. */
 	va_start(ap, fmt);
-	fputs("harness: ", stderr);
+	fputs(fail_hook ? "harness (expected, a test of the harness): " : "harness: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	fflush(stderr);

@@ -671,8 +671,9 @@ END_TEST
 
 START_TEST(cli)
 {
-	const char *const helps[][4] = {{"--help"}, {"run", "--help"}, {"admin", "--help"}};
-	for (int i = 0; i < 3; i++) {
+	const char *const helps[][4] = {{"--help"},	     {"run", "--help"},		    {"admin", "--help"},
+					{"admin", "token", "--help"}, {"admin", "token", "create", "--help"}};
+	for (int i = 0; i < 5; i++) {
 		const char *argv[6] = {dlp_console_bin()};
 		for (int k = 0; k < 4 && helps[i][k]; k++)
 			argv[k + 1] = helps[i][k];
@@ -682,6 +683,7 @@ START_TEST(cli)
 		free(out);
 	}
 	char *dir = th_path("clistate");
+	char *nodir = th_path("never-made");
 	const char *const bad[][12] = {
 		{"run", "--state-dir", dir, NULL},
 		{"run", "--listen", "127.0.0.1:1", NULL},
@@ -691,9 +693,10 @@ START_TEST(cli)
 		{"run", "--listen", "127.0.0.1:1", "--state-dir", dir, "--tls-cert", "/nonexistent.pem", NULL},
 		{"run", "--listen", "127.0.0.1:1", "--state-dir", dir, "--request-timeout-ms", "0", NULL},
 		{"admin", "token", "create", NULL},
+		{"admin", "token", "create", "--state-dir", nodir, NULL},
 	};
 	const char *want[] = {"--listen", "--state-dir", "--bogus", "--listen", "--db", "--tls-key", "--request-timeout-ms",
-			      "--state-dir"};
+			      "--state-dir", "does not exist"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *argv[14] = {dlp_console_bin()};
 		for (int k = 0; bad[i][k]; k++)
@@ -704,7 +707,36 @@ START_TEST(cli)
 		ck_assert_msg(strstr(err, want[i]) && strncmp(err, "dlpgate-console: ", 17) == 0, "case %zu: %s", i, err);
 		free(err);
 	}
-	free(dir);
+	ck_assert_msg(access(nodir, F_OK) != 0, "admin token create made the state dir it was pointed at");
+
+	/* init (what the package's postinst runs): makes the key, the
+	 * certificate and the enroll secret, private, and never replaces them */
+	char *idir = th_path("init-state");
+	const char *init[] = {dlp_console_bin(), "init", "--state-dir", idir, NULL};
+	const char *names[] = {"console.key", "console.pem", "enroll-secret"};
+	const int modes[] = {0600, 0644, 0600};
+	char *first[3];
+	for (int round = 0; round < 2; round++) {
+		char *err = NULL;
+		int rc = th_run((char *const *)init, NULL, 0, NULL, NULL, &err, 10000);
+		ck_assert_msg(rc == 0, "init: exit %d: %s", rc, err);
+		free(err);
+		for (int i = 0; i < 3; i++) {
+			char p[700];
+			snprintf(p, sizeof p, "%s/%s", idir, names[i]);
+			struct stat st;
+			ck_assert_msg(stat(p, &st) == 0 && (st.st_mode & 0777) == (unsigned)modes[i], "%s", p);
+			char *data = th_read_file(p, NULL);
+			if (!round)
+				first[i] = data;
+			else {
+				ck_assert_msg(!strcmp(first[i], data), "a second init replaced %s", names[i]);
+				free(data), free(first[i]);
+			}
+		}
+	}
+	free(idir);
+	free(dir), free(nodir);
 }
 END_TEST
 

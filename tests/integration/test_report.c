@@ -8,12 +8,17 @@
 #include "dlp.h"
 #include "suites.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *policy_src =
@@ -158,6 +163,7 @@ typedef struct {
 	char url[64];
 	char cert[700];
 	char admin[128];
+	const char *metrics;       /* --metrics ADDR:PORT when set before the start */
 } console_t;
 
 #define ENROLL_SECRET "fleet-secret-for-tests"
@@ -170,8 +176,17 @@ static void console_start_db(console_t *c, int port, const char *dir, const char
 	snprintf(c->cert, sizeof c->cert, "%s/console.pem", dir);
 	char listen[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-	const char *argv[] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
-			      ENROLL_SECRET, db ? "--db" : NULL, db, NULL};
+	const char *argv[12] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
+				ENROLL_SECRET};
+	int n = 8;
+	if (c->metrics) {
+		argv[n++] = "--metrics";
+		argv[n++] = c->metrics;
+	}
+	if (db) {
+		argv[n++] = "--db";
+		argv[n++] = db;
+	}
 	c->proc = th_spawn((char *const *)argv, "console.log");
 	if (!th_wait_port(port, 15000)) {
 		char *log = th_log(&c->proc);
@@ -226,6 +241,7 @@ typedef struct {
 	int port;
 	char proxy[64];
 	char ca[700];
+	const char *metrics;       /* --metrics ADDR:PORT when set before the start */
 } agent_t;
 
 static void agent_start(agent_t *a, const char *state, int port, const char *config, const char *upstream_ca,
@@ -241,7 +257,8 @@ static void agent_start(agent_t *a, const char *state, int port, const char *con
 	th_write_file(cfg, config, strlen(config), 0644);
 	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", state, "--workers", "2",
 			      "--upstream-ca", upstream_ca, "--policy", policy, "--config", cfg, "--console", curl_url,
-			      "--console-ca", c->cert, "--enroll-secret", ENROLL_SECRET, NULL};
+			      "--console-ca", c->cert, "--enroll-secret", ENROLL_SECRET,
+			      a->metrics ? "--metrics" : NULL, a->metrics, NULL};
 	a->proc = th_spawn((char *const *)argv, log);
 	free(cfg);
 	if (!th_wait_port(port, 10000)) {
@@ -366,6 +383,17 @@ static void e2e_free(e2e_t *x)
 	free(x->policy), free(x->state), free(x->console_dir);
 }
 
+/* The common start: the world, the console, and an agent enrolled to it
+ * with config (a->metrics, x->c.metrics as set by the caller). */
+static void e2e_start(e2e_t *x, agent_t *a, const char *config)
+{
+	console_t c = {.metrics = x->c.metrics};
+	e2e_setup(x);
+	x->c = c;
+	console_start(&x->c, th_free_port(), x->console_dir);
+	agent_start(a, x->state, th_free_port(), config, x->w.ca.cert_path, x->policy, &x->c, "agent.log");
+}
+
 START_TEST(killed_agent_loses_no_acknowledged_event)
 {
 	e2e_t x;
@@ -373,7 +401,7 @@ START_TEST(killed_agent_loses_no_acknowledged_event)
 	console_start(&x.c, th_free_port(), x.console_dir);
 	/* Long batches: at the kill most events are in the spool only. */
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 3000, \"batch_max_events\": 10000, \"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	int port = th_free_port();
 	agent_start(&a, x.state, port, cfg, x.w.ca.cert_path, x.policy, &x.c, "agent1.log");
 	static char ids[200000];
@@ -435,7 +463,7 @@ START_TEST(console_away_then_back_nothing_lost)
 	int cport = console_away(&x);
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"retry_max_s\": 1, \"status_interval_s\": 1, "
 			  "\"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[100000];
 	ids[0] = '\0';
@@ -477,7 +505,7 @@ START_TEST(full_spool_drops_are_counted_and_reported)
 	/* 64 KiB of spool in 4 KiB segments: about 80 events fit */
 	const char *cfg = "{\"report\": {\"spool_max_kb\": 64, \"spool_segment_kb\": 4, \"batch_wait_ms\": 100, "
 			  "\"retry_max_s\": 1, \"flow_events\": \"off\"}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[100000];
 	ids[0] = '\0';
@@ -512,19 +540,274 @@ END_TEST
 
 START_TEST(graceful_stop_flushes_the_spool)
 {
-	e2e_t x;
-	e2e_setup(&x);
-	console_start(&x.c, th_free_port(), x.console_dir);
+	e2e_t x = {0};
+	agent_t a = {0};
 	/* batches would wait a minute: only the stop's flush can send these */
-	const char *cfg = "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}";
-	agent_t a;
-	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
+	e2e_start(&x, &a, "{\"report\": {\"batch_wait_ms\": 60000, \"flow_events\": \"off\"}}");
 	static char ids[10000];
 	ids[0] = '\0';
 	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 5, ids, sizeof ids), 5);
 	kill(a.proc.pid, SIGTERM);
 	ck_assert_int_eq(th_wait(&a.proc, 10000), 0);
 	expect_exactly_once(&x.c, ids, 0);
+	e2e_free(&x);
+}
+END_TEST
+
+/* A real curl upload (a card, so an event) waiting on a slow upstream, in
+ * flight when SIGTERM comes. */
+static th_proc slow_upload(agent_t *a, th_upstream *up, int ms, const char *out_name)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/slow?ms=%d", ms);
+	char *u = url("127.0.0.1", th_upstream_port(up), path, true);
+	char *out = th_path(out_name);
+	char log[80];
+	snprintf(log, sizeof log, "%s.log", out_name); /* curl's -w and errors */
+	const char *argv[] = {"curl", "-q", "-sS", "--noproxy", "", "-x", a->proxy, "--cacert", a->ca,
+			      "--data-binary", "card 4111 1111 1111 1111", "-o", out, "-w", "%{http_code}", u, NULL};
+	th_proc p = th_spawn((char *const *)argv, log);
+	free(u), free(out);
+	return p;
+}
+
+static void wait_requests(th_upstream *up, size_t n)
+{
+	for (int i = 0; th_upstream_request_count(up) < n; i++) {
+		if (i > 1000)
+			th_fail("the upstream saw %zu requests, not %zu", th_upstream_request_count(up), n);
+		usleep(10000);
+	}
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+/* True once connecting to 127.0.0.1:port is refused, within timeout_ms
+ * (every worker closes its own listener, each on its own loop). */
+static bool port_refuses(int port, int timeout_ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (long until = now_ms() + timeout_ms; now_ms() < until; usleep(10000)) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+		int e = errno;
+		close(fd);
+		if (r != 0 && e == ECONNREFUSED)
+			return true;
+	}
+	return false;
+}
+
+/* SIGTERM: new connections are refused at once, a keep-alive connection
+ * resting between messages is closed at once, a message in flight
+ * finishes (curl gets its 200), its event reaches the console through the
+ * stop's flush, and the agent exits 0. */
+START_TEST(sigterm_lets_messages_in_flight_finish)
+{
+	e2e_t x = {0};
+	agent_t a = {0};
+	/* batches would wait a minute: only the stop's flush can send the event */
+	e2e_start(&x, &a, "{\"timeouts\": {\"drain_ms\": 8000}, \"report\": {\"batch_wait_ms\": 60000}}");
+
+	/* a keep-alive connection that made one request and now rests */
+	th_client *idle = th_client_connect_via_proxy(a.port, "127.0.0.1", th_upstream_port(x.up), a.ca, NULL);
+	const char get[] = "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	ck_assert_int_eq(th_client_send(idle, get, sizeof get - 1), 0);
+	size_t n;
+	free(th_client_recv_response(idle, &n, 10000));
+
+	th_proc up = slow_upload(&a, x.up, 2000, "slow-upload.out");
+	wait_requests(x.up, 2);
+	long t0 = now_ms();
+	kill(a.proc.pid, SIGTERM);
+	dlp_t view = {.proc = a.proc}; /* for the log helpers */
+	ck_assert(dlp_log_wait(&view, "event=stop ", 5000));
+	ck_assert_msg(port_refuses(a.port, 1000), "new connections were still accepted 1 s after SIGTERM");
+	char *rest = th_client_recv_until_close(idle, &n, 1500);
+	ck_assert_msg(th_client_eof(idle), "the resting keep-alive connection was not closed");
+	ck_assert_msg(th_alive(&up), "the upload in flight ended before its response");
+	free(rest);
+	th_client_close(idle);
+
+	ck_assert_int_eq(th_wait(&up, 15000), 0);
+	char *out = th_path("slow-upload.out");
+	char *body = th_read_file(out, NULL);
+	char *code = th_log(&up);
+	ck_assert_str_eq(code, "200");
+	ck_assert_str_eq(body, "slow\n");
+	free(out), free(body), free(code);
+	ck_assert_int_eq(th_wait(&a.proc, 15000), 0);
+	long took = now_ms() - t0;
+	ck_assert_msg(took >= 1500 && took < 8000, "stopped after %ld ms: not waiting for the message, or for the "
+		      "whole drain time", took);
+	char *log = th_log(&a.proc);
+	ck_assert_msg(strstr(log, "end=shutdown"), "the resting connection's flow line: %s", log);
+	ck_assert_msg(!strstr(log, "drain_timeout"), "%s", log);
+	free(log);
+	json_t *ev = console_events(&x.c, "verdict=redact");
+	ck_assert_int_eq(json_array_size(ev), 1);
+	json_decref(ev);
+	e2e_free(&x);
+}
+END_TEST
+
+/* A second SIGTERM does not wait for the drain time nor the flush. */
+START_TEST(second_sigterm_stops_at_once)
+{
+	e2e_t x = {0};
+	agent_t a = {0};
+	e2e_start(&x, &a, "{\"timeouts\": {\"drain_ms\": 60000}, \"report\": {\"batch_wait_ms\": 60000}}");
+	th_proc up = slow_upload(&a, x.up, 30000, "slow-upload.out");
+	wait_requests(x.up, 1);
+	kill(a.proc.pid, SIGTERM);
+	dlp_t view = {.proc = a.proc};
+	ck_assert(dlp_log_wait(&view, "event=stop ", 5000));
+	ck_assert_int_eq(th_wait(&a.proc, 500), -1); /* draining: the upload is in flight */
+	long t0 = now_ms();
+	kill(a.proc.pid, SIGTERM);
+	ck_assert_int_eq(th_wait(&a.proc, 3000), 0);
+	ck_assert_msg(now_ms() - t0 < 2000, "the second SIGTERM took %ld ms", now_ms() - t0);
+	ck_assert_int_ne(th_wait(&up, 10000), 0); /* its connection was cut */
+	e2e_free(&x);
+}
+END_TEST
+
+/* GET /metrics from addr, parsed by prometheus_client's own parser
+ * (promparse.py under Debian's python3): {"name{k=v,...}": value}. */
+static json_t *scrape(const char *addr)
+{
+	char u[96];
+	snprintf(u, sizeof u, "http://%s/metrics", addr);
+	char *text = NULL, *err = NULL;
+	size_t len = 0;
+	int rc = th_curl((const char *const[]){"-f", u, NULL}, &text, &len, &err);
+	if (rc != 0)
+		th_fail("GET %s: curl %d: %s", u, rc, err);
+	char script[700];
+	snprintf(script, sizeof script, "%s/tests/integration/promparse.py", getenv("DLPGATE_TOP"));
+	char *out = NULL, *perr = NULL;
+	const char *argv[] = {"/usr/bin/python3", script, NULL};
+	rc = th_run((char *const *)argv, text, len, &out, NULL, &perr, 30000);
+	if (rc != 0)
+		th_fail("the Prometheus parser refused %s (%d): %s\n%s", u, rc, perr, text);
+	json_t *o = json_loads(out, 0, NULL);
+	if (!json_is_object(o))
+		th_fail("promparse.py printed %s", out);
+	free(text), free(err), free(out), free(perr);
+	return o;
+}
+
+static double sample(json_t *m, const char *key)
+{
+	json_t *v = json_object_get(m, key);
+	return v ? json_number_value(v) : 0;
+}
+
+/* The sum of the series of a family (prefix "dlpgate_flows_total{")
+ * whose labels hold `with` (NULL: all). */
+static double family_sum(json_t *m, const char *prefix, const char *with)
+{
+	double sum = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(m, k, v)
+		if (!strncmp(k, prefix, strlen(prefix)) && (!with || strstr(k, with)))
+			sum += json_number_value(v);
+	return sum;
+}
+
+#define MOVED(before, after, key, at_least)                                                                  \
+	ck_assert_msg(sample(after, key) - sample(before, key) >= (at_least), "%s moved %g -> %g, want +%d", key, \
+		      sample(before, key), sample(after, key), at_least)
+
+/* --metrics on the agent and the console: a real scrape before and after
+ * real traffic (blocked and redacted uploads, a bypassed flow), parsed by
+ * prometheus_client, and the counts move by what was sent. */
+START_TEST(metrics_move_with_traffic)
+{
+	char cm[32], am[32];
+	snprintf(cm, sizeof cm, "127.0.0.1:%d", th_free_port());
+	snprintf(am, sizeof am, "127.0.0.1:%d", th_free_port());
+	e2e_t x = {.c = {.metrics = cm}};
+	agent_t a = {.metrics = am};
+	e2e_start(&x, &a, "{\"report\": {\"batch_wait_ms\": 100}}");
+	json_t *a0 = scrape(am), *c0 = scrape(cm);
+
+	static char ids[10000];
+	ids[0] = '\0';
+	ck_assert_int_eq(blocked_uploads(&a, th_upstream_port(x.up), 5, ids, sizeof ids), 5);
+	char *u = url("127.0.0.1", th_upstream_port(x.up), "/echo", true);
+	char *out = NULL;
+	ck_assert_int_eq(th_curl((const char *const[]){"-x", a.proxy, "--cacert", a.ca, "--data-binary",
+						      "card 4111 1111 1111 1111", u, NULL},
+				 &out, NULL, NULL),
+			 0);
+	ck_assert_msg(strstr(out, "\"body_len\""), "%s", out);
+	free(out);
+	char *bypassed = url("localhost", th_upstream_port(x.up), "/echo", true);
+	ck_assert_int_eq(th_curl((const char *const[]){"-x", a.proxy, "--cacert", x.w.ca.cert_path, bypassed, NULL},
+				 NULL, NULL, NULL),
+			 0);
+	expect_exactly_once(&x.c, ids, 15000);
+	/* the redact event too, and the flow lines of all seven flows */
+	for (int i = 0; i < 150; i++) {
+		json_t *m = scrape(am);
+		double waiting = sample(m, "dlpgate_spool_events{}");
+		json_decref(m);
+		if (!waiting)
+			break;
+		usleep(100000);
+	}
+
+	json_t *a1 = scrape(am), *c1 = scrape(cm);
+	MOVED(a0, a1, "dlpgate_verdicts_total{verdict=block}", 5);
+	MOVED(a0, a1, "dlpgate_verdicts_total{verdict=redact}", 1);
+	MOVED(a0, a1, "dlpgate_messages_inspected_total{stage=request}", 6);
+	MOVED(a0, a1, "dlpgate_detector_hits_total{detector=aws}", 5);
+	MOVED(a0, a1, "dlpgate_detector_hits_total{detector=card}", 1);
+	MOVED(a0, a1, "dlpgate_tls_handshakes_total{result=ok,side=client}", 6);
+	MOVED(a0, a1, "dlpgate_tls_handshakes_total{result=ok,side=upstream}", 6);
+	ck_assert(family_sum(a1, "dlpgate_flows_total{", "mode=bypass,source=explicit") -
+			  family_sum(a0, "dlpgate_flows_total{", "mode=bypass,source=explicit") >= 1);
+	ck_assert_msg(family_sum(a1, "dlpgate_flows_total{", NULL) - family_sum(a0, "dlpgate_flows_total{", NULL) >= 7,
+		      "flows %g -> %g", family_sum(a0, "dlpgate_flows_total{", NULL),
+		      family_sum(a1, "dlpgate_flows_total{", NULL));
+	MOVED(a0, a1, "dlpgate_events_uploaded_total{}", 6);
+	ck_assert(sample(a1, "dlpgate_console_up{}") == 1);
+	ck_assert(sample(a1, "dlpgate_spool_events{}") == 0);
+	ck_assert(sample(a1, "dlpgate_upload_lag_seconds{}") == 0);
+	const char *k;
+	json_t *v;
+	int policies = 0;
+	json_object_foreach(a1, k, v)
+		policies += !strncmp(k, "dlpgate_policy_info{version=sha256:", 35) && json_number_value(v) == 1;
+	ck_assert_int_eq(policies, 1);
+
+	MOVED(c0, c1, "dlpgate_console_events_ingested_total{result=accepted}", 6);
+	MOVED(c0, c1, "dlpgate_console_requests_total{route=events_post,status=200}", 1);
+	ck_assert(sample(c1, "dlpgate_console_db_errors_total{route=events_post}") == 0);
+	ck_assert(family_sum(c1, "dlpgate_console_connections_open{", NULL) >= 1);
+
+	/* not on the network unless told */
+	char wide[32], listen[32];
+	snprintf(wide, sizeof wide, "0.0.0.0:%d", th_free_port());
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", th_free_port());
+	char *st2 = th_path("agent-wide");
+	const char *argv[] = {dlp_bin(), "run", "--listen", listen, "--state-dir", st2, "--metrics", wide, NULL};
+	char *err = NULL;
+	ck_assert_int_eq(th_run((char *const *)argv, NULL, 0, NULL, NULL, &err, 10000), 2);
+	ck_assert_msg(strstr(err, "--metrics-public"), "%s", err);
+	free(err), free(st2);
+
+	json_decref(a0), json_decref(a1), json_decref(c0), json_decref(c1);
+	free(u), free(bypassed);
+	th_stop(&a.proc);
 	e2e_free(&x);
 }
 END_TEST
@@ -555,7 +838,7 @@ START_TEST(retry_after_is_honoured)
 	th_nginx ng = th_nginx_start(&w.server, conf);
 	console_t c = {.port = ng.port};
 	snprintf(c.cert, sizeof c.cert, "%s", w.ca.cert_path);
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, state, th_free_port(), "{\"report\": {\"batch_wait_ms\": 0, \"retry_max_s\": 1, \"shutdown_flush_ms\": 0}}",
 		    w.ca.cert_path, policy, &c, "agent.log");
 	static char ids[1000];
@@ -594,7 +877,7 @@ START_TEST(agent_to_console_on_postgresql)
 	th_postgres pg = th_postgres_start();
 	console_start_db(&x.c, th_free_port(), x.console_dir, pg.url);
 	const char *cfg = "{\"report\": {\"batch_wait_ms\": 100, \"status_interval_s\": 1}}";
-	agent_t a;
+	agent_t a = {0};
 	agent_start(&a, x.state, th_free_port(), cfg, x.w.ca.cert_path, x.policy, &x.c, "agent.log");
 	static char ids[20000];
 	ids[0] = '\0';
@@ -667,6 +950,9 @@ Suite *report_suite(void)
 	tcase_add_test(t, console_away_then_back_nothing_lost);
 	tcase_add_test(t, full_spool_drops_are_counted_and_reported);
 	tcase_add_test(t, graceful_stop_flushes_the_spool);
+	tcase_add_test(t, sigterm_lets_messages_in_flight_finish);
+	tcase_add_test(t, second_sigterm_stops_at_once);
+	tcase_add_test(t, metrics_move_with_traffic);
 	tcase_add_test(t, retry_after_is_honoured);
 	tcase_add_test(t, agent_to_console_on_postgresql);
 	suite_add_tcase(s, t);

@@ -38,12 +38,13 @@ START_TEST(transparent_mode_in_namespaces)
 		fprintf(stderr, "transparent_mode_in_namespaces: SKIPPED: %s\n", why);
 		return;
 	}
-	char net[32], tag[16], work[64], abs_bin[PATH_MAX], abs_policy[PATH_MAX];
+	char net[32], tag[16], work[600], abs_bin[PATH_MAX], abs_policy[PATH_MAX];
 	unsigned n = (unsigned)getpid() % 200 + 20;
 	snprintf(net, sizeof net, "10.77.%u", n);
 	snprintf(tag, sizeof tag, "%u", (unsigned)getpid() % 100000);
 	/* uid 1000 must read the CA files: a world-readable dir, not the 0700 test dir */
-	snprintf(work, sizeof work, "/tmp/dlpgate-tp-%u", (unsigned)getpid());
+	const char *base = getenv("TMPDIR");
+	snprintf(work, sizeof work, "%s/dlpgate-tp-%u", base && *base ? base : "/tmp", (unsigned)getpid());
 	mkdir(work, 0755);
 	chmod(work, 0755);
 	th_cert ca = th_make_ca("tp-ca");
@@ -53,7 +54,7 @@ START_TEST(transparent_mode_in_namespaces)
 	snprintf(up_ip6, sizeof up_ip6, "fd00:77:%x::2", n);
 	th_leaf_opts o = {.cn = "up.test", .dns = {"up.test"}, .ip = {up_ip, up_ip6}};
 	th_cert server = th_make_leaf(&ca, "tp-server", &o);
-	char ca_copy[128];
+	char ca_copy[700];
 	snprintf(ca_copy, sizeof ca_copy, "%s/upstream-ca.pem", work);
 	size_t len;
 	char *pem = th_read_file(ca.cert_path, &len);

@@ -19,5 +19,8 @@ Suite *console_parse_suite(void);
 Suite *sysext_relay_suite(void);
 Suite *sysext_watchdog_suite(void);
 Suite *sysext_engine_reply_suite(void);
+/* Where a unit test puts files: $TMPDIR (scripts/run-tests.sh points it
+ * into the build dir and removes it afterwards), else /tmp. */
+const char *unit_tmp_base(void);
 
 #endif

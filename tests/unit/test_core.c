@@ -103,8 +103,8 @@ END_TEST
 
 static const char *write_tmp(const char *text)
 {
-	static char path[64];
-	snprintf(path, sizeof path, "/tmp/dlpgate-config-%d.json", (int)getpid());
+	static char path[600];
+	snprintf(path, sizeof path, "%s/dlpgate-config-%d.json", unit_tmp_base(), (int)getpid());
 	FILE *f = fopen(path, "w");
 	fputs(text, f);
 	fclose(f);

@@ -11,13 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
+static char dir[300];
 
 static const char *write_policy(const char *name, const char *src)
 {
-	static char path[128];
+	static char path[600];
 	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "/tmp/dlpgate-sbx-XXXXXX");
+		snprintf(dir, sizeof dir, "%s/dlpgate-sbx-XXXXXX", unit_tmp_base());
 		ck_assert_ptr_nonnull(mkdtemp(dir));
 	}
 	snprintf(path, sizeof path, "%s/%s", dir, name);

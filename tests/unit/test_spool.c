@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
+static char dir[300];
 
 static void make_dir(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/dlpgate-spool-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/dlpgate-spool-XXXXXX", unit_tmp_base());
 	ck_assert(mkdtemp(dir));
 }
 

@@ -1,0 +1,186 @@
+/* The local control socket; see control.h. */
+#include "net/control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONTROL_MAX_ANSWER (1 << 20)
+#define CONTROL_TIMEOUT_S 5
+
+struct control {
+	uv_pipe_t pipe;
+	control_answer_fn fn;
+	void *ud;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+typedef struct {
+	uv_pipe_t pipe;
+	uv_write_t wr;
+	char *answer;
+} control_client_t;
+
+static void client_closed(uv_handle_t *h)
+{
+	control_client_t *c = h->data;
+	free(c->answer);
+	free(c);
+}
+
+static void written(uv_write_t *wr, int status)
+{
+	(void)status;
+	control_client_t *c = wr->data;
+	uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+static void on_client(uv_stream_t *server, int status)
+{
+	control_t *ctl = server->data;
+	if (status < 0)
+		return;
+	control_client_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	uv_pipe_init(server->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		uv_close((uv_handle_t *)&c->pipe, client_closed);
+		return;
+	}
+	c->answer = ctl->fn(ctl->ud);
+	if (!c->answer) {
+		uv_close((uv_handle_t *)&c->pipe, client_closed);
+		return;
+	}
+	uv_buf_t b = uv_buf_init(c->answer, (unsigned)strlen(c->answer));
+	c->wr.data = c;
+	if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, written) != 0)
+		uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void control_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+control_t *control_start(uv_loop_t *loop, const char *path, control_answer_fn fn, void *ud, char *err,
+			 size_t errlen)
+{
+	control_t *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (strlen(path) >= sizeof c->path) {
+		snprintf(err, errlen, "%s: path longer than %zu bytes (a unix socket's limit)", path, sizeof c->path - 1);
+		free(c);
+		return NULL;
+	}
+	snprintf(c->path, sizeof c->path, "%s", path);
+	int fd = connect_unix(path);
+	if (fd >= 0) {
+		close(fd);
+		snprintf(err, errlen, "%s answers: another dlpgate runs with this state dir", path);
+		free(c);
+		return NULL;
+	}
+	unlink(path); /* stale: its daemon is gone */
+	c->fn = fn;
+	c->ud = ud;
+	uv_pipe_init(loop, &c->pipe, 0);
+	c->pipe.data = c;
+	mode_t old = umask(0177); /* born 0600: no window where others could connect */
+	int r = uv_pipe_bind(&c->pipe, path);
+	umask(old);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&c->pipe, 16, on_client);
+	if (r != 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", path, uv_strerror(r));
+		uv_close((uv_handle_t *)&c->pipe, control_closed);
+		return NULL;
+	}
+	return c;
+}
+
+void control_stop(control_t *c)
+{
+	if (!c)
+		return;
+	unlink(c->path);
+	uv_close((uv_handle_t *)&c->pipe, control_closed);
+}
+
+char *control_ask(const char *path, char *err, size_t errlen)
+{
+	int fd = connect_unix(path);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct timeval tv = {.tv_sec = CONTROL_TIMEOUT_S};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf) {
+			snprintf(err, errlen, "out of memory");
+			close(fd);
+			return NULL;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, errno == EAGAIN ? "no answer within 5 s" : strerror(errno));
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			if (cap >= CONTROL_MAX_ANSWER) {
+				snprintf(err, errlen, "%s: answer larger than 1 MiB", path);
+				free(buf);
+				close(fd);
+				return NULL;
+			}
+			char *more = realloc(buf, cap * 2);
+			if (!more)
+				free(buf);
+			buf = more;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
