@@ -2,6 +2,7 @@
 #include "net/control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,10 @@ static int connect_unix(const char *path)
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0); /* SOCK_CLOEXEC is Linux's */
 	if (fd < 0)
 		return -1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 		int e = errno;
 		close(fd);
