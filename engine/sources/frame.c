@@ -54,7 +54,7 @@ bool frame_control_encode(const char *json, size_t len, bytebuf_t *out)
 }
 
 /* The JSON of a frame is written in place after a prefix whose length
- * is filled in once it is known. Keys in sorted order, as before. */
+ * is filled in once it is known. */
 static size_t open_frame(bytebuf_t *out)
 {
 	size_t at = out->len;
@@ -113,10 +113,9 @@ bool frame_reply_encode(const frame_reply_t *r, bytebuf_t *out)
 	const char *reason = sjson_utf8_valid(r->reason, strlen(r->reason)) ? r->reason : "(reason not valid UTF-8)";
 	size_t at = open_frame(out);
 	bool ok = at != SIZE_MAX && bytebuf_append_str(out, "{") &&
-		  (!r->policy_version[0] || put_field(out, "policy_version", r->policy_version, true)) &&
-		  (r->verdict == FRAME_ACCEPT || put_field(out, "reason", reason, !r->policy_version[0])) &&
-		  put_field(out, "verdict", frame_verdict_name(r->verdict),
-			    !r->policy_version[0] && r->verdict == FRAME_ACCEPT) &&
+		  put_field(out, "verdict", frame_verdict_name(r->verdict), true) &&
+		  (r->verdict == FRAME_ACCEPT || put_field(out, "reason", reason, false)) &&
+		  (!r->policy_version[0] || put_field(out, "policy_version", r->policy_version, false)) &&
 		  bytebuf_append_str(out, "}");
 	if (!ok && at != SIZE_MAX)
 		out->len = at;
