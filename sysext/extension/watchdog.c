@@ -143,17 +143,20 @@ watchdog_state_t watchdog_state(const watchdog_t *w)
 	return w->state;
 }
 
+#define MS_TEXT(ms) #ms
+#define STALL_TEXT(ms) MS_TEXT(ms) " ms"
+
 const char *watchdog_state_name(watchdog_state_t s)
 {
 	switch (s) {
 	case WATCHDOG_OK:
 		return "ok";
 	case WATCHDOG_ENGINE_STALLED:
-		return "engine stalled (no reply to a probe within 1 s)";
+		return "engine stalled (no reply to a probe within " STALL_TEXT(WATCHDOG_STALL_MS) ")";
 	case WATCHDOG_ENGINE_UNREACHABLE:
 		return "engine unreachable (its socket refused the connection)";
 	case WATCHDOG_EXTENSION_STALLED:
-		return "extension stalled (flow queue did not turn over within 1 s)";
+		return "extension stalled (flow queue did not turn over within " STALL_TEXT(WATCHDOG_STALL_MS) ")";
 	}
 	return "?";
 }

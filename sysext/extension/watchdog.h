@@ -40,9 +40,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WATCHDOG_TICK_MS 250
-#define WATCHDOG_STALL_MS 1000
-#define WATCHDOG_PROBE_AFTER_MS 250
+#define WATCHDOG_TICK_MS 100
+#define WATCHDOG_STALL_MS 700
+#define WATCHDOG_PROBE_AFTER_MS 100
 #define WATCHDOG_PROBE_EVERY_MS 1000
 
 typedef enum {

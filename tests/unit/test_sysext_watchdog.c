@@ -32,7 +32,7 @@ static watchdog_tick_t tick(bool queue_alive)
 	return t;
 }
 
-/* Ticks every 250 ms up to and including `until`. */
+/* Ticks every WATCHDOG_TICK_MS up to and including `until`. */
 static watchdog_tick_t run_until(uint64_t until, bool queue_alive)
 {
 	watchdog_tick_t t = {0};
@@ -71,6 +71,34 @@ START_TEST(healthy_stays_ok_without_probes)
 }
 END_TEST
 
+/* The issue's bound: whenever the engine or the flow queue stops, at any
+ * phase of the ticks, the fail mode applies within a second. */
+START_TEST(fail_mode_within_a_second)
+{
+	for (uint64_t phase = 0; phase < WATCHDOG_TICK_MS; phase += 7) {
+		for (int engine = 0; engine < 2; engine++) {
+			fresh();
+			tick(true);
+			uint64_t next = now + WATCHDOG_TICK_MS;
+			now += phase; /* the engine (or the queue) stops here, between ticks */
+			uint64_t stopped = now;
+			if (engine)
+				watchdog_engine_asked(&w, now); /* a flow waits; probes go unanswered */
+			watchdog_tick_t t = {0};
+			while (t.state == WATCHDOG_OK) {
+				now = next;
+				next += WATCHDOG_TICK_MS;
+				t = tick(engine); /* the queue runs only in the engine case */
+				ck_assert_msg(now - stopped <= 1000, "%s stall noticed after %llu ms (phase %llu)",
+					      engine ? "engine" : "extension", (unsigned long long)(now - stopped),
+					      (unsigned long long)phase);
+			}
+			ck_assert_int_eq(t.state, engine ? WATCHDOG_ENGINE_STALLED : WATCHDOG_EXTENSION_STALLED);
+		}
+	}
+}
+END_TEST
+
 START_TEST(extension_stall_at_one_second_then_recovery)
 {
 	fresh();
@@ -78,7 +106,7 @@ START_TEST(extension_stall_at_one_second_then_recovery)
 	uint64_t posted = now;
 	run_until(posted + WATCHDOG_STALL_MS - WATCHDOG_TICK_MS, false);
 	now = posted + WATCHDOG_STALL_MS - 1;
-	ck_assert_int_eq(tick(false).state, WATCHDOG_OK); /* 999 ms: not yet */
+	ck_assert_int_eq(tick(false).state, WATCHDOG_OK); /* a millisecond short: not yet */
 	ck_assert_int_eq(heartbeats, 1);                  /* no pile of heartbeats behind a stuck queue */
 	now = posted + WATCHDOG_STALL_MS;
 	watchdog_tick_t t = tick(false);
@@ -150,7 +178,7 @@ START_TEST(slow_upstream_is_not_an_engine_stall)
 	fresh();
 	watchdog_engine_asked(&w, now);
 	uint64_t asked = now;
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < 5000 / WATCHDOG_TICK_MS; i++) {
 		now += WATCHDOG_TICK_MS;
 		watchdog_tick_t t = tick(true);
 		ck_assert_int_eq(t.state, WATCHDOG_OK);
@@ -315,6 +343,7 @@ Suite *sysext_watchdog_suite(void)
 	TCase *t = tcase_create("watchdog");
 	tcase_add_test(t, healthy_stays_ok_without_probes);
 	tcase_add_test(t, extension_stall_at_one_second_then_recovery);
+	tcase_add_test(t, fail_mode_within_a_second);
 	tcase_add_test(t, engine_stall_needs_an_unanswered_probe);
 	tcase_add_test(t, slow_upstream_is_not_an_engine_stall);
 	tcase_add_test(t, unreachable_then_back);
