@@ -75,8 +75,6 @@ typedef struct console {
 } console_t;
 
 /* ---- server.c ---- */
-/* ADDR:PORT ([v6]:PORT) to an address; false with a message naming --listen. */
-bool console_listen_addr(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen);
 bool console_server_start(console_t *c, char *err, size_t errlen);
 
 /* What api.c gets from a parsed request (copied out of the head). */

@@ -13,6 +13,7 @@
 
 #include "core/fdlimit.h"
 #include "core/log.h"
+#include "net/addr.h"
 #include "net/metrics_http.h"
 #include "store.h"
 #include "tls/ca.h"
@@ -166,7 +167,7 @@ static int cmd_run(int argc, char **argv)
 	if (!c.cfg.state_dir)
 		return usage_error("run: --state-dir DIR is required");
 	char err[1024];
-	if (!console_listen_addr(c.cfg.listen, &c.listen_addr, err, sizeof err))
+	if (!addr_parse("--listen", c.cfg.listen, &c.listen_addr, err, sizeof err))
 		return usage_error("%s", err);
 	if (c.cfg.db && !store_spec_valid(c.cfg.db))
 		return usage_error("--db: unknown database \"%.64s\": use sqlite:PATH or postgresql://USER@HOST:PORT/DB",

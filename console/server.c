@@ -543,32 +543,6 @@ static void on_signal(uv_signal_t *sig, int signum)
 	}
 }
 
-bool console_listen_addr(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	char *end = NULL;
-	long port = colon ? strtol(colon + 1, &end, 10) : -1;
-	size_t hlen = colon ? (size_t)(colon - listen) : 0;
-	if (!colon || !end || *end || port < 1 || port > 65535 || hlen == 0 || hlen >= sizeof host) {
-		snprintf(err, errlen, "--listen %s: expected ADDR:PORT, e.g. 127.0.0.1:8443 or [::]:8443", listen);
-		return false;
-	}
-	memcpy(host, listen, hlen);
-	host[hlen] = '\0';
-	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-		memmove(host, host + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-	}
-	memset(ss, 0, sizeof *ss);
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) != 0 &&
-	    uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) != 0) {
-		snprintf(err, errlen, "--listen %s: %s is not an IP address", listen, host);
-		return false;
-	}
-	return true;
-}
-
 bool console_server_start(console_t *c, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss = c->listen_addr;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "engine.h"
+#include "net/addr.h"
 #include "net/control.h"
 #include "net/metrics_http.h"
 #include "net/worker.h"
@@ -19,14 +20,12 @@
 #include "report/report.h"
 #include "sources/appid.h"
 
-#include <arpa/inet.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -87,38 +86,12 @@ static void parse_sysext_socket(listen_spec_t *l, const char *path)
 
 static void parse_listen(listen_spec_t *l, const char *text, listen_kind_t kind)
 {
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	if (!colon || colon == text || !colon[1])
-		cli_fail("--listen %s: expected ADDR:PORT, e.g. 127.0.0.1:3128 or [::1]:3128", text);
-	size_t hl = (size_t)(colon - text);
-	if (hl >= sizeof host)
-		cli_fail("--listen %s: address too long", text);
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535)
-		cli_fail("--listen %s: port must be 1..65535", text);
+	char err[200];
 	memset(l, 0, sizeof *l);
+	if (!addr_parse(kind == LISTEN_TRANSPARENT ? "--transparent" : "--listen", text, &l->addr, err, sizeof err))
+		cli_fail("%s", err);
 	snprintf(l->text, sizeof l->text, "%s", text);
 	l->kind = kind;
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&l->addr;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->addr;
-	if (!strcasecmp(host, "localhost"))
-		snprintf(host, sizeof host, "127.0.0.1");
-	if (host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) != 1)
-			cli_fail("--listen %s: bad IPv6 address", text);
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-	} else {
-		cli_fail("--listen %s: address must be an IPv4 address, [IPv6] or localhost", text);
-	}
 }
 
 static void parse(int argc, char **argv, run_opts_t *o)

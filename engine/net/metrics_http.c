@@ -1,11 +1,11 @@
 /* The metrics listener; see metrics_http.h. */
 #include "net/metrics_http.h"
 
-#include <arpa/inet.h>
+#include "net/addr.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define SCRAPE_MAX 16
 #define SCRAPE_HEAD_MAX 8192
@@ -179,41 +179,6 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 }
 
-static bool parse_addr(const char *text, struct sockaddr_storage *ss, bool *loopback, char *err, size_t errlen)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	size_t hl = colon ? (size_t)(colon - text) : 0;
-	char *end = NULL;
-	long port = colon ? strtol(colon + 1, &end, 10) : 0;
-	if (!colon || !hl || hl >= sizeof host || !end || *end || port < 1 || port > 65535) {
-		snprintf(err, errlen, "--metrics %s: expected ADDR:PORT, e.g. 127.0.0.1:9464", text);
-		return false;
-	}
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	if (!strcasecmp(host, "localhost"))
-		snprintf(host, sizeof host, "127.0.0.1");
-	memset(ss, 0, sizeof *ss);
-	if (host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = '\0';
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		if (uv_ip6_addr(host + 1, (int)port, a) != 0) {
-			snprintf(err, errlen, "--metrics %s: bad IPv6 address", text);
-			return false;
-		}
-		*loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-		return true;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-	if (uv_ip4_addr(host, (int)port, a) != 0) {
-		snprintf(err, errlen, "--metrics %s: address must be an IPv4 address, [IPv6] or localhost", text);
-		return false;
-	}
-	*loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-	return true;
-}
-
 static void listener_closed(uv_handle_t *h)
 {
 	metrics_http_t *m = h->data;
@@ -225,10 +190,9 @@ metrics_http_t *metrics_http_start(uv_loop_t *loop, const char *addr, bool publi
 				   char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	bool loopback = false;
-	if (!parse_addr(addr, &ss, &loopback, err, errlen))
+	if (!addr_parse("--metrics", addr, &ss, err, errlen))
 		return NULL;
-	if (!loopback && !public_ok) {
+	if (!addr_is_loopback(&ss) && !public_ok) {
 		snprintf(err, errlen,
 			 "--metrics %s: not a loopback address; metrics name hosts and policy versions, so serving "
 			 "them beyond this machine needs --metrics-public too",
