@@ -3,13 +3,14 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-	char *values[METRICS_MAX_LABELS];
-	uint64_t n;
+	char *values[METRICS_MAX_LABELS]; /* written before the series is published, never after */
+	_Atomic uint64_t n;
 } series_t;
 
 struct metrics_family {
@@ -17,9 +18,9 @@ struct metrics_family {
 	const char *name, *help;
 	char *label_names[METRICS_MAX_LABELS];
 	unsigned n_labels;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* only to append a series */
 	series_t series[METRICS_MAX_SERIES];
-	unsigned n_series;
+	atomic_uint n_series; /* published: series below it are complete */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -54,33 +55,47 @@ static bool same(const series_t *s, unsigned n, const char *const v[])
 	return true;
 }
 
-/* The series for v, made if new; the "other" series once the family is
- * full. Under f->lock. */
-static series_t *find(metrics_family_t *f, const char *const v[], bool make)
+/* A published series for v, or NULL; no lock. */
+static series_t *find(metrics_family_t *f, const char *const v[])
 {
-	for (unsigned i = 0; i < f->n_series; i++)
+	unsigned n = atomic_load_explicit(&f->n_series, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
 		if (same(&f->series[i], f->n_labels, v))
 			return &f->series[i];
-	if (!make)
-		return NULL;
+	return NULL;
+}
+
+/* The series for v, appended if new; the "other" series once the family
+ * is full. */
+static series_t *find_or_add(metrics_family_t *f, const char *const v[])
+{
+	series_t *s = find(f, v);
+	if (s)
+		return s;
+	pthread_mutex_lock(&f->lock);
+	s = find(f, v); /* another worker may have added it meanwhile */
+	unsigned n = atomic_load_explicit(&f->n_series, memory_order_relaxed);
 	/* The last slot is the "other" series: made by the first value that
 	 * finds only it free, then everything new lands there. */
 	static const char *const other[METRICS_MAX_LABELS] = {"other", "other", "other"};
-	if (f->n_series == METRICS_MAX_SERIES)
-		return &f->series[METRICS_MAX_SERIES - 1];
-	if (f->n_series == METRICS_MAX_SERIES - 1)
-		v = other;
-	series_t *s = &f->series[f->n_series];
-	for (unsigned i = 0; i < f->n_labels; i++) {
-		s->values[i] = strdup(v[i] ? v[i] : "");
-		if (!s->values[i]) {
-			while (i--)
-				free(s->values[i]);
-			return NULL;
+	if (!s && n == METRICS_MAX_SERIES)
+		s = &f->series[METRICS_MAX_SERIES - 1];
+	if (!s) {
+		if (n == METRICS_MAX_SERIES - 1)
+			v = other;
+		s = &f->series[n];
+		for (unsigned i = 0; i < f->n_labels && s; i++) {
+			s->values[i] = strdup(v[i] ? v[i] : "");
+			if (!s->values[i]) {
+				while (i--)
+					free(s->values[i]);
+				s = NULL;
+			}
 		}
+		if (s)
+			atomic_store_explicit(&f->n_series, n + 1, memory_order_release);
 	}
-	s->n = 0;
-	f->n_series++;
+	pthread_mutex_unlock(&f->lock);
 	return s;
 }
 
@@ -89,11 +104,9 @@ void metrics_add(metrics_family_t *f, uint64_t n, const char *v1, const char *v2
 	if (!f)
 		return;
 	const char *const v[METRICS_MAX_LABELS] = {v1, v2, v3};
-	pthread_mutex_lock(&f->lock);
-	series_t *s = find(f, v, true);
+	series_t *s = find_or_add(f, v);
 	if (s)
-		s->n += n;
-	pthread_mutex_unlock(&f->lock);
+		atomic_fetch_add_explicit(&s->n, n, memory_order_relaxed);
 }
 
 uint64_t metrics_value(metrics_family_t *f, const char *v1, const char *v2, const char *v3)
@@ -101,11 +114,8 @@ uint64_t metrics_value(metrics_family_t *f, const char *v1, const char *v2, cons
 	if (!f)
 		return 0;
 	const char *const v[METRICS_MAX_LABELS] = {v1, v2, v3};
-	pthread_mutex_lock(&f->lock);
-	series_t *s = find(f, v, false);
-	uint64_t n = s ? s->n : 0;
-	pthread_mutex_unlock(&f->lock);
-	return n;
+	series_t *s = find(f, v);
+	return s ? atomic_load_explicit(&s->n, memory_order_relaxed) : 0;
 }
 
 /* A label value: backslash, double quote and newline escaped, as the
@@ -169,8 +179,8 @@ bool metrics_gauge(bytebuf_t *out, const char *name, const char *help, const cha
 static bool render_family(bytebuf_t *out, metrics_family_t *f)
 {
 	bool ok = metrics_header(out, f->name, f->help, "counter");
-	pthread_mutex_lock(&f->lock);
-	for (unsigned i = 0; i < f->n_series && ok; i++) {
+	unsigned n = atomic_load_explicit(&f->n_series, memory_order_acquire);
+	for (unsigned i = 0; i < n && ok; i++) {
 		series_t *s = &f->series[i];
 		ok = bytebuf_append_str(out, f->name);
 		if (f->n_labels) {
@@ -180,20 +190,20 @@ static bool render_family(bytebuf_t *out, metrics_family_t *f)
 				     append_value(out, s->values[k]);
 			ok = ok && bytebuf_append(out, "}", 1);
 		}
-		ok = ok && bytebuf_appendf(out, " %llu\n", (unsigned long long)s->n);
+		ok = ok && bytebuf_appendf(out, " %llu\n",
+					   (unsigned long long)atomic_load_explicit(&s->n, memory_order_relaxed));
 	}
 	/* A family nobody counted yet still shows, at 0 when it has no labels,
 	 * so a dashboard sees the metric exists. */
-	if (ok && !f->n_series && !f->n_labels)
+	if (ok && !n && !f->n_labels)
 		ok = bytebuf_appendf(out, "%s 0\n", f->name);
-	pthread_mutex_unlock(&f->lock);
 	return ok;
 }
 
 bool metrics_render(bytebuf_t *out)
 {
 	bool ok = true;
-	pthread_mutex_lock(&registry_lock); /* then each family's: metrics_add never takes this one */
+	pthread_mutex_lock(&registry_lock); /* metrics_add never takes it */
 	for (metrics_family_t *f = families; f && ok; f = f->next)
 		ok = render_family(out, f);
 	pthread_mutex_unlock(&registry_lock);

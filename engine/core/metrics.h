@@ -9,9 +9,11 @@
  * never from the network: past METRICS_MAX_SERIES a family folds new
  * values into one series labelled "other" rather than grow.
  *
- * metrics_add takes a family's mutex: counting happens per flow end, per
- * message and per handshake, never per byte, and the lock is held for a
- * few comparisons. Gauges are not stored here: the exposing program
+ * metrics_add runs on the workers per flow end, per message and per
+ * handshake, so it takes no lock: series are only ever appended, each
+ * published by a release store of the family's count, found by a scan of
+ * what is published, and counted with an atomic add. Only a label value
+ * the family has not seen takes the family's mutex, once. Gauges are not stored here: the exposing program
  * writes them at scrape time (metrics_gauge) from what it already knows.
  */
 #ifndef DLPGATE_METRICS_H

@@ -4,9 +4,13 @@
 #include "core/config.h"
 #include "core/hostglob.h"
 #include "core/lru.h"
+#include "core/metrics.h"
 #include "http/reply.h"
+#include "net/addr.h"
 #include "sources/explicit.h"
 
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +197,73 @@ START_TEST(proxy_targets)
 }
 END_TEST
 
+/* One reading of ADDR:PORT for every flag that takes one. */
+START_TEST(command_line_addresses)
+{
+	struct sockaddr_storage ss;
+	char err[200];
+	ck_assert(addr_parse("--listen", "127.0.0.1:3128", &ss, err, sizeof err));
+	ck_assert(ss.ss_family == AF_INET && ntohs(((struct sockaddr_in *)&ss)->sin_port) == 3128);
+	ck_assert(addr_is_loopback(&ss));
+	ck_assert(addr_parse("--listen", "LocalHost:1", &ss, err, sizeof err) && addr_is_loopback(&ss));
+	ck_assert(addr_parse("--listen", "[::1]:443", &ss, err, sizeof err));
+	ck_assert(ss.ss_family == AF_INET6 && addr_is_loopback(&ss));
+	ck_assert(addr_parse("--listen", "::1:443", &ss, err, sizeof err) && ss.ss_family == AF_INET6);
+	ck_assert(addr_parse("--listen", "[::]:8443", &ss, err, sizeof err) && !addr_is_loopback(&ss));
+	ck_assert(addr_parse("--listen", "10.1.2.3:80", &ss, err, sizeof err) && !addr_is_loopback(&ss));
+	static const struct {
+		const char *text, *want;
+	} bad[] = {{"3128", "expected ADDR:PORT"},	  {":3128", "expected ADDR:PORT"},
+		   {"127.0.0.1:", "expected ADDR:PORT"}, {"127.0.0.1:0", "port must be"},
+		   {"127.0.0.1:65536", "port must be"},	  {"127.0.0.1:80x", "port must be"},
+		   {"example.com:80", "address must be"}, {"[127.0.0.1]:80", "address must be"}};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ck_assert_msg(!addr_parse("--metrics", bad[i].text, &ss, err, sizeof err), "%s accepted", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].want) && !strncmp(err, "--metrics ", 10), "%s: %s", bad[i].text, err);
+	}
+}
+END_TEST
+
+/* Counters the workers add to at once, without a lock: every add counted,
+ * new label values appended once, and past the cap folded into "other". */
+static metrics_family_t *contended;
+
+static void *add_many(void *arg)
+{
+	(void)arg;
+	char v[16];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(v, sizeof v, "v%d", i % 300); /* more values than a family holds */
+		metrics_add(contended, 1, v, "x", NULL);
+	}
+	return NULL;
+}
+
+START_TEST(metrics_count_every_add_without_a_lock)
+{
+	contended = metrics_counter("dlpgate_test_total", "Test.", "value,other");
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, add_many, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	uint64_t sum = 0;
+	char v[16];
+	for (int i = 0; i < METRICS_MAX_SERIES - 1; i++) {
+		snprintf(v, sizeof v, "v%d", i);
+		sum += metrics_value(contended, v, "x", NULL);
+	}
+	uint64_t other = metrics_value(contended, "other", "other", NULL);
+	ck_assert_uint_gt(other, 0);
+	ck_assert_uint_eq(sum + other, 4 * 20000);
+	bytebuf_t out;
+	bytebuf_init(&out, 0);
+	ck_assert(metrics_render(&out) && bytebuf_cstr(&out));
+	ck_assert(strstr(out.data, "# TYPE dlpgate_test_total counter\ndlpgate_test_total{value=\"v"));
+	bytebuf_free(&out);
+}
+END_TEST
+
 START_TEST(local_replies_negotiate)
 {
 	http_head_t h;
@@ -244,6 +315,8 @@ Suite *core_suite(void)
 	tcase_add_test(t, config_loading);
 	tcase_add_test(t, proxy_targets);
 	tcase_add_test(t, local_replies_negotiate);
+	tcase_add_test(t, command_line_addresses);
+	tcase_add_test(t, metrics_count_every_add_without_a_lock);
 	suite_add_tcase(s, t);
 	return s;
 }
