@@ -1,6 +1,8 @@
 /* The local control socket; see control.h. */
 #include "net/control.h"
 
+#include "core/bytebuf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -148,41 +150,19 @@ char *control_ask(const char *path, char *err, size_t errlen)
 	}
 	struct timeval tv = {.tv_sec = CONTROL_TIMEOUT_S};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf) {
-			snprintf(err, errlen, "out of memory");
-			close(fd);
-			return NULL;
-		}
-		ssize_t n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "%s: %s", path, errno == EAGAIN ? "no answer within 5 s" : strerror(errno));
-			free(buf);
-			close(fd);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			if (cap >= CONTROL_MAX_ANSWER) {
-				snprintf(err, errlen, "%s: answer larger than 1 MiB", path);
-				free(buf);
-				close(fd);
-				return NULL;
-			}
-			char *more = realloc(buf, cap * 2);
-			if (!more)
-				free(buf);
-			buf = more;
-			cap *= 2;
-		}
-	}
+	bytebuf_t answer;
+	bytebuf_init(&answer, CONTROL_MAX_ANSWER);
+	char chunk[4096];
+	ssize_t n;
+	do
+		n = read(fd, chunk, sizeof chunk);
+	while ((n > 0 && bytebuf_append(&answer, chunk, (size_t)n)) || (n < 0 && errno == EINTR));
+	int e = errno;
 	close(fd);
-	buf[len] = '\0';
-	return buf;
+	if (n == 0 && bytebuf_cstr(&answer))
+		return answer.data;
+	snprintf(err, errlen, "%s: %s", path,
+		 n >= 0 ? "answer larger than 1 MiB" : e == EAGAIN ? "no answer within 5 s" : strerror(e));
+	bytebuf_free(&answer);
+	return NULL;
 }
