@@ -50,29 +50,27 @@ static void classify(flow_t *f)
 	size_t n = f->peek.len;
 	if (n == 0)
 		return;
-	/* 0x16: a TLS handshake record; the top bit: an SSLv2-style hello */
-	if ((unsigned char)p[0] == 0x16 || ((unsigned char)p[0] & 0x80)) {
-		clienthello_t ch;
-		ch_status_t st = clienthello_parse((const uint8_t *)p, n, f->eng->cfg.clienthello_bytes, &ch);
-		switch (st) {
-		case CH_NEED_MORE:
-			return;
-		case CH_OK:
-			intercept_decide(f, &ch);
-			return;
-		case CH_MALFORMED:
-		case CH_TOO_BIG: {
-			/* The client hears why, as from any TLS server: a fatal
-			 * alert, written at once (the socket takes 7 bytes). */
-			const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, ch.alert};
-			side_write(&f->client, alert, sizeof alert);
-			f->mode = "refused";
-			flow_close(f, "bad-clienthello", "%s", ch.error);
-			return;
-		}
-		case CH_NOT_TLS:
-			break;
-		}
+	/* The parser says what is TLS (a handshake record, or an SSLv2-style
+	 * hello) from the first byte or two. */
+	clienthello_t ch;
+	switch (clienthello_parse((const uint8_t *)p, n, f->eng->cfg.clienthello_bytes, &ch)) {
+	case CH_NEED_MORE:
+		return;
+	case CH_OK:
+		intercept_decide(f, &ch);
+		return;
+	case CH_MALFORMED:
+	case CH_TOO_BIG: {
+		/* The client hears why, as from any TLS server: a fatal alert,
+		 * written at once (the socket takes 7 bytes). */
+		const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, ch.alert};
+		side_write(&f->client, alert, sizeof alert);
+		f->mode = "refused";
+		flow_close(f, "bad-clienthello", "%s", ch.error);
+		return;
+	}
+	case CH_NOT_TLS:
+		break;
 	}
 	int http = http_looks_like_request(p, n);
 	if (http < 0)
