@@ -26,9 +26,10 @@ t_build=$(now)
 
 scratch=$(mktemp -d /var/tmp/dlpgate-deb.XXXXXX)
 root=$scratch/root
-pids=""
+pids="" recorder_pid=""
 trap 'exit 1' INT TERM HUP
-trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done; root_cleanup' EXIT
+# the recorder lives to the end; $pids are the daemons still to stop
+trap 'for p in $pids $recorder_pid; do kill "$p" 2>/dev/null || true; done; root_cleanup' EXIT
 
 # Free ports for the agent and the console: the root shares this machine's
 # network namespace; an admin sets them in /etc/default the same way.
@@ -70,7 +71,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 cp "$up/cert.pem" "$root/usr/local/share/ca-certificates/dlpgate-test-upstream.crt"
 in_root update-ca-certificates >/dev/null 2>&1
 python3 "$here/recorder.py" "$up/cert.pem" "$up/key.pem" "$up" &
-pids="$pids $!"
+recorder_pid=$!
 
 # The admin's configuration: ports, and the agent enrolled to the console.
 cp "$root/var/lib/dlpgate-console/console.pem" "$root/etc/dlpgate/console.pem"
