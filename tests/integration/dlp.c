@@ -87,9 +87,22 @@ dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *co
 	argv[a] = NULL;
 	snprintf(name, sizeof name, "dlp%d.log", n++);
 	d.proc = th_spawn((char *const *)argv, name);
-	if (!th_wait_port(d.port, 10000)) {
+	/* The port accepts as soon as its socket listens, before the other
+	 * listeners (a --sysext-socket) exist: the start line comes after all
+	 * of them, in either log format. */
+	bool started = th_wait_port(d.port, 10000);
+	for (int waited = 0; started; waited += 10) {
 		char *log = th_log(&d.proc);
-		th_fail("dlpgate did not listen on %d:\n%s", d.port, log);
+		bool seen = strstr(log, "event=start ") || strstr(log, "\"event\":\"start\"");
+		free(log);
+		if (seen)
+			break;
+		started = waited < 10000 && th_alive(&d.proc);
+		usleep(10000);
+	}
+	if (!started) {
+		char *log = th_log(&d.proc);
+		th_fail("dlpgate did not start on %d:\n%s", d.port, log);
 	}
 	return d;
 }
