@@ -59,7 +59,8 @@
  *
  * Logging: os_log subsystem "com.dlpgate.sysext", category "flow". What
  * comes from a flow (app path, signing id, host, address, port, pid) is
- * %{private}; our own words and the engine's reasons are %{public}.
+ * %{private}, and so are the engine's reasons (they may name the host);
+ * our own words are %{public}.
  *   log stream --predicate 'subsystem == "com.dlpgate.sysext"'
  * shows each flow: "flow N: new", then its decision, then "finished".
  *
@@ -475,11 +476,12 @@ typedef enum {
 		[self openAndRelay];
 		return;
 	case FRAME_BYPASS:
-		os_log(lg, "flow %llu: engine bypass (%{public}s): passing it through", _id, reply->reason);
+		/* the engine's reasons can name the flow's host: private */
+		os_log(lg, "flow %llu: engine bypass (%{private}s): passing it through", _id, reply->reason);
 		[self passThrough];
 		return;
 	case FRAME_REJECT:
-		os_log(lg, "flow %llu: engine reject (%{public}s)", _id, reply->reason);
+		os_log(lg, "flow %llu: engine reject (%{private}s)", _id, reply->reason);
 		[self refuse:NEAppProxyFlowErrorRefused];
 		return;
 	}
