@@ -4,11 +4,12 @@
 #include "detect/detector.h"
 
 #include "core/bytebuf.h"
+#include "core/log.h"
 #include "detect/digitruns.h"
 #include "detect/prefilter.h"
 
-#include <stdio.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -133,8 +134,19 @@ static pcre2_code *compile_re(const char *src, uint32_t options, const char *wha
 		snprintf(err, n, "%s does not compile at offset %zu: %s", what, (size_t)off, (const char *)msg);
 		return NULL;
 	}
-	/* JIT where the CPU allows; the interpreter otherwise (same results). */
-	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	/* JIT where the CPU and the process allow; the interpreter otherwise
+	 * (same results, several times slower, so said once: a service
+	 * sandbox with MemoryDenyWriteExecute is the usual cause). */
+	int jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	static atomic_bool warned;
+	if (jit != 0 && jit != PCRE2_ERROR_JIT_BADOPTION && !atomic_exchange(&warned, true)) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(jit, msg, sizeof msg);
+		log_msg(LOG_WARN, "regex_jit_unavailable",
+			"PCRE2 cannot JIT-compile detectors (%s): they run interpreted, several times slower; "
+			"allow writable-executable memory (systemd: no MemoryDenyWriteExecute)",
+			(const char *)msg);
+	}
 	return re;
 }
 

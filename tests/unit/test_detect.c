@@ -14,11 +14,20 @@
 #include "detect/prefilter.h"
 #include "detect/validate.h"
 
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <time.h>
+#ifndef PR_SET_MDWE /* Linux 6.3; older headers lack it */
+#define PR_SET_MDWE 65
+#define PR_MDWE_REFUSE_EXEC_GAIN 1
+#endif
 
 typedef struct {
 	uint32_t n;
@@ -150,7 +159,7 @@ static detset_t *set_of(const detector_spec_t *specs, size_t n, detector_t **out
 	return set;
 }
 
-START_TEST(detectors_end_to_end)
+static void end_to_end(void)
 {
 	static const char *const aws_kw[] = {"AKIA"};
 	static const char *const ctx[] = {"ssn", "social security"};
@@ -189,6 +198,35 @@ START_TEST(detectors_end_to_end)
 	free(r);
 	detect_scratch_free(s);
 	detset_free(set);
+}
+
+START_TEST(detectors_end_to_end)
+{
+	end_to_end();
+}
+END_TEST
+
+/* A service sandbox that refuses writable-executable memory (systemd's
+ * MemoryDenyWriteExecute, here the same kernel switch) leaves PCRE2 no
+ * JIT: the detectors must find exactly the same, interpreted (and the
+ * engine says once that they are slower). */
+START_TEST(detectors_without_jit_find_the_same)
+{
+	const char *fork_mode = getenv("CK_FORK");
+	if (fork_mode && !strcmp(fork_mode, "no")) {
+		fprintf(stderr, "detectors_without_jit_find_the_same: SKIPPED (needs its own process: CK_FORK=no)\n");
+		return;
+	}
+	if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0L, 0L, 0L) != 0) {
+		fprintf(stderr, "detectors_without_jit_find_the_same: SKIPPED (no PR_SET_MDWE before Linux 6.3)\n");
+		return;
+	}
+	int e;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR) "\\d{4}", PCRE2_ZERO_TERMINATED, 0, &e, &off, NULL);
+	ck_assert_int_ne(pcre2_jit_compile(re, PCRE2_JIT_COMPLETE), 0); /* the sandbox holds */
+	pcre2_code_free(re);
+	end_to_end();
 }
 END_TEST
 
@@ -431,6 +469,7 @@ Suite *detect_suite(void)
 	tcase_add_test(t, validators);
 	tcase_add_test(t, masking);
 	tcase_add_test(t, detectors_end_to_end);
+	tcase_add_test(t, detectors_without_jit_find_the_same);
 	tcase_add_test(t, identical_specs_share_one_detector);
 	tcase_add_test(t, keyword_window_does_not_cut_matches);
 	tcase_add_test(t, context_survives_flooding);
