@@ -466,6 +466,8 @@ static void job_done(uv_work_t *w, int status)
 
 void console_api_handle(console_conn_t *k, console_req_t *req)
 {
+	if (console_policy_route(k, req)) /* GET /api/v1/policy: longpoll.c */
+		return;
 	console_t *c = console_conn_owner(k);
 	bool wrong_method;
 	route_t route = route_of(req, &wrong_method);
