@@ -50,7 +50,7 @@ struct console_poll {
 	json_t *labels;              /* NULL: none */
 	int64_t labels_gen;          /* the generation the labels are of */
 	int64_t min_gen;             /* not evaluated on an older snapshot */
-	bool linked;
+	bool linked;                 /* in a list: held, its connection parked */
 	char agent_id[40];
 	char inm[];                  /* the If-None-Match it came with */
 };
@@ -302,13 +302,8 @@ static void sweep(uv_idle_t *h)
 	for (int i = 0; i < SWEEP_SLICE && !list_empty(&cp->stale); i++) {
 		console_poll_t *p = cp->stale.next;
 		list_unlink(p);
-		p->linked = false;
-		cp->c->held_polls--;
-		if (evaluate(cp, p)) {
-			list_push(&cp->held, p);
-			p->linked = true;
-			cp->c->held_polls++;
-		}
+		list_push(&cp->held, p); /* still parked; answering it unlinks it */
+		evaluate(cp, p);
 	}
 	if (list_empty(&cp->stale))
 		uv_idle_stop(h);
@@ -432,7 +427,7 @@ static void auth_done(uv_work_t *w, int status)
 		return;
 	}
 	p->k = j->k;
-	snprintf(p->agent_id, sizeof p->agent_id, "%s", j->agent_id);
+	str_copy(p->agent_id, sizeof p->agent_id, j->agent_id); /* a UUID: 36 */
 	if (json_object_size(j->labels))
 		p->labels = json_incref(j->labels);
 	p->labels_gen = p->min_gen = j->generation;

@@ -144,7 +144,7 @@ static bool row_labels(void *ud, const store_agent_row_t *a)
 {
 	labels_ctx_t *lc = ud;
 	if (a->labels && json_object_size(a->labels) &&
-	    json_object_set_new(lc->map, a->agent_id, json_deep_copy(a->labels)) != 0)
+	    json_object_set(lc->map, a->agent_id, a->labels) != 0)
 		lc->oom = true;
 	return true;
 }
