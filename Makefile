@@ -21,7 +21,7 @@ GOALS := $(or $(MAKECMDGOALS),all)
 # What each goal needs installed: `run` only what builds and runs the
 # product, the test and sanitizer goals the test peers too, clean nothing.
 # (deps alone installs everything.)
-TEST_GOALS := test unit asan% tsan% fuzz% build-fuzz/% %-tests %/flowclient %/spoolfill %/console-load deps \
+TEST_GOALS := test unit asan% tsan% fuzz% build-fuzz/% %-tests %/flowclient %/spoolfill %/console-load %/policy-poll deps \
               macos-check
 DEPS_SET := $(strip $(if $(filter $(TEST_GOALS),$(GOALS)),test,\
                 $(if $(filter deb,$(GOALS)),deb,\
@@ -203,6 +203,11 @@ $(BUILD)/console-load: tests/bench/console_load.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl zlib)
+# Held long-polls and activation latency (tests/bench/policy_poll.sh); on request.
+$(BUILD)/policy-poll: tests/bench/policy_poll.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs openssl)
 # Its network parsers get a fuzz target like the engine's.
 build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
 build-fuzz/fuzz_ingest: CFLAGS += -Iconsole

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Policy long-poll (issue 12): N simulated agents (default 10,000) each hold
+# GET /api/v1/policy over TLS; an activation is committed and the bench
+# (tests/bench/policy_poll.c) times activate -> every agent has the new
+# version, and reads the console's RSS before and with the polls held.
+#   1. one console on SQLite (its watcher reads the generation every 500 ms)
+#   2. two consoles on one PostgreSQL 15 this script starts, half the agents
+#      on each, the activation committed with its NOTIFY (LISTEN wakes both)
+# The activation is the store's own transaction (rows, generation bump,
+# NOTIFY) run with sqlite3 / psql. The bench runs on the same 2-core machine
+# as the console(s): the numbers include its CPU.
+#
+#   tests/bench/policy_poll.sh [AGENTS]
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+agents=${1:-10000}
+make -s -C "$top" build/dlpgate-console build/policy-poll >/dev/null
+cbin="$top/build/dlpgate-console"
+bench="$top/build/policy-poll"
+pgbin=/usr/lib/postgresql/15/bin
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d /tmp/dlpgate-policypoll-XXXXXX)
+chmod 755 "$work"
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+secret=policy-poll-bench-enroll-secret
+maxconn=$((agents + 1000))
+# Other benches and test runs share the machine: ask for free ports.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+console() { # NAME PORT CERT ARGS... (CERT: the certificate it serves)
+	name=$1 port=$2 cert=$3
+	shift 3
+	mkdir -p "$work/$name"
+	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/$name" --enroll-secret $secret --log-level warn \
+		--max-connections $maxconn "$@" >"$work/$name.log" 2>&1 &
+	pid=$!
+	pids="$pids $pid"
+	until [ -s "$cert" ] && curl -s -o /dev/null --cacert "$cert" \
+		https://127.0.0.1:$port/; do
+		kill -0 $pid 2>/dev/null || { cat "$work/$name.log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+# The store's activation transaction into a file: version V stored, a
+# fleet-wide rollout of it, the generation bumped (and NOTIFY on PostgreSQL).
+activation() { # VERSION NOTIFY-SQL -> prints the file
+	printf "BEGIN; INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, tests_passed, \
+tests_failed, content_of, bundle) VALUES (%s, 'bench', '2026-12-04T00:00:00Z', 'bench', 'bench', 'k', 0, 0, NULL, \
+'{\"manifest\":{\"policy_version\":%s,\"entry\":\"policy.lua\"},\"signatures\":[\"bench\"]}'); \
+INSERT INTO rollouts (version, kind, labels, percent, sample_percent, state, created_at, created_by) VALUES \
+(%s, 'active', '{}', 100, 100, 'running', '2026-12-04T00:00:00Z', 'bench'); \
+UPDATE policy_generation SET gen = gen + 1 WHERE id = 1; %s COMMIT;\n" "$1" "$1" "$1" "$2" >"$work/v$1.sql"
+	echo "$work/v$1.sql"
+}
+
+echo "== SQLite, one console, $agents agents"
+port=$(free_port)
+console sqlite $port "$work/sqlite/console.pem"
+sq="sqlite3 -cmd '.timeout 10000' $work/sqlite/console.db"
+sh -c "$sq <$(activation 1 '')"
+"$bench" --console 127.0.0.1:$port --cacert "$work/sqlite/console.pem" --secret $secret --agents "$agents" \
+	--pid $pid --expect 2 --activate "$sq <$(activation 2 '')"
+grep -h "event=stats" "$work/sqlite.log" || true
+kill $pid && wait $pid 2>/dev/null || true
+
+echo "== PostgreSQL, two consoles, $agents agents (half on each)"
+mkdir -p "$work/pg"
+chown postgres "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+pgport=$(free_port)
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+	-o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+db=postgresql://postgres@127.0.0.1:$pgport/postgres
+porta=$(free_port)
+console pga $porta "$work/pga/console.pem" --db $db
+pa=$pid
+# one certificate for both, as behind a load balancer
+portb=$(free_port)
+console pgb $portb "$work/pga/console.pem" --db $db --tls-cert "$work/pga/console.pem" --tls-key "$work/pga/console.key"
+pb=$pid
+notify="SELECT pg_notify('dlpgate_policy', '');"
+psql -q -d $db -f "$(activation 1 "$notify")"
+"$bench" --console 127.0.0.1:$porta --console 127.0.0.1:$portb --cacert "$work/pga/console.pem" --secret $secret \
+	--agents "$agents" --pid $pa --pid $pb --expect 2 --activate "psql -q -d $db -f $(activation 2 "$notify")"
+grep -h "event=stats" "$work/pga.log" "$work/pgb.log" || true
