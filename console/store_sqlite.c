@@ -51,8 +51,13 @@ static store_conn_t *sq_connect(store_t *st, char *err, size_t errlen)
 		return NULL;
 	}
 	/* Born 0600: the events are audit data. SQLite gives its -wal and -shm
-	 * files the database file's mode. */
-	int fd = open(st->target, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	 * files the database file's mode. O_EXCL: only when it does not exist
+	 * yet. Closing a descriptor of a file drops every POSIX lock this
+	 * process holds on it, the other connections' included; another
+	 * process (the CLI) then took itself for the last user, checkpointed
+	 * and reset the WAL under them, and they read a stale database until
+	 * restarted (a policy watcher stuck at an old generation). */
+	int fd = open(st->target, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		close(fd);
 	int r = sqlite3_open_v2(st->target, &c->db,
