@@ -52,6 +52,7 @@ typedef struct {
 	uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
 	uint32_t max_connections;
 	uint32_t max_held_polls;     /* long-polls held at once; past it 503 (longpoll.c) */
+	uint32_t policy_check_ms;    /* the watcher reads the policy generation this often */
 } console_cfg_t;
 
 typedef struct console_conn console_conn_t;

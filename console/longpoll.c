@@ -505,7 +505,8 @@ bool console_policy_start(console_t *c, char *err, size_t errlen)
 	cp->c = c;
 	list_init(&cp->held);
 	list_init(&cp->stale);
-	cp->watch = policy_watch_start(c->store, c->loop, on_snapshot, cp, &cp->now, err, errlen);
+	cp->watch = policy_watch_start(c->store, c->loop, c->cfg.policy_check_ms ? c->cfg.policy_check_ms : 500,
+				       on_snapshot, cp, &cp->now, err, errlen);
 	if (!cp->watch) {
 		free(cp);
 		return false;

@@ -25,11 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TICK_MS 500
 #define LISTEN_RETRY_MS 5000
 
 struct policy_watch {
 	struct store *st;
+	uint32_t tick_ms;
 	uv_thread_t thread;
 	uv_async_t async;
 	policy_deliver_fn deliver;
@@ -225,8 +225,8 @@ static policy_snapshot_t *build(policy_watch_t *w, store_conn_t *sc)
 static void store_trouble(policy_watch_t *w, const char *what)
 {
 	if (!w->store_down)
-		log_msg(LOG_ERROR, "policy_watch", "%s (held polls keep the last known targeting; retrying every %d ms)",
-			what, TICK_MS);
+		log_msg(LOG_ERROR, "policy_watch", "%s (held polls keep the last known targeting; retrying every %u ms)",
+			what, w->tick_ms);
 	w->store_down = true;
 }
 
@@ -264,8 +264,8 @@ static void check(policy_watch_t *w)
 static void listen_drop(policy_watch_t *w, const char *why)
 {
 	const char *msg = why ? why : PQerrorMessage(w->listen);
-	log_msg(LOG_WARN, "policy_listen", "LISTEN connection lost (%.*s): checking every %d ms until it is back",
-		(int)strcspn(msg, "\n"), msg, TICK_MS);
+	log_msg(LOG_WARN, "policy_listen", "LISTEN connection lost (%.*s): checking every %u ms until it is back",
+		(int)strcspn(msg, "\n"), msg, w->tick_ms);
 	PQfinish(w->listen);
 	w->listen = NULL;
 }
@@ -321,7 +321,7 @@ static void watch_main(void *arg)
 		struct pollfd fds[2] = {{.fd = w->wake[0], .events = POLLIN}, {.fd = -1}};
 		if (w->listen)
 			fds[1] = (struct pollfd){.fd = PQsocket(w->listen), .events = POLLIN};
-		int n = poll(fds, w->listen ? 2 : 1, TICK_MS);
+		int n = poll(fds, w->listen ? 2 : 1, (int)w->tick_ms);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (fds[0].revents) {
@@ -349,8 +349,8 @@ static void on_async(uv_async_t *a)
 		w->deliver(w->ud, s);
 }
 
-policy_watch_t *policy_watch_start(struct store *st, uv_loop_t *loop, policy_deliver_fn fn, void *ud,
-				   policy_snapshot_t **first, char *err, size_t errlen)
+policy_watch_t *policy_watch_start(struct store *st, uv_loop_t *loop, uint32_t tick_ms, policy_deliver_fn fn,
+				   void *ud, policy_snapshot_t **first, char *err, size_t errlen)
 {
 	policy_watch_t *w = calloc(1, sizeof *w);
 	if (!w || pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -359,6 +359,7 @@ policy_watch_t *policy_watch_start(struct store *st, uv_loop_t *loop, policy_del
 		return NULL;
 	}
 	w->st = st;
+	w->tick_ms = tick_ms;
 	w->deliver = fn;
 	w->ud = ud;
 	store_conn_t *sc = store_acquire(st, err, errlen);

@@ -8,11 +8,12 @@
  * those rollouts name (immutable, so a document is read once per version
  * and shared by later snapshots).
  *
- * One thread of its own watches. Every 500 ms it reads the generation
+ * One thread of its own watches. Every tick (500 ms by default,
+ * --policy-check-ms) it reads the generation
  * (one indexed row); on PostgreSQL it also LISTENs on the store's channel
  * on a dedicated connection and looks at once when a NOTIFY arrives (a
  * change made by any console or the CLI), the 500 ms check staying as the
- * fallback when that connection is down. When the generation moved it
+ * fallback should a connection or a notification fail. When the generation moved it
  * builds a new snapshot and hands it to the loop (uv_async); the loop side
  * (longpoll.c) re-evaluates the held polls. Nothing here runs on the loop
  * but the hand-over.
@@ -58,8 +59,8 @@ typedef void (*policy_deliver_fn)(void *ud, policy_snapshot_t *s);
 
 /* Reads the first snapshot on the calling thread (*first), then watches on
  * a thread of its own. NULL with err when the store cannot be read. */
-policy_watch_t *policy_watch_start(struct store *st, uv_loop_t *loop, policy_deliver_fn fn, void *ud,
-				   policy_snapshot_t **first, char *err, size_t errlen);
+policy_watch_t *policy_watch_start(struct store *st, uv_loop_t *loop, uint32_t tick_ms, policy_deliver_fn fn,
+				   void *ud, policy_snapshot_t **first, char *err, size_t errlen);
 /* Look now rather than at the next tick. Any thread. */
 void policy_watch_kick(policy_watch_t *w);
 /* Ends the thread (joined) and closes the hand-over; loop thread. */

@@ -468,11 +468,14 @@ START_TEST(targeting)
 }
 END_TEST
 
-/* Two consoles, one PostgreSQL: an activation wakes the polls held on both. */
+/* Two consoles, one PostgreSQL: an activation wakes the polls held on both.
+ * Their own generation checks are slowed to a minute, so only the NOTIFY
+ * each receives on its LISTEN connection can wake them in time. */
 START_TEST(two_consoles_postgresql)
 {
 	th_postgres pg = th_postgres_start();
-	pcons_t a = console_up(pg.url, NULL), b = console_up(pg.url, NULL);
+	const char *const slow_check[] = {"--policy-check-ms", "60000", NULL};
+	pcons_t a = console_up(pg.url, slow_check), b = console_up(pg.url, slow_check);
 	char *tok = enroll(&a, "cccccccc-0000-4000-8000-000000000003");
 	/* the token works on either console: one database */
 	answer_t r = poll_once(&b, tok, NULL, 1);
@@ -492,10 +495,6 @@ START_TEST(two_consoles_postgresql)
 	ck_assert_msg(after < 2500, "both answered %.0f ms after the activation", after);
 	answer_free(&ra);
 	answer_free(&rb);
-	/* B was woken by the NOTIFY (its LISTEN connection is up) */
-	char *log = th_log(&b.proc);
-	ck_assert_msg(!strstr(log, "LISTEN connection lost"), "%s", log);
-	free(log);
 	th_client_close(on_a);
 	th_client_close(on_b);
 	free(tok);
