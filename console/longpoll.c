@@ -27,6 +27,7 @@
 #include "console.h"
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "policy_watch.h"
 #include "store.h"
 
@@ -127,6 +128,9 @@ static void list_splice(console_poll_t *to, console_poll_t *from)
 
 static void log_answer(const char *agent, int status, const char *code)
 {
+	char st[8];
+	snprintf(st, sizeof st, "%d", status);
+	metrics_add(console_m_requests, 1, "policy", st, NULL);
 	if (!log_enabled(LOG_INFO))
 		return;
 	log_line_t l;
