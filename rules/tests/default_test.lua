@@ -139,6 +139,14 @@ return {
 		request = { body = string.rep("4526 0181 5908 3012 ", 300) },
 		expect = { verdict = "block", reason = "cannot redact: credit_card matched 300 times" } },
 
+	-- a body nobody can read is not waved through
+	{ name = "a body in a coding dlpgate cannot undo is refused", request = { headers = {
+		["Content-Encoding"] = "compress" }, body = "card 4526 0181 5908 3012" },
+		expect = { verdict = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
+	{ name = "a gzip body that does not decode is refused", request = { headers = {
+		["Content-Encoding"] = "gzip" }, body = "not gzip at all" },
+		expect = { verdict = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
+
 	-- requests: passed
 	{ name = "a clean upload passes", request = { method = "POST", body = "hello, nothing to see" },
 		expect = { verdict = "pass", clean = true } },
