@@ -345,7 +345,7 @@ int store_rollouts_fleet_history(store_conn_t *c, int64_t *versions, size_t max,
 	store_param_t lim = store_int((int64_t)max);
 	int64_t r = c->st->drv->exec(c,
 				     "SELECT version FROM rollouts WHERE kind = 'active' AND labels = '{}' AND percent = 100 "
-				     "AND state <> 'halted' ORDER BY id DESC LIMIT ?",
+				     "ORDER BY id DESC LIMIT ?",
 				     &lim, 1, row_version, &vs);
 	*n = vs.n;
 	return r < 0 ? -1 : 0;

@@ -186,6 +186,16 @@ store_t *store_open(const char *spec, const char *default_sqlite, char *err, siz
 	return st;
 }
 
+store_t *store_open_state(const char *state_dir, const char *db, char *err, size_t errlen)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/console.db", state_dir) >= (int)sizeof path) {
+		snprintf(err, errlen, "--state-dir path too long");
+		return NULL;
+	}
+	return store_open(db, path, err, errlen);
+}
+
 void store_close(store_t *st)
 {
 	if (!st)

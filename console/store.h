@@ -98,6 +98,8 @@ static inline const char *store_conn_error(const store_conn_t *c) { return c->er
 /* "sqlite:PATH", "postgresql://..." / "postgres://..."; default_sqlite is
  * used when spec is NULL. Opens one connection and migrates the schema. */
 store_t *store_open(const char *spec, const char *default_sqlite, char *err, size_t errlen);
+/* The console's store: db, or sqlite:STATE_DIR/console.db. */
+store_t *store_open_state(const char *state_dir, const char *db, char *err, size_t errlen);
 void store_close(store_t *st);
 /* Is this a --db value store_open understands (syntax only)? */
 bool store_spec_valid(const char *spec);
@@ -216,7 +218,8 @@ int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out);
  * kind. Bumps the generation; writes a. */
 int store_rollout_add(store_conn_t *c, const rollout_t *r, const char *now, const char *created_by,
 		      const store_audit_t *a, int64_t *id);
-/* The active rollouts that covered the whole fleet (no labels, 100%),
+/* The active rollouts that covered the whole fleet (no labels, 100%), in
+ * any state (a halted one was still what the fleet was told to run),
  * newest first: their versions, at most max. */
 int store_rollouts_fleet_history(store_conn_t *c, int64_t *versions, size_t max, size_t *n);
 /* Running -> halted with reason (STORE_NOT_FOUND if it was not running). */
