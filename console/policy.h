@@ -50,30 +50,17 @@ typedef struct policy_ctx {
 
 typedef struct {
 	int passed, failed;
-	json_t *failures;       /* array of strings: "tests/x.lua #2 name: why", "policy.lua:3: ..." */
+	json_t *failures;       /* array of strings: "policy.lua:3: ...", "tests/x.lua #2 name: why" */
 } policy_check_t;
 
 /* Compiles b's entry with the engine and runs its test files; true when it
- * compiles and no test fails. out->failures is always an array the caller
- * frees (json_decref). */
-bool policy_check_bundle(const bundle_t *b, policy_check_t *out);
-/* Adds to b every shipped pack (rules_dir/NAME.lua) its Lua files require
- * and it lacks, and what those require in turn. */
-bool policy_add_shipped_packs(bundle_t *b, const char *rules_dir, char *err, size_t errlen);
-/* The shipped packs' directory as the engine finds it (rules/ beside the
- * binary's folder, else /usr/share/dlpgate/rules); NULL when neither. */
-const char *policy_shipped_rules_dir(void);
-
-/* Pure helpers (unit-tested). */
-/* Calls fn for each module name a Lua text requires with a literal:
- * require "x", require 'x', require("x"), pcall(require, "x"). */
-void policy_scan_requires(const char *text, size_t len, void (*fn)(void *ud, const char *name), void *ud);
-/* Reads `dlpgate test` output: the summary's counts and the FAIL lines
- * (appended to failures, at most POLICY_MAX_FAILURES); false if there is
- * no summary line. Every occurrence of strip (the temp dir) is removed. */
-bool policy_parse_test_output(const char *text, const char *strip, int *passed, int *failed, json_t *failures);
-/* s with every occurrence of prefix removed (malloc'ed). */
-char *policy_strip(const char *s, const char *prefix);
+ * compiles and no test fails. include_shipped (a bundle made here, not a
+ * signed one): the shipped packs it required are added to b first.
+ * out->failures is always an array the caller frees (json_decref). */
+bool policy_check_bundle(bundle_t *b, bool include_shipped, policy_check_t *out);
+/* The FAIL lines of a `dlpgate test` report appended to failures (at most
+ * POLICY_MAX_FAILURES); whether there was one. Pure (unit-tested). */
+bool policy_parse_test_output(const char *text, json_t *failures);
 
 /* ---- policy_ops.c ---- */
 

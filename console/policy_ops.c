@@ -173,12 +173,12 @@ static void refuse_bundle(policy_answer_t *a, const char *detail, json_t *failur
 }
 
 /* Compiled and tested: stored as version (signed here when key_path). */
-static void store_bundle(const policy_ctx_t *ctx, store_conn_t *sc, bundle_t *b, const char *key_path,
-			 int64_t content_of, const char *action, const char *actor, policy_answer_t *a)
+static void store_bundle(store_conn_t *sc, bundle_t *b, const char *key_path, int64_t content_of,
+			 const char *action, const char *actor, policy_answer_t *a)
 {
-	(void)ctx;
 	policy_check_t chk;
-	if (!policy_check_bundle(b, &chk)) {
+	/* packs are folded into bundles the console makes, never into signed ones */
+	if (!policy_check_bundle(b, key_path && !content_of, &chk)) {
 		char detail[256];
 		if (chk.failed > 0)
 			snprintf(detail, sizeof detail, "%d of %d tests failed", chk.failed, chk.failed + chk.passed);
@@ -254,17 +254,13 @@ void policy_push_dir(const policy_ctx_t *ctx, store_conn_t *sc, const char *dir,
 	}
 	if (message)
 		str_copy(b->message, sizeof b->message, message);
-	if (!policy_add_shipped_packs(b, policy_shipped_rules_dir(), err, sizeof err)) {
-		bundle_free(b);
-		return refuse_bundle(a, err, json_pack("[s]", err));
-	}
 	char key[PATH_MAX + 32];
 	state_path(ctx, POLICY_SIGNING_KEY, key, sizeof key);
 	if (!policy_ensure_signing_key(ctx, err, sizeof err)) {
 		bundle_free(b);
 		return refuse(a, 500, "no_signing_key", "cannot make the console's signing key: %s", err);
 	}
-	store_bundle(ctx, sc, b, key, 0, "policy.push", actor, a);
+	store_bundle(sc, b, key, 0, "policy.push", actor, a);
 	bundle_free(b);
 }
 
@@ -284,7 +280,7 @@ void policy_push_document(const policy_ctx_t *ctx, store_conn_t *sc, const char 
 	} else if (!bundle_check_runnable(b, 0, console_now_ms(), err, sizeof err)) {
 		refuse_bundle(a, err, json_pack("[s]", err));
 	} else {
-		store_bundle(ctx, sc, b, NULL, 0, "policy.push", actor, a);
+		store_bundle(sc, b, NULL, 0, "policy.push", actor, a);
 	}
 	bundle_free(b);
 }
@@ -584,7 +580,7 @@ void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *acto
 	snprintf(b->message, sizeof b->message, "rollback to the content of version %lld", (long long)old);
 	b->expires_at[0] = '\0';
 	b->expires_ms = 0;
-	store_bundle(ctx, sc, b, key, old, "policy.rollback", actor, a);
+	store_bundle(sc, b, key, old, "policy.rollback", actor, a);
 	int64_t version = b->version;
 	bundle_free(b);
 	if (a->status != 201)
