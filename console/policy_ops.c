@@ -813,8 +813,18 @@ bool policy_agent_status(const policy_ctx_t *ctx, store_conn_t *sc, const char *
 			  : !opt_version(policy, "shadow_changed", &changed)		     ? "policy.shadow_changed"
 			  : !opt_text(policy, "source", 32, &p.source)			     ? "policy.source"
 			  : !opt_text(policy, "activated_at", 64, &p.activated_at)	     ? "policy.activated_at"
-			  : !opt_text(policy, "last_error", 1024, &p.last_error)	     ? "policy.last_error"
+			  : !opt_text(policy, "last_error", 65536, &p.last_error)	     ? "policy.last_error"
 											     : NULL;
+	/* an agent's reason is kept, cut to a size a status view can show */
+	char last_error[1024];
+	if (p.last_error && strlen(p.last_error) >= sizeof last_error) {
+		size_t n = sizeof last_error - 1;
+		while (n > 0 && ((unsigned char)p.last_error[n] & 0xC0) == 0x80)
+			n--; /* never inside a UTF-8 character */
+		memcpy(last_error, p.last_error, n);
+		last_error[n] = '\0';
+		p.last_error = last_error;
+	}
 	bool known_source = !p.source;
 	for (size_t i = 0; !known_source && i < sizeof sources / sizeof sources[0]; i++)
 		known_source = strcmp(p.source, sources[i]) == 0;

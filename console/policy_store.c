@@ -509,8 +509,9 @@ static bool row_group(void *ud, int n, const char *const *cols)
 
 int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *f, json_t *report)
 {
+	/* agents name a console bundle "v<N>" in their events */
 	char vtext[24];
-	snprintf(vtext, sizeof vtext, "%lld", (long long)version);
+	snprintf(vtext, sizeof vtext, "v%lld", (long long)version);
 	/* the same WHERE for every grouping: kind, version, time window */
 	static const char *const groupings[][2] = {
 		{"transitions", "SELECT e.active_verdict, count(*), e.verdict FROM events e %s GROUP BY e.active_verdict, e.verdict"},

@@ -256,7 +256,7 @@ typedef struct {
 typedef bool (*store_agent_fn)(void *ud, const store_agent_row_t *a);
 int store_agents_each(store_conn_t *c, store_agent_fn fn, void *ud);
 
-/* Shadow events of version (policy_version = its number) grouped into
+/* Shadow events of version (policy_version "v<N>") grouped into
  * the console-api.md shadow report's changed/transitions/by_* members. */
 int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *f, json_t *report);
 
