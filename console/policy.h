@@ -117,7 +117,7 @@ void policy_audit(store_conn_t *sc, const store_filter_t *f, policy_answer_t *a)
 bool policy_agent_status(const policy_ctx_t *ctx, store_conn_t *sc, const char *agent_id, const json_t *policy,
 			 policy_answer_t *a);
 
-/* ---- policy_api.c ---- */
+/* ---- policy_routes.c (pure) and policy_api.c ---- */
 typedef enum {
 	PR_NONE = 0, PR_PUSH, PR_LIST, PR_SHOW, PR_FILE, PR_DIFF, PR_ACTIVATE, PR_SHADOW, PR_ROLLBACK, PR_STATUS,
 	PR_SHADOW_REPORT, PR_ROLLOUTS, PR_LABELS, PR_AUDIT
@@ -128,6 +128,10 @@ policy_route_t policy_api_route(const char *method, const char *path, bool *wron
 const char *policy_api_route_name(policy_route_t r);
 /* The body a route may carry (0: the console's default). */
 size_t policy_api_body_limit(const char *method, const char *path);
+/* s[0..n) is a policy version (1..16 digits, > 0). */
+bool policy_api_is_version(const char *s, size_t n, int64_t *v);
+/* "/api/v1/policies/N[/REST]": N, and REST ("" when none). */
+bool policy_api_version_path(const char *path, int64_t *v, const char **rest);
 /* On a pool thread, after api.c checked the admin token. */
 void policy_api_run(policy_route_t r, const policy_ctx_t *ctx, store_conn_t *sc, const console_req_t *req,
 		    const char *actor, policy_answer_t *a);
