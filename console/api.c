@@ -103,13 +103,12 @@ static void answer_error(job_t *j, int status, const char *code, const char *fmt
 	__attribute__((format(printf, 4, 5)));
 static void answer_error(job_t *j, int status, const char *code, const char *fmt, ...)
 {
-	char detail[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	json_t *body = console_error_vjson(code, fmt, ap);
 	va_end(ap);
 	j->code = code;
-	answer_json(j, status, json_pack("{s:s, s:s}", "error", code, "detail", detail));
+	answer_json(j, status, body);
 }
 
 static void store_failed(job_t *j, store_conn_t *sc)

@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,6 +78,8 @@ typedef struct {
 } policy_answer_t;
 
 void policy_answer_free(policy_answer_t *a);
+/* The API's error body: {"error": code, "detail": the formatted text}. */
+json_t *console_error_vjson(const char *code, const char *fmt, va_list ap);
 
 /* "cli:USER" for the command line; the first 12 hex digits of the token's
  * hash for the API. */
@@ -137,6 +140,8 @@ void policy_api_run(policy_route_t r, const policy_ctx_t *ctx, store_conn_t *sc,
 		    const char *actor, policy_answer_t *a);
 
 /* ---- policy_cli.c ---- */
+/* A mistake in the arguments: "dlpgate-console: MESSAGE" on stderr; 2. */
+int console_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int policy_cli_main(int argc, char **argv);   /* dlpgate-console policy ... */
 int policy_cli_agent(int argc, char **argv);  /* dlpgate-console agent labels ... */
 int policy_cli_audit(int argc, char **argv);  /* dlpgate-console audit list ... */

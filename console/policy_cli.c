@@ -57,8 +57,7 @@ typedef struct {
 	int npos;
 } opts_t;
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...)
+int console_usage_error(const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -97,7 +96,7 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, in
 		}
 		if (strncmp(a, "--", 2) != 0) {
 			if (o->npos == max_pos)
-				return usage("%s: unexpected argument \"%.200s\" (see --help)", cmd, a);
+				return console_usage_error("%s: unexpected argument \"%.200s\" (see --help)", cmd, a);
 			o->pos[o->npos++] = a;
 			continue;
 		}
@@ -107,17 +106,17 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, in
 		char allowed_padded[512];
 		snprintf(allowed_padded, sizeof allowed_padded, " %s ", allowed);
 		if (!slot || !strstr(allowed_padded, padded))
-			return usage("%s: unknown option %s (see --help)", cmd, a);
+			return console_usage_error("%s: unknown option %s (see --help)", cmd, a);
 		if (i + 1 >= argc)
-			return usage("%s: %s needs a value", cmd, a);
+			return console_usage_error("%s: %s needs a value", cmd, a);
 		if (*slot)
-			return usage("%s: %s given twice", cmd, a);
+			return console_usage_error("%s: %s given twice", cmd, a);
 		*slot = argv[++i];
 	}
 	if (o->npos < min_pos)
-		return usage("%s: missing argument (see --help)", cmd);
+		return console_usage_error("%s: missing argument (see --help)", cmd);
 	if (strstr(allowed, "--state-dir") && !o->state_dir)
-		return usage("%s: --state-dir DIR is required (the console's state dir)", cmd);
+		return console_usage_error("%s: --state-dir DIR is required (the console's state dir)", cmd);
 	return 0;
 }
 
@@ -235,9 +234,9 @@ static int cmd_push(int argc, char **argv)
 		return r == 1 ? 0 : r;
 	struct stat st;
 	if (stat(o.pos[0], &st) != 0)
-		return usage("policy push: %s: %s", o.pos[0], strerror(errno));
+		return console_usage_error("policy push: %s: %s", o.pos[0], strerror(errno));
 	if (!S_ISDIR(st.st_mode) && (o.message || o.entry))
-		return usage("policy push: --message and --entry are for a directory; a signed file carries its own");
+		return console_usage_error("policy push: --message and --entry are for a directory; a signed file carries its own");
 	cli_store_t cs;
 	if (!open_console("policy push", &o, &cs))
 		return 1;
@@ -268,11 +267,11 @@ static int cmd_sign(int argc, char **argv)
 		return r == 1 ? 0 : r;
 	int64_t version, expires_ms = 0;
 	if (!o.key || !o.version)
-		return usage("policy sign: --key KEYFILE and --version N are required");
+		return console_usage_error("policy sign: --key KEYFILE and --version N are required");
 	if (!parse_int(o.version, 1, (int64_t)1 << 53, &version))
-		return usage("policy sign: --version %s: give an integer 1..2^53", o.version);
+		return console_usage_error("policy sign: --version %s: give an integer 1..2^53", o.version);
 	if (o.expires && !console_time_parse(o.expires, &expires_ms))
-		return usage("policy sign: --expires %s: give an RFC 3339 time, e.g. 2027-01-31T12:00:00Z", o.expires);
+		return console_usage_error("policy sign: --expires %s: give an RFC 3339 time, e.g. 2027-01-31T12:00:00Z", o.expires);
 	char err[1024];
 	bundle_t *b = bundle_from_dir(o.pos[0], o.entry, err, sizeof err);
 	if (!b) {
@@ -282,7 +281,7 @@ static int cmd_sign(int argc, char **argv)
 	bundle_keyset_t next;
 	int rc = 1;
 	if (o.message && strlen(o.message) >= sizeof b->message) {
-		rc = usage("policy sign: --message: at most %zu bytes", sizeof b->message - 1);
+		rc = console_usage_error("policy sign: --message: at most %zu bytes", sizeof b->message - 1);
 		goto out;
 	}
 	if (o.message)
@@ -355,7 +354,7 @@ static int cmd_keygen(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : r;
 	if (!o.out)
-		return usage("policy keygen: --out KEYFILE is required (the private key, written 0600)");
+		return console_usage_error("policy keygen: --out KEYFILE is required (the private key, written 0600)");
 	bundle_key_t pub;
 	char err[512];
 	if (!bundle_key_generate(o.out, &pub, err, sizeof err)) {
@@ -375,7 +374,7 @@ static bool version_arg(const char *cmd, const char *s, int64_t *v)
 {
 	if (parse_int(s, 1, (int64_t)1 << 53, v))
 		return true;
-	usage("%s: \"%.40s\" is not a policy version (a positive integer)", cmd, s);
+	console_usage_error("%s: \"%.40s\" is not a policy version (a positive integer)", cmd, s);
 	return false;
 }
 
@@ -391,13 +390,13 @@ static int cmd_rollout(const char *cmd, rollout_kind_t kind, int argc, char **ar
 	if (!version_arg(cmd, o.pos[0], &version))
 		return 2;
 	if (o.percent && !parse_int(o.percent, 1, 100, &percent))
-		return usage("%s: --percent %s: give 1..100", cmd, o.percent);
+		return console_usage_error("%s: --percent %s: give 1..100", cmd, o.percent);
 	if (o.sample && !parse_int(o.sample, 1, 100, &sample))
-		return usage("%s: --sample %s: give 1..100", cmd, o.sample);
+		return console_usage_error("%s: --sample %s: give 1..100", cmd, o.sample);
 	char err[256];
 	json_t *labels = NULL;
 	if (o.labels && !(labels = rollout_labels_parse(o.labels, err, sizeof err)))
-		return usage("%s: --labels: %s", cmd, err);
+		return console_usage_error("%s: --labels: %s", cmd, err);
 	cli_store_t cs;
 	if (!open_console(cmd, &o, &cs)) {
 		json_decref(labels);
@@ -429,9 +428,9 @@ static int cmd_simple(const char *cmd, const char *name, int argc, char **argv)
 			return 2;
 	store_filter_t f = {.limit = 100};
 	if (o.since && !console_time_parse(o.since, &f.since_ms))
-		return usage("%s: --since %s: give an RFC 3339 time", cmd, o.since);
+		return console_usage_error("%s: --since %s: give an RFC 3339 time", cmd, o.since);
 	if (o.until && !console_time_parse(o.until, &f.until_ms))
-		return usage("%s: --until %s: give an RFC 3339 time", cmd, o.until);
+		return console_usage_error("%s: --until %s: give an RFC 3339 time", cmd, o.until);
 	f.has_since = o.since != NULL;
 	f.has_until = o.until != NULL;
 	cli_store_t cs;
@@ -459,7 +458,7 @@ static int cmd_simple(const char *cmd, const char *name, int argc, char **argv)
 int policy_cli_main(int argc, char **argv)
 {
 	if (argc < 1)
-		return usage("policy: which command? push, sign, keygen, list, show, diff, activate, shadow, "
+		return console_usage_error("policy: which command? push, sign, keygen, list, show, diff, activate, shadow, "
 			     "shadow-report, rollback, status, rollouts (see " PROG " policy --help)");
 	const char *c = argv[0];
 	if (!strcmp(c, "--help") || !strcmp(c, "-h")) {
@@ -482,25 +481,37 @@ int policy_cli_main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
 		if (!strcmp(c, simple[i]))
 			return cmd_simple(cmd, c, argc - 1, argv + 1);
-	return usage("policy: unknown command \"%.40s\" (see " PROG " policy --help)", c);
+	return console_usage_error("policy: unknown command \"%.40s\" (see " PROG " policy --help)", c);
+}
+
+/* `agent labels` and `audit list`: a group with one command. The exit
+ * code, or -1 to go on with o parsed. */
+static int only_command(int argc, char **argv, const char *group, const char *cmd, const char *allowed, int npos,
+			const char *help, const char *synopsis, opts_t *o)
+{
+	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (argc < 1 || strcmp(argv[0], cmd) != 0)
+		return console_usage_error("%s: the command there is: %s", group, synopsis);
+	char name[64];
+	snprintf(name, sizeof name, "%s %s", group, cmd);
+	int r = parse(name, argc - 1, argv + 1, allowed, npos, npos, help, o);
+	return r ? (r == 1 ? 0 : r) : -1;
 }
 
 int policy_cli_agent(int argc, char **argv)
 {
-	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-		fputs(usage_agent, stdout);
-		return 0;
-	}
-	if (argc < 1 || strcmp(argv[0], "labels") != 0)
-		return usage("agent: the command there is: agent labels AGENT_ID k=v,... --state-dir DIR");
 	opts_t o;
-	int r = parse("agent labels", argc - 1, argv + 1, "--state-dir --db", 2, 2, usage_agent, &o);
-	if (r)
-		return r == 1 ? 0 : r;
+	int r = only_command(argc, argv, "agent", "labels", "--state-dir --db", 2, usage_agent,
+			     "agent labels AGENT_ID k=v,... --state-dir DIR", &o);
+	if (r >= 0)
+		return r;
 	char err[256];
 	json_t *labels = rollout_labels_parse(o.pos[1], err, sizeof err);
 	if (!labels)
-		return usage("agent labels: %s", err);
+		return console_usage_error("agent labels: %s", err);
 	cli_store_t cs;
 	if (!open_console("agent labels", &o, &cs)) {
 		json_decref(labels);
@@ -515,19 +526,14 @@ int policy_cli_agent(int argc, char **argv)
 
 int policy_cli_audit(int argc, char **argv)
 {
-	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-		fputs(usage_audit, stdout);
-		return 0;
-	}
-	if (argc < 1 || strcmp(argv[0], "list") != 0)
-		return usage("audit: the command there is: audit list --state-dir DIR [--limit N]");
 	opts_t o;
-	int r = parse("audit list", argc - 1, argv + 1, "--state-dir --db --limit", 0, 0, usage_audit, &o);
-	if (r)
-		return r == 1 ? 0 : r;
+	int r = only_command(argc, argv, "audit", "list", "--state-dir --db --limit", 0, usage_audit,
+			     "audit list --state-dir DIR [--limit N]", &o);
+	if (r >= 0)
+		return r;
 	int64_t limit = 100;
 	if (o.limit && !parse_int(o.limit, 1, 1000, &limit))
-		return usage("audit list: --limit %s: give 1..1000", o.limit);
+		return console_usage_error("audit list: --limit %s: give 1..1000", o.limit);
 	cli_store_t cs;
 	if (!open_console("audit list", &o, &cs))
 		return 1;

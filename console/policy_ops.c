@@ -41,6 +41,13 @@ void policy_answer_free(policy_answer_t *a)
 	memset(a, 0, sizeof *a);
 }
 
+json_t *console_error_vjson(const char *code, const char *fmt, va_list ap)
+{
+	char detail[1024];
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	return json_pack("{s:s, s:s}", "error", code, "detail", detail);
+}
+
 static void answer(policy_answer_t *a, int status, json_t *body)
 {
 	a->status = body ? status : 500;
@@ -51,12 +58,10 @@ static void refuse(policy_answer_t *a, int status, const char *code, const char 
 	__attribute__((format(printf, 4, 5)));
 static void refuse(policy_answer_t *a, int status, const char *code, const char *fmt, ...)
 {
-	char detail[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	answer(a, status, console_error_vjson(code, fmt, ap));
 	va_end(ap);
-	answer(a, status, json_pack("{s:s, s:s}", "error", code, "detail", detail));
 	a->code = code;
 }
 
@@ -319,15 +324,23 @@ static bundle_t *load_version(store_conn_t *sc, int64_t version, policy_answer_t
 	return b;
 }
 
+/* The stored row of version; false with the answer set (404 or 503). */
+static bool get_version(store_conn_t *sc, int64_t version, store_policy_t *p, policy_answer_t *a)
+{
+	int r = store_policy_get(sc, version, p);
+	if (r == STORE_NOT_FOUND)
+		refuse(a, 404, "not_found", "no policy version %lld", (long long)version);
+	else if (r != 0)
+		store_down(a, sc);
+	return r == 0;
+}
+
 void policy_show(store_conn_t *sc, int64_t version, policy_answer_t *a)
 {
 	memset(a, 0, sizeof *a);
 	store_policy_t p;
-	int r = store_policy_get(sc, version, &p);
-	if (r == STORE_NOT_FOUND)
-		return refuse(a, 404, "not_found", "no policy version %lld", (long long)version);
-	if (r != 0)
-		return store_down(a, sc);
+	if (!get_version(sc, version, &p, a))
+		return;
 	bundle_t *b = load_version(sc, version, a);
 	if (!b)
 		return;
@@ -506,11 +519,8 @@ void policy_rollout(store_conn_t *sc, int64_t version, rollout_kind_t kind, cons
 	if (sample_percent < 1 || sample_percent > 100)
 		return refuse(a, 400, "bad_request", "sample_percent must be 1..100");
 	store_policy_t p;
-	int r = store_policy_get(sc, version, &p);
-	if (r == STORE_NOT_FOUND)
-		return refuse(a, 404, "not_found", "no policy version %lld: push it first", (long long)version);
-	if (r != 0)
-		return store_down(a, sc);
+	if (!get_version(sc, version, &p, a))
+		return;
 	json_t *lab = labels ? json_deep_copy(labels) : json_object();
 	rollout_t ro = {.version = version, .kind = kind, .labels = lab, .percent = percent,
 			.sample_percent = kind == ROLLOUT_SHADOW ? sample_percent : 100, .running = true};
@@ -528,7 +538,7 @@ void policy_rollout(store_conn_t *sc, int64_t version, rollout_kind_t kind, cons
 	console_time_format(console_now_ms(), now);
 	store_audit_t au = {actor, kind == ROLLOUT_SHADOW ? "rollout.shadow" : "rollout.activate", dtext};
 	int64_t id = 0;
-	r = store_rollout_add(sc, &ro, now, actor, &au, &id);
+	int r = store_rollout_add(sc, &ro, now, actor, &au, &id);
 	free(dtext);
 	json_decref(lab);
 	if (r != 0)
@@ -631,12 +641,11 @@ void policy_status(store_conn_t *sc, int64_t version, policy_answer_t *a)
 {
 	memset(a, 0, sizeof *a);
 	store_policy_t p;
-	int r = store_policy_get(sc, version, &p);
-	if (r == STORE_NOT_FOUND)
-		return refuse(a, 404, "not_found", "no policy version %lld", (long long)version);
+	if (!get_version(sc, version, &p, a))
+		return;
 	status_t s = {.version = version, .failures = json_array()};
 	json_t *rollouts = json_array();
-	if (r != 0 || store_rollouts_running(sc, &s.rs, &s.n) != 0 || store_agents_each(sc, status_agent, &s) != 0 ||
+	if (store_rollouts_running(sc, &s.rs, &s.n) != 0 || store_agents_each(sc, status_agent, &s) != 0 ||
 	    store_rollouts_list(sc, version, rollouts) != 0) {
 		store_rollouts_free(s.rs, s.n);
 		json_decref(s.failures);
@@ -665,12 +674,11 @@ void policy_shadow_report(store_conn_t *sc, int64_t version, const store_filter_
 {
 	memset(a, 0, sizeof *a);
 	store_policy_t p;
-	int r = store_policy_get(sc, version, &p);
-	if (r == STORE_NOT_FOUND)
-		return refuse(a, 404, "not_found", "no policy version %lld", (long long)version);
+	if (!get_version(sc, version, &p, a))
+		return;
 	evaluated_t ev = {version, 0};
 	json_t *o = json_pack("{s:I}", "version", (json_int_t)version);
-	if (r != 0 || store_agents_each(sc, sum_evaluated, &ev) != 0 || store_shadow_report(sc, version, f, o) != 0) {
+	if (store_agents_each(sc, sum_evaluated, &ev) != 0 || store_shadow_report(sc, version, f, o) != 0) {
 		json_decref(o);
 		return store_down(a, sc);
 	}

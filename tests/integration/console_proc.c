@@ -67,17 +67,39 @@ void cons_stop(cons_t *c)
 	free(c->pem);
 }
 
-char *admin_token(cons_t *c)
+/* dlpgate-console ARGS... [--state-dir DIR --db URL when c]; exit code. */
+int cons_cli(cons_t *c, char **out, char **err, const char *const args[])
 {
-	const char *argv[10] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", c->dir};
-	int a = 6;
-	if (c->db) {
-		argv[a++] = "--db";
-		argv[a++] = c->db;
+	const char *argv[32] = {dlp_console_bin()};
+	int a = 1;
+	for (int i = 0; args[i] && a < 26; i++)
+		argv[a++] = args[i];
+	if (c) {
+		argv[a++] = "--state-dir";
+		argv[a++] = c->dir;
+		if (c->db) {
+			argv[a++] = "--db";
+			argv[a++] = c->db;
+		}
 	}
 	argv[a] = NULL;
+	char *o = NULL, *e = NULL;
+	int rc = th_run((char *const *)argv, NULL, 0, &o, NULL, &e, 60000);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	if (err)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}
+
+char *admin_token(cons_t *c)
+{
 	char *out = NULL, *err = NULL;
-	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 20000);
+	int rc = cons_cli(c, &out, &err, (const char *const[]){"admin", "token", "create", NULL});
 	ck_assert_msg(rc == 0, "admin token create: %d %s", rc, err);
 	out[strcspn(out, "\n")] = '\0';
 	ck_assert_msg(strlen(out) == 64, "token: %s", out);
@@ -85,7 +107,6 @@ char *admin_token(cons_t *c)
 	return out;
 }
 
-/* One request with curl; returns the status, *out the body (may be NULL). */
 int req(cons_t *c, const char *method, const char *path, const char *token, const char *ctype,
 	       const char *cenc, const void *body, size_t len, char **out)
 {

@@ -29,6 +29,9 @@ cons_t cons_start_args(const char *db, bool secret, const char *const extra[]);
 cons_t cons_start(const char *db);
 /* SIGTERM; asserts exit 0 and that no token or secret reached the log. */
 void cons_stop(cons_t *c);
+/* dlpgate-console ARGS (NULL-terminated), plus --state-dir and --db of c
+ * when c is not NULL; the exit code. out and err may be NULL. */
+int cons_cli(cons_t *c, char **out, char **err, const char *const args[]);
 /* `admin token create` on its state dir and database. */
 char *admin_token(cons_t *c);
 /* One request with curl; the status, *out the body (may be NULL). */

@@ -73,40 +73,11 @@ static char *policy_dir(const char *name, const char *action, const char *card, 
 
 /* ---- the CLI ---- */
 
-/* dlpgate-console ARGS... [--state-dir DIR --db URL when c]; exit code. */
-static int cli(cons_t *c, char **out, char **err, const char *const args[])
-{
-	const char *argv[32] = {dlp_console_bin()};
-	int a = 1;
-	for (int i = 0; args[i] && a < 26; i++)
-		argv[a++] = args[i];
-	if (c) {
-		argv[a++] = "--state-dir";
-		argv[a++] = c->dir;
-		if (c->db) {
-			argv[a++] = "--db";
-			argv[a++] = c->db;
-		}
-	}
-	argv[a] = NULL;
-	char *o = NULL, *e = NULL;
-	int rc = th_run((char *const *)argv, NULL, 0, &o, NULL, &e, 60000);
-	if (out)
-		*out = o;
-	else
-		free(o);
-	if (err)
-		*err = e;
-	else
-		free(e);
-	return rc;
-}
-
 /* A CLI command that must succeed and print one JSON object. */
 static json_t *cli_json(cons_t *c, const char *const args[])
 {
 	char *out = NULL, *err = NULL;
-	int rc = cli(c, &out, &err, args);
+	int rc = cons_cli(c, &out, &err, args);
 	ck_assert_msg(rc == 0, "%s %s: exit %d: %s", args[0], args[1], rc, err);
 	json_t *j = json_loads(out, 0, NULL);
 	ck_assert_msg(json_is_object(j), "%s %s printed: %s", args[0], args[1], out);
@@ -200,14 +171,14 @@ static void policy_path(cons_t *c)
 	snprintf(name, sizeof name, "pol%d-broken", n);
 	char *broken = policy_dir(name, "redact(found)", "redact", "pass", true);
 	char *out = NULL, *err = NULL;
-	int rc = cli(c, &out, &err, (const char *const[]){"policy", "push", broken, NULL});
+	int rc = cons_cli(c, &out, &err, (const char *const[]){"policy", "push", broken, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "policy.lua:12:") && !strstr(err, "dlpgate-check"), "exit %d: %s", rc, err);
 	ck_assert_msg(!out || !*out, "a refused push printed: %s", out);
 	free(out), free(err);
 	/* refused: a test that fails, listed by file, case and why */
 	snprintf(name, sizeof name, "pol%d-failing", n);
 	char *failing = policy_dir(name, "redact(found)", "block", "pass", false);
-	rc = cli(c, NULL, &err, (const char *const[]){"policy", "push", failing, NULL});
+	rc = cons_cli(c, NULL, &err, (const char *const[]){"policy", "push", failing, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "1 of 2 tests failed") && strstr(err, "tests/cards_test.lua #1 card"),
 		      "exit %d: %s", rc, err);
 	free(err);
@@ -230,20 +201,20 @@ static void policy_path(cons_t *c)
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(files, 0), "role")), "module");
 	json_decref(j);
 	/* diff: unified, of the files */
-	rc = cli(c, &out, &err, (const char *const[]){"policy", "diff", "1", "2", NULL});
+	rc = cons_cli(c, &out, &err, (const char *const[]){"policy", "diff", "1", "2", NULL});
 	ck_assert_msg(rc == 0 && strstr(out, "--- a/policy.lua\n+++ b/policy.lua\n") &&
 			      strstr(out, "-\t\treturn dlp.redact(found)\n+\t\treturn dlp.block(\"card\", found)\n") &&
 			      !strstr(out, "pii.lua"),
 		      "diff: %d %s %s", rc, out, err);
 	free(out), free(err);
 	/* usage mistakes: exit 2 with the argument named; unknown version: 1 */
-	rc = cli(c, NULL, &err, (const char *const[]){"policy", "show", "x1", NULL});
+	rc = cons_cli(c, NULL, &err, (const char *const[]){"policy", "show", "x1", NULL});
 	ck_assert_msg(rc == 2 && strstr(err, "\"x1\" is not a policy version"), "%d %s", rc, err);
 	free(err);
-	rc = cli(c, NULL, &err, (const char *const[]){"policy", "activate", "1", "--percent", "101", NULL});
+	rc = cons_cli(c, NULL, &err, (const char *const[]){"policy", "activate", "1", "--percent", "101", NULL});
 	ck_assert_msg(rc == 2 && strstr(err, "--percent 101"), "%d %s", rc, err);
 	free(err);
-	rc = cli(c, NULL, &err, (const char *const[]){"policy", "activate", "9", NULL});
+	rc = cons_cli(c, NULL, &err, (const char *const[]){"policy", "activate", "9", NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "no policy version 9"), "%d %s", rc, err);
 	free(err);
 
@@ -343,7 +314,7 @@ static void policy_path(cons_t *c)
 	j = cli_json(c, (const char *const[]){"agent", "labels", AGENTS[5], "ring=prod", NULL});
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "labels"), "ring")), "prod");
 	json_decref(j);
-	rc = cli(c, NULL, &err, (const char *const[]){"agent", "labels", "e0000000-0000-4000-8000-000000000009", "a=b", NULL});
+	rc = cons_cli(c, NULL, &err, (const char *const[]){"agent", "labels", "e0000000-0000-4000-8000-000000000009", "a=b", NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "no enrolled agent"), "%d %s", rc, err);
 	free(err);
 
@@ -358,7 +329,7 @@ static void policy_path(cons_t *c)
 	ck_assert_int_eq(jint(j, "version"), 3);
 	ck_assert_int_eq(jint(j, "content_of"), 1);
 	json_decref(j);
-	rc = cli(c, &out, NULL, (const char *const[]){"policy", "diff", "1", "3", NULL});
+	rc = cons_cli(c, &out, NULL, (const char *const[]){"policy", "diff", "1", "3", NULL});
 	ck_assert_msg(rc == 0 && !strstr(out, "@@"), "v3 differs from v1: %s", out);
 	free(out);
 	j = cli_json(c, (const char *const[]){"policy", "status", "3", NULL});
@@ -465,12 +436,12 @@ START_TEST(offline_keys)
 	snprintf(pub, sizeof pub, "%s/admin.pub", dir);
 	snprintf(other, sizeof other, "%s/other.key", dir);
 	char *line = NULL, *err = NULL;
-	ck_assert_int_eq(cli(NULL, &line, &err, (const char *const[]){"policy", "keygen", "--out", key, NULL}), 0);
+	ck_assert_int_eq(cons_cli(NULL, &line, &err, (const char *const[]){"policy", "keygen", "--out", key, NULL}), 0);
 	ck_assert_msg(!strncmp(line, "ed25519 ", 8), "keygen printed %s", line);
 	th_write_file(pub, line, strlen(line), 0644);
 	free(err);
 	char *otherline = NULL;
-	ck_assert_int_eq(cli(NULL, &otherline, NULL, (const char *const[]){"policy", "keygen", "--out", other, NULL}), 0);
+	ck_assert_int_eq(cons_cli(NULL, &otherline, NULL, (const char *const[]){"policy", "keygen", "--out", other, NULL}), 0);
 	snprintf(otherpub, sizeof otherpub, "%s/other.pub", dir);
 
 	cons_t c = cons_start_args(NULL, true, (const char *const[]){"--bundle-keys", pub, NULL});
@@ -488,7 +459,7 @@ START_TEST(offline_keys)
 
 	char *pol = policy_dir("offline-pol", "redact(found)", "redact", "pass", false);
 	/* a directory cannot be pushed: the console cannot sign */
-	int rc = cli(&c, NULL, &err, (const char *const[]){"policy", "push", pol, NULL});
+	int rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", pol, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "policy sign"), "%d %s", rc, err);
 	free(err);
 	/* signed offline as v5 (tests run there too) and pushed: accepted */
@@ -507,12 +478,12 @@ START_TEST(offline_keys)
 	/* an older version, and one signed by a key the console does not know: refused */
 	j = cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", key, "--version", "4", "--out", f4, NULL});
 	json_decref(j);
-	rc = cli(&c, NULL, &err, (const char *const[]){"policy", "push", f4, NULL});
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", f4, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "version 4") && strstr(err, "version 5"), "%d %s", rc, err);
 	free(err);
 	j = cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", other, "--version", "6", "--out", fo, NULL});
 	json_decref(j);
-	rc = cli(&c, NULL, &err, (const char *const[]){"policy", "push", fo, NULL});
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", fo, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "key"), "%d %s", rc, err);
 	free(err);
 	/* the API takes a signed document too, and refuses the unknown key with 422 */
@@ -533,7 +504,7 @@ START_TEST(offline_keys)
 	/* rollback cannot sign here: it says to sign the old content offline */
 	json_decref(cli_json(&c, (const char *const[]){"policy", "activate", "5", NULL}));
 	json_decref(cli_json(&c, (const char *const[]){"policy", "activate", "7", NULL}));
-	rc = cli(&c, NULL, &err, (const char *const[]){"policy", "rollback", NULL});
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "rollback", NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "version 5") && strstr(err, "policy sign"), "%d %s", rc, err);
 	free(err);
 	ck_assert_int_eq(count_versions(&c), 2);
@@ -560,7 +531,7 @@ START_TEST(cli_usage)
 					       {"audit", "--help"},	     {"policy", "shadow-report", "--help"}};
 	for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
 		char *out = NULL;
-		ck_assert_int_eq(cli(NULL, &out, NULL, helps[i]), 0);
+		ck_assert_int_eq(cons_cli(NULL, &out, NULL, helps[i]), 0);
 		ck_assert_msg(strstr(out, "usage: dlpgate-console"), "%s %s: %s", helps[i][0], helps[i][1], out);
 		free(out);
 	}
@@ -577,7 +548,7 @@ START_TEST(cli_usage)
 	static const int codes[] = {2, 2, 2, 1, 2, 2};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char *err = NULL;
-		int rc = cli(NULL, NULL, &err, bad[i]);
+		int rc = cons_cli(NULL, NULL, &err, bad[i]);
 		ck_assert_msg(rc == codes[i] && strstr(err, want[i]), "case %zu: exit %d: %s", i, rc, err);
 		free(err);
 	}
