@@ -155,17 +155,21 @@ static bool do_enroll(job_t *j, store_conn_t *sc)
 		console_time_format(console_now_ms(), now);
 		json_t *labels = json_object_get(o, "labels");
 		char *labels_text = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		int r = labels && !labels_text ? -1 : store_enroll(sc, id, host, ver, hash, now, labels_text);
+		/* the key list agents pin when not given --bundle-keys (bundle.md) */
+		char *keys = policy_bundle_keys_text(j->c->policy_ctx, sc, why, sizeof why);
+		int r = (labels && !labels_text) || !keys ? -1 : store_enroll(sc, id, host, ver, hash, now, labels_text);
 		free(labels_text);
 		if (r != 0) {
+			if (!keys)
+				log_msg(LOG_ERROR, "bundle_keys", "%s", why);
+			free(keys);
 			OPENSSL_cleanse(token, sizeof token);
 			json_decref(o);
 			return false;
 		}
 		snprintf(j->agent_id, sizeof j->agent_id, "%s", id);
-		/* the key list agents pin when not given --bundle-keys (bundle.md) */
-		answer_json(j, 200, json_pack("{s:s, s:s, s:s}", "agent_id", id, "token", token, "bundle_keys",
-					      j->c->policy_ctx->bundle_keys));
+		answer_json(j, 200, json_pack("{s:s, s:s, s:s}", "agent_id", id, "token", token, "bundle_keys", keys));
+		free(keys);
 		OPENSSL_cleanse(token, sizeof token);
 	}
 	json_decref(o);

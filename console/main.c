@@ -101,7 +101,7 @@ static void raise_fd_limit(uint32_t want)
 
 /* The keys of policy distribution, as run and init make them: --bundle-keys
  * installed (offline signing), or the console's own signing key made if
- * missing; then the key list enrollment hands to agents. */
+ * missing; and the key list enrollment hands to agents can be read. */
 static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bundle_keys, char *err, size_t errlen)
 {
 	if (!str_copy(p->state_dir, sizeof p->state_dir, state_dir)) {
@@ -112,8 +112,9 @@ static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bun
 		return false;
 	if (!policy_keys_mode(p) && !policy_ensure_signing_key(p, err, errlen))
 		return false;
-	p->bundle_keys = policy_bundle_keys_text(p, err, errlen);
-	return p->bundle_keys != NULL;
+	char *keys = policy_bundle_keys_text(p, NULL, err, errlen); /* readable: enrollment will answer them */
+	free(keys);
+	return keys != NULL;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -252,7 +253,6 @@ static int cmd_run(int argc, char **argv)
 	}
 	uv_loop_close(c.loop);
 	store_close(c.store);
-	free(policy.bundle_keys);
 	SSL_CTX_free(c.ssl_ctx);
 	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
 	if (rc == 0)
@@ -359,7 +359,6 @@ static int cmd_init(int argc, char **argv)
 	policy_ctx_t policy = {.halt_share = POLICY_DEFAULT_HALT_SHARE};
 	bool ok = console_enroll_secret(&c, err, sizeof err) &&
 		  policy_setup(&policy, c.cfg.state_dir, bundle_keys, err, sizeof err);
-	free(policy.bundle_keys);
 	SSL_CTX_free(c.ssl_ctx);
 	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
 	if (!ok)

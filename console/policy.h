@@ -44,7 +44,6 @@
 typedef struct policy_ctx {
 	char state_dir[PATH_MAX];
 	double halt_share;      /* --rollout-halt-share */
-	char *bundle_keys;      /* what enrollment answers (policy_bundle_keys_text at start) */
 } policy_ctx_t;
 
 /* ---- policy_check.c ---- */
@@ -88,8 +87,9 @@ void policy_actor_token(const char *token_hash, char out[80]);
 
 bool policy_keys_mode(const policy_ctx_t *ctx);
 /* The key list agents pin (bundle.md "What an agent trusts"): STATE/bundle-keys,
- * or the console's signing key's public line (made if missing). malloc'ed. */
-char *policy_bundle_keys_text(const policy_ctx_t *ctx, char *err, size_t errlen);
+ * or the console's signing key's public line (made if missing), and with a
+ * store the key rotations of the stored versions. malloc'ed. */
+char *policy_bundle_keys_text(const policy_ctx_t *ctx, store_conn_t *sc, char *err, size_t errlen);
 /* run|init --bundle-keys FILE: checked, then copied to STATE/bundle-keys. */
 bool policy_install_keys(const policy_ctx_t *ctx, const char *file, char *err, size_t errlen);
 /* The console's signing key, made if missing (not in keys mode). */

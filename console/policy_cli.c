@@ -32,8 +32,10 @@ static const char usage_policy[] =
 	"        compile with the engine, run the bundle's tests, sign (a directory) or verify\n"
 	"        (a signed file), store as the next version; prints {\"version\",\"sha256\",\"tests\"}\n"
 	"  sign BUNDLE_DIR --key KEYFILE --version N [--out FILE] [--message T] [--entry FILE]\n"
-	"        [--expires RFC3339] [--next-key PUBFILE]\n"
-	"        offline: compile, test and sign on this machine; no console involved\n"
+	"        [--expires RFC3339] [--next-key PUBFILE] [--retire-key KEY_ID]\n"
+	"        offline: compile, test and sign on this machine; no console involved.\n"
+	"        --next-key introduces the keys in PUBFILE (rotation: once the console stores\n"
+	"        this version it accepts bundles signed by them); --retire-key withdraws one\n"
 	"  keygen --out KEYFILE      a new Ed25519 signing key; prints its public key line\n"
 	"  list | show N | diff A B | status N | rollouts\n"
 	"  activate N [--labels k=v,...] [--percent P]\n"
@@ -51,7 +53,7 @@ static const char usage_audit[] = "usage: " PROG " audit list --state-dir DIR [-
 				  "  The audit log, newest first: who (admin token id or cli:USER), when, what.\n";
 
 typedef struct {
-	const char *state_dir, *db, *message, *entry, *key, *out, *expires, *next_key, *labels, *since, *until;
+	const char *state_dir, *db, *message, *entry, *key, *out, *expires, *next_key, *retire_key, *labels, *since, *until;
 	const char *percent, *sample, *version, *limit;
 	const char *pos[MAX_POSITIONAL];
 	int npos;
@@ -72,10 +74,10 @@ static const char **slot_of(opts_t *o, const char *name)
 {
 	static const char *const names[] = {"--state-dir", "--db",	  "--message", "--entry",   "--key",
 					    "--out",	   "--expires",	  "--next-key", "--labels", "--since",
-					    "--until",	   "--percent",	  "--sample",  "--version", "--limit"};
+					    "--until",	   "--percent",	  "--sample",  "--version", "--limit", "--retire-key"};
 	const char **slots[] = {&o->state_dir, &o->db,	    &o->message, &o->entry,  &o->key,
 				&o->out,       &o->expires, &o->next_key, &o->labels, &o->since,
-				&o->until,     &o->percent, &o->sample,	 &o->version, &o->limit};
+				&o->until,     &o->percent, &o->sample,	 &o->version, &o->limit, &o->retire_key};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcmp(name, names[i]) == 0)
 			return slots[i];
@@ -261,7 +263,7 @@ static int cmd_push(int argc, char **argv)
 static int cmd_sign(int argc, char **argv)
 {
 	opts_t o;
-	int r = parse("policy sign", argc, argv, "--key --version --out --message --entry --expires --next-key", 1, 1,
+	int r = parse("policy sign", argc, argv, "--key --version --out --message --entry --expires --next-key --retire-key", 1, 1,
 		      usage_policy, &o);
 	if (r)
 		return r == 1 ? 0 : r;
@@ -299,6 +301,13 @@ static int cmd_sign(int argc, char **argv)
 		}
 		for (size_t i = 0; i < next.n; i++)
 			bundle_keys_add(&b->next_keys, &next.v[i]);
+	}
+	if (o.retire_key) {
+		if (strlen(o.retire_key) != BUNDLE_KEY_ID_LEN) {
+			rc = console_usage_error("policy sign: --retire-key %.40s: give a key id (16 hex digits)", o.retire_key);
+			goto out;
+		}
+		str_copy(b->retire_keys[b->n_retire++], sizeof b->retire_keys[0], o.retire_key);
 	}
 	policy_check_t chk;
 	if (!policy_check_bundle(b, true, &chk)) {

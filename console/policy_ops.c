@@ -111,8 +111,37 @@ bool policy_ensure_signing_key(const policy_ctx_t *ctx, char *err, size_t errlen
 	return access(p, F_OK) == 0;
 }
 
-/* The keys this console accepts bundles from. */
-static bool trusted_keys(const policy_ctx_t *ctx, bundle_keyset_t *ks, char *err, size_t errlen)
+static bool base_keys(const policy_ctx_t *ctx, bundle_keyset_t *ks, char *err, size_t errlen);
+
+static void apply_rotation(void *ud, const char *next, const char *retire)
+{
+	bundle_keyset_t *ks = ud, add;
+	char err[256];
+	if (next && bundle_keys_parse(next, &add, err, sizeof err))
+		for (size_t i = 0; i < add.n; i++)
+			bundle_keys_add(ks, &add.v[i]);
+	char ids[BUNDLE_MAX_KEYS * (BUNDLE_KEY_ID_LEN + 1) + 1], *save = NULL;
+	snprintf(ids, sizeof ids, "%s", retire ? retire : "");
+	for (char *id = strtok_r(ids, " ", &save); id; id = strtok_r(NULL, " ", &save))
+		bundle_keys_remove(ks, id);
+}
+
+/* The keys this console accepts bundles from: its own key, or the offline
+ * keys it was given; then, with a store, the rotations of the versions it
+ * stored, oldest first (bundle.md "Keys": a bundle verified by a trusted
+ * key may introduce the next key and retire others). */
+static bool trusted_keys(const policy_ctx_t *ctx, store_conn_t *sc, bundle_keyset_t *ks, char *err, size_t errlen)
+{
+	if (!base_keys(ctx, ks, err, errlen))
+		return false;
+	if (sc && store_policy_key_changes(sc, apply_rotation, ks) != 0) {
+		snprintf(err, errlen, "the database failed: %s", store_conn_error(sc));
+		return false;
+	}
+	return true;
+}
+
+static bool base_keys(const policy_ctx_t *ctx, bundle_keyset_t *ks, char *err, size_t errlen)
 {
 	char p[PATH_MAX + 32];
 	memset(ks, 0, sizeof *ks);
@@ -127,10 +156,10 @@ static bool trusted_keys(const policy_ctx_t *ctx, bundle_keyset_t *ks, char *err
 	return bundle_key_public(p, &pub, err, errlen) && bundle_keys_add(ks, &pub);
 }
 
-char *policy_bundle_keys_text(const policy_ctx_t *ctx, char *err, size_t errlen)
+char *policy_bundle_keys_text(const policy_ctx_t *ctx, store_conn_t *sc, char *err, size_t errlen)
 {
 	bundle_keyset_t ks;
-	return trusted_keys(ctx, &ks, err, errlen) ? bundle_keys_format(&ks) : NULL;
+	return trusted_keys(ctx, sc, &ks, err, errlen) ? bundle_keys_format(&ks) : NULL;
 }
 
 bool policy_install_keys(const policy_ctx_t *ctx, const char *file, char *err, size_t errlen)
@@ -219,6 +248,12 @@ static void store_bundle(store_conn_t *sc, bundle_t *b, const char *key_path, in
 	str_copy(row.author, sizeof row.author, actor);
 	str_copy(row.message, sizeof row.message, b->message);
 	str_copy(row.key_id, sizeof row.key_id, b->key_id);
+	/* its key rotation, kept beside it (trusted_keys folds these) */
+	char *next = b->next_keys.n ? bundle_keys_format(&b->next_keys) : NULL, retire[sizeof b->retire_keys + 1] = "";
+	for (size_t i = 0; i < b->n_retire; i++)
+		snprintf(retire + strlen(retire), sizeof retire - strlen(retire), "%s%s", i ? " " : "", b->retire_keys[i]);
+	row.next_keys = next;
+	row.retire_keys = b->n_retire ? retire : NULL;
 	json_t *detail = json_pack("{s:I, s:s, s:s, s:s}", "version", (json_int_t)row.version, "sha256", row.sha256,
 				   "key_id", row.key_id, "message", row.message);
 	if (content_of)
@@ -227,6 +262,7 @@ static void store_bundle(store_conn_t *sc, bundle_t *b, const char *key_path, in
 	json_decref(detail);
 	store_audit_t au = {actor, action, dtext};
 	int r = store_policy_insert(sc, &row, doc, &au);
+	free(next);
 	free(dtext);
 	free(doc);
 	if (r == STORE_CONFLICT)
@@ -275,7 +311,7 @@ void policy_push_document(const policy_ctx_t *ctx, store_conn_t *sc, const char 
 	memset(a, 0, sizeof *a);
 	char err[1024];
 	bundle_keyset_t ks;
-	if (!trusted_keys(ctx, &ks, err, sizeof err))
+	if (!trusted_keys(ctx, sc, &ks, err, sizeof err))
 		return refuse(a, 500, "keys_unavailable", "cannot read the keys this console trusts: %s", err);
 	bundle_t *b = bundle_parse(doc, len, err, sizeof err);
 	if (!b)

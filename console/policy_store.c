@@ -90,14 +90,16 @@ static int insert_tx(store_conn_t *c, void *ud)
 		return -1;
 	if (exists)
 		return STORE_CONFLICT;
-	store_param_t row[10] = {store_int(p->version),	    store_text(p->sha256),	 store_text(p->created_at),
+	store_param_t row[12] = {store_int(p->version),	    store_text(p->sha256),	 store_text(p->created_at),
 				 store_text(p->author),	    store_text(p->message),	 store_text(p->key_id),
 				 store_int(p->tests_passed), store_int(p->tests_failed),
-				 p->content_of ? store_int(p->content_of) : store_text(NULL), store_text(in->doc)};
+				 p->content_of ? store_int(p->content_of) : store_text(NULL), store_text(in->doc),
+				 store_text(p->next_keys), store_text(p->retire_keys)};
 	if (c->st->drv->exec(c,
 			     "INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, "
-			     "tests_passed, tests_failed, content_of, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			     row, 10, NULL, NULL) < 0)
+			     "tests_passed, tests_failed, content_of, bundle, next_keys, retire_keys) "
+			     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     row, 12, NULL, NULL) < 0)
 		/* two pushes racing for one number: the loser is told, nothing replaced */
 		return STORE_CONFLICT;
 	return in->a && store_audit_add(c, in->a) != 0 ? -1 : 0;
@@ -177,6 +179,30 @@ int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p)
 	    0)
 		return -1;
 	return g.found ? 0 : STORE_NOT_FOUND;
+}
+
+typedef struct {
+	void (*fn)(void *ud, const char *next, const char *retire);
+	void *ud;
+} key_changes_t;
+
+static bool row_key_change(void *ud, int n, const char *const *cols)
+{
+	key_changes_t *k = ud;
+	if (n >= 2)
+		k->fn(k->ud, cols[0], cols[1]);
+	return true;
+}
+
+int store_policy_key_changes(store_conn_t *c, void (*fn)(void *ud, const char *next, const char *retire), void *ud)
+{
+	key_changes_t k = {fn, ud};
+	return c->st->drv->exec(c,
+				"SELECT next_keys, retire_keys FROM policy_versions "
+				"WHERE next_keys IS NOT NULL OR retire_keys IS NOT NULL ORDER BY version",
+				NULL, 0, row_key_change, &k) < 0
+		       ? -1
+		       : 0;
 }
 
 int store_policy_bundle(store_conn_t *c, int64_t version, char **doc, size_t *len)

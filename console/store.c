@@ -47,7 +47,11 @@ static const char *const migrations[] = {
 	 * Bundles are immutable rows: nothing in the console updates
 	 * policy_versions. policy_generation is one counter every change of
 	 * targeting bumps (rollouts, halts, labels), so a held long-poll can
-	 * tell cheaply whether its offer may have changed. The events gain the
+	 * tell cheaply whether its offer may have changed. next_keys and
+	 * retire_keys copy a bundle's key rotation out of its manifest (key
+	 * list text; key ids, space-separated), so the keys the console trusts
+	 * are a fold over small columns, not a parse of every bundle. The
+	 * events gain the
 	 * columns a shadow report groups by, filled at ingest. */
 	"ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';"
 	"ALTER TABLE agents ADD COLUMN policy_version BIGINT;"
@@ -60,7 +64,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE policy_versions ("
 	" version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL, created_at TEXT NOT NULL, author TEXT NOT NULL,"
 	" message TEXT NOT NULL, key_id TEXT NOT NULL, tests_passed INTEGER NOT NULL,"
-	" tests_failed INTEGER NOT NULL, content_of BIGINT, bundle TEXT NOT NULL);"
+	" tests_failed INTEGER NOT NULL, content_of BIGINT, bundle TEXT NOT NULL,"
+	" next_keys TEXT, retire_keys TEXT);"
 	"CREATE TABLE rollouts ("
 	" id %SEQ%, version BIGINT NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,"
 	" percent INTEGER NOT NULL, sample_percent INTEGER NOT NULL, state TEXT NOT NULL,"

@@ -193,6 +193,8 @@ typedef struct {
 	char key_id[24];
 	int64_t tests_passed, tests_failed;
 	int64_t content_of;     /* 0: its own content; else the version it copies (rollback) */
+	const char *next_keys;  /* insert only: the keys it introduces (key list text), NULL: none */
+	const char *retire_keys; /* insert only: key ids it withdraws, space-separated, NULL: none */
 } store_policy_t;
 
 /* The highest stored version (0: none). */
@@ -203,6 +205,9 @@ int store_policy_insert(store_conn_t *c, const store_policy_t *p, const char *do
 /* Rows newest first as JSON objects (console-api.md GET /api/v1/policies). */
 int store_policy_list(store_conn_t *c, json_t *out);
 int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p);
+/* The key rotations of the stored versions, oldest first: fn(ud,
+ * next_keys, retire_keys) for each version that has one (either may be NULL). */
+int store_policy_key_changes(store_conn_t *c, void (*fn)(void *ud, const char *next, const char *retire), void *ud);
 /* The signed document as stored (*doc malloc'ed, NUL-terminated). */
 int store_policy_bundle(store_conn_t *c, int64_t version, char **doc, size_t *len);
 json_t *store_policy_json(const store_policy_t *p);

@@ -508,6 +508,43 @@ START_TEST(offline_keys)
 	ck_assert_msg(rc == 1 && strstr(err, "version 5") && strstr(err, "policy sign"), "%d %s", rc, err);
 	free(err);
 	ck_assert_int_eq(count_versions(&c), 2);
+
+	/* rotation: "other" signs nothing the console accepts until a bundle
+	 * signed by the trusted key introduces it; then it may retire the old */
+	th_write_file(otherpub, otherline, strlen(otherline), 0644);
+	char f8[4200], f9[4200], f10[4200], f11[4200], old_id[17], new_id[17];
+	snprintf(f8, sizeof f8, "%s/v8.dlpbundle", dir);
+	snprintf(f9, sizeof f9, "%s/v9.dlpbundle", dir);
+	snprintf(f10, sizeof f10, "%s/v10.dlpbundle", dir);
+	snprintf(f11, sizeof f11, "%s/v11.dlpbundle", dir);
+	snprintf(old_id, sizeof old_id, "%.16s", line + 8);
+	snprintf(new_id, sizeof new_id, "%.16s", otherline + 8);
+	json_decref(cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", other, "--version", "9", "--out", f9, NULL}));
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", f9, NULL});
+	ck_assert_msg(rc == 1, "a key never introduced was trusted: %s", err);
+	free(err);
+	json_decref(cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", key, "--version", "8", "--out", f8,
+							 "--next-key", otherpub, NULL}));
+	ck_assert_int_eq(jint(j = cli_json(&c, (const char *const[]){"policy", "push", f8, NULL}), "version"), 8);
+	json_decref(j);
+	ck_assert_int_eq(jint(j = cli_json(&c, (const char *const[]){"policy", "push", f9, NULL}), "version"), 9);
+	json_decref(j);
+	char *tok2 = enroll_labels(&c, AGENTS[1], NULL, &ans);
+	const char *keys = json_string_value(json_object_get(ans, "bundle_keys"));
+	ck_assert_msg(strstr(keys, old_id) && strstr(keys, new_id), "%s", keys);
+	json_decref(ans);
+	json_decref(cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", other, "--version", "10", "--out", f10,
+							 "--retire-key", old_id, NULL}));
+	json_decref(cli_json(&c, (const char *const[]){"policy", "push", f10, NULL}));
+	json_decref(cli_json(NULL, (const char *const[]){"policy", "sign", pol, "--key", key, "--version", "11", "--out", f11, NULL}));
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", f11, NULL});
+	ck_assert_msg(rc == 1, "a retired key was trusted: %s", err);
+	free(err);
+	char *tok3 = enroll_labels(&c, AGENTS[2], NULL, &ans);
+	keys = json_string_value(json_object_get(ans, "bundle_keys"));
+	ck_assert_msg(!strstr(keys, old_id) && strstr(keys, new_id), "%s", keys);
+	json_decref(ans);
+	free(tok2), free(tok3);
 	free(admin), free(tok), free(pol), free(line), free(otherline), free(dir);
 	cons_stop(&c);
 }
