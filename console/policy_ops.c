@@ -557,6 +557,17 @@ void policy_rollout(store_conn_t *sc, int64_t version, rollout_kind_t kind, cons
 	store_policy_t p;
 	if (!get_version(sc, version, &p, a))
 		return;
+	rollout_t *running = NULL;
+	size_t n_running = 0;
+	if (store_rollouts_running(sc, &running, &n_running) != 0)
+		return store_down(a, sc);
+	store_rollouts_free(running, n_running);
+	bool whole_fleet = (!labels || json_object_size(labels) == 0) && percent == 100;
+	if (n_running >= STORE_MAX_RUNNING_ROLLOUTS && !whole_fleet)
+		return refuse(a, 409, "too_many_rollouts",
+			      "%zu rollouts are running: activate a version for the whole fleet (no labels, 100%%), "
+			      "which supersedes them, before adding narrower ones",
+			      n_running);
 	json_t *lab = labels ? json_deep_copy(labels) : json_object();
 	rollout_t ro = {.version = version, .kind = kind, .labels = lab, .percent = percent,
 			.sample_percent = kind == ROLLOUT_SHADOW ? sample_percent : 100, .running = true};

@@ -150,7 +150,8 @@ static bool row_policy_json(void *ud, int n, const char *const *cols)
 
 int store_policy_list(store_conn_t *c, json_t *out)
 {
-	return c->st->drv->exec(c, "SELECT " POLICY_COLS " FROM policy_versions ORDER BY version DESC", NULL, 0,
+	store_param_t lim = store_int(STORE_MAX_LISTED);
+	return c->st->drv->exec(c, "SELECT " POLICY_COLS " FROM policy_versions ORDER BY version DESC LIMIT ?", &lim, 1,
 				row_policy_json, out) < 0
 		       ? -1
 		       : 0;
@@ -297,11 +298,11 @@ static bool row_rollout_json(void *ud, int n, const char *const *cols)
 
 int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out)
 {
-	store_param_t v = store_int(version);
+	store_param_t p[2] = {store_int(version), store_int(STORE_MAX_LISTED)};
 	return c->st->drv->exec(c,
-				version > 0 ? "SELECT " ROLLOUT_COLS " FROM rollouts WHERE version = ? ORDER BY id DESC"
-					    : "SELECT " ROLLOUT_COLS " FROM rollouts ORDER BY id DESC",
-				&v, version > 0 ? 1 : 0, row_rollout_json, out) < 0
+				version > 0 ? "SELECT " ROLLOUT_COLS " FROM rollouts WHERE version = ? ORDER BY id DESC LIMIT ?"
+					    : "SELECT " ROLLOUT_COLS " FROM rollouts ORDER BY id DESC LIMIT ?",
+				version > 0 ? p : p + 1, version > 0 ? 2 : 1, row_rollout_json, out) < 0
 		       ? -1
 		       : 0;
 }

@@ -177,6 +177,10 @@ int store_count_events(store_conn_t *c, int64_t *n);
  * there is no change without its audit line. */
 
 #define STORE_POLICY_CHANNEL "dlpgate_policy"
+/* Lists of versions and rollouts answer at most this many, newest first. */
+#define STORE_MAX_LISTED 1000
+/* Running rollouts at once (every held poll is matched against them all). */
+#define STORE_MAX_RUNNING_ROLLOUTS 256
 
 typedef struct {
 	const char *actor;   /* "3f1c0b9a2d4e" (admin token) | "cli:USER" | "console" */
@@ -202,7 +206,8 @@ int store_policy_max_version(store_conn_t *c, int64_t *max);
 /* Stores a version and its audit entry. STORE_CONFLICT when the version
  * exists (nothing is ever replaced). */
 int store_policy_insert(store_conn_t *c, const store_policy_t *p, const char *doc, const store_audit_t *a);
-/* Rows newest first as JSON objects (console-api.md GET /api/v1/policies). */
+/* Rows newest first as JSON objects (console-api.md GET /api/v1/policies),
+ * at most STORE_MAX_LISTED. */
 int store_policy_list(store_conn_t *c, json_t *out);
 int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p);
 /* The key rotations of the stored versions, oldest first: fn(ud,
@@ -215,8 +220,8 @@ json_t *store_policy_json(const store_policy_t *p);
 /* Every running rollout, labels parsed (for rollout_offer). */
 int store_rollouts_running(store_conn_t *c, rollout_t **out, size_t *n);
 void store_rollouts_free(rollout_t *rs, size_t n);
-/* Every rollout, newest first, as console-api.md GET /api/v1/rollouts
- * shows them; version > 0 keeps that version's only. */
+/* Rollouts, newest first (at most STORE_MAX_LISTED), as console-api.md GET
+ * /api/v1/rollouts shows them; version > 0 keeps that version's only. */
 int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out);
 /* A new running rollout (r->id is ignored; *id gets the new one). One with
  * no labels and percent 100 supersedes every older running rollout of its
