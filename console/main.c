@@ -29,6 +29,8 @@
 #include <sys/stat.h>
 
 #define PROG "dlpgate-console"
+/* One line on stderr and exit code 2, the same for every command (policy_cli.c). */
+#define usage_error console_usage_error
 
 static const char usage_run[] =
 	"usage: " PROG " run --listen ADDR:PORT --state-dir DIR [options]\n"
@@ -133,7 +135,7 @@ static int cmd_run(int argc, char **argv)
 			return 0;
 		}
 		if (strncmp(a, "--", 2) != 0)
-			return console_usage_error("run: unexpected argument \"%s\" (see " PROG " run --help)", a);
+			return usage_error("run: unexpected argument \"%s\" (see " PROG " run --help)", a);
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		const char **slot = strcmp(a, "--listen") == 0		? &c.cfg.listen
 				    : strcmp(a, "--state-dir") == 0	? &c.cfg.state_dir
@@ -152,37 +154,37 @@ static int cmd_run(int argc, char **argv)
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
 			       strcmp(a, "--max-connections") == 0;
 		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
-			return console_usage_error("run: unknown option %s (see " PROG " run --help)", a);
+			return usage_error("run: unknown option %s (see " PROG " run --help)", a);
 		if (!v)
-			return console_usage_error("run: %s needs a value", a);
+			return usage_error("run: %s needs a value", a);
 		i++;
 		if (slot) {
 			*slot = v;
 		} else if (strcmp(a, "--log-level") == 0) {
 			if (!log_parse_level(v, &log_threshold))
-				return console_usage_error("--log-level %s: use error, warn, info or debug", v);
+				return usage_error("--log-level %s: use error, warn, info or debug", v);
 		} else if (strcmp(a, "--log-format") == 0) {
 			if (!log_parse_format(v, &log_format))
-				return console_usage_error("--log-format %s: use text or json", v);
+				return usage_error("--log-format %s: use text or json", v);
 		} else if (strcmp(a, "--request-timeout-ms") == 0) {
 			if (!parse_u32(v, 100, 3600000, &c.cfg.request_timeout_ms))
-				return console_usage_error("--request-timeout-ms %s: give 100..3600000", v);
+				return usage_error("--request-timeout-ms %s: give 100..3600000", v);
 		} else if (strcmp(a, "--idle-timeout-ms") == 0) {
 			if (!parse_u32(v, 100, 86400000, &c.cfg.idle_timeout_ms))
-				return console_usage_error("--idle-timeout-ms %s: give 100..86400000", v);
+				return usage_error("--idle-timeout-ms %s: give 100..86400000", v);
 		} else if (!parse_u32(v, 1, 1000000, &c.cfg.max_connections)) {
-			return console_usage_error("--max-connections %s: give 1..1000000", v);
+			return usage_error("--max-connections %s: give 1..1000000", v);
 		}
 	}
 	if (!c.cfg.listen)
-		return console_usage_error("run: --listen ADDR:PORT is required (e.g. --listen 127.0.0.1:8443)");
+		return usage_error("run: --listen ADDR:PORT is required (e.g. --listen 127.0.0.1:8443)");
 	if (!c.cfg.state_dir)
-		return console_usage_error("run: --state-dir DIR is required");
+		return usage_error("run: --state-dir DIR is required");
 	char err[1024];
 	if (!addr_parse("--listen", c.cfg.listen, &c.listen_addr, err, sizeof err))
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	if (c.cfg.db && !store_spec_valid(c.cfg.db))
-		return console_usage_error("--db: unknown database \"%.64s\": use sqlite:PATH or postgresql://USER@HOST:PORT/DB",
+		return usage_error("--db: unknown database \"%.64s\": use sqlite:PATH or postgresql://USER@HOST:PORT/DB",
 				   c.cfg.db);
 
 	static policy_ctx_t policy;
@@ -191,21 +193,21 @@ static int cmd_run(int argc, char **argv)
 		char *end;
 		policy.halt_share = strtod(halt_share, &end);
 		if (!*halt_share || *end || !(policy.halt_share >= 0 && policy.halt_share < 1))
-			return console_usage_error("--rollout-halt-share %s: give a share from 0 to below 1, e.g. 0.2", halt_share);
+			return usage_error("--rollout-halt-share %s: give a share from 0 to below 1, e.g. 0.2", halt_share);
 	}
 	if (!ca_ensure_dir(c.cfg.state_dir, err, sizeof err))
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	if (!policy_setup(&policy, c.cfg.state_dir, bundle_keys, err, sizeof err))
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	c.policy_ctx = &policy;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(c.cfg.max_connections);
 	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
 	if (!c.ssl_ctx)
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	if (!console_enroll_secret(&c, err, sizeof err)) {
 		SSL_CTX_free(c.ssl_ctx);
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	}
 	c.store = store_open_state(c.cfg.state_dir, c.cfg.db, err, sizeof err);
 	if (!c.store) {
@@ -273,7 +275,7 @@ static int cmd_admin(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2 || strcmp(argv[0], "token") != 0 || strcmp(argv[1], "create") != 0)
-		return console_usage_error("admin: unknown command; the one there is: admin token create --state-dir DIR");
+		return usage_error("admin: unknown command; the one there is: admin token create --state-dir DIR");
 	const char *state_dir = NULL, *db = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (is_help(argv[i])) {
@@ -284,18 +286,18 @@ static int cmd_admin(int argc, char **argv)
 				    : strcmp(argv[i], "--db") == 0	    ? &db
 									    : NULL;
 		if (!slot)
-			return console_usage_error("admin token create: unknown option %s (see " PROG " admin --help)", argv[i]);
+			return usage_error("admin token create: unknown option %s (see " PROG " admin --help)", argv[i]);
 		if (i + 1 >= argc)
-			return console_usage_error("admin token create: %s needs a value", argv[i]);
+			return usage_error("admin token create: %s needs a value", argv[i]);
 		*slot = argv[++i];
 	}
 	if (!state_dir)
-		return console_usage_error("admin token create: --state-dir DIR is required (the console's state dir)");
+		return usage_error("admin token create: --state-dir DIR is required (the console's state dir)");
 	/* A token goes into an existing console's store: a mistyped directory
 	 * must not become a new, empty database no console reads. */
 	struct stat sd;
 	if (stat(state_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
-		return console_usage_error("admin token create: --state-dir %s does not exist (give the console's state dir; "
+		return usage_error("admin token create: --state-dir %s does not exist (give the console's state dir; "
 				   "`" PROG " run` creates it)",
 				   state_dir);
 	char err[1024];
@@ -342,34 +344,34 @@ static int cmd_init(int argc, char **argv)
 				    : strcmp(argv[i], "--bundle-keys") == 0 ? &bundle_keys
 									    : NULL;
 		if (!slot)
-			return console_usage_error("init: unknown option %s (see " PROG " init --help)", argv[i]);
+			return usage_error("init: unknown option %s (see " PROG " init --help)", argv[i]);
 		if (i + 1 >= argc)
-			return console_usage_error("init: %s needs a value", argv[i]);
+			return usage_error("init: %s needs a value", argv[i]);
 		*slot = argv[++i];
 	}
 	if (!c.cfg.state_dir)
-		return console_usage_error("init: --state-dir DIR is required");
+		return usage_error("init: --state-dir DIR is required");
 	char err[1024];
 	if (!ca_ensure_dir(c.cfg.state_dir, err, sizeof err))
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	/* the same functions run uses: made if missing, kept if there */
 	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
 	if (!c.ssl_ctx)
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	policy_ctx_t policy = {.halt_share = POLICY_DEFAULT_HALT_SHARE};
 	bool ok = console_enroll_secret(&c, err, sizeof err) &&
 		  policy_setup(&policy, c.cfg.state_dir, bundle_keys, err, sizeof err);
 	SSL_CTX_free(c.ssl_ctx);
 	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
 	if (!ok)
-		return console_usage_error("%s", err);
+		return usage_error("%s", err);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return console_usage_error("no command: use run, init, admin, policy, agent or audit (see " PROG " --help)");
+		return usage_error("no command: use run, init, admin, policy, agent or audit (see " PROG " --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_top, stdout);
 		return 0;
@@ -390,7 +392,7 @@ int main(int argc, char **argv)
 		return policy_cli_agent(argc - 2, argv + 2);
 	if (strcmp(argv[1], "audit") == 0)
 		return policy_cli_audit(argc - 2, argv + 2);
-	return console_usage_error("unknown command \"%s\": use run, init, admin, policy, agent or audit (see " PROG
+	return usage_error("unknown command \"%s\": use run, init, admin, policy, agent or audit (see " PROG
 			   " --help)",
 			   argv[1]);
 }
