@@ -590,6 +590,8 @@ static bool row_agent(void *ud, int n, const char *const *cols)
 	json_object_set_new(a, "last_seen", cols[4] ? json_string(cols[4]) : json_null());
 	json_t *status = cols[5] ? json_loads(cols[5], 0, NULL) : NULL;
 	json_object_set_new(a, "status", status ? status : json_null());
+	json_t *labels = n > 6 && cols[6] ? json_loads(cols[6], 0, NULL) : NULL;
+	json_object_set_new(a, "labels", labels ? labels : json_object());
 	json_array_append_new(ud, a);
 	return true;
 }
@@ -597,7 +599,7 @@ static bool row_agent(void *ud, int n, const char *const *cols)
 int store_list_agents(store_conn_t *c, json_t *out)
 {
 	return c->st->drv->exec(c,
-				"SELECT agent_id, hostname, version, enrolled_at, last_seen, status FROM agents "
+				"SELECT agent_id, hostname, version, enrolled_at, last_seen, status, labels FROM agents "
 				"ORDER BY agent_id",
 				NULL, 0, row_agent, out) < 0
 		       ? -1

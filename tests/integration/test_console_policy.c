@@ -311,6 +311,16 @@ static void policy_path(cons_t *c)
 	ck_assert_int_eq(req(c, "PUT", path, tokens[5], "application/json", NULL, lab, strlen(lab), NULL), 403);
 	const char badlab[] = "{\"labels\":{\"Bad Key\":\"x\"}}";
 	ck_assert_int_eq(req(c, "PUT", path, admin, "application/json", NULL, badlab, strlen(badlab), NULL), 400);
+	j = get_json(c, admin, "/api/v1/agents", 200);
+	json_t *listed = json_array_get(json_object_get(j, "agents"), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(listed, "agent_id")), AGENTS[5]);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(listed, "labels"), "site")), "paris");
+	json_decref(j);
+	/* labels an agent sends at enrollment are checked like an admin's */
+	char body[512];
+	snprintf(body, sizeof body, "{\"enroll_secret\":\"%s\",\"agent_id\":\"%s\",\"hostname\":\"h\",\"version\":\"1\","
+		 "\"labels\":{\"ring\":7}}", SECRET, AGENTS[5]);
+	ck_assert_int_eq(req(c, "POST", "/api/v1/enroll", NULL, "application/json", NULL, body, strlen(body), NULL), 400);
 	j = cli_json(c, (const char *const[]){"agent", "labels", AGENTS[5], "ring=prod", NULL});
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "labels"), "ring")), "prod");
 	json_decref(j);
@@ -572,17 +582,20 @@ START_TEST(cli_usage)
 		ck_assert_msg(strstr(out, "usage: dlpgate-console"), "%s %s: %s", helps[i][0], helps[i][1], out);
 		free(out);
 	}
-	static const char *const bad[][7] = {
+	static const char *const bad[][8] = {
 		{"policy", "frobnicate"},
 		{"policy", "push", "/nonexistent", "--state-dir", "/tmp"},
 		{"policy", "list"},
 		{"policy", "list", "--state-dir", "/nonexistent-state-dir"},
 		{"policy", "sign", "/tmp", "--version", "1"},
 		{"policy", "activate", "1", "--labels", "Bad=1", "--state-dir"},
+		{"run", "--listen", "127.0.0.1:1", "--state-dir", "/tmp/x", "--rollout-halt-share", "1.5"},
+		{"policy", "activate", "1", "--labels", "Bad=1", "--state-dir", "/tmp"},
 	};
 	static const char *const want[] = {"unknown command", "/nonexistent", "--state-dir DIR is required",
-					   "does not exist", "--key KEYFILE", "needs a value"};
-	static const int codes[] = {2, 2, 2, 1, 2, 2};
+					   "does not exist", "--key KEYFILE", "needs a value", "--rollout-halt-share 1.5",
+					   "labels: label \"Bad\": keys are 1..63 of a-z 0-9 _ . -"};
+	static const int codes[] = {2, 2, 2, 1, 2, 2, 2, 2};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char *err = NULL;
 		int rc = cons_cli(NULL, NULL, &err, bad[i]);
