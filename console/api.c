@@ -218,17 +218,8 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 		answer_error(j, 403, "forbidden", "\"agent_id\" is not the agent this token belongs to");
 		return true;
 	}
-	char *text = json_dumps(o, JSON_COMPACT);
-	char now[64];
-	console_time_format(console_now_ms(), now);
-	int r = text ? store_agent_status(sc, agent_id, text, now) : -1;
-	free(text);
-	if (r < 0) {
-		json_decref(o);
-		return false;
-	}
-	j->status = 204;
-	/* which version it runs, and which it refused and why (halting) */
+	/* Which version it runs, and which it refused and why (halting); a
+	 * malformed `policy` refuses the whole post before anything is stored. */
 	json_t *policy = json_object_get(o, "policy");
 	if (policy) {
 		policy_answer_t a;
@@ -236,12 +227,20 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 		if (ok && a.json)
 			answer_json(j, a.status, json_incref(a.json));
 		policy_answer_free(&a);
-		if (!ok) {
+		if (!ok || j->status) {
 			json_decref(o);
-			return false;
+			return ok;
 		}
 	}
+	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
+	char now[64];
+	console_time_format(console_now_ms(), now);
+	int r = text ? store_agent_status(sc, agent_id, text, now) : -1;
+	free(text);
+	if (r < 0)
+		return false;
+	j->status = 204;
 	return true;
 }
 

@@ -113,10 +113,10 @@ void policy_rollouts(store_conn_t *sc, policy_answer_t *a);
 void policy_set_labels(store_conn_t *sc, const char *agent_id, const json_t *labels, const char *actor,
 		       policy_answer_t *a);
 void policy_audit(store_conn_t *sc, const store_filter_t *f, policy_answer_t *a);
-/* An agent's status post: its `policy` object into the agents columns, then
- * halting (console-api.md "Targeting") when it names a newly failed
- * version. Returns false on a store failure; a bad `policy` object is
- * answered 400 in a. */
+/* An agent's status post: its `policy` object checked, then into the
+ * agents columns, then halting (console-api.md "Targeting") when it names a
+ * newly failed version. Returns false on a store failure; a bad `policy`
+ * object is answered 400 in a (nothing stored); done leaves a->json NULL. */
 bool policy_agent_status(const policy_ctx_t *ctx, store_conn_t *sc, const char *agent_id, const json_t *policy,
 			 policy_answer_t *a);
 

@@ -269,6 +269,10 @@ static void policy_path(cons_t *c)
 	post_status(c, tokens[0], AGENTS[0], "{\"version\":2,\"source\":\"console\",\"activated_at\":null,"
 					     "\"shadow_version\":null,\"last_error\":null,\"failed_version\":null}", 204);
 	post_status(c, tokens[3], AGENTS[3], "{\"version\":\"2\"}", 400);
+	j = get_json(c, admin, "/api/v1/agents", 200);
+	ck_assert_msg(json_is_null(json_object_get(json_array_get(json_object_get(j, "agents"), 3), "status")),
+		      "a refused status post was stored");
+	json_decref(j);
 	j = cli_json(c, (const char *const[]){"policy", "status", "2", NULL});
 	ck_assert_int_eq(jint(j, "targeted"), N_CANARY + prod_half);
 	ck_assert_int_eq(jint(j, "active"), 1);
