@@ -210,6 +210,15 @@ static void refuse_bundle(policy_answer_t *a, const char *detail, json_t *failur
 static void store_bundle(store_conn_t *sc, bundle_t *b, const char *key_path, int64_t content_of,
 			 const char *action, const char *actor, policy_answer_t *a)
 {
+	/* a signed version that cannot be stored is refused before the long part */
+	int64_t max = 0;
+	if (store_policy_max_version(sc, &max) != 0)
+		return store_down(a, sc);
+	if (!key_path && b->version <= max)
+		return refuse(a, 409, "version_not_newer",
+			      "the bundle is version %lld; the console already has version %lld: sign it again as "
+			      "version %lld or later",
+			      (long long)b->version, (long long)max, (long long)max + 1);
 	policy_check_t chk;
 	/* packs are folded into bundles the console makes, never into signed ones */
 	if (!policy_check_bundle(b, key_path && !content_of, &chk)) {
@@ -222,19 +231,13 @@ static void store_bundle(store_conn_t *sc, bundle_t *b, const char *key_path, in
 		return;
 	}
 	json_decref(chk.failures);
-	int64_t max = 0;
-	if (store_policy_max_version(sc, &max) != 0)
-		return store_down(a, sc);
+	/* the number is taken now, after the tests; a push that stored one
+	 * meanwhile makes the insert refuse (version_taken) */
 	char err[1024];
-	if (key_path) {
-		if (!bundle_sign(b, max + 1, key_path, err, sizeof err))
-			return refuse(a, 500, "sign_failed", "cannot sign the bundle: %s", err);
-	} else if (b->version <= max) {
-		return refuse(a, 409, "version_not_newer",
-			      "the bundle is version %lld; the console already has version %lld: sign it again as "
-			      "version %lld or later",
-			      (long long)b->version, (long long)max, (long long)max + 1);
-	}
+	if (key_path && store_policy_max_version(sc, &max) != 0)
+		return store_down(a, sc);
+	if (key_path && !bundle_sign(b, max + 1, key_path, err, sizeof err))
+		return refuse(a, 500, "sign_failed", "cannot sign the bundle: %s", err);
 	size_t len = 0;
 	char *doc = bundle_serialize(b, &len);
 	if (!doc)
