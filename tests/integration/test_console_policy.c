@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define STORE_CHANNEL "dlpgate_policy" /* console/store.h */
+
 /* Six agents: three canaries, three in production. */
 static const char *const AGENTS[] = {
 	"c0000000-0000-4000-8000-000000000001", "c0000000-0000-4000-8000-000000000002",
@@ -564,11 +566,54 @@ START_TEST(offline_keys)
 }
 END_TEST
 
+/* The policy generation as psql reads it. */
+static int64_t pg_generation(const char *url)
+{
+	char *out = NULL;
+	int rc = th_run((char *const[]){"psql", (char *)url, "-tAc", "SELECT gen FROM policy_generation", NULL}, NULL, 0,
+			&out, NULL, NULL, 20000);
+	ck_assert_msg(rc == 0, "psql: %d %s", rc, out);
+	int64_t gen = strtoll(out, NULL, 10);
+	free(out);
+	return gen;
+}
+
+/* A psql session LISTENing for dlpgate_policy for ms milliseconds; its log
+ * names each notification it received. */
+static th_proc pg_listen(const char *url, const char *log, int ms)
+{
+	char sleep[64];
+	snprintf(sleep, sizeof sleep, "SELECT pg_sleep(%g)", ms / 1000.0);
+	th_proc p = th_spawn((char *const[]){"psql", (char *)url, "-c", "LISTEN " STORE_CHANNEL, "-c", sleep, "-c",
+					     "SELECT 1", NULL},
+			     log);
+	usleep(500 * 1000); /* listening before anything is changed */
+	return p;
+}
+
 START_TEST(postgresql_policy)
 {
 	th_postgres pg = th_postgres_start();
 	cons_t c = cons_start(pg.url);
 	policy_path(&c);
+	/* every change of targeting bumps the generation and NOTIFYs the other
+	 * consoles, from the CLI as from the API, in the change's transaction */
+	int64_t gen = pg_generation(pg.url);
+	th_proc l = pg_listen(pg.url, "pg-listen.log", 3000);
+	json_decref(cli_json(&c, (const char *const[]){"policy", "activate", "2", "--labels", "ring=canary", NULL}));
+	ck_assert_int_eq(pg_generation(pg.url), gen + 1);
+	json_decref(cli_json(&c, (const char *const[]){"agent", "labels", AGENTS[0], "ring=prod", NULL}));
+	ck_assert_int_eq(pg_generation(pg.url), gen + 2);
+	/* reading changes nothing */
+	json_decref(cli_json(&c, (const char *const[]){"policy", "status", "2", NULL}));
+	ck_assert_int_eq(pg_generation(pg.url), gen + 2);
+	ck_assert_int_eq(th_wait(&l, 20000), 0);
+	char *log = th_log(&l);
+	int notes = 0;
+	for (const char *p = log; (p = strstr(p, "notification \"" STORE_CHANNEL "\"")); p++)
+		notes++;
+	ck_assert_msg(notes == 2, "%d notifications: %s", notes, log);
+	free(log);
 	cons_stop(&c);
 	th_postgres_stop(&pg);
 }
