@@ -114,7 +114,12 @@ static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bun
 		return false;
 	if (!policy_keys_mode(p) && !policy_ensure_signing_key(p, err, errlen))
 		return false;
+	bundle_keyset_t ks;
 	char *keys = policy_bundle_keys_text(p, NULL, err, errlen); /* readable: enrollment will answer them */
+	if (keys && bundle_keys_parse(keys, &ks, err, errlen))
+		log_msg(LOG_INFO, "bundle_keys", "%s: %zu key(s), first %s", policy_keys_mode(p)
+			? "offline signing (bundle-keys), this console cannot sign" : "the console signs", ks.n,
+			ks.n ? ks.v[0].key_id : "-");
 	free(keys);
 	return keys != NULL;
 }

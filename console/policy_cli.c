@@ -15,6 +15,7 @@
 
 #include "console.h"
 #include "core/bytebuf.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -466,6 +467,9 @@ static int cmd_simple(const char *cmd, const char *name, int argc, char **argv)
 
 int policy_cli_main(int argc, char **argv)
 {
+	/* A bundle's failing tests are the answer, listed once on stderr: the
+	 * engine's own warning line per policy error would repeat them. */
+	log_threshold = LOG_ERROR;
 	if (argc < 1)
 		return console_usage_error("policy: which command? push, sign, keygen, list, show, diff, activate, shadow, "
 			     "shadow-report, rollback, status, rollouts (see " PROG " policy --help)");
