@@ -114,14 +114,23 @@ static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bun
 		return false;
 	if (!policy_keys_mode(p) && !policy_ensure_signing_key(p, err, errlen))
 		return false;
-	bundle_keyset_t ks;
 	char *keys = policy_bundle_keys_text(p, NULL, err, errlen); /* readable: enrollment will answer them */
-	if (keys && bundle_keys_parse(keys, &ks, err, errlen))
-		log_msg(LOG_INFO, "bundle_keys", "%s: %zu key(s), first %s", policy_keys_mode(p)
-			? "offline signing (bundle-keys), this console cannot sign" : "the console signs", ks.n,
-			ks.n ? ks.v[0].key_id : "-");
 	free(keys);
 	return keys != NULL;
+}
+
+/* Which keys this console signs with or trusts, for the start log. */
+static void log_bundle_keys(const policy_ctx_t *p)
+{
+	bundle_keyset_t ks;
+	char err[256];
+	char *keys = policy_bundle_keys_text(p, NULL, err, sizeof err);
+	if (keys && bundle_keys_parse(keys, &ks, err, sizeof err))
+		log_msg(LOG_INFO, "bundle_keys", "%s: %zu key(s), first %s",
+			policy_keys_mode(p) ? "offline signing (bundle-keys), this console cannot sign"
+					    : "the console signs",
+			ks.n, ks.n ? ks.v[0].key_id : "-");
+	free(keys);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -250,6 +259,7 @@ static int cmd_run(int argc, char **argv)
 		log_kv_u64(&l, "request_timeout_ms", c.cfg.request_timeout_ms);
 		log_kv_u64(&l, "max_connections", c.cfg.max_connections);
 		log_end(&l);
+		log_bundle_keys(&policy);
 	}
 	uv_run(c.loop, UV_RUN_DEFAULT);
 	c.w.stopping = true;
