@@ -417,7 +417,7 @@ static bool do_policy(job_t *j, store_conn_t *sc, const char *token_hash)
 	policy_actor_token(token_hash, actor);
 	policy_answer_t a;
 	policy_api_run(j->policy_route, j->c->policy_ctx, sc, j->req, actor, &a);
-	if (a.status == 503) { /* the store failed: logged and counted as such */
+	if (a.status == 503 && !strcmp(a.code ? a.code : "", "store_unavailable")) { /* logged and counted as such */
 		policy_answer_free(&a);
 		return false;
 	}

@@ -7,9 +7,21 @@
  */
 #include "policy.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Compiling and testing a bundle (push, rollback) or extracting two to
+ * diff holds a pool thread for up to seconds: one at a time, so the pool
+ * stays free for ingestion; the others are told to come back (503 +
+ * Retry-After). */
+static atomic_flag heavy_busy = ATOMIC_FLAG_INIT;
+
+static bool heavy(policy_route_t r)
+{
+	return r == PR_PUSH || r == PR_ROLLBACK || r == PR_DIFF;
+}
 
 static void bad(policy_answer_t *a, const char *fmt, const char *what)
 {
@@ -149,6 +161,13 @@ void policy_api_run(policy_route_t r, const policy_ctx_t *ctx, store_conn_t *sc,
 	const char *const *allowed = r == PR_SHADOW_REPORT ? window : r == PR_AUDIT ? pages : r == PR_DIFF ? diff : none;
 	if (!read_query(req->query, allowed, &f, ab, a))
 		return;
+	if (heavy(r) && atomic_flag_test_and_set(&heavy_busy)) {
+		a->status = 503;
+		a->code = "busy";
+		a->json = json_pack("{s:s, s:s}", "error", "busy",
+				    "detail", "another bundle is being compiled, tested or diffed; try again in a second");
+		return;
+	}
 	switch (r) {
 	case PR_PUSH:
 		policy_push_document(ctx, sc, req->body.data ? req->body.data : "", req->body.len, actor, a);
@@ -186,4 +205,6 @@ void policy_api_run(policy_route_t r, const policy_ctx_t *ctx, store_conn_t *sc,
 	}
 	default: a->status = 404; a->json = json_pack("{s:s, s:s}", "error", "not_found", "detail", "no such endpoint");
 	}
+	if (heavy(r))
+		atomic_flag_clear(&heavy_busy);
 }
