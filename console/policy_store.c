@@ -320,7 +320,7 @@ static int rollout_add_tx(store_conn_t *c, void *ud)
 	const rollout_t *r = x->r;
 	const store_driver_t *d = c->st->drv;
 	const char *kind = r->kind == ROLLOUT_SHADOW ? "shadow" : "active";
-	char *labels = json_dumps(r->labels ? r->labels : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+	char *labels = r->labels ? json_dumps(r->labels, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
 	if (!labels) {
 		snprintf(c->error, sizeof c->error, "out of memory");
 		return -1;
