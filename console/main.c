@@ -103,7 +103,7 @@ static void raise_fd_limit(uint32_t want)
 
 /* The keys of policy distribution, as run and init make them: --bundle-keys
  * installed (offline signing), or the console's own signing key made if
- * missing; and the key list enrollment hands to agents can be read. */
+ * missing; then the keys are read once for enrollment to answer. */
 static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bundle_keys, char *err, size_t errlen)
 {
 	if (!str_copy(p->state_dir, sizeof p->state_dir, state_dir)) {
@@ -114,9 +114,7 @@ static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bun
 		return false;
 	if (!policy_keys_mode(p) && !policy_ensure_signing_key(p, err, errlen))
 		return false;
-	char *keys = policy_bundle_keys_text(p, NULL, err, errlen); /* readable: enrollment will answer them */
-	free(keys);
-	return keys != NULL;
+	return policy_load_keys(p, err, errlen); /* enrollment answers them */
 }
 
 /* Which keys this console signs with or trusts, for the start log. */

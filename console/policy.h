@@ -44,6 +44,11 @@
 typedef struct policy_ctx {
 	char state_dir[PATH_MAX];
 	double halt_share;      /* --rollout-halt-share */
+	/* The console's own key or its --bundle-keys, read once by a running
+	 * console (policy_load_keys) so enrollments do not read key files;
+	 * the CLI reads them when it needs them. */
+	bundle_keyset_t base_keys;
+	bool base_loaded;
 } policy_ctx_t;
 
 /* ---- policy_check.c ---- */
@@ -92,6 +97,8 @@ bool policy_keys_mode(const policy_ctx_t *ctx);
 char *policy_bundle_keys_text(const policy_ctx_t *ctx, store_conn_t *sc, char *err, size_t errlen);
 /* run|init --bundle-keys FILE: checked, then copied to STATE/bundle-keys. */
 bool policy_install_keys(const policy_ctx_t *ctx, const char *file, char *err, size_t errlen);
+/* Reads the base keys into ctx (see policy_ctx_t). */
+bool policy_load_keys(policy_ctx_t *ctx, char *err, size_t errlen);
 /* The console's signing key, made if missing (not in keys mode). */
 bool policy_ensure_signing_key(const policy_ctx_t *ctx, char *err, size_t errlen);
 

@@ -141,9 +141,20 @@ static bool trusted_keys(const policy_ctx_t *ctx, store_conn_t *sc, bundle_keyse
 	return true;
 }
 
+bool policy_load_keys(policy_ctx_t *ctx, char *err, size_t errlen)
+{
+	ctx->base_loaded = false;
+	ctx->base_loaded = base_keys(ctx, &ctx->base_keys, err, errlen);
+	return ctx->base_loaded;
+}
+
 static bool base_keys(const policy_ctx_t *ctx, bundle_keyset_t *ks, char *err, size_t errlen)
 {
 	char p[PATH_MAX + 32];
+	if (ctx->base_loaded) {
+		*ks = ctx->base_keys;
+		return true;
+	}
 	memset(ks, 0, sizeof *ks);
 	if (policy_keys_mode(ctx)) {
 		state_path(ctx, POLICY_KEYS_FILE, p, sizeof p);
