@@ -42,6 +42,7 @@ typedef struct {
 	int status;
 	char *body;
 	size_t body_len;           /* when the body is not a C string (a policy file) */
+	bool targeting_changed;    /* a rollout or labels changed (policy_answer_t) */
 	const char *code;
 	/* for the log line */
 	char agent_id[64];
@@ -224,6 +225,7 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 	if (policy) {
 		policy_answer_t a;
 		bool ok = policy_agent_status(j->c->policy_ctx, sc, agent_id, policy, &a);
+		j->targeting_changed = a.targeting_changed;
 		if (ok && a.json)
 			answer_json(j, a.status, json_incref(a.json));
 		policy_answer_free(&a);
@@ -417,6 +419,7 @@ static bool do_policy(job_t *j, store_conn_t *sc, const char *token_hash)
 	policy_actor_token(token_hash, actor);
 	policy_answer_t a;
 	policy_api_run(j->policy_route, j->c->policy_ctx, sc, j->req, actor, &a);
+	j->targeting_changed = a.targeting_changed;
 	if (a.status == 503 && !strcmp(a.code ? a.code : "", "store_unavailable")) { /* logged and counted as such */
 		policy_answer_free(&a);
 		return false;

@@ -79,6 +79,10 @@ typedef struct {
 	size_t text_len;
 	const char *text_type;  /* "text/plain", "text/x-diff" */
 	const char *code;       /* the error's code (a literal), NULL on success */
+	/* A rollout was added or halted, or labels changed: held polls on this
+	 * console should look again now (the store already bumped the
+	 * generation and, on PostgreSQL, notified the other consoles). */
+	bool targeting_changed;
 } policy_answer_t;
 
 void policy_answer_free(policy_answer_t *a);

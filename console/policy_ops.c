@@ -605,6 +605,7 @@ void policy_rollout(store_conn_t *sc, int64_t version, rollout_kind_t kind, cons
 	if (r != 0)
 		return store_down(a, sc);
 	answer(a, 201, json_pack("{s:I, s:I}", "rollout", (json_int_t)id, "targets", (json_int_t)cnt.targets));
+	a->targeting_changed = true;
 }
 
 void policy_rollouts(store_conn_t *sc, policy_answer_t *a)
@@ -663,11 +664,13 @@ void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *acto
 		*a = ra;
 		return;
 	}
+	bool changed = ra.targeting_changed;
 	json_t *o = json_pack("{s:I, s:I, s:O, s:O}", "version", (json_int_t)version, "content_of", (json_int_t)old,
 			      "rollout", json_object_get(ra.json, "rollout"), "sha256", json_object_get(a->json, "sha256"));
 	policy_answer_free(&ra);
 	policy_answer_free(a);
 	answer(a, 201, o);
+	a->targeting_changed = changed;
 }
 
 /* ---- status ---- */
@@ -772,6 +775,7 @@ void policy_set_labels(store_conn_t *sc, const char *agent_id, const json_t *lab
 	if (r != 0)
 		return store_down(a, sc);
 	answer(a, 200, json_pack("{s:s, s:O}", "agent_id", agent_id, "labels", labels));
+	a->targeting_changed = true;
 }
 
 void policy_audit(store_conn_t *sc, const store_filter_t *f, policy_answer_t *a)
@@ -811,8 +815,9 @@ static bool halt_agent(void *ud, const store_agent_row_t *ag)
 	return true;
 }
 
-/* Halts the running rollouts of version k that too many agents failed. */
-static bool check_halting(const policy_ctx_t *ctx, store_conn_t *sc, int64_t k)
+/* Halts the running rollouts of version k that too many agents failed
+ * (*halted: at least one). */
+static bool check_halting(const policy_ctx_t *ctx, store_conn_t *sc, int64_t k, bool *halted)
 {
 	rollout_t *rs = NULL;
 	size_t n = 0;
@@ -837,6 +842,7 @@ static bool check_halting(const policy_ctx_t *ctx, store_conn_t *sc, int64_t k)
 		int r = store_rollout_halt(sc, rs[i].id, reason, &au);
 		free(dtext);
 		ok = r == 0 || r == STORE_NOT_FOUND; /* NOT_FOUND: another console halted it first */
+		*halted |= r == 0;
 	}
 	store_rollouts_free(rs, n);
 	return ok;
@@ -907,7 +913,8 @@ bool policy_agent_status(const policy_ctx_t *ctx, store_conn_t *sc, const char *
 	if (store_agent_policy_status(sc, agent_id, &p, &prev_failed) != 0)
 		return false;
 	/* a failure newly reported counts once toward halting its rollouts */
-	if (p.failed_version > 0 && p.failed_version != prev_failed && !check_halting(ctx, sc, p.failed_version))
+	if (p.failed_version > 0 && p.failed_version != prev_failed &&
+	    !check_halting(ctx, sc, p.failed_version, &a->targeting_changed))
 		return false;
 	a->status = 204;
 	return true;
