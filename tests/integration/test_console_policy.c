@@ -397,6 +397,21 @@ static void policy_path(cons_t *c)
 	ck_assert_int_eq(jint(j, "changed"), 0);
 	json_decref(j);
 
+	/* the CLI shadows too, for a label, sampled; the rollouts list says so */
+	j = cli_json(c, (const char *const[]){"policy", "shadow", "2", "--labels", "ring=canary", "--sample", "5", NULL});
+	ck_assert_int_eq(jint(j, "targets"), N_CANARY);
+	int64_t shadow_rollout = jint(j, "rollout");
+	json_decref(j);
+	j = cli_json(c, (const char *const[]){"policy", "rollouts", NULL});
+	r = rollout_by_id(j, shadow_rollout);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "kind")), "shadow");
+	ck_assert_int_eq(jint(r, "sample_percent"), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "state")), "running");
+	json_decref(j);
+	j = cli_json(c, (const char *const[]){"policy", "status", "2", NULL});
+	ck_assert_int_eq(jint(j, "targeted"), N_CANARY);
+	json_decref(j);
+
 	/* audit: every change, with who did it; pages with a cursor */
 	j = cli_json(c, (const char *const[]){"audit", "list", "--limit", "1000", NULL});
 	ck_assert(audit_has(j, cli_actor, "policy.push"));
