@@ -403,6 +403,14 @@ void policy_show(store_conn_t *sc, int64_t version, policy_answer_t *a)
 	json_object_set_new(o, "entry", json_string(b->entry));
 	json_object_set_new(o, "min_engine_version", json_string(b->min_engine));
 	json_object_set_new(o, "expires_at", b->expires_at[0] ? json_string(b->expires_at) : json_null());
+	/* key rotation it carries, by key id */
+	json_t *next = json_array(), *retire = json_array();
+	for (size_t i = 0; i < b->next_keys.n; i++)
+		json_array_append_new(next, json_string(b->next_keys.v[i].key_id));
+	for (size_t i = 0; i < b->n_retire; i++)
+		json_array_append_new(retire, json_string(b->retire_keys[i]));
+	json_object_set_new(o, "next_keys", next);
+	json_object_set_new(o, "retire_keys", retire);
 	bundle_free(b);
 	answer(a, 200, o);
 }

@@ -558,6 +558,9 @@ START_TEST(offline_keys)
 							 "--next-key", otherpub, NULL}));
 	ck_assert_int_eq(jint(j = cli_json(&c, (const char *const[]){"policy", "push", f8, NULL}), "version"), 8);
 	json_decref(j);
+	j = cli_json(&c, (const char *const[]){"policy", "show", "8", NULL});
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "next_keys"), 0)), new_id);
+	json_decref(j);
 	ck_assert_int_eq(jint(j = cli_json(&c, (const char *const[]){"policy", "push", f9, NULL}), "version"), 9);
 	json_decref(j);
 	char *tok2 = enroll_labels(&c, AGENTS[1], NULL, &ans);
