@@ -688,7 +688,7 @@ typedef struct {
 	rollout_t *rs;
 	size_t n;
 	int64_t targeted, active, failed, pending;
-	json_t *failures;
+	json_t *failures, *pending_agents;
 } status_t;
 
 static bool status_agent(void *ud, const store_agent_row_t *ag)
@@ -702,7 +702,14 @@ static bool status_agent(void *ud, const store_agent_row_t *ag)
 	s->targeted += targeted;
 	s->active += active;
 	s->failed += failed;
-	s->pending += targeted && !active && !failed;
+	bool pending = targeted && !active && !failed;
+	s->pending += pending;
+	/* why pending: what it runs, and when it last reported (never: offline since enrollment) */
+	if (pending && json_array_size(s->pending_agents) < MAX_STATUS_FAILURES)
+		json_array_append_new(s->pending_agents,
+				      json_pack("{s:s, s:o, s:o}", "agent_id", ag->agent_id, "running",
+						ag->policy_version ? json_integer(ag->policy_version) : json_null(), "last_seen",
+						ag->last_seen ? json_string(ag->last_seen) : json_null()));
 	if (failed && json_array_size(s->failures) < MAX_STATUS_FAILURES)
 		json_array_append_new(s->failures, json_pack("{s:s, s:s}", "agent_id", ag->agent_id, "error",
 							     ag->policy_error ? ag->policy_error : ""));
@@ -715,19 +722,21 @@ void policy_status(store_conn_t *sc, int64_t version, policy_answer_t *a)
 	store_policy_t p;
 	if (!get_version(sc, version, &p, a))
 		return;
-	status_t s = {.version = version, .failures = json_array()};
+	status_t s = {.version = version, .failures = json_array(), .pending_agents = json_array()};
 	json_t *rollouts = json_array();
 	if (store_rollouts_running(sc, &s.rs, &s.n) != 0 || store_agents_each(sc, status_agent, &s) != 0 ||
 	    store_rollouts_list(sc, version, rollouts) != 0) {
 		store_rollouts_free(s.rs, s.n);
 		json_decref(s.failures);
+		json_decref(s.pending_agents);
 		json_decref(rollouts);
 		return store_down(a, sc);
 	}
 	store_rollouts_free(s.rs, s.n);
-	answer(a, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "version", (json_int_t)version, "targeted",
+	answer(a, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "version", (json_int_t)version, "targeted",
 				 (json_int_t)s.targeted, "active", (json_int_t)s.active, "failed", (json_int_t)s.failed,
-				 "pending", (json_int_t)s.pending, "failures", s.failures, "rollouts", rollouts));
+				 "pending", (json_int_t)s.pending, "failures", s.failures, "pending_agents",
+				 s.pending_agents, "rollouts", rollouts));
 }
 
 typedef struct {

@@ -480,7 +480,7 @@ typedef struct {
 static bool row_agent_policy(void *ud, int n, const char *const *cols)
 {
 	each_t *e = ud;
-	if (n < 8 || !cols[0])
+	if (n < 9 || !cols[0])
 		return true;
 	store_agent_row_t a = {.agent_id = cols[0],
 			       .policy_version = num(cols[2]),
@@ -488,7 +488,8 @@ static bool row_agent_policy(void *ud, int n, const char *const *cols)
 			       .shadow_version = num(cols[4]),
 			       .shadow_evaluated = num(cols[5]),
 			       .policy_error = cols[6],
-			       .reported = cols[7] != NULL};
+			       .reported = cols[7] != NULL,
+			       .last_seen = cols[8]};
 	a.labels = json_loads(cols[1] ? cols[1] : "{}", 0, NULL);
 	if (!json_is_object(a.labels)) {
 		json_decref(a.labels);
@@ -504,7 +505,7 @@ int store_agents_each(store_conn_t *c, store_agent_fn fn, void *ud)
 	each_t e = {fn, ud};
 	return c->st->drv->exec(c,
 				"SELECT agent_id, labels, policy_version, failed_version, shadow_version, shadow_evaluated, "
-				"policy_error, policy_source FROM agents ORDER BY agent_id",
+				"policy_error, policy_source, last_seen FROM agents ORDER BY agent_id",
 				NULL, 0, row_agent_policy, &e) < 0
 		       ? -1
 		       : 0;

@@ -261,6 +261,7 @@ typedef struct {
 	json_t *labels;
 	int64_t policy_version, failed_version, shadow_version, shadow_evaluated;
 	const char *policy_error;
+	const char *last_seen;  /* NULL: never */
 	bool reported;          /* has it ever posted a policy status */
 } store_agent_row_t;
 typedef bool (*store_agent_fn)(void *ud, const store_agent_row_t *a);

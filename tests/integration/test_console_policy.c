@@ -280,6 +280,9 @@ static void policy_path(cons_t *c)
 	ck_assert_int_eq(jint(j, "active"), 1);
 	ck_assert_int_eq(jint(j, "failed"), 0);
 	ck_assert_int_eq(jint(j, "pending"), N_CANARY + prod_half - 1);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "pending_agents")), N_CANARY + prod_half - 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "pending_agents"), 0), "agent_id")),
+			 AGENTS[1]);
 	json_decref(j);
 	/* one canary fails v2: 1 of 2 reporting is over 0.2, but halting needs 2 */
 	post_status(c, tokens[1], AGENTS[1], "{\"version\":1,\"source\":\"console\",\"failed_version\":2,"
