@@ -100,8 +100,9 @@ static int insert_tx(store_conn_t *c, void *ud)
 			     "tests_passed, tests_failed, content_of, bundle, next_keys, retire_keys) "
 			     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     row, 12, NULL, NULL) < 0)
-		/* two pushes racing for one number: the loser is told, nothing replaced */
-		return STORE_CONFLICT;
+		/* two pushes racing for one number (PostgreSQL: the second waits for
+		 * the first to commit): the loser is told, nothing replaced */
+		return strstr(c->error, "UNIQUE") || strstr(c->error, "duplicate key") ? STORE_CONFLICT : -1;
 	return in->a && store_audit_add(c, in->a) != 0 ? -1 : 0;
 }
 
