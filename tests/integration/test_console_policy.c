@@ -470,6 +470,7 @@ START_TEST(offline_keys)
 	snprintf(pub, sizeof pub, "%s/admin.pub", dir);
 	snprintf(other, sizeof other, "%s/other.key", dir);
 	char *line = NULL, *err = NULL;
+	int rc;
 	ck_assert_int_eq(cons_cli(NULL, &line, &err, (const char *const[]){"policy", "keygen", "--out", key, NULL}), 0);
 	ck_assert_msg(!strncmp(line, "ed25519 ", 8), "keygen printed %s", line);
 	th_write_file(pub, line, strlen(line), 0644);
@@ -477,6 +478,21 @@ START_TEST(offline_keys)
 	char *otherline = NULL;
 	ck_assert_int_eq(cons_cli(NULL, &otherline, NULL, (const char *const[]){"policy", "keygen", "--out", other, NULL}), 0);
 	snprintf(otherpub, sizeof otherpub, "%s/other.pub", dir);
+
+	/* init makes the same state as run: the keys copied (0600), no signing key */
+	char idir[4200], ipath[4300];
+	snprintf(idir, sizeof idir, "%s/init-state", dir);
+	ck_assert_int_eq(cons_cli(NULL, NULL, NULL, (const char *const[]){"init", "--state-dir", idir, "--bundle-keys", pub, NULL}),
+			 0);
+	struct stat st;
+	snprintf(ipath, sizeof ipath, "%s/bundle-keys", idir);
+	ck_assert(stat(ipath, &st) == 0 && (st.st_mode & 0777) == 0600);
+	snprintf(ipath, sizeof ipath, "%s/bundle-signing.key", idir);
+	ck_assert_msg(access(ipath, F_OK) != 0, "init --bundle-keys made a signing key");
+	/* a key list that is not one is refused, naming the file */
+	rc = cons_cli(NULL, NULL, &err, (const char *const[]){"init", "--state-dir", idir, "--bundle-keys", key, NULL});
+	ck_assert_msg(rc == 2 && strstr(err, key), "%d %s", rc, err);
+	free(err);
 
 	cons_t c = cons_start_args(NULL, true, (const char *const[]){"--bundle-keys", pub, NULL});
 	char path[4200];
@@ -493,7 +509,7 @@ START_TEST(offline_keys)
 
 	char *pol = policy_dir("offline-pol", "redact(found)", "redact", "pass", false);
 	/* a directory cannot be pushed: the console cannot sign */
-	int rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", pol, NULL});
+	rc = cons_cli(&c, NULL, &err, (const char *const[]){"policy", "push", pol, NULL});
 	ck_assert_msg(rc == 1 && strstr(err, "policy sign"), "%d %s", rc, err);
 	free(err);
 	/* signed offline as v5 (tests run there too) and pushed: accepted */
