@@ -66,9 +66,6 @@ bool policy_check_bundle(bundle_t *b, bool include_shipped, policy_check_t *out)
 /* The FAIL lines of a `dlpgate test` report appended to failures (at most
  * POLICY_MAX_FAILURES); whether there was one. Pure (unit-tested). */
 bool policy_parse_test_output(const char *text, json_t *failures);
-/* Removes from s the temp dir a bundle was unpacked in ("/tmp/x/1/bundle/"),
- * also when Lua cut it to "...x/1/bundle/", so messages name bundle paths. */
-void policy_strip_unpacked(char *s);
 
 /* ---- policy_ops.c ---- */
 

@@ -20,25 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void policy_strip_unpacked(char *s)
-{
-	/* Lua names a chunk by at most LUA_IDSIZE bytes, so a long temp path
-	 * arrives cut to "...e/t/dlpgate-check-Ab12/1/bundle/policy.lua": the
-	 * whole token before "/bundle/" goes, whatever is left of it. */
-	static const char mark[] = "/bundle/";
-	for (char *from = s, *p; (p = strstr(from, mark)) != NULL;) {
-		char *start = p;
-		while (start > s && !strchr(" \t\"'(", start[-1]))
-			start--;
-		if (*start != '/' && strncmp(start, "...", 3) != 0) {
-			from = p + 1; /* not an unpacked path: a bundle's own "bundle/" folder */
-			continue;
-		}
-		memmove(start, p + sizeof mark - 1, strlen(p + sizeof mark - 1) + 1);
-		from = start;
-	}
-}
-
 bool policy_parse_test_output(const char *text, json_t *failures)
 {
 	bool any = false;
@@ -52,7 +33,6 @@ bool policy_parse_test_output(const char *text, json_t *failures)
 			char line[1024];
 			size_t len = (size_t)(p + n - what);
 			snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), what);
-			policy_strip_unpacked(line);
 			if (json_array_size(failures) < POLICY_MAX_FAILURES)
 				json_array_append_new(failures, json_string(line));
 		}
@@ -73,7 +53,6 @@ static compiled_policy_t *run_once(const bundle_t *b, const char *dir, policy_ch
 	json_array_clear(out->failures);
 	if (!p) {
 		/* the failing cases by name, or why nothing could run */
-		policy_strip_unpacked(err);
 		if (!t.failed || !t.output || !policy_parse_test_output(t.output, out->failures))
 			json_array_append_new(out->failures, json_string(err[0] ? err : "the bundle does not compile"));
 	}
