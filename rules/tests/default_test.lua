@@ -19,7 +19,34 @@ end
 
 local AWS_ID = "AKIA" .. fake(11, 16, B32)
 
-return {
+-- Flows that should be inspected but cannot be: every reason, for a signed
+-- app nobody drives and a root-owned system daemon (let through), curl, a
+-- browser and a client with no identity (the explicit proxy: refused).
+local UNINSPECTABLE_APPS = {
+	{ "a signed third-party app", "bypass", { team_id = "ABCDE12345", signing_id = "com.example.updater",
+		path = "/Applications/Updater.app/Contents/MacOS/Updater" } },
+	{ "a root-owned system daemon", "bypass", { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0,
+		pid = 42 } },
+	{ "Apple's curl", "block", app("com.apple.curl", "/usr/bin/curl") },
+	{ "Chrome", "block", { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper",
+		path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } },
+	{ "an unknown client", "block", nil },
+}
+local function uninspectable_cases()
+	local t = {}
+	for _, code in ipairs({ "pinned", "alpn", "not-http", "encoding", "upgrade" }) do
+		for _, a in ipairs(UNINSPECTABLE_APPS) do
+			local name, verdict, who = a[1], a[2], a[3]
+			t[#t + 1] = { name = code .. ": " .. name, flow = { host = "upload.example", app = who },
+				uninspectable = code, expect = { flow = verdict, reason = verdict == "block"
+					and "dlpgate must inspect this connection but cannot (" .. code .. ")"
+					or "not inspectable (" .. code .. "), let through" } }
+		end
+	end
+	return t
+end
+
+local cases = {
 	-- flows
 	flow_case("Apple daemon left to the OS", { host = "gateway.icloud.example", app = app("com.apple.nsurlsessiond",
 		"/usr/libexec/nsurlsessiond") }, "bypass", "Apple platform code com.apple.nsurlsessiond"),
@@ -47,60 +74,6 @@ return {
 	flow_case("Apple services are not decrypted", { host = "p52-contacts.icloud.com" }, "bypass", "sensitive site"),
 	flow_case("apple.com itself is not decrypted", { host = "apple.com" }, "bypass", "sensitive site"),
 	flow_case("a look-alike is inspected", { host = "apple.com.evil.example" }, "inspect"),
-
-	-- flows that should be inspected but cannot be: every reason, for a
-	-- signed app nobody drives, a root-owned system daemon, curl, a browser
-	-- and a client with no identity (the explicit proxy)
-	{ name = "pinned: a signed third-party app", flow = { host = "upload.example", app = { team_id = "ABCDE12345", signing_id = "com.example.updater", path = "/Applications/Updater.app/Contents/MacOS/Updater" } }, uninspectable = "pinned",
-		expect = { flow = "bypass", reason = "not inspectable (pinned), let through" } },
-	{ name = "pinned: a root-owned system daemon", flow = { host = "upload.example", app = { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0, pid = 42 } }, uninspectable = "pinned",
-		expect = { flow = "bypass", reason = "not inspectable (pinned), let through" } },
-	{ name = "pinned: Apple's curl", flow = { host = "upload.example", app = app("com.apple.curl", "/usr/bin/curl") }, uninspectable = "pinned",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (pinned)" } },
-	{ name = "pinned: Chrome", flow = { host = "upload.example", app = { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper", path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } }, uninspectable = "pinned",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (pinned)" } },
-	{ name = "pinned: an unknown client", flow = { host = "upload.example" }, uninspectable = "pinned",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (pinned)" } },
-	{ name = "alpn: a signed third-party app", flow = { host = "upload.example", app = { team_id = "ABCDE12345", signing_id = "com.example.updater", path = "/Applications/Updater.app/Contents/MacOS/Updater" } }, uninspectable = "alpn",
-		expect = { flow = "bypass", reason = "not inspectable (alpn), let through" } },
-	{ name = "alpn: a root-owned system daemon", flow = { host = "upload.example", app = { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0, pid = 42 } }, uninspectable = "alpn",
-		expect = { flow = "bypass", reason = "not inspectable (alpn), let through" } },
-	{ name = "alpn: Apple's curl", flow = { host = "upload.example", app = app("com.apple.curl", "/usr/bin/curl") }, uninspectable = "alpn",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (alpn)" } },
-	{ name = "alpn: Chrome", flow = { host = "upload.example", app = { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper", path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } }, uninspectable = "alpn",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (alpn)" } },
-	{ name = "alpn: an unknown client", flow = { host = "upload.example" }, uninspectable = "alpn",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (alpn)" } },
-	{ name = "not-http: a signed third-party app", flow = { host = "upload.example", app = { team_id = "ABCDE12345", signing_id = "com.example.updater", path = "/Applications/Updater.app/Contents/MacOS/Updater" } }, uninspectable = "not-http",
-		expect = { flow = "bypass", reason = "not inspectable (not-http), let through" } },
-	{ name = "not-http: a root-owned system daemon", flow = { host = "upload.example", app = { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0, pid = 42 } }, uninspectable = "not-http",
-		expect = { flow = "bypass", reason = "not inspectable (not-http), let through" } },
-	{ name = "not-http: Apple's curl", flow = { host = "upload.example", app = app("com.apple.curl", "/usr/bin/curl") }, uninspectable = "not-http",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (not-http)" } },
-	{ name = "not-http: Chrome", flow = { host = "upload.example", app = { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper", path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } }, uninspectable = "not-http",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (not-http)" } },
-	{ name = "not-http: an unknown client", flow = { host = "upload.example" }, uninspectable = "not-http",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (not-http)" } },
-	{ name = "encoding: a signed third-party app", flow = { host = "upload.example", app = { team_id = "ABCDE12345", signing_id = "com.example.updater", path = "/Applications/Updater.app/Contents/MacOS/Updater" } }, uninspectable = "encoding",
-		expect = { flow = "bypass", reason = "not inspectable (encoding), let through" } },
-	{ name = "encoding: a root-owned system daemon", flow = { host = "upload.example", app = { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0, pid = 42 } }, uninspectable = "encoding",
-		expect = { flow = "bypass", reason = "not inspectable (encoding), let through" } },
-	{ name = "encoding: Apple's curl", flow = { host = "upload.example", app = app("com.apple.curl", "/usr/bin/curl") }, uninspectable = "encoding",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
-	{ name = "encoding: Chrome", flow = { host = "upload.example", app = { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper", path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } }, uninspectable = "encoding",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
-	{ name = "encoding: an unknown client", flow = { host = "upload.example" }, uninspectable = "encoding",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
-	{ name = "upgrade: a signed third-party app", flow = { host = "upload.example", app = { team_id = "ABCDE12345", signing_id = "com.example.updater", path = "/Applications/Updater.app/Contents/MacOS/Updater" } }, uninspectable = "upgrade",
-		expect = { flow = "bypass", reason = "not inspectable (upgrade), let through" } },
-	{ name = "upgrade: a root-owned system daemon", flow = { host = "upload.example", app = { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0, pid = 42 } }, uninspectable = "upgrade",
-		expect = { flow = "bypass", reason = "not inspectable (upgrade), let through" } },
-	{ name = "upgrade: Apple's curl", flow = { host = "upload.example", app = app("com.apple.curl", "/usr/bin/curl") }, uninspectable = "upgrade",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (upgrade)" } },
-	{ name = "upgrade: Chrome", flow = { host = "upload.example", app = { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper", path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } }, uninspectable = "upgrade",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (upgrade)" } },
-	{ name = "upgrade: an unknown client", flow = { host = "upload.example" }, uninspectable = "upgrade",
-		expect = { flow = "block", reason = "dlpgate must inspect this connection but cannot (upgrade)" } },
 
 	-- requests: blocked
 	{ name = "AWS key pair in a config upload is blocked", request = { method = "PUT", body = "[default]\n"
@@ -157,3 +130,7 @@ return {
 	{ name = "a GET without a body passes", request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
 		expect = { verdict = "pass" } },
 }
+for _, c in ipairs(uninspectable_cases()) do
+	cases[#cases + 1] = c
+end
+return cases
