@@ -155,6 +155,20 @@ START_TEST(pipelined_continue_and_http10_are_each_inspected)
 		      "%s", rx);
 	free(rx);
 
+	/* chunked with a trailer: the trailer never reaches the upstream */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *trailed = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Note\r\n"
+			      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Note: card 4539 1488 0343 6467\r\n\r\n";
+	ck_assert_int_eq(th_client_send(c, trailed, strlen(trailed)), 0);
+	char *tr = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_int_eq(th_client_status(tr), 200);
+	free(tr);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&fx.d, "event=trailers_dropped", 5000));
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "hello") && !strstr(rx, "X-Note: card") && !strstr(rx, "1488"), "%s", rx);
+	free(rx);
+
 	/* Expect: 100-continue: the body comes after the interim answer */
 	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
 	const char *head = "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nExpect: 100-continue\r\n\r\n";
