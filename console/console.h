@@ -75,6 +75,7 @@ typedef struct console {
 	struct metrics_http *metrics; /* --metrics, NULL without; closed with the listener */
 	struct console_policy *policy; /* longpoll.c: what targets whom, the held polls */
 	unsigned held_polls;
+	struct policy_ctx *policy_ctx; /* policy distribution: keys, halting (policy.h) */
 	bool stopping;
 } console_t;
 

@@ -90,16 +90,19 @@ static int insert_tx(store_conn_t *c, void *ud)
 		return -1;
 	if (exists)
 		return STORE_CONFLICT;
-	store_param_t row[10] = {store_int(p->version),	    store_text(p->sha256),	 store_text(p->created_at),
+	store_param_t row[12] = {store_int(p->version),	    store_text(p->sha256),	 store_text(p->created_at),
 				 store_text(p->author),	    store_text(p->message),	 store_text(p->key_id),
 				 store_int(p->tests_passed), store_int(p->tests_failed),
-				 p->content_of ? store_int(p->content_of) : store_text(NULL), store_text(in->doc)};
+				 p->content_of ? store_int(p->content_of) : store_text(NULL), store_text(in->doc),
+				 store_text(p->next_keys), store_text(p->retire_keys)};
 	if (c->st->drv->exec(c,
 			     "INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, "
-			     "tests_passed, tests_failed, content_of, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			     row, 10, NULL, NULL) < 0)
-		/* two pushes racing for one number: the loser is told, nothing replaced */
-		return STORE_CONFLICT;
+			     "tests_passed, tests_failed, content_of, bundle, next_keys, retire_keys) "
+			     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     row, 12, NULL, NULL) < 0)
+		/* two pushes racing for one number (PostgreSQL: the second waits for
+		 * the first to commit): the loser is told, nothing replaced */
+		return strstr(c->error, "UNIQUE") || strstr(c->error, "duplicate key") ? STORE_CONFLICT : -1;
 	return in->a && store_audit_add(c, in->a) != 0 ? -1 : 0;
 }
 
@@ -148,7 +151,8 @@ static bool row_policy_json(void *ud, int n, const char *const *cols)
 
 int store_policy_list(store_conn_t *c, json_t *out)
 {
-	return c->st->drv->exec(c, "SELECT " POLICY_COLS " FROM policy_versions ORDER BY version DESC", NULL, 0,
+	store_param_t lim = store_int(STORE_MAX_LISTED);
+	return c->st->drv->exec(c, "SELECT " POLICY_COLS " FROM policy_versions ORDER BY version DESC LIMIT ?", &lim, 1,
 				row_policy_json, out) < 0
 		       ? -1
 		       : 0;
@@ -177,6 +181,30 @@ int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p)
 	    0)
 		return -1;
 	return g.found ? 0 : STORE_NOT_FOUND;
+}
+
+typedef struct {
+	void (*fn)(void *ud, const char *next, const char *retire);
+	void *ud;
+} key_changes_t;
+
+static bool row_key_change(void *ud, int n, const char *const *cols)
+{
+	key_changes_t *k = ud;
+	if (n >= 2)
+		k->fn(k->ud, cols[0], cols[1]);
+	return true;
+}
+
+int store_policy_key_changes(store_conn_t *c, void (*fn)(void *ud, const char *next, const char *retire), void *ud)
+{
+	key_changes_t k = {fn, ud};
+	return c->st->drv->exec(c,
+				"SELECT next_keys, retire_keys FROM policy_versions "
+				"WHERE next_keys IS NOT NULL OR retire_keys IS NOT NULL ORDER BY version",
+				NULL, 0, row_key_change, &k) < 0
+		       ? -1
+		       : 0;
 }
 
 int store_policy_bundle(store_conn_t *c, int64_t version, char **doc, size_t *len)
@@ -271,11 +299,11 @@ static bool row_rollout_json(void *ud, int n, const char *const *cols)
 
 int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out)
 {
-	store_param_t v = store_int(version);
+	store_param_t p[2] = {store_int(version), store_int(STORE_MAX_LISTED)};
 	return c->st->drv->exec(c,
-				version > 0 ? "SELECT " ROLLOUT_COLS " FROM rollouts WHERE version = ? ORDER BY id DESC"
-					    : "SELECT " ROLLOUT_COLS " FROM rollouts ORDER BY id DESC",
-				&v, version > 0 ? 1 : 0, row_rollout_json, out) < 0
+				version > 0 ? "SELECT " ROLLOUT_COLS " FROM rollouts WHERE version = ? ORDER BY id DESC LIMIT ?"
+					    : "SELECT " ROLLOUT_COLS " FROM rollouts ORDER BY id DESC LIMIT ?",
+				version > 0 ? p : p + 1, version > 0 ? 2 : 1, row_rollout_json, out) < 0
 		       ? -1
 		       : 0;
 }
@@ -293,7 +321,7 @@ static int rollout_add_tx(store_conn_t *c, void *ud)
 	const rollout_t *r = x->r;
 	const store_driver_t *d = c->st->drv;
 	const char *kind = r->kind == ROLLOUT_SHADOW ? "shadow" : "active";
-	char *labels = json_dumps(r->labels ? r->labels : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+	char *labels = r->labels ? json_dumps(r->labels, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
 	if (!labels) {
 		snprintf(c->error, sizeof c->error, "out of memory");
 		return -1;
@@ -345,7 +373,7 @@ int store_rollouts_fleet_history(store_conn_t *c, int64_t *versions, size_t max,
 	store_param_t lim = store_int((int64_t)max);
 	int64_t r = c->st->drv->exec(c,
 				     "SELECT version FROM rollouts WHERE kind = 'active' AND labels = '{}' AND percent = 100 "
-				     "AND state <> 'halted' ORDER BY id DESC LIMIT ?",
+				     "ORDER BY id DESC LIMIT ?",
 				     &lim, 1, row_version, &vs);
 	*n = vs.n;
 	return r < 0 ? -1 : 0;
@@ -453,7 +481,7 @@ typedef struct {
 static bool row_agent_policy(void *ud, int n, const char *const *cols)
 {
 	each_t *e = ud;
-	if (n < 8 || !cols[0])
+	if (n < 9 || !cols[0])
 		return true;
 	store_agent_row_t a = {.agent_id = cols[0],
 			       .policy_version = num(cols[2]),
@@ -461,7 +489,8 @@ static bool row_agent_policy(void *ud, int n, const char *const *cols)
 			       .shadow_version = num(cols[4]),
 			       .shadow_evaluated = num(cols[5]),
 			       .policy_error = cols[6],
-			       .reported = cols[7] != NULL};
+			       .reported = cols[7] != NULL,
+			       .last_seen = cols[8]};
 	a.labels = json_loads(cols[1] ? cols[1] : "{}", 0, NULL);
 	if (!json_is_object(a.labels)) {
 		json_decref(a.labels);
@@ -477,7 +506,7 @@ int store_agents_each(store_conn_t *c, store_agent_fn fn, void *ud)
 	each_t e = {fn, ud};
 	return c->st->drv->exec(c,
 				"SELECT agent_id, labels, policy_version, failed_version, shadow_version, shadow_evaluated, "
-				"policy_error, policy_source FROM agents ORDER BY agent_id",
+				"policy_error, policy_source, last_seen FROM agents ORDER BY agent_id",
 				NULL, 0, row_agent_policy, &e) < 0
 		       ? -1
 		       : 0;
@@ -509,8 +538,9 @@ static bool row_group(void *ud, int n, const char *const *cols)
 
 int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *f, json_t *report)
 {
+	/* agents name a console bundle "v<N>" in their events */
 	char vtext[24];
-	snprintf(vtext, sizeof vtext, "%lld", (long long)version);
+	snprintf(vtext, sizeof vtext, "v%lld", (long long)version);
 	/* the same WHERE for every grouping: kind, version, time window */
 	static const char *const groupings[][2] = {
 		{"transitions", "SELECT e.active_verdict, count(*), e.verdict FROM events e %s GROUP BY e.active_verdict, e.verdict"},

@@ -47,7 +47,11 @@ static const char *const migrations[] = {
 	 * Bundles are immutable rows: nothing in the console updates
 	 * policy_versions. policy_generation is one counter every change of
 	 * targeting bumps (rollouts, halts, labels), so a held long-poll can
-	 * tell cheaply whether its offer may have changed. The events gain the
+	 * tell cheaply whether its offer may have changed. next_keys and
+	 * retire_keys copy a bundle's key rotation out of its manifest (key
+	 * list text; key ids, space-separated), so the keys the console trusts
+	 * are a fold over small columns, not a parse of every bundle. The
+	 * events gain the
 	 * columns a shadow report groups by, filled at ingest. */
 	"ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';"
 	"ALTER TABLE agents ADD COLUMN policy_version BIGINT;"
@@ -60,7 +64,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE policy_versions ("
 	" version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL, created_at TEXT NOT NULL, author TEXT NOT NULL,"
 	" message TEXT NOT NULL, key_id TEXT NOT NULL, tests_passed INTEGER NOT NULL,"
-	" tests_failed INTEGER NOT NULL, content_of BIGINT, bundle TEXT NOT NULL);"
+	" tests_failed INTEGER NOT NULL, content_of BIGINT, bundle TEXT NOT NULL,"
+	" next_keys TEXT, retire_keys TEXT);"
 	"CREATE TABLE rollouts ("
 	" id %SEQ%, version BIGINT NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,"
 	" percent INTEGER NOT NULL, sample_percent INTEGER NOT NULL, state TEXT NOT NULL,"
@@ -184,6 +189,16 @@ store_t *store_open(const char *spec, const char *default_sqlite, char *err, siz
 	}
 	store_release(c, false);
 	return st;
+}
+
+store_t *store_open_state(const char *state_dir, const char *db, char *err, size_t errlen)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/console.db", state_dir) >= (int)sizeof path) {
+		snprintf(err, errlen, "--state-dir path too long");
+		return NULL;
+	}
+	return store_open(db, path, err, errlen);
 }
 
 void store_close(store_t *st)
@@ -575,6 +590,8 @@ static bool row_agent(void *ud, int n, const char *const *cols)
 	json_object_set_new(a, "last_seen", cols[4] ? json_string(cols[4]) : json_null());
 	json_t *status = cols[5] ? json_loads(cols[5], 0, NULL) : NULL;
 	json_object_set_new(a, "status", status ? status : json_null());
+	json_t *labels = n > 6 && cols[6] ? json_loads(cols[6], 0, NULL) : NULL;
+	json_object_set_new(a, "labels", labels ? labels : json_object());
 	json_array_append_new(ud, a);
 	return true;
 }
@@ -582,7 +599,7 @@ static bool row_agent(void *ud, int n, const char *const *cols)
 int store_list_agents(store_conn_t *c, json_t *out)
 {
 	return c->st->drv->exec(c,
-				"SELECT agent_id, hostname, version, enrolled_at, last_seen, status FROM agents "
+				"SELECT agent_id, hostname, version, enrolled_at, last_seen, status, labels FROM agents "
 				"ORDER BY agent_id",
 				NULL, 0, row_agent, out) < 0
 		       ? -1

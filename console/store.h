@@ -98,6 +98,8 @@ static inline const char *store_conn_error(const store_conn_t *c) { return c->er
 /* "sqlite:PATH", "postgresql://..." / "postgres://..."; default_sqlite is
  * used when spec is NULL. Opens one connection and migrates the schema. */
 store_t *store_open(const char *spec, const char *default_sqlite, char *err, size_t errlen);
+/* The console's store: db, or sqlite:STATE_DIR/console.db. */
+store_t *store_open_state(const char *state_dir, const char *db, char *err, size_t errlen);
 void store_close(store_t *st);
 /* Is this a --db value store_open understands (syntax only)? */
 bool store_spec_valid(const char *spec);
@@ -175,6 +177,10 @@ int store_count_events(store_conn_t *c, int64_t *n);
  * there is no change without its audit line. */
 
 #define STORE_POLICY_CHANNEL "dlpgate_policy"
+/* Lists of versions and rollouts answer at most this many, newest first. */
+#define STORE_MAX_LISTED 1000
+/* Running rollouts at once (every held poll is matched against them all). */
+#define STORE_MAX_RUNNING_ROLLOUTS 256
 
 typedef struct {
 	const char *actor;   /* "3f1c0b9a2d4e" (admin token) | "cli:USER" | "console" */
@@ -191,6 +197,8 @@ typedef struct {
 	char key_id[24];
 	int64_t tests_passed, tests_failed;
 	int64_t content_of;     /* 0: its own content; else the version it copies (rollback) */
+	const char *next_keys;  /* insert only: the keys it introduces (key list text), NULL: none */
+	const char *retire_keys; /* insert only: key ids it withdraws, space-separated, NULL: none */
 } store_policy_t;
 
 /* The highest stored version (0: none). */
@@ -198,9 +206,13 @@ int store_policy_max_version(store_conn_t *c, int64_t *max);
 /* Stores a version and its audit entry. STORE_CONFLICT when the version
  * exists (nothing is ever replaced). */
 int store_policy_insert(store_conn_t *c, const store_policy_t *p, const char *doc, const store_audit_t *a);
-/* Rows newest first as JSON objects (console-api.md GET /api/v1/policies). */
+/* Rows newest first as JSON objects (console-api.md GET /api/v1/policies),
+ * at most STORE_MAX_LISTED. */
 int store_policy_list(store_conn_t *c, json_t *out);
 int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p);
+/* The key rotations of the stored versions, oldest first: fn(ud,
+ * next_keys, retire_keys) for each version that has one (either may be NULL). */
+int store_policy_key_changes(store_conn_t *c, void (*fn)(void *ud, const char *next, const char *retire), void *ud);
 /* The signed document as stored (*doc malloc'ed, NUL-terminated). */
 int store_policy_bundle(store_conn_t *c, int64_t version, char **doc, size_t *len);
 json_t *store_policy_json(const store_policy_t *p);
@@ -208,15 +220,16 @@ json_t *store_policy_json(const store_policy_t *p);
 /* Every running rollout, labels parsed (for rollout_offer). */
 int store_rollouts_running(store_conn_t *c, rollout_t **out, size_t *n);
 void store_rollouts_free(rollout_t *rs, size_t n);
-/* Every rollout, newest first, as console-api.md GET /api/v1/rollouts
- * shows them; version > 0 keeps that version's only. */
+/* Rollouts, newest first (at most STORE_MAX_LISTED), as console-api.md GET
+ * /api/v1/rollouts shows them; version > 0 keeps that version's only. */
 int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out);
 /* A new running rollout (r->id is ignored; *id gets the new one). One with
  * no labels and percent 100 supersedes every older running rollout of its
  * kind. Bumps the generation; writes a. */
 int store_rollout_add(store_conn_t *c, const rollout_t *r, const char *now, const char *created_by,
 		      const store_audit_t *a, int64_t *id);
-/* The active rollouts that covered the whole fleet (no labels, 100%),
+/* The active rollouts that covered the whole fleet (no labels, 100%), in
+ * any state (a halted one was still what the fleet was told to run),
  * newest first: their versions, at most max. */
 int store_rollouts_fleet_history(store_conn_t *c, int64_t *versions, size_t max, size_t *n);
 /* Running -> halted with reason (STORE_NOT_FOUND if it was not running). */
@@ -248,12 +261,13 @@ typedef struct {
 	json_t *labels;
 	int64_t policy_version, failed_version, shadow_version, shadow_evaluated;
 	const char *policy_error;
+	const char *last_seen;  /* NULL: never */
 	bool reported;          /* has it ever posted a policy status */
 } store_agent_row_t;
 typedef bool (*store_agent_fn)(void *ud, const store_agent_row_t *a);
 int store_agents_each(store_conn_t *c, store_agent_fn fn, void *ud);
 
-/* Shadow events of version (policy_version = its number) grouped into
+/* Shadow events of version (policy_version "v<N>") grouped into
  * the console-api.md shadow report's changed/transitions/by_* members. */
 int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *f, json_t *report);
 

@@ -684,6 +684,17 @@ static int req_body(void *ud, const char *data, size_t len)
 static int req_end(void *ud, http_head_t *trailers)
 {
 	relay_t *r = ud;
+	if (r->hreq.on && trailers) {
+		/* Trailers come after the body the policy judged, and no stage
+		 * sees them: forwarded, they would carry whatever a sender wants
+		 * past inspection. Dropped, and said so. */
+		log_line_t l;
+		log_begin(&l, LOG_INFO, "trailers_dropped");
+		log_kv_u64(&l, "flow", r->f->id);
+		log_kv_u64(&l, "fields", trailers->n_fields);
+		log_end(&l);
+		trailers = NULL;
+	}
 	if (r->hreq.on) {
 		bool held = !r->hreq.decided;
 		r->hreq.on = false;
@@ -981,9 +992,11 @@ static bool sniff_client(relay_t *r, iobuf_t *b)
 		return false;
 	r->sniff = false;
 	if (http == 0) {
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "TLS carries a protocol other than HTTP/1.1");
 		r->done = true;
-		splice_start(f, "not-http");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "TLS carries a protocol other than HTTP/1.1"))
+			splice_start(f, "not-http");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return false;
 	}
 	bytebuf_t peek = f->peek;
@@ -1021,8 +1034,10 @@ static void upstream_data(side_t *s, iobuf_t *b)
 			flow_close(f, "error", "upstream sent too much before the client spoke");
 			return;
 		}
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
-		splice_start(f, "server-first");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
+			splice_start(f, "server-first");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
 	}
 	feed_upstream(r, b->data, b->len);
@@ -1201,8 +1216,10 @@ void relay_start_tls(flow_t *f)
 {
 	if (f->early.len) {
 		/* The server spoke before any request: not HTTP. */
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
-		splice_start(f, "server-first");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
+			splice_start(f, "server-first");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
 	}
 	start(f, RELAY_ORIGIN);

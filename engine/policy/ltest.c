@@ -167,9 +167,10 @@ int lua_policy_check(const char *path, FILE *out)
 		problems += check_examples(lp, &l.v[i], out);
 	}
 	bool policy = lp->has_flow || lp->has_request || lp->has_response;
-	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s\n",
+	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
-		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "");
+		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "",
+		lp->has_uninspectable ? " on_uninspectable" : "");
 	named_free(lp->master->L, &l);
 	lua_policy_close(lp);
 	return problems;
@@ -423,6 +424,21 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	verdict_t v;
 	bool ok;
 	lp->base.ops->on_flow(&lp->base, NULL, &tf.facts, &v);
+	/* uninspectable = "alpn" (...): the flow the policy chose to inspect
+	 * cannot be; expect.flow is then what on_uninspectable decided */
+	const char *unins = field_str(L, c, "uninspectable");
+	if (unins) {
+		int code = uninspectable_by_name(unins);
+		if (code < 0) {
+			snprintf(why, wn, "uninspectable = \"%s\": use pinned, alpn, not-http, encoding or upgrade", unins);
+			bytebuf_free(&raw);
+			http_head_free(&req);
+			return false;
+		}
+		if (v.kind == VERDICT_INSPECT)
+			lp->base.ops->on_uninspectable(&lp->base, NULL, &tf.facts, (uninspectable_t)code,
+						       "a test case says so", &v);
+	}
 	const char *want_flow = field_str(L, ex, "flow");
 	if (want_flow && strcmp(want_flow, verdict_name(v.kind))) {
 		snprintf(why, wn, "expected the flow to %s, got %s (rule %s: %s)", want_flow, verdict_name(v.kind), v.rule,
@@ -475,7 +491,7 @@ static int case_thunk(lua_State *L)
 	return 0;
 }
 
-int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out)
+int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out, int *passed_out)
 {
 	char err[1024] = "";
 	lua_policy_t *lp = lua_policy_open(policy_path, 1, true, err, sizeof err);
@@ -532,6 +548,8 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 	}
 	fprintf(out, "%d passed, %d failed (%s)\n", passed, failed, policy_path);
 	lua_policy_close(lp);
+	if (passed_out)
+		*passed_out = passed;
 	return failed;
 }
 

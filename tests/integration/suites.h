@@ -17,6 +17,7 @@ Suite *transparent_suite(void);
 Suite *report_suite(void);
 Suite *console_suite(void);
 Suite *console_poll_suite(void);
+Suite *console_policy_suite(void);
 Suite *appid_suite(void);
 
 #endif

@@ -7,6 +7,8 @@
 #include "http/body.h"
 #include "suites.h"
 
+#include <zstd.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +129,76 @@ START_TEST(redaction_reaches_upstream_masked)
 }
 END_TEST
 
+/* However a client frames its messages, each one is inspected: three
+ * pipelined POSTs written at once, a body behind Expect: 100-continue, and
+ * an HTTP/1.0 request; a card in every one of them reaches the upstream
+ * masked. */
+START_TEST(pipelined_continue_and_http10_are_each_inspected)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *three = "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\none 4539 1488 0343 6467\n"
+			    "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\ntwo 4111 1111 1111 1111\n"
+			    "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nConnection: close\r\n\r\n"
+			    "thr 5399 3518 1909 3787\n";
+	ck_assert_int_eq(th_client_send(c, three, strlen(three)), 0);
+	size_t len;
+	char *answers = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_msg(strstr(answers, "{\"seq\":1}") && strstr(answers, "{\"seq\":2}") && strstr(answers, "{\"seq\":3}"),
+		      "%s", answers);
+	free(answers);
+	th_client_close(c);
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "one 4539 **** **** 6467") && strstr(rx, "two 4111 **** **** 1111") &&
+			      strstr(rx, "thr 5399 **** **** 3787") && !strstr(rx, "1488") && !strstr(rx, "3518"),
+		      "%s", rx);
+	free(rx);
+
+	/* chunked with a trailer: the trailer never reaches the upstream */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *trailed = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Note\r\n"
+			      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Note: card 4539 1488 0343 6467\r\n\r\n";
+	ck_assert_int_eq(th_client_send(c, trailed, strlen(trailed)), 0);
+	char *tr = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_int_eq(th_client_status(tr), 200);
+	free(tr);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&fx.d, "event=trailers_dropped", 5000));
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "hello") && !strstr(rx, "X-Note: card") && !strstr(rx, "1488"), "%s", rx);
+	free(rx);
+
+	/* Expect: 100-continue: the body comes after the interim answer */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *head = "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nExpect: 100-continue\r\n\r\n";
+	ck_assert_int_eq(th_client_send(c, head, strlen(head)), 0);
+	char *interim = th_client_recv_head_response(c, &len, 5000);
+	ck_assert_msg(th_client_status(interim) == 100, "%s", interim);
+	free(interim);
+	ck_assert_int_eq(th_client_send(c, "exp 6011 9746 5075 2918\n", 24), 0);
+	char *final = th_client_recv_response(c, &len, 5000);
+	ck_assert_int_eq(th_client_status(final), 200);
+	free(final);
+	th_client_close(c);
+
+	/* HTTP/1.0, body delimited by its length, connection closed after */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *old = "POST /echo HTTP/1.0\r\nHost: x\r\nContent-Length: 24\r\n\r\nold 3530 8426 8465 6323\n";
+	ck_assert_int_eq(th_client_send(c, old, strlen(old)), 0);
+	char *end = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_int_eq(th_client_status(end), 200);
+	free(end);
+	th_client_close(c);
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "exp 6011 **** **** 2918") && strstr(rx, "old 3530 **** **** 6323") &&
+			      !strstr(rx, "9746") && !strstr(rx, "8426"),
+		      "%s", rx);
+	free(rx);
+	teardown(&fx);
+}
+END_TEST
+
 START_TEST(chunked_split_and_compressed_bodies)
 {
 	fixture_t fx;
@@ -171,12 +243,63 @@ START_TEST(chunked_split_and_compressed_bodies)
 		      "the identity body kept its Content-Encoding: %s", head_start);
 	free(rx), free(out), free(gzpath);
 
+	/* zstd likewise (Debian's libzstd) */
+	const char *zplain = "zstd'd 4539 1488 0343 6467 body";
+	uint8_t zbuf[256];
+	size_t zn = ZSTD_compress(zbuf, sizeof zbuf, zplain, strlen(zplain), 3);
+	ck_assert(!ZSTD_isError(zn));
+	char *zpath = th_path("body.zst");
+	th_write_file(zpath, zbuf, zn, 0644);
+	snprintf(at, sizeof at, "@%s", zpath);
+	out = post(&fx, (const char *const[]){"-H", "Content-Encoding: zstd", "-H", "Content-Type: text/plain", NULL}, at,
+		   &rc);
+	ck_assert_int_eq(rc, 0);
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "zstd'd 4539 **** **** 6467 body") && !strstr(rx, "zstd'd 4539 1488"), "%s", rx);
+	free(rx), free(out), free(zpath);
+
 	/* JSON escapes: found and masked at the same width */
 	out = post(&fx, (const char *const[]){"-H", "Content-Type: application/json", NULL},
 		   "{\"n\":\"\\u0034539 1488 0343 6467\"}", &rc);
 	rx = th_upstream_received(fx.up, &len);
 	ck_assert_msg(strstr(rx, "{\"n\":\"\\u0034539 **** **** 6467\"}"), "%s", rx);
 	free(rx), free(out);
+	teardown(&fx);
+}
+END_TEST
+
+/* A body in a coding dlpgate cannot undo (compress) or that does not decode
+ * hides everything: the policy decides. This one's on_uninspectable blocks
+ * it from an unknown client and says why; without the stage, fail = "open"
+ * passes it, and the event says it was not read. */
+START_TEST(undecodable_bodies_go_to_the_policy)
+{
+	const char *src = "local dlp = require 'dlp'\n"
+			  "function on_request(req) return dlp.pass() end\n"
+			  "function on_uninspectable(flow, why)\n"
+			  "  return dlp.block('cannot read it (' .. why.code .. '): ' .. why.detail)\n"
+			  "end\n";
+	fixture_t fx;
+	setup(&fx, src, NULL);
+	const char *codings[] = {"Content-Encoding: compress", "Content-Encoding: gzip"};
+	for (int i = 0; i < 2; i++) {
+		int rc;
+		char *out = post(&fx, (const char *const[]){"-H", codings[i], "-H", "Accept: application/json", "-w",
+							     "\nstatus=%{http_code}", NULL},
+				 "card 4539 1488 0343 6467, not really compressed", &rc);
+		ck_assert_msg(strstr(out, "status=403") && strstr(out, "cannot read it (encoding): Content-Encoding"),
+			      "%s: %s", codings[i], out);
+		free(out);
+	}
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	teardown(&fx);
+
+	setup(&fx, "local dlp = require 'dlp'\nfunction on_request(req) return dlp.pass() end\n", NULL);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-H", codings[0], "-w", "\nstatus=%{http_code}", NULL}, "opaque", &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	ck_assert(dlp_log_wait(&fx.d, "no on_uninspectable, so fail = \\\"open\\\" decides", 5000));
+	free(out);
 	teardown(&fx);
 }
 END_TEST
@@ -408,8 +531,10 @@ Suite *policy_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, block_never_reaches_upstream);
 	tcase_add_test(t, redaction_reaches_upstream_masked);
+	tcase_add_test(t, pipelined_continue_and_http10_are_each_inspected);
 	tcase_add_test(t, chunked_split_and_compressed_bodies);
 	tcase_add_test(t, multipart_private_key_blocked);
+	tcase_add_test(t, undecodable_bodies_go_to_the_policy);
 	tcase_add_test(t, responses_redacted_too);
 	tcase_add_test(t, oversize_choices);
 	tcase_add_test(t, monitor_mode_reports_and_passes);
