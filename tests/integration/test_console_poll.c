@@ -5,15 +5,13 @@
  * shadow offers, the hold limit, a graceful stop, and two consoles on one
  * real PostgreSQL waking each other's held polls.
  *
- * Agents enroll through the API. Rollouts are written the way the store
- * writes them (rows, the generation bump and, on PostgreSQL, the NOTIFY in
- * one transaction) with the sqlite3 and psql clients: the activation CLI
- * and admin API are built beside this suite, and the test switches to them
- * once they exist. Bounds on time are generous ("soon", not "fast"): the
- * latency itself is measured by tests/bench/policy_poll.sh.
+ * Everything goes through the product: agents enroll and poll over the
+ * API, bundles are pushed and activated with the real CLI (`policy push`,
+ * `policy activate`, `policy shadow`) or the admin API, labels are set
+ * with the admin API. Bounds on time are generous ("soon", not "fast"):
+ * the latency itself is measured by tests/bench/policy_poll.sh.
  */
-#include "dlp.h"
-#include "core/bytebuf.h"
+#include "console_proc.h"
 #include "suites.h"
 
 #include <jansson.h>
@@ -21,63 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SECRET "poll-test-enroll-secret-0123456789"
-
-typedef struct {
-	th_proc proc;
-	int port;
-	char *dir, *pem;
-	const char *db; /* NULL: SQLite in dir */
-} pcons_t;
-
-static pcons_t console_up(const char *db, const char *const extra[])
-{
-	static int n;
-	pcons_t c = {.db = db};
-	char name[64], listen[64], logname[80];
-	snprintf(name, sizeof name, "pollconsole%d", n++);
-	c.dir = th_path(name);
-	c.port = th_free_port();
-	snprintf(listen, sizeof listen, "127.0.0.1:%d", c.port);
-	snprintf(logname, sizeof logname, "%s.log", name);
-	const char *argv[24] = {dlp_console_bin(), "run",   "--listen",	      listen, "--state-dir",
-				c.dir,		   "--enroll-secret", SECRET, "--request-timeout-ms", "1000",
-				"--log-level",	   "info"};
-	int a = 12;
-	if (db) {
-		argv[a++] = "--db";
-		argv[a++] = db;
-	}
-	for (int i = 0; extra && extra[i] && a < 22; i++)
-		argv[a++] = extra[i];
-	c.proc = th_spawn((char *const *)argv, logname);
-	if (!th_wait_port(c.port, 15000))
-		th_fail("console did not listen on %d: %s", c.port, th_log(&c.proc));
-	size_t len = strlen(c.dir) + 16;
-	c.pem = malloc(len);
-	snprintf(c.pem, len, "%s/console.pem", c.dir);
-	return c;
-}
-
-/* The console has been told to stop: it exits cleanly and logged no token. */
-static void console_gone(pcons_t *c)
+/* The console has been told to stop: it exits cleanly (a second SIGTERM
+ * would kill it). */
+static void cons_gone(cons_t *c)
 {
 	int rc = th_wait(&c->proc, 10000);
 	char *log = th_log(&c->proc);
 	ck_assert_msg(rc == 0, "console exit %d: %s", rc, log);
-	ck_assert_msg(!strstr(log, "Bearer"), "a token is in the log");
 	free(log);
 	free(c->dir);
 	free(c->pem);
-}
-
-static void console_down(pcons_t *c)
-{
-	kill(c->proc.pid, SIGTERM);
-	console_gone(c);
 }
 
 static double now_ms(void)
@@ -87,41 +42,13 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
 }
 
-/* ---- the agent's side: raw HTTPS requests ---- */
+/* ---- the agent's side: raw HTTPS requests, several held at once ---- */
 
-static th_client *dial(const pcons_t *c)
+static th_client *dial(const cons_t *c)
 {
 	th_client *cl = th_client_connect_plain(c->port);
 	th_client_start_tls(cl, c->pem, NULL, NULL);
 	return cl;
-}
-
-static char *roundtrip(const pcons_t *c, const char *request, int timeout_ms)
-{
-	th_client *cl = dial(c);
-	ck_assert_int_eq(th_client_send(cl, request, strlen(request)), 0);
-	size_t len;
-	char *r = th_client_recv_response(cl, &len, timeout_ms);
-	ck_assert_msg(r, "the console closed without answering: %s", request);
-	th_client_close(cl);
-	return r;
-}
-
-static char *enroll(const pcons_t *c, const char *agent)
-{
-	char body[256], request[512];
-	int n = snprintf(body, sizeof body,
-			 "{\"enroll_secret\":\"" SECRET "\",\"agent_id\":\"%s\",\"hostname\":\"h\",\"version\":\"1\"}", agent);
-	snprintf(request, sizeof request,
-		 "POST /api/v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		 n, body);
-	char *r = roundtrip(c, request, 10000);
-	ck_assert_msg(th_client_status(r) == 200, "enroll: %s", r);
-	json_t *j = json_loads(th_http_body(r), 0, NULL);
-	char *tok = strdup(json_string_value(json_object_get(j, "token")));
-	json_decref(j);
-	free(r);
-	return tok;
 }
 
 /* GET /api/v1/policy as an agent; inm NULL sends no If-None-Match. */
@@ -157,7 +84,7 @@ static answer_t poll_recv(th_client *cl, double sent, int timeout_ms)
 	return a;
 }
 
-static answer_t poll_once(const pcons_t *c, const char *token, const char *inm, int wait_s)
+static answer_t poll_once(const cons_t *c, const char *token, const char *inm, int wait_s)
 {
 	th_client *cl = dial(c);
 	double t = now_ms();
@@ -178,71 +105,83 @@ static int64_t offered(const answer_t *a, const char *kind)
 	return json_integer_value(json_object_get(json_object_get(a->body, kind), "version"));
 }
 
-/* ---- writing rollouts as the store does ---- */
-
-static void sql(const pcons_t *c, const char *statements)
+/* The offered bundle is a signed document of that version (bundle.md). */
+static void assert_bundle(const answer_t *a, const char *kind, int64_t version)
 {
-	char *out = NULL, *err = NULL;
-	int rc;
-	if (c->db) {
-		const char *argv[] = {"psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", c->db, "-c", statements, NULL};
-		rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 20000);
-	} else {
-		char path[4200];
-		snprintf(path, sizeof path, "%s/console.db", c->dir);
-		const char *argv[] = {"sqlite3", "-cmd", ".timeout 10000", path, statements, NULL};
-		rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 20000);
-	}
-	ck_assert_msg(rc == 0, "%s: exit %d: %s %s", statements, rc, out, err);
-	free(out);
+	json_t *b = json_object_get(json_object_get(a->body, kind), "bundle");
+	const char *manifest = json_string_value(json_object_get(b, "manifest"));
+	char want[48];
+	snprintf(want, sizeof want, "\"policy_version\":%lld", (long long)version);
+	ck_assert_msg(manifest && strstr(manifest, want), "%s bundle is not version %lld: %s", kind, (long long)version,
+		      manifest ? manifest : "(no manifest)");
+	ck_assert_msg(json_is_object(json_object_get(b, "signature")) && json_is_object(json_object_get(b, "files")),
+		      "%s bundle is not a signed document", kind);
+}
+
+/* ---- the admin's side: the real CLI and admin API ---- */
+
+static void cli_ok(cons_t *c, const char *const args[], char **out)
+{
+	char *err = NULL;
+	int rc = cons_cli(c, out, &err, args);
+	ck_assert_msg(rc == 0, "dlpgate-console %s %s: exit %d: %s", args[0], args[1], rc, err);
 	free(err);
 }
 
-/* The document stored for version v (a stand-in for a signed bundle: the
- * console passes it through as the JSON object it is). */
-static void doc_of(int64_t v, char *out, size_t n)
+/* Pushes a policy that passes everything; it becomes version want. */
+static void push(cons_t *c, int64_t want)
 {
-	snprintf(out, n, "{\"manifest\":{\"policy_version\":%lld,\"entry\":\"policy.lua\"},\"signatures\":[\"sig-%lld\"]}",
-		 (long long)v, (long long)v);
+	char name[64], path[4200], *dir;
+	snprintf(name, sizeof name, "pollpolicy%lld", (long long)want);
+	dir = th_path(name);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/tests", dir);
+	mkdir(path, 0700);
+	static const char policy[] = "local dlp = require \"dlp\"\n"
+				     "function on_request(req, flow)\n\treturn dlp.pass()\nend\n";
+	static const char tests[] = "return {\n\t{ name = \"plain\", request = { body = \"hello\" },"
+				    " expect = { verdict = \"pass\" } },\n}\n";
+	snprintf(path, sizeof path, "%s/policy.lua", dir);
+	th_write_file(path, policy, strlen(policy), 0600);
+	snprintf(path, sizeof path, "%s/tests/plain_test.lua", dir);
+	th_write_file(path, tests, strlen(tests), 0600);
+	char *out = NULL;
+	cli_ok(c, (const char *const[]){"policy", "push", dir, NULL}, &out);
+	json_t *j = json_loads(out, 0, NULL);
+	ck_assert_msg(json_integer_value(json_object_get(j, "version")) == want, "push: %s", out);
+	json_decref(j);
+	free(out);
+	free(dir);
 }
 
-static void bump(bytebuf_t *b, const pcons_t *c)
+/* `policy activate|shadow V [--labels L] [--percent P] [--sample S]` */
+static void rollout(cons_t *c, const char *verb, int64_t v, const char *labels, int percent, int sample)
 {
-	bytebuf_append_str(b, "UPDATE policy_generation SET gen = gen + 1 WHERE id = 1;");
-	if (c->db)
-		bytebuf_append_str(b, "SELECT pg_notify('dlpgate_policy', '');");
-	bytebuf_append_str(b, "COMMIT;");
-	bytebuf_cstr(b);
+	char ver[24], pct[16], smp[16];
+	snprintf(ver, sizeof ver, "%lld", (long long)v);
+	snprintf(pct, sizeof pct, "%d", percent);
+	snprintf(smp, sizeof smp, "%d", sample);
+	const char *args[12] = {"policy", verb, ver, "--percent", pct};
+	int a = 5;
+	if (labels) {
+		args[a++] = "--labels";
+		args[a++] = labels;
+	}
+	if (sample) {
+		args[a++] = "--sample";
+		args[a++] = smp;
+	}
+	cli_ok(c, args, NULL);
 }
 
-/* Stores version v (once) and starts a rollout of it. */
-static void rollout(const pcons_t *c, int64_t v, const char *kind, const char *labels, int percent, int sample)
+static void set_labels(cons_t *c, const char *admin, const char *agent, const char *labels_json)
 {
-	char doc[256];
-	doc_of(v, doc, sizeof doc);
-	bytebuf_t b;
-	bytebuf_init(&b, 0);
-	bytebuf_appendf(&b,
-			"BEGIN; INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, "
-			"tests_passed, tests_failed, content_of, bundle) SELECT %lld, 'sha', '2026-12-04T00:00:00Z', "
-			"'test', 'm', 'k', 0, 0, NULL, '%s' WHERE NOT EXISTS (SELECT 1 FROM policy_versions WHERE "
-			"version = %lld);"
-			"INSERT INTO rollouts (version, kind, labels, percent, sample_percent, state, created_at, "
-			"created_by) VALUES (%lld, '%s', '%s', %d, %d, 'running', '2026-12-04T00:00:00Z', 'test');",
-			(long long)v, doc, (long long)v, (long long)v, kind, labels, percent, sample);
-	bump(&b, c);
-	sql(c, b.data);
-	bytebuf_free(&b);
-}
-
-static void set_labels(const pcons_t *c, const char *agent, const char *labels)
-{
-	bytebuf_t b;
-	bytebuf_init(&b, 0);
-	bytebuf_appendf(&b, "BEGIN; UPDATE agents SET labels = '%s' WHERE agent_id = '%s';", labels, agent);
-	bump(&b, c);
-	sql(c, b.data);
-	bytebuf_free(&b);
+	char path[128], body[256], *out = NULL;
+	snprintf(path, sizeof path, "/api/v1/agents/%s/labels", agent);
+	snprintf(body, sizeof body, "{\"labels\":%s}", labels_json);
+	int st = req(c, "PUT", path, admin, "application/json", NULL, body, strlen(body), &out);
+	ck_assert_msg(st == 200, "PUT %s: %d %s", path, st, out);
+	free(out);
 }
 
 /* The contract's bucket: the first 32 bits of SHA-256(agent_id) mod 100. */
@@ -254,7 +193,7 @@ static unsigned bucket(const char *agent)
 	return (unsigned)(strtoul(hex, NULL, 16) % 100);
 }
 
-/* Two agent ids whose buckets differ (lo < hi). */
+/* Two agent ids whose buckets are apart (lo + 10 < hi). */
 static void two_buckets(char lo[37], char hi[37])
 {
 	for (int i = 0;; i++) {
@@ -269,7 +208,7 @@ static void two_buckets(char lo[37], char hi[37])
 
 START_TEST(answers_and_etags)
 {
-	pcons_t c = console_up(NULL, NULL);
+	cons_t c = cons_start(NULL);
 	char *tok = enroll(&c, "aaaaaaaa-0000-4000-8000-000000000001");
 	/* nothing targets anyone: 200 with nulls, ETag "0.0" */
 	answer_t a = poll_once(&c, tok, NULL, 5);
@@ -289,18 +228,15 @@ START_TEST(answers_and_etags)
 	answer_free(&a);
 
 	/* version 1 for everyone: a poll naming 0.0 gets it at once, the
-	 * document spliced in as stored */
-	rollout(&c, 1, "active", "{}", 100, 100);
+	 * signed document as the store keeps it */
+	push(&c, 1);
+	rollout(&c, "activate", 1, NULL, 100, 0);
 	a = poll_once(&c, tok, "\"0.0\"", 30);
 	ck_assert_msg(a.status == 200 && a.ms < 5000, "%d after %.0f ms", a.status, a.ms);
 	ck_assert_str_eq(a.etag, "\"1.0\"");
 	ck_assert_int_eq(offered(&a, "active"), 1);
-	char doc[256];
-	doc_of(1, doc, sizeof doc);
-	json_t *want = json_loads(doc, 0, NULL);
-	ck_assert_msg(json_equal(json_object_get(json_object_get(a.body, "active"), "bundle"), want),
-		      "the bundle is not the stored document");
-	json_decref(want);
+	assert_bundle(&a, "active", 1);
+	ck_assert(json_is_null(json_object_get(a.body, "shadow")));
 	answer_free(&a);
 	/* a list of tags: the agent refused 1 (runs 0): still nothing new */
 	a = poll_once(&c, tok, "\"0.0\", \"1.0\"", 1);
@@ -309,16 +245,18 @@ START_TEST(answers_and_etags)
 	answer_free(&a);
 
 	/* a held poll is answered soon after an activation */
+	push(&c, 2);
 	th_client *cl = dial(&c);
 	double t = now_ms();
 	poll_send(cl, tok, "\"1.0\"", 60);
 	usleep(300 * 1000);
 	double activated = now_ms();
-	rollout(&c, 2, "active", "{}", 100, 100);
+	rollout(&c, "activate", 2, NULL, 100, 0);
 	a = poll_recv(cl, t, 10000);
 	double after = now_ms() - activated;
 	ck_assert_msg(a.status == 200 && offered(&a, "active") == 2, "held poll: %d", a.status);
-	ck_assert_msg(after < 2500, "answered %.0f ms after the activation", after);
+	ck_assert_msg(after < 2500, "answered %.0f ms after the activation began", after);
+	assert_bundle(&a, "active", 2);
 	answer_free(&a);
 	/* keep-alive: the same connection polls again and is held */
 	t = now_ms();
@@ -329,24 +267,26 @@ START_TEST(answers_and_etags)
 	th_client_close(cl);
 
 	/* a shadow beside it */
-	rollout(&c, 3, "shadow", "{}", 100, 25);
+	push(&c, 3);
+	rollout(&c, "shadow", 3, NULL, 100, 25);
 	a = poll_once(&c, tok, "\"2.0\"", 30);
 	ck_assert_int_eq(a.status, 200);
 	ck_assert_str_eq(a.etag, "\"2.3\"");
-	ck_assert_int_eq(offered(&a, "shadow"), 3);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a.body, "shadow"), "sample_percent")), 25);
 	ck_assert_int_eq(offered(&a, "active"), 2);
+	ck_assert_int_eq(offered(&a, "shadow"), 3);
+	assert_bundle(&a, "shadow", 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a.body, "shadow"), "sample_percent")), 25);
 	answer_free(&a);
 	free(tok);
-	console_down(&c);
+	cons_stop(&c);
 }
 END_TEST
 
 START_TEST(refusals)
 {
-	pcons_t c = console_up(NULL, (const char *const[]){"--max-held-polls", "2", NULL});
+	cons_t c = cons_start_args(NULL, true, (const char *const[]){"--max-held-polls", "2", NULL});
 	char *tok = enroll(&c, "aaaaaaaa-0000-4000-8000-000000000002");
-	/* no token, a malformed one, an unknown one */
+	/* no token, a malformed one, an unknown one, an admin's */
 	answer_t a = poll_once(&c, NULL, NULL, 1);
 	ck_assert_int_eq(a.status, 401);
 	answer_free(&a);
@@ -356,30 +296,21 @@ START_TEST(refusals)
 	a = poll_once(&c, unknown, NULL, 1);
 	ck_assert_int_eq(a.status, 401);
 	answer_free(&a);
-	char *r = roundtrip(&c, "GET /api/v1/policy HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n", 5000);
-	ck_assert_int_eq(th_client_status(r), 401);
-	free(r);
-	/* an admin token is not an agent's */
-	const char *argv[] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", c.dir, NULL};
-	char *admin = NULL;
-	ck_assert_int_eq(th_run((char *const *)argv, NULL, 0, &admin, NULL, NULL, 20000), 0);
-	admin[strcspn(admin, "\n")] = '\0';
+	ck_assert_int_eq(req(&c, "GET", "/api/v1/policy", "not-hex", NULL, NULL, NULL, 0, NULL), 401);
+	char *admin = admin_token(&c);
 	a = poll_once(&c, admin, NULL, 1);
 	ck_assert_int_eq(a.status, 403);
 	answer_free(&a);
 	free(admin);
-	/* wait out of range, unknown parameter, wrong method */
+	/* wait out of range, an unknown parameter, the wrong method */
 	a = poll_once(&c, tok, NULL, 301);
 	ck_assert_int_eq(a.status, 400);
 	answer_free(&a);
 	a = poll_once(&c, tok, NULL, 0);
 	ck_assert_int_eq(a.status, 400);
 	answer_free(&a);
-	char req[256];
-	snprintf(req, sizeof req, "POST /api/v1/policy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n", tok);
-	r = roundtrip(&c, req, 5000);
-	ck_assert_int_eq(th_client_status(r), 405);
-	free(r);
+	ck_assert_int_eq(req(&c, "GET", "/api/v1/policy?since=1", tok, NULL, NULL, NULL, 0, NULL), 400);
+	ck_assert_int_eq(req(&c, "POST", "/api/v1/policy", tok, "application/json", NULL, "{}", 2, NULL), 405);
 
 	/* the hold limit: two held, the third is told to come back later */
 	th_client *h1 = dial(&c), *h2 = dial(&c);
@@ -390,7 +321,7 @@ START_TEST(refusals)
 	th_client *h3 = dial(&c);
 	poll_send(h3, tok, "\"0.0\"", 20);
 	size_t len;
-	r = th_client_recv_response(h3, &len, 5000);
+	char *r = th_client_recv_response(h3, &len, 5000);
 	ck_assert_msg(r && th_client_status(r) == 503, "third held poll: %s", r ? r : "(closed)");
 	char *retry = th_http_header(r, "retry-after");
 	ck_assert_msg(retry && atoi(retry) > 0, "503 without Retry-After: %s", r);
@@ -410,28 +341,30 @@ START_TEST(refusals)
 	th_client_close(h1);
 	th_client_close(h2);
 	free(tok);
-	console_gone(&c); /* a second SIGTERM would kill it: the first one stopped it */
+	cons_gone(&c);
 }
 END_TEST
 
 START_TEST(targeting)
 {
-	pcons_t c = console_up(NULL, NULL);
+	cons_t c = cons_start(NULL);
+	char *admin = admin_token(&c);
 	char lo[37], hi[37];
 	two_buckets(lo, hi);
 	char *tlo = enroll(&c, lo), *thi = enroll(&c, hi);
-	rollout(&c, 1, "active", "{}", 100, 100);
+	for (int v = 1; v <= 3; v++)
+		push(&c, v);
+	rollout(&c, "activate", 1, NULL, 100, 0);
 	/* hi becomes a canary; v2 for canaries only */
-	set_labels(&c, hi, "{\"ring\":\"canary\"}");
+	set_labels(&c, admin, hi, "{\"ring\":\"canary\"}");
 	th_client *clo = dial(&c), *chi = dial(&c);
 	double t = now_ms();
 	poll_send(clo, tlo, "\"1.0\"", 3);
 	poll_send(chi, thi, "\"1.0\"", 30);
 	usleep(300 * 1000);
-	rollout(&c, 2, "active", "{\"ring\":\"canary\"}", 100, 100);
+	rollout(&c, "activate", 2, "ring=canary", 100, 0);
 	answer_t ahi = poll_recv(chi, t, 10000), alo = poll_recv(clo, t, 10000);
 	ck_assert_msg(ahi.status == 200 && offered(&ahi, "active") == 2, "canary: %d", ahi.status);
-	ck_assert_msg(ahi.ms < 3000, "canary answered after %.0f ms", ahi.ms);
 	ck_assert_msg(alo.status == 304 && alo.ms >= 2900, "not a canary: %d after %.0f ms", alo.status, alo.ms);
 	ck_assert_str_eq(alo.etag, "\"1.0\"");
 	answer_free(&ahi);
@@ -443,7 +376,7 @@ START_TEST(targeting)
 	poll_send(clo, tlo, "\"1.0\"", 30);
 	poll_send(chi, thi, "\"2.0\"", 3);
 	usleep(300 * 1000);
-	rollout(&c, 3, "active", "{}", percent, 100);
+	rollout(&c, "activate", 3, NULL, percent, 0);
 	alo = poll_recv(clo, t, 10000);
 	ahi = poll_recv(chi, t, 10000);
 	ck_assert_msg(alo.status == 200 && offered(&alo, "active") == 3, "in the %d%%: %d", percent, alo.status);
@@ -456,7 +389,7 @@ START_TEST(targeting)
 	t = now_ms();
 	poll_send(chi, thi, "\"2.0\"", 30);
 	usleep(300 * 1000);
-	set_labels(&c, hi, "{}");
+	set_labels(&c, admin, hi, "{}");
 	ahi = poll_recv(chi, t, 10000);
 	ck_assert_msg(ahi.status == 200 && offered(&ahi, "active") == 1, "canary label removed: %d", ahi.status);
 	answer_free(&ahi);
@@ -464,42 +397,50 @@ START_TEST(targeting)
 	th_client_close(chi);
 	free(tlo);
 	free(thi);
-	console_down(&c);
+	free(admin);
+	cons_stop(&c);
 }
 END_TEST
 
-/* Two consoles, one PostgreSQL: an activation wakes the polls held on both.
- * Their own generation checks are slowed to a minute, so only the NOTIFY
- * each receives on its LISTEN connection can wake them in time. */
+/* Two consoles, one PostgreSQL: an activation through console A's admin
+ * API wakes the polls held on both. Their own generation checks are slowed
+ * to a minute, so only the NOTIFY each receives on its LISTEN connection
+ * can wake them in time. */
 START_TEST(two_consoles_postgresql)
 {
 	th_postgres pg = th_postgres_start();
 	const char *const slow_check[] = {"--policy-check-ms", "60000", NULL};
-	pcons_t a = console_up(pg.url, slow_check), b = console_up(pg.url, slow_check);
+	cons_t a = cons_start_args(pg.url, true, slow_check), b = cons_start_args(pg.url, true, slow_check);
+	char *admin = admin_token(&a);
 	char *tok = enroll(&a, "cccccccc-0000-4000-8000-000000000003");
 	/* the token works on either console: one database */
 	answer_t r = poll_once(&b, tok, NULL, 1);
 	ck_assert_int_eq(r.status, 200);
 	answer_free(&r);
+	push(&a, 1);
 	th_client *on_a = dial(&a), *on_b = dial(&b);
 	double t = now_ms();
 	poll_send(on_a, tok, "\"0.0\"", 60);
 	poll_send(on_b, tok, "\"0.0\"", 60);
 	usleep(300 * 1000);
 	double activated = now_ms();
-	rollout(&a, 7, "active", "{}", 100, 100);
+	char *out = NULL;
+	int st = req(&a, "POST", "/api/v1/policies/1/activate", admin, "application/json", NULL, "{}", 2, &out);
+	ck_assert_msg(st == 201, "activate through console A: %d %s", st, out);
+	free(out);
 	answer_t ra = poll_recv(on_a, t, 10000), rb = poll_recv(on_b, t, 10000);
 	double after = now_ms() - activated;
-	ck_assert_msg(ra.status == 200 && offered(&ra, "active") == 7, "console A: %d", ra.status);
-	ck_assert_msg(rb.status == 200 && offered(&rb, "active") == 7, "console B: %d", rb.status);
-	ck_assert_msg(after < 2500, "both answered %.0f ms after the activation", after);
+	ck_assert_msg(ra.status == 200 && offered(&ra, "active") == 1, "console A: %d", ra.status);
+	ck_assert_msg(rb.status == 200 && offered(&rb, "active") == 1, "console B: %d", rb.status);
+	ck_assert_msg(after < 2500, "both answered %.0f ms after the activation began", after);
 	answer_free(&ra);
 	answer_free(&rb);
 	th_client_close(on_a);
 	th_client_close(on_b);
 	free(tok);
-	console_down(&a);
-	console_down(&b);
+	free(admin);
+	cons_stop(&a);
+	cons_stop(&b);
 	th_postgres_stop(&pg);
 }
 END_TEST
@@ -508,7 +449,7 @@ Suite *console_poll_suite(void)
 {
 	Suite *s = suite_create("console_poll");
 	TCase *t = tcase_create("console_poll");
-	tcase_set_timeout(t, 90);
+	tcase_set_timeout(t, 120);
 	tcase_add_test(t, answers_and_etags);
 	tcase_add_test(t, refusals);
 	tcase_add_test(t, targeting);
