@@ -5,10 +5,11 @@
 # version, and reads the console's RSS before and with the polls held.
 #   1. one console on SQLite (its watcher reads the generation every 500 ms)
 #   2. two consoles on one PostgreSQL 15 this script starts, half the agents
-#      on each, the activation committed with its NOTIFY (LISTEN wakes both)
-# The activation is the store's own transaction (rows, generation bump,
-# NOTIFY) run with sqlite3 / psql. The bench runs on the same 2-core machine
-# as the console(s): the numbers include its CPU.
+#      on each (the activation's NOTIFY wakes both through LISTEN)
+# Versions are pushed and activated with the real CLI (policy push, policy
+# activate); the time counts from just before `policy activate 2` starts, so
+# it includes that process starting and opening the database. The bench runs
+# on the same 2-core machine as the console(s): the numbers include its CPU.
 #
 #   tests/bench/policy_poll.sh [AGENTS]
 set -eu
@@ -48,25 +49,23 @@ console() { # NAME PORT CERT ARGS... (CERT: the certificate it serves)
 	done
 }
 
-# The store's activation transaction into a file: version V stored, a
-# fleet-wide rollout of it, the generation bumped (and NOTIFY on PostgreSQL).
-activation() { # VERSION NOTIFY-SQL -> prints the file
-	printf "BEGIN; INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, tests_passed, \
-tests_failed, content_of, bundle) VALUES (%s, 'bench', '2026-12-04T00:00:00Z', 'bench', 'bench', 'k', 0, 0, NULL, \
-'{\"manifest\":{\"policy_version\":%s,\"entry\":\"policy.lua\"},\"signatures\":[\"bench\"]}'); \
-INSERT INTO rollouts (version, kind, labels, percent, sample_percent, state, created_at, created_by) VALUES \
-(%s, 'active', '{}', 100, 100, 'running', '2026-12-04T00:00:00Z', 'bench'); \
-UPDATE policy_generation SET gen = gen + 1 WHERE id = 1; %s COMMIT;\n" "$1" "$1" "$1" "$2" >"$work/v$1.sql"
-	echo "$work/v$1.sql"
+# A small policy that passes everything (with its one test).
+mkdir -p "$work/policy/tests"
+printf 'local dlp = require "dlp"\nfunction on_request(req, flow)\n\treturn dlp.pass()\nend\n' >"$work/policy/policy.lua"
+printf 'return {\n\t{ name = "plain", request = { body = "hello" }, expect = { verdict = "pass" } },\n}\n' \
+	>"$work/policy/tests/plain_test.lua"
+# v1 and v2 stored, v1 active for the whole fleet: what the agents run.
+prepare() { # STATE-DIR [--db URL]
+	for v in 1 2; do "$cbin" policy push "$work/policy" --state-dir "$@" >/dev/null; done
+	"$cbin" policy activate 1 --state-dir "$@" >/dev/null
 }
 
 echo "== SQLite, one console, $agents agents"
 port=$(free_port)
 console sqlite $port "$work/sqlite/console.pem"
-sq="sqlite3 -cmd '.timeout 10000' $work/sqlite/console.db"
-sh -c "$sq <$(activation 1 '')"
+prepare "$work/sqlite"
 "$bench" --console 127.0.0.1:$port --cacert "$work/sqlite/console.pem" --secret $secret --agents "$agents" \
-	--pid $pid --expect 2 --activate "$sq <$(activation 2 '')"
+	--pid $pid --expect 2 --activate "$cbin policy activate 2 --state-dir $work/sqlite >/dev/null"
 grep -h "event=stats" "$work/sqlite.log" || true
 kill $pid && wait $pid 2>/dev/null || true
 
@@ -85,8 +84,8 @@ pa=$pid
 portb=$(free_port)
 console pgb $portb "$work/pga/console.pem" --db $db --tls-cert "$work/pga/console.pem" --tls-key "$work/pga/console.key"
 pb=$pid
-notify="SELECT pg_notify('dlpgate_policy', '');"
-psql -q -d $db -f "$(activation 1 "$notify")"
+prepare "$work/pga" --db $db
 "$bench" --console 127.0.0.1:$porta --console 127.0.0.1:$portb --cacert "$work/pga/console.pem" --secret $secret \
-	--agents "$agents" --pid $pa --pid $pb --expect 2 --activate "psql -q -d $db -f $(activation 2 "$notify")"
+	--agents "$agents" --pid $pa --pid $pb --expect 2 \
+	--activate "$cbin policy activate 2 --state-dir $work/pga --db $db >/dev/null"
 grep -h "event=stats" "$work/pga.log" "$work/pgb.log" || true
