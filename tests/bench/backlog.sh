@@ -8,6 +8,7 @@
 #   tests/bench/backlog.sh [N] [RATE] [sqlite|postgresql://...]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/console_wait.sh"
 n=${1:-180000}
 rate=${2:-2000}
 db=${3:-sqlite}
@@ -27,11 +28,7 @@ admin=$("$cbin" admin token create --state-dir "$work/console" $dbarg)
 	>"$work/console.log" 2>&1 &
 cpid=$!
 apid=""
-until [ -s "$work/console/console.pem" ] && curl -s -o /dev/null --cacert "$work/console/console.pem" \
-	https://127.0.0.1:$cport/; do
-	kill -0 $cpid 2>/dev/null || { cat "$work/console.log" >&2; exit 1; }
-	sleep 0.1
-done
+wait_console $cpid "$work/console/console.pem" $cport "$work/console.log"
 agent() {
 	"$bin" run --listen 127.0.0.1:$aport --state-dir "$work/agent" --config "$work/agent.json" \
 		--console https://127.0.0.1:$cport --console-ca "$work/console/console.pem" \

@@ -9,6 +9,7 @@
 #   tests/bench/console_ingest.sh [AGENTS] [SECONDS] [BATCH]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/console_wait.sh"
 agents=${1:-100}
 seconds=${2:-10}
 batch=${3:-100}
@@ -34,11 +35,7 @@ console() { # DB-ARG...
 	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn "$@" \
 		>"$work/console.log" 2>&1 &
 	cpid=$!
-	until [ -s "$work/st/console.pem" ] && curl -s -o /dev/null --cacert "$work/st/console.pem" \
-		https://127.0.0.1:$port/; do
-		kill -0 $cpid 2>/dev/null || { cat "$work/console.log" >&2; exit 1; }
-		sleep 0.1
-	done
+	wait_console $cpid "$work/st/console.pem" $port "$work/console.log"
 }
 stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }
 

@@ -14,6 +14,7 @@
 #   tests/bench/policy_poll.sh [AGENTS]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/console_wait.sh"
 agents=${1:-10000}
 make -s -C "$top" build/dlpgate-console build/policy-poll >/dev/null
 cbin="$top/build/dlpgate-console"
@@ -42,11 +43,7 @@ console() { # NAME PORT CERT ARGS... (CERT: the certificate it serves)
 		--max-connections $maxconn "$@" >"$work/$name.log" 2>&1 &
 	pid=$!
 	pids="$pids $pid"
-	until [ -s "$cert" ] && curl -s -o /dev/null --cacert "$cert" \
-		https://127.0.0.1:$port/; do
-		kill -0 $pid 2>/dev/null || { cat "$work/$name.log" >&2; exit 1; }
-		sleep 0.1
-	done
+	wait_console $pid "$cert" $port "$work/$name.log"
 }
 
 # A small policy that passes everything (with its one test).

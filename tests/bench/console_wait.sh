@@ -1,0 +1,10 @@
+# Sourced by the bench scripts that start a console (sh; no shebang).
+# wait_console PID CERT PORT LOG: returns once console PID serves HTTPS on
+# 127.0.0.1:PORT with certificate CERT; if it dies first, prints LOG and
+# exits 1.
+wait_console() {
+	until [ -s "$2" ] && curl -s -o /dev/null --cacert "$2" https://127.0.0.1:"$3"/; do
+		kill -0 "$1" 2>/dev/null || { cat "$4" >&2; exit 1; }
+		sleep 0.1
+	done
+}
