@@ -37,8 +37,12 @@
 
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 300
-/* Held polls re-evaluated per loop turn after a change. */
+/* Held polls re-evaluated per loop turn after a change, and the answer
+ * bytes given to sockets per turn: between turns the loop writes, so a
+ * fleet woken by a large bundle is answered at the network's pace instead
+ * of ten thousand copies of it queued at once. */
 #define SWEEP_SLICE 1024
+#define SWEEP_BYTES (32u * 1024 * 1024)
 /* Distinct offers whose answer bodies are kept per snapshot. */
 #define BODY_CACHE 16
 /* A console at its hold limit asks agents to come back later than a
@@ -63,6 +67,7 @@ typedef struct console_policy {
 	console_poll_t held;   /* sentinel: evaluated against now */
 	console_poll_t stale;  /* sentinel: to be evaluated against now */
 	uv_idle_t sweeper;
+	size_t swept_bytes;    /* answer bytes of this loop turn's slice */
 	struct {
 		rollout_offer_t offer;
 		char *body;
@@ -248,6 +253,7 @@ static void answer_offer(console_policy_t *cp, console_poll_t *p, const rollout_
 			    83, "Retry-After: 5\r\n");
 		return;
 	}
+	cp->swept_bytes += len;
 	poll_answer(cp, p, 200, body, len, extra);
 }
 
@@ -303,7 +309,8 @@ void console_poll_gone(console_poll_t *p)
 static void sweep(uv_idle_t *h)
 {
 	console_policy_t *cp = h->data;
-	for (int i = 0; i < SWEEP_SLICE && !list_empty(&cp->stale); i++) {
+	cp->swept_bytes = 0;
+	for (int i = 0; i < SWEEP_SLICE && cp->swept_bytes < SWEEP_BYTES && !list_empty(&cp->stale); i++) {
 		console_poll_t *p = cp->stale.next;
 		list_unlink(p);
 		list_push(&cp->held, p); /* still parked; answering it unlinks it */
