@@ -49,8 +49,13 @@
  * transient 503 would; they add their own jitter. */
 #define HOLD_FULL_RETRY "Retry-After: 10\r\n"
 
+/* Circular lists with a sentinel: removing a poll needs no list head. */
+typedef struct poll_link {
+	struct poll_link *prev, *next;
+} poll_link_t;
+
 struct console_poll {
-	console_poll_t *prev, *next; /* in held or stale (circular, with a sentinel) */
+	poll_link_t link;            /* first: in held or stale */
 	console_conn_t *k;
 	json_t *labels;              /* NULL: none */
 	int64_t labels_gen;          /* the generation the labels are of */
@@ -64,8 +69,8 @@ typedef struct console_policy {
 	console_t *c;
 	policy_watch_t *watch;
 	policy_snapshot_t *now;
-	console_poll_t held;   /* sentinel: evaluated against now */
-	console_poll_t stale;  /* sentinel: to be evaluated against now */
+	poll_link_t held;      /* evaluated against now */
+	poll_link_t stale;     /* to be evaluated against now */
 	uv_idle_t sweeper;
 	size_t swept_bytes;    /* answer bytes of this loop turn's slice */
 	struct {
@@ -92,17 +97,22 @@ typedef struct {
 
 /* ---- lists ---- */
 
-static void list_init(console_poll_t *head)
+static console_poll_t *poll_of(poll_link_t *l)
+{
+	return (console_poll_t *)l; /* link is the first member */
+}
+
+static void list_init(poll_link_t *head)
 {
 	head->prev = head->next = head;
 }
 
-static bool list_empty(const console_poll_t *head)
+static bool list_empty(const poll_link_t *head)
 {
 	return head->next == head;
 }
 
-static void list_push(console_poll_t *head, console_poll_t *p)
+static void list_push(poll_link_t *head, poll_link_t *p)
 {
 	p->prev = head->prev;
 	p->next = head;
@@ -110,7 +120,7 @@ static void list_push(console_poll_t *head, console_poll_t *p)
 	head->prev = p;
 }
 
-static void list_unlink(console_poll_t *p)
+static void list_unlink(poll_link_t *p)
 {
 	p->prev->next = p->next;
 	p->next->prev = p->prev;
@@ -118,7 +128,7 @@ static void list_unlink(console_poll_t *p)
 }
 
 /* Moves every poll of from to the end of to. */
-static void list_splice(console_poll_t *to, console_poll_t *from)
+static void list_splice(poll_link_t *to, poll_link_t *from)
 {
 	if (list_empty(from))
 		return;
@@ -152,7 +162,7 @@ static void log_answer(const char *agent, int status, const char *code)
 static void poll_free(console_policy_t *cp, console_poll_t *p)
 {
 	if (p->linked) {
-		list_unlink(p);
+		list_unlink(&p->link);
 		cp->c->held_polls--;
 	}
 	json_decref(p->labels);
@@ -248,9 +258,9 @@ static void answer_offer(console_policy_t *cp, console_poll_t *p, const rollout_
 	size_t len;
 	const char *body = offer_body(cp, o, &len);
 	if (!body) {
-		poll_answer(cp, p, 503, "{\"error\":\"store_unavailable\",\"detail\":\"the bundle is not loaded; try "
-					"again later\"}",
-			    83, "Retry-After: 5\r\n");
+		static const char not_loaded[] = "{\"error\":\"store_unavailable\",\"detail\":\"the bundle is not "
+						 "loaded; try again later\"}";
+		poll_answer(cp, p, 503, not_loaded, sizeof not_loaded - 1, "Retry-After: 5\r\n");
 		return;
 	}
 	cp->swept_bytes += len;
@@ -311,9 +321,9 @@ static void sweep(uv_idle_t *h)
 	console_policy_t *cp = h->data;
 	cp->swept_bytes = 0;
 	for (int i = 0; i < SWEEP_SLICE && cp->swept_bytes < SWEEP_BYTES && !list_empty(&cp->stale); i++) {
-		console_poll_t *p = cp->stale.next;
-		list_unlink(p);
-		list_push(&cp->held, p); /* still parked; answering it unlinks it */
+		console_poll_t *p = poll_of(cp->stale.next);
+		list_unlink(&p->link);
+		list_push(&cp->held, &p->link); /* still parked; answering it unlinks it */
 		evaluate(cp, p);
 	}
 	if (list_empty(&cp->stale))
@@ -453,13 +463,14 @@ static void auth_done(uv_work_t *w, int status)
 		console_conn_t *k = p->k;
 		log_answer(p->agent_id, 503, "too_many_held");
 		poll_free(cp, p);
-		console_respond(k, 503, "{\"error\":\"overloaded\",\"detail\":\"this console holds as many polls as "
-					   "it may (--max-held-polls); try again later\"}", 106, HOLD_FULL_RETRY);
+		static const char full[] = "{\"error\":\"overloaded\",\"detail\":\"this console holds as many polls as it "
+					   "may (--max-held-polls); try again later\"}";
+		console_respond(k, 503, full, sizeof full - 1, HOLD_FULL_RETRY);
 		return;
 	}
 	if (cp->now->generation < p->min_gen)
 		policy_watch_kick(cp->watch); /* the agent saw a newer generation than we hold */
-	list_push(&cp->held, p);
+	list_push(&cp->held, &p->link);
 	p->linked = true;
 	c->held_polls++;
 	console_conn_park(p->k, p, wait_ms);
@@ -549,7 +560,7 @@ void console_policy_stop(console_t *c)
 		return;
 	list_splice(&cp->held, &cp->stale);
 	while (!list_empty(&cp->held))
-		release(cp, cp->held.next);
+		release(cp, poll_of(cp->held.next));
 	policy_watch_stop(cp->watch);
 	c->policy = NULL; /* jobs still on the pool answer 503 */
 	uv_close((uv_handle_t *)&cp->sweeper, on_sweeper_closed);

@@ -326,6 +326,11 @@ START_TEST(refusals)
 	char *retry = th_http_header(r, "retry-after");
 	ck_assert_msg(retry && atoi(retry) > 0, "503 without Retry-After: %s", r);
 	free(retry);
+	json_t *why = json_loads(th_http_body(r), 0, NULL);
+	ck_assert_msg(why && !strcmp(json_string_value(json_object_get(why, "error")), "overloaded") &&
+			      strstr(json_string_value(json_object_get(why, "detail")), "--max-held-polls"),
+		      "503 body: %s", r);
+	json_decref(why);
 	free(r);
 	th_client_close(h3);
 
