@@ -6,6 +6,7 @@
 #include "core/bytebuf.h"
 #include "core/log.h"
 #include "detect/digitruns.h"
+#include "detect/keyreach.h"
 #include "detect/prefilter.h"
 
 #include <stdatomic.h>
@@ -30,6 +31,8 @@ struct detector {
 	char *name, *key, *severity, *confidence;
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
+	bool group_first;
+	bool gate_text;            /* keywords gate the whole text (no window could be proven exact) */
 	validator_t validate;
 	double min_entropy;
 	char **keywords;
@@ -62,6 +65,7 @@ typedef struct {
 	uint32_t n;
 	size_t cap;
 	bool saturated;            /* too many hits: scan the whole buffer */
+	bool hit;                  /* a keyword of a gate_text detector was seen */
 } spans_t;
 
 /* Context hits kept per detector per buffer; past it near_context looks
@@ -179,9 +183,9 @@ static char *make_key(const detector_spec_t *s)
 		bytebuf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
 	}
 	key_add(&b, "fn", s->filename);
-	bytebuf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
-		    s->context_distance, s->min_count, (int)s->window_set, s->window_before, s->window_after, s->digits,
-		    s->keep_first, s->keep_last);
+	bytebuf_appendf(&b, "g%u%s v%d e%.6f d%u m%u w%d:%u/%u%s n%u k%u/%u;", s->group, s->group_first ? "f" : "",
+			(int)s->validate, s->min_entropy, s->context_distance, s->min_count, (int)s->window_set,
+			s->window_before, s->window_after, s->gate_text ? "t" : "", s->digits, s->keep_first, s->keep_last);
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
@@ -243,6 +247,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->confidence = strdup(s->confidence ? s->confidence : "medium");
 	d->key = make_key(s);
 	d->group = s->group;
+	d->group_first = s->group_first;
 	d->validate = s->validate;
 	d->min_entropy = s->min_entropy;
 	d->distance = s->context_distance ? s->context_distance : 100;
@@ -268,6 +273,24 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 			snprintf(err, n, "group = %u but the regex has %u capture group%s", d->group, groups,
 				 groups == 1 ? "" : "s");
 			goto fail;
+		}
+		if (d->group >= DET_MAX_GROUPS) {
+			snprintf(err, n, "group = %u: a secret must be in one of the first %d groups", d->group,
+				 DET_MAX_GROUPS - 1);
+			goto fail;
+		}
+		/* Keywords that gate the whole text still keep the regex to windows
+		 * when every match provably holds a keyword at most `reach` bytes
+		 * past its start: a window from there to the keyword finds exactly
+		 * what the whole text would. */
+		if (s->gate_text && s->n_keywords) {
+			int reach = keyreach_bound(s->regex, s->keywords, s->n_keywords);
+			if (reach >= 0) {
+				d->before = (uint32_t)reach;
+				d->after = 0;
+			} else {
+				d->gate_text = true;
+			}
 		}
 	}
 	for (size_t g = 0; g < s->n_allow; g++) {
@@ -387,7 +410,7 @@ detect_scratch_t *detect_scratch_new(uint32_t match_limit)
 	detect_scratch_t *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->md = pcre2_match_data_create(64, NULL);
+	s->md = pcre2_match_data_create(DET_MAX_GROUPS, NULL);
 	s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
 	s->mctx = pcre2_match_context_create(NULL);
 	if (!s->md || !s->jit || !s->mctx) {
@@ -512,6 +535,15 @@ static bool keyword_near(const detector_t *d, const uint8_t *buf, size_t len, si
 		if (ci_contains((const char *)buf + a, b - a, d->keywords[k]))
 			return true;
 	}
+	return false;
+}
+
+/* Does the text hold any of d's keywords? (gate_text without a prefilter) */
+static bool keyword_in(const detector_t *d, const uint8_t *buf, size_t len)
+{
+	for (size_t k = 0; k < d->n_keywords; k++)
+		if (ci_contains((const char *)buf, len, d->keywords[k]))
+			return true;
 	return false;
 }
 
@@ -645,18 +677,36 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 		off = me > ms ? me : (size_t)me + 1;
 		if (me == ms)
 			continue;
+		*last_end = me;
+		/* Newlines at the ends of a match are not what it found: a pattern
+		 * ending in \s must not make the secret, the line its allowlists
+		 * read or the redaction reach into the next line (gitleaks trims
+		 * them the same way). */
+		while (ms < me && buf[ms] == '\n')
+			ms++;
+		while (me > ms && buf[me - 1] == '\n')
+			me--;
+		if (me == ms)
+			continue;
 		uint32_t ss = ms, se = me;
 		if (d->group && (uint32_t)rc > d->group && ov[2 * d->group] != PCRE2_UNSET) {
 			ss = (uint32_t)ov[2 * d->group];
 			se = (uint32_t)ov[2 * d->group + 1];
+		} else if (d->group_first) {
+			for (uint32_t g = 1; g < (uint32_t)rc; g++)
+				if (ov[2 * g] != PCRE2_UNSET && ov[2 * g + 1] > ov[2 * g]) {
+					ss = (uint32_t)ov[2 * g];
+					se = (uint32_t)ov[2 * g + 1];
+					break;
+				}
 		}
-		*last_end = me;
 		if (se == ss || (gate && !trigger_near(d, sc, buf, len, ms)))
 			continue;
 		const char *secret = (const char *)buf + ss;
 		if (d->validate && !validate_run(d->validate, secret, se - ss))
 			continue;
-		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) < d->min_entropy)
+		/* strictly more than the threshold, as gitleaks reads `entropy` */
+		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) <= d->min_entropy)
 			continue;
 		if (d->n_context && !near_context(d, ctx, buf, len, ms, me))
 			continue;
@@ -703,6 +753,8 @@ static bool on_hit(void *p, const pf_hit_t *h)
 	uint32_t slot = h->tag >> 1; /* index in the want list */
 	if (h->tag & 1)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
+	else if (c->want[slot]->gate_text)
+		c->s->kw[slot].hit = true;
 	else
 		window_add(&c->s->kw[slot], c->want[slot], h->start, h->start + h->len, c->want[slot]->after, c->len);
 	return true;
@@ -784,6 +836,13 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			  size_t len, const char *filename, det_result_t *r, size_t *execs)
 {
 	spans_t *windows = &s->kw[i];
+	size_t last_end = 0;
+	if (d->gate_text) {
+		/* the prefilter saw a keyword, or (without one) a look at the text does */
+		if (windowed ? windows->hit : keyword_in(d, buf, len))
+			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], false, r, &last_end, execs);
+		return;
+	}
 	if (windowed && d->digits) {
 		if (s->n_runs > s->runs_cap)
 			windows->saturated = true;
@@ -791,7 +850,6 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			if (s->runs[k].digits >= d->digits)
 				window_add(windows, d, s->runs[k].start, s->runs[k].end, 0, len);
 	}
-	size_t last_end = 0;
 	if (!windowed || windows->saturated) {
 		/* the gate keeps the windows' semantics */
 		run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], detector_is_anchored(d), r, &last_end, execs);
@@ -816,7 +874,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		results[i].n_matches = 0;
 		results[i].ns = 0;
 		s->kw[i].n = s->ctx[i].n = 0;
-		s->kw[i].saturated = s->ctx[i].saturated = false;
+		s->kw[i].saturated = s->ctx[i].saturated = s->kw[i].hit = false;
 	}
 	uint64_t t = now_ns(s);
 	const prefilter_t *pf = use_prefilter && n_want ? prefilter_for(set, s, want, n_want) : NULL;
@@ -856,7 +914,24 @@ size_t detset_scan_all(detset_t *set, detect_scratch_t *s, const uint8_t *buf, s
 	return scan(set, s, buf, len, filename, want, n_want, results, false);
 }
 
+/* An allowlist that drops a file by its name alone: one of its file-name
+ * patterns matches, and nothing else in it must (or it is `or`). */
+static bool file_allowed(const detector_t *d, const char *name, size_t n, detect_scratch_t *s)
+{
+	for (size_t g = 0; n && g < d->n_allow; g++) {
+		const allow_t *a = &d->allow[g];
+		if (!a->n_files || (a->all && (a->n_re || a->n_stop)))
+			continue;
+		for (size_t i = 0; i < a->n_files; i++)
+			if (match_one(a->files[i], (const uint8_t *)name, n, s) >= 0)
+				return true;
+	}
+	return false;
+}
+
 bool detector_filename_matches(const detector_t *d, const char *name, size_t n, detect_scratch_t *s)
 {
-	return !d->filename || match_one(d->filename, (const uint8_t *)name, n, s) >= 0;
+	if (d->filename && match_one(d->filename, (const uint8_t *)name, n, s) < 0)
+		return false;
+	return !file_allowed(d, name, n, s);
 }
