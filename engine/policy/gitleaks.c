@@ -1,7 +1,8 @@
 #include "policy/gitleaks.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
+#include "detect/detector.h"
+
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +52,15 @@ static void lua_quoted(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static bool compiles(const char *re, char *why, size_t n)
+/* Does re compile in PCRE2? groups gets its capture count. */
+static bool compiles(const char *re, uint32_t *groups, char *why, size_t n)
 {
 	int code;
 	PCRE2_SIZE off;
 	pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
 	if (c) {
+		if (groups)
+			pcre2_pattern_info(c, PCRE2_INFO_CAPTURECOUNT, groups);
 		pcre2_code_free(c);
 		return true;
 	}
@@ -64,6 +68,32 @@ static bool compiles(const char *re, char *why, size_t n)
 	pcre2_get_error_message(code, msg, sizeof msg);
 	snprintf(why, n, "at offset %zu: %s", (size_t)off, (const char *)msg);
 	return false;
+}
+
+/* One import: where the pack and the notes go, and what was not imported. */
+typedef struct {
+	FILE *out, *notes;
+	const char *source;
+	gitleaks_stats_t *stats;
+} import_t;
+
+/* A construct that cannot be expressed: named on the notes stream and as a
+ * comment in the pack, and counted. */
+static void unsupported(import_t *im, const char *rule, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	im->stats->unsupported++;
+	fprintf(im->notes, "dlpgate: import gitleaks %s: %s%s%s\n", im->source, rule ? "rule " : "", rule ? rule : "",
+		rule ? ": " : "");
+	fprintf(im->notes, "  %s\n", what);
+	fputs("  -- not imported: ", im->out);
+	for (const char *p = what; *p; p++)
+		fputc(*p == '\n' ? ' ' : *p, im->out);
+	fputc('\n', im->out);
 }
 
 static void str_list(FILE *out, const char *key, const json_t *arr, const char *indent, bool regex)
@@ -97,27 +127,72 @@ static bool applies(const json_t *al, const char *rule_id)
 	return false;
 }
 
-/* One allowlist table; false if nothing in it applies to HTTP bodies. */
-static bool allowlist(FILE *out, const json_t *al, const char *why_global)
+static bool nonempty(const json_t *arr)
 {
+	return json_is_array(arr) && json_array_size(arr) > 0;
+}
+
+/* Fields not in the list are named (a typo, or a newer gitleaks). */
+static void unknown_fields(import_t *im, const char *rule, const json_t *obj, const char *where,
+			   const char *const *known)
+{
+	const char *k;
+	const json_t *v;
+	json_object_foreach((json_t *)obj, k, v) {
+		bool found = false;
+		for (const char *const *p = known; *p && !found; p++)
+			found = !strcmp(*p, k);
+		if (!found)
+			unsupported(im, rule, "%s field \"%s\" is not a gitleaks field this importer knows", where, k);
+	}
+}
+
+/* One allowlist table. Commits have no meaning for what dlpgate scans: an
+ * `or` allowlist loses them (they never match here either), an `and` one
+ * can never hold and is left out. false when nothing of it is written. */
+static bool allowlist(import_t *im, const char *rule, const json_t *al, bool global)
+{
+	static const char *const known[] = {"description", "condition", "commits", "paths", "regexTarget",
+					    "regexes", "stopwords", "targetRules", NULL};
+	unknown_fields(im, rule, al, global ? "global allowlist" : "allowlist", known);
 	const json_t *regexes = json_object_get(al, "regexes");
 	const json_t *stop = json_object_get(al, "stopwords");
 	const json_t *paths = json_object_get(al, "paths");
-	bool has = (json_is_array(regexes) && json_array_size(regexes)) || (json_is_array(stop) && json_array_size(stop)) ||
-		   (json_is_array(paths) && json_array_size(paths));
-	if (!has)
-		return false;
-	fprintf(out, "    {%s\n", why_global ? why_global : "");
-	str_list(out, "regexes", regexes, "      ", true);
-	str_list(out, "stopwords", stop, "      ", false);
-	str_list(out, "filenames", paths, "      ", true);
-	const char *target = json_string_value(json_object_get(al, "regexTarget"));
-	if (target && (!strcmp(target, "match") || !strcmp(target, "line")))
-		fprintf(out, "      target = \"%s\",\n", target);
 	const char *cond = json_string_value(json_object_get(al, "condition"));
-	if (cond && !strcasecmp(cond, "AND"))
-		fputs("      condition = \"and\",\n", out);
-	fputs("    },\n", out);
+	bool all = false;
+	if (cond && (!strcasecmp(cond, "AND") || !strcmp(cond, "&&")))
+		all = true;
+	else if (cond && *cond && strcasecmp(cond, "OR") && strcmp(cond, "||")) {
+		unsupported(im, rule, "allowlist condition \"%s\" is neither AND nor OR (gitleaks refuses it): allowlist "
+				      "left out",
+			    cond);
+		return false;
+	}
+	const char *target = json_string_value(json_object_get(al, "regexTarget"));
+	if (target && *target && strcmp(target, "secret") && strcmp(target, "match") && strcmp(target, "line")) {
+		unsupported(im, rule, "allowlist regexTarget \"%s\" is not secret, match or line (gitleaks refuses it): "
+				      "allowlist left out",
+			    target);
+		return false;
+	}
+	if (nonempty(json_object_get(al, "commits"))) {
+		if (all) {
+			unsupported(im, rule, "an AND allowlist with commits never holds outside git history: left out");
+			return false;
+		}
+		unsupported(im, rule, "allowlist commits have no meaning outside git history: the rest of it is kept");
+	}
+	if (!nonempty(regexes) && !nonempty(stop) && !nonempty(paths))
+		return false;
+	fprintf(im->out, "    {%s\n", global ? " -- global allowlist" : "");
+	str_list(im->out, "regexes", regexes, "      ", true);
+	str_list(im->out, "stopwords", stop, "      ", false);
+	str_list(im->out, "filenames", paths, "      ", true);
+	if (target && (!strcmp(target, "match") || !strcmp(target, "line")))
+		fprintf(im->out, "      target = \"%s\",\n", target);
+	if (all)
+		fputs("      condition = \"and\",\n", im->out);
+	fputs("    },\n", im->out);
 	return true;
 }
 
@@ -136,13 +211,169 @@ static const json_t *global_allowlists(const json_t *cfg, json_t **owned)
 	return NULL;
 }
 
-int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, char *err, size_t n)
+/* The rule's own allowlists, the global ones for it, and the inline
+ * `gitleaks:allow` marker, within the detector's limit. */
+static void rule_allowlists(import_t *im, const char *id, const json_t *r, const json_t *globals, bool has_regex)
+{
+	json_t *list = json_array();
+	const json_t *own = json_object_get(r, "allowlists");
+	const json_t *old = json_object_get(r, "allowlist");
+	if (json_is_array(own))
+		json_array_extend(list, (json_t *)own);
+	if (json_is_object(old))
+		json_array_append(list, (json_t *)old);
+	size_t n_own = json_array_size(list), k;
+	const json_t *al;
+	json_array_foreach(globals, k, al)
+		if (json_is_object(al) && applies(al, id))
+			json_array_append(list, (json_t *)al);
+	fputs("  allow = {\n", im->out);
+	int written = 0;
+	if (has_regex) {
+		fputs("    { regexes = {[[gitleaks:allow]]}, target = \"line\" }, -- the inline marker\n", im->out);
+		written++;
+	}
+	json_array_foreach(list, k, al) {
+		if (!json_is_object(al))
+			continue;
+		if (written == DETECTOR_MAX_ALLOW) {
+			unsupported(im, id, "more than %d allowlists (with the inline marker): the %zu after it are left out",
+				    DETECTOR_MAX_ALLOW, json_array_size(list) - k);
+			break;
+		}
+		written += allowlist(im, id, al, k >= n_own);
+	}
+	fputs("  },\n", im->out);
+	json_decref(list);
+}
+
+/* A global allowlist's targetRules must name rules (gitleaks refuses the
+ * configuration otherwise); a missing one is named. */
+static void check_targets(import_t *im, const json_t *rules, const json_t *globals)
+{
+	size_t k, t, i;
+	const json_t *al, *target, *r;
+	json_array_foreach(globals, k, al) {
+		json_array_foreach(json_object_get(al, "targetRules"), t, target) {
+			const char *want = json_string_value(target);
+			bool found = false;
+			json_array_foreach(rules, i, r) {
+				const char *id = json_string_value(json_object_get(r, "id"));
+				found |= id && want && !strcmp(id, want);
+			}
+			if (!found)
+				unsupported(im, NULL, "a global allowlist targets rule \"%s\", which is not in the configuration",
+					    want ? want : "(not a string)");
+		}
+	}
+}
+
+static void skip_rule(import_t *im, const char *id, size_t index, const char *fmt, const char *why)
+{
+	char label[160];
+	if (id)
+		snprintf(label, sizeof label, "%s", id);
+	else
+		snprintf(label, sizeof label, "#%zu", index + 1);
+	im->stats->skipped++;
+	fprintf(im->out, "-- rule %s skipped: ", label);
+	fprintf(im->out, fmt, why);
+	fputs("\n\n", im->out);
+	fprintf(im->notes, "dlpgate: import gitleaks %s: rule %s skipped: ", im->source, label);
+	fprintf(im->notes, fmt, why);
+	fputc('\n', im->notes);
+}
+
+static void rule(import_t *im, const json_t *r, size_t index, const json_t *globals)
+{
+	static const char *const known[] = {"id", "description", "regex", "secretGroup", "entropy", "keywords",
+					    "path", "tags", "allowlist", "allowlists", "required", "skipReport", NULL};
+	const char *id = json_string_value(json_object_get(r, "id"));
+	const char *regex = json_string_value(json_object_get(r, "regex"));
+	const char *path = json_string_value(json_object_get(r, "path"));
+	if (!id || !*id || (!regex && !path)) {
+		skip_rule(im, id, index, "%s", "it needs an id and a regex or a path");
+		return;
+	}
+	if (json_is_true(json_object_get(r, "skipReport"))) {
+		skip_rule(im, id, index, "%s", "skipReport: it only serves composite rules, which are not imported");
+		return;
+	}
+	char why[200];
+	uint32_t groups = 0;
+	if ((regex && !compiles(regex, &groups, why, sizeof why)) || (path && !compiles(path, NULL, why, sizeof why))) {
+		skip_rule(im, id, index, "its regex does not compile in PCRE2 %s", why);
+		return;
+	}
+	const json_t *g = json_object_get(r, "secretGroup");
+	json_int_t group = json_is_integer(g) ? json_integer_value(g) : 0;
+	if (regex && (group < 0 || group > (json_int_t)groups || group >= DET_MAX_GROUPS)) {
+		snprintf(why, sizeof why, "secretGroup %lld but the regex has %u capture groups", (long long)group, groups);
+		skip_rule(im, id, index, "%s", why);
+		return;
+	}
+	fputs("M[", im->out);
+	lua_quoted(im->out, id);
+	fputs("] = dlp.detector{\n  name = ", im->out);
+	lua_quoted(im->out, id);
+	fputs(",\n", im->out);
+	unknown_fields(im, id, r, "rule", known);
+	const char *desc = json_string_value(json_object_get(r, "description"));
+	if (desc) {
+		fputs("  description = ", im->out);
+		lua_quoted(im->out, desc);
+		fputs(",\n", im->out);
+	}
+	const json_t *tags = json_object_get(r, "tags");
+	if (nonempty(tags)) {
+		fputs("  -- tags:", im->out);
+		size_t i;
+		const json_t *t;
+		json_array_foreach(tags, i, t)
+			if (json_is_string(t))
+				fprintf(im->out, " %s", json_string_value(t));
+		fputc('\n', im->out);
+	}
+	if (nonempty(json_object_get(r, "required")))
+		unsupported(im, id, "[[rules.required]] (a composite rule) is not supported: the rule reports on its own, "
+				    "without the rules it requires nearby");
+	if (regex) {
+		fputs("  regex = ", im->out);
+		lua_str(im->out, regex);
+		fputs(",\n", im->out);
+		if (group > 0)
+			fprintf(im->out, "  group = %lld,\n", (long long)group);
+		else if (groups > 0)
+			fputs("  group = \"first\",\n", im->out);
+	}
+	if (path) {
+		fputs("  filename = ", im->out);
+		lua_str(im->out, path);
+		fputs(",\n", im->out);
+	}
+	const json_t *kw = json_object_get(r, "keywords");
+	str_list(im->out, "keywords", kw, "  ", false);
+	if (regex && nonempty(kw))
+		fputs("  window = \"text\",\n", im->out);
+	const json_t *e = json_object_get(r, "entropy");
+	if (json_is_number(e) && json_number_value(e) > 0)
+		fprintf(im->out, "  entropy = %.17g,\n", json_number_value(e));
+	fputs("  severity = \"high\",\n", im->out);
+	rule_allowlists(im, id, r, globals, regex != NULL);
+	fputs("}\n\n", im->out);
+	im->stats->written++;
+}
+
+int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, FILE *notes, gitleaks_stats_t *stats,
+		    char *err, size_t n)
 {
 	const json_t *rules = json_object_get(cfg, "rules");
 	if (!json_is_array(rules)) {
 		snprintf(err, n, "%s: no [[rules]]: not a gitleaks configuration", source);
 		return -1;
 	}
+	*stats = (gitleaks_stats_t){0};
+	import_t im = {out, notes, source, stats};
 	json_t *owned;
 	const json_t *globals = global_allowlists(cfg, &owned);
 	const char *title = json_string_value(json_object_get(cfg, "title"));
@@ -152,93 +383,22 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, char *err,
 	fputs(".\n-- Detector names are the gitleaks rule ids. Edit the source and import again\n"
 	      "-- rather than editing this file.\n",
 	      out);
+	static const char *const known[] = {"title", "description", "extend", "rules", "allowlist", "allowlists",
+					    "minVersion", NULL};
+	unknown_fields(&im, NULL, cfg, "top-level", known);
 	if (json_is_object(json_object_get(cfg, "extend")))
-		fputs("-- [extend] is not followed: import the configuration it extends as well.\n", out);
+		unsupported(&im, NULL, "[extend] is not followed: import the configuration it extends as well");
+	check_targets(&im, rules, globals);
 	fputs("local dlp = require \"dlp\"\nlocal M = {}\n\n", out);
-	int written = 0, skipped = 0;
 	size_t i;
 	const json_t *r;
 	json_array_foreach(rules, i, r) {
-		const char *id = json_string_value(json_object_get(r, "id"));
-		const char *regex = json_string_value(json_object_get(r, "regex"));
-		const char *path = json_string_value(json_object_get(r, "path"));
-		if (!id || (!regex && !path)) {
-			fprintf(out, "-- rule %zu skipped: it needs an id and a regex or a path\n\n", i + 1);
-			skipped++;
-			continue;
-		}
-		char why[200];
-		if ((regex && !compiles(regex, why, sizeof why)) || (path && !compiles(path, why, sizeof why))) {
-			fprintf(out, "-- rule %s skipped: its regex does not compile in PCRE2 %s\n\n", id, why);
-			skipped++;
-			continue;
-		}
-		fputs("M[", out);
-		lua_quoted(out, id);
-		fputs("] = dlp.detector{\n  name = ", out);
-		lua_quoted(out, id);
-		fputs(",\n", out);
-		const char *desc = json_string_value(json_object_get(r, "description"));
-		if (desc) {
-			fputs("  description = ", out);
-			lua_quoted(out, desc);
-			fputs(",\n", out);
-		}
-		if (regex) {
-			fputs("  regex = ", out);
-			lua_str(out, regex);
-			fputs(",\n", out);
-		}
-		if (path) {
-			fputs("  filename = ", out);
-			lua_str(out, path);
-			fputs(",\n", out);
-		}
-		str_list(out, "keywords", json_object_get(r, "keywords"), "  ", false);
-		const json_t *g = json_object_get(r, "secretGroup");
-		if (json_is_integer(g) && json_integer_value(g) > 0)
-			fprintf(out, "  group = %lld,\n", (long long)json_integer_value(g));
-		const json_t *e = json_object_get(r, "entropy");
-		if (json_is_number(e) && json_number_value(e) > 0)
-			fprintf(out, "  entropy = %g,\n", json_number_value(e));
-		fputs("  severity = \"high\",\n", out);
-		/* allowlists: the rule's own, then the global ones that apply */
-		bool opened = false;
-		const json_t *own = json_object_get(r, "allowlists");
-		const json_t *old = json_object_get(r, "allowlist");
-		size_t k;
-		const json_t *al;
-		json_t *list = json_array();
-		if (json_is_array(own))
-			json_array_extend(list, (json_t *)own);
-		if (json_is_object(old))
-			json_array_append(list, (json_t *)old);
-		json_array_foreach(list, k, al) {
-			if (!opened) {
-				fputs("  allow = {\n", out);
-				opened = true;
-			}
-			allowlist(out, al, NULL);
-		}
-		json_array_foreach(globals, k, al) {
-			if (!applies(al, id))
-				continue;
-			if (!opened) {
-				fputs("  allow = {\n", out);
-				opened = true;
-			}
-			allowlist(out, al, " -- global allowlist");
-		}
-		json_decref(list);
-		if (opened)
-			fputs("  },\n", out);
-		fputs("}\n\n", out);
-		written++;
+		if (json_is_object(r))
+			rule(&im, r, i, globals);
+		else
+			skip_rule(&im, NULL, i, "%s", "it is not a table");
 	}
 	fputs("return M\n", out);
-	if (skipped)
-		fprintf(stderr, "dlpgate: %d of %d rules skipped (see the comments in the output)\n", skipped,
-			written + skipped);
 	json_decref(owned);
-	return written;
+	return 0;
 }
