@@ -87,9 +87,8 @@ static void unsupported(import_t *im, const char *rule, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	im->stats->unsupported++;
-	fprintf(im->notes, "dlpgate: import gitleaks %s: %s%s%s\n", im->source, rule ? "rule " : "", rule ? rule : "",
-		rule ? ": " : "");
-	fprintf(im->notes, "  %s\n", what);
+	fprintf(im->notes, "dlpgate: import gitleaks %s: %s%s%snot imported: %s\n", im->source, rule ? "rule " : "",
+		rule ? rule : "", rule ? ": " : "", what);
 	fputs("  -- not imported: ", im->out);
 	for (const char *p = what; *p; p++)
 		fputc(*p == '\n' ? ' ' : *p, im->out);

@@ -245,6 +245,79 @@ START_TEST(import_gitleaks_config)
 }
 END_TEST
 
+static int count_of(const char *out, const char *needle)
+{
+	int n = 0;
+	for (const char *p = out; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* gitleaks' semantics, rule by rule (tests/data/gitleaks-semantics.toml):
+ * each scan below decides as gitleaks does, and differently from a
+ * whole-match, window-gated, at-least-the-threshold reading. */
+START_TEST(import_gitleaks_semantics)
+{
+	char *cfg = in_top("tests/data/gitleaks-semantics.toml");
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"import", "gitleaks", cfg, NULL}, &out, &err), 0);
+	/* what it cannot express is named, and counted */
+	ck_assert_msg(strstr(err, "rule composite: not imported: [[rules.required]]") &&
+			      strstr(err, "rule composite: not imported: allowlist commits") &&
+			      strstr(err, "field \"frobnicate\"") && strstr(err, "rule helper-only skipped: skipReport") &&
+			      strstr(err, "3 constructs not imported") && strstr(err, "1 of 7 rules skipped"),
+		      "%s", err);
+	ck_assert_msg(strstr(out, "-- not imported: [[rules.required]]") && strstr(out, "-- tags: orders internal") &&
+			      strstr(out, "group = \"first\"") && strstr(out, "window = \"text\""),
+		      "%s", out);
+	char *pack = th_path("semantics.lua");
+	th_write_file(pack, out, strlen(out), 0644);
+	free(out), free(err);
+	char *txt = th_path("semantics.txt");
+	char filler[600];
+	memset(filler, '.', sizeof filler - 2);
+	filler[sizeof filler - 2] = '\n';
+	filler[sizeof filler - 1] = '\0';
+	char *lines;
+	ck_assert_int_ge(asprintf(&lines,
+				  "example_token = \"q8v2m5n9x3b7y1c6\"\n"  /* found: the stopword is in the name, not the secret */
+				  "vendor_token = 'exampleq8v2m5n9x'\n"       /* not found: the stopword is in the secret (group 2) */
+				  "tok_abcdabcd\n"                            /* not found: entropy exactly 2 */
+				  "tok_abcdeabc\n"                            /* found: entropy above 2 */
+				  "vendor_token = \"z7k4q1w8e5r2t9y6\" # gitleaks:allow\n" /* not found: the inline marker */
+				  "orderkey ledger\n%sABC-123456-XYZ\n",      /* found: the keyword is far, but in the text */
+				  filler),
+			 0);
+	th_write_file(txt, lines, strlen(lines), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
+	ck_assert_msg(count_of(out, "\"detector\":\"vendor-token\"") == 1 && strstr(out, "\"sample\":\"q8v2********y1c6\"") &&
+			      count_of(out, "\"detector\":\"entropy-edge\"") == 1 && strstr(out, "\"sample\":\"abcdeabc\"") == NULL &&
+			      count_of(out, "\"detector\":\"far-keyword\"") == 1 && count_of(out, "\"detector\"") == 3,
+		      "%s%s", out, err);
+	free(out), free(err);
+	/* path rules: by the name of the file scanned; a path allowlist drops a file */
+	char *dir = th_path("tree");
+	char *testdata = th_path("tree/testdata");
+	mkdir(dir, 0755);
+	mkdir(testdata, 0755);
+	char *pem = th_path("tree/server.pem"), *pem2 = th_path("tree/testdata/fixture.pem");
+	char *php = th_path("tree/config.php"), *notphp = th_path("tree/config.txt");
+	const char *secret = "<?php $secret = \"Q8v2M5n9X3b7\"; ?>\n";
+	th_write_file(pem, "x", 1, 0644);
+	th_write_file(pem2, "x", 1, 0644);
+	th_write_file(php, secret, strlen(secret), 0644);
+	th_write_file(notphp, secret, strlen(secret), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, pem, pem2, php, notphp, NULL}, &out, &err), 0);
+	ck_assert_msg(count_of(out, "\"detector\":\"key-file\"") == 1 && strstr(out, "server.pem\",\"detector\":\"key-file\"") &&
+			      count_of(out, "\"detector\":\"php-secret\"") == 1 &&
+			      strstr(out, "config.php\",\"detector\":\"php-secret\"") && !strstr(out, "Q8v2M5n9X3b7"),
+		      "%s%s", out, err);
+	free(out), free(err);
+	free(lines), free(txt), free(pack), free(cfg), free(dir), free(testdata), free(pem), free(pem2), free(php),
+		free(notphp);
+}
+END_TEST
+
 /* static_bypass is checked when the policy loads, never by running
  * policy code (a metatable on it is simply not consulted); settings
  * tables whose metamethods raise or loop refuse the policy instead of
@@ -368,6 +441,7 @@ Suite *tools_suite(void)
 	tcase_add_test(t, findings_are_complete_and_honest);
 	tcase_add_test(t, scan_thousands_of_files);
 	tcase_add_test(t, import_gitleaks_config);
+	tcase_add_test(t, import_gitleaks_semantics);
 	tcase_add_test(t, shipped_rules_pass_their_tests);
 	tcase_add_test(t, static_bypass_is_checked_at_load);
 	suite_add_tcase(s, t);
