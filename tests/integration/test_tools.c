@@ -253,6 +253,83 @@ static int count_of(const char *out, const char *needle)
 	return n;
 }
 
+/* `dlpgate test` fails a case whose policy raised an error or hit a limit
+ * (it decided by its fail mode, not by its code) unless the case expects
+ * it; `check` runs the examples of the detectors a policy keeps in locals
+ * and takes from packs, by their names, counting only those it uses;
+ * `scan` lists a file's findings in offset order, a span found by two
+ * detectors once. */
+START_TEST(policy_tools_tell_the_truth)
+{
+	char *pol = th_path("typo.lua");
+	const char *src = "local dlp = require 'dlp'\n"
+			  "local tok = dlp.detector{ [[tok_[a-z]{8}]], keywords = {'tok_'} }\n"
+			  "function on_request(req)\n"
+			  "  local f = req:scan({tok = tok})\n"
+			  "  if f.tok then return dlp.blok('token', f) end\n"
+			  "  if req.host == 'loop.example' then while true do end end\n"
+			  "  return dlp.pass()\n"
+			  "end\n";
+	th_write_file(pol, src, strlen(src), 0644);
+	char *t = th_path("typo_test.lua");
+	const char *tsrc = "return {\n"
+			   " { name = 'typo', request = { body = 'x tok_abcdefgh' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'typo expected', request = { body = 'x tok_abcdefgh' }, expect = { error = true } },\n"
+			   " { name = 'looping', request = { url = 'https://loop.example/', body = 'x' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'clean', request = { body = 'nothing' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'error wanted, none', request = { body = 'nothing' }, expect = { error = true } },\n"
+			   "}\n";
+	th_write_file(t, tsrc, strlen(tsrc), 0644);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"test", pol, t, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "FAIL ") && strstr(out, "#1 typo: the policy failed (") && strstr(out, "blok") &&
+			      strstr(out, "ok   ") && strstr(out, "#2 typo expected") &&
+			      strstr(out, "#3 looping: the policy failed (") && strstr(out, "instruction limit") &&
+			      strstr(out, "#4 clean") && strstr(out, "#5 error wanted, none: expected a policy error") &&
+			      strstr(out, "2 passed, 3 failed"),
+		      "%s", out);
+	free(out), free(err), free(pol), free(t);
+
+	/* check: a local detector's own nomatch example, named by its name;
+	 * a pack's detector the policy takes, and nothing else of the pack */
+	char *loc = th_path("locals.lua");
+	const char *lsrc = "local dlp = require 'dlp'\n"
+			   "local pii = require 'pii'\n"
+			   "local unused = require 'finance'\n"
+			   "local tok = dlp.detector{ [[tok_[a-z]{8}]], keywords = {'tok_'}, name = 'vendor-token',\n"
+			   "  examples = { match = {'tok_abcdefgh'}, nomatch = {'tok_zzzzzzzz'} } }\n"
+			   "function on_request(req)\n"
+			   "  local f = req:scan({t = tok, card = pii.credit_card})\n"
+			   "  if f.t then return dlp.block('tok', f) end\n"
+			   "  return dlp.pass()\n"
+			   "end\n";
+	th_write_file(loc, lsrc, strlen(lsrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", loc, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "error: detector vendor-token: example nomatch[1] \"tok_zzzzzzzz\" is found") &&
+			      strstr(out, "FAIL: ") && strstr(out, "2 detectors (0 without keywords or digits, 2 with examples)"),
+		      "%s%s", out, err);
+	free(out), free(err), free(loc);
+
+	/* scan: offset order across detectors; one span, two detectors, one line */
+	char *two = th_path("two.lua");
+	const char *psrc = "local dlp = require 'dlp'\nreturn {\n"
+			   "  zeta = dlp.detector{ [[AKIA[A-Z0-9]{16}]], keywords = {'AKIA'} },\n"
+			   "  alpha = dlp.detector{ [[\\bAKIA[A-Z0-9]{16}\\b]], keywords = {'AKIA'} },\n"
+			   "  card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' } }\n";
+	th_write_file(two, psrc, strlen(psrc), 0644);
+	char *txt = th_path("two.txt");
+	const char *body = "4539 1488 0343 6467 then AKIAIOSFODNN7EXAMPLE and 4539148803436467\n";
+	th_write_file(txt, body, strlen(body), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", two, txt, NULL}, &out, &err), 0);
+	const char *first = strstr(out, "\"offset\":0,"), *second = strstr(out, "\"offset\":25,"),
+		   *third = strstr(out, "\"offset\":50,");
+	ck_assert_msg(first && second && third && first < second && second < third && count_of(out, "\n") == 3 &&
+			      strstr(out, "\"detector\":\"alpha\",\"detectors\":[\"alpha\",\"zeta\"]"),
+		      "%s", out);
+	free(out), free(err), free(two), free(txt);
+}
+END_TEST
+
 /* gitleaks' semantics, rule by rule (tests/data/gitleaks-semantics.toml):
  * each scan below decides as gitleaks does, and differently from a
  * whole-match, window-gated, at-least-the-threshold reading. */
@@ -347,7 +424,7 @@ START_TEST(static_bypass_is_checked_at_load)
 				   "  if n == 1 then on_flow = nil; setmetatable(_G, {__index = function(t, k) error('no ' .. k) "
 				   "end}) end\n  return dlp.inspect()\nend\n";
 	static const char gone_cases[] = "return { { name = 'one', flow = { host = 'a.example' }, expect = { flow = 'inspect' } },"
-				    " { name = 'two', flow = { host = 'b.example' }, expect = { flow = 'inspect' } } }\n";
+				    " { name = 'two', flow = { host = 'b.example' }, expect = { flow = 'inspect', error = true } } }\n";
 	char *gp = th_path("gone.lua"), *gt = th_path("gone_test.lua");
 	th_write_file(gp, gone, strlen(gone), 0644);
 	th_write_file(gt, gone_cases, strlen(gone_cases), 0644);
@@ -442,6 +519,7 @@ Suite *tools_suite(void)
 	tcase_add_test(t, scan_thousands_of_files);
 	tcase_add_test(t, import_gitleaks_config);
 	tcase_add_test(t, import_gitleaks_semantics);
+	tcase_add_test(t, policy_tools_tell_the_truth);
 	tcase_add_test(t, shipped_rules_pass_their_tests);
 	tcase_add_test(t, static_bypass_is_checked_at_load);
 	suite_add_tcase(s, t);
