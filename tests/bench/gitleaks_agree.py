@@ -1057,8 +1057,9 @@ def collect(stdout, by_name, found):
     for line in stdout.splitlines():
         rec = json.loads(line)
         i = by_name.get(rec["file"])
-        if i is not None:
-            found[i][rec["detector"]] = found[i].get(rec["detector"], 0) + 1
+        if i is not None:  # a span several detectors found is one line naming them all
+            for name in rec.get("detectors", [rec["detector"]]):
+                found[i][name] = found[i].get(name, 0) + 1
 
 
 def main():
