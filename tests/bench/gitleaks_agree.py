@@ -124,17 +124,11 @@ def tokenize(src):
             j = src.find("`", i + 1)
             toks.append(Tok("string", src[i + 1:j].replace("\r", "")))
             i = j + 1
-        elif c == '"':
+        elif c in "\"'":  # an interpreted string, or a rune
             j = i + 1
-            while src[j] != '"':
+            while src[j] != c:
                 j += 2 if src[j] == "\\" else 1
-            toks.append(Tok("string", go_unquote(src[i + 1:j])))
-            i = j + 1
-        elif c == "'":
-            j = i + 1
-            while src[j] != "'":
-                j += 2 if src[j] == "\\" else 1
-            toks.append(Tok("rune", go_unquote(src[i + 1:j])))
+            toks.append(Tok("string" if c == '"' else "rune", go_unquote(src[i + 1:j])))
             i = j + 1
         elif c.isalpha() or c == "_":
             m = re.compile(r"[A-Za-z_0-9]+").match(src, i)

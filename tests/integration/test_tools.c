@@ -36,6 +36,14 @@ static char *in_top(const char *rel)
 	return p;
 }
 
+static int count_of(const char *out, const char *needle)
+{
+	int n = 0;
+	for (const char *p = out; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
 START_TEST(check_and_test_commands)
 {
 	char *pol = th_path("p.lua");
@@ -217,10 +225,7 @@ START_TEST(import_gitleaks_config)
 			    "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n";       /* found */
 	th_write_file(txt, lines, strlen(lines), 0644);
 	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
-	int n = 0;
-	for (char *p = out; (p = strstr(p, "\"detector\"")); p++)
-		n++;
-	ck_assert_msg(n == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
+	ck_assert_msg(count_of(out, "\"detector\"") == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
 	free(out), free(err);
 	/* the same findings with --profile, and the time per detector after them */
 	ck_assert_int_eq(dlpgate((const char *const[]){"scan", "--profile", pack, txt, NULL}, &out, &err), 0);
@@ -244,14 +249,6 @@ START_TEST(import_gitleaks_config)
 	free(out), free(err), free(junk);
 }
 END_TEST
-
-static int count_of(const char *out, const char *needle)
-{
-	int n = 0;
-	for (const char *p = out; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
 
 /* `dlpgate test` fails a case whose policy raised an error or hit a limit
  * (it decided by its fail mode, not by its code) unless the case expects
