@@ -345,6 +345,7 @@ const char *detector_severity(const detector_t *d) { return d->severity; }
 const char *detector_confidence(const detector_t *d) { return d->confidence; }
 bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
 bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0; }
+bool detector_gates_text(const detector_t *d) { return d->gate_text; }
 uint32_t detector_id(const detector_t *d) { return d->id; }
 uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
 uint8_t detector_keep_first(const detector_t *d) { return d->keep_first; }

@@ -115,6 +115,10 @@ const char *detector_confidence(const detector_t *d);
 bool detector_has_keywords(const detector_t *d);
 /* Does the scan keep its regex to windows (keywords or digits)? */
 bool detector_is_anchored(const detector_t *d);
+/* Do its keywords gate the whole text with no window proven (window =
+ * "text" where keyreach found no bound)? Its regex then runs over every
+ * text that holds one of them. */
+bool detector_gates_text(const detector_t *d);
 uint32_t detector_id(const detector_t *d);
 uint32_t detector_min_count(const detector_t *d);
 uint8_t detector_keep_first(const detector_t *d);

@@ -281,8 +281,9 @@ int lua_policy_check(const char *path, FILE *out)
 	}
 	named_list_t l = {0};
 	collect_all(lp->master->L, &l);
-	int problems = 0, unanchored = 0, with_examples = 0;
+	int problems = 0, unanchored = 0, with_examples = 0, text_gated = 0;
 	for (size_t i = 0; i < l.n; i++) {
+		text_gated += detector_gates_text(l.v[i].d);
 		if (detector_has_regex(l.v[i].d) && !detector_is_anchored(l.v[i].d)) {
 			fprintf(out,
 				"warning: detector %s has no keywords or digits: its regex runs over every body (add "
@@ -296,6 +297,11 @@ int lua_policy_check(const char *path, FILE *out)
 		lua_pop(lp->master->L, 2);
 		problems += check_examples(lp, &l.v[i], out);
 	}
+	if (text_gated)
+		fprintf(out,
+			"note: %d detector%s with window = \"text\" run%s over every body that holds a keyword (no "
+			"window around the keywords could be proven to find the same)\n",
+			text_gated, text_gated == 1 ? "" : "s", text_gated == 1 ? "s" : "");
 	bool policy = lp->has_flow || lp->has_request || lp->has_response;
 	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
