@@ -47,6 +47,7 @@ struct detector {
 	uint32_t before, after;    /* the window around a keyword or digit run */
 	uint32_t digits;
 	bool boundary;             /* keywords and context words as words only */
+	bool generic;              /* gives way to specific detectors (see the spec) */
 	uint8_t keep_first, keep_last;
 };
 
@@ -188,6 +189,8 @@ static char *make_key(const detector_spec_t *s)
 			(int)s->validate, s->min_entropy, s->context_distance, s->min_count, (int)s->window_set,
 			s->window_before, s->window_after, s->gate_text ? "t" : "", s->digits, s->keep_first, s->keep_last,
 			(int)s->boundary);
+	if (s->generic)
+		bytebuf_appendf(&b, "generic;");
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
@@ -258,6 +261,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->after = s->window_set ? s->window_after : 256;
 	d->digits = s->digits;
 	d->boundary = s->boundary;
+	d->generic = s->generic;
 	d->keep_first = s->keep_first;
 	d->keep_last = s->keep_last;
 	d->keywords = dup_list(s->keywords, s->n_keywords, false);
@@ -909,6 +913,52 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			return;
 }
 
+/* Where the line holding offset at starts. */
+static uint32_t line_start(const uint8_t *buf, uint32_t at)
+{
+	const uint8_t *nl = at ? memrchr(buf, '\n', at) : NULL;
+	return nl ? (uint32_t)(nl - buf) + 1 : 0;
+}
+
+/* Does a specific detector's finding on the line starting at line hold
+ * the secret buf[start, start + n)? */
+static bool specific_holds(const uint8_t *buf, const det_result_t *results, size_t n_want, uint32_t line,
+			   uint32_t start, uint32_t n)
+{
+	for (size_t j = 0; j < n_want; j++) {
+		const det_result_t *o = &results[j];
+		if (!o->d->re || o->d->generic || o->count < o->d->min_count)
+			continue;
+		for (uint32_t k = 0; k < o->n_matches; k++) {
+			const det_match_t *p = &o->matches[k];
+			if (p->len >= n && line_start(buf, p->mstart) == line &&
+			    memmem(buf + p->start, p->len, buf + start, n))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Generic detectors give way: their findings that a specific detector
+ * also found (its secret holds theirs, on the same line) are dropped. */
+static void generic_give_way(const uint8_t *buf, const detector_t *const *want, size_t n_want, det_result_t *results)
+{
+	for (size_t i = 0; i < n_want; i++) {
+		det_result_t *r = &results[i];
+		if (!want[i]->generic || !r->n_matches)
+			continue;
+		uint32_t kept = 0;
+		for (uint32_t k = 0; k < r->n_matches; k++) {
+			const det_match_t *m = &r->matches[k];
+			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len))
+				r->count--;
+			else
+				r->matches[kept++] = *m;
+		}
+		r->n_matches = kept;
+	}
+}
+
 static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
 		   const detector_t *const *want, size_t n_want, det_result_t *results, bool use_prefilter)
 {
@@ -947,6 +997,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		t_end = now_ns(s);
 		results[i].ns = t_end - t;
 	}
+	generic_give_way(buf, want, n_want, results);
 	return execs;
 }
 

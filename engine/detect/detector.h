@@ -94,6 +94,11 @@ typedef struct {
 	 * ARABIC, nor "sms" inside ssMSSQL; "card" still does in card_number
 	 * and creditCardNumber. */
 	bool boundary;
+	/* A generic detector gives way to specific ones (gitleaks' rules whose
+	 * id says "generic"): its finding is dropped when a detector of the
+	 * same scan that is not generic found, on the same line, a secret that
+	 * holds its secret. */
+	bool generic;
 	uint8_t keep_first, keep_last; /* what a sample shows */
 } detector_spec_t;
 

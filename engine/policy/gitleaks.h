@@ -17,7 +17,10 @@
  *    (or the older [allowlist]) are added to every rule, or to their
  *    targetRules;
  *  - an inline `gitleaks:allow` on the line of a match allows it (a line
- *    allowlist added to every rule).
+ *    allowlist added to every rule);
+ *  - a rule whose id holds "generic" gives way to the others (`generic =
+ *    true`): its finding is dropped when another rule found, on the same
+ *    line, a secret that holds it.
  * What cannot be expressed (commits, composite rules with [[rules.required]],
  * [extend], unknown fields, a secretGroup past the regex's groups) is
  * named on the notes stream and counted, with a comment in the pack at the

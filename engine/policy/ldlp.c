@@ -204,7 +204,7 @@ static const char **string_list(lua_State *L, int t, const char *key, size_t *n)
 
 static const char *const spec_fields[] = {"regex", "name", "keywords", "group", "validate", "entropy", "context",
 					  "min_count", "allow", "filename", "severity", "confidence", "window",
-					  "digits", "mask", "examples", "description", "boundary", NULL};
+					  "digits", "mask", "examples", "description", "boundary", "generic", NULL};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -278,7 +278,7 @@ static int l_detector(lua_State *L)
 		if (lua_type(L, -2) == LUA_TSTRING && !in_list(lua_tostring(L, -2), spec_fields))
 			return luaL_error(L, "dlp.detector: unknown field '%s' (fields: regex, keywords, group, "
 					     "validate, entropy, context, min_count, allow, filename, severity, "
-					     "confidence, window, digits, boundary, mask, name, examples, description)",
+					     "confidence, window, digits, boundary, generic, mask, name, examples, description)",
 					  lua_tostring(L, -2));
 		lua_pop(L, 1);
 	}
@@ -336,6 +336,11 @@ static int l_detector(lua_State *L)
 	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
 		return luaL_error(L, "dlp.detector: boundary must be true or false");
 	s.boundary = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "generic");
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		return luaL_error(L, "dlp.detector: generic must be true or false");
+	s.generic = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	lua_getfield(L, 1, "allow");
 	if (!lua_isnil(L, -1)) {

@@ -13,6 +13,9 @@ concatenations), so this script carries a small interpreter for the subset
 of Go they use and a generator of strings from a regex; an example it cannot
 evaluate is counted and named, never guessed.
 
+Each rule's examples are scanned with a pack holding that rule alone, as
+gitleaks validates them (so a generic rule does not give way to another).
+
 Nothing of gitleaks is kept in this repository: the script reads a gitleaks
 source tree (a work tree, or a bare git directory read with `git archive`)
 given on the command line, and writes the generated set, the imported pack
@@ -1016,19 +1019,42 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def scan_cases(dlpgate, pack, cases, work):
-    """{case index: {detector: count}}"""
+def single_rule_packs(pack_text, work):
+    """{rule id: path of a pack holding only that rule}: gitleaks validates
+    each rule's examples with a detector of that rule alone (and the
+    global allowlist, which the importer folds into every rule), so a
+    generic rule's example is not given way to a specific rule's."""
+    head, _, body = pack_text.partition("local M = {}\n")
+    blocks = re.split(r'(?m)^(?=M\[")', body.rsplit("return M", 1)[0])
+    out = {}
+    pdir = os.path.join(work, "packs")
+    shutil.rmtree(pdir, ignore_errors=True)
+    os.makedirs(pdir)
+    for i, b in enumerate(x for x in blocks if x.startswith('M["')):
+        rule = re.match(r'M\["([^"]+)"\]', b).group(1)
+        path = os.path.join(pdir, f"rule{i:03d}.lua")
+        with open(path, "w") as f:
+            f.write(head + "local M = {}\n" + b + "return M\n")
+        out[rule] = path
+    return out
+
+
+def scan_cases(dlpgate, packs, cases, work):
+    """{case index: {detector: count}}, each case scanned with its rule's pack"""
     cdir = os.path.join(work, "cases")
     shutil.rmtree(cdir, ignore_errors=True)
     os.makedirs(cdir)
     found = {i: {} for i in range(len(cases))}
-    plain, by_name = [], {}
-    for i, (_, _, text, path) in enumerate(cases):
+    plain = {}  # rule -> [file names]
+    by_name = {}
+    for i, (rule, _, text, path) in enumerate(cases):
+        if rule not in packs:
+            continue
         if path is None:
             name = os.path.join(cdir, f"case{i:05d}")
             with open(name, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
-            plain.append(name)
+            plain.setdefault(rule, []).append(name)
             by_name[name] = i
         else:
             # a file of that name, scanned from its folder: gitleaks matches
@@ -1037,13 +1063,14 @@ def scan_cases(dlpgate, pack, cases, work):
             os.makedirs(os.path.join(d, os.path.dirname(path)) if os.path.dirname(path) else d, exist_ok=True)
             with open(os.path.join(d, path), "w", encoding="utf-8", newline="") as f:
                 f.write(text)
-            r = run([dlpgate, "scan", pack, path], cwd=d)
+            r = run([dlpgate, "scan", packs[rule], path], cwd=d)
             collect(r.stdout, {path: i}, found)
-    for k in range(0, len(plain), 500):
-        r = run([dlpgate, "scan", pack] + plain[k:k + 500])
-        if r.returncode not in (0,):
-            sys.stderr.write(r.stderr)
-        collect(r.stdout, by_name, found)
+    for rule, names in plain.items():
+        for k in range(0, len(names), 500):
+            r = run([dlpgate, "scan", packs[rule]] + names[k:k + 500])
+            if r.returncode != 0:
+                sys.stderr.write(r.stderr)
+            collect(r.stdout, by_name, found)
     return found
 
 
@@ -1082,7 +1109,7 @@ def main():
         f.write(r.stdout)
     import_notes = [l for l in r.stderr.splitlines() if l.strip()]
     rules_in_pack = set(re.findall(r'^M\["([^"]+)"\]', r.stdout, re.M))
-    found = scan_cases(a.dlpgate, pack, cases, a.work)
+    found = scan_cases(a.dlpgate, single_rule_packs(r.stdout, a.work), cases, a.work)
 
     agree, rows, per_rule = 0, [], {}
     tally = {"tp": [0, 0], "fp": [0, 0]}

@@ -339,10 +339,11 @@ START_TEST(import_gitleaks_semantics)
 	ck_assert_msg(strstr(err, "rule composite: not imported: [[rules.required]]") &&
 			      strstr(err, "rule composite: not imported: allowlist commits") &&
 			      strstr(err, "field \"frobnicate\"") && strstr(err, "rule helper-only skipped: skipReport") &&
-			      strstr(err, "3 constructs not imported") && strstr(err, "1 of 7 rules skipped"),
+			      strstr(err, "3 constructs not imported") && strstr(err, "1 of 8 rules skipped"),
 		      "%s", err);
 	ck_assert_msg(strstr(out, "-- not imported: [[rules.required]]") && strstr(out, "-- tags: orders internal") &&
-			      strstr(out, "group = \"first\"") && strstr(out, "window = \"text\""),
+			      strstr(out, "group = \"first\"") && strstr(out, "window = \"text\"") &&
+			      strstr(out, "generic = true"),
 		      "%s", out);
 	char *pack = th_path("semantics.lua");
 	th_write_file(pack, out, strlen(out), 0644);
@@ -359,6 +360,7 @@ START_TEST(import_gitleaks_semantics)
 				  "tok_abcdabcd\n"                            /* not found: entropy exactly 2 */
 				  "tok_abcdeabc\n"                            /* found: entropy above 2 */
 				  "vendor_token = \"z7k4q1w8e5r2t9y6\" # gitleaks:allow\n" /* not found: the inline marker */
+				  "session_token: \"Zq8vR2mW5nK9xL3b\"\n"       /* found by the generic rule alone */
 				  "orderkey ledger\n%sABC-123456-XYZ\n",      /* found: the keyword is far, but in the text */
 				  filler),
 			 0);
@@ -366,7 +368,9 @@ START_TEST(import_gitleaks_semantics)
 	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
 	ck_assert_msg(count_of(out, "\"detector\":\"vendor-token\"") == 1 && strstr(out, "\"sample\":\"q8v2********y1c6\"") &&
 			      count_of(out, "\"detector\":\"entropy-edge\"") == 1 && strstr(out, "\"sample\":\"abcdeabc\"") == NULL &&
-			      count_of(out, "\"detector\":\"far-keyword\"") == 1 && count_of(out, "\"detector\"") == 3,
+			      count_of(out, "\"detector\":\"far-keyword\"") == 1 && count_of(out, "generic-token") == 1 &&
+			      strstr(out, "\"detector\":\"generic-token\",\"severity\":\"high\",\"offset\":") &&
+			      count_of(out, "\"detector\"") == 4,
 		      "%s%s", out, err);
 	free(out), free(err);
 	/* path rules: by the name of the file scanned; a path allowlist drops a file */

@@ -570,6 +570,36 @@ START_TEST(gitleaks_secret_semantics)
 }
 END_TEST
 
+/* A generic detector gives way where a specific one found, on the same
+ * line, a secret that holds its own; elsewhere it still finds. */
+START_TEST(generic_detectors_give_way)
+{
+	detector_spec_t specs[] = {
+		{.name = "generic", .regex = "key=(\\w+)", .group = 1, .generic = true},
+		{.name = "vendor", .regex = "(sk_[a-z0-9]+)", .group = 1},
+	};
+	detector_t *d[2];
+	detset_t *set = set_of(specs, 2, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *r = calloc(2, sizeof *r);
+	/* line 1: the same secret; line 2: generic only; line 3: the vendor
+	 * token is on the next line, so the generic finding stays */
+	const char *text = "key=sk_abc123\nkey=plain999\nkey=other77\nsk_other77\n";
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 2, r);
+	ck_assert_uint_eq(r[1].count, 2);
+	ck_assert_uint_eq(r[0].count, 2);
+	ck_assert_uint_eq(r[0].n_matches, 2);
+	ck_assert_uint_eq(r[0].matches[0].start, 18); /* plain999 */
+	ck_assert_uint_eq(r[0].matches[1].start, 31); /* other77 */
+	/* alone, it finds all three */
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 1, r);
+	ck_assert_uint_eq(r[0].count, 3);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
 /* Stuffing a body with a context word must not push the real one out. */
 /* boundary: keywords and context words count only as words, through the
  * prefilter's hits, the flooded path and the scan without a prefilter. */
@@ -688,6 +718,7 @@ Suite *detect_suite(void)
 	tcase_add_test(t, keyreach_proves_only_what_holds);
 	tcase_add_test(t, text_gated_detectors_find_what_the_whole_text_finds);
 	tcase_add_test(t, gitleaks_secret_semantics);
+	tcase_add_test(t, generic_detectors_give_way);
 	suite_add_tcase(s, t);
 	return s;
 }
