@@ -384,6 +384,14 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, FILE *note
 	fputs(".\n-- Detector names are the gitleaks rule ids. Edit the source and import again\n"
 	      "-- rather than editing this file.\n",
 	      out);
+	/* Not in any configuration, so said once per import: what the gitleaks
+	 * command does beyond its rules, and where PCRE2 reads differently. */
+	static const char differences[] =
+		"the gitleaks command also decodes base64, hex and percent-encoded text (5 levels by default) and scans "
+		"the result, which a pack does not; its regexes read UTF-8 characters where dlpgate's read bytes, which "
+		"can differ on non-ASCII text";
+	fprintf(out, "-- Unlike gitleaks: %s.\n", differences);
+	fprintf(notes, "dlpgate: import gitleaks %s: note: %s\n", source, differences);
 	static const char *const known[] = {"title", "description", "extend", "rules", "allowlist", "allowlists",
 					    "minVersion", NULL};
 	unknown_fields(&im, NULL, cfg, "top-level", known);
