@@ -193,7 +193,8 @@ $(BUILD)/dlpgate-console: $(CONSOLE_OBJ) $(LIB)
 all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
 # The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
-CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o
+CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o \
+                    $(BUILD)/obj/console/policy_routes.o $(BUILD)/obj/console/policy_check.o
 $(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
 # The macOS extension's portable state machines are unit-tested (tests/unit/test_sysext_*.c).
 $(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o $(BUILD)/obj/sysext/extension/engine_reply.o

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "ingest.h"
+#include "policy.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -24,7 +25,10 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { R_NONE, R_ENROLL, R_EVENTS_POST, R_STATUS, R_EVENTS_LIST, R_EVENT_GET, R_AGENTS, R_STATS } route_t;
+typedef enum {
+	R_NONE, R_ENROLL, R_EVENTS_POST, R_STATUS, R_EVENTS_LIST, R_EVENT_GET, R_AGENTS, R_STATS,
+	R_POLICY /* the admin side of policy distribution: policy_api.c */
+} route_t;
 
 typedef struct {
 	uv_work_t work;
@@ -32,10 +36,13 @@ typedef struct {
 	console_t *c;
 	console_req_t *req;
 	route_t route;
+	policy_route_t policy_route; /* R_POLICY's own route */
 	uint64_t started;
 	/* answer */
 	int status;
 	char *body;
+	size_t body_len;           /* when the body is not a C string (a policy file) */
+	bool targeting_changed;    /* a rollout or labels changed (policy_answer_t) */
 	const char *code;
 	/* for the log line */
 	char agent_id[64];
@@ -46,11 +53,15 @@ size_t console_api_body_limit(const char *method, const char *path)
 {
 	if (strcmp(method, "POST") == 0 && strcmp(path, "/api/v1/events") == 0)
 		return CONSOLE_MAX_WIRE_BODY;
-	return CONSOLE_MAX_SMALL_BODY;
+	size_t policy = policy_api_body_limit(method, path);
+	return policy ? policy : CONSOLE_MAX_SMALL_BODY;
 }
 
-static route_t route_of(const console_req_t *r, bool *wrong_method)
+static route_t route_of(const console_req_t *r, bool *wrong_method, policy_route_t *policy)
 {
+	*policy = policy_api_route(r->method, r->path, wrong_method);
+	if (*policy != PR_NONE || *wrong_method)
+		return *policy != PR_NONE ? R_POLICY : R_NONE;
 	const char *p = r->path, *m = r->method;
 	bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
 	route_t want = R_NONE;
@@ -71,11 +82,11 @@ static route_t route_of(const console_req_t *r, bool *wrong_method)
 	return ok ? want : R_NONE;
 }
 
-static const char *route_name(route_t r)
+static const char *route_name(const job_t *j)
 {
 	static const char *const names[] = {"none",	    "enroll", "events_post", "status",
 					    "events_list", "event",  "agents",	     "stats"};
-	return names[r];
+	return j->route == R_POLICY ? policy_api_route_name(j->policy_route) : names[j->route];
 }
 
 /* ---- answers built on the pool thread ---- */
@@ -93,19 +104,18 @@ static void answer_error(job_t *j, int status, const char *code, const char *fmt
 	__attribute__((format(printf, 4, 5)));
 static void answer_error(job_t *j, int status, const char *code, const char *fmt, ...)
 {
-	char detail[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	json_t *body = console_error_vjson(code, fmt, ap);
 	va_end(ap);
 	j->code = code;
-	answer_json(j, status, json_pack("{s:s, s:s}", "error", code, "detail", detail));
+	answer_json(j, status, body);
 }
 
 static void store_failed(job_t *j, store_conn_t *sc)
 {
-	metrics_add(console_m_db_errors, 1, route_name(j->route), NULL, NULL);
-	log_msg(LOG_ERROR, "store_error", "%s: %s", route_name(j->route), store_conn_error(sc));
+	metrics_add(console_m_db_errors, 1, route_name(j), NULL, NULL);
+	log_msg(LOG_ERROR, "store_error", "%s: %s", route_name(j), store_conn_error(sc));
 	answer_error(j, 503, "store_unavailable", "the database failed; try again later");
 }
 
@@ -126,6 +136,7 @@ static bool do_enroll(job_t *j, store_conn_t *sc)
 		answer_error(j, 400, "bad_json", "the body must be a JSON object");
 		return true;
 	}
+	char why[256];
 	const char *secret = json_str(o, "enroll_secret", 1024), *id = json_str(o, "agent_id", 64),
 		   *host = json_str(o, "hostname", 255), *ver = json_str(o, "version", 64);
 	if (!secret) {
@@ -136,18 +147,30 @@ static bool do_enroll(job_t *j, store_conn_t *sc)
 		answer_error(j, 400, "bad_request", "\"agent_id\" must be a lowercase UUID");
 	} else if (!host || !ver) {
 		answer_error(j, 400, "bad_request", "\"hostname\" (at most 255) and \"version\" (at most 64) are required strings");
+	} else if (json_object_get(o, "labels") && !rollout_labels_valid(json_object_get(o, "labels"), why, sizeof why)) {
+		answer_error(j, 400, "bad_request", "%s", why);
 	} else {
 		char token[72], hash[65], now[64];
 		console_random_hex(token, 32);
 		console_sha256_hex(token, hash);
 		console_time_format(console_now_ms(), now);
-		if (store_enroll(sc, id, host, ver, hash, now) != 0) {
+		json_t *labels = json_object_get(o, "labels");
+		char *labels_text = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		/* the key list agents pin when not given --bundle-keys (bundle.md) */
+		char *keys = policy_bundle_keys_text(j->c->policy_ctx, sc, why, sizeof why);
+		int r = (labels && !labels_text) || !keys ? -1 : store_enroll(sc, id, host, ver, hash, now, labels_text);
+		free(labels_text);
+		if (r != 0) {
+			if (!keys)
+				log_msg(LOG_ERROR, "bundle_keys", "%s", why);
+			free(keys);
 			OPENSSL_cleanse(token, sizeof token);
 			json_decref(o);
 			return false;
 		}
 		snprintf(j->agent_id, sizeof j->agent_id, "%s", id);
-		answer_json(j, 200, json_pack("{s:s, s:s}", "agent_id", id, "token", token));
+		answer_json(j, 200, json_pack("{s:s, s:s, s:s}", "agent_id", id, "token", token, "bundle_keys", keys));
+		free(keys);
 		OPENSSL_cleanse(token, sizeof token);
 	}
 	json_decref(o);
@@ -196,6 +219,21 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 		answer_error(j, 403, "forbidden", "\"agent_id\" is not the agent this token belongs to");
 		return true;
 	}
+	/* Which version it runs, and which it refused and why (halting); a
+	 * malformed `policy` refuses the whole post before anything is stored. */
+	json_t *policy = json_object_get(o, "policy");
+	if (policy) {
+		policy_answer_t a;
+		bool ok = policy_agent_status(j->c->policy_ctx, sc, agent_id, policy, &a);
+		j->targeting_changed = a.targeting_changed;
+		if (ok && a.json)
+			answer_json(j, a.status, json_incref(a.json));
+		policy_answer_free(&a);
+		if (!ok || j->status) {
+			json_decref(o);
+			return ok;
+		}
+	}
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	char now[64];
@@ -212,7 +250,7 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 static bool read_filters(job_t *j, console_params_t *p, store_filter_t *f, bool list, const char **by,
 			 int64_t *bucket_ms)
 {
-	static const char *const kinds[] = {"verdict", "flow", "spool_drop"};
+	static const char *const kinds[] = {"verdict", "flow", "spool_drop", "shadow"};
 	memset(f, 0, sizeof *f);
 	f->limit = 100;
 	char err[256];
@@ -251,8 +289,8 @@ static bool read_filters(job_t *j, console_params_t *p, store_filter_t *f, bool 
 			f->agent = v;
 		else if (strcmp(n, "kind") == 0) {
 			f->kind = v;
-			if (strcmp(v, kinds[0]) && strcmp(v, kinds[1]) && strcmp(v, kinds[2])) {
-				answer_error(j, 400, "bad_parameter", "parameter \"kind\" must be verdict, flow or spool_drop");
+			if (strcmp(v, kinds[0]) && strcmp(v, kinds[1]) && strcmp(v, kinds[2]) && strcmp(v, kinds[3])) {
+				answer_error(j, 400, "bad_parameter", "parameter \"kind\" must be verdict, flow, spool_drop or shadow");
 				return false;
 			}
 		} else if (strcmp(n, "since") == 0 || strcmp(n, "until") == 0) {
@@ -375,6 +413,30 @@ static bool do_stats(job_t *j, store_conn_t *sc)
 	return true;
 }
 
+static bool do_policy(job_t *j, store_conn_t *sc, const char *token_hash)
+{
+	char actor[80];
+	policy_actor_token(token_hash, actor);
+	policy_answer_t a;
+	policy_api_run(j->policy_route, j->c->policy_ctx, sc, j->req, actor, &a);
+	j->targeting_changed = a.targeting_changed;
+	if (a.status == 503 && !strcmp(a.code ? a.code : "", "store_unavailable")) { /* logged and counted as such */
+		policy_answer_free(&a);
+		return false;
+	}
+	if (a.text) {
+		j->status = a.status;
+		j->body = a.text;
+		j->body_len = a.text_len;
+		a.text = NULL;
+	} else {
+		j->code = a.code;
+		answer_json(j, a.status, json_incref(a.json));
+	}
+	policy_answer_free(&a);
+	return true;
+}
+
 /* ---- the job ---- */
 
 static void run_job(uv_work_t *w)
@@ -384,7 +446,7 @@ static void run_job(uv_work_t *w)
 	store_conn_t *sc = store_acquire(j->c->store, err, sizeof err);
 	if (!sc) {
 		log_msg(LOG_ERROR, "store_error", "%s", err);
-		metrics_add(console_m_db_errors, 1, route_name(j->route), NULL, NULL);
+		metrics_add(console_m_db_errors, 1, route_name(j), NULL, NULL);
 		answer_error(j, 503, "store_unavailable", "the database is unavailable; try again later");
 		return;
 	}
@@ -413,6 +475,10 @@ static void run_job(uv_work_t *w)
 		goto done;
 	}
 	snprintf(j->agent_id, sizeof j->agent_id, "%s", agent_id);
+	if (j->route == R_POLICY) {
+		ok = do_policy(j, sc, hash);
+		goto done;
+	}
 	switch (j->route) {
 	case R_EVENTS_POST: ok = do_events_post(j, sc, agent_id); break;
 	case R_STATUS: ok = do_status(j, sc, agent_id); break;
@@ -439,11 +505,11 @@ static void job_done(uv_work_t *w, int status)
 	c->jobs--;
 	char code[8];
 	snprintf(code, sizeof code, "%d", j->status);
-	metrics_add(console_m_requests, 1, route_name(j->route), code, NULL);
+	metrics_add(console_m_requests, 1, route_name(j), code, NULL);
 	log_line_t l;
 	if (log_enabled(LOG_INFO)) {
 		log_begin(&l, LOG_INFO, "request");
-		log_kv_str(&l, "route", route_name(j->route));
+		log_kv_str(&l, "route", route_name(j));
 		log_kv_u64(&l, "status", (uint64_t)j->status);
 		if (j->agent_id[0])
 			log_kv_str(&l, "agent", j->agent_id);
@@ -457,7 +523,7 @@ static void job_done(uv_work_t *w, int status)
 		log_end(&l);
 	}
 	const char *body = j->body ? j->body : "";
-	console_respond(j->k, j->status ? j->status : 500, body, strlen(body),
+	console_respond(j->k, j->status ? j->status : 500, body, j->body_len ? j->body_len : strlen(body),
 			j->status == 503 ? "Retry-After: 1\r\n" : NULL);
 	free(j->body);
 	console_req_free(j->req);
@@ -468,7 +534,8 @@ void console_api_handle(console_conn_t *k, console_req_t *req)
 {
 	console_t *c = console_conn_owner(k);
 	bool wrong_method;
-	route_t route = route_of(req, &wrong_method);
+	policy_route_t policy_route;
+	route_t route = route_of(req, &wrong_method, &policy_route);
 	int status = 0;
 	const char *code = NULL, *detail = NULL;
 	if (route == R_NONE)
@@ -488,7 +555,8 @@ void console_api_handle(console_conn_t *k, console_req_t *req)
 	if (status) {
 		log_line_t l;
 		log_begin(&l, LOG_INFO, "request");
-		log_kv_str(&l, "route", route_name(route));
+		job_t named = {.route = route, .policy_route = policy_route};
+		log_kv_str(&l, "route", route_name(&named));
 		log_kv_u64(&l, "status", (uint64_t)status);
 		log_kv_str(&l, "error", code);
 		log_end(&l);
@@ -506,6 +574,7 @@ void console_api_handle(console_conn_t *k, console_req_t *req)
 	j->c = c;
 	j->req = req;
 	j->route = route;
+	j->policy_route = policy_route;
 	j->started = uv_now(c->loop);
 	j->work.data = j;
 	if (uv_queue_work(c->loop, &j->work, run_job, job_done) != 0) {

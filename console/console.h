@@ -71,6 +71,7 @@ typedef struct console {
 	size_t buffered;           /* body bytes held by all requests */
 	uint64_t refused;
 	struct metrics_http *metrics; /* --metrics, NULL without; closed with the listener */
+	struct policy_ctx *policy_ctx; /* policy distribution: keys, halting (policy.h) */
 	bool stopping;
 } console_t;
 

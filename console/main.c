@@ -3,7 +3,8 @@
  *
  *   dlpgate-console run --listen ADDR:PORT --state-dir DIR [options]
  *   dlpgate-console admin token create --state-dir DIR [--db ...]
- *   dlpgate-console init --state-dir DIR
+ *   dlpgate-console init --state-dir DIR [--bundle-keys FILE]
+ *   dlpgate-console policy|agent|audit ...   (policy_cli.c)
  *
  * Every mistake a user can make is one line on stderr naming the argument
  * or file and the fix, and exit code 2 (1 for failures at run time).
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "net/addr.h"
 #include "net/metrics_http.h"
+#include "policy.h"
 #include "store.h"
 #include "tls/ca.h"
 
@@ -27,6 +29,8 @@
 #include <sys/stat.h>
 
 #define PROG "dlpgate-console"
+/* One line on stderr and exit code 2, the same for every command (policy_cli.c). */
+#define usage_error console_usage_error
 
 static const char usage_run[] =
 	"usage: " PROG " run --listen ADDR:PORT --state-dir DIR [options]\n"
@@ -45,7 +49,13 @@ static const char usage_run[] =
 	"  --log-level error|warn|info|debug\n"
 	"  --log-format text|json    key=value lines (default) or one JSON object a line\n"
 	"  --metrics ADDR:PORT       serve Prometheus metrics on GET /metrics (off by default;\n"
-	"                            loopback only unless --metrics-public)\n";
+	"                            loopback only unless --metrics-public)\n"
+	"  --bundle-keys FILE        accept only policy bundles signed offline by these keys\n"
+	"                            (copied to DIR/bundle-keys; the console then has no\n"
+	"                            signing key). Default: the console signs with\n"
+	"                            DIR/bundle-signing.key, made on first run\n"
+	"  --rollout-halt-share S    a rollout halts when more than this share (0..1, default\n"
+	"                            0.2) of its reporting agents failed it, at least 2\n";
 
 static const char usage_admin[] =
 	"usage: " PROG " admin token create --state-dir DIR [--db sqlite:PATH | postgresql://...]\n"
@@ -53,28 +63,23 @@ static const char usage_admin[] =
 	"  the console keeps its SHA-256). DIR must exist: it is the console's state dir.\n";
 
 static const char usage_init[] =
-	"usage: " PROG " init --state-dir DIR\n"
+	"usage: " PROG " init --state-dir DIR [--bundle-keys FILE]\n"
 	"  Creates what run would on its first start, and nothing that exists: the state\n"
-	"  dir (0700), console.pem and console.key (self-signed; key 0600), enroll-secret.\n"
+	"  dir (0700), console.pem and console.key (self-signed; key 0600), enroll-secret,\n"
+	"  and bundle-signing.key (0600) unless --bundle-keys FILE (offline signing: the\n"
+	"  keys are copied to DIR/bundle-keys and no signing key is made).\n"
 	"  For packages and provisioning: the certificate exists before agents need it.\n";
 
-static const char usage_top[] = "usage: " PROG " run|init|admin ... (--help on each)\n"
+static const char usage_top[] = "usage: " PROG " run|init|admin|policy|agent|audit ... (--help on each)\n"
 				"  " PROG " run --listen ADDR:PORT --state-dir DIR [...]\n"
-				"  " PROG " init --state-dir DIR\n"
+				"  " PROG " init --state-dir DIR [--bundle-keys FILE]\n"
 				"  " PROG " admin token create --state-dir DIR [--db ...]\n"
+				"  " PROG " policy push|sign|keygen|list|show|diff|activate|shadow|shadow-report|\n"
+				"                      rollback|status|rollouts ...\n"
+				"  " PROG " agent labels AGENT_ID k=v,... --state-dir DIR\n"
+				"  " PROG " audit list --state-dir DIR [--limit N]\n"
 				"  " PROG " --version\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, PROG ": %s\n", msg);
-	return 2;
-}
 
 static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -96,20 +101,39 @@ static void raise_fd_limit(uint32_t want)
 			want);
 }
 
-static char default_db[4096];
-
-static store_t *open_store(const char *state_dir, const char *db, char *err, size_t errlen)
+/* The keys of policy distribution, as run and init make them: --bundle-keys
+ * installed (offline signing), or the console's own signing key made if
+ * missing; then the keys are read once for enrollment to answer. */
+static bool policy_setup(policy_ctx_t *p, const char *state_dir, const char *bundle_keys, char *err, size_t errlen)
 {
-	if (snprintf(default_db, sizeof default_db, "%s/console.db", state_dir) >= (int)sizeof default_db) {
+	if (!str_copy(p->state_dir, sizeof p->state_dir, state_dir)) {
 		snprintf(err, errlen, "--state-dir path too long");
-		return NULL;
+		return false;
 	}
-	return store_open(db, default_db, err, errlen);
+	if (bundle_keys && !policy_install_keys(p, bundle_keys, err, errlen))
+		return false;
+	if (!policy_keys_mode(p) && !policy_ensure_signing_key(p, err, errlen))
+		return false;
+	return policy_load_keys(p, err, errlen); /* enrollment answers them */
+}
+
+/* Which keys this console signs with or trusts, for the start log. */
+static void log_bundle_keys(const policy_ctx_t *p)
+{
+	bundle_keyset_t ks;
+	char err[256];
+	char *keys = policy_bundle_keys_text(p, NULL, err, sizeof err);
+	if (keys && bundle_keys_parse(keys, &ks, err, sizeof err))
+		log_msg(LOG_INFO, "bundle_keys", "%s: %zu key(s), first %s",
+			policy_keys_mode(p) ? "offline signing (bundle-keys), this console cannot sign"
+					    : "the console signs",
+			ks.n, ks.n ? ks.v[0].key_id : "-");
+	free(keys);
 }
 
 static int cmd_run(int argc, char **argv)
 {
-	const char *metrics_addr = NULL;
+	const char *metrics_addr = NULL, *bundle_keys = NULL, *halt_share = NULL;
 	bool metrics_public = false;
 	console_t c;
 	memset(&c, 0, sizeof c);
@@ -132,6 +156,8 @@ static int cmd_run(int argc, char **argv)
 				    : strcmp(a, "--tls-key") == 0	? &c.cfg.tls_key
 				    : strcmp(a, "--enroll-secret") == 0 ? &c.cfg.enroll_secret
 				    : strcmp(a, "--metrics") == 0	? &metrics_addr
+				    : strcmp(a, "--bundle-keys") == 0	? &bundle_keys
+				    : strcmp(a, "--rollout-halt-share") == 0 ? &halt_share
 									: NULL;
 		if (strcmp(a, "--metrics-public") == 0) {
 			metrics_public = true;
@@ -173,8 +199,19 @@ static int cmd_run(int argc, char **argv)
 		return usage_error("--db: unknown database \"%.64s\": use sqlite:PATH or postgresql://USER@HOST:PORT/DB",
 				   c.cfg.db);
 
+	static policy_ctx_t policy;
+	policy.halt_share = POLICY_DEFAULT_HALT_SHARE;
+	if (halt_share) {
+		char *end;
+		policy.halt_share = strtod(halt_share, &end);
+		if (!*halt_share || *end || !(policy.halt_share >= 0 && policy.halt_share < 1))
+			return usage_error("--rollout-halt-share %s: give a share from 0 to below 1, e.g. 0.2", halt_share);
+	}
 	if (!ca_ensure_dir(c.cfg.state_dir, err, sizeof err))
 		return usage_error("%s", err);
+	if (!policy_setup(&policy, c.cfg.state_dir, bundle_keys, err, sizeof err))
+		return usage_error("%s", err);
+	c.policy_ctx = &policy;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(c.cfg.max_connections);
 	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
@@ -184,7 +221,7 @@ static int cmd_run(int argc, char **argv)
 		SSL_CTX_free(c.ssl_ctx);
 		return usage_error("%s", err);
 	}
-	c.store = open_store(c.cfg.state_dir, c.cfg.db, err, sizeof err);
+	c.store = store_open_state(c.cfg.state_dir, c.cfg.db, err, sizeof err);
 	if (!c.store) {
 		SSL_CTX_free(c.ssl_ctx);
 		OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
@@ -220,6 +257,7 @@ static int cmd_run(int argc, char **argv)
 		log_kv_u64(&l, "request_timeout_ms", c.cfg.request_timeout_ms);
 		log_kv_u64(&l, "max_connections", c.cfg.max_connections);
 		log_end(&l);
+		log_bundle_keys(&policy);
 	}
 	uv_run(c.loop, UV_RUN_DEFAULT);
 	c.w.stopping = true;
@@ -276,7 +314,7 @@ static int cmd_admin(int argc, char **argv)
 				   "`" PROG " run` creates it)",
 				   state_dir);
 	char err[1024];
-	store_t *st = open_store(state_dir, db, err, sizeof err);
+	store_t *st = store_open_state(state_dir, db, err, sizeof err);
 	if (!st) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
@@ -287,6 +325,14 @@ static int cmd_admin(int argc, char **argv)
 	console_sha256_hex(token, hash);
 	console_time_format(console_now_ms(), now);
 	int r = sc ? store_admin_token_add(sc, hash, now) : -1;
+	if (r == 0) {
+		/* who made a token, and which one (its id is the actor of what it does) */
+		char actor[80], detail[64];
+		policy_actor_cli(actor);
+		snprintf(detail, sizeof detail, "{\"token_id\":\"%.12s\"}", hash);
+		store_audit_t au = {actor, "admin.token.create", detail};
+		r = store_audit_add(sc, &au);
+	}
 	if (r != 0)
 		fprintf(stderr, PROG ": cannot store the token: %s\n", sc ? store_conn_error(sc) : err);
 	else
@@ -299,6 +345,7 @@ static int cmd_admin(int argc, char **argv)
 
 static int cmd_init(int argc, char **argv)
 {
+	const char *bundle_keys = NULL;
 	console_t c;
 	memset(&c, 0, sizeof c);
 	for (int i = 0; i < argc; i++) {
@@ -306,11 +353,14 @@ static int cmd_init(int argc, char **argv)
 			fputs(usage_init, stdout);
 			return 0;
 		}
-		if (strcmp(argv[i], "--state-dir") != 0)
+		const char **slot = strcmp(argv[i], "--state-dir") == 0	? &c.cfg.state_dir
+				    : strcmp(argv[i], "--bundle-keys") == 0 ? &bundle_keys
+									    : NULL;
+		if (!slot)
 			return usage_error("init: unknown option %s (see " PROG " init --help)", argv[i]);
 		if (i + 1 >= argc)
-			return usage_error("init: --state-dir needs a value");
-		c.cfg.state_dir = argv[++i];
+			return usage_error("init: %s needs a value", argv[i]);
+		*slot = argv[++i];
 	}
 	if (!c.cfg.state_dir)
 		return usage_error("init: --state-dir DIR is required");
@@ -321,7 +371,9 @@ static int cmd_init(int argc, char **argv)
 	c.ssl_ctx = console_tls_ctx(&c.cfg, err, sizeof err);
 	if (!c.ssl_ctx)
 		return usage_error("%s", err);
-	bool ok = console_enroll_secret(&c, err, sizeof err);
+	policy_ctx_t policy = {.halt_share = POLICY_DEFAULT_HALT_SHARE};
+	bool ok = console_enroll_secret(&c, err, sizeof err) &&
+		  policy_setup(&policy, c.cfg.state_dir, bundle_keys, err, sizeof err);
 	SSL_CTX_free(c.ssl_ctx);
 	OPENSSL_cleanse(c.enroll_secret, sizeof c.enroll_secret);
 	if (!ok)
@@ -332,7 +384,7 @@ static int cmd_init(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		return usage_error("no command: use run, init or admin (see " PROG " --help)");
+		return usage_error("no command: use run, init, admin, policy, agent or audit (see " PROG " --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_top, stdout);
 		return 0;
@@ -347,5 +399,13 @@ int main(int argc, char **argv)
 		return cmd_admin(argc - 2, argv + 2);
 	if (strcmp(argv[1], "init") == 0)
 		return cmd_init(argc - 2, argv + 2);
-	return usage_error("unknown command \"%s\": use run, init or admin (see " PROG " --help)", argv[1]);
+	if (strcmp(argv[1], "policy") == 0)
+		return policy_cli_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "agent") == 0)
+		return policy_cli_agent(argc - 2, argv + 2);
+	if (strcmp(argv[1], "audit") == 0)
+		return policy_cli_audit(argc - 2, argv + 2);
+	return usage_error("unknown command \"%s\": use run, init, admin, policy, agent or audit (see " PROG
+			   " --help)",
+			   argv[1]);
 }

@@ -511,3 +511,35 @@ void flow_decide(flow_t *f)
 	memset(&f->verdict, 0, sizeof f->verdict);
 	f->policy->ops->on_flow(f->policy, f->w, &f->facts, &f->verdict);
 }
+
+bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *fmt, ...)
+{
+	char detail[160], note[32];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	memset(&f->verdict, 0, sizeof f->verdict);
+	f->policy->ops->on_uninspectable(f->policy, f->w, &f->facts, why, detail, &f->verdict);
+	const verdict_t *v = &f->verdict;
+	/* every such decision is an event: a blind spot an admin must see */
+	snprintf(note, sizeof note, "uninspectable:%s", uninspectable_name(why));
+	event_t e = {.stage = "flow",
+		     .verdict = v,
+		     .facts = &f->facts,
+		     .policy_version = f->policy->version_text,
+		     .flow_id = f->id,
+		     .client_ip = f->client_ip,
+		     .tls = side_tls_version(&f->client),
+		     .note = note};
+	event_new_id(e.id);
+	event_emit(&e);
+	report_count(v->kind == VERDICT_BLOCK ? REPORT_BLOCK : REPORT_BYPASS);
+	if (v->monitor)
+		report_count(REPORT_MONITOR);
+	if (v->error)
+		report_count(REPORT_POLICY_ERRORS);
+	metrics_add(stats_uninspectable, 1, uninspectable_name(why), v->kind == VERDICT_BLOCK ? "block" : "bypass",
+		    NULL);
+	return v->kind != VERDICT_BLOCK || v->monitor;
+}

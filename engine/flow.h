@@ -125,6 +125,12 @@ void flow_idle(flow_t *f, uint32_t ms);
 
 /* Asks the flow's policy about this flow (on_flow). */
 void flow_decide(flow_t *f);
+/* The flow was to be inspected but cannot be: asks the policy
+ * (on_uninspectable), reports the decision as a verdict event, and says
+ * what to do: true to let it through uninspected (bypass, or a block the
+ * policy only monitors), false to refuse it. f->verdict holds the answer. */
+bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *detail_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void flow_set_destination(flow_t *f, const char *host, uint16_t port);
 
 /* The tunnel is up (CONNECT answered or a transparent flow connected):

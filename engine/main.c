@@ -45,7 +45,9 @@ int main(int argc, char **argv)
 		return cli_spool(argc, argv);
 	if (!strcmp(cmd, "status"))
 		return cli_status(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status; see "
+	if (!strcmp(cmd, "pinned"))
+		return cli_pinned(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status, pinned; see "
 		 "dlpgate --help)",
 		 cmd);
 }

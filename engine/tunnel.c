@@ -8,9 +8,10 @@
  *     decides and either splices or intercepts; one the parser refuses
  *     (an SSLv2-style hello among them) gets a fatal alert and is closed;
  *   - an HTTP request line: inspected in the clear by http/relay.c;
- *   - anything else: not inspectable, spliced and reported as such.
+ *   - anything else: not inspectable: the policy says (on_uninspectable)
+ *     whether it is spliced or refused, and the decision is reported.
  * If the upstream speaks first (SMTP, SSH banners...), the protocol is not
- * one the client opens: spliced at once.
+ * one the client opens: likewise.
  */
 #include "flow.h"
 
@@ -41,7 +42,10 @@ static void decide_clear(flow_t *f, bool http)
 		relay_start_tunnel(f);
 		return;
 	}
-	splice_start(f, "not-http");
+	if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the tunnel carries neither TLS nor HTTP"))
+		splice_start(f, "not-http");
+	else
+		flow_close(f, "blocked", "%s", f->verdict.reason);
 }
 
 static void classify(flow_t *f)

@@ -15,6 +15,10 @@
 --             upload goes through.
 --   responses are not read (no on_response): downloads are not this
 --             policy's concern, and not holding them keeps them fast.
+--   uninspectable  flows that should be inspected but cannot be (a client
+--             that pins its certificates, h2-only ALPN, not HTTP, ...) go
+--             on only for signed or system code no person drives; the
+--             rest are blocked.
 --
 -- Try it:  dlpgate test rules/default.lua rules/tests/default_test.lua
 local dlp = require "dlp"
@@ -54,11 +58,22 @@ local USER_DRIVABLE_PATHS = {
 	"^/usr/bin/", "^/bin/", "^/Library/Developer/CommandLineTools/",
 	"^/Applications/Xcode[^/]*%.app/", "^/Applications/Safari%.app/", "^/System/Applications/Mail%.app/",
 	"^/System/Applications/Notes%.app/", "WebKit%.framework/.*com%.apple%.WebKit%.Networking",
+	-- browsers on Linux
+	"^/usr/lib/chromium/", "^/opt/google/chrome/", "^/usr/lib/firefox", "^/opt/microsoft/msedge/", "^/snap/",
+}
+
+-- Other vendors' browsers: driven by a person, so never trusted to go on
+-- uninspected (on_uninspectable below).
+local BROWSER_SIGNING_IDS = {
+	["com.google.Chrome"] = true, ["com.google.Chrome.helper"] = true, ["org.mozilla.firefox"] = true,
+	["com.microsoft.edgemac"] = true, ["com.microsoft.edgemac.helper"] = true, ["com.brave.Browser"] = true,
+	["com.brave.Browser.helper"] = true, ["com.operasoftware.Opera"] = true, ["com.vivaldi.Vivaldi"] = true,
+	["company.thebrowser.Browser"] = true, ["org.chromium.Chromium"] = true,
 }
 
 local function user_drivable(app)
 	if app.signing_id then
-		return USER_DRIVABLE_SIGNING_IDS[app.signing_id] == true
+		return USER_DRIVABLE_SIGNING_IDS[app.signing_id] == true or BROWSER_SIGNING_IDS[app.signing_id] == true
 	end
 	for _, pattern in ipairs(USER_DRIVABLE_PATHS) do
 		if app.path and app.path:find(pattern) then
@@ -90,6 +105,23 @@ function on_flow(flow)
 		return dlp.bypass("sensitive site")
 	end
 	return dlp.inspect()
+end
+
+-- A flow this policy chose to inspect that cannot be: the client refused
+-- dlpgate's certificate (now or before: a pinning app), offers no
+-- HTTP/1.1 in ALPN, speaks something else, or sends an encoding or switches
+-- to a protocol dlpgate cannot read. Only code the system vouches for (a
+-- signature, or a root-owned system binary) that no person drives may go
+-- on uninspected; curl, scripting languages, browsers and clients nobody
+-- can name (the explicit proxy) are refused, with a reason they can read.
+function on_uninspectable(flow, why)
+	local app = flow.app
+	local vouched = app.signing_id ~= nil or app.anchor == "system"
+	if vouched and not user_drivable(app) then
+		return dlp.bypass("not inspectable (" .. why.code .. "), let through for "
+			.. (app.signing_id or app.path) .. ": " .. why.detail)
+	end
+	return dlp.block("dlpgate must inspect this connection but cannot (" .. why.code .. "): " .. why.detail)
 end
 
 -- Blocked: a credential that opens a cloud account or a server.

@@ -256,6 +256,11 @@ static void on_hup(uv_signal_t *s, int signum)
 {
 	(void)signum;
 	main_ctx_t *m = s->data;
+	/* an admin who reloads wants apps that pinned a certificate asked about
+	 * again, under the policy now in force */
+	size_t forgotten = pinned_clear(m->e->pinned);
+	if (forgotten)
+		log_msg(LOG_INFO, "pinned_cleared", "SIGHUP: %zu pinned app entries forgotten", forgotten);
 	if (!m->config_path && !m->policy_path) {
 		log_msg(LOG_INFO, "reload", "SIGHUP: nothing to reload (no --policy, no --config)");
 		return;

@@ -27,9 +27,38 @@ static const char *kind_name(listen_kind_t k)
 	return k == LISTEN_EXPLICIT ? "explicit" : k == LISTEN_TRANSPARENT ? "transparent" : "sysext";
 }
 
-char *status_answer(void *source)
+static char *json_line(json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return NULL;
+	size_t n = strlen(text);
+	char *line = realloc(text, n + 2); /* one line, so shell tools read it whole */
+	if (!line)
+		return text;
+	memcpy(line + n, "\n", 2);
+	return line;
+}
+
+static char *pinned_answer(const status_source_t *s, bool clear)
+{
+	if (clear)
+		return json_line(json_pack("{s:I}", "cleared", (json_int_t)pinned_clear(s->e->pinned)));
+	char *list = pinned_list_json(s->e->pinned);
+	json_t *entries = list ? json_loads(list, 0, NULL) : NULL;
+	free(list);
+	return json_line(json_pack("{s:o*, s:I}", "pinned", entries, "ttl_s", (json_int_t)s->e->cfg.pinned_ttl_s));
+}
+
+char *status_answer(void *source, const char *command)
 {
 	const status_source_t *s = source;
+	if (!strcmp(command, "pinned list") || !strcmp(command, "pinned clear"))
+		return pinned_answer(s, !strcmp(command, "pinned clear"));
+	if (strcmp(command, "status") != 0)
+		return json_line(json_pack("{s:s, s:s}", "error", "unknown command", "commands",
+					   "status, pinned list, pinned clear"));
 	const engine_t *e = s->e;
 	report_snapshot_t r;
 	report_snapshot(&r);
@@ -50,16 +79,7 @@ char *status_answer(void *source)
 			      (json_int_t)atomic_load(&e->connections), "flows_total",
 			      (json_int_t)atomic_load(&e->flows_total), "pinned_entries",
 			      (json_int_t)pinned_count(e->pinned), "console", console);
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!text)
-		return NULL;
-	size_t n = strlen(text);
-	char *line = realloc(text, n + 2); /* one line, so shell tools read it whole */
-	if (!line)
-		return text;
-	memcpy(line + n, "\n", 2);
-	return line;
+	return json_line(o);
 }
 
 /* "key: value" lines, nested objects as "console.state". */
@@ -93,6 +113,46 @@ static void print_text(json_t *o, const char *prefix)
 	}
 }
 
+/* The running agent's control socket under state_dir; exits with usage
+ * errors as the other commands do. */
+static void socket_path(const char *state_dir, const char *cmd, char *path, size_t n)
+{
+	if (!state_dir)
+		cli_fail("%s needs --state-dir DIR (the running agent's)", cmd);
+	if (snprintf(path, n, "%s/%s", state_dir, STATUS_SOCKET) >= (int)n)
+		cli_fail("--state-dir %s: path too long", state_dir);
+}
+
+int cli_pinned(int argc, char **argv)
+{
+	const char *state_dir = NULL, *what = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (cli_is(argv[i], "--state-dir"))
+			state_dir = cli_value(argc, argv, &i, "--state-dir");
+		else if (!what && (!strcmp(argv[i], "list") || !strcmp(argv[i], "clear")))
+			what = argv[i];
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_usage();
+			return 0;
+		} else
+			cli_fail("usage: dlpgate pinned list|clear --state-dir DIR (unexpected: %s)", argv[i]);
+	}
+	if (!what)
+		cli_fail("usage: dlpgate pinned list|clear --state-dir DIR");
+	char path[PATH_MAX], err[PATH_MAX + 128], command[32];
+	socket_path(state_dir, "pinned", path, sizeof path);
+	snprintf(command, sizeof command, "pinned %s", what);
+	char *answer = control_ask(path, command, err, sizeof err);
+	if (!answer) {
+		fprintf(stderr, "dlpgate: not running: no agent answers on %s\n", err);
+		return STATUS_NOT_RUNNING;
+	}
+	fputs(answer, stdout);
+	bool refused = strstr(answer, "\"error\"") != NULL;
+	free(answer);
+	return refused ? 1 : 0;
+}
+
 int cli_status(int argc, char **argv)
 {
 	const char *state_dir = NULL;
@@ -108,12 +168,9 @@ int cli_status(int argc, char **argv)
 		} else
 			cli_fail("unknown option for status: %s (see dlpgate --help)", argv[i]);
 	}
-	if (!state_dir)
-		cli_fail("status needs --state-dir DIR (the running agent's)");
 	char path[PATH_MAX], err[PATH_MAX + 128];
-	if (snprintf(path, sizeof path, "%s/%s", state_dir, STATUS_SOCKET) >= (int)sizeof path)
-		cli_fail("--state-dir %s: path too long", state_dir);
-	char *answer = control_ask(path, err, sizeof err);
+	socket_path(state_dir, "status", path, sizeof path);
+	char *answer = control_ask(path, "status", err, sizeof err);
 	if (!answer) {
 		fprintf(stderr, "dlpgate: not running: no agent answers on %s\n", err);
 		return STATUS_NOT_RUNNING;

@@ -195,14 +195,32 @@ size_t lru_capacity(const lru_t *c)
 	return c->capacity;
 }
 
-void lru_free(lru_t *c)
+void lru_foreach(lru_t *c, uint64_t now_ms, lru_visit_fn fn, void *ud)
 {
-	if (!c)
-		return;
+	for (entry_t *e = c->head, *next; e; e = next) {
+		next = e->next;
+		if (e->expires_ms && now_ms >= e->expires_ms)
+			destroy(c, find_slot(c, e->key, e->klen, e->hash));
+		else
+			fn(ud, e->key, e->klen, e->value, e->expires_ms);
+	}
+}
+
+size_t lru_clear(lru_t *c)
+{
+	size_t n = c->count;
 	while (c->head) {
 		entry_t *e = c->head;
 		destroy(c, find_slot(c, e->key, e->klen, e->hash));
 	}
+	return n;
+}
+
+void lru_free(lru_t *c)
+{
+	if (!c)
+		return;
+	lru_clear(c);
 	free(c->buckets);
 	free(c);
 }

@@ -34,6 +34,12 @@ bool lru_put(lru_t *c, const void *key, size_t klen, void *value, uint64_t expir
 bool lru_remove(lru_t *c, const void *key, size_t klen);
 size_t lru_count(const lru_t *c);
 size_t lru_capacity(const lru_t *c);
+/* Calls fn for each live entry, most recently used first (expired ones
+ * are removed on the way, without a call); fn must not change c. */
+typedef void (*lru_visit_fn)(void *ud, const void *key, size_t klen, void *value, uint64_t expires_ms);
+void lru_foreach(lru_t *c, uint64_t now_ms, lru_visit_fn fn, void *ud);
+/* Removes every entry; returns how many there were. */
+size_t lru_clear(lru_t *c);
 
 /* A seeded 64-bit hash for other tables keyed by network input. */
 uint64_t lru_hash(const void *key, size_t klen);

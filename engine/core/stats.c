@@ -1,7 +1,8 @@
 /* The agent's counter families; see stats.h. */
 #include "core/stats.h"
 
-metrics_family_t *stats_flows, *stats_messages, *stats_detector_hits, *stats_policy_errors, *stats_handshakes;
+metrics_family_t *stats_flows, *stats_messages, *stats_detector_hits, *stats_policy_errors, *stats_handshakes,
+	*stats_uninspectable;
 
 void stats_init(void)
 {
@@ -21,4 +22,8 @@ void stats_init(void)
 					      "stage,kind");
 	stats_handshakes = metrics_counter("dlpgate_tls_handshakes_total",
 					   "TLS handshakes with clients and upstreams, by result.", "side,result");
+	stats_uninspectable = metrics_counter("dlpgate_uninspectable_total",
+					      "Flows the policy chose to inspect that could not be, by why (pinned, "
+					      "alpn, not-http, encoding, upgrade) and what the policy decided.",
+					      "why,decision");
 }

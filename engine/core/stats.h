@@ -16,6 +16,7 @@ extern metrics_family_t *stats_messages;       /* stage: request, response */
 extern metrics_family_t *stats_detector_hits;  /* detector */
 extern metrics_family_t *stats_policy_errors;  /* stage, kind: error, instruction_limit, memory_limit */
 extern metrics_family_t *stats_handshakes;     /* side, result */
+extern metrics_family_t *stats_uninspectable;  /* why, decision: bypass, block */
 
 void stats_init(void);
 

@@ -54,6 +54,17 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	if (st != BODY_OK)
 		r->note = body_status_name(st);
 
+	if (st == BODY_UNSUPPORTED || st == BODY_CORRUPT) {
+		/* A coding we cannot undo hides the body from every detector:
+		 * the policy decides (on_uninspectable), never the sender. */
+		char detail[160];
+		snprintf(detail, sizeof detail, "Content-Encoding %.*s: %s", (int)(ce_len > 64 ? 64 : ce_len), ce,
+			 why ? why : body_status_name(st));
+		p->ops->on_uninspectable(p, w, f, UNINSPECTABLE_ENCODING, detail, &r->verdict);
+		if (r->verdict.kind != VERDICT_BLOCK)
+			r->verdict.kind = VERDICT_PASS;
+		return;
+	}
 	if (!readable || (st == BODY_TRUNCATED && p->oversize != OVERSIZE_PREFIX)) {
 		/* Nothing (or not all) can be read and the policy said what
 		 * that means: no stage call for a body it cannot see. A bomb

@@ -981,9 +981,11 @@ static bool sniff_client(relay_t *r, iobuf_t *b)
 		return false;
 	r->sniff = false;
 	if (http == 0) {
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "TLS carries a protocol other than HTTP/1.1");
 		r->done = true;
-		splice_start(f, "not-http");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "TLS carries a protocol other than HTTP/1.1"))
+			splice_start(f, "not-http");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return false;
 	}
 	bytebuf_t peek = f->peek;
@@ -1021,8 +1023,10 @@ static void upstream_data(side_t *s, iobuf_t *b)
 			flow_close(f, "error", "upstream sent too much before the client spoke");
 			return;
 		}
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
-		splice_start(f, "server-first");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
+			splice_start(f, "server-first");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
 	}
 	feed_upstream(r, b->data, b->len);
@@ -1201,8 +1205,10 @@ void relay_start_tls(flow_t *f)
 {
 	if (f->early.len) {
 		/* The server spoke before any request: not HTTP. */
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http", "the server speaks first: not HTTP");
-		splice_start(f, "server-first");
+		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
+			splice_start(f, "server-first");
+		else
+			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
 	}
 	start(f, RELAY_ORIGIN);

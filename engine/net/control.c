@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,24 +24,93 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
+#define CONTROL_COMMAND_WAIT_MS 1000
+
 typedef struct {
 	uv_pipe_t pipe;
+	uv_timer_t timer;          /* the command must come within a second */
 	uv_write_t wr;
+	control_t *ctl;
 	char *answer;
+	char command[CONTROL_MAX_COMMAND + 1];
+	size_t n;
+	int open_handles;
+	bool answered;
 } control_client_t;
 
 static void client_closed(uv_handle_t *h)
 {
 	control_client_t *c = h->data;
+	if (--c->open_handles > 0)
+		return;
 	free(c->answer);
 	free(c);
+}
+
+static void client_close(control_client_t *c)
+{
+	uv_close((uv_handle_t *)&c->timer, client_closed);
+	uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
 static void written(uv_write_t *wr, int status)
 {
 	(void)status;
-	control_client_t *c = wr->data;
-	uv_close((uv_handle_t *)&c->pipe, client_closed);
+	client_close(wr->data);
+}
+
+/* Answers the command read so far (once), then closes. */
+static void answer(control_client_t *c)
+{
+	if (c->answered)
+		return;
+	c->answered = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	uv_timer_stop(&c->timer);
+	c->command[c->n] = '\0';
+	char *nl = strchr(c->command, '\n');
+	if (nl)
+		*nl = '\0';
+	if (nl && nl > c->command && nl[-1] == '\r')
+		nl[-1] = '\0';
+	c->answer = c->ctl->fn(c->ctl->ud, c->command[0] ? c->command : "status");
+	if (!c->answer) {
+		client_close(c);
+		return;
+	}
+	uv_buf_t b = uv_buf_init(c->answer, (unsigned)strlen(c->answer));
+	c->wr.data = c;
+	if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, written) != 0)
+		client_close(c);
+}
+
+static void alloc_command(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	control_client_t *c = h->data;
+	/* one byte at most past the limit: enough to know it was passed */
+	*buf = uv_buf_init(c->command + c->n, (unsigned)(CONTROL_MAX_COMMAND + 1 - c->n));
+}
+
+static void on_command(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	control_client_t *c = s->data;
+	if (nread > 0)
+		c->n += (size_t)nread;
+	if (c->n > CONTROL_MAX_COMMAND) {
+		c->n = 0;
+		snprintf(c->command, sizeof c->command, "%s", "(too long)");
+		c->n = strlen(c->command);
+		answer(c);
+	} else if (nread < 0 || memchr(c->command, '\n', c->n)) {
+		answer(c);
+	}
+}
+
+static void command_late(uv_timer_t *t)
+{
+	answer(t->data);
 }
 
 static void on_client(uv_stream_t *server, int status)
@@ -51,21 +121,17 @@ static void on_client(uv_stream_t *server, int status)
 	control_client_t *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
+	c->ctl = ctl;
+	c->open_handles = 2;
 	uv_pipe_init(server->loop, &c->pipe, 0);
-	c->pipe.data = c;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
-		uv_close((uv_handle_t *)&c->pipe, client_closed);
+	uv_timer_init(server->loop, &c->timer);
+	c->pipe.data = c->timer.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+	    uv_read_start((uv_stream_t *)&c->pipe, alloc_command, on_command) != 0) {
+		client_close(c);
 		return;
 	}
-	c->answer = ctl->fn(ctl->ud);
-	if (!c->answer) {
-		uv_close((uv_handle_t *)&c->pipe, client_closed);
-		return;
-	}
-	uv_buf_t b = uv_buf_init(c->answer, (unsigned)strlen(c->answer));
-	c->wr.data = c;
-	if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, written) != 0)
-		uv_close((uv_handle_t *)&c->pipe, client_closed);
+	uv_timer_start(&c->timer, command_late, CONTROL_COMMAND_WAIT_MS, 0);
 }
 
 static int connect_unix(const char *path)
@@ -141,11 +207,18 @@ void control_stop(control_t *c)
 	uv_close((uv_handle_t *)&c->pipe, control_closed);
 }
 
-char *control_ask(const char *path, char *err, size_t errlen)
+char *control_ask(const char *path, const char *command, char *err, size_t errlen)
 {
 	int fd = connect_unix(path);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char line[CONTROL_MAX_COMMAND + 2];
+	int len = snprintf(line, sizeof line, "%s\n", command);
+	if (len < 0 || (size_t)len >= sizeof line || write(fd, line, (size_t)len) != len) {
+		snprintf(err, errlen, "%s: cannot send the command: %s", path, len < 0 || (size_t)len >= sizeof line ? "too long" : strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	struct timeval tv = {.tv_sec = CONTROL_TIMEOUT_S};

@@ -303,9 +303,10 @@ int lua_policy_check(const char *path, FILE *out)
 			"window around the keywords could be proven to find the same)\n",
 			text_gated, text_gated == 1 ? "" : "s", text_gated == 1 ? "s" : "");
 	bool policy = lp->has_flow || lp->has_request || lp->has_response;
-	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s\n",
+	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
-		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "");
+		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "",
+		lp->has_uninspectable ? " on_uninspectable" : "");
 	named_free(lp->master->L, &l);
 	lua_policy_close(lp);
 	return problems;
@@ -587,13 +588,28 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	lp->base.ops->on_flow(&lp->base, NULL, &tf.facts, &v);
 	verdict_t flow = v;
 	const verdict_t *flow_error = v.error ? &flow : NULL;
+	/* uninspectable = "alpn" (...): the flow the policy chose to inspect
+	 * cannot be; expect.flow is then what on_uninspectable decided */
+	const char *unins = field_str(L, c, "uninspectable");
+	if (unins) {
+		int code = uninspectable_by_name(unins);
+		if (code < 0) {
+			snprintf(why, wn, "uninspectable = \"%s\": use pinned, alpn, not-http, encoding or upgrade", unins);
+			bytebuf_free(&raw);
+			http_head_free(&req);
+			return false;
+		}
+		if (v.kind == VERDICT_INSPECT)
+			lp->base.ops->on_uninspectable(&lp->base, NULL, &tf.facts, (uninspectable_t)code,
+						       "a test case says so", &v);
+	}
 	const char *want_flow = field_str(L, ex, "flow");
 	if (want_flow && strcmp(want_flow, verdict_name(v.kind))) {
 		snprintf(why, wn, "expected the flow to %s, got %s (rule %s: %s)", want_flow, verdict_name(v.kind), v.rule,
 			 v.reason);
 		ok = false;
 	} else if ((!have_req && !have_res) || ((v.kind == VERDICT_BYPASS || v.kind == VERDICT_BLOCK) && !v.monitor)) {
-		ok = expect_ok(L, ex, &v, NULL, NULL, NULL, 0, why, wn);
+		ok = expect_ok(L, ex, &v, flow_error, NULL, NULL, 0, why, wn);
 	} else {
 		inspect_result_t r;
 		if (have_res) {

@@ -238,9 +238,9 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 	bl->max_ratio = (uint32_t)ratio;
 	bl->max_layers = (uint32_t)layers;
 
-	static const char *const stages[] = {"on_flow", "on_request", "on_response"};
-	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response};
-	for (int i = 0; i < 3; i++) {
+	static const char *const stages[] = {"on_flow", "on_request", "on_response", "on_uninspectable"};
+	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response, &lp->has_uninspectable};
+	for (int i = 0; i < 4; i++) {
 		lua_getglobal(L, stages[i]);
 		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
 			snprintf(err, n, "%s: %s is a %s, not a function", path, stages[i], luaL_typename(L, -1));
@@ -419,8 +419,14 @@ static void fail_verdict(lua_policy_t *lp, const char *stage, const char *msg, v
 	log_end(&l);
 }
 
+/* Why a flow cannot be inspected, for on_uninspectable(flow, why). */
+typedef struct {
+	uninspectable_t code;
+	const char *detail;
+} unins_arg_t;
+
 static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, const flow_facts_t *f,
-		       policy_msg_t *m, verdict_kind_t default_kind, verdict_t *v)
+		       policy_msg_t *m, const unins_arg_t *why, verdict_kind_t default_kind, verdict_t *v)
 {
 	memset(v, 0, sizeof *v);
 	lstate_t *ls = state_for(lp, w);
@@ -458,6 +464,14 @@ static void call_stage(lua_policy_t *lp, struct worker *w, const char *stage, co
 	for (int i = 1; i < nargs; i++)
 		lua_pushvalue(L, top + i);
 	lmsg_push_flow(L, f);
+	if (why) {
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, uninspectable_name(why->code));
+		lua_setfield(L, -2, "code");
+		lua_pushstring(L, why->detail ? why->detail : "");
+		lua_setfield(L, -2, "detail");
+		nargs++;
+	}
 	atomic_fetch_add(&lp->calls, 1);
 	sandbox_reset(L);
 	int rc = sandbox_pcall(L, nargs, 1);
@@ -493,7 +507,7 @@ static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *
 		verdict_set(v, VERDICT_INSPECT, "default", "the policy has no on_flow");
 		return;
 	}
-	call_stage(lp, w, "on_flow", f, NULL, VERDICT_INSPECT, v);
+	call_stage(lp, w, "on_flow", f, NULL, NULL, VERDICT_INSPECT, v);
 	if (v->kind == VERDICT_PASS && !v->redact)
 		v->kind = VERDICT_INSPECT; /* at the flow stage, pass means go on */
 }
@@ -506,7 +520,7 @@ static void message_stage(lua_policy_t *lp, bool defined, const char *stage, str
 		verdict_set(v, VERDICT_PASS, "default", "the policy has no %s", stage);
 		return;
 	}
-	call_stage(lp, w, stage, f, m, VERDICT_PASS, v);
+	call_stage(lp, w, stage, f, m, NULL, VERDICT_PASS, v);
 	if (v->kind == VERDICT_INSPECT)
 		v->kind = VERDICT_PASS;
 }
@@ -537,7 +551,31 @@ static void destroy(compiled_policy_t *p)
 	free(lp);
 }
 
-static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, destroy};
+/* Without the stage, fail decides: a policy that fails closed lets
+ * nothing through uninspected, one that fails open lets it pass as before.
+ * An answer other than bypass or block (pass, inspect) means bypass: the
+ * flow cannot be inspected whatever the policy wishes. */
+static void on_uninspectable(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, uninspectable_t why,
+			     const char *detail, verdict_t *v)
+{
+	lua_policy_t *lp = p->impl;
+	const char *code = uninspectable_name(why);
+	if (!lp->has_uninspectable) {
+		verdict_set(v, lp->fail_closed ? VERDICT_BLOCK : VERDICT_BYPASS, "default",
+			    "not inspectable (%s): %s; no on_uninspectable, so fail = \"%s\" decides", code, detail,
+			    lp->fail_closed ? "closed" : "open");
+		if (lp->monitor)
+			v->monitor = true;
+		return;
+	}
+	unins_arg_t arg = {why, detail};
+	call_stage(lp, w, "on_uninspectable", f, NULL, &arg, VERDICT_BYPASS, v);
+	if (v->kind != VERDICT_BLOCK)
+		v->kind = VERDICT_BYPASS;
+	v->redact = false;
+}
+
+static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, on_uninspectable, destroy};
 
 /* The version names what runs: the policy file and every module it
  * required, as loaded (the snapshot), in load order. */

@@ -1,10 +1,11 @@
 /*
  * policy: the flow decision hook.
  *
- * The flow code asks a policy three questions and does what it is told:
+ * The flow code asks a policy these questions and does what it is told:
  *   on_flow      before any byte is decrypted: inspect, bypass (splice) or block
  *   on_request   at each request head: pass or block (redact comes with bodies)
  *   on_response  at each response head: pass or block
+ *   on_uninspectable  a flow it chose to inspect cannot be: bypass or block
  * Each answer is a verdict with a reason and the rule that gave it, so an
  * event can say why. The flow code never knows what kind of policy answered:
  * today the config's bypass_hosts (policy/static.c), later the Lua runtime,
@@ -119,6 +120,22 @@ void policy_msg_clear(policy_msg_t *m);
 
 typedef enum { OVERSIZE_PREFIX = 0, OVERSIZE_PASS, OVERSIZE_BLOCK } oversize_t;
 
+/* Why a flow the policy chose to inspect cannot be: the policy decides
+ * what happens to it (on_uninspectable), never the client's choice. */
+typedef enum {
+	UNINSPECTABLE_PINNED = 0, /* the client refused dlpgate's certificate (now, or earlier for this app and host) */
+	UNINSPECTABLE_ALPN,       /* TLS whose ALPN offers no http/1.1 (only h2, http/1.0, ...) */
+	UNINSPECTABLE_NOT_HTTP,   /* not HTTP/1.x where HTTP was expected */
+	UNINSPECTABLE_ENCODING,   /* a body in a Content-Encoding dlpgate cannot decode */
+	UNINSPECTABLE_UPGRADE,    /* a protocol switch (101) to something dlpgate cannot read */
+} uninspectable_t;
+
+/* "pinned", "alpn", "not-http", "encoding", "upgrade": what policies and
+ * events call them. */
+const char *uninspectable_name(uninspectable_t why);
+/* The reverse; -1 for a name that is none of them. */
+int uninspectable_by_name(const char *name);
+
 /* Not "policy_t": Darwin's <mach/policy.h> has one, and with clang
  * modules on every Darwin header is visible. */
 typedef struct policy compiled_policy_t;
@@ -128,6 +145,10 @@ typedef struct {
 	void (*on_flow)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v);
 	void (*on_request)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *req, verdict_t *v);
 	void (*on_response)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *res, verdict_t *v);
+	/* A flow it chose to inspect cannot be (why, and detail in words):
+	 * BYPASS (let it through as it is) or BLOCK. */
+	void (*on_uninspectable)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, uninspectable_t why,
+				 const char *detail, verdict_t *v);
 	void (*destroy)(compiled_policy_t *p);
 } policy_ops_t;
 

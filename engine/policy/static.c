@@ -81,6 +81,30 @@ static void on_response(compiled_policy_t *p, struct worker *w, const flow_facts
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
+static const char *const uninspectable_names[] = {"pinned", "alpn", "not-http", "encoding", "upgrade"};
+
+const char *uninspectable_name(uninspectable_t why)
+{
+	return why <= UNINSPECTABLE_UPGRADE ? uninspectable_names[why] : "?";
+}
+
+int uninspectable_by_name(const char *name)
+{
+	for (int i = 0; i <= UNINSPECTABLE_UPGRADE; i++)
+		if (!strcmp(name, uninspectable_names[i]))
+			return i;
+	return -1;
+}
+
+/* A config has no fail setting: what it cannot inspect goes through, as it
+ * always did; a Lua policy is where an admin decides otherwise. */
+static void on_uninspectable(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, uninspectable_t why,
+			     const char *detail, verdict_t *v)
+{
+	(void)p, (void)w, (void)f;
+	verdict_set(v, VERDICT_BYPASS, uninspectable_name(why), "not inspectable: %s", detail);
+}
+
 static void destroy(compiled_policy_t *p)
 {
 	static_policy_t *s = p->impl;
@@ -91,7 +115,7 @@ static void destroy(compiled_policy_t *p)
 	free(p);
 }
 
-static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, destroy};
+static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, on_uninspectable, destroy};
 
 compiled_policy_t *policy_static_new(const config_t *cfg)
 {

@@ -57,21 +57,37 @@ static const side_ops_t client_waiting_ops = {hold_client_data, client_eof_early
 
 /* ---- client handshake ---- */
 
+/* The app behind the flow, as the pinned list knows apps; false when the
+ * source cannot tell (the explicit proxy). */
+static bool pinned_app(const flow_t *f, char out[PINNED_APP_MAX])
+{
+	const flow_app_t *a = &f->facts.app;
+	return pinned_app_key(a->signing_id, a->team_id, a->path, a->uid, a->pid > 0, out);
+}
+
 static void pinned_client(flow_t *f, const char *how)
 {
 	metrics_add(stats_handshakes, 1, "client", "rejected_certificate", NULL);
 	const char *name = server_name(f);
-	pinned_add(f->eng->pinned, f->client_ip, name);
+	char app[PINNED_APP_MAX];
+	bool known = pinned_app(f, app);
+	if (known)
+		pinned_add(f->eng->pinned, app, name);
 	log_line_t l;
 	log_begin(&l, LOG_WARN, "client_rejected_cert");
 	log_kv_u64(&l, "flow", f->id);
 	log_kv_str(&l, "src", f->client_ip);
+	log_kv_str(&l, "app", known ? app : NULL);
 	log_kv_str(&l, "server", name);
 	log_kv_str(&l, "how", how);
-	log_kv_u64(&l, "pass_through_s", f->eng->cfg.pinned_ttl_s);
+	log_kv_u64(&l, "remembered_s", known ? f->eng->cfg.pinned_ttl_s : 0);
 	log_end(&l);
-	flow_close(f, "client-rejected-cert", "%s; next connections to %s are spliced for %us", how, name,
-		   f->eng->cfg.pinned_ttl_s);
+	if (known)
+		flow_close(f, "client-rejected-cert",
+			   "%s; for %us this app's flows to %s go to the policy as uninspectable (pinned)", how,
+			   f->eng->cfg.pinned_ttl_s, name);
+	else
+		flow_close(f, "client-rejected-cert", "%s; not remembered: the client has no identity to remember", how);
 }
 
 static void client_handshake_done(side_t *s)
@@ -210,6 +226,14 @@ static void start_upstream_tls(flow_t *f)
 		side_read(&f->upstream, true);
 }
 
+/* The policy refused a flow it cannot inspect: the client gets the block
+ * page if it will take our certificate, and the connection ends. */
+static void refuse_uninspectable(flow_t *f)
+{
+	f->mode = "blocked";
+	intercept_report(f, 403, "blocked", "Blocked by policy", f->verdict.reason);
+}
+
 void intercept_decide(flow_t *f, const clienthello_t *ch)
 {
 	if (ch->has_sni)
@@ -229,17 +253,23 @@ void intercept_decide(flow_t *f, const clienthello_t *ch)
 		break;
 	}
 	const char *name = server_name(f);
-	if (pinned_check(f->eng->pinned, f->client_ip, name)) {
-		verdict_set(&f->verdict, VERDICT_BYPASS, "pinned",
-			    "client rejected dlpgate's certificate for %s earlier: spliced", name);
-		splice_start(f, "pinned");
+	/* what the client chose must not decide what leaves uninspected: the
+	 * policy does (on_uninspectable) */
+	char app[PINNED_APP_MAX];
+	if (pinned_app(f, app) && pinned_check(f->eng->pinned, app, name)) {
+		if (flow_uninspectable(f, UNINSPECTABLE_PINNED, "this client refused dlpgate's certificate for %s earlier",
+				       name))
+			splice_start(f, "pinned");
+		else
+			refuse_uninspectable(f);
 		return;
 	}
 	if (!f->facts.alpn_http11) {
-		verdict_set(&f->verdict, VERDICT_BYPASS, "not-http",
-			    "client offers ALPN %s%s but not http/1.1: not inspectable", ch->n_alpn ? ch->alpn[0] : "?",
-			    ch->n_alpn > 1 ? ",..." : "");
-		splice_start(f, "not-http");
+		if (flow_uninspectable(f, UNINSPECTABLE_ALPN, "the client offers ALPN %s%s but not http/1.1",
+				       ch->n_alpn ? ch->alpn[0] : "?", ch->n_alpn > 1 ? ",..." : ""))
+			splice_start(f, "not-http");
+		else
+			refuse_uninspectable(f);
 		return;
 	}
 	start_upstream_tls(f);

@@ -19,7 +19,34 @@ end
 
 local AWS_ID = "AKIA" .. fake(11, 16, B32)
 
-return {
+-- Flows that should be inspected but cannot be: every reason, for a signed
+-- app nobody drives and a root-owned system daemon (let through), curl, a
+-- browser and a client with no identity (the explicit proxy: refused).
+local UNINSPECTABLE_APPS = {
+	{ "a signed third-party app", "bypass", { team_id = "ABCDE12345", signing_id = "com.example.updater",
+		path = "/Applications/Updater.app/Contents/MacOS/Updater" } },
+	{ "a root-owned system daemon", "bypass", { anchor = "system", path = "/usr/lib/apt/methods/https", uid = 0,
+		pid = 42 } },
+	{ "Apple's curl", "block", app("com.apple.curl", "/usr/bin/curl") },
+	{ "Chrome", "block", { team_id = "EQHXZ8M8AV", signing_id = "com.google.Chrome.helper",
+		path = "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper" } },
+	{ "an unknown client", "block", nil },
+}
+local function uninspectable_cases()
+	local t = {}
+	for _, code in ipairs({ "pinned", "alpn", "not-http", "encoding", "upgrade" }) do
+		for _, a in ipairs(UNINSPECTABLE_APPS) do
+			local name, verdict, who = a[1], a[2], a[3]
+			t[#t + 1] = { name = code .. ": " .. name, flow = { host = "upload.example", app = who },
+				uninspectable = code, expect = { flow = verdict, reason = verdict == "block"
+					and "dlpgate must inspect this connection but cannot (" .. code .. ")"
+					or "not inspectable (" .. code .. "), let through" } }
+		end
+	end
+	return t
+end
+
+local cases = {
 	-- flows
 	flow_case("Apple daemon left to the OS", { host = "gateway.icloud.example", app = app("com.apple.nsurlsessiond",
 		"/usr/libexec/nsurlsessiond") }, "bypass", "Apple platform code com.apple.nsurlsessiond"),
@@ -85,6 +112,14 @@ return {
 		request = { body = string.rep("4526 0181 5908 3012 ", 300) },
 		expect = { verdict = "block", reason = "cannot redact: credit_card matched 300 times" } },
 
+	-- a body nobody can read is not waved through
+	{ name = "a body in a coding dlpgate cannot undo is refused", request = { headers = {
+		["Content-Encoding"] = "compress" }, body = "card 4526 0181 5908 3012" },
+		expect = { verdict = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
+	{ name = "a gzip body that does not decode is refused", request = { headers = {
+		["Content-Encoding"] = "gzip" }, body = "not gzip at all" },
+		expect = { verdict = "block", reason = "dlpgate must inspect this connection but cannot (encoding)" } },
+
 	-- requests: passed
 	{ name = "a clean upload passes", request = { method = "POST", body = "hello, nothing to see" },
 		expect = { verdict = "pass", clean = true } },
@@ -95,3 +130,7 @@ return {
 	{ name = "a GET without a body passes", request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
 		expect = { verdict = "pass" } },
 }
+for _, c in ipairs(uninspectable_cases()) do
+	cases[#cases + 1] = c
+end
+return cases

@@ -198,6 +198,42 @@ START_TEST(chunked_split_and_compressed_bodies)
 }
 END_TEST
 
+/* A body in a coding dlpgate cannot undo (compress) or that does not decode
+ * hides everything: the policy decides. This one's on_uninspectable blocks
+ * it from an unknown client and says why; without the stage, fail = "open"
+ * passes it, and the event says it was not read. */
+START_TEST(undecodable_bodies_go_to_the_policy)
+{
+	const char *src = "local dlp = require 'dlp'\n"
+			  "function on_request(req) return dlp.pass() end\n"
+			  "function on_uninspectable(flow, why)\n"
+			  "  return dlp.block('cannot read it (' .. why.code .. '): ' .. why.detail)\n"
+			  "end\n";
+	fixture_t fx;
+	setup(&fx, src, NULL);
+	const char *codings[] = {"Content-Encoding: compress", "Content-Encoding: gzip"};
+	for (int i = 0; i < 2; i++) {
+		int rc;
+		char *out = post(&fx, (const char *const[]){"-H", codings[i], "-H", "Accept: application/json", "-w",
+							     "\nstatus=%{http_code}", NULL},
+				 "card 4539 1488 0343 6467, not really compressed", &rc);
+		ck_assert_msg(strstr(out, "status=403") && strstr(out, "cannot read it (encoding): Content-Encoding"),
+			      "%s: %s", codings[i], out);
+		free(out);
+	}
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	teardown(&fx);
+
+	setup(&fx, "local dlp = require 'dlp'\nfunction on_request(req) return dlp.pass() end\n", NULL);
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-H", codings[0], "-w", "\nstatus=%{http_code}", NULL}, "opaque", &rc);
+	ck_assert_msg(strstr(out, "status=200"), "%s", out);
+	ck_assert(dlp_log_wait(&fx.d, "no on_uninspectable, so fail = \\\"open\\\" decides", 5000));
+	free(out);
+	teardown(&fx);
+}
+END_TEST
+
 START_TEST(multipart_private_key_blocked)
 {
 	fixture_t fx;
@@ -427,6 +463,7 @@ Suite *policy_suite(void)
 	tcase_add_test(t, redaction_reaches_upstream_masked);
 	tcase_add_test(t, chunked_split_and_compressed_bodies);
 	tcase_add_test(t, multipart_private_key_blocked);
+	tcase_add_test(t, undecodable_bodies_go_to_the_policy);
 	tcase_add_test(t, responses_redacted_too);
 	tcase_add_test(t, oversize_choices);
 	tcase_add_test(t, monitor_mode_reports_and_passes);

@@ -255,8 +255,28 @@ START_TEST(not_http_inside_tls_is_spliced)
 	free(back);
 	th_client_close(c);
 	ck_assert(dlp_log_wait(&d, "mode=not-http", 5000));
-	th_upstream_stop(echo);
+	ck_assert(dlp_log_wait(&d, "\"note\":\"uninspectable:not-http\"", 5000));
 	dlp_stop(&d);
+
+	/* a policy that fails closed lets neither through: the banner server's
+	 * client is cut off, and the binary protocol never reaches its server */
+	const char *closed = "local dlp = require \"dlp\"\nfail = \"closed\"\n"
+			     "function on_request(req) return dlp.pass() end\n";
+	char *pol = th_path("not-http-closed.lua");
+	th_write_file(pol, closed, strlen(closed), 0644);
+	d = dlp_start(w.ca.cert_path, NULL, (const char *const[]){"--policy", pol, NULL});
+	c = th_client_connect_via_proxy(d.port, "127.0.0.1", th_upstream_port(echo), d.ca_path, NULL);
+	th_client_send(c, bin, sizeof bin);
+	size_t got = 0;
+	char *nothing = th_client_recv_until_close(c, &got, 5000);
+	ck_assert_msg(got == 0 && th_client_eof(c), "a blocked non-HTTP tunnel answered %zu bytes", got);
+	free(nothing);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&d, "uninspectable:not-http", 5000));
+	ck_assert_uint_eq(th_upstream_bytes_received(echo), sizeof bin); /* only the first, spliced flow's */
+	dlp_stop(&d);
+	free(pol);
+	th_upstream_stop(echo);
 	world_free(&w);
 }
 END_TEST

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -137,6 +138,80 @@ static void expect(fixture_t *fx, const char *const identity[], bool inspected, 
 {
 	expect_verdict(fx, identity, inspected ? "verdict=accept" : "verdict=bypass", inspected, reason);
 }
+
+/* curl, as the app with this identity, through a new flow client,
+ * trusting only cafile; its exit code (0: the upload went through). */
+static int upload_as(fixture_t *fx, const char *const identity[], const char *cafile)
+{
+	th_proc p;
+	int port = start_flowclient(fx, &p, identity);
+	char target[64], resolve[64];
+	snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
+	snprintf(target, sizeof target, "https://localhost:%d/echo", port);
+	const char *argv[] = {"curl", "-sS", "--max-time", "20", "--cacert", cafile, "--resolve", resolve,
+			      "--data-binary", "card 4539 1488 0343 6467 end", target, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 30000);
+	free(out), free(err);
+	th_stop(&p);
+	return rc;
+}
+
+static char *pinned_cmd(fixture_t *fx, const char *what)
+{
+	const char *argv[] = {dlp_bin(), "pinned", what, "--state-dir", fx->d.state_dir, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 10000);
+	ck_assert_msg(rc == 0, "dlpgate pinned %s: exit %d: %s%s", what, rc, out, err);
+	free(err);
+	return out;
+}
+
+/* An app that refuses dlpgate's certificate is remembered as that app, for
+ * that server, and its next flows there go to the policy: the shipped
+ * default lets a signed app nobody drives through untouched and refuses
+ * curl. Another app's flows to the same server are inspected as ever. */
+START_TEST(pinned_apps_are_remembered_apart_and_the_policy_decides)
+{
+	fixture_t fx;
+	setup(&fx);
+	const char *const updater[] = {"--anchor", "developer_id", "--signing-id", "com.acme.updater", "--team-id",
+				       "ABCDE12345", "--path", "/Applications/Updater.app/Contents/MacOS/Updater", NULL};
+	const char *const curl[] = {"--anchor", "apple", "--signing-id", "com.apple.curl", "--path", "/usr/bin/curl",
+				    NULL};
+	const char *real_ca = fx.w.ca.cert_path; /* trusts the server, not dlpgate: a pinning app */
+	ck_assert_int_ne(upload_as(&fx, updater, real_ca), 0);
+	ck_assert(dlp_log_wait(&fx.d, "app=team:ABCDE12345:com.acme.updater", 5000));
+	/* the updater again: uninspectable (pinned), let through: it sees the real certificate */
+	ck_assert_int_eq(upload_as(&fx, updater, real_ca), 0);
+	ck_assert(dlp_log_wait(&fx.d, "mode=pinned", 5000));
+	/* curl to the same server is not the updater: intercepted (and refuses us) */
+	int handshakes = th_upstream_tls_handshakes(fx.up);
+	ck_assert_int_ne(upload_as(&fx, curl, real_ca), 0);
+	ck_assert(dlp_log_wait(&fx.d, "app=team::com.apple.curl", 5000));
+	/* curl again: pinned now, and the default policy refuses it */
+	ck_assert_int_ne(upload_as(&fx, curl, real_ca), 0);
+	ck_assert(dlp_log_wait(&fx.d, "dlpgate must inspect this connection but cannot (pinned)", 5000));
+	ck_assert_int_eq(th_upstream_tls_handshakes(fx.up), handshakes + 1); /* only the first, intercepted, went up */
+
+	char *list = pinned_cmd(&fx, "list");
+	ck_assert_msg(strstr(list, "\"app\":\"team:ABCDE12345:com.acme.updater\"") &&
+			      strstr(list, "\"app\":\"team::com.apple.curl\"") && strstr(list, "\"server\":\"localhost\""),
+		      "%s", list);
+	free(list);
+	char *cleared = pinned_cmd(&fx, "clear");
+	ck_assert_msg(strstr(cleared, "\"cleared\":2"), "%s", cleared);
+	free(cleared);
+	list = pinned_cmd(&fx, "list");
+	ck_assert_msg(strstr(list, "\"pinned\":[]"), "%s", list);
+	free(list);
+	/* SIGHUP forgets too */
+	ck_assert_int_ne(upload_as(&fx, updater, real_ca), 0);
+	kill(fx.d.proc.pid, SIGHUP);
+	ck_assert(dlp_log_wait(&fx.d, "SIGHUP: 1 pinned app entries forgotten", 5000));
+	teardown(&fx);
+}
+END_TEST
 
 START_TEST(default_policy_decides_on_the_app)
 {
@@ -355,6 +430,7 @@ Suite *sysext_suite(void)
 	TCase *t = tcase_create("sysext");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, default_policy_decides_on_the_app);
+	tcase_add_test(t, pinned_apps_are_remembered_apart_and_the_policy_decides);
 	tcase_add_test(t, hostile_headers_are_rejected);
 	tcase_add_test(t, static_bypass_table_in_the_extension);
 	tcase_add_test(t, only_root_may_connect);

@@ -86,23 +86,26 @@ static int s_client(dlp_t *d, int port, const char *cafile, char **out)
 	return rc;
 }
 
-START_TEST(pinned_client_is_spliced_next_time)
+/* A client with no identity (the explicit proxy: just an address) is never
+ * remembered: one program refusing our certificate must not make the next
+ * connection, maybe another program's, pass uninspected. */
+START_TEST(explicit_proxy_clients_are_never_remembered)
 {
 	world_t w = world_new();
 	th_upstream *up = th_upstream_start(&w.server);
 	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
 	/* A client that trusts only the real CA: it rejects our leaf. */
-	char *out = NULL;
-	int rc = s_client(&d, th_upstream_port(up), w.ca.cert_path, &out);
-	ck_assert_msg(rc != 0, "the pinned client accepted our certificate:\n%s", out);
-	free(out);
-	ck_assert(dlp_log_wait(&d, "event=client_rejected_cert", 5000));
-	/* The next connection is spliced: the client sees the real certificate. */
-	rc = s_client(&d, th_upstream_port(up), w.ca.cert_path, &out);
-	ck_assert_msg(rc == 0 && strstr(out, "\"method\":\"GET\""), "second try failed:\n%s", out);
-	free(out);
-	ck_assert(dlp_log_wait(&d, "mode=pinned", 5000));
-	/* Other clients (trusting us) are still intercepted for other hosts. */
+	for (int i = 0; i < 2; i++) {
+		char *out = NULL;
+		int rc = s_client(&d, th_upstream_port(up), w.ca.cert_path, &out);
+		ck_assert_msg(rc != 0, "try %d: the client accepted our certificate or was spliced:\n%s", i + 1, out);
+		free(out);
+	}
+	ck_assert(dlp_log_wait(&d, "not remembered: the client has no identity", 5000));
+	char *log = dlp_log(&d);
+	ck_assert_msg(!strstr(log, "mode=pinned"), "an explicit-proxy client was remembered:\n%s", log);
+	free(log);
+	/* Clients that trust us are intercepted as ever. */
 	char *u = url("127.0.0.1", th_upstream_port(up), "/echo", true);
 	char *o2 = NULL, *e2 = NULL;
 	const char *args[] = {u, NULL};
@@ -259,23 +262,56 @@ START_TEST(leaf_mirrors_upstream_and_sessions_resume)
 }
 END_TEST
 
-START_TEST(h2_only_clients_are_spliced)
+/* An h2-only client through openssl s_client; its exit code. */
+static int h2_only_client(dlp_t *d, th_upstream *up, const char *cafile)
+{
+	char proxy[64], connect[64];
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", d->port);
+	snprintf(connect, sizeof connect, "localhost:%d", th_upstream_port(up));
+	char *const argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
+			      "-alpn", "h2", "-CAfile", (char *)cafile, "-verify_return_error", "-brief", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run(argv, "", 0, &out, NULL, &err, 15000);
+	free(out), free(err);
+	return rc;
+}
+
+/* ALPN without http/1.1 cannot be inspected: the policy decides, not the
+ * client. A config-only gateway lets it through as it always did; a Lua
+ * policy without on_uninspectable lets its fail setting decide; the
+ * shipped default policy refuses it for a client it cannot name. */
+START_TEST(h2_only_clients_go_to_the_policy)
 {
 	world_t w = world_new();
 	th_upstream *up = th_upstream_start(&w.server);
 	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
-	char proxy[64], connect[64];
-	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", d.port);
-	snprintf(connect, sizeof connect, "localhost:%d", th_upstream_port(up));
-	/* ALPN h2 only: we cannot inspect it, so the real server answers */
-	char *const argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", connect, "-servername", "localhost",
-			      "-alpn", "h2", "-CAfile", w.ca.cert_path, "-verify_return_error", "-brief", NULL};
-	char *out = NULL, *err = NULL;
-	int rc = th_run(argv, "", 0, &out, NULL, &err, 15000);
-	ck_assert_msg(rc == 0, "%s", err);
-	free(out), free(err);
+	/* config only: spliced, so the real server answers */
+	ck_assert_int_eq(h2_only_client(&d, up, w.ca.cert_path), 0);
 	ck_assert(dlp_log_wait(&d, "mode=not-http", 5000));
+	ck_assert(dlp_log_wait(&d, "uninspectable:alpn", 5000));
 	dlp_stop(&d);
+
+	const char *closed = "local dlp = require \"dlp\"\nfail = \"closed\"\n"
+			     "function on_request(req) return dlp.pass() end\n";
+	char *pol = th_path("fail-closed.lua");
+	th_write_file(pol, closed, strlen(closed), 0644);
+	char top_default[600];
+	snprintf(top_default, sizeof top_default, "%s/rules/default.lua", getenv("DLPGATE_TOP"));
+	const char *policies[] = {pol, top_default};
+	const char *reasons[] = {"fail = \\\"closed\\\" decides",
+				 "dlpgate must inspect this connection but cannot (alpn)"};
+	for (int i = 0; i < 2; i++) {
+		int before = th_upstream_tls_handshakes(up);
+		d = dlp_start(w.ca.cert_path, NULL, (const char *const[]){"--policy", policies[i], NULL});
+		ck_assert_msg(h2_only_client(&d, up, w.ca.cert_path) != 0, "%s let an h2-only client through", policies[i]);
+		ck_assert_msg(dlp_log_wait(&d, "\"note\":\"uninspectable:alpn\"", 5000), "no event for %s", policies[i]);
+		char *log = dlp_log(&d);
+		ck_assert_msg(strstr(log, "\"verdict\":\"block\"") && strstr(log, reasons[i]), "%s:\n%s", policies[i], log);
+		free(log);
+		ck_assert_int_eq(th_upstream_tls_handshakes(up), before); /* the server never heard of it */
+		dlp_stop(&d);
+	}
+	free(pol);
 	th_upstream_stop(up);
 	world_free(&w);
 }
@@ -287,11 +323,11 @@ Suite *tls_suite(void)
 	TCase *t = tcase_create("intercept");
 	tcase_set_timeout(t, 90);
 	tcase_add_test(t, bad_upstream_certificates_are_reported);
-	tcase_add_test(t, pinned_client_is_spliced_next_time);
+	tcase_add_test(t, explicit_proxy_clients_are_never_remembered);
 	tcase_add_test(t, aborted_handshakes_are_not_pinning);
 	tcase_add_test(t, bypass_hosts_are_spliced);
 	tcase_add_test(t, leaf_mirrors_upstream_and_sessions_resume);
-	tcase_add_test(t, h2_only_clients_are_spliced);
+	tcase_add_test(t, h2_only_clients_go_to_the_policy);
 	suite_add_tcase(s, t);
 	return s;
 }

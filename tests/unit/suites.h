@@ -16,6 +16,7 @@ Suite *spool_suite(void);
 Suite *bundle_suite(void);
 
 Suite *console_parse_suite(void);
+Suite *console_policy_unit_suite(void);
 
 Suite *sysext_relay_suite(void);
 Suite *sysext_watchdog_suite(void);

@@ -4,6 +4,7 @@
 #include "core/config.h"
 #include "core/hostglob.h"
 #include "core/lru.h"
+#include "tls/pinned.h"
 #include "core/metrics.h"
 #include "http/reply.h"
 #include "net/addr.h"
@@ -58,6 +59,66 @@ START_TEST(lru_evicts_least_recent_and_expires)
 	ck_assert_ptr_nonnull(lru_get(big, "host-99999.example", 18, 0));
 	ck_assert_ptr_null(lru_get(big, "host-1.example", 14, 0));
 	lru_free(big);
+}
+END_TEST
+
+static void visit(void *ud, const void *key, size_t klen, void *value, uint64_t expires_ms)
+{
+	(void)value, (void)expires_ms;
+	char *seen = ud;
+	strncat(seen, key, klen);
+}
+
+/* Listing visits live entries most recent first and drops expired ones;
+ * clearing empties and says how many it removed. */
+START_TEST(lru_lists_and_clears)
+{
+	lru_t *c = lru_new(8, NULL);
+	int v;
+	lru_put(c, "a", 1, &v, 0);
+	lru_put(c, "b", 1, &v, 50);
+	lru_put(c, "c", 1, &v, 0);
+	char seen[16] = "";
+	lru_foreach(c, 10, visit, seen);
+	ck_assert_str_eq(seen, "cba");
+	seen[0] = '\0';
+	lru_foreach(c, 50, visit, seen); /* b expired */
+	ck_assert_str_eq(seen, "ca");
+	ck_assert_uint_eq(lru_count(c), 2);
+	ck_assert_uint_eq(lru_clear(c), 2);
+	ck_assert_uint_eq(lru_count(c), 0);
+	ck_assert_ptr_null(lru_get(c, "a", 1, 0));
+	lru_free(c);
+}
+END_TEST
+
+/* Pinned apps are keyed by identity; a flow without one is never kept. */
+START_TEST(pinned_keys_by_app_identity)
+{
+	char k[PINNED_APP_MAX];
+	ck_assert(pinned_app_key("com.acme.app", "ABCDE12345", "/Applications/A.app", 0, false, k));
+	ck_assert_str_eq(k, "team:ABCDE12345:com.acme.app");
+	ck_assert(pinned_app_key(NULL, NULL, "/usr/bin/curl", 1000, true, k));
+	ck_assert_str_eq(k, "exe:1000:/usr/bin/curl");
+	ck_assert(!pinned_app_key(NULL, NULL, "/usr/bin/curl", 0, false, k)); /* no owner known */
+	ck_assert(!pinned_app_key(NULL, NULL, NULL, 0, false, k));          /* the explicit proxy */
+	pinned_t *p = pinned_new(16, 60);
+	pinned_add(p, "team:X:a", "example.com");
+	pinned_add(p, "", "example.com"); /* nobody: ignored */
+	pinned_add(p, NULL, "example.com");
+	ck_assert(pinned_check(p, "team:X:a", "example.com"));
+	ck_assert(!pinned_check(p, "team:X:b", "example.com"));
+	ck_assert(!pinned_check(p, "team:X:a", "other.example"));
+	ck_assert(!pinned_check(p, NULL, "example.com"));
+	char *list = pinned_list_json(p);
+	ck_assert_msg(strstr(list, "\"app\":\"team:X:a\"") && strstr(list, "\"server\":\"example.com\"") &&
+			      strstr(list, "\"expires_in_s\":60"),
+		      "%s", list);
+	ck_assert_uint_eq(pinned_count(p), 1);
+	free(list);
+	ck_assert_uint_eq(pinned_clear(p), 1);
+	ck_assert(!pinned_check(p, "team:X:a", "example.com"));
+	pinned_free(p);
 }
 END_TEST
 
@@ -310,6 +371,8 @@ Suite *core_suite(void)
 	Suite *s = suite_create("core");
 	TCase *t = tcase_create("core");
 	tcase_add_test(t, lru_evicts_least_recent_and_expires);
+	tcase_add_test(t, lru_lists_and_clears);
+	tcase_add_test(t, pinned_keys_by_app_identity);
 	tcase_add_test(t, hostglobs);
 	tcase_add_test(t, arrays_grow_by_doubling);
 	tcase_add_test(t, config_loading);
