@@ -33,6 +33,8 @@ struct detector {
 	uint32_t group;
 	bool group_first;
 	bool gate_text;            /* keywords gate the whole text (no window could be proven exact) */
+	bool narrow;               /* keyreach: a match starts within the run of `between` bytes ending at its keyword */
+	uint8_t between[32];
 	validator_t validate;
 	double min_entropy;
 	char **keywords;
@@ -293,10 +295,11 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		 * match need not stand as a word, and the one that opens the gate
 		 * may be far from it. */
 		if (s->gate_text && s->n_keywords) {
-			int reach = s->boundary ? -1 : keyreach_bound(s->regex, s->keywords, s->n_keywords);
+			int reach = s->boundary ? -1 : keyreach_bound(s->regex, s->keywords, s->n_keywords, d->between);
 			if (reach >= 0) {
 				d->before = (uint32_t)reach;
 				d->after = 0;
+				d->narrow = true;
 			} else {
 				d->gate_text = true;
 			}
@@ -775,13 +778,10 @@ typedef struct {
 	size_t len;
 } hit_ctx_t;
 
-/* A keyword hit or a digit run [start, end) opens the window where d's
- * matches may start: from d->before bytes before it to `after` bytes past
- * it. Hits and runs come in text order, so a window that touches the
- * last one extends it. */
-static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t end, uint32_t after, size_t len)
+/* A window [a, end + after) where a match may start. Hits and runs come in
+ * text order, so a window that touches the last one extends it. */
+static void window_add_from(spans_t *w, uint32_t a, uint32_t end, uint32_t after, size_t len)
 {
-	uint32_t a = start > d->before ? start - d->before : 0;
 	uint64_t b = (uint64_t)end + after;
 	uint32_t e = b < len ? (uint32_t)b : (uint32_t)len;
 	span_t *last = w->n ? &w->v[w->n - 1] : NULL;
@@ -797,6 +797,30 @@ static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t
 	spans_push(w, a, e - a, MAX_WINDOWS);
 }
 
+/* A keyword hit or a digit run [start, end) opens the window where d's
+ * matches may start: from d->before bytes before it to `after` bytes past
+ * it. */
+static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t end, uint32_t after, size_t len)
+{
+	window_add_from(w, start > d->before ? start - d->before : 0, end, after, len);
+}
+
+/* A keyword hit of a detector keyreach bounded: its matches start no
+ * earlier than the run of `between` bytes that ends at the keyword (the
+ * text a match holds before its keyword is made of them), so the window
+ * opens there when that is closer than `before` bytes back. */
+static uint32_t narrowed_start(const detector_t *d, const uint8_t *buf, uint32_t start)
+{
+	uint32_t floor = start > d->before ? start - d->before : 0, a = start;
+	while (a > floor) {
+		uint8_t c = (uint8_t)lower((char)buf[a - 1]);
+		if (!((d->between[c >> 3] >> (c & 7)) & 1))
+			break;
+		a--;
+	}
+	return a;
+}
+
 static bool on_hit(void *p, const pf_hit_t *h)
 {
 	hit_ctx_t *c = p;
@@ -807,6 +831,9 @@ static bool on_hit(void *p, const pf_hit_t *h)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
 	else if (c->want[slot]->gate_text)
 		c->s->kw[slot].hit = true;
+	else if (c->want[slot]->narrow)
+		window_add_from(&c->s->kw[slot], narrowed_start(c->want[slot], c->buf, h->start), h->start + h->len,
+				c->want[slot]->after, c->len);
 	else
 		window_add(&c->s->kw[slot], c->want[slot], h->start, h->start + h->len, c->want[slot]->after, c->len);
 	return true;

@@ -34,6 +34,7 @@ typedef struct {
 	node_t *n;
 	int count;
 	bool fail;        /* something not understood: no proof */
+	char shorthand;   /* the class letter char_escape last returned -2 for */
 } parser_t;
 
 static int node_new(parser_t *ps, kind_t k)
@@ -129,8 +130,59 @@ static int hex_escape(parser_t *ps)
 	return v;
 }
 
+static void add_range(uint8_t *raw, int lo, int hi)
+{
+	for (int c = lo; c <= hi; c++)
+		raw[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+
+/* The bytes a class shorthand may match, or more (never fewer): \w with
+ * every byte past 0x7f in case locale tables say so; a negated one is the
+ * complement of what the positive one surely matches. */
+static void shorthand_bytes(char c, uint8_t *raw)
+{
+	uint8_t sure[32] = {0};
+	switch (c | 0x20) {
+	case 'd':
+		add_range(sure, '0', '9');
+		break;
+	case 'w':
+		add_range(sure, '0', '9');
+		add_range(sure, 'A', 'Z');
+		add_range(sure, 'a', 'z');
+		add_range(sure, '_', '_');
+		break;
+	case 's':
+		add_range(sure, '\t', '\r');
+		add_range(sure, ' ', ' ');
+		break;
+	case 'h':
+		add_range(sure, '\t', '\t');
+		add_range(sure, ' ', ' ');
+		break;
+	case 'v':
+		add_range(sure, '\n', '\r');
+		break;
+	default: /* \p, \P: anything */
+		memset(raw, 0xff, 32);
+		return;
+	}
+	if (c >= 'A' && c <= 'Z') {
+		for (int i = 0; i < 32; i++)
+			raw[i] |= (uint8_t)~sure[i];
+		return;
+	}
+	for (int i = 0; i < 32; i++)
+		raw[i] |= sure[i];
+	if ((c | 0x20) == 'w')
+		add_range(raw, 0x80, 0xff);
+	if ((c | 0x20) != 'd')
+		add_range(raw, 0x85, 0x85), add_range(raw, 0xa0, 0xa0);
+}
+
 /* A single-character escape after the backslash: the byte; -2 for a class
- * of many (\d, \w, \p{..}...); -1 (fail set) for anything else. */
+ * of many (\d, \w, \p{..}...: its letter in ps->shorthand); -1 (fail set)
+ * for anything else. */
 static int char_escape(parser_t *ps, bool in_class)
 {
 	if (ps->p >= ps->end) {
@@ -163,6 +215,7 @@ static int char_escape(parser_t *ps, bool in_class)
 		}
 		break;
 	case 'd': case 'D': case 'w': case 'W': case 's': case 'S': case 'h': case 'H': case 'v': case 'V':
+		ps->shorthand = c;
 		return -2;
 	case 'p': case 'P':
 		if (ps->p < ps->end && *ps->p == '{') {
@@ -174,6 +227,7 @@ static int char_escape(parser_t *ps, bool in_class)
 		} else if (ps->p < ps->end) {
 			ps->p++;
 		}
+		ps->shorthand = c;
 		return -2;
 	default:
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c)))
@@ -232,7 +286,11 @@ static int parse_class(parser_t *ps)
 		if (ps->fail)
 			return -1;
 		if (lo == -2) {
-			wide = true;
+			/* a superset of a shorthand, negated, would be too few */
+			if (negate)
+				wide = true;
+			else
+				shorthand_bytes(ps->shorthand, raw);
 			continue;
 		}
 		if (ps->p + 1 < ps->end && ps->p[0] == '-' && ps->p[1] != ']') {
@@ -401,7 +459,17 @@ static int parse_atom(parser_t *ps, int depth)
 	int v = char_escape(ps, false);
 	if (ps->fail)
 		return -1;
-	return set_node(ps, v == -2 ? -1 : v);
+	if (v != -2)
+		return set_node(ps, v);
+	int i = node_new(ps, N_SET);
+	if (i >= 0) {
+		uint8_t raw[32] = {0};
+		shorthand_bytes(ps->shorthand, raw);
+		for (int b = 0; b < 256; b++)
+			if ((raw[b >> 3] >> (b & 7)) & 1)
+				set_add(ps->n[i].set, (uint8_t)b);
+	}
+	return i;
 }
 
 /* A quantifier after an atom, if any: {n}, {n,}, {n,m} strictly (anything
@@ -647,10 +715,28 @@ static uint64_t maxlen(const prover_t *pv, int i)
 	return INF;
 }
 
-/* Every string holds a keyword: the latest first keyword start, else -1. */
-static int64_t lang_proves(const prover_t *pv, const lang_t *l)
+static void set_union(uint8_t *into, const uint8_t *more)
+{
+	for (int i = 0; i < 32; i++)
+		into[i] |= more[i];
+}
+
+/* Every byte the node's text may hold (folded), into set. */
+static void alphabet_of(const prover_t *pv, int i, uint8_t *set)
+{
+	const node_t *nd = &pv->n[i];
+	if (nd->kind == N_SET)
+		set_union(set, nd->set);
+	for (int c = nd->child; c >= 0; c = pv->n[c].next)
+		alphabet_of(pv, c, set);
+}
+
+/* Every string holds a keyword: the latest first keyword start, else -1;
+ * before gets the bytes that stand before those keywords. */
+static int64_t lang_proves(const prover_t *pv, const lang_t *l, uint8_t *before)
 {
 	int64_t worst = 0;
+	uint8_t seen[32] = {0};
 	for (size_t i = 0; i < l->n; i++) {
 		int64_t first = -1;
 		for (size_t k = 0; k < pv->n_kw; k++) {
@@ -668,24 +754,32 @@ static int64_t lang_proves(const prover_t *pv, const lang_t *l)
 		}
 		if (first < 0)
 			return -1;
+		for (int64_t j = 0; j < first; j++)
+			set_add(seen, (uint8_t)l->v[i].s[j]);
 		worst = first > worst ? first : worst;
 	}
+	set_union(before, seen);
 	return worst;
 }
 
-static int64_t reach(prover_t *pv, int i, int depth);
+static int64_t reach(prover_t *pv, int i, int depth, uint8_t *before);
 
 /* A sequence: the best proof from a finite run of its parts, or from one
- * part, plus the longest text before it. */
-static int64_t reach_cat(prover_t *pv, const node_t *nd, int depth)
+ * part, plus the longest text before it (whose bytes join `before`). */
+static int64_t reach_cat(prover_t *pv, const node_t *nd, int depth, uint8_t *before)
 {
 	int64_t best = -1;
 	uint64_t prefix = 0;
+	uint8_t seen[32] = {0}, best_before[32] = {0};
 	lang_t *run = lang_get(pv), *part = lang_get(pv), *tmp = lang_get(pv);
 	for (int c = nd->child; c >= 0 && prefix != INF && run && part && tmp; c = pv->n[c].next) {
-		int64_t r = reach(pv, c, depth + 1);
-		if (r >= 0 && (best < 0 || (int64_t)prefix + r < best))
+		uint8_t here[32];
+		memcpy(here, seen, sizeof here);
+		int64_t r = reach(pv, c, depth + 1, here);
+		if (r >= 0 && (best < 0 || (int64_t)prefix + r < best)) {
 			best = (int64_t)prefix + r;
+			memcpy(best_before, here, sizeof here);
+		}
 		/* runs starting here: a keyword may span several parts */
 		run->n = 1;
 		run->v[0].len = 0;
@@ -693,21 +787,27 @@ static int64_t reach_cat(prover_t *pv, const node_t *nd, int depth)
 			if (!lang_of(pv, d, part) || !lang_concat(run, part, tmp))
 				break;
 			memcpy(run, tmp, sizeof *run);
-			int64_t p = lang_proves(pv, run);
-			if (p >= 0 && (best < 0 || (int64_t)prefix + p < best))
+			memcpy(here, seen, sizeof here);
+			int64_t p = lang_proves(pv, run, here);
+			if (p >= 0 && (best < 0 || (int64_t)prefix + p < best)) {
 				best = (int64_t)prefix + p;
+				memcpy(best_before, here, sizeof here);
+			}
 		}
 		prefix = add_sat(prefix, maxlen(pv, c));
+		alphabet_of(pv, c, seen);
 		if (prefix > KEYREACH_MAX_BOUND)
 			break;
 	}
 	free(run);
 	free(part);
 	free(tmp);
+	if (best >= 0)
+		set_union(before, best_before);
 	return best;
 }
 
-static int64_t reach(prover_t *pv, int i, int depth)
+static int64_t reach(prover_t *pv, int i, int depth, uint8_t *before)
 {
 	const node_t *nd = &pv->n[i];
 	if (depth > MAX_DEPTH * 4 || ++pv->steps > STEP_BUDGET)
@@ -717,46 +817,51 @@ static int64_t reach(prover_t *pv, int i, int depth)
 		return -1;
 	case N_SET: {
 		lang_t *l = lang_get(pv);
-		int64_t r = l && lang_of(pv, i, l) ? lang_proves(pv, l) : -1;
+		int64_t r = l && lang_of(pv, i, l) ? lang_proves(pv, l, before) : -1;
 		free(l);
 		return r;
 	}
 	case N_CAT:
-		return reach_cat(pv, nd, depth);
+		return reach_cat(pv, nd, depth, before);
 	case N_ALT: {
 		int64_t worst = -1;
+		uint8_t all[32] = {0};
 		for (int c = nd->child; c >= 0; c = pv->n[c].next) {
-			int64_t r = reach(pv, c, depth + 1);
+			int64_t r = reach(pv, c, depth + 1, all);
 			if (r < 0)
 				return -1;
 			worst = r > worst ? r : worst;
 		}
+		set_union(before, all);
 		return worst;
 	}
 	case N_REP:
 		if (nd->min == 0 || nd->child < 0)
 			return -1;
-		return reach(pv, nd->child, depth + 1);
+		return reach(pv, nd->child, depth + 1, before);
 	}
 	return -1;
 }
 
-int keyreach_bound(const char *regex, const char *const *keywords, size_t n_keywords)
+int keyreach_bound(const char *regex, const char *const *keywords, size_t n_keywords, uint8_t between[32])
 {
+	uint8_t before[32] = {0};
 	size_t len = strlen(regex);
 	if (!n_keywords || len > KEYREACH_MAX_PATTERN)
 		return -1;
 	for (size_t k = 0; k < n_keywords; k++)
 		if (!keywords[k][0] || strlen(keywords[k]) > STR_MAX)
 			return -1;
-	parser_t ps = {regex, regex + len, calloc(MAX_NODES, sizeof(node_t)), 0, false};
+	parser_t ps = {.p = regex, .end = regex + len, .n = calloc(MAX_NODES, sizeof(node_t))};
 	prover_t pv = {ps.n, keywords, n_keywords, 0};
 	int64_t r = -1;
 	if (!ps.n)
 		return -1;
 	int root = parse_alt(&ps, 0);
 	if (!ps.fail && root >= 0 && ps.p == ps.end)
-		r = reach(&pv, root, 0);
+		r = reach(&pv, root, 0, before);
 	free(ps.n);
+	if (between)
+		memcpy(between, before, sizeof before);
 	return r >= 0 && r <= KEYREACH_MAX_BOUND ? (int)r : -1;
 }

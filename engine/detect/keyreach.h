@@ -29,13 +29,18 @@
 #define DLPGATE_KEYREACH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define KEYREACH_MAX_PATTERN (64u << 10)
 #define KEYREACH_MAX_BOUND (1 << 20)
 
 /* The largest distance from the start of any match of regex to the start
  * of the first keyword it holds (keywords compared ignoring ASCII case);
- * -1 when that cannot be shown. */
-int keyreach_bound(const char *regex, const char *const *keywords, size_t n_keywords);
+ * -1 when that cannot be shown. With a proof, between (when not NULL)
+ * gets every byte that may stand between the match start and that keyword,
+ * as a bit set of lower-case bytes (a text byte is in it when its lower
+ * case is): a match then starts no earlier than the run of such bytes
+ * that ends at the keyword. */
+int keyreach_bound(const char *regex, const char *const *keywords, size_t n_keywords, uint8_t between[32]);
 
 #endif

@@ -3,9 +3,10 @@
  * pattern, a newline, keywords separated by commas, a newline, and a
  * text. keyreach must stay within its bounds whatever the pattern; and
  * when it claims that every match holds a keyword at most B bytes past
- * its start, every match PCRE2 finds in the text (from every start, not
- * only the leftmost) must, or a detector kept to windows would miss what
- * the whole text holds: a leak.
+ * its start, with only bytes of its `between` set before it, every match
+ * PCRE2 finds in the text (from every start, not only the leftmost) must,
+ * or a detector kept to windows would miss what the whole text holds: a
+ * leak.
  */
 #include "detect/keyreach.h"
 
@@ -20,13 +21,24 @@
 
 #define MAX_KW 8
 
-static bool holds_keyword(const uint8_t *s, size_t start, size_t end, int bound, char *const *kw, size_t n_kw)
+static bool in_set(const uint8_t *set, uint8_t c)
 {
-	for (size_t k = 0; k < n_kw; k++) {
-		size_t m = strlen(kw[k]);
-		for (size_t at = start; at <= start + (size_t)bound && at + m <= end; at++)
-			if (!strncasecmp((const char *)s + at, kw[k], m))
+	c = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+	return (set[c >> 3] >> (c & 7)) & 1;
+}
+
+/* A keyword at most bound bytes in, with only `between` bytes before it. */
+static bool holds_keyword(const uint8_t *s, size_t start, size_t end, int bound, const uint8_t *between,
+			  char *const *kw, size_t n_kw)
+{
+	for (size_t at = start; at <= start + (size_t)bound && at < end; at++) {
+		for (size_t k = 0; k < n_kw; k++) {
+			size_t m = strlen(kw[k]);
+			if (at + m <= end && !strncasecmp((const char *)s + at, kw[k], m))
 				return true;
+		}
+		if (!in_set(between, s[at]))
+			return false;
 	}
 	return false;
 }
@@ -47,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n_kw = 0;
 	for (char *save = NULL, *t = strtok_r(kwline, ",", &save); t && n_kw < MAX_KW; t = strtok_r(NULL, ",", &save))
 		kw[n_kw++] = t;
-	int bound = keyreach_bound(pattern, (const char *const *)kw, n_kw);
+	uint8_t between[32];
+	int bound = keyreach_bound(pattern, (const char *const *)kw, n_kw, between);
 	if (bound >= 0) {
 		int code;
 		PCRE2_SIZE off;
@@ -60,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (pcre2_match(re, text, text_len, start, PCRE2_ANCHORED, md, mc) < 0)
 					continue;
 				PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-				if (ov[1] > ov[0] && !holds_keyword(text, ov[0], ov[1], bound, kw, n_kw)) {
+				if (ov[1] > ov[0] && !holds_keyword(text, ov[0], ov[1], bound, between, kw, n_kw)) {
 					fprintf(stderr, "keyreach: /%s/ bound %d, but the match at %zu holds no keyword\n",
 						pattern, bound, (size_t)ov[0]);
 					abort();

@@ -444,22 +444,28 @@ START_TEST(keyreach_proves_only_what_holds)
 		{"k.y", -1},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		int got = keyreach_bound(cases[i].re, kw, 2);
+		int got = keyreach_bound(cases[i].re, kw, 2, NULL);
 		ck_assert_msg(got == cases[i].want, "%s: %d, want %d", cases[i].re, got, cases[i].want);
 	}
-	ck_assert_int_eq(keyreach_bound(generic_re, generic_kw, 10), 50);
+	/* a match starts within the run of [\\w.-] before its keyword */
+	uint8_t between[32];
+	ck_assert_int_eq(keyreach_bound(generic_re, generic_kw, 10, between), 50);
+	for (int c = 0; c < 128; c++) {
+		bool want = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+		ck_assert_msg(((between[c >> 3] >> (c & 7)) & 1) == want, "byte %d", c);
+	}
 	/* hostile patterns end in "no proof", within their bounds */
 	char deep[4096];
 	memset(deep, '(', 2000);
 	memcpy(deep + 2000, "key", 3);
 	memset(deep + 2003, ')', 2000);
 	deep[4003] = '\0';
-	ck_assert_int_eq(keyreach_bound(deep, kw, 2), -1);
+	ck_assert_int_eq(keyreach_bound(deep, kw, 2, NULL), -1);
 	char wide[8192];
 	for (int i = 0; i < 2000; i++)
 		memcpy(wide + 4 * i, "(a|b", 4);
 	wide[8000] = '\0';
-	ck_assert_int_eq(keyreach_bound(wide, kw, 2), -1);
+	ck_assert_int_eq(keyreach_bound(wide, kw, 2, NULL), -1);
 }
 END_TEST
 
@@ -516,7 +522,7 @@ START_TEST(text_gated_detectors_find_what_the_whole_text_finds)
 	text_gate_equals_whole_text(generic_re, generic_kw, 10, pieces, sizeof pieces / sizeof pieces[0]);
 	/* no proof (a keyword that need not be in the match): the whole text */
 	static const char *const far_kw[] = {"secret"};
-	ck_assert_int_eq(keyreach_bound("[a-z0-9]{10}=", far_kw, 1), -1);
+	ck_assert_int_eq(keyreach_bound("[a-z0-9]{10}=", far_kw, 1, NULL), -1);
 	text_gate_equals_whole_text("[a-z0-9]{10}=", far_kw, 1, pieces, sizeof pieces / sizeof pieces[0]);
 }
 END_TEST
