@@ -346,6 +346,17 @@ START_TEST(digit_runs_match_the_definition)
 }
 END_TEST
 
+/* A text of up to max_pieces random pieces. */
+static void random_text(bytebuf_t *text, const char *const *pieces, size_t n_pieces, int max_pieces)
+{
+	text->len = 0;
+	int n = rand() % max_pieces;
+	for (int i = 0; i < n; i++) {
+		const char *p = pieces[rand() % (int)n_pieces];
+		bytebuf_append(text, p, strlen(p));
+	}
+}
+
 /* A windowed scan finds what the scan of every byte finds, when the
  * windows hold their promise; texts mix digits, separators, keywords. */
 static void windowed_equals_every_byte(const detector_spec_t *spec, const char *const *pieces, size_t n_pieces)
@@ -357,12 +368,7 @@ static void windowed_equals_every_byte(const detector_spec_t *spec, const char *
 	bytebuf_t text = {0};
 	srand(5);
 	for (int round = 0; round < 300; round++) {
-		text.len = 0;
-		int n = rand() % 400;
-		for (int i = 0; i < n; i++) {
-			const char *p = pieces[rand() % (int)n_pieces];
-			bytebuf_append(&text, p, strlen(p));
-		}
+		random_text(&text, pieces, n_pieces, 400);
 		detset_scan(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, a);
 		detset_scan_all(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, b);
 		ck_assert_msg(a->count == b->count, "round %d: windowed %u, every byte %u", round, a->count, b->count);
@@ -486,12 +492,7 @@ static void text_gate_equals_whole_text(const char *re, const char *const *kw, s
 	bytebuf_t text = {0};
 	srand(7);
 	for (int round = 0; round < 400; round++) {
-		text.len = 0;
-		int n = rand() % 300;
-		for (int i = 0; i < n; i++) {
-			const char *p = pieces[rand() % (int)n_pieces];
-			bytebuf_append(&text, p, strlen(p));
-		}
+		random_text(&text, pieces, n_pieces, 300);
 		bool has_kw = false;
 		for (size_t k = 0; k < n_kw; k++)
 			for (size_t i = 0; i + strlen(kw[k]) <= text.len && !has_kw; i++)
