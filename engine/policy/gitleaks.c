@@ -8,20 +8,42 @@
 #include <string.h>
 #include <strings.h>
 
-/* A Lua long string that cannot be ended early by its content. */
+static void lua_quoted(FILE *out, const char *s);
+
+/* Does s end with "]" and then level '='? Then s followed by the closing
+ * "]=...=]" would close the long string before its end. */
+static bool ends_like_close(const char *s, size_t len, int level)
+{
+	if (len < (size_t)level + 1 || s[len - (size_t)level - 1] != ']')
+		return false;
+	for (size_t i = len - (size_t)level; i < len; i++)
+		if (s[i] != '=')
+			return false;
+	return true;
+}
+
+#define LONG_STRING_MAX_LEVEL 32
+
+/* A Lua long string that cannot be ended early by its content (regexes
+ * read best without escapes); a quoted string when none will do. */
 static void lua_str(FILE *out, const char *s)
 {
+	size_t len = strlen(s);
 	int level = 0;
-	for (;;) {
-		char close[16];
+	char close[LONG_STRING_MAX_LEVEL + 3];
+	for (; level <= LONG_STRING_MAX_LEVEL; level++) {
 		close[0] = ']';
 		memset(close + 1, '=', (size_t)level);
 		close[level + 1] = ']';
 		close[level + 2] = '\0';
-		size_t len = strlen(s);
-		if (!strstr(s, close) && (level > 0 || len == 0 || s[len - 1] != ']'))
+		if (!strstr(s, close) && !ends_like_close(s, len, level))
 			break;
-		level++;
+	}
+	/* Lua reads any line break in a long string as "\n": a carriage
+	 * return would not survive it. */
+	if (level > LONG_STRING_MAX_LEVEL || strchr(s, '\r')) {
+		lua_quoted(out, s);
+		return;
 	}
 	fputc('[', out);
 	for (int i = 0; i < level; i++)
@@ -70,6 +92,18 @@ static bool compiles(const char *re, uint32_t *groups, char *why, size_t n)
 	return false;
 }
 
+/* Text from the configuration kept as a comment in the pack: on one line
+ * after sep (a line break in it would end the comment and make the rest
+ * Lua code); nothing when there is none. */
+static void comment(FILE *out, const char *sep, const char *text)
+{
+	if (!text || !*text)
+		return;
+	fputs(sep, out);
+	for (const char *p = text; *p; p++)
+		fputc(*p == '\n' || *p == '\r' ? ' ' : *p, out);
+}
+
 /* One import: where the pack and the notes go, and what was not imported. */
 typedef struct {
 	FILE *out, *notes;
@@ -89,9 +123,7 @@ static void unsupported(import_t *im, const char *rule, const char *fmt, ...)
 	im->stats->unsupported++;
 	fprintf(im->notes, "dlpgate: import gitleaks %s: %s%s%snot imported: %s\n", im->source, rule ? "rule " : "",
 		rule ? rule : "", rule ? ": " : "", what);
-	fputs("  -- not imported: ", im->out);
-	for (const char *p = what; *p; p++)
-		fputc(*p == '\n' ? ' ' : *p, im->out);
+	comment(im->out, "  -- not imported: ", what);
 	fputc('\n', im->out);
 }
 
@@ -183,7 +215,9 @@ static bool allowlist(import_t *im, const char *rule, const json_t *al, bool glo
 	}
 	if (!nonempty(regexes) && !nonempty(stop) && !nonempty(paths))
 		return false;
-	fprintf(im->out, "    {%s\n", global ? " -- global allowlist" : "");
+	fprintf(im->out, "    {%s", global ? " -- global allowlist" : "");
+	comment(im->out, global ? ": " : " -- ", json_string_value(json_object_get(al, "description")));
+	fputc('\n', im->out);
 	str_list(im->out, "regexes", regexes, "      ", true);
 	str_list(im->out, "stopwords", stop, "      ", false);
 	str_list(im->out, "filenames", paths, "      ", true);
@@ -270,13 +304,15 @@ static void check_targets(import_t *im, const json_t *rules, const json_t *globa
 static void skip_rule(import_t *im, const char *id, size_t index, const char *fmt, const char *why)
 {
 	char label[160];
-	if (id)
+	if (id && *id)
 		snprintf(label, sizeof label, "%s", id);
 	else
 		snprintf(label, sizeof label, "#%zu", index + 1);
 	im->stats->skipped++;
-	fprintf(im->out, "-- rule %s skipped: ", label);
-	fprintf(im->out, fmt, why);
+	char reason[400], line[600];
+	snprintf(reason, sizeof reason, fmt, why);
+	snprintf(line, sizeof line, "rule %s skipped: %s", label, reason);
+	comment(im->out, "-- ", line);
 	fputs("\n\n", im->out);
 	fprintf(im->notes, "dlpgate: import gitleaks %s: rule %s skipped: ", im->source, label);
 	fprintf(im->notes, fmt, why);
@@ -330,7 +366,7 @@ static void rule(import_t *im, const json_t *r, size_t index, const json_t *glob
 		const json_t *t;
 		json_array_foreach(tags, i, t)
 			if (json_is_string(t))
-				fprintf(im->out, " %s", json_string_value(t));
+				comment(im->out, " ", json_string_value(t));
 		fputc('\n', im->out);
 	}
 	if (nonempty(json_object_get(r, "required")))
@@ -365,6 +401,19 @@ static void rule(import_t *im, const json_t *r, size_t index, const json_t *glob
 	im->stats->written++;
 }
 
+/* Does a rule after rules[i] have its id? (gitleaks keeps rules in a map
+ * by id: the last definition is the rule.) */
+static bool defined_again(const json_t *rules, size_t i)
+{
+	const char *id = json_string_value(json_object_get(json_array_get(rules, i), "id"));
+	for (size_t k = i + 1; id && k < json_array_size(rules); k++) {
+		const char *other = json_string_value(json_object_get(json_array_get(rules, k), "id"));
+		if (other && !strcmp(other, id))
+			return true;
+	}
+	return false;
+}
+
 int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, FILE *notes, gitleaks_stats_t *stats,
 		    char *err, size_t n)
 {
@@ -378,12 +427,23 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, FILE *note
 	json_t *owned;
 	const json_t *globals = global_allowlists(cfg, &owned);
 	const char *title = json_string_value(json_object_get(cfg, "title"));
-	fprintf(out, "-- Detector pack generated by `dlpgate import gitleaks %s`", source);
-	if (title)
-		fprintf(out, " from \"%s\"", title);
+	comment(out, "-- Detector pack generated by `dlpgate import gitleaks ", source);
+	fputc('`', out);
+	if (title) {
+		comment(out, " from \"", title);
+		fputc('"', out);
+	}
 	fputs(".\n-- Detector names are the gitleaks rule ids. Edit the source and import again\n"
 	      "-- rather than editing this file.\n",
 	      out);
+	static const char *const header[][2] = {{"description", "-- "}, {"minVersion", "-- minVersion: "}};
+	for (size_t h = 0; h < 2; h++) {
+		const char *text = json_string_value(json_object_get(cfg, header[h][0]));
+		if (text && *text) {
+			comment(out, header[h][1], text);
+			fputc('\n', out);
+		}
+	}
 	/* Not in any configuration, so said once per import: what the gitleaks
 	 * command does beyond its rules, and where PCRE2 reads differently. */
 	static const char differences[] =
@@ -402,10 +462,13 @@ int gitleaks_to_lua(const json_t *cfg, const char *source, FILE *out, FILE *note
 	size_t i;
 	const json_t *r;
 	json_array_foreach(rules, i, r) {
-		if (json_is_object(r))
-			rule(&im, r, i, globals);
-		else
+		if (!json_is_object(r))
 			skip_rule(&im, NULL, i, "%s", "it is not a table");
+		else if (defined_again(rules, i))
+			skip_rule(&im, json_string_value(json_object_get(r, "id")), i, "%s",
+				  "its id is defined again further on, and gitleaks keeps the last definition");
+		else
+			rule(&im, r, i, globals);
 	}
 	fputs("return M\n", out);
 	json_decref(owned);
