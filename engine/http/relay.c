@@ -684,6 +684,17 @@ static int req_body(void *ud, const char *data, size_t len)
 static int req_end(void *ud, http_head_t *trailers)
 {
 	relay_t *r = ud;
+	if (r->hreq.on && trailers) {
+		/* Trailers come after the body the policy judged, and no stage
+		 * sees them: forwarded, they would carry whatever a sender wants
+		 * past inspection. Dropped, and said so. */
+		log_line_t l;
+		log_begin(&l, LOG_INFO, "trailers_dropped");
+		log_kv_u64(&l, "flow", r->f->id);
+		log_kv_u64(&l, "fields", trailers->n_fields);
+		log_end(&l);
+		trailers = NULL;
+	}
 	if (r->hreq.on) {
 		bool held = !r->hreq.decided;
 		r->hreq.on = false;

@@ -129,6 +129,76 @@ START_TEST(redaction_reaches_upstream_masked)
 }
 END_TEST
 
+/* However a client frames its messages, each one is inspected: three
+ * pipelined POSTs written at once, a body behind Expect: 100-continue, and
+ * an HTTP/1.0 request; a card in every one of them reaches the upstream
+ * masked. */
+START_TEST(pipelined_continue_and_http10_are_each_inspected)
+{
+	fixture_t fx;
+	setup(&fx, base_policy, NULL);
+	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *three = "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\none 4539 1488 0343 6467\n"
+			    "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\ntwo 4111 1111 1111 1111\n"
+			    "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nConnection: close\r\n\r\n"
+			    "thr 5399 3518 1909 3787\n";
+	ck_assert_int_eq(th_client_send(c, three, strlen(three)), 0);
+	size_t len;
+	char *answers = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_msg(strstr(answers, "{\"seq\":1}") && strstr(answers, "{\"seq\":2}") && strstr(answers, "{\"seq\":3}"),
+		      "%s", answers);
+	free(answers);
+	th_client_close(c);
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "one 4539 **** **** 6467") && strstr(rx, "two 4111 **** **** 1111") &&
+			      strstr(rx, "thr 5399 **** **** 3787") && !strstr(rx, "1488") && !strstr(rx, "3518"),
+		      "%s", rx);
+	free(rx);
+
+	/* chunked with a trailer: the trailer never reaches the upstream */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *trailed = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Note\r\n"
+			      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Note: card 4539 1488 0343 6467\r\n\r\n";
+	ck_assert_int_eq(th_client_send(c, trailed, strlen(trailed)), 0);
+	char *tr = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_int_eq(th_client_status(tr), 200);
+	free(tr);
+	th_client_close(c);
+	ck_assert(dlp_log_wait(&fx.d, "event=trailers_dropped", 5000));
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "hello") && !strstr(rx, "X-Note: card") && !strstr(rx, "1488"), "%s", rx);
+	free(rx);
+
+	/* Expect: 100-continue: the body comes after the interim answer */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *head = "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nExpect: 100-continue\r\n\r\n";
+	ck_assert_int_eq(th_client_send(c, head, strlen(head)), 0);
+	char *interim = th_client_recv_head_response(c, &len, 5000);
+	ck_assert_msg(th_client_status(interim) == 100, "%s", interim);
+	free(interim);
+	ck_assert_int_eq(th_client_send(c, "exp 6011 9746 5075 2918\n", 24), 0);
+	char *final = th_client_recv_response(c, &len, 5000);
+	ck_assert_int_eq(th_client_status(final), 200);
+	free(final);
+	th_client_close(c);
+
+	/* HTTP/1.0, body delimited by its length, connection closed after */
+	c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
+	const char *old = "POST /echo HTTP/1.0\r\nHost: x\r\nContent-Length: 24\r\n\r\nold 3530 8426 8465 6323\n";
+	ck_assert_int_eq(th_client_send(c, old, strlen(old)), 0);
+	char *end = th_client_recv_until_close(c, &len, 10000);
+	ck_assert_int_eq(th_client_status(end), 200);
+	free(end);
+	th_client_close(c);
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "exp 6011 **** **** 2918") && strstr(rx, "old 3530 **** **** 6323") &&
+			      !strstr(rx, "9746") && !strstr(rx, "8426"),
+		      "%s", rx);
+	free(rx);
+	teardown(&fx);
+}
+END_TEST
+
 START_TEST(chunked_split_and_compressed_bodies)
 {
 	fixture_t fx;
@@ -461,6 +531,7 @@ Suite *policy_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, block_never_reaches_upstream);
 	tcase_add_test(t, redaction_reaches_upstream_masked);
+	tcase_add_test(t, pipelined_continue_and_http10_are_each_inspected);
 	tcase_add_test(t, chunked_split_and_compressed_bodies);
 	tcase_add_test(t, multipart_private_key_blocked);
 	tcase_add_test(t, undecodable_bodies_go_to_the_policy);
