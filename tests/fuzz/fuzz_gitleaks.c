@@ -6,7 +6,9 @@
  * table of exactly the detectors the importer counted, having called
  * dlp.detector once for each. Text of the configuration that escaped its
  * string or its comment (a title with a line break, an id with a quote)
- * would show up as code that fails this.
+ * would show up as code that fails this. Each detector's name and regex
+ * must also be, byte for byte, its rule's id and regex (the last rule of
+ * that id): a string the pack wrote wrongly would change what it finds.
  */
 #include "policy/gitleaks.h"
 
@@ -17,11 +19,36 @@
 #include <string.h>
 
 static int detector_calls;
+static const json_t *config;
+
+/* The regex of the last rule with this id, or NULL. */
+static const char *rule_regex(const char *id)
+{
+	const char *regex = NULL;
+	size_t i;
+	const json_t *r;
+	json_array_foreach(json_object_get(config, "rules"), i, r) {
+		const char *rid = json_string_value(json_object_get(r, "id"));
+		if (rid && !strcmp(rid, id))
+			regex = json_string_value(json_object_get(r, "regex"));
+	}
+	return regex;
+}
 
 static int stub_detector(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	detector_calls++;
+	lua_getfield(L, 1, "name");
+	lua_getfield(L, 1, "regex");
+	const char *name = lua_tostring(L, -2), *regex = lua_tostring(L, -1);
+	const char *want = name ? rule_regex(name) : NULL;
+	if (!name || (want ? !regex || strcmp(regex, want) : regex != NULL)) {
+		fprintf(stderr, "detector %s: regex written as %s, the rule has %s\n", name ? name : "(no name)",
+			regex ? regex : "none", want ? want : "none");
+		abort();
+	}
+	lua_pop(L, 2);
 	lua_pushvalue(L, 1);
 	return 1;
 }
@@ -86,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	FILE *out = open_memstream(&pack, &len);
 	FILE *notes = fopen("/dev/null", "w");
+	config = cfg;
 	if (out && notes) {
 		gitleaks_stats_t st;
 		char err[256];
