@@ -178,6 +178,39 @@ static void unknown_fields(import_t *im, const char *rule, const json_t *obj, co
 	}
 }
 
+/* Do all the regexes of arr compile in PCRE2? The first that does not is
+ * named. */
+static bool regexes_compile(import_t *im, const char *rule, const json_t *arr, const char *what)
+{
+	size_t i;
+	const json_t *v;
+	json_array_foreach(arr, i, v) {
+		char why[200];
+		if (json_is_string(v) && !compiles(json_string_value(v), NULL, why, sizeof why)) {
+			unsupported(im, rule, "allowlist %s %zu does not compile in PCRE2 %s: allowlist left out", what, i + 1,
+				    why);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The keywords a detector takes (1 to 255 bytes); the others are named. */
+static json_t *usable_keywords(import_t *im, const char *rule, const json_t *arr)
+{
+	json_t *ok = json_array();
+	size_t i;
+	const json_t *v;
+	json_array_foreach(arr, i, v) {
+		size_t n = json_is_string(v) ? strlen(json_string_value(v)) : 0;
+		if (n >= 1 && n <= 255)
+			json_array_append(ok, (json_t *)v);
+		else
+			unsupported(im, rule, "keyword %zu is not a string of 1 to 255 bytes: left out", i + 1);
+	}
+	return ok;
+}
+
 /* One allowlist table. Commits have no meaning for what dlpgate scans: an
  * `or` allowlist loses them (they never match here either), an `and` one
  * can never hold and is left out. false when nothing of it is written. */
@@ -214,6 +247,10 @@ static bool allowlist(import_t *im, const char *rule, const json_t *al, bool glo
 		unsupported(im, rule, "allowlist commits have no meaning outside git history: the rest of it is kept");
 	}
 	if (!nonempty(regexes) && !nonempty(stop) && !nonempty(paths))
+		return false;
+	/* Left out whole rather than weakened: an `and` allowlist without one
+	 * of its regexes would allow more than it says. */
+	if (!regexes_compile(im, rule, regexes, "regex") || !regexes_compile(im, rule, paths, "path"))
 		return false;
 	fprintf(im->out, "    {%s", global ? " -- global allowlist" : "");
 	comment(im->out, global ? ": " : " -- ", json_string_value(json_object_get(al, "description")));
@@ -380,16 +417,20 @@ static void rule(import_t *im, const json_t *r, size_t index, const json_t *glob
 			fprintf(im->out, "  group = %lld,\n", (long long)group);
 		else if (groups > 0)
 			fputs("  group = \"first\",\n", im->out);
+		if (!group && groups >= DET_MAX_GROUPS)
+			unsupported(im, id, "the secret is looked for in the first %d of the regex's %u capture groups only",
+				    DET_MAX_GROUPS - 1, groups);
 	}
 	if (path) {
 		fputs("  filename = ", im->out);
 		lua_str(im->out, path);
 		fputs(",\n", im->out);
 	}
-	const json_t *kw = json_object_get(r, "keywords");
+	json_t *kw = usable_keywords(im, id, json_object_get(r, "keywords"));
 	str_list(im->out, "keywords", kw, "  ", false);
 	if (regex && nonempty(kw))
 		fputs("  window = \"text\",\n", im->out);
+	json_decref(kw);
 	const json_t *e = json_object_get(r, "entropy");
 	if (json_is_number(e) && json_number_value(e) > 0)
 		fprintf(im->out, "  entropy = %.17g,\n", json_number_value(e));
