@@ -94,7 +94,7 @@ M.aws_access_key_id = dlp.detector{
 M.aws_secret_access_key = dlp.detector{
 	name = "aws_secret_access_key",
 	description = "AWS secret access keys: 40 base64 characters assigned to an aws...secret or "
-		.. "secret_access_key / SecretAccessKey name, entropy >= 4.0 (a hex digest never reaches it)",
+		.. "secret_access_key / SecretAccessKey name, entropy above 4.0 (a hex digest never reaches it)",
 	regex = [[(?i)(?:aws[\w.-]{0,20}?secret[\w.-]{0,20}?|secret[_.-]?access[_.-]?key)["']?\s{0,5}(?:=|:|:=|=>)\s{0,5}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])]],
 	keywords = { "secret" },
 	-- the match starts at "aws", at most 23 characters before "secret", or at "secret"
@@ -1146,7 +1146,7 @@ M.jwt = dlp.detector{
 -- ---- Passwords and generic secrets ----
 
 -- Names that hold a secret; values in quotes or bare; the value must have
--- a digit and a letter, 8-1024 characters, and entropy >= 3.5 (about 12
+-- a digit and a letter, 8-1024 characters, and entropy above 3.5 (about 12
 -- different characters at least).
 local SECRET_NAME = [[(?:p(?:assw(?:or)?d|wd|rivate[_.-]?key)|s(?:ecret|igning[_.-]?key)|token|a(?:pi[_.-]?key|ccess[_.-]?key|uth[_.-]?key)|c(?:lient[_.-]?secret|redentials?)|encryption[_.-]?key|master[_.-]?key)]]
 local BARE = [=[[^\s"'`&,;<>(){}\[\]\\]]=]
@@ -1154,7 +1154,7 @@ local BARE = [=[[^\s"'`&,;<>(){}\[\]\\]]=]
 M.generic_secret = dlp.detector{
 	name = "generic_secret",
 	description = "password/secret/token/api_key/... = value (quoted or bare, 8-1024 chars with a letter and a digit, "
-		.. "entropy >= 3.5); placeholders, variable references, URLs, CSRF, pagination and push-device tokens are not reported",
+		.. "entropy above 3.5); placeholders, variable references, URLs, CSRF, pagination and push-device tokens are not reported",
 	-- the lookahead is only for speed: the name is one run of [\w.-] (at
 	-- most 62 long) right before the quote and the =, so prose fails at
 	-- the end of each word instead of trying every name at every letter

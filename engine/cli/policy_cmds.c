@@ -97,11 +97,17 @@ int cli_import(int argc, char **argv)
 	cli_check_readable("import gitleaks", argv[3]);
 	json_t *cfg = read_toml(argv[3]);
 	char err[512];
-	int n = gitleaks_to_lua(cfg, argv[3], stdout, err, sizeof err);
+	gitleaks_stats_t st;
+	int rc = gitleaks_to_lua(cfg, argv[3], stdout, stderr, &st, err, sizeof err);
 	json_decref(cfg);
-	if (n < 0)
+	if (rc < 0)
 		cli_fail("%s", err);
 	fflush(stdout);
-	fprintf(stderr, "dlpgate: %d detectors written; check them with: dlpgate check pack.lua\n", n);
+	if (st.skipped)
+		fprintf(stderr, "dlpgate: %d of %d rules skipped (named above and in the pack)\n", st.skipped,
+			st.written + st.skipped);
+	if (st.unsupported)
+		fprintf(stderr, "dlpgate: %d constructs not imported (named above and in the pack)\n", st.unsupported);
+	fprintf(stderr, "dlpgate: %d detectors written; check them with: dlpgate check pack.lua\n", st.written);
 	return 0;
 }

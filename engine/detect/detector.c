@@ -6,6 +6,7 @@
 #include "core/bytebuf.h"
 #include "core/log.h"
 #include "detect/digitruns.h"
+#include "detect/keyreach.h"
 #include "detect/prefilter.h"
 
 #include <stdatomic.h>
@@ -30,6 +31,10 @@ struct detector {
 	char *name, *key, *severity, *confidence;
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
+	bool group_first;
+	bool gate_text;            /* keywords gate the whole text (no window could be proven exact) */
+	bool narrow;               /* keyreach: a match starts within the run of `between` bytes ending at its keyword */
+	uint8_t between[32];
 	validator_t validate;
 	double min_entropy;
 	char **keywords;
@@ -44,6 +49,7 @@ struct detector {
 	uint32_t before, after;    /* the window around a keyword or digit run */
 	uint32_t digits;
 	bool boundary;             /* keywords and context words as words only */
+	bool generic;              /* gives way to specific detectors (see the spec) */
 	uint8_t keep_first, keep_last;
 };
 
@@ -63,6 +69,7 @@ typedef struct {
 	uint32_t n;
 	size_t cap;
 	bool saturated;            /* too many hits: scan the whole buffer */
+	bool hit;                  /* a keyword of a gate_text detector was seen */
 } spans_t;
 
 /* Context hits kept per detector per buffer; past it near_context looks
@@ -180,9 +187,12 @@ static char *make_key(const detector_spec_t *s)
 		bytebuf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
 	}
 	key_add(&b, "fn", s->filename);
-	bytebuf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u b%d;", s->group, (int)s->validate,
-		    s->min_entropy, s->context_distance, s->min_count, (int)s->window_set, s->window_before,
-		    s->window_after, s->digits, s->keep_first, s->keep_last, (int)s->boundary);
+	bytebuf_appendf(&b, "g%u%s v%d e%.6f d%u m%u w%d:%u/%u%s n%u k%u/%u b%d;", s->group, s->group_first ? "f" : "",
+			(int)s->validate, s->min_entropy, s->context_distance, s->min_count, (int)s->window_set,
+			s->window_before, s->window_after, s->gate_text ? "t" : "", s->digits, s->keep_first, s->keep_last,
+			(int)s->boundary);
+	if (s->generic)
+		bytebuf_appendf(&b, "generic;");
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
@@ -244,6 +254,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->confidence = strdup(s->confidence ? s->confidence : "medium");
 	d->key = make_key(s);
 	d->group = s->group;
+	d->group_first = s->group_first;
 	d->validate = s->validate;
 	d->min_entropy = s->min_entropy;
 	d->distance = s->context_distance ? s->context_distance : 100;
@@ -252,6 +263,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->after = s->window_set ? s->window_after : 256;
 	d->digits = s->digits;
 	d->boundary = s->boundary;
+	d->generic = s->generic;
 	d->keep_first = s->keep_first;
 	d->keep_last = s->keep_last;
 	d->keywords = dup_list(s->keywords, s->n_keywords, false);
@@ -270,6 +282,27 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 			snprintf(err, n, "group = %u but the regex has %u capture group%s", d->group, groups,
 				 groups == 1 ? "" : "s");
 			goto fail;
+		}
+		if (d->group >= DET_MAX_GROUPS) {
+			snprintf(err, n, "group = %u: a secret must be in one of the first %d groups", d->group,
+				 DET_MAX_GROUPS - 1);
+			goto fail;
+		}
+		/* Keywords that gate the whole text still keep the regex to windows
+		 * when every match provably holds a keyword at most `reach` bytes
+		 * past its start: a window from there to the keyword finds exactly
+		 * what the whole text would. Not with boundary: a keyword inside the
+		 * match need not stand as a word, and the one that opens the gate
+		 * may be far from it. */
+		if (s->gate_text && s->n_keywords) {
+			int reach = s->boundary ? -1 : keyreach_bound(s->regex, s->keywords, s->n_keywords, d->between);
+			if (reach >= 0) {
+				d->before = (uint32_t)reach;
+				d->after = 0;
+				d->narrow = true;
+			} else {
+				d->gate_text = true;
+			}
 		}
 	}
 	for (size_t g = 0; g < s->n_allow; g++) {
@@ -319,6 +352,7 @@ const char *detector_severity(const detector_t *d) { return d->severity; }
 const char *detector_confidence(const detector_t *d) { return d->confidence; }
 bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
 bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0; }
+bool detector_gates_text(const detector_t *d) { return d->gate_text; }
 uint32_t detector_id(const detector_t *d) { return d->id; }
 uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
 uint8_t detector_keep_first(const detector_t *d) { return d->keep_first; }
@@ -389,7 +423,7 @@ detect_scratch_t *detect_scratch_new(uint32_t match_limit)
 	detect_scratch_t *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->md = pcre2_match_data_create(64, NULL);
+	s->md = pcre2_match_data_create(DET_MAX_GROUPS, NULL);
 	s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
 	s->mctx = pcre2_match_context_create(NULL);
 	if (!s->md || !s->jit || !s->mctx) {
@@ -556,6 +590,15 @@ static bool keyword_near(const detector_t *d, const uint8_t *buf, size_t len, si
 	return false;
 }
 
+/* Does the text hold any of d's keywords? (gate_text without a prefilter) */
+static bool keyword_in(const detector_t *d, const uint8_t *buf, size_t len)
+{
+	for (size_t k = 0; k < d->n_keywords; k++)
+		if (ci_contains_in(buf, len, 0, len, d->keywords[k], d->boundary))
+			return true;
+	return false;
+}
+
 static bool digits_near(const detector_t *d, const detect_scratch_t *s, size_t ms)
 {
 	if (s->n_runs > s->runs_cap)
@@ -686,18 +729,36 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 		off = me > ms ? me : (size_t)me + 1;
 		if (me == ms)
 			continue;
+		*last_end = me;
+		/* Newlines at the ends of a match are not what it found: a pattern
+		 * ending in \s must not make the secret, the line its allowlists
+		 * read or the redaction reach into the next line (gitleaks trims
+		 * them the same way). */
+		while (ms < me && buf[ms] == '\n')
+			ms++;
+		while (me > ms && buf[me - 1] == '\n')
+			me--;
+		if (me == ms)
+			continue;
 		uint32_t ss = ms, se = me;
 		if (d->group && (uint32_t)rc > d->group && ov[2 * d->group] != PCRE2_UNSET) {
 			ss = (uint32_t)ov[2 * d->group];
 			se = (uint32_t)ov[2 * d->group + 1];
+		} else if (d->group_first) {
+			for (uint32_t g = 1; g < (uint32_t)rc; g++)
+				if (ov[2 * g] != PCRE2_UNSET && ov[2 * g + 1] > ov[2 * g]) {
+					ss = (uint32_t)ov[2 * g];
+					se = (uint32_t)ov[2 * g + 1];
+					break;
+				}
 		}
-		*last_end = me;
 		if (se == ss || (gate && !trigger_near(d, sc, buf, len, ms)))
 			continue;
 		const char *secret = (const char *)buf + ss;
 		if (d->validate && !validate_run(d->validate, secret, se - ss))
 			continue;
-		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) < d->min_entropy)
+		/* strictly more than the threshold, as gitleaks reads `entropy` */
+		if (d->min_entropy > 0 && validate_entropy(secret, se - ss) <= d->min_entropy)
 			continue;
 		if (d->n_context && !near_context(d, ctx, buf, len, ms, me))
 			continue;
@@ -717,13 +778,10 @@ typedef struct {
 	size_t len;
 } hit_ctx_t;
 
-/* A keyword hit or a digit run [start, end) opens the window where d's
- * matches may start: from d->before bytes before it to `after` bytes past
- * it. Hits and runs come in text order, so a window that touches the
- * last one extends it. */
-static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t end, uint32_t after, size_t len)
+/* A window [a, end + after) where a match may start. Hits and runs come in
+ * text order, so a window that touches the last one extends it. */
+static void window_add_from(spans_t *w, uint32_t a, uint32_t end, uint32_t after, size_t len)
 {
-	uint32_t a = start > d->before ? start - d->before : 0;
 	uint64_t b = (uint64_t)end + after;
 	uint32_t e = b < len ? (uint32_t)b : (uint32_t)len;
 	span_t *last = w->n ? &w->v[w->n - 1] : NULL;
@@ -739,6 +797,30 @@ static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t
 	spans_push(w, a, e - a, MAX_WINDOWS);
 }
 
+/* A keyword hit or a digit run [start, end) opens the window where d's
+ * matches may start: from d->before bytes before it to `after` bytes past
+ * it. */
+static void window_add(spans_t *w, const detector_t *d, uint32_t start, uint32_t end, uint32_t after, size_t len)
+{
+	window_add_from(w, start > d->before ? start - d->before : 0, end, after, len);
+}
+
+/* A keyword hit of a detector keyreach bounded: its matches start no
+ * earlier than the run of `between` bytes that ends at the keyword (the
+ * text a match holds before its keyword is made of them), so the window
+ * opens there when that is closer than `before` bytes back. */
+static uint32_t narrowed_start(const detector_t *d, const uint8_t *buf, uint32_t start)
+{
+	uint32_t floor = start > d->before ? start - d->before : 0, a = start;
+	while (a > floor) {
+		uint8_t c = (uint8_t)lower((char)buf[a - 1]);
+		if (!((d->between[c >> 3] >> (c & 7)) & 1))
+			break;
+		a--;
+	}
+	return a;
+}
+
 static bool on_hit(void *p, const pf_hit_t *h)
 {
 	hit_ctx_t *c = p;
@@ -747,6 +829,11 @@ static bool on_hit(void *p, const pf_hit_t *h)
 		return true;
 	if (h->tag & 1)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
+	else if (c->want[slot]->gate_text)
+		c->s->kw[slot].hit = true;
+	else if (c->want[slot]->narrow)
+		window_add_from(&c->s->kw[slot], narrowed_start(c->want[slot], c->buf, h->start), h->start + h->len,
+				c->want[slot]->after, c->len);
 	else
 		window_add(&c->s->kw[slot], c->want[slot], h->start, h->start + h->len, c->want[slot]->after, c->len);
 	return true;
@@ -828,6 +915,13 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			  size_t len, const char *filename, det_result_t *r, size_t *execs)
 {
 	spans_t *windows = &s->kw[i];
+	size_t last_end = 0;
+	if (d->gate_text) {
+		/* the prefilter saw a keyword, or (without one) a look at the text does */
+		if (windowed ? windows->hit : keyword_in(d, buf, len))
+			run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], false, r, &last_end, execs);
+		return;
+	}
 	if (windowed && d->digits) {
 		if (s->n_runs > s->runs_cap)
 			windows->saturated = true;
@@ -835,7 +929,6 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			if (s->runs[k].digits >= d->digits)
 				window_add(windows, d, s->runs[k].start, s->runs[k].end, 0, len);
 	}
-	size_t last_end = 0;
 	if (!windowed || windows->saturated) {
 		/* the gate keeps the windows' semantics */
 		run_range(d, s, buf, len, 0, len, filename, &s->ctx[i], detector_is_anchored(d), r, &last_end, execs);
@@ -845,6 +938,52 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 		if (!run_range(d, s, buf, len, windows->v[k].start, (size_t)windows->v[k].start + windows->v[k].len,
 			       filename, &s->ctx[i], false, r, &last_end, execs))
 			return;
+}
+
+/* Where the line holding offset at starts. */
+static uint32_t line_start(const uint8_t *buf, uint32_t at)
+{
+	const uint8_t *nl = at ? memrchr(buf, '\n', at) : NULL;
+	return nl ? (uint32_t)(nl - buf) + 1 : 0;
+}
+
+/* Does a specific detector's finding on the line starting at line hold
+ * the secret buf[start, start + n)? */
+static bool specific_holds(const uint8_t *buf, const det_result_t *results, size_t n_want, uint32_t line,
+			   uint32_t start, uint32_t n)
+{
+	for (size_t j = 0; j < n_want; j++) {
+		const det_result_t *o = &results[j];
+		if (!o->d->re || o->d->generic || o->count < o->d->min_count)
+			continue;
+		for (uint32_t k = 0; k < o->n_matches; k++) {
+			const det_match_t *p = &o->matches[k];
+			if (p->len >= n && line_start(buf, p->mstart) == line &&
+			    memmem(buf + p->start, p->len, buf + start, n))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Generic detectors give way: their findings that a specific detector
+ * also found (its secret holds theirs, on the same line) are dropped. */
+static void generic_give_way(const uint8_t *buf, const detector_t *const *want, size_t n_want, det_result_t *results)
+{
+	for (size_t i = 0; i < n_want; i++) {
+		det_result_t *r = &results[i];
+		if (!want[i]->generic || !r->n_matches)
+			continue;
+		uint32_t kept = 0;
+		for (uint32_t k = 0; k < r->n_matches; k++) {
+			const det_match_t *m = &r->matches[k];
+			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len))
+				r->count--;
+			else
+				r->matches[kept++] = *m;
+		}
+		r->n_matches = kept;
+	}
 }
 
 static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
@@ -860,7 +999,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		results[i].n_matches = 0;
 		results[i].ns = 0;
 		s->kw[i].n = s->ctx[i].n = 0;
-		s->kw[i].saturated = s->ctx[i].saturated = false;
+		s->kw[i].saturated = s->ctx[i].saturated = s->kw[i].hit = false;
 	}
 	uint64_t t = now_ns(s);
 	const prefilter_t *pf = use_prefilter && n_want ? prefilter_for(set, s, want, n_want) : NULL;
@@ -885,6 +1024,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		t_end = now_ns(s);
 		results[i].ns = t_end - t;
 	}
+	generic_give_way(buf, want, n_want, results);
 	return execs;
 }
 
@@ -900,7 +1040,24 @@ size_t detset_scan_all(detset_t *set, detect_scratch_t *s, const uint8_t *buf, s
 	return scan(set, s, buf, len, filename, want, n_want, results, false);
 }
 
+/* An allowlist that drops a file by its name alone: one of its file-name
+ * patterns matches, and nothing else in it must (or it is `or`). */
+static bool file_allowed(const detector_t *d, const char *name, size_t n, detect_scratch_t *s)
+{
+	for (size_t g = 0; n && g < d->n_allow; g++) {
+		const allow_t *a = &d->allow[g];
+		if (!a->n_files || (a->all && (a->n_re || a->n_stop)))
+			continue;
+		for (size_t i = 0; i < a->n_files; i++)
+			if (match_one(a->files[i], (const uint8_t *)name, n, s) >= 0)
+				return true;
+	}
+	return false;
+}
+
 bool detector_filename_matches(const detector_t *d, const char *name, size_t n, detect_scratch_t *s)
 {
-	return !d->filename || match_one(d->filename, (const uint8_t *)name, n, s) >= 0;
+	if (d->filename && match_one(d->filename, (const uint8_t *)name, n, s) < 0)
+		return false;
+	return !file_allowed(d, name, n, s);
 }

@@ -18,7 +18,8 @@
  * built on first use and cached), so scanning takes no lock.
  *
  * A detector with keywords runs its regex only in windows around keyword
- * hits (merged when they overlap); one that declares `digits` only around
+ * hits (merged when they overlap), or, with gate_text, anywhere in a text
+ * that holds one of them; one that declares `digits` only around
  * runs of that many digits (digitruns.h); one with neither runs on the
  * whole buffer, which is what `dlpgate check` warns about. A pattern that
  * backtracks past the match limit stops that detector for that buffer and
@@ -54,6 +55,7 @@ typedef struct {
 } allow_spec_t;
 
 #define DETECTOR_MAX_ALLOW 16
+#define DET_MAX_GROUPS 64 /* capture groups a scan reads (the match is group 0) */
 
 /* What an author writes (dlp.detector{...}); strings are borrowed. */
 typedef struct {
@@ -62,8 +64,10 @@ typedef struct {
 	const char *const *keywords;
 	size_t n_keywords;
 	uint32_t group;             /* capture group holding the secret; 0 = the match */
+	bool group_first;           /* the secret is the first capture group that matched
+				     * something, else the match (gitleaks without secretGroup) */
 	validator_t validate;
-	double min_entropy;         /* 0 = no entropy check */
+	double min_entropy;         /* the secret's entropy must exceed it; 0 = no check */
 	const char *const *context_words;
 	size_t n_context;
 	uint32_t context_distance;  /* bytes before or after the match */
@@ -78,6 +82,11 @@ typedef struct {
 	 * unless window_set. */
 	bool window_set;
 	uint32_t window_before, window_after;
+	/* Keywords gate the whole text instead (gitleaks: a rule runs on a
+	 * fragment holding one of its keywords, wherever the match is). The
+	 * scan still keeps to windows when keyreach proves every match holds a
+	 * keyword near its start, which finds exactly the same. */
+	bool gate_text;
 	uint32_t digits;            /* each match holds this many digits (0: no promise) */
 	/* Keywords and context words count only where they stand as words:
 	 * at an end of the word that is a letter or digit, the text must not
@@ -85,6 +94,11 @@ typedef struct {
 	 * ARABIC, nor "sms" inside ssMSSQL; "card" still does in card_number
 	 * and creditCardNumber. */
 	bool boundary;
+	/* A generic detector gives way to specific ones (gitleaks' rules whose
+	 * id says "generic"): its finding is dropped when a detector of the
+	 * same scan that is not generic found, on the same line, a secret that
+	 * holds its secret. */
+	bool generic;
 	uint8_t keep_first, keep_last; /* what a sample shows */
 } detector_spec_t;
 
@@ -106,6 +120,10 @@ const char *detector_confidence(const detector_t *d);
 bool detector_has_keywords(const detector_t *d);
 /* Does the scan keep its regex to windows (keywords or digits)? */
 bool detector_is_anchored(const detector_t *d);
+/* Do its keywords gate the whole text with no window proven (window =
+ * "text" where keyreach found no bound)? Its regex then runs over every
+ * text that holds one of them. */
+bool detector_gates_text(const detector_t *d);
 uint32_t detector_id(const detector_t *d);
 uint32_t detector_min_count(const detector_t *d);
 uint8_t detector_keep_first(const detector_t *d);
@@ -113,7 +131,8 @@ uint8_t detector_keep_last(const detector_t *d);
 /* A stable text form of the spec (for finding an identical detector). */
 const char *detector_key(const detector_t *d);
 bool detector_has_regex(const detector_t *d);
-/* Does name match the detector's file-name scope? (true when it has none) */
+/* Does name match the detector's file-name scope (true when it has none),
+ * and does no allowlist drop a file of that name whatever it holds? */
 bool detector_filename_matches(const detector_t *d, const char *name, size_t n, detect_scratch_t *s);
 bool detector_filename_only(const detector_t *d);
 
@@ -127,7 +146,7 @@ const detector_t *detset_get(const detset_t *set, uint32_t id);
 
 typedef struct {
 	uint32_t start, len;   /* the secret (what is redacted) */
-	uint32_t mstart, mlen; /* the whole pattern match */
+	uint32_t mstart, mlen; /* the whole pattern match, less newlines at its ends */
 } det_match_t;
 
 #define DET_MAX_MATCHES 256 /* per detector per buffer; the count goes on */

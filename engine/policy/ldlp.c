@@ -204,7 +204,7 @@ static const char **string_list(lua_State *L, int t, const char *key, size_t *n)
 
 static const char *const spec_fields[] = {"regex", "name", "keywords", "group", "validate", "entropy", "context",
 					  "min_count", "allow", "filename", "severity", "confidence", "window",
-					  "digits", "mask", "examples", "description", "boundary", NULL};
+					  "digits", "mask", "examples", "description", "boundary", "generic", NULL};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -240,12 +240,17 @@ static const char *opt_choice(lua_State *L, int t, const char *key, const char *
 	return s;
 }
 
-/* window = N (N bytes either side) or {before = N, after = M}. */
+/* window = N (N bytes either side), {before = N, after = M}, or "text"
+ * (the keywords gate the whole text, as in gitleaks). */
 static void window_field(lua_State *L, detector_spec_t *s)
 {
 	lua_getfield(L, 1, "window");
 	int t = lua_gettop(L);
-	if (lua_istable(L, t)) {
+	if (lua_type(L, t) == LUA_TSTRING) {
+		if (strcmp(lua_tostring(L, t), "text"))
+			luaL_error(L, "dlp.detector: window must be a number of bytes, {before = N, after = M} or \"text\"");
+		s->gate_text = true;
+	} else if (lua_istable(L, t)) {
 		lua_pushnil(L);
 		while (lua_next(L, t)) {
 			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
@@ -273,7 +278,7 @@ static int l_detector(lua_State *L)
 		if (lua_type(L, -2) == LUA_TSTRING && !in_list(lua_tostring(L, -2), spec_fields))
 			return luaL_error(L, "dlp.detector: unknown field '%s' (fields: regex, keywords, group, "
 					     "validate, entropy, context, min_count, allow, filename, severity, "
-					     "confidence, window, digits, boundary, mask, name, examples, description)",
+					     "confidence, window, digits, boundary, generic, mask, name, examples, description)",
 					  lua_tostring(L, -2));
 		lua_pop(L, 1);
 	}
@@ -289,7 +294,17 @@ static int l_detector(lua_State *L)
 	s.name = lua_tostring(L, -1);
 	lua_pop(L, 1);
 	s.keywords = string_list(L, 1, "keywords", &s.n_keywords);
-	s.group = opt_uint(L, 1, "group", 0, 99);
+	lua_getfield(L, 1, "group");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		/* the first capture group that matched something (gitleaks' rules) */
+		if (strcmp(lua_tostring(L, -1), "first"))
+			return luaL_error(L, "dlp.detector: group must be a group number or \"first\"");
+		s.group_first = true;
+		lua_pop(L, 1);
+	} else {
+		lua_pop(L, 1);
+		s.group = opt_uint(L, 1, "group", 0, DET_MAX_GROUPS - 1);
+	}
 	lua_getfield(L, 1, "validate");
 	if (!lua_isnil(L, -1)) {
 		int v = lua_isstring(L, -1) ? validate_by_name(lua_tostring(L, -1)) : -1;
@@ -321,6 +336,11 @@ static int l_detector(lua_State *L)
 	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
 		return luaL_error(L, "dlp.detector: boundary must be true or false");
 	s.boundary = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "generic");
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		return luaL_error(L, "dlp.detector: generic must be true or false");
+	s.generic = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	lua_getfield(L, 1, "allow");
 	if (!lua_isnil(L, -1)) {

@@ -41,47 +41,177 @@ static void named_add(lua_State *L, named_list_t *l, const char *name, int udata
 	e->spec_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-static void collect(lua_State *L, int t, int depth, named_list_t *out)
+/* A detector's name: the one its spec gives, else where it was found (a
+ * table key or a local's name). Read raw: the spec is the author's table
+ * and may carry metamethods. */
+static void detector_label(lua_State *L, int udata_idx, const char *where, char *out, size_t n)
+{
+	udata_idx = lua_absindex(L, udata_idx);
+	const char *name = NULL;
+	if (lua_getiuservalue(L, udata_idx, 1) == LUA_TTABLE) {
+		lua_pushliteral(L, "name");
+		if (lua_rawget(L, -2) == LUA_TSTRING)
+			name = lua_tostring(L, -1);
+		snprintf(out, n, "%s", name ? name : where);
+		lua_pop(L, 2);
+		return;
+	}
+	lua_pop(L, 1);
+	snprintf(out, n, "%s", where);
+}
+
+#define COLLECT_DEPTH 8
+
+typedef struct {
+	named_list_t *out;
+	int visited; /* absolute index of a table of the tables and functions seen */
+} walk_t;
+
+static bool first_visit(lua_State *L, walk_t *w, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_pushvalue(L, idx);
+	bool seen = lua_rawget(L, w->visited) != LUA_TNIL;
+	lua_pop(L, 1);
+	if (!seen) {
+		lua_pushvalue(L, idx);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, w->visited);
+	}
+	return !seen;
+}
+
+static void walk_value(lua_State *L, walk_t *w, int idx, const char *where, int depth);
+
+/* The standard libraries hold no detectors: not walked. */
+static bool library_name(const char *k)
+{
+	static const char *const libs[] = {"_G", "string", "table", "math", "utf8", "coroutine", "os", "io", "dlp", NULL};
+	for (const char *const *p = libs; *p; p++)
+		if (!strcmp(k, *p))
+			return true;
+	return false;
+}
+
+static void walk_table(lua_State *L, walk_t *w, int t, int depth)
 {
 	t = lua_absindex(L, t);
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
-		if (lua_type(L, -2) == LUA_TSTRING) {
-			const char *k = lua_tostring(L, -2);
-			if (ldlp_is_detector(L, -1))
-				named_add(L, out, k, -1);
-			else if (lua_istable(L, -1) && depth < 3 && strcmp(k, "_G") && strcmp(k, "string") &&
-				 strcmp(k, "table") && strcmp(k, "math") && strcmp(k, "utf8"))
-				collect(L, -1, depth + 1, out);
-		}
+		if (lua_type(L, -2) == LUA_TSTRING && !library_name(lua_tostring(L, -2)))
+			walk_value(L, w, -1, lua_tostring(L, -2), depth + 1);
 		lua_pop(L, 1);
 	}
 }
 
-/* The detectors a file stands for, named by their keys: those it returns
- * (a pack, or a selection from packs); else those in its globals and, for
- * a policy that keeps its tables local, in the packs it requires. */
+/* Is the value at idx a module the policy required (a detector pack)? */
+static bool is_module(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	bool found = false;
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "dlp.loaded") == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (!found && lua_next(L, -2)) {
+			found = lua_rawequal(L, -1, idx);
+			lua_pop(L, 1);
+		}
+		if (found)
+			lua_pop(L, 1); /* the key lua_next left */
+	}
+	lua_pop(L, 1);
+	return found;
+}
+
+#define DUMP_MAX (1u << 20)
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+	(void)L;
+	bytebuf_t *b = ud;
+	if (b->len + n > DUMP_MAX)
+		return 1; /* a function this large: its dump stops, the pack counts whole */
+	bytebuf_append(b, p, n);
+	return 0;
+}
+
+/* A pack a function captures: the detectors whose keys its code names
+ * (pii.credit_card compiles to the constant "credit_card"), or, when it
+ * names none (it passes the pack whole, req:scan(pii)), all of them. The
+ * function's stripped bytecode holds its constants and its inner
+ * functions', and no local names. */
+static void walk_module(lua_State *L, walk_t *w, int f, int module, int depth)
+{
+	f = lua_absindex(L, f);
+	module = lua_absindex(L, module);
+	bytebuf_t code;
+	bytebuf_init(&code, 0);
+	lua_pushvalue(L, f);
+	bool whole = lua_dump(L, dump_writer, &code, 1) != 0;
+	lua_pop(L, 1);
+	size_t named = 0;
+	for (int pass = 0; pass < 2 && !named; pass++) {
+		lua_pushnil(L);
+		while (lua_next(L, module)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			if (k && (pass == 1 || (!whole && memmem(code.data, code.len, k, strlen(k))))) {
+				named++;
+				walk_value(L, w, -1, k, depth + 1);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	bytebuf_free(&code);
+}
+
+/* A Lua function's upvalues: the locals of the policy it uses (detectors,
+ * tables of them, required packs, helper functions). Its _ENV is the
+ * globals, walked once on their own. */
+static void walk_function(lua_State *L, walk_t *w, int f, int depth)
+{
+	f = lua_absindex(L, f);
+	if (lua_iscfunction(L, f))
+		return;
+	const char *up;
+	for (int i = 1; (up = lua_getupvalue(L, f, i)); i++) {
+		if (lua_istable(L, -1) && is_module(L, -1))
+			walk_module(L, w, f, -1, depth);
+		else if (strcmp(up, "_ENV"))
+			walk_value(L, w, -1, up[0] ? up : "?", depth + 1);
+		lua_pop(L, 1);
+	}
+}
+
+static void walk_value(lua_State *L, walk_t *w, int idx, const char *where, int depth)
+{
+	idx = lua_absindex(L, idx);
+	if (ldlp_is_detector(L, idx)) {
+		char label[128];
+		detector_label(L, idx, where, label, sizeof label);
+		named_add(L, w->out, label, idx);
+	} else if (depth < COLLECT_DEPTH && lua_istable(L, idx) && first_visit(L, w, idx)) {
+		walk_table(L, w, idx, depth);
+	} else if (depth < COLLECT_DEPTH && lua_isfunction(L, idx) && first_visit(L, w, idx)) {
+		walk_function(L, w, idx, depth);
+	}
+}
+
+/* The detectors a file stands for: those a pack returns (a pack, or a
+ * selection from packs); else those its policy uses: reachable from its
+ * globals (the stages among them) and through the locals its functions
+ * capture, which reach into the packs it requires. A pack required and
+ * never used is not counted. */
 static void collect_all(lua_State *L, named_list_t *out)
 {
+	lua_newtable(L);
+	walk_t w = {out, lua_gettop(L)};
 	lua_getfield(L, LUA_REGISTRYINDEX, "dlp.chunk_result");
 	if (lua_istable(L, -1))
-		collect(L, -1, 0, out);
+		walk_table(L, &w, -1, 0);
 	lua_pop(L, 1);
-	if (out->n)
-		return;
-	lua_pushglobaltable(L);
-	collect(L, -1, 0, out);
-	lua_pop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, "dlp.loaded"); /* the sandbox's require cache */
-	if (!lua_istable(L, -1)) {
-		lua_pop(L, 1);
-		return;
-	}
-	lua_pushnil(L);
-	while (lua_next(L, -2)) {
-		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-		if (lua_istable(L, -1) && strcmp(k, "dlp") && strcmp(k, "_G"))
-			collect(L, -1, 1, out);
+	if (!out->n) {
+		lua_pushglobaltable(L);
+		first_visit(L, &w, -1);
+		walk_table(L, &w, -1, 0);
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
@@ -151,8 +281,9 @@ int lua_policy_check(const char *path, FILE *out)
 	}
 	named_list_t l = {0};
 	collect_all(lp->master->L, &l);
-	int problems = 0, unanchored = 0, with_examples = 0;
+	int problems = 0, unanchored = 0, with_examples = 0, text_gated = 0;
 	for (size_t i = 0; i < l.n; i++) {
+		text_gated += detector_gates_text(l.v[i].d);
 		if (detector_has_regex(l.v[i].d) && !detector_is_anchored(l.v[i].d)) {
 			fprintf(out,
 				"warning: detector %s has no keywords or digits: its regex runs over every body (add "
@@ -166,6 +297,11 @@ int lua_policy_check(const char *path, FILE *out)
 		lua_pop(lp->master->L, 2);
 		problems += check_examples(lp, &l.v[i], out);
 	}
+	if (text_gated)
+		fprintf(out,
+			"note: %d detector%s with window = \"text\" run%s over every body that holds a keyword (no "
+			"window around the keywords could be proven to find the same)\n",
+			text_gated, text_gated == 1 ? "" : "s", text_gated == 1 ? "s" : "");
 	bool policy = lp->has_flow || lp->has_request || lp->has_response;
 	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
@@ -300,11 +436,45 @@ static const char *kind_name(const verdict_t *v)
 	return v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
 }
 
+/* A policy that raised an error or hit a limit (instructions, memory, a
+ * detector's match limit) decided by its fail mode, not by its code: the
+ * case fails, whatever the verdict, unless it says it expects that with
+ * expect.error = true. flow_error is the flow stage's, when the message
+ * stages ran after it. */
+static bool failure_expected(lua_State *L, int e, const verdict_t *v, const verdict_t *flow_error,
+			     const policy_msg_t *m, char *why, size_t wn)
+{
+	lua_getfield(L, e, "error");
+	bool expected = lua_toboolean(L, -1), said = !lua_isnil(L, -1);
+	lua_pop(L, 1);
+	const verdict_t *failed = flow_error ? flow_error : v->error ? v : NULL;
+	const char *limited = NULL;
+	for (uint32_t k = 0; m && k < m->n_findings && !limited; k++)
+		if (m->findings[k].timed_out)
+			limited = m->findings[k].name;
+	if (!expected && (failed || limited)) {
+		if (failed)
+			snprintf(why, wn, "the policy failed (%s)%s", failed->reason,
+				 said ? "" : "; a case that means to test that says expect = { error = true }");
+		else
+			snprintf(why, wn, "detector %s hit its match limit: the result is incomplete%s", limited,
+				 said ? "" : "; a case that means to test that says expect = { error = true }");
+		return false;
+	}
+	if (expected && !failed && !limited) {
+		snprintf(why, wn, "expected a policy error or limit, got none");
+		return false;
+	}
+	return true;
+}
+
 /* Compares what happened with case.expect (at index e); why gets the
  * first difference. */
-static bool expect_ok(lua_State *L, int e, const verdict_t *v, const policy_msg_t *m, const uint8_t *out,
-		      size_t out_len, char *why, size_t wn)
+static bool expect_ok(lua_State *L, int e, const verdict_t *v, const verdict_t *flow_error, const policy_msg_t *m,
+		      const uint8_t *out, size_t out_len, char *why, size_t wn)
 {
+	if (!failure_expected(L, e, v, flow_error, m, why, wn))
+		return false;
 	const char *want = field_str(L, e, "verdict");
 	if (want && strcmp(want, kind_name(v))) {
 		snprintf(why, wn, "expected %s, got %s (rule %s: %s)", want, kind_name(v), v->rule, v->reason);
@@ -313,14 +483,6 @@ static bool expect_ok(lua_State *L, int e, const verdict_t *v, const policy_msg_
 	lua_getfield(L, e, "monitor");
 	if (!lua_isnil(L, -1) && lua_toboolean(L, -1) != v->monitor) {
 		snprintf(why, wn, "expected monitor = %s", lua_toboolean(L, -1) ? "true" : "false");
-		lua_pop(L, 1);
-		return false;
-	}
-	lua_pop(L, 1);
-	lua_getfield(L, e, "error");
-	if (!lua_isnil(L, -1) && lua_toboolean(L, -1) != v->error) {
-		snprintf(why, wn, "expected %s, got %s (%s)", lua_toboolean(L, -1) ? "a policy error" : "no policy error",
-			 v->error ? "one" : "none", v->reason);
 		lua_pop(L, 1);
 		return false;
 	}
@@ -424,6 +586,8 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	verdict_t v;
 	bool ok;
 	lp->base.ops->on_flow(&lp->base, NULL, &tf.facts, &v);
+	verdict_t flow = v;
+	const verdict_t *flow_error = v.error ? &flow : NULL;
 	/* uninspectable = "alpn" (...): the flow the policy chose to inspect
 	 * cannot be; expect.flow is then what on_uninspectable decided */
 	const char *unins = field_str(L, c, "uninspectable");
@@ -445,7 +609,7 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 			 v.reason);
 		ok = false;
 	} else if ((!have_req && !have_res) || ((v.kind == VERDICT_BYPASS || v.kind == VERDICT_BLOCK) && !v.monitor)) {
-		ok = expect_ok(L, ex, &v, NULL, NULL, 0, why, wn);
+		ok = expect_ok(L, ex, &v, flow_error, NULL, NULL, 0, why, wn);
 	} else {
 		inspect_result_t r;
 		if (have_res) {
@@ -458,13 +622,13 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 			}
 			inspect_message(&lp->base, NULL, &tf.facts, &res, have_req ? &req : NULL, (uint8_t *)rraw.data,
 					rraw.len, true, &r);
-			ok = expect_ok(L, ex, &r.verdict, &r.msg, r.out, r.out_len, why, wn);
+			ok = expect_ok(L, ex, &r.verdict, flow_error, &r.msg, r.out, r.out_len, why, wn);
 			inspect_result_free(&r);
 			bytebuf_free(&rraw);
 			http_head_free(&res);
 		} else {
 			inspect_message(&lp->base, NULL, &tf.facts, &req, NULL, (uint8_t *)raw.data, raw.len, true, &r);
-			ok = expect_ok(L, ex, &r.verdict, &r.msg, r.out, r.out_len, why, wn);
+			ok = expect_ok(L, ex, &r.verdict, flow_error, &r.msg, r.out, r.out_len, why, wn);
 			inspect_result_free(&r);
 		}
 	}
@@ -555,13 +719,22 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 
 /* ---- scan ---- */
 
-static void emit_record(FILE *out, const char *file, const named_t *e, uint64_t offset, uint32_t len,
-			const char *sample)
+/* One line per finding; a span that several detectors found is one line
+ * naming them all in "detectors" ("detector" is the first of them). */
+static void emit_record(FILE *out, const char *file, const named_t *const *by, size_t n_by, uint64_t offset,
+			uint32_t len, const char *sample)
 {
+	const named_t *e = by[0];
 	json_t *o = json_object();
 	json_t *fs = json_string(file); /* NULL for a name that is not UTF-8 */
 	json_object_set_new(o, "file", fs ? fs : json_string("(name not UTF-8)"));
 	json_object_set_new(o, "detector", json_string(e->name));
+	if (n_by > 1) {
+		json_t *all = json_array();
+		for (size_t i = 0; i < n_by; i++)
+			json_array_append_new(all, json_string(by[i]->name));
+		json_object_set_new(o, "detectors", all);
+	}
 	json_object_set_new(o, "severity", json_string(detector_severity(e->d)));
 	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "length", json_integer(len));
@@ -573,12 +746,44 @@ static void emit_record(FILE *out, const char *file, const named_t *e, uint64_t 
 	json_decref(o);
 }
 
-static void emit_finding(FILE *out, const char *file, const named_t *e, const det_match_t *m, const uint8_t *base,
-			 uint64_t offset)
+/* A finding of one chunk, before they are put in order. */
+typedef struct {
+	uint32_t start, len;
+	const named_t *by;
+} chunk_finding_t;
+
+static int by_offset(const void *a, const void *b)
 {
-	char sample[MASK_SAMPLE_MAX + 1];
-	mask_sample(sample, (const char *)base + m->start, m->len, detector_keep_first(e->d), detector_keep_last(e->d));
-	emit_record(out, file, e, offset + m->start, m->len, sample);
+	const chunk_finding_t *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return strcmp(x->by->name, y->by->name);
+}
+
+/* The chunk's findings in offset order, one line per span (the detectors
+ * that found the same span together); returns the lines written. The
+ * sample is masked the way the first detector masks. */
+static long emit_findings(FILE *out, const char *file, chunk_finding_t *v, size_t n, const uint8_t *base,
+			  uint64_t offset)
+{
+	qsort(v, n, sizeof *v, by_offset);
+	long lines = 0;
+	const named_t *by[64];
+	for (size_t i = 0; i < n;) {
+		size_t j = i, n_by = 0;
+		for (; j < n && v[j].start == v[i].start && v[j].len == v[i].len; j++)
+			if (n_by < sizeof by / sizeof by[0] && (!n_by || by[n_by - 1] != v[j].by))
+				by[n_by++] = v[j].by;
+		char sample[MASK_SAMPLE_MAX + 1];
+		mask_sample(sample, (const char *)base + v[i].start, v[i].len, detector_keep_first(by[0]->d),
+			    detector_keep_last(by[0]->d));
+		emit_record(out, file, by, n_by, offset + v[i].start, v[i].len, sample);
+		lines++;
+		i = j;
+	}
+	return lines;
 }
 
 #define SCAN_CHUNK (1u << 20)
@@ -615,7 +820,8 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 		if (!detector_filename_matches(d, name, strlen(name), sc))
 			continue;
 		if (detector_filename_only(d)) {
-			emit_record(out, name, &l->v[i], 0, 0, "(the file name)");
+			const named_t *by = &l->v[i];
+			emit_record(out, name, &by, 1, 0, 0, "(the file name)");
 			found++;
 			continue;
 		}
@@ -626,9 +832,12 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 		return found;
 	uint8_t *buf = malloc(SCAN_CHUNK);
 	bool *warned = calloc(n_want, sizeof *warned);
-	if (!buf || !warned) {
+	/* at most DET_MAX_MATCHES stored per detector per chunk */
+	chunk_finding_t *found_here = malloc(n_want * DET_MAX_MATCHES * sizeof *found_here);
+	if (!buf || !warned || !found_here) {
 		free(buf);
 		free(warned);
+		free(found_here);
 		return -1;
 	}
 	uint64_t base = 0; /* file offset of buf[0] */
@@ -642,6 +851,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 				detset_scan_all(lp->detectors, sc, buf, have, name, want, n_want, res);
 			else
 				detset_scan(lp->detectors, sc, buf, have, name, want, n_want, res);
+			size_t n_here = 0;
 			for (size_t i = 0; i < n_want; i++) {
 				spent[wnamed[i] - l->v] += res[i].ns;
 				warn_incomplete(name, wnamed[i], &res[i], base, &warned[i]);
@@ -651,10 +861,10 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 					const det_match_t *m = &res[i].matches[k];
 					if (!last && m->mstart >= have - SCAN_OVERLAP)
 						continue; /* found again, whole, in the next chunk */
-					emit_finding(out, name, wnamed[i], m, buf, base);
-					found++;
+					found_here[n_here++] = (chunk_finding_t){m->start, m->len, wnamed[i]};
 				}
 			}
+			found += emit_findings(out, name, found_here, n_here, buf, base);
 		}
 		if (last)
 			break;
@@ -664,6 +874,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 	}
 	free(buf);
 	free(warned);
+	free(found_here);
 	return ferror(in) ? -1 : found;
 }
 

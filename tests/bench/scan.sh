@@ -8,6 +8,11 @@
 #
 #   tests/bench/scan.sh [SIZE_MB]     (default 100; needs `make` first)
 #
+# With GITLEAKS_TOML=CONFIG (a gitleaks configuration, e.g. gitleaks' own
+# config/gitleaks.toml) it measures that configuration instead, imported
+# with `dlpgate import gitleaks`, on the real corpus, and names the share of
+# its costliest detector.
+#
 # Hyperscan (libhyperscan-dev) is installed here for the reference only;
 # dlpgate never links it.
 set -eu
@@ -33,6 +38,25 @@ cp "$top"/rules/pii.lua "$top"/rules/secrets.lua "$top"/rules/finance.lua "$work
 cpu() { /usr/bin/time -f "%U %S" -o "$work/t" "$@" >"$work/out" 2>"$work/err"; awk '{print $1 + $2}' "$work/t"; }
 : >"$work/empty"
 start=$(cpu "$top/build/dlpgate" scan "$policy" "$work/empty")
+
+gitleaks_pack() {
+	corpus=$work/corpus-real-$mb.txt
+	"$top/build/dlpgate" import gitleaks "$GITLEAKS_TOML" >"$work/gitleaks.lua" 2>"$work/import.err"
+	bytes=$(stat -c %s "$corpus")
+	s0=$(cpu "$top/build/dlpgate" scan "$work/gitleaks.lua" "$work/empty")
+	t=$(cpu "$top/build/dlpgate" scan --profile "$work/gitleaks.lua" "$corpus")
+	found=$(wc -l <"$work/out")
+	costliest=$(grep -m2 'profile: ' "$work/err" | tail -1)
+	python3 -c "import sys; b, t, s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]); print(f'== imported gitleaks config, real corpus, {b / 1e6:.0f} MB: {b / 1e6 / max(t - s, 1e-9):.1f} MB/s per core (goal >= 200)')" "$bytes" "$t" "$s0"
+	echo "   $found findings; costliest detector: ${costliest#profile: }"
+}
+
+if [ -n "${GITLEAKS_TOML:-}" ]; then
+	corpus=$work/corpus-real-$mb.txt
+	[ -s "$corpus" ] || python3 "$top/tests/bench/corpus.py" --real "$mb" "$corpus"
+	gitleaks_pack
+	exit 0
+fi
 
 for kind in real dense; do
 	corpus=$work/corpus-$kind-$mb.txt

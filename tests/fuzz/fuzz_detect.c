@@ -5,6 +5,9 @@
  * window that misses what the full scan finds is a leak. Digit runs are
  * also checked against their definition, run by run, and the keyword
  * prefilter (its SIMD stage and its scalar skip) against a naive search.
+ * A detector whose keywords gate the whole text (kept to windows by
+ * keyreach's proof) must find, in a text holding a keyword, what its regex
+ * finds with no keywords at all, and nothing in a text without one.
  */
 #include "detect/detector.h"
 #include "detect/digitruns.h"
@@ -25,6 +28,8 @@ static prefilter_t *few, *many;
 static detset_t *set;
 static detect_scratch_t *scratch;
 static const detector_t *want[3];
+static const detector_t *gated[2]; /* window = "text", and the same regex ungated */
+static const char *const gate_kw[] = {"key", "secret"};
 
 static void setup(void)
 {
@@ -60,6 +65,32 @@ static void setup(void)
 		if (!d || !(want[i] = detset_add(set, d)))
 			abort();
 	}
+	static const char gate_re[] = "(?i)[\\w.-]{0,20}?(?:key|secret)[ \\t]{0,3}[=:][ \\t]{0,3}([\\w.=-]{6,40})";
+	const detector_spec_t gate_specs[] = {
+		{.name = "gated", .regex = gate_re, .keywords = gate_kw, .n_keywords = 2, .gate_text = true,
+		 .group_first = true},
+		{.name = "plain", .regex = gate_re, .group_first = true},
+	};
+	for (size_t i = 0; i < 2; i++) {
+		detector_t *d = detector_compile(&gate_specs[i], err, sizeof err);
+		if (!d || !(gated[i] = detset_add(set, d)))
+			abort();
+	}
+}
+
+static void check_text_gate(const uint8_t *b, size_t len)
+{
+	bool has_kw = false;
+	for (size_t k = 0; k < 2 && !has_kw; k++)
+		for (size_t i = 0; i + strlen(gate_kw[k]) <= len && !has_kw; i++)
+			has_kw = !strncasecmp((const char *)b + i, gate_kw[k], strlen(gate_kw[k]));
+	static det_result_t r[2];
+	detset_scan(set, scratch, b, len, NULL, gated, 2, r);
+	if (!has_kw ? r[0].count != 0 : r[0].count != r[1].count)
+		abort();
+	for (uint32_t k = 0; has_kw && k < r[0].n_matches; k++)
+		if (r[0].matches[k].start != r[1].matches[k].start || r[0].matches[k].len != r[1].matches[k].len)
+			abort();
 }
 
 /* Every run is maximal, starts and ends on a digit, counts its digits
@@ -128,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_prefilter(few, data, size);
 		check_prefilter(many, data, size);
 	}
+	check_text_gate(data, size);
 	static det_result_t a[3], b[3];
 	detset_scan(set, scratch, data, size, NULL, want, 3, a);
 	detset_scan_all(set, scratch, data, size, NULL, want, 3, b);

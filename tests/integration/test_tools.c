@@ -36,6 +36,14 @@ static char *in_top(const char *rel)
 	return p;
 }
 
+static int count_of(const char *out, const char *needle)
+{
+	int n = 0;
+	for (const char *p = out; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
 START_TEST(check_and_test_commands)
 {
 	char *pol = th_path("p.lua");
@@ -217,10 +225,7 @@ START_TEST(import_gitleaks_config)
 			    "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n";       /* found */
 	th_write_file(txt, lines, strlen(lines), 0644);
 	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
-	int n = 0;
-	for (char *p = out; (p = strstr(p, "\"detector\"")); p++)
-		n++;
-	ck_assert_msg(n == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
+	ck_assert_msg(count_of(out, "\"detector\"") == 2 && strstr(out, "generic-api-key") && strstr(out, "github-pat"), "%s", out);
 	free(out), free(err);
 	/* the same findings with --profile, and the time per detector after them */
 	ck_assert_int_eq(dlpgate((const char *const[]){"scan", "--profile", pack, txt, NULL}, &out, &err), 0);
@@ -242,6 +247,153 @@ START_TEST(import_gitleaks_config)
 	ck_assert_int_eq(dlpgate((const char *const[]){"import", "gitleaks", junk, NULL}, &out, &err), 2);
 	ck_assert_msg(strstr(err, "not readable as TOML"), "%s", err);
 	free(out), free(err), free(junk);
+}
+END_TEST
+
+/* `dlpgate test` fails a case whose policy raised an error or hit a limit
+ * (it decided by its fail mode, not by its code) unless the case expects
+ * it; `check` runs the examples of the detectors a policy keeps in locals
+ * and takes from packs, by their names, counting only those it uses;
+ * `scan` lists a file's findings in offset order, a span found by two
+ * detectors once. */
+START_TEST(policy_tools_tell_the_truth)
+{
+	char *pol = th_path("typo.lua");
+	const char *src = "local dlp = require 'dlp'\n"
+			  "local tok = dlp.detector{ [[tok_[a-z]{8}]], keywords = {'tok_'} }\n"
+			  "function on_request(req)\n"
+			  "  local f = req:scan({tok = tok})\n"
+			  "  if f.tok then return dlp.blok('token', f) end\n"
+			  "  if req.host == 'loop.example' then while true do end end\n"
+			  "  return dlp.pass()\n"
+			  "end\n";
+	th_write_file(pol, src, strlen(src), 0644);
+	char *t = th_path("typo_test.lua");
+	const char *tsrc = "return {\n"
+			   " { name = 'typo', request = { body = 'x tok_abcdefgh' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'typo expected', request = { body = 'x tok_abcdefgh' }, expect = { error = true } },\n"
+			   " { name = 'looping', request = { url = 'https://loop.example/', body = 'x' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'clean', request = { body = 'nothing' }, expect = { verdict = 'pass' } },\n"
+			   " { name = 'error wanted, none', request = { body = 'nothing' }, expect = { error = true } },\n"
+			   "}\n";
+	th_write_file(t, tsrc, strlen(tsrc), 0644);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"test", pol, t, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "FAIL ") && strstr(out, "#1 typo: the policy failed (") && strstr(out, "blok") &&
+			      strstr(out, "ok   ") && strstr(out, "#2 typo expected") &&
+			      strstr(out, "#3 looping: the policy failed (") && strstr(out, "instruction limit") &&
+			      strstr(out, "#4 clean") && strstr(out, "#5 error wanted, none: expected a policy error") &&
+			      strstr(out, "2 passed, 3 failed"),
+		      "%s", out);
+	free(out), free(err), free(pol), free(t);
+
+	/* check: a local detector's own nomatch example, named by its name;
+	 * a pack's detector the policy takes, and nothing else of the pack */
+	char *loc = th_path("locals.lua");
+	const char *lsrc = "local dlp = require 'dlp'\n"
+			   "local pii = require 'pii'\n"
+			   "local unused = require 'finance'\n"
+			   "local tok = dlp.detector{ [[tok_[a-z]{8}]], keywords = {'tok_'}, name = 'vendor-token',\n"
+			   "  examples = { match = {'tok_abcdefgh'}, nomatch = {'tok_zzzzzzzz'} } }\n"
+			   "function on_request(req)\n"
+			   "  local f = req:scan({t = tok, card = pii.credit_card})\n"
+			   "  if f.t then return dlp.block('tok', f) end\n"
+			   "  return dlp.pass()\n"
+			   "end\n";
+	th_write_file(loc, lsrc, strlen(lsrc), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"check", loc, NULL}, &out, &err), 1);
+	ck_assert_msg(strstr(out, "error: detector vendor-token: example nomatch[1] \"tok_zzzzzzzz\" is found") &&
+			      strstr(out, "FAIL: ") && strstr(out, "2 detectors (0 without keywords or digits, 2 with examples)"),
+		      "%s%s", out, err);
+	free(out), free(err), free(loc);
+
+	/* scan: offset order across detectors; one span, two detectors, one line */
+	char *two = th_path("two.lua");
+	const char *psrc = "local dlp = require 'dlp'\nreturn {\n"
+			   "  zeta = dlp.detector{ [[AKIA[A-Z0-9]{16}]], keywords = {'AKIA'} },\n"
+			   "  alpha = dlp.detector{ [[\\bAKIA[A-Z0-9]{16}\\b]], keywords = {'AKIA'} },\n"
+			   "  card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' } }\n";
+	th_write_file(two, psrc, strlen(psrc), 0644);
+	char *txt = th_path("two.txt");
+	const char *body = "4539 1488 0343 6467 then AKIAIOSFODNN7EXAMPLE and 4539148803436467\n";
+	th_write_file(txt, body, strlen(body), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", two, txt, NULL}, &out, &err), 0);
+	const char *first = strstr(out, "\"offset\":0,"), *second = strstr(out, "\"offset\":25,"),
+		   *third = strstr(out, "\"offset\":50,");
+	ck_assert_msg(first && second && third && first < second && second < third && count_of(out, "\n") == 3 &&
+			      strstr(out, "\"detector\":\"alpha\",\"detectors\":[\"alpha\",\"zeta\"]"),
+		      "%s", out);
+	free(out), free(err), free(two), free(txt);
+}
+END_TEST
+
+/* gitleaks' semantics, rule by rule (tests/data/gitleaks-semantics.toml):
+ * each scan below decides as gitleaks does, and differently from a
+ * whole-match, window-gated, at-least-the-threshold reading. */
+START_TEST(import_gitleaks_semantics)
+{
+	char *cfg = in_top("tests/data/gitleaks-semantics.toml");
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(dlpgate((const char *const[]){"import", "gitleaks", cfg, NULL}, &out, &err), 0);
+	/* what it cannot express is named, and counted */
+	ck_assert_msg(strstr(err, "rule composite: not imported: [[rules.required]]") &&
+			      strstr(err, "rule composite: not imported: allowlist commits") &&
+			      strstr(err, "field \"frobnicate\"") && strstr(err, "rule helper-only skipped: skipReport") &&
+			      strstr(err, "rule composite: not imported: allowlist regex 1 does not compile in PCRE2") &&
+			      strstr(err, "4 constructs not imported") && strstr(err, "1 of 8 rules skipped"),
+		      "%s", err);
+	ck_assert_msg(strstr(out, "-- not imported: [[rules.required]]") && strstr(out, "-- tags: orders internal") &&
+			      strstr(out, "group = \"first\"") && strstr(out, "window = \"text\"") &&
+			      strstr(out, "generic = true"),
+		      "%s", out);
+	char *pack = th_path("semantics.lua");
+	th_write_file(pack, out, strlen(out), 0644);
+	free(out), free(err);
+	char *txt = th_path("semantics.txt");
+	char filler[600];
+	memset(filler, '.', sizeof filler - 2);
+	filler[sizeof filler - 2] = '\n';
+	filler[sizeof filler - 1] = '\0';
+	char *lines;
+	ck_assert_int_ge(asprintf(&lines,
+				  "example_token = \"q8v2m5n9x3b7y1c6\"\n"  /* found: the stopword is in the name, not the secret */
+				  "vendor_token = 'exampleq8v2m5n9x'\n"       /* not found: the stopword is in the secret (group 2) */
+				  "tok_abcdabcd\n"                            /* not found: entropy exactly 2 */
+				  "tok_abcdeabc\n"                            /* found: entropy above 2 */
+				  "vendor_token = \"z7k4q1w8e5r2t9y6\" # gitleaks:allow\n" /* not found: the inline marker */
+				  "session_token: \"Zq8vR2mW5nK9xL3b\"\n"       /* found by the generic rule alone */
+				  "orderkey ledger\n%sABC-123456-XYZ\n",      /* found: the keyword is far, but in the text */
+				  filler),
+			 0);
+	th_write_file(txt, lines, strlen(lines), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, txt, NULL}, &out, &err), 0);
+	ck_assert_msg(count_of(out, "\"detector\":\"vendor-token\"") == 1 && strstr(out, "\"sample\":\"q8v2********y1c6\"") &&
+			      count_of(out, "\"detector\":\"entropy-edge\"") == 1 && strstr(out, "\"sample\":\"abcdeabc\"") == NULL &&
+			      count_of(out, "\"detector\":\"far-keyword\"") == 1 && count_of(out, "generic-token") == 1 &&
+			      strstr(out, "\"detector\":\"generic-token\",\"severity\":\"high\",\"offset\":") &&
+			      count_of(out, "\"detector\"") == 4,
+		      "%s%s", out, err);
+	free(out), free(err);
+	/* path rules: by the name of the file scanned; a path allowlist drops a file */
+	char *dir = th_path("tree");
+	char *testdata = th_path("tree/testdata");
+	mkdir(dir, 0755);
+	mkdir(testdata, 0755);
+	char *pem = th_path("tree/server.pem"), *pem2 = th_path("tree/testdata/fixture.pem");
+	char *php = th_path("tree/config.php"), *notphp = th_path("tree/config.txt");
+	const char *secret = "<?php $secret = \"Q8v2M5n9X3b7\"; ?>\n";
+	th_write_file(pem, "x", 1, 0644);
+	th_write_file(pem2, "x", 1, 0644);
+	th_write_file(php, secret, strlen(secret), 0644);
+	th_write_file(notphp, secret, strlen(secret), 0644);
+	ck_assert_int_eq(dlpgate((const char *const[]){"scan", pack, pem, pem2, php, notphp, NULL}, &out, &err), 0);
+	ck_assert_msg(count_of(out, "\"detector\":\"key-file\"") == 1 && strstr(out, "server.pem\",\"detector\":\"key-file\"") &&
+			      count_of(out, "\"detector\":\"php-secret\"") == 1 &&
+			      strstr(out, "config.php\",\"detector\":\"php-secret\"") && !strstr(out, "Q8v2M5n9X3b7"),
+		      "%s%s", out, err);
+	free(out), free(err);
+	free(lines), free(txt), free(pack), free(cfg), free(dir), free(testdata), free(pem), free(pem2), free(php),
+		free(notphp);
 }
 END_TEST
 
@@ -274,7 +426,7 @@ START_TEST(static_bypass_is_checked_at_load)
 				   "  if n == 1 then on_flow = nil; setmetatable(_G, {__index = function(t, k) error('no ' .. k) "
 				   "end}) end\n  return dlp.inspect()\nend\n";
 	static const char gone_cases[] = "return { { name = 'one', flow = { host = 'a.example' }, expect = { flow = 'inspect' } },"
-				    " { name = 'two', flow = { host = 'b.example' }, expect = { flow = 'inspect' } } }\n";
+				    " { name = 'two', flow = { host = 'b.example' }, expect = { flow = 'inspect', error = true } } }\n";
 	char *gp = th_path("gone.lua"), *gt = th_path("gone_test.lua");
 	th_write_file(gp, gone, strlen(gone), 0644);
 	th_write_file(gt, gone_cases, strlen(gone_cases), 0644);
@@ -368,6 +520,8 @@ Suite *tools_suite(void)
 	tcase_add_test(t, findings_are_complete_and_honest);
 	tcase_add_test(t, scan_thousands_of_files);
 	tcase_add_test(t, import_gitleaks_config);
+	tcase_add_test(t, import_gitleaks_semantics);
+	tcase_add_test(t, policy_tools_tell_the_truth);
 	tcase_add_test(t, shipped_rules_pass_their_tests);
 	tcase_add_test(t, static_bypass_is_checked_at_load);
 	suite_add_tcase(s, t);

@@ -4,12 +4,15 @@
  * windows, groups, context, allowlists, min_count, and a catastrophic
  * pattern that must time out instead of stalling; digit runs against a
  * byte-by-byte reference, and windowed scans (digits, before/after)
- * finding what the scan of every byte finds.
+ * finding what the scan of every byte finds; gitleaks' semantics (the
+ * first non-empty group, strict entropy, keywords gating the whole text)
+ * and keyreach's proofs against the whole-text scan they stand for.
  */
 #include "suites.h"
 #include "core/bytebuf.h"
 #include "detect/detector.h"
 #include "detect/digitruns.h"
+#include "detect/keyreach.h"
 #include "detect/mask.h"
 #include "detect/prefilter.h"
 #include "detect/validate.h"
@@ -343,6 +346,17 @@ START_TEST(digit_runs_match_the_definition)
 }
 END_TEST
 
+/* A text of up to max_pieces random pieces. */
+static void random_text(bytebuf_t *text, const char *const *pieces, size_t n_pieces, int max_pieces)
+{
+	text->len = 0;
+	int n = rand() % max_pieces;
+	for (int i = 0; i < n; i++) {
+		const char *p = pieces[rand() % (int)n_pieces];
+		bytebuf_append(text, p, strlen(p));
+	}
+}
+
 /* A windowed scan finds what the scan of every byte finds, when the
  * windows hold their promise; texts mix digits, separators, keywords. */
 static void windowed_equals_every_byte(const detector_spec_t *spec, const char *const *pieces, size_t n_pieces)
@@ -354,12 +368,7 @@ static void windowed_equals_every_byte(const detector_spec_t *spec, const char *
 	bytebuf_t text = {0};
 	srand(5);
 	for (int round = 0; round < 300; round++) {
-		text.len = 0;
-		int n = rand() % 400;
-		for (int i = 0; i < n; i++) {
-			const char *p = pieces[rand() % (int)n_pieces];
-			bytebuf_append(&text, p, strlen(p));
-		}
+		random_text(&text, pieces, n_pieces, 400);
 		detset_scan(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, a);
 		detset_scan_all(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)&d, 1, b);
 		ck_assert_msg(a->count == b->count, "round %d: windowed %u, every byte %u", round, a->count, b->count);
@@ -402,6 +411,199 @@ START_TEST(asymmetric_keyword_windows)
 	detector_spec_t both = {.name = "both", .regex = "x", .keywords = kw, .n_keywords = 1, .digits = 3};
 	ck_assert_ptr_null(detector_compile(&both, err, sizeof err));
 	ck_assert_ptr_nonnull(strstr(err, "digits and keywords"));
+}
+END_TEST
+
+/* gitleaks' generic rule, as its default configuration writes it. */
+static const char generic_re[] =
+	"(?i)[\\w.-]{0,50}?(?:access|auth|(?-i:[Aa]pi|API)|credential|creds|key|passw(?:or)?d|secret|token)"
+	"(?:[ \\t\\w.-]{0,20})[\\s'\"]{0,3}(?:=|>|:{1,3}=|\\|\\||:|=>|\\?=|,)[\\x60'\"\\s=]{0,5}"
+	"([\\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3})(?:[\\x60'\"\\s;]|\\\\[nr]|$)";
+static const char *const generic_kw[] = {"access", "api", "auth", "key", "credential", "creds", "passwd", "password",
+					 "secret", "token"};
+
+START_TEST(keyreach_proves_only_what_holds)
+{
+	static const char *const kw[] = {"key", "tok_"};
+	static const struct {
+		const char *re;
+		int want;
+	} cases[] = {
+		{"tok_[a-z]{8}", 0},
+		{"\\btok_[a-z]+\\b", 0},              /* anchors are zero-width */
+		{"x{2,3}key", 3},                       /* the longest text before it */
+		{"[\\w.-]{0,50}?(?:key|tok_)=", 50},
+		{"(?i)[Kk][Ee][Yy]=", 0},               /* narrow classes are expanded, case folded */
+		{"(?:KEY|Tok_)+x", 0},
+		{"ab?k(?:e|E)y", 2},                    /* a keyword across several parts */
+		{"(?<=x)key", 0},                       /* look-arounds consume nothing */
+		{"\\Qkey\\E", 0},
+		{"[a-z]*key", -1},                      /* unbounded before it */
+		{"(?:key|foo)=", -1},                   /* a branch without one */
+		{"(?:key)?=x", -1},                     /* optional */
+		{"(a)\\1key", -1},                      /* a back-reference: not understood */
+		{"a\\Kkey", -1},                        /* \\K moves the match start */
+		{"(?x) k e y", -1},                     /* extended syntax */
+		{"x{,3}key", -1},                       /* read differently across PCRE2 versions */
+		{"(*UTF)key", -1},
+		{"[[:alpha:]]key", 1},
+		{"k.y", -1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got = keyreach_bound(cases[i].re, kw, 2, NULL);
+		ck_assert_msg(got == cases[i].want, "%s: %d, want %d", cases[i].re, got, cases[i].want);
+	}
+	/* a match starts within the run of [\\w.-] before its keyword */
+	uint8_t between[32];
+	ck_assert_int_eq(keyreach_bound(generic_re, generic_kw, 10, between), 50);
+	for (int c = 0; c < 128; c++) {
+		bool want = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+		ck_assert_msg(((between[c >> 3] >> (c & 7)) & 1) == want, "byte %d", c);
+	}
+	/* hostile patterns end in "no proof", within their bounds */
+	char deep[4096];
+	memset(deep, '(', 2000);
+	memcpy(deep + 2000, "key", 3);
+	memset(deep + 2003, ')', 2000);
+	deep[4003] = '\0';
+	ck_assert_int_eq(keyreach_bound(deep, kw, 2, NULL), -1);
+	char wide[8192];
+	for (int i = 0; i < 2000; i++)
+		memcpy(wide + 4 * i, "(a|b", 4);
+	wide[8000] = '\0';
+	ck_assert_int_eq(keyreach_bound(wide, kw, 2, NULL), -1);
+}
+END_TEST
+
+/* A detector whose keywords gate the whole text finds, in a text holding
+ * a keyword, what its regex finds with no keywords at all (and nothing in
+ * a text without one), whether keyreach kept it to windows or not. */
+static void text_gate_equals_whole_text(const char *re, const char *const *kw, size_t n_kw, const char *const *pieces,
+					size_t n_pieces)
+{
+	detector_spec_t specs[2] = {
+		{.name = "gated", .regex = re, .keywords = kw, .n_keywords = n_kw, .gate_text = true},
+		{.name = "plain", .regex = re},
+	};
+	detector_t *d[2];
+	detset_t *set = set_of(specs, 2, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *r = calloc(2, sizeof *r);
+	bytebuf_t text = {0};
+	srand(7);
+	for (int round = 0; round < 400; round++) {
+		random_text(&text, pieces, n_pieces, 300);
+		bool has_kw = false;
+		for (size_t k = 0; k < n_kw; k++)
+			for (size_t i = 0; i + strlen(kw[k]) <= text.len && !has_kw; i++)
+				has_kw = !strncasecmp(text.data + i, kw[k], strlen(kw[k]));
+		for (int mode = 0; mode < 2; mode++) {
+			if (mode == 0)
+				detset_scan(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)d, 2, r);
+			else
+				detset_scan_all(set, s, (const uint8_t *)text.data, text.len, NULL, (const detector_t *const *)d, 2, r);
+			uint32_t want = has_kw ? r[1].count : 0;
+			ck_assert_msg(r[0].count == want, "%s round %d mode %d: gated %u, whole text %u", re, round, mode,
+				      r[0].count, want);
+			for (uint32_t k = 0; has_kw && k < r[0].n_matches; k++)
+				ck_assert(r[0].matches[k].start == r[1].matches[k].start &&
+					  r[0].matches[k].len == r[1].matches[k].len);
+		}
+	}
+	bytebuf_free(&text);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+
+START_TEST(text_gated_detectors_find_what_the_whole_text_finds)
+{
+	static const char *const pieces[] = {"api", "KEY", "token", "my_", "secret", "=", ": ", " ", "\"", "\n",
+					     "Zf3D0LXCM3EIMbgJ", "abc123", "x9", ".", "-", "Passwd", "rapid", "aaaa"};
+	text_gate_equals_whole_text(generic_re, generic_kw, 10, pieces, sizeof pieces / sizeof pieces[0]);
+	/* no proof (a keyword that need not be in the match): the whole text */
+	static const char *const far_kw[] = {"secret"};
+	ck_assert_int_eq(keyreach_bound("[a-z0-9]{10}=", far_kw, 1, NULL), -1);
+	text_gate_equals_whole_text("[a-z0-9]{10}=", far_kw, 1, pieces, sizeof pieces / sizeof pieces[0]);
+}
+END_TEST
+
+/* The secret is the first group that matched something; entropy must
+ * exceed the threshold; newlines at a match's ends are not part of it. */
+START_TEST(gitleaks_secret_semantics)
+{
+	static const char *const marker[] = {"gitleaks:allow"};
+	detector_spec_t specs[] = {
+		{.name = "first", .regex = "k=(?:\"(\\w+)\"|(\\w+))", .group_first = true, .min_entropy = 1.9},
+		{.name = "exact", .regex = "k=(?:\"(\\w+)\"|(\\w+))", .group_first = true, .min_entropy = 2.0},
+		{.name = "line", .regex = "t=\\w+\\s", .allow = {{.regexes = marker, .n_regexes = 1, .target = ALLOW_LINE}},
+		 .n_allow = 1},
+	};
+	detector_t *d[3];
+	detset_t *set = set_of(specs, 3, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *r = calloc(3, sizeof *r);
+	/* "abcd": entropy exactly 2 bits: above 1.9, not above 2 */
+	const char *text = "k=abcd;\nt=zz\n# gitleaks:allow\n";
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 3, r);
+	ck_assert_uint_eq(r[0].count, 1);
+	ck_assert_uint_eq(r[0].matches[0].start, 2); /* group 2, the first that matched */
+	ck_assert_uint_eq(r[0].matches[0].len, 4);
+	ck_assert_uint_eq(r[1].count, 0);
+	/* the match ends in a newline; its line is still "t=zz" alone */
+	ck_assert_uint_eq(r[2].count, 1);
+	ck_assert_uint_eq(r[2].matches[0].mlen, 4);
+	const char *allowed = "t=zz # gitleaks:allow\n";
+	detset_scan(set, s, (const uint8_t *)allowed, strlen(allowed), NULL, (const detector_t *const *)d, 3, r);
+	ck_assert_uint_eq(r[2].count, 0);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+	/* a filename-only detector: a file allowlist drops the file */
+	static const char *const vendored[] = {"(?:^|/)vendor/"};
+	detector_spec_t pem = {.name = "pem", .filename = "\\.pem$", .allow = {{.filenames = vendored, .n_filenames = 1}},
+			       .n_allow = 1};
+	char err[200];
+	detector_t *pd = detector_compile(&pem, err, sizeof err);
+	ck_assert_ptr_nonnull(pd);
+	detect_scratch_t *s2 = detect_scratch_new(0);
+	ck_assert(detector_filename_matches(pd, "keys/a.pem", 10, s2));
+	ck_assert(!detector_filename_matches(pd, "vendor/a.pem", 12, s2));
+	ck_assert(!detector_filename_matches(pd, "keys/a.txt", 10, s2));
+	detect_scratch_free(s2);
+	detset_t *set2 = detset_new();
+	detset_add(set2, pd);
+	detset_free(set2);
+}
+END_TEST
+
+/* A generic detector gives way where a specific one found, on the same
+ * line, a secret that holds its own; elsewhere it still finds. */
+START_TEST(generic_detectors_give_way)
+{
+	detector_spec_t specs[] = {
+		{.name = "generic", .regex = "key=(\\w+)", .group = 1, .generic = true},
+		{.name = "vendor", .regex = "(sk_[a-z0-9]+)", .group = 1},
+	};
+	detector_t *d[2];
+	detset_t *set = set_of(specs, 2, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *r = calloc(2, sizeof *r);
+	/* line 1: the same secret; line 2: generic only; line 3: the vendor
+	 * token is on the next line, so the generic finding stays */
+	const char *text = "key=sk_abc123\nkey=plain999\nkey=other77\nsk_other77\n";
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 2, r);
+	ck_assert_uint_eq(r[1].count, 2);
+	ck_assert_uint_eq(r[0].count, 2);
+	ck_assert_uint_eq(r[0].n_matches, 2);
+	ck_assert_uint_eq(r[0].matches[0].start, 18); /* plain999 */
+	ck_assert_uint_eq(r[0].matches[1].start, 31); /* other77 */
+	/* alone, it finds all three */
+	detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 1, r);
+	ck_assert_uint_eq(r[0].count, 3);
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
 }
 END_TEST
 
@@ -520,6 +722,10 @@ Suite *detect_suite(void)
 	tcase_add_test(t, digit_runs_match_the_definition);
 	tcase_add_test(t, digit_windows_find_what_every_byte_finds);
 	tcase_add_test(t, asymmetric_keyword_windows);
+	tcase_add_test(t, keyreach_proves_only_what_holds);
+	tcase_add_test(t, text_gated_detectors_find_what_the_whole_text_finds);
+	tcase_add_test(t, gitleaks_secret_semantics);
+	tcase_add_test(t, generic_detectors_give_way);
 	suite_add_tcase(s, t);
 	return s;
 }
