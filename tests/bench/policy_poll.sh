@@ -30,6 +30,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # so an interrupted run stops what it started too
 secret=policy-poll-bench-enroll-secret
 maxconn=$((agents + 1000))
 # Other benches and test runs share the machine: ask for free ports.
