@@ -123,7 +123,8 @@ bool console_policy_start(console_t *c, char *err, size_t errlen);
 /* Graceful stop: every held poll is answered 304 now; the watcher ends. */
 void console_policy_stop(console_t *c);
 /* Something this process changed may have changed offers: look now
- * instead of at the next tick. Any thread. */
+ * instead of at the next tick. On the loop thread (e.g. when an admin job
+ * with targeting_changed is answered). */
 void console_policy_changed(console_t *c);
 /* server.c -> longpoll.c */
 void console_poll_expired(console_poll_t *p);     /* its wait ended: 304 */
