@@ -264,6 +264,19 @@ START_TEST(answers_and_etags)
 	a = poll_recv(cl, t, 10000);
 	ck_assert_msg(a.status == 304 && a.ms >= 900, "second poll on the connection: %d", a.status);
 	answer_free(&a);
+	/* an agent that sends its next request while one is held ends the hold:
+	 * 304 at once, then the next one is served (held for its own wait) */
+	t = now_ms();
+	poll_send(cl, tok, "\"2.0\"", 60);
+	usleep(300 * 1000);
+	poll_send(cl, tok, "\"2.0\"", 1);
+	a = poll_recv(cl, t, 10000);
+	ck_assert_msg(a.status == 304 && a.ms < 3000, "held poll followed by another: %d after %.0f ms", a.status, a.ms);
+	answer_free(&a);
+	a = poll_recv(cl, t, 10000);
+	ck_assert_msg(a.status == 304 && a.ms >= 1200, "the request sent while one was held: %d after %.0f ms", a.status,
+		      a.ms);
+	answer_free(&a);
 	th_client_close(cl);
 
 	/* a shadow beside it */
