@@ -42,6 +42,7 @@ typedef struct {
 	int status;
 	char *body;
 	size_t body_len;           /* when the body is not a C string (a policy file) */
+	const char *text_type;     /* the body's media type when it is not JSON (static) */
 	bool targeting_changed;    /* a rollout or labels changed (policy_answer_t) */
 	const char *code;
 	/* for the log line */
@@ -428,6 +429,7 @@ static bool do_policy(job_t *j, store_conn_t *sc, const char *token_hash)
 		j->status = a.status;
 		j->body = a.text;
 		j->body_len = a.text_len;
+		j->text_type = a.text_type;
 		a.text = NULL;
 	} else {
 		j->code = a.code;
@@ -522,9 +524,18 @@ static void job_done(uv_work_t *w, int status)
 		log_kv_u64(&l, "ms", uv_now(c->loop) - j->started);
 		log_end(&l);
 	}
+	/* this console's own held polls learn of its admin's change now, not
+	 * at the watcher's next check */
+	if (j->targeting_changed)
+		console_policy_changed(c);
 	const char *body = j->body ? j->body : "";
+	char extra[96] = "";
+	if (j->status == 503)
+		snprintf(extra, sizeof extra, "Retry-After: 1\r\n");
+	else if (j->text_type)
+		snprintf(extra, sizeof extra, "Content-Type: %s; charset=utf-8\r\n", j->text_type);
 	console_respond(j->k, j->status ? j->status : 500, body, j->body_len ? j->body_len : strlen(body),
-			j->status == 503 ? "Retry-After: 1\r\n" : NULL);
+			extra[0] ? extra : NULL);
 	free(j->body);
 	console_req_free(j->req);
 	free(j);

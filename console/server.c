@@ -186,8 +186,10 @@ static void send_answer(console_conn_t *k, int status, const char *body, size_t 
 	bytebuf_init(&out, 0);
 	bool bodyless = status == 204 || status == 304;
 	bytebuf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	/* JSON unless the extra headers name another type (a policy file, a diff) */
+	bool typed = extra && !strncasecmp(extra, "Content-Type:", 13);
 	if (!bodyless)
-		bytebuf_appendf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+		bytebuf_appendf(&out, "%sContent-Length: %zu\r\n", typed ? "" : "Content-Type: application/json\r\n", len);
 	bytebuf_appendf(&out, "Cache-Control: no-store\r\n%s%s\r\n", extra ? extra : "",
 		    close ? "Connection: close\r\n" : "");
 	if (!bodyless && len)

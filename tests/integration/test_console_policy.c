@@ -243,6 +243,21 @@ static void policy_path(cons_t *c)
 	ck_assert_msg(rc == 200 && strstr(out, "+\t\treturn dlp.block(\"card\", found)"), "%d %s", rc, out);
 	free(out);
 	ck_assert_int_eq(req(c, "GET", "/api/v1/policies/diff?a=1&c=2", admin, NULL, NULL, NULL, 0, NULL), 400);
+	/* a file and a diff say what they are, and are never cached */
+	static const char *const typed[][2] = {{"/api/v1/policies/2/files/policy.lua", "Content-Type: text/plain"},
+					       {"/api/v1/policies/diff?a=1&b=2", "Content-Type: text/x-diff"}};
+	for (int i = 0; i < 2; i++) {
+		char u[256], auth[160];
+		snprintf(u, sizeof u, "https://127.0.0.1:%d%s", c->port, typed[i][0]);
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+		const char *args[] = {"-s", "-D", "-", "-o", "/dev/null", "--cacert", c->pem, "-H", auth, u, NULL};
+		char *head = NULL, *curl_err = NULL;
+		ck_assert_int_eq(th_curl(args, &head, NULL, &curl_err), 0);
+		ck_assert_msg(strstr(head, typed[i][1]) && !strstr(head, "application/json") &&
+				      strstr(head, "Cache-Control: no-store"),
+			      "%s", head);
+		free(head), free(curl_err);
+	}
 
 	/* activate: v1 for everyone, v2 for the canaries (CLI), then half of prod (API) */
 	j = cli_json(c, (const char *const[]){"policy", "activate", "1", NULL});
