@@ -45,7 +45,10 @@ int main(int argc, char **argv)
 		return cli_spool(argc, argv);
 	if (!strcmp(cmd, "status"))
 		return cli_status(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status; see "
+	if (!strcmp(cmd, "policy"))
+		return cli_policy(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status, "
+		 "policy; see "
 		 "dlpgate --help)",
 		 cmd);
 }

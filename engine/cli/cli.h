@@ -26,6 +26,7 @@ int cli_import(int argc, char **argv);
 int cli_redirect(int argc, char **argv);
 int cli_spool(int argc, char **argv);
 int cli_status(int argc, char **argv);
+int cli_policy(int argc, char **argv);
 void cli_usage(void);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * The policy author's commands: check, test, scan, import gitleaks.
+ * The policy author's commands: check, test, scan, import gitleaks; and
+ * `policy status`, which policy an agent enforces (sync/sync.h).
  */
 #include "cli/cli.h"
 #include "policy/gitleaks.h"
 #include "policy/lua_policy.h"
+#include "sync/sync.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -103,5 +105,36 @@ int cli_import(int argc, char **argv)
 		cli_fail("%s", err);
 	fflush(stdout);
 	fprintf(stderr, "dlpgate: %d detectors written; check them with: dlpgate check pack.lua\n", n);
+	return 0;
+}
+
+/* Read from the file the agent keeps, so it answers whether or not the
+ * agent runs (and without its control socket's permissions). */
+int cli_policy(int argc, char **argv)
+{
+	const char *state_dir = NULL;
+	if (argc < 3 || strcmp(argv[2], "status"))
+		cli_fail("usage: dlpgate policy status --state-dir DIR");
+	for (int i = 3; i < argc; i++) {
+		if (cli_is(argv[i], "--state-dir"))
+			state_dir = cli_value(argc, argv, &i, "--state-dir");
+		else
+			cli_fail("policy status: unknown option %s (see dlpgate --help)", argv[i]);
+	}
+	if (!state_dir)
+		cli_fail("policy status needs --state-dir DIR (the agent's)");
+	sync_status_t s;
+	char err[900];
+	if (!sync_status_read(state_dir, &s, err, sizeof err)) {
+		fprintf(stderr, "dlpgate: %s\n", err);
+		return 1;
+	}
+	json_t *o = report_policy_json(&s, false);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		cli_fail("out of memory");
+	printf("%s\n", text);
+	free(text);
 	return 0;
 }

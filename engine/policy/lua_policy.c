@@ -78,6 +78,11 @@ static const char *shipped_rules_dir(void)
 	return shipped_dir[0] ? shipped_dir : NULL;
 }
 
+const char *lua_policy_shipped_dir(void)
+{
+	return shipped_rules_dir();
+}
+
 static void lstate_free(lstate_t *ls);
 
 /* A state for lp running its file (detectors resolve to lp's set). */

@@ -29,6 +29,10 @@ typedef struct {
 /* Loads and compiles the policy at path; NULL with "file:line: message". */
 compiled_policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t errlen);
 
+/* The shipped rules folder (rules/ beside the build tree's binary, else
+ * the installed copy), or NULL: where the built-in default.lua lives. */
+const char *lua_policy_shipped_dir(void);
+
 /* Counters since load (errors are runtime errors and limit hits). */
 typedef struct {
 	unsigned long calls, errors, instruction_limits, memory_limits;
