@@ -33,7 +33,7 @@ int cli_test(int argc, char **argv)
 		cli_fail("usage: dlpgate test POLICY TESTFILE...");
 	for (int i = 2; i < argc; i++)
 		cli_check_readable("test", argv[i]);
-	int failed = lua_policy_test(argv[2], argv + 3, argc - 3, stdout);
+	int failed = lua_policy_test(argv[2], argv + 3, argc - 3, stdout, NULL);
 	return failed == 0 ? 0 : 1;
 }
 

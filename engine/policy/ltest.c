@@ -475,7 +475,7 @@ static int case_thunk(lua_State *L)
 	return 0;
 }
 
-int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out)
+int lua_policy_test(const char *policy_path, char *const *files, int n_files, FILE *out, int *passed_out)
 {
 	char err[1024] = "";
 	lua_policy_t *lp = lua_policy_open(policy_path, 1, true, err, sizeof err);
@@ -532,6 +532,8 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 	}
 	fprintf(out, "%d passed, %d failed (%s)\n", passed, failed, policy_path);
 	lua_policy_close(lp);
+	if (passed_out)
+		*passed_out = passed;
 	return failed;
 }
 

@@ -78,7 +78,7 @@ static const char *shipped_rules_dir(void)
 	return shipped_dir[0] ? shipped_dir : NULL;
 }
 
-const char *lua_policy_shipped_dir(void)
+const char *lua_policy_shipped_rules(void)
 {
 	return shipped_rules_dir();
 }
@@ -621,6 +621,15 @@ compiled_policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *op
 void lua_policy_close(lua_policy_t *lp)
 {
 	destroy(&lp->base);
+}
+
+void lua_policy_sources(compiled_policy_t *p, lua_policy_source_fn fn, void *ud)
+{
+	if (p->ops != &lua_ops)
+		return;
+	const lua_policy_t *lp = p->impl;
+	for (size_t i = 0; i < lp->sources.n; i++)
+		fn(ud, lp->sources.v[i].path, lp->sources.v[i].data, lp->sources.v[i].len);
 }
 
 void lua_policy_stats(compiled_policy_t *p, lua_policy_stats_t *out)

@@ -29,10 +29,6 @@ typedef struct {
 /* Loads and compiles the policy at path; NULL with "file:line: message". */
 compiled_policy_t *lua_policy_load(const char *path, const lua_policy_opts_t *opts, char *err, size_t errlen);
 
-/* The shipped rules folder (rules/ beside the build tree's binary, else
- * the installed copy), or NULL: where the built-in default.lua lives. */
-const char *lua_policy_shipped_dir(void);
-
 /* Counters since load (errors are runtime errors and limit hits). */
 typedef struct {
 	unsigned long calls, errors, instruction_limits, memory_limits;
@@ -45,8 +41,16 @@ void lua_policy_stats(compiled_policy_t *p, lua_policy_stats_t *out);
 int lua_policy_check(const char *path, FILE *out);
 
 /* `dlpgate test POLICY TESTFILE...`: one line per case, a summary;
- * returns the number of failed cases (or -1 if nothing could run). */
-int lua_policy_test(const char *policy_path, char *const *test_files, int n_files, FILE *out);
+ * returns the number of failed cases (or -1 if nothing could run) and,
+ * when passed is not NULL, the number that passed. */
+int lua_policy_test(const char *policy_path, char *const *test_files, int n_files, FILE *out, int *passed);
+
+/* The Lua files a loaded policy read, the entry first, then each module in
+ * the order it was required, with the bytes it ran. */
+typedef void (*lua_policy_source_fn)(void *ud, const char *path, const char *data, size_t len);
+void lua_policy_sources(compiled_policy_t *p, lua_policy_source_fn fn, void *ud);
+/* Where `require` finds the shipped packs (rules/), or NULL. */
+const char *lua_policy_shipped_rules(void);
 
 typedef struct {
 	bool no_prefilter; /* every regex over every byte (the benchmark's baseline) */

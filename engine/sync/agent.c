@@ -188,7 +188,7 @@ static void rotate_keys(const bundle_t *b)
 
 static compiled_policy_t *builtin_policy(char *err, size_t n)
 {
-	const char *dir = lua_policy_shipped_dir();
+	const char *dir = lua_policy_shipped_rules();
 	if (!dir) {
 		snprintf(err, n, "no policy from the console yet and the shipped rules are not installed "
 			 "(/usr/share/dlpgate/rules): give --policy FILE or reinstall");

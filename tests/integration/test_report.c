@@ -7,6 +7,7 @@
  */
 #include "dlp.h"
 #include "suites.h"
+#include "sync/bundle.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,17 +56,17 @@ static char *event_lines(const char *log, int *count)
 	return out;
 }
 
-/* ajv, strict, draft 2020-12, on each line as its own document. Returns
- * NULL when all are valid, else ajv's complaint. */
-static char *ajv_check(const char *ndjson)
+/* ajv, strict, draft 2020-12, on each line as its own document, against
+ * schemas/SCHEMA. Returns NULL when all are valid, else ajv's complaint. */
+static char *ajv_check_with(const char *schema_name, const char *ndjson)
 {
 	const char *top = getenv("DLPGATE_TOP");
 	char ajv[600], schema[600];
 	snprintf(ajv, sizeof ajv, "%s/.deps/node_modules/.bin/ajv", top);
-	snprintf(schema, sizeof schema, "%s/schemas/verdict.schema.json", top);
+	snprintf(schema, sizeof schema, "%s/schemas/%s", top, schema_name);
 	if (access(ajv, X_OK) != 0)
 		th_fail("%s missing: run scripts/deps.sh (it installs ajv-cli)", ajv);
-	char *dir = th_path("events");
+	char *dir = th_path(schema_name);
 	mkdir(dir, 0755);
 	int n = 0;
 	for (const char *p = ndjson; *p;) {
@@ -91,6 +92,11 @@ static char *ajv_check(const char *ndjson)
 	memcpy(out + n1, err, n2 + 1);
 	free(err);
 	return out;
+}
+
+static char *ajv_check(const char *ndjson)
+{
+	return ajv_check_with("verdict.schema.json", ndjson);
 }
 
 START_TEST(real_events_validate_against_the_schema)
@@ -930,6 +936,61 @@ static int flow_records(const char *config)
 	return n * 100 + inspected;
 }
 
+/* Manifests as the bundle library signs them (every optional member set)
+ * validate against schemas/bundle-manifest.schema.json; one with a member
+ * the schema does not know, or a path climbing out, does not. */
+START_TEST(bundle_manifests_validate_against_the_schema)
+{
+	char *src = th_path("bundle-src"), *key = th_path("bundle.key"), *key2 = th_path("bundle-next.key");
+	char file[700], err[512];
+	mkdir(src, 0700);
+	snprintf(file, sizeof file, "%s/policy.lua", src);
+	th_write_file(file, "return {}\n", 10, 0644);
+	snprintf(file, sizeof file, "%s/tests", src);
+	mkdir(file, 0700);
+	snprintf(file, sizeof file, "%s/tests/t.lua", src);
+	th_write_file(file, "return {}\n", 10, 0644);
+	bundle_key_t pub, next;
+	ck_assert_msg(bundle_key_generate(key, &pub, err, sizeof err) && bundle_key_generate(key2, &next, err, sizeof err),
+		      "%s", err);
+	bundle_t *b = bundle_from_dir(src, NULL, err, sizeof err);
+	ck_assert_msg(b, "%s", err);
+	bundle_keys_add(&b->next_keys, &next);
+	snprintf(b->retire_keys[b->n_retire++], sizeof b->retire_keys[0], "0123456789abcdef");
+	snprintf(b->expires_at, sizeof b->expires_at, "2031-01-01T00:00:00.000Z");
+	snprintf(b->message, sizeof b->message, "block card uploads");
+	ck_assert_msg(bundle_sign(b, 12, key, err, sizeof err), "%s", err);
+	bundle_t *plain = bundle_from_dir(src, NULL, err, sizeof err);
+	ck_assert_msg(plain && bundle_sign(plain, 1, key, err, sizeof err), "%s", err);
+	char lines[16384];
+	snprintf(lines, sizeof lines, "%s\n%s\n", b->manifest_text, plain->manifest_text);
+	char *complaint = ajv_check_with("bundle-manifest.schema.json", lines);
+	ck_assert_msg(!complaint, "ajv says:\n%s\nmanifests:\n%s", complaint, lines);
+	const char *bad[] = {"\"allow_all\":true,", "\"path\":\"../policy.lua\""};
+	for (int i = 0; i < 2; i++) {
+		char *m = strdup(plain->manifest_text);
+		char edited[8192];
+		if (i == 0) {
+			snprintf(edited, sizeof edited, "{%s%s", bad[0], m + 1);
+		} else {
+			char *p = strstr(m, "\"path\":\"policy.lua\"");
+			ck_assert_ptr_nonnull(p);
+			*p = '\0';
+			snprintf(edited, sizeof edited, "%s%s%s\n", m, bad[1], p + strlen("\"path\":\"policy.lua\""));
+		}
+		if (!strchr(edited, '\n'))
+			strcat(edited, "\n");
+		complaint = ajv_check_with("bundle-manifest.schema.json", edited);
+		ck_assert_msg(complaint, "ajv accepted %s", edited);
+		free(complaint);
+		free(m);
+	}
+	bundle_free(b);
+	bundle_free(plain);
+	free(src), free(key), free(key2);
+}
+END_TEST
+
 START_TEST(flow_log_switch_and_sampling)
 {
 	ck_assert_int_eq(flow_records(NULL), 300);                                               /* 3 bypassed */
@@ -945,6 +1006,7 @@ Suite *report_suite(void)
 	TCase *t = tcase_create("report");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, real_events_validate_against_the_schema);
+	tcase_add_test(t, bundle_manifests_validate_against_the_schema);
 	tcase_add_test(t, flow_log_switch_and_sampling);
 	tcase_add_test(t, killed_agent_loses_no_acknowledged_event);
 	tcase_add_test(t, console_away_then_back_nothing_lost);
