@@ -64,6 +64,7 @@ static struct {
 
 	bundle_keyset_t keys;       /* trusted */
 	int64_t running;            /* the active bundle's version, 0: none */
+	char *running_manifest;     /* its signed manifest: "the same version" means these bytes */
 	int64_t shadow;             /* the shadow bundle's version, 0: none */
 	char applied_etag[ETAG_MAX];
 	char refused_etag[ETAG_MAX];
@@ -231,6 +232,7 @@ compiled_policy_t *sync_boot(const sync_opts_t *o, char *err, size_t errlen)
 		if (install_bundle(&io, doc, len, &r, &version, why, sizeof why)) {
 			p = policy_ref(r.policy);
 			S.running = r.bundle->version;
+			S.running_manifest = strdup(r.bundle->manifest_text);
 			snprintf(S.applied_etag, sizeof S.applied_etag, "\"%" PRId64 ".0\"", S.running);
 			S.status.version = S.running;
 			snprintf(S.status.source, sizeof S.status.source, "last-known-good");
@@ -389,14 +391,28 @@ static bool offer_install(json_t *part, int64_t running, bool check_runnable, in
 	return ok;
 }
 
+/* The offer's bundle is the one running (its signed manifest, byte for
+ * byte): another bundle with the running version is a replay, refused by
+ * the version check like an older one. */
+static bool runs_already(json_t *active)
+{
+	char *doc = json_dumps(json_object_get(active, "bundle"), JSON_COMPACT);
+	char why[300];
+	bundle_t *b = doc ? bundle_parse(doc, strlen(doc), why, sizeof why) : NULL;
+	bool same = b && S.running_manifest && !strcmp(b->manifest_text, S.running_manifest);
+	bundle_free(b);
+	free(doc);
+	return same;
+}
+
 /* The offer's active part; false when it was refused. */
 static bool take_active(json_t *active)
 {
 	if (json_is_null(active) || !active)
 		return true; /* nothing targets this agent: it keeps what it runs */
 	json_t *v = json_object_get(active, "version");
-	if (json_is_integer(v) && json_integer_value(v) == S.running && S.running > 0)
-		return true; /* what it runs already */
+	if (json_is_integer(v) && json_integer_value(v) == S.running && S.running > 0 && runs_already(active))
+		return true; /* the console offers what runs: nothing to do */
 	if (!S.keys.n) {
 		char err[600] = "";
 		if (!keys_load(err, sizeof err) || !S.keys.n) {
@@ -418,6 +434,8 @@ static bool take_active(json_t *active)
 	engine_policy_swap(S.e, policy_ref(r.policy)); /* every worker's next flow; flows keep theirs */
 	report_set_policy_version(r.policy->version_text);
 	S.running = version;
+	free(S.running_manifest);
+	S.running_manifest = strdup(r.bundle->manifest_text);
 	S.status.version = version;
 	snprintf(S.status.source, sizeof S.status.source, "console");
 	sync_now_rfc3339(S.status.activated_at);

@@ -17,5 +17,6 @@ Suite *transparent_suite(void);
 Suite *report_suite(void);
 Suite *console_suite(void);
 Suite *appid_suite(void);
+Suite *sync_suite(void);
 
 #endif
