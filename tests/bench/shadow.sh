@@ -41,6 +41,8 @@ for v in 1 2; do
     "$console_bin" policy sign "$work/bundle" --key "$work/sign.key" --version $v --out "$work/v$v.dlpbundle" >/dev/null
 done
 
+echo '{"report": {"status_interval_s": 1}}' > "$work/report.json"
+
 # console_for NAME WITH_SHADOW: a console dir serving v1 (and v2 in shadow)
 console_for() {
     dir="$work/$1.console"
@@ -57,15 +59,16 @@ PY
 console_for dlpgate-active no
 console_for dlpgate-shadow yes
 
+port=18100
 for name in dlpgate-active dlpgate-shadow; do
-    port=$((18100 + $(printf %s "$name" | wc -c)))
+    port=$((port + 1))
     cat > "$work/bench/proxies/$name.sh" <<SH
 # $name: dlpgate with its policy from a console (tests/bench/shadow.sh)
 PROXY_DESC="dlpgate, console policy: $name"
 PROXY_PORT=$port
 proxy_start() {
     d="$work/$name.console"
-    cport=\$((PROXY_PORT + 1000))
+    cport=$((port + 1000))
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -keyout "\$d/tls.key" -out "\$d/tls.pem" 2>/dev/null
     python3 "$top/tests/integration/policy_console.py" \$cport "\$d/tls.pem" "\$d/tls.key" "\$d" 2>"\$d/console.log" &
@@ -75,7 +78,7 @@ proxy_start() {
     "$top/build/dlpgate" run --listen "127.0.0.1:\$PROXY_PORT" --state-dir "\$PROXY_WORKDIR/state" \
         --ca-cert "\$PROXY_CA_CERT" --ca-key "\$PROXY_CA_KEY" --upstream-ca "\$UPSTREAM_CA_CERT" \
         --console "https://127.0.0.1:\$cport" --console-ca "\$d/tls.pem" --enroll-secret bench \
-        --bundle-keys "$work/keys.txt" >"\$PROXY_LOG" 2>&1 &
+        --bundle-keys "$work/keys.txt" --config "$work/report.json" >"\$PROXY_LOG" 2>&1 &
     PROXY_PID=\$!
     # the bench starts its warm-up once the port listens: wait for the bundle(s) first
     for i in \$(seq 100); do
@@ -90,3 +93,9 @@ SH
 done
 cd "$top"
 BENCH_SCENARIOS=${BENCH_SCENARIOS:-upload} "$work/bench/run.sh" dlpgate-active dlpgate-shadow
+# evidence that the shadow ran: the agents' last status posts
+for name in dlpgate-active dlpgate-shadow; do
+    printf '# %s policy status: ' "$name"
+    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["policy"]))' \
+        "$work/$name.console/status.json" 2>/dev/null || echo "(none posted)"
+done
