@@ -82,7 +82,7 @@ bool install_bundle(const install_opts_t *o, const void *doc, size_t len, instal
 {
 	memset(r, 0, sizeof *r);
 	*version = 0;
-	char why[900] = "";
+	char why[900] = "", dir[PATH_MAX] = "";
 	bundle_t *b = bundle_parse(doc, len, why, sizeof why);
 	if (!b) {
 		snprintf(err, errlen, "bundle: %s", why);
@@ -100,7 +100,6 @@ bool install_bundle(const install_opts_t *o, const void *doc, size_t len, instal
 	/* Written afresh from the verified document every time (a folder of
 	 * the same version from an earlier try or run is replaced), so what
 	 * is compiled is always what was just verified. */
-	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/policy/v%" PRId64, o->state_dir, b->version);
 	bundle_policy_remove_dir(dir);
 	bundle_tests_t tests;
@@ -125,6 +124,8 @@ refuse:
 	if (r->policy)
 		policy_unref(r->policy);
 	r->policy = NULL;
+	if (dir[0])
+		bundle_policy_remove_dir(dir); /* a refused bundle leaves nothing on disk */
 	bundle_free(b);
 	return false;
 }

@@ -274,6 +274,26 @@ static char *too_many_files(void)
 	return doc;
 }
 
+/* One file of 8 MiB + 1: more content than a bundle may hold. */
+static char *too_large(void)
+{
+	size_t n = BUNDLE_MAX_CONTENT + 1;
+	char *content = malloc(n);
+	memset(content, '-', n);
+	char sha[65];
+	th_sha256_hex(content, n, sha);
+	char *b64 = malloc(n / 3 * 4 + 8);
+	EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)content, (int)n);
+	json_t *list = json_pack("[{s:s, s:s, s:I, s:s}]", "path", "policy.lua", "sha256", sha, "size", (json_int_t)n,
+				 "role", "entry");
+	json_t *m = manifest_with(list);
+	char *mt = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	char *doc = crafted_document(mt, json_pack("{s:s}", "policy.lua", b64));
+	free(mt), free(b64), free(content);
+	return doc;
+}
+
 static char *path_traversal(void)
 {
 	char sha[65];
@@ -637,6 +657,7 @@ START_TEST(bad_bundles_are_refused_with_a_reason_and_the_running_policy_kept)
 					       NULL),
 		 3, "needs engine 99.0.0"},
 		{"too many files", too_many_files(), 9, "256"},
+		{"too large", too_large(), 9, "MiB"},
 		{"path traversal", path_traversal(), 9, "../evil.lua"},
 		{"invalid manifest JSON", crafted_document("{\"bundle_format\": 1, not json", json_object()), 9,
 		 "manifest"},
@@ -670,7 +691,7 @@ START_TEST(bad_bundles_are_refused_with_a_reason_and_the_running_policy_kept)
 	ck_assert(upstream_saw(up, CARD_MASKED));
 	ck_assert_msg(wait_console_file(&c, "status.json", "\"failed_version\":3", 10000), "no failed_version");
 	/* a refused offer is not asked for again: its ETag goes with the one that runs */
-	ck_assert(wait_console_file(&c, "polls.log", "\"2.0\", \"bad-12\"", 10000));
+	ck_assert(wait_console_file(&c, "polls.log", "\"2.0\", \"bad-13\"", 10000));
 
 	/* garbage from the console: kept, said */
 	pc_write(&c, "mode", "garbage");
