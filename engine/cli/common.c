@@ -47,6 +47,20 @@ void cli_check_readable(const char *flag, const char *path)
 	fclose(f);
 }
 
+const char *cli_state_dir_only(int argc, char **argv, int first, const char *cmd)
+{
+	const char *state_dir = NULL;
+	for (int i = first; i < argc; i++) {
+		if (cli_is(argv[i], "--state-dir"))
+			state_dir = cli_value(argc, argv, &i, "--state-dir");
+		else
+			cli_fail("unknown option for %s: %s (see dlpgate --help)", cmd, argv[i]);
+	}
+	if (!state_dir)
+		cli_fail("%s needs --state-dir DIR (the agent's)", cmd);
+	return state_dir;
+}
+
 void cli_usage(void)
 {
 	fputs("usage: dlpgate COMMAND [OPTIONS]\n"

@@ -112,17 +112,9 @@ int cli_import(int argc, char **argv)
  * agent runs (and without its control socket's permissions). */
 int cli_policy(int argc, char **argv)
 {
-	const char *state_dir = NULL;
 	if (argc < 3 || strcmp(argv[2], "status"))
 		cli_fail("usage: dlpgate policy status --state-dir DIR");
-	for (int i = 3; i < argc; i++) {
-		if (cli_is(argv[i], "--state-dir"))
-			state_dir = cli_value(argc, argv, &i, "--state-dir");
-		else
-			cli_fail("policy status: unknown option %s (see dlpgate --help)", argv[i]);
-	}
-	if (!state_dir)
-		cli_fail("policy status needs --state-dir DIR (the agent's)");
+	const char *state_dir = cli_state_dir_only(argc, argv, 3, "policy status");
 	sync_status_t s;
 	char err[900];
 	if (!sync_status_read(state_dir, &s, err, sizeof err)) {

@@ -507,6 +507,47 @@ static bool upstream_saw(th_upstream *up, const char *needle)
 	return seen;
 }
 
+/* The usual world: upstream, console, a signing key the agent trusts
+ * (--bundle-keys), an agent polling the console with extra args. */
+typedef struct {
+	world_t w;
+	th_upstream *up;
+	pc_t c;
+	key_t_ k;
+	char *keys_path;
+	agent_t a;
+} fixture_t;
+
+static void fixture_start(fixture_t *fx, const char *name, const char *const more[])
+{
+	memset(fx, 0, sizeof *fx);
+	fx->w = world_new();
+	fx->up = th_upstream_start(&fx->w.server);
+	pc_start(&fx->c, name);
+	char file[80];
+	snprintf(file, sizeof file, "%s.key", name);
+	fx->k = make_key(file);
+	const key_t_ *trusted[] = {&fx->k, NULL};
+	char *keys = key_list(trusted);
+	snprintf(file, sizeof file, "%s-keys.txt", name);
+	fx->keys_path = th_path(file);
+	th_write_file(fx->keys_path, keys, strlen(keys), 0644);
+	free(keys);
+	const char *extra[16] = {"--bundle-keys", fx->keys_path};
+	for (int i = 0; more && more[i] && i < 12; i++)
+		extra[2 + i] = more[i];
+	fx->a = agent_start(NULL, fx->c.url, fx->c.cert.chain_path, fx->w.ca.cert_path, extra);
+}
+
+static void fixture_stop(fixture_t *fx)
+{
+	dlp_stop(&fx->a.d);
+	pc_stop(&fx->c);
+	free(fx->keys_path);
+	th_upstream_stop(fx->up);
+	world_free(&fx->w);
+}
+
 /* ---- tests ---- */
 
 START_TEST(first_start_without_a_console_runs_the_built_in_policy)
@@ -532,17 +573,13 @@ END_TEST
 
 START_TEST(the_console_bundle_runs_swaps_without_dropping_flows_and_survives_a_restart)
 {
-	world_t w = world_new();
-	th_upstream *up = th_upstream_start(&w.server);
-	pc_t c;
-	pc_start(&c, "console-run");
-	key_t_ k = make_key("run.key");
-	const key_t_ *trusted[] = {&k, NULL};
-	char *keys = key_list(trusted);
-	char *keys_path = th_path("run-keys.txt");
-	th_write_file(keys_path, keys, strlen(keys), 0644);
-	const char *extra[] = {"--bundle-keys", keys_path, "--labels", "ring=canary,os=linux", NULL};
-	agent_t a = agent_start(NULL, c.url, c.cert.chain_path, w.ca.cert_path, extra);
+	fixture_t fx;
+	const char *labels[] = {"--labels", "ring=canary,os=linux", NULL};
+	fixture_start(&fx, "console-run", labels);
+	pc_t c = fx.c;
+	agent_t a = fx.a;
+	th_upstream *up = fx.up;
+	key_t_ k = fx.k;
 
 	/* enrollment carried the labels */
 	ck_assert(wait_console_file(&c, "enroll.json", "\"labels\"", 10000));
@@ -595,21 +632,20 @@ START_TEST(the_console_bundle_runs_swaps_without_dropping_flows_and_survives_a_r
 	/* the status posts carry the policy object */
 	ck_assert(wait_console_file(&c, "status.json", "\"policy\":{\"version\":2,\"source\":\"console\"", 10000));
 	dlp_stop(&a.d);
-	pc_stop(&c);
+	pc_stop(&fx.c);
 
 	/* the console is gone: the restart runs v2 at once */
-	agent_t b = agent_start(a.state, c.url, c.cert.chain_path, w.ca.cert_path, extra);
+	const char *extra[] = {"--bundle-keys", fx.keys_path, NULL};
+	agent_t b = agent_start(a.state, c.url, c.cert.chain_path, fx.w.ca.cert_path, extra);
 	ck_assert_msg(dlp_log_wait(&b.d, "running the last known good bundle v2", 5000), "no last known good");
 	st = policy_status(&b);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "source")), "last-known-good");
 	ck_assert_int_eq(json_integer_value(json_object_get(st, "version")), 2);
 	json_decref(st);
 	ck_assert_int_eq(upload(&b, up, CARD), 403);
-	dlp_stop(&b.d);
-
-	free(events), free(enroll), free(v1), free(v2), free(keys), free(keys_path);
-	th_upstream_stop(up);
-	world_free(&w);
+	fx.a = b; /* the one left to stop */
+	fixture_stop(&fx);
+	free(events), free(enroll), free(v1), free(v2);
 }
 END_TEST
 
@@ -622,17 +658,12 @@ typedef struct {
 
 START_TEST(bad_bundles_are_refused_with_a_reason_and_the_running_policy_kept)
 {
-	world_t w = world_new();
-	th_upstream *up = th_upstream_start(&w.server);
-	pc_t c;
-	pc_start(&c, "console-bad");
-	key_t_ k = make_key("bad.key"), stranger = make_key("stranger.key");
-	const key_t_ *trusted[] = {&k, NULL};
-	char *keys = key_list(trusted);
-	char *keys_path = th_path("bad-keys.txt");
-	th_write_file(keys_path, keys, strlen(keys), 0644);
-	const char *extra[] = {"--bundle-keys", keys_path, NULL};
-	agent_t a = agent_start(NULL, c.url, c.cert.chain_path, w.ca.cert_path, extra);
+	fixture_t fx;
+	fixture_start(&fx, "console-bad", NULL);
+	pc_t c = fx.c;
+	agent_t a = fx.a;
+	th_upstream *up = fx.up;
+	key_t_ k = fx.k, stranger = make_key("stranger.key");
 
 	char *v2 = simple_bundle(redact_policy, 2, &k);
 	pc_offer(&c, v2, 2, NULL, 0, 0, "\"2.0\"");
@@ -718,11 +749,8 @@ START_TEST(bad_bundles_are_refused_with_a_reason_and_the_running_policy_kept)
 		line--;
 	ck_assert_msg(strstr(line, "\"policy_version\":\"v4\"") && strstr(line, "boom in on_request"), "%.600s", line);
 
-	dlp_stop(&a.d);
-	pc_stop(&c);
-	free(events), free(raising), free(v2), free(v3), free(keys), free(keys_path);
-	th_upstream_stop(up);
-	world_free(&w);
+	fixture_stop(&fx);
+	free(events), free(raising), free(v2), free(v3);
 }
 END_TEST
 
@@ -786,17 +814,12 @@ END_TEST
 
 START_TEST(shadow_events_only_when_the_verdicts_differ)
 {
-	world_t w = world_new();
-	th_upstream *up = th_upstream_start(&w.server);
-	pc_t c;
-	pc_start(&c, "console-shadow");
-	key_t_ k = make_key("shadow.key");
-	const key_t_ *trusted[] = {&k, NULL};
-	char *keys = key_list(trusted);
-	char *keys_path = th_path("shadow-keys.txt");
-	th_write_file(keys_path, keys, strlen(keys), 0644);
-	const char *extra[] = {"--bundle-keys", keys_path, NULL};
-	agent_t a = agent_start(NULL, c.url, c.cert.chain_path, w.ca.cert_path, extra);
+	fixture_t fx;
+	fixture_start(&fx, "console-shadow", NULL);
+	pc_t c = fx.c;
+	agent_t a = fx.a;
+	th_upstream *up = fx.up;
+	key_t_ k = fx.k;
 
 	char *v1 = simple_bundle(redact_policy, 1, &k), *v2 = simple_bundle(block_policy, 2, &k);
 	pc_offer(&c, v1, 1, v2, 2, 100, "\"1.2\"");
@@ -827,11 +850,8 @@ START_TEST(shadow_events_only_when_the_verdicts_differ)
 	/* no shadow in the offer: it ends */
 	pc_offer(&c, v1, 1, NULL, 0, 0, "\"1.0\"");
 	wait_status(&a, "\"shadow_version\":null");
-	dlp_stop(&a.d);
-	pc_stop(&c);
-	free(line), free(events), free(v1), free(v2), free(keys), free(keys_path);
-	th_upstream_stop(up);
-	world_free(&w);
+	fixture_stop(&fx);
+	free(line), free(events), free(v1), free(v2);
 }
 END_TEST
 
