@@ -47,7 +47,7 @@ SAN     ?=
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc libcurl
+PKGS    := libuv openssl jansson libpcre2-8 lua5.4 zlib libbrotlidec libbrotlienc libzstd libcurl
 # Asked once per pass: this is the inner pass, the deps are installed.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))

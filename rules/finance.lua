@@ -53,8 +53,10 @@ M.aba_routing = dlp.detector{
 		.. "Reserve prefix, with routing/ABA/RTN/transit within 60 bytes",
 	regex = [[(?<![\w.\-])([0-9]{9})(?![\w\-]|\.[0-9])]],
 	keywords = { "routing", "aba", "rtn", "transit" },
-	context = { words = { "routing", "aba ", "aba:", "aba#", "aba_", "aba-", "aba=", "aba\"", "aba/", "rtn", "abartn",
-		"transit number", "transit no", "transit #" }, distance = 60 },
+	-- as words: 'aba' inside "database" is no context, "routing_number" is
+	context = { words = { "routing", "aba", "rtn", "abartn", "transit number", "transit no", "transit #" },
+		distance = 60 },
+	boundary = true,
 	group = 1,
 	validate = "aba",
 	severity = "medium",
@@ -81,10 +83,12 @@ M.swift_bic = dlp.detector{
 	name = "swift_bic",
 	description = "SWIFT/BIC codes (4 bank letters, a real country code, 2 location, optional 3 branch) with "
 		.. "SWIFT/BIC/IBAN within 80 bytes",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{4}]] .. COUNTRY .. [[[A-Z0-9]{2}(?:[A-Z0-9]{3})?)(?![A-Za-z0-9])]],
+	-- not part of an identifier: VKI_TIOCMSET is a constant, not a BIC
+	regex = [[(?<![A-Za-z0-9_])([A-Z]{4}]] .. COUNTRY .. [[[A-Z0-9]{2}(?:[A-Z0-9]{3})?)(?![A-Za-z0-9_])]],
 	keywords = { "swift", "bic", "iban" },
-	context = { words = { "swift", "bic:", "bic ", "bic=", "bic_", "bic-", "bic\"", "bic/", "/bic", "bic code", "bank identifier",
-		"iban" }, distance = 80 },
+	-- as words: "bic" in ARABIC, CUBIC or TIOCMBIC is no context
+	context = { words = { "swift", "bic", "bank identifier", "iban" }, distance = 80 },
+	boundary = true,
 	group = 1,
 	severity = "low",
 	confidence = "medium",
@@ -102,6 +106,9 @@ M.swift_bic = dlp.detector{
 			"DEUTDEFF",                           -- no SWIFT/BIC word
 			"swift: deutdeff",                    -- BICs are upper case
 			"public PAYMENTS",
+			"ARABIC LETTER ALEF ISOLATED FORM",   -- 'bic' inside a word is no context
+			"#define TIOCMBIC TIOCMSET",
+			"#define VKI_TIOCMBIC 0x741c /* bic modem bits */ #define VKI_TIOCMSET 0x741a",
 		},
 	},
 }

@@ -214,9 +214,11 @@ M.email = dlp.detector{
 	},
 }
 
--- substrings, so no bare "tel" (hotel, intel) or "call" (callback)
-local PHONE_WORDS = { "phone", "telephone", "tel:", "tel.:", "tel no", "tel#", "mobile", "cell:", "cell ", "cellular",
-	"fax", "whatsapp", "sms", "call me", "call us", "msisdn", "contact" }
+-- matched as words (boundary below), so "tel" is not in hotel or intel,
+-- "cell" not in cellar, "sms" not in ssMSSQL; "phone_number" and
+-- "mobilePhone" still count
+local PHONE_WORDS = { "phone", "telephone", "tel", "mobile", "cell", "cellular", "fax", "whatsapp", "sms",
+	"call me", "call us", "msisdn", "contact" }
 
 M.phone = dlp.detector{
 	name = "phone",
@@ -239,6 +241,7 @@ M.phone = dlp.detector{
 		words = PHONE_WORDS,
 		distance = 50,
 	},
+	boundary = true,
 	severity = "low",
 	confidence = "medium",
 	mask = { keep_first = 2, keep_last = 2 },
@@ -260,6 +263,7 @@ M.phone = dlp.detector{
 			"phone build 10.415.555.2671",            -- dotted version
 			"phone 607.873-5848",                     -- separators that change mid-number
 			"hotel room 415-555-2671",                -- 'tel' inside hotel is no phone word
+			"ssMSSQL port 415-555-2671",              -- nor 'sms' inside ssMSSQL
 		},
 	},
 }

@@ -1182,6 +1182,7 @@ M.generic_secret = dlp.detector{
 				[[(?i)^(?:true|false|null|none|nil|undefined)$]],
 				[[(?i)^(?:https?|ftp|file|s3|gs)://]],             -- a URL, not a secret
 				[[^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$]],             -- settings.SECRET_KEY2, os.env.X
+				[[^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$]],               -- a constant's name: P11_KIT_URI_FOR_OBJECT
 				[[^(.)\1+$]],                                      -- one character repeated
 			},
 			target = "secret",
@@ -1213,6 +1214,7 @@ M.generic_secret = dlp.detector{
 			"secret = \"<your-secret-here>\"",
 			"token: xxxxxxxxxxxxxxxxxxxx",
 			"password = os.environ['DB_PASSWORD']",
+			"URI_FOR_OBJECT_ON_TOKEN =\n\t\tP11_KIT_URI_FOR_OBJECT | P11_KIT_URI_FOR_TOKEN",   -- a C constant
 			"secret_key = settings.SECRET_KEY2",
 			"csrfmiddlewaretoken=" .. fake(675, 64),
 			"{\"nextPageToken\": \"" .. fake(676, 40) .. "\"}",

@@ -14,7 +14,7 @@ set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libuv1-dev libssl-dev node-llhttp
 libpcre2-dev liblua5.4-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
-libbrotli-dev libsqlite3-dev libpq-dev ca-certificates xxd"
+libbrotli-dev libzstd-dev libsqlite3-dev libpq-dev ca-certificates xxd"
 run_pkgs="openssl curl"
 test_pkgs="check nginx-light clang lld libclang-rt-14-dev python3 python3-prometheus-client procps iproute2 nftables util-linux
 postgresql"

@@ -31,7 +31,7 @@ ma=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
 inc="$out/include"
 rm -rf "$inc"
 mkdir -p "$inc/openssl"
-for h in uv.h uv jansson.h jansson_config.h pcre2.h zlib.h zconf.h brotli "$ma/curl" \
+for h in uv.h uv jansson.h jansson_config.h pcre2.h zlib.h zconf.h zstd.h zstd_errors.h brotli "$ma/curl" \
 	/usr/share/include/llhttp/llhttp.h lua5.4/lua.h lua5.4/luaconf.h lua5.4/lualib.h lua5.4/lauxlib.h \
 	"$ma/lua5.4-deb-multiarch.h"; do
 	case $h in /*) src=$h ;; *) src=/usr/include/$h ;; esac

@@ -43,6 +43,7 @@ struct detector {
 	pcre2_code *filename;
 	uint32_t before, after;    /* the window around a keyword or digit run */
 	uint32_t digits;
+	bool boundary;             /* keywords and context words as words only */
 	uint8_t keep_first, keep_last;
 };
 
@@ -179,9 +180,9 @@ static char *make_key(const detector_spec_t *s)
 		bytebuf_appendf(&b, "t%d a%d;", (int)a->target, (int)a->all);
 	}
 	key_add(&b, "fn", s->filename);
-	bytebuf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u;", s->group, (int)s->validate, s->min_entropy,
-		    s->context_distance, s->min_count, (int)s->window_set, s->window_before, s->window_after, s->digits,
-		    s->keep_first, s->keep_last);
+	bytebuf_appendf(&b, "g%u v%d e%.6f d%u m%u w%d:%u/%u n%u k%u/%u b%d;", s->group, (int)s->validate,
+		    s->min_entropy, s->context_distance, s->min_count, (int)s->window_set, s->window_before,
+		    s->window_after, s->digits, s->keep_first, s->keep_last, (int)s->boundary);
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
 	key_add(&b, "name", s->name);
@@ -250,6 +251,7 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->before = s->window_set ? s->window_before : 256;
 	d->after = s->window_set ? s->window_after : 256;
 	d->digits = s->digits;
+	d->boundary = s->boundary;
 	d->keep_first = s->keep_first;
 	d->keep_last = s->keep_last;
 	d->keywords = dup_list(s->keywords, s->n_keywords, false);
@@ -479,22 +481,61 @@ static inline char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
 }
 
-static bool ci_contains(const char *hay, size_t n, const char *needle)
+enum { CH_OTHER, CH_LOWER, CH_UPPER, CH_DIGIT };
+
+static int char_class(uint8_t c)
+{
+	if (c >= 'a' && c <= 'z')
+		return CH_LOWER;
+	if ((c >= 'A' && c <= 'Z') || c >= 0x80)
+		return CH_UPPER;
+	return c >= '0' && c <= '9' ? CH_DIGIT : CH_OTHER;
+}
+
+/* Is there a word break between buf[i - 1] and buf[i]? */
+static bool word_break(const uint8_t *buf, size_t len, size_t i)
+{
+	if (i == 0 || i >= len)
+		return true;
+	int a = char_class(buf[i - 1]), b = char_class(buf[i]);
+	if (a == CH_OTHER || b == CH_OTHER)
+		return true;
+	if ((a == CH_DIGIT) != (b == CH_DIGIT))
+		return true;
+	return a == CH_LOWER && b == CH_UPPER;
+}
+
+bool detect_word_at(const uint8_t *buf, size_t len, size_t start, size_t n)
+{
+	if (n == 0 || start + n > len)
+		return false;
+	bool head = char_class(buf[start]) != CH_OTHER, tail = char_class(buf[start + n - 1]) != CH_OTHER;
+	return (!head || word_break(buf, len, start)) && (!tail || word_break(buf, len, start + n));
+}
+
+/* Does needle occur, case-insensitively, in buf[from, to)? With words, only
+ * where it stands as a word in the whole buffer. */
+static bool ci_contains_in(const uint8_t *buf, size_t len, size_t from, size_t to, const char *needle, bool words)
 {
 	size_t m = strlen(needle);
-	if (m == 0 || m > n)
+	if (m == 0 || to > len || from > to || m > to - from)
 		return false;
 	char first = lower(needle[0]);
-	for (size_t i = 0; i + m <= n; i++) {
-		if (lower(hay[i]) != first)
+	for (size_t i = from; i + m <= to; i++) {
+		if (lower((char)buf[i]) != first)
 			continue;
 		size_t k = 1;
-		while (k < m && lower(hay[i + k]) == lower(needle[k]))
+		while (k < m && lower((char)buf[i + k]) == lower(needle[k]))
 			k++;
-		if (k == m)
+		if (k == m && (!words || detect_word_at(buf, len, i, m)))
 			return true;
 	}
 	return false;
+}
+
+static bool ci_contains(const char *hay, size_t n, const char *needle)
+{
+	return ci_contains_in((const uint8_t *)hay, n, 0, n, needle, false);
 }
 
 /* Without windows a trigger still gates a detector: was a keyword or a
@@ -509,7 +550,7 @@ static bool keyword_near(const detector_t *d, const uint8_t *buf, size_t len, si
 		/* the window [ks - before, ks + m + after] holds ms */
 		size_t a = ms > (size_t)d->after + m ? ms - d->after - m : 0;
 		size_t b = ms + d->before + m < len ? ms + d->before + m : len;
-		if (ci_contains((const char *)buf + a, b - a, d->keywords[k]))
+		if (ci_contains_in(buf, len, a, b, d->keywords[k], d->boundary))
 			return true;
 	}
 	return false;
@@ -552,7 +593,7 @@ static bool near_context(const detector_t *d, const spans_t *ctx, const uint8_t 
 		for (size_t w = 0; w < d->n_context; w++) {
 			size_t m = strlen(d->context[w]);
 			size_t a = lo > m ? lo - m : 0, b = hi + m < len ? (size_t)hi + m : len;
-			if (ci_contains((const char *)buf + a, b - a, d->context[w]))
+			if (ci_contains_in(buf, len, a, b, d->context[w], d->boundary))
 				return true;
 		}
 		return false;
@@ -672,6 +713,7 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 typedef struct {
 	detect_scratch_t *s;
 	const detector_t *const *want;
+	const uint8_t *buf;
 	size_t len;
 } hit_ctx_t;
 
@@ -701,6 +743,8 @@ static bool on_hit(void *p, const pf_hit_t *h)
 {
 	hit_ctx_t *c = p;
 	uint32_t slot = h->tag >> 1; /* index in the want list */
+	if (c->want[slot]->boundary && !detect_word_at(c->buf, c->len, h->start, h->len))
+		return true;
 	if (h->tag & 1)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);
 	else
@@ -821,7 +865,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 	uint64_t t = now_ns(s);
 	const prefilter_t *pf = use_prefilter && n_want ? prefilter_for(set, s, want, n_want) : NULL;
 	if (pf) {
-		hit_ctx_t hc = {s, want, len};
+		hit_ctx_t hc = {s, want, buf, len};
 		prefilter_scan(pf, buf, len, on_hit, &hc);
 	}
 	s->n_runs = find_digit_runs(s, want, n_want, buf, len);

@@ -79,12 +79,24 @@ typedef struct {
 	bool window_set;
 	uint32_t window_before, window_after;
 	uint32_t digits;            /* each match holds this many digits (0: no promise) */
+	/* Keywords and context words count only where they stand as words:
+	 * at an end of the word that is a letter or digit, the text must not
+	 * go on with one (detect_word_at). "bic" then no longer fires inside
+	 * ARABIC, nor "sms" inside ssMSSQL; "card" still does in card_number
+	 * and creditCardNumber. */
+	bool boundary;
 	uint8_t keep_first, keep_last; /* what a sample shows */
 } detector_spec_t;
 
 typedef struct detector detector_t;
 typedef struct detset detset_t;
 typedef struct detect_scratch detect_scratch_t;
+
+/* Does the n bytes at start of buf stand as a word (see boundary)? A word
+ * break is a byte that is not a letter or digit, a change between letters
+ * and digits, or a lower-case letter followed by an upper-case one (the
+ * hump of camelCase); bytes past 0x7f count as letters. */
+bool detect_word_at(const uint8_t *buf, size_t len, size_t start, size_t n);
 
 /* Compiles a spec; NULL with a message naming the problem in err. */
 detector_t *detector_compile(const detector_spec_t *spec, char *err, size_t errlen);

@@ -8,6 +8,8 @@
 #include "http/head.h"
 
 #include <brotli/decode.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,7 @@ const char *body_status_name(body_status_t s)
 
 /* ---- Content-Encoding ---- */
 
-typedef enum { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE, CODING_BR, CODING_OTHER } coding_t;
+typedef enum { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE, CODING_BR, CODING_ZSTD, CODING_OTHER } coding_t;
 
 static coding_t coding_of(const char *t, size_t n)
 {
@@ -40,6 +42,8 @@ static coding_t coding_of(const char *t, size_t n)
 		return CODING_DEFLATE;
 	if (n == 2 && !strncasecmp(t, "br", 2))
 		return CODING_BR;
+	if (n == 4 && !strncasecmp(t, "zstd", 4))
+		return CODING_ZSTD;
 	return CODING_OTHER;
 }
 
@@ -86,11 +90,56 @@ static body_status_t keep_output(bytebuf_t *out, const uint8_t *chunk, size_t go
 	return BODY_OK;
 }
 
+/* The largest zstd window a sender may ask for: RFC 8878 tells decoders to
+ * support 8 MiB and lets them refuse more, so a frame cannot make us
+ * allocate more than that for its history. */
+#define ZSTD_MAX_WINDOW_LOG 23
+
+/* zstd, one or more frames back to back (RFC 8878, 3.1). */
+static body_status_t unzstd_layer(const uint8_t *in, size_t n, bytebuf_t *out, uint64_t max_out, uint32_t ratio,
+				  const char **why)
+{
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	if (!z || ZSTD_isError(ZSTD_DCtx_setParameter(z, ZSTD_d_windowLogMax, ZSTD_MAX_WINDOW_LOG))) {
+		ZSTD_freeDCtx(z);
+		*why = "out of memory";
+		return BODY_CORRUPT;
+	}
+	uint8_t chunk[16384];
+	ZSTD_inBuffer src = {in, n, 0};
+	body_status_t rc = BODY_OK;
+	size_t hint = 1;
+	while (rc == BODY_OK) {
+		ZSTD_outBuffer dst = {chunk, sizeof chunk, 0};
+		hint = ZSTD_decompressStream(z, &dst, &src);
+		if (ZSTD_isError(hint)) {
+			*why = ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge
+				       ? "zstd frame asks for a window larger than 8 MiB"
+				       : "zstd data is corrupt";
+			rc = BODY_CORRUPT;
+			break;
+		}
+		rc = keep_output(out, chunk, dst.pos, max_out, src.pos, ratio, why);
+		/* done: all input read and the last frame complete (hint 0), with
+		 * nothing left buffered inside the decoder (output not full) */
+		if (src.pos == src.size && dst.pos < dst.size)
+			break;
+	}
+	ZSTD_freeDCtx(z);
+	if (rc == BODY_OK && hint != 0) {
+		*why = "zstd data is cut short";
+		rc = BODY_CORRUPT;
+	}
+	return rc;
+}
+
 /* One layer: in -> out, stopping at max_out decoded bytes. */
 static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, bytebuf_t *out, uint64_t max_out,
 				   uint32_t ratio, const char **why)
 {
 	uint8_t chunk[16384];
+	if (c == CODING_ZSTD)
+		return unzstd_layer(in, n, out, max_out, ratio, why);
 	if (c == CODING_BR) {
 		BrotliDecoderState *st = BrotliDecoderCreateInstance(NULL, NULL, NULL);
 		if (!st) {

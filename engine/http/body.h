@@ -2,7 +2,7 @@
  * body: a message body as the policy reads it, and redaction back into it.
  *
  * Two steps, each bounded:
- *   decode  Content-Encoding layers (gzip, deflate, br) undone, with limits
+ *   decode  Content-Encoding layers (gzip, deflate, br, zstd) undone, with limits
  *           on the decoded size, the expansion ratio and the number of
  *           layers: a 10 KB zip of zeros never becomes 10 GB in memory.
  *   view    the text a person would read: percent-escapes of a form
@@ -35,7 +35,7 @@ typedef enum {
 	BODY_OK = 0,
 	BODY_TRUNCATED,   /* decoded past max_bytes: out holds the prefix */
 	BODY_BOMB,        /* ratio or layers past the limits */
-	BODY_UNSUPPORTED, /* a coding we do not know (compress, zstd...) */
+	BODY_UNSUPPORTED, /* a coding we do not know (compress, ...) */
 	BODY_CORRUPT,     /* the data does not decode */
 } body_status_t;
 

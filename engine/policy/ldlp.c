@@ -204,7 +204,7 @@ static const char **string_list(lua_State *L, int t, const char *key, size_t *n)
 
 static const char *const spec_fields[] = {"regex", "name", "keywords", "group", "validate", "entropy", "context",
 					  "min_count", "allow", "filename", "severity", "confidence", "window",
-					  "digits", "mask", "examples", "description", NULL};
+					  "digits", "mask", "examples", "description", "boundary", NULL};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -273,7 +273,7 @@ static int l_detector(lua_State *L)
 		if (lua_type(L, -2) == LUA_TSTRING && !in_list(lua_tostring(L, -2), spec_fields))
 			return luaL_error(L, "dlp.detector: unknown field '%s' (fields: regex, keywords, group, "
 					     "validate, entropy, context, min_count, allow, filename, severity, "
-					     "confidence, window, digits, mask, name, examples, description)",
+					     "confidence, window, digits, boundary, mask, name, examples, description)",
 					  lua_tostring(L, -2));
 		lua_pop(L, 1);
 	}
@@ -317,6 +317,11 @@ static int l_detector(lua_State *L)
 		s.context_distance = opt_uint(L, ct, "distance", 100, 100000);
 	}
 	s.min_count = opt_uint(L, 1, "min_count", 1, 1000000);
+	lua_getfield(L, 1, "boundary");
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		return luaL_error(L, "dlp.detector: boundary must be true or false");
+	s.boundary = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	lua_getfield(L, 1, "allow");
 	if (!lua_isnil(L, -1)) {
 		int at = lua_gettop(L);

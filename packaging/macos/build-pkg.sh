@@ -56,7 +56,7 @@ mkdir -p "$work"
 # ---- 1. the engine, per architecture, from Homebrew's static libraries ----
 # Static, because a Mac that installs the pkg has no Homebrew: only
 # zlib and libcurl are taken from the system (the SDK links them).
-deps="libuv openssl@3 pcre2 lua jansson brotli llhttp pkg-config"
+deps="libuv openssl@3 pcre2 lua jansson brotli zstd llhttp pkg-config"
 engine_for() { # ARCH BREW_PREFIX
 	arch=$1 prefix=$2
 	# shellcheck disable=SC2086 # one word per formula
@@ -69,9 +69,9 @@ engine_for() { # ARCH BREW_PREFIX
 	}
 	libs="$(lib libuv libuv)$(lib openssl@3 libssl)$(lib openssl@3 libcrypto)$(lib pcre2 libpcre2-8)"
 	libs="$libs$(lib lua liblua)$(lib jansson libjansson)"
-	libs="$libs$(lib brotli libbrotlienc)$(lib brotli libbrotlidec)$(lib brotli libbrotlicommon)"
+	libs="$libs$(lib brotli libbrotlienc)$(lib brotli libbrotlidec)$(lib brotli libbrotlicommon)$(lib zstd libzstd)"
 	cflags=""
-	for f in libuv openssl@3 pcre2 lua jansson brotli; do
+	for f in libuv openssl@3 pcre2 lua jansson brotli zstd; do
 		cflags="$cflags -I$("$prefix/bin/brew" --prefix "$f")/include"
 	done
 	cflags="$cflags -I$("$prefix/bin/brew" --prefix lua)/include/lua"

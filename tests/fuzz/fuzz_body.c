@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
-	static const char *const codings[] = {NULL, "gzip", "deflate", "br", "gzip, br", "identity", "compress",
+	static const char *const codings[] = {NULL, "gzip", "deflate", "br", "gzip, br", "zstd", "compress",
 					      "deflate, deflate, deflate"};
 	static const char *const types[] = {NULL, "application/json", "application/x-www-form-urlencoded",
 					    "multipart/form-data; boundary=b", "multipart/form-data; boundary=\"q q\"",

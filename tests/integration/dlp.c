@@ -46,6 +46,8 @@ void world_free(world_t *w)
 	th_cert_free(&w->ca);
 }
 
+static void spawn_and_wait(dlp_t *d);
+
 dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *const extra[])
 {
 	static int n;
@@ -85,26 +87,49 @@ dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *co
 	for (int i = 0; extra && extra[i] && a < 62; i++)
 		argv[a++] = extra[i];
 	argv[a] = NULL;
+	d.argv = calloc((size_t)a + 1, sizeof *d.argv);
+	for (int i = 0; d.argv && i < a; i++)
+		d.argv[i] = strdup(argv[i]);
 	snprintf(name, sizeof name, "dlp%d.log", n++);
-	d.proc = th_spawn((char *const *)argv, name);
+	d.log_name = strdup(name);
+	spawn_and_wait(&d);
+	return d;
+}
+
+/* Runs d.argv; fails the test unless it serves and says it started. */
+static void spawn_and_wait(dlp_t *d)
+{
+	d->proc = th_spawn(d->argv, d->log_name);
 	/* The port accepts as soon as its socket listens, before the other
 	 * listeners (a --sysext-socket) exist: the start line comes after all
 	 * of them, in either log format. */
-	bool started = th_wait_port(d.port, 10000);
+	bool started = th_wait_port(d->port, 10000);
 	for (int waited = 0; started; waited += 10) {
-		char *log = th_log(&d.proc);
+		char *log = th_log(&d->proc);
 		bool seen = strstr(log, "event=start ") || strstr(log, "\"event\":\"start\"");
 		free(log);
 		if (seen)
 			break;
-		started = waited < 10000 && th_alive(&d.proc);
+		started = waited < 10000 && th_alive(&d->proc);
 		usleep(10000);
 	}
 	if (!started) {
-		char *log = th_log(&d.proc);
-		th_fail("dlpgate did not start on %d:\n%s", d.port, log);
+		char *log = th_log(&d->proc);
+		th_fail("dlpgate did not start on %d:\n%s", d->port, log);
 	}
-	return d;
+}
+
+dlp_t dlp_restart(dlp_t *d)
+{
+	dlp_t again = *d;
+	again.state_dir = strdup(d->state_dir);
+	again.ca_path = strdup(d->ca_path);
+	again.config_path = d->config_path ? strdup(d->config_path) : NULL;
+	d->argv = NULL;
+	d->log_name = NULL;
+	dlp_stop(d);
+	spawn_and_wait(&again);
+	return again;
 }
 
 void dlp_stop(dlp_t *d)
@@ -121,6 +146,12 @@ void dlp_stop(dlp_t *d)
 	free(d->ca_path);
 	free(d->config_path);
 	d->state_dir = d->ca_path = d->config_path = NULL;
+	for (size_t i = 0; d->argv && d->argv[i]; i++)
+		free(d->argv[i]);
+	free(d->argv);
+	free(d->log_name);
+	d->argv = NULL;
+	d->log_name = NULL;
 }
 
 char *dlp_log(dlp_t *d)

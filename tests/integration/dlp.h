@@ -26,6 +26,8 @@ typedef struct {
 	char *ca_path;     /* dlpgate's CA: what clients must trust */
 	char *config_path; /* the --config file, NULL if none */
 	char proxy[64];    /* "http://127.0.0.1:PORT" for curl -x */
+	char **argv;       /* as started, for dlp_restart */
+	char *log_name;
 } dlp_t;
 
 world_t world_new(void);
@@ -36,6 +38,9 @@ void world_free(world_t *w);
 dlp_t dlp_start(const char *upstream_ca, const char *config_json, const char *const extra[]);
 /* SIGTERM; asserts a clean exit (0). */
 void dlp_stop(dlp_t *d);
+/* Stops d as dlp_stop does and starts it again with the same arguments,
+ * state dir and port (d is left stopped and emptied). */
+dlp_t dlp_restart(dlp_t *d);
 char *dlp_log(dlp_t *d);
 /* Polls the log until it holds needle; false after timeout_ms. */
 bool dlp_log_wait(dlp_t *d, const char *needle, int timeout_ms);

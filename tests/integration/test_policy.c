@@ -7,6 +7,8 @@
 #include "http/body.h"
 #include "suites.h"
 
+#include <zstd.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +172,21 @@ START_TEST(chunked_split_and_compressed_bodies)
 	ck_assert_msg(!strstr(head_start, "Content-Encoding") || strstr(head_start, "Content-Encoding") > last,
 		      "the identity body kept its Content-Encoding: %s", head_start);
 	free(rx), free(out), free(gzpath);
+
+	/* zstd likewise (Debian's libzstd) */
+	const char *zplain = "zstd'd 4539 1488 0343 6467 body";
+	uint8_t zbuf[256];
+	size_t zn = ZSTD_compress(zbuf, sizeof zbuf, zplain, strlen(zplain), 3);
+	ck_assert(!ZSTD_isError(zn));
+	char *zpath = th_path("body.zst");
+	th_write_file(zpath, zbuf, zn, 0644);
+	snprintf(at, sizeof at, "@%s", zpath);
+	out = post(&fx, (const char *const[]){"-H", "Content-Encoding: zstd", "-H", "Content-Type: text/plain", NULL}, at,
+		   &rc);
+	ck_assert_int_eq(rc, 0);
+	rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "zstd'd 4539 **** **** 6467 body") && !strstr(rx, "zstd'd 4539 1488"), "%s", rx);
+	free(rx), free(out), free(zpath);
 
 	/* JSON escapes: found and masked at the same width */
 	out = post(&fx, (const char *const[]){"-H", "Content-Type: application/json", NULL},

@@ -8,6 +8,7 @@
 #include "http/body.h"
 
 #include <brotli/encode.h>
+#include <zstd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -51,6 +52,16 @@ START_TEST(decodes_every_coding)
 	ck_assert(BrotliEncoderCompress(5, 22, BROTLI_MODE_TEXT, n, (const uint8_t *)text, &bn, z));
 	ck_assert_int_eq(body_decode("br", 2, z, bn, &lim, &out, &why), BODY_OK);
 	ck_assert(!memcmp(out.data, text, n));
+	/* zstd: one frame, and two frames back to back (both decoded) */
+	size_t sn = ZSTD_compress(z, sizeof z, text, n, 3);
+	ck_assert(!ZSTD_isError(sn));
+	ck_assert_int_eq(body_decode("zstd", 4, z, sn, &lim, &out, &why), BODY_OK);
+	ck_assert_uint_eq(out.len, n);
+	ck_assert(!memcmp(out.data, text, n));
+	memcpy(z2, z, sn);
+	memcpy(z2 + sn, z, sn);
+	ck_assert_int_eq(body_decode("ZSTD", 4, z2, 2 * sn, &lim, &out, &why), BODY_OK);
+	ck_assert_uint_eq(out.len, 2 * n);
 	/* two layers: gzip over deflate, listed in the order applied */
 	size_t zn = zcompress(text, n, z, sizeof z, MAX_WBITS);
 	size_t zn2 = zcompress(z, zn, z2, sizeof z2, 16 + MAX_WBITS);
@@ -94,6 +105,28 @@ START_TEST(bombs_and_bad_codings)
 	uint8_t zt[256];
 	size_t tn = zcompress("truncated stream here", 21, zt, sizeof zt, 16 + MAX_WBITS);
 	ck_assert_int_eq(body_decode("gzip", 4, zt, tn / 2, &lim, &out, &why), BODY_CORRUPT);
+	/* zstd: corrupt, cut short, a bomb, and a window past 8 MiB */
+	ck_assert_int_eq(body_decode("zstd", 4, (const uint8_t *)"not zstd at all", 15, &lim, &out, &why), BODY_CORRUPT);
+	tn = ZSTD_compress(zt, sizeof zt, "truncated stream here, truncated", 32, 3);
+	ck_assert_int_eq(body_decode("zstd", 4, zt, tn - 3, &lim, &out, &why), BODY_CORRUPT);
+	ck_assert_str_eq(why, "zstd data is cut short");
+	size_t zbig = 64u << 20;
+	uint8_t *zz = calloc(1, zbig), *zc = malloc(ZSTD_compressBound(zbig));
+	size_t zcn = ZSTD_compress(zc, ZSTD_compressBound(zbig), zz, zbig, 1);
+	body_limits_t roomy_z = {.max_bytes = 256u << 20, .max_ratio = 200, .max_layers = 2};
+	ck_assert_int_eq(body_decode("zstd", 4, zc, zcn, &roomy_z, &out, &why), BODY_BOMB);
+	ck_assert_uint_lt(out.len, 64u << 20);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 27); /* a 128 MiB window, declared in the frame */
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0);
+	zcn = ZSTD_compress2(cc, zc, ZSTD_compressBound(zbig), zz, zbig);
+	ZSTD_freeCCtx(cc);
+	ck_assert(!ZSTD_isError(zcn));
+	body_limits_t huge = {.max_bytes = 256u << 20, .max_ratio = 100000, .max_layers = 2};
+	ck_assert_int_eq(body_decode("zstd", 4, zc, zcn, &huge, &out, &why), BODY_CORRUPT);
+	ck_assert_str_eq(why, "zstd frame asks for a window larger than 8 MiB");
+	free(zz);
+	free(zc);
 	bytebuf_free(&out);
 }
 END_TEST

@@ -406,6 +406,48 @@ START_TEST(asymmetric_keyword_windows)
 END_TEST
 
 /* Stuffing a body with a context word must not push the real one out. */
+/* boundary: keywords and context words count only as words, through the
+ * prefilter's hits, the flooded path and the scan without a prefilter. */
+START_TEST(words_stand_as_words)
+{
+	const uint8_t *t = (const uint8_t *)"ARABIC bic card_number creditCardNumber TIOCMBIC sms2 ssMSSQL tel: x";
+	size_t n = strlen((const char *)t);
+	ck_assert(!detect_word_at(t, n, 3, 3));  /* bic in ARABIC */
+	ck_assert(detect_word_at(t, n, 7, 3));   /* bic */
+	ck_assert(detect_word_at(t, n, 11, 4));  /* card in card_number */
+	ck_assert(detect_word_at(t, n, 29, 4));  /* Card in creditCardNumber */
+	ck_assert(!detect_word_at(t, n, 45, 3)); /* BIC in TIOCMBIC */
+	ck_assert(detect_word_at(t, n, 49, 3));  /* sms before a digit */
+	ck_assert(!detect_word_at(t, n, 55, 3)); /* sMS in ssMSSQL */
+	ck_assert(detect_word_at(t, n, 62, 4));  /* "tel:" ends in a non-word byte: no check there */
+
+	static const char *const ctx[] = {"bic"};
+	detector_spec_t spec = {.name = "bic", .regex = "\\b[A-Z]{6}[A-Z0-9]{2}\\b", .context_words = ctx, .n_context = 1,
+				.context_distance = 20, .boundary = true};
+	detector_spec_t loose = spec;
+	loose.boundary = false;
+	loose.name = "loose";
+	detector_spec_t both[] = {spec, loose};
+	detector_t *d[2];
+	detset_t *set = set_of(both, 2, d);
+	detect_scratch_t *s = detect_scratch_new(0);
+	det_result_t *r = calloc(2, sizeof *r);
+	const char *text = "ARABIC DEUTDEFF ......................... bic: NWBKGB2L";
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			detset_scan(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 2, r);
+		else
+			detset_scan_all(set, s, (const uint8_t *)text, strlen(text), NULL, (const detector_t *const *)d, 2, r);
+		ck_assert_uint_eq(r[0].count, 1); /* only the BIC next to the word "bic" */
+		ck_assert_uint_eq(r[1].count, 2); /* without boundary, ARABIC vouches for DEUTDEFF */
+	}
+	ck_assert_str_ne(detector_key(d[0]), detector_key(d[1]));
+	free(r);
+	detect_scratch_free(s);
+	detset_free(set);
+}
+END_TEST
+
 START_TEST(context_survives_flooding)
 {
 	static const char *const ctx[] = {"routing"};
@@ -473,6 +515,7 @@ Suite *detect_suite(void)
 	tcase_add_test(t, identical_specs_share_one_detector);
 	tcase_add_test(t, keyword_window_does_not_cut_matches);
 	tcase_add_test(t, context_survives_flooding);
+	tcase_add_test(t, words_stand_as_words);
 	tcase_add_test(t, catastrophic_pattern_times_out);
 	tcase_add_test(t, digit_runs_match_the_definition);
 	tcase_add_test(t, digit_windows_find_what_every_byte_finds);
