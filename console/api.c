@@ -141,7 +141,7 @@ static bool do_enroll(job_t *j, store_conn_t *sc)
 		console_random_hex(token, 32);
 		console_sha256_hex(token, hash);
 		console_time_format(console_now_ms(), now);
-		if (store_enroll(sc, id, host, ver, hash, now) != 0) {
+		if (store_enroll(sc, id, host, ver, hash, now, NULL) != 0) {
 			OPENSSL_cleanse(token, sizeof token);
 			json_decref(o);
 			return false;
@@ -212,7 +212,7 @@ static bool do_status(job_t *j, store_conn_t *sc, const char *agent_id)
 static bool read_filters(job_t *j, console_params_t *p, store_filter_t *f, bool list, const char **by,
 			 int64_t *bucket_ms)
 {
-	static const char *const kinds[] = {"verdict", "flow", "spool_drop"};
+	static const char *const kinds[] = {"verdict", "flow", "spool_drop", "shadow"};
 	memset(f, 0, sizeof *f);
 	f->limit = 100;
 	char err[256];
@@ -251,8 +251,8 @@ static bool read_filters(job_t *j, console_params_t *p, store_filter_t *f, bool 
 			f->agent = v;
 		else if (strcmp(n, "kind") == 0) {
 			f->kind = v;
-			if (strcmp(v, kinds[0]) && strcmp(v, kinds[1]) && strcmp(v, kinds[2])) {
-				answer_error(j, 400, "bad_parameter", "parameter \"kind\" must be verdict, flow or spool_drop");
+			if (strcmp(v, kinds[0]) && strcmp(v, kinds[1]) && strcmp(v, kinds[2]) && strcmp(v, kinds[3])) {
+				answer_error(j, 400, "bad_parameter", "parameter \"kind\" must be verdict, flow, spool_drop or shadow");
 				return false;
 			}
 		} else if (strcmp(n, "since") == 0 || strcmp(n, "until") == 0) {
@@ -466,6 +466,8 @@ static void job_done(uv_work_t *w, int status)
 
 void console_api_handle(console_conn_t *k, console_req_t *req)
 {
+	if (console_policy_route(k, req)) /* GET /api/v1/policy: longpoll.c */
+		return;
 	console_t *c = console_conn_owner(k);
 	bool wrong_method;
 	route_t route = route_of(req, &wrong_method);

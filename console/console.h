@@ -51,6 +51,7 @@ typedef struct {
 	uint32_t request_timeout_ms; /* a request's head and body must arrive within it */
 	uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
 	uint32_t max_connections;
+	uint32_t max_held_polls;     /* long-polls held at once; past it 503 (longpoll.c) */
 } console_cfg_t;
 
 typedef struct console_conn console_conn_t;
@@ -71,6 +72,8 @@ typedef struct console {
 	size_t buffered;           /* body bytes held by all requests */
 	uint64_t refused;
 	struct metrics_http *metrics; /* --metrics, NULL without; closed with the listener */
+	struct console_policy *policy; /* longpoll.c: what targets whom, the held polls */
+	unsigned held_polls;
 	bool stopping;
 } console_t;
 
@@ -88,8 +91,12 @@ typedef struct {
 	bool bad_auth;             /* an Authorization header that is not Bearer + 64 hex */
 	char content_type[64];
 	char content_encoding[32];
+	char *if_none_match;       /* malloc'ed, NULL if absent; "?" when over CONSOLE_MAX_INM */
 	bytebuf_t body;
 } console_req_t;
+
+/* An If-None-Match a held poll keeps: a few entity tags ("12.0", "13.0"). */
+#define CONSOLE_MAX_INM 512
 
 /* Sends the answer to the request in flight; body may be NULL. The
  * connection may have gone meanwhile (then nothing is sent). */
@@ -97,6 +104,33 @@ void console_respond(console_conn_t *k, int status, const char *body, size_t len
 /* An error body: {"error": code, "detail": detail}. */
 void console_respond_error(console_conn_t *k, int status, const char *code, const char *detail);
 console_t *console_conn_owner(console_conn_t *k);
+/* false once the peer has gone (an answer would only free the connection). */
+bool console_conn_open(const console_conn_t *k);
+
+/* ---- longpoll.c: GET /api/v1/policy (schemas/console-api.md) ----
+ *
+ * A poll whose offer the agent already has is held: the connection parks
+ * (server.c) with no job, no read buffer and no request kept, only a small
+ * console_poll_t, until the offer changes (a new policy snapshot from
+ * policy_watch.c), its wait ends (304), or the console stops (304). */
+typedef struct console_poll console_poll_t;
+/* The api.c hook: true when req was this endpoint (then it is answered). */
+bool console_policy_route(console_conn_t *k, console_req_t *req);
+/* Loads what targets whom and starts watching for changes. */
+bool console_policy_start(console_t *c, char *err, size_t errlen);
+/* Graceful stop: every held poll is answered 304 now; the watcher ends. */
+void console_policy_stop(console_t *c);
+/* Something this process changed may have changed offers: look now
+ * instead of at the next tick. Any thread. */
+void console_policy_changed(console_t *c);
+/* server.c -> longpoll.c */
+void console_poll_expired(console_poll_t *p);     /* its wait ended: 304 */
+void console_poll_interrupted(console_poll_t *p); /* the agent sent more: 304 now */
+void console_poll_gone(console_poll_t *p);        /* the connection ended */
+/* longpoll.c -> server.c: hold the connection for up to ms; it keeps no
+ * buffers and has no other deadline. Unpark before console_respond. */
+void console_conn_park(console_conn_t *k, console_poll_t *p, uint32_t ms);
+void console_conn_unpark(console_conn_t *k);
 
 /* ---- metrics.c ---- */
 struct metrics_family;

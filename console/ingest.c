@@ -186,7 +186,7 @@ static bool check_detectors(vctx_t *v, json_t *d)
 
 static bool check_event(vctx_t *v, json_t *e, const char **kind)
 {
-	static const char *const kinds[] = {"verdict", "flow", "spool_drop", NULL};
+	static const char *const kinds[] = {"verdict", "flow", "spool_drop", "shadow", NULL};
 	if (!json_is_object(e))
 		return bad(v, "%s", "not a JSON object");
 	if (!enum_of(v, e, "event", true, kinds))
@@ -202,15 +202,27 @@ static bool check_event(vctx_t *v, json_t *e, const char **kind)
 	if (!time || !console_event_time_parse(time, &ms))
 		return bad(v, "\"%s\" must be YYYY-MM-DDTHH:MM:SS.mmmZ", "time");
 	*kind = json_string_value(json_object_get(e, "event"));
-	if (strcmp(*kind, "verdict") == 0) {
+	/* A shadow event is a verdict event of the shadow version, plus what
+	 * the active policy decided on the same message. */
+	bool shadow = strcmp(*kind, "shadow") == 0;
+	if (strcmp(*kind, "verdict") == 0 || shadow) {
 		static const char *const keys[] = {"event",	   "id",     "agent_id", "time",   "policy_version",
 						   "stage",	   "verdict", "monitor", "policy_error", "rule",
 						   "reason",	   "note",   "latency_us", "detectors", "app",
 						   "flow",	   NULL};
+		static const char *const shadow_keys[] = {
+			"event",	"id",	"agent_id",	"time",	     "policy_version", "stage",
+			"verdict",	"monitor", "policy_error", "rule",   "reason",	       "note",
+			"latency_us",	"detectors", "app",	"flow",	     "active_verdict", "active_policy_version",
+			NULL};
 		static const char *const stages[] = {"flow", "request", "response", NULL};
 		static const char *const verdicts[] = {"inspect", "bypass", "pass", "redact", "block", NULL};
 		json_t *pe = json_object_get(e, "policy_error");
-		if (!closed(v, e, keys, "verdict event") || !text(v, e, "policy_version", true, 1024) ||
+		if (shadow && (!closed(v, e, shadow_keys, "shadow event") || !enum_of(v, e, "active_verdict", true, verdicts) ||
+			       !text(v, e, "active_policy_version", true, 1024)))
+			return false;
+		if (!closed(v, e, shadow ? shadow_keys : keys, shadow ? "shadow event" : "verdict event") ||
+		    !text(v, e, "policy_version", true, 1024) ||
 		    !enum_of(v, e, "stage", true, stages) || !enum_of(v, e, "verdict", true, verdicts) ||
 		    !text(v, e, "rule", true, 1024) || !text(v, e, "reason", true, 1024) ||
 		    !text(v, e, "note", false, 1024) || !count(v, e, "latency_us", false, 0))
@@ -322,6 +334,9 @@ int ingest_parse(const char *body, size_t len, bool gzip, const char *agent_id, 
 		e->id = json_string_value(json_object_get(doc, "id"));
 		console_event_time_parse(json_string_value(json_object_get(doc, "time")), &e->ts_ms);
 		e->verdict = json_string_value(json_object_get(doc, "verdict"));
+		e->policy_version = json_string_value(json_object_get(doc, "policy_version"));
+		e->rule = json_string_value(json_object_get(doc, "rule"));
+		e->active_verdict = json_string_value(json_object_get(doc, "active_verdict"));
 		json_t *flow = json_object_get(doc, "flow"), *app = json_object_get(doc, "app");
 		e->host = json_string_value(json_object_get(flow, "host"));
 		if (!e->host)

@@ -42,6 +42,7 @@ static const char usage_run[] =
 	"  --request-timeout-ms N    a request (head and body) must arrive within N ms (10000)\n"
 	"  --idle-timeout-ms N       keep-alive connections idle this long are closed (60000)\n"
 	"  --max-connections N       connections served at once (4096)\n"
+	"  --max-held-polls N        policy long-polls held at once; past it 503 (50000)\n"
 	"  --log-level error|warn|info|debug\n"
 	"  --log-format text|json    key=value lines (default) or one JSON object a line\n"
 	"  --metrics ADDR:PORT       serve Prometheus metrics on GET /metrics (off by default;\n"
@@ -116,6 +117,7 @@ static int cmd_run(int argc, char **argv)
 	c.cfg.request_timeout_ms = 10000;
 	c.cfg.idle_timeout_ms = 60000;
 	c.cfg.max_connections = 4096;
+	c.cfg.max_held_polls = 50000;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -138,7 +140,7 @@ static int cmd_run(int argc, char **argv)
 			continue;
 		}
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
-			       strcmp(a, "--max-connections") == 0;
+			       strcmp(a, "--max-connections") == 0 || strcmp(a, "--max-held-polls") == 0;
 		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
 			return usage_error("run: unknown option %s (see " PROG " run --help)", a);
 		if (!v)
@@ -158,6 +160,9 @@ static int cmd_run(int argc, char **argv)
 		} else if (strcmp(a, "--idle-timeout-ms") == 0) {
 			if (!parse_u32(v, 100, 86400000, &c.cfg.idle_timeout_ms))
 				return usage_error("--idle-timeout-ms %s: give 100..86400000", v);
+		} else if (strcmp(a, "--max-held-polls") == 0) {
+			if (!parse_u32(v, 1, 1000000, &c.cfg.max_held_polls))
+				return usage_error("--max-held-polls %s: give 1..1000000", v);
 		} else if (!parse_u32(v, 1, 1000000, &c.cfg.max_connections)) {
 			return usage_error("--max-connections %s: give 1..1000000", v);
 		}

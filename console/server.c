@@ -3,7 +3,7 @@
  * the engine's own pieces: side_t (libuv stream + TLS through our BIO, the
  * block free list of a worker_t) and the llhttp codec with its limits.
  *
- * A connection is in one of five states, and its one timer enforces the
+ * A connection is in one of six states, and its one timer enforces the
  * deadline of that state, so nobody holds a connection for free:
  *   FIRST    accepted: TLS handshake and the first request must be complete
  *            within request_timeout (a Slowloris that never finishes its
@@ -12,6 +12,12 @@
  *            complete within request_timeout, else 408 and close
  *   BUSY     the request is on the thread pool; nothing is read (no
  *            pipelining ahead of the answer), no deadline of ours
+ *   PARKED   a long-poll held until its offer changes (longpoll.c): the
+ *            timer is its wait, and the connection keeps nothing but the
+ *            TLS session and a small console_poll_t (the request, the
+ *            parsed head's arena and every I/O block are freed; OpenSSL
+ *            releases its buffers with SSL_MODE_RELEASE_BUFFERS). It reads,
+ *            so a peer that leaves is noticed; a byte it sends ends the hold
  *   IDLE     answered, keep-alive: closed after idle_timeout
  *   LINGER   answered with Connection: close; what the peer still sends is
  *            read and dropped (so it sees our answer, not a reset) until it
@@ -36,7 +42,7 @@
 #define LINGER_MS 2000
 #define PENDING_CAP (1024 * 1024)
 
-typedef enum { K_FIRST, K_REQUEST, K_BUSY, K_IDLE, K_LINGER } kstate_t;
+typedef enum { K_FIRST, K_REQUEST, K_BUSY, K_PARKED, K_IDLE, K_LINGER } kstate_t;
 
 struct console_conn {
 	console_t *c;
@@ -47,6 +53,7 @@ struct console_conn {
 	kstate_t state;
 	console_req_t *req;        /* the request being read */
 	console_req_t *ready;      /* complete, to dispatch after the feed */
+	console_poll_t *held;      /* PARKED: the poll (longpoll.c owns it) */
 	size_t body_limit;
 	bytebuf_t pending;             /* read, not yet parsed */
 	unsigned handles;          /* stream + timer until both are closed */
@@ -63,6 +70,11 @@ console_t *console_conn_owner(console_conn_t *k)
 	return k->c;
 }
 
+bool console_conn_open(const console_conn_t *k)
+{
+	return !k->closing;
+}
+
 void console_req_free(console_req_t *r)
 {
 	if (!r)
@@ -71,6 +83,7 @@ void console_req_free(console_req_t *r)
 		r->owner->buffered -= r->charged;
 	free(r->path);
 	free(r->query);
+	free(r->if_none_match);
 	bytebuf_free(&r->body);
 	OPENSSL_cleanse(r->token, sizeof r->token);
 	free(r);
@@ -122,6 +135,10 @@ static void conn_close(console_conn_t *k)
 	if (k->closing)
 		return;
 	k->closing = true;
+	if (k->held) {
+		console_poll_gone(k->held);
+		k->held = NULL;
+	}
 	side_close(&k->side);
 	uv_timer_stop(&k->timer);
 	uv_close((uv_handle_t *)&k->timer, on_timer_closed);
@@ -143,6 +160,7 @@ static const char *reason(int status)
 	case 100: return "Continue";
 	case 200: return "OK";
 	case 204: return "No Content";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -163,12 +181,13 @@ static void send_answer(console_conn_t *k, int status, const char *body, size_t 
 {
 	bytebuf_t out;
 	bytebuf_init(&out, 0);
+	bool bodyless = status == 204 || status == 304;
 	bytebuf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, reason(status));
-	if (status != 204)
+	if (!bodyless)
 		bytebuf_appendf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
 	bytebuf_appendf(&out, "Cache-Control: no-store\r\n%s%s\r\n", extra ? extra : "",
 		    close ? "Connection: close\r\n" : "");
-	if (status != 204 && len)
+	if (!bodyless && len)
 		bytebuf_append(&out, body, len);
 	side_write(&k->side, out.data, out.len);
 	bytebuf_free(&out);
@@ -204,6 +223,25 @@ void console_respond(console_conn_t *k, int status, const char *body, size_t len
 	 * a refusal mid-request always closes (close_after). */
 	send_answer(k, status, body, len, extra, close);
 	finish(k, close);
+}
+
+void console_conn_park(console_conn_t *k, console_poll_t *p, uint32_t ms)
+{
+	k->state = K_PARKED;
+	k->held = p;
+	/* What a request leaves behind, given back while it waits: the head's
+	 * arena and field table are reallocated by the next request. */
+	http_head_free(&k->codec.head);
+	http_head_free(&k->codec.trailers);
+	arm(k, ms);
+	side_read(&k->side, true);
+}
+
+void console_conn_unpark(console_conn_t *k)
+{
+	k->held = NULL;
+	k->state = K_BUSY; /* console_respond's view: a request being answered */
+	uv_timer_stop(&k->timer);
 }
 
 void console_respond_error(console_conn_t *k, int status, const char *code, const char *detail)
@@ -292,9 +330,13 @@ static int on_head(void *ud, http_head_t *h)
 		r->bad_auth = true;
 	copy_field(h, "content-type", r->content_type, sizeof r->content_type);
 	copy_field(h, "content-encoding", r->content_encoding, sizeof r->content_encoding);
+	uint32_t inm_len;
+	const char *inm = http_head_get(h, "if-none-match", &inm_len);
+	if (inm)
+		r->if_none_match = inm_len <= CONSOLE_MAX_INM ? strndup(inm, inm_len) : strdup("?");
 	k->body_limit = console_api_body_limit(r->method, r->path);
 	bytebuf_init(&r->body, k->body_limit);
-	if (!r->path || (q && !r->query)) {
+	if (!r->path || (q && !r->query) || (inm && !r->if_none_match)) {
 		refuse(k, 503, "overloaded", "out of memory");
 		return HTTP_CB_PAUSE;
 	}
@@ -400,7 +442,9 @@ static void on_data(side_t *s, iobuf_t *b)
 		conn_close(k);
 		return;
 	}
-	if (k->state != K_BUSY)
+	if (k->state == K_PARKED)
+		console_poll_interrupted(k->held); /* answers; the bytes wait in pending */
+	else if (k->state != K_BUSY)
 		pump(k);
 }
 
@@ -444,6 +488,9 @@ static void on_timer(uv_timer_t *t)
 	case K_IDLE:
 	case K_LINGER:
 		conn_close(k);
+		return;
+	case K_PARKED:
+		console_poll_expired(k->held);
 		return;
 	case K_BUSY:
 		return;
@@ -516,6 +563,7 @@ static void on_usr1(uv_signal_t *sig, int signum)
 	log_begin(&l, LOG_WARN, "stats");
 	log_kv_u64(&l, "connections", c->n_conns);
 	log_kv_u64(&l, "jobs", c->jobs);
+	log_kv_u64(&l, "held_polls", c->held_polls);
 	log_kv_u64(&l, "refused", c->refused);
 	log_kv_u64(&l, "heap_in_use_kib", (uint64_t)mi.uordblks / 1024);
 	log_end(&l);
@@ -528,6 +576,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	log_msg(LOG_INFO, "stop", "signal %d: finishing requests in flight, then exiting", signum);
 	c->stopping = true;
+	console_policy_stop(c); /* held polls answered 304 (and closed: stopping) */
 	uv_close((uv_handle_t *)&c->listener, NULL);
 	metrics_http_stop(c->metrics); /* a scrape is not a request in flight */
 	c->metrics = NULL;
@@ -538,13 +587,15 @@ static void on_signal(uv_signal_t *sig, int signum)
 		next = k->next;
 		if (k->state == K_BUSY)
 			k->close_after = true;
-		else
+		else if (k->state != K_LINGER) /* an answer on its way out keeps its linger */
 			conn_close(k);
 	}
 }
 
 bool console_server_start(console_t *c, char *err, size_t errlen)
 {
+	if (!console_policy_start(c, err, errlen))
+		return false;
 	struct sockaddr_storage ss = c->listen_addr;
 	uv_tcp_init(c->loop, &c->listener);
 	c->listener.data = c;
@@ -554,6 +605,7 @@ bool console_server_start(console_t *c, char *err, size_t errlen)
 	if (r != 0) {
 		snprintf(err, errlen, "--listen %s: %s", c->cfg.listen, uv_strerror(r));
 		uv_close((uv_handle_t *)&c->listener, NULL);
+		console_policy_stop(c);
 		return false;
 	}
 	uv_signal_init(c->loop, &c->sig_term);

@@ -43,10 +43,41 @@ static const char *const migrations[] = {
 	"CREATE TABLE event_detectors ("
 	" seq BIGINT NOT NULL, detector TEXT NOT NULL,"
 	" count BIGINT NOT NULL, PRIMARY KEY (detector, seq));",
+	/* 2: policy distribution (schemas/console-api.md "Policy distribution").
+	 * Bundles are immutable rows: nothing in the console updates
+	 * policy_versions. policy_generation is one counter every change of
+	 * targeting bumps (rollouts, halts, labels), so a held long-poll can
+	 * tell cheaply whether its offer may have changed. The events gain the
+	 * columns a shadow report groups by, filled at ingest. */
+	"ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';"
+	"ALTER TABLE agents ADD COLUMN policy_version BIGINT;"
+	"ALTER TABLE agents ADD COLUMN policy_source TEXT;"
+	"ALTER TABLE agents ADD COLUMN failed_version BIGINT;"
+	"ALTER TABLE agents ADD COLUMN policy_error TEXT;"
+	"ALTER TABLE agents ADD COLUMN shadow_version BIGINT;"
+	"ALTER TABLE agents ADD COLUMN policy_at TEXT;"
+	"ALTER TABLE agents ADD COLUMN shadow_evaluated BIGINT;"
+	"CREATE TABLE policy_versions ("
+	" version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL, created_at TEXT NOT NULL, author TEXT NOT NULL,"
+	" message TEXT NOT NULL, key_id TEXT NOT NULL, tests_passed INTEGER NOT NULL,"
+	" tests_failed INTEGER NOT NULL, content_of BIGINT, bundle TEXT NOT NULL);"
+	"CREATE TABLE rollouts ("
+	" id %SEQ%, version BIGINT NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,"
+	" percent INTEGER NOT NULL, sample_percent INTEGER NOT NULL, state TEXT NOT NULL,"
+	" halt_reason TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL);"
+	"CREATE INDEX rollouts_state ON rollouts (state, id);"
+	"CREATE TABLE audit ("
+	" id %SEQ%, ts_ms BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);"
+	"CREATE TABLE policy_generation (id INTEGER PRIMARY KEY, gen BIGINT NOT NULL);"
+	"INSERT INTO policy_generation (id, gen) VALUES (1, 0);"
+	"ALTER TABLE events ADD COLUMN policy_version TEXT;"
+	"ALTER TABLE events ADD COLUMN rule TEXT;"
+	"ALTER TABLE events ADD COLUMN active_verdict TEXT;"
+	"CREATE INDEX events_policy ON events (kind, policy_version, ts_ms, seq);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
-static bool row_int(void *ud, int n, const char *const *cols)
+bool store_row_int(void *ud, int n, const char *const *cols)
 {
 	if (n > 0 && cols[0])
 		*(int64_t *)ud = strtoll(cols[0], NULL, 10);
@@ -63,7 +94,7 @@ static bool migrate(store_conn_t *c, char *err, size_t errlen)
 	if (!d->exec_script(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
 		goto fail_tx;
 	int64_t have = 0;
-	if (d->exec(c, "SELECT max(version) FROM schema_version", NULL, 0, row_int, &have) < 0)
+	if (d->exec(c, "SELECT max(version) FROM schema_version", NULL, 0, store_row_int, &have) < 0)
 		goto fail_tx;
 	if (have > N_MIGRATIONS) {
 		d->rollback(c);
@@ -243,19 +274,38 @@ int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *n
 }
 
 int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, const char *version,
-		 const char *token_hash, const char *now)
+		 const char *token_hash, const char *now, const char *labels_json)
 {
-	store_param_t p[5] = {store_text(agent_id), store_text(hostname), store_text(version), store_text(token_hash),
-			      store_text(now)};
-	/* Re-enrolling keeps the agent's history and replaces its token. */
-	return c->st->drv->exec(c,
-				"INSERT INTO agents (agent_id, hostname, version, token_hash, enrolled_at, last_seen) "
-				"VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id) DO UPDATE SET "
-				"hostname = excluded.hostname, version = excluded.version, "
-				"token_hash = excluded.token_hash, enrolled_at = excluded.enrolled_at",
-				p, 5, NULL, NULL) < 0
-		       ? -1
-		       : 0;
+	const store_driver_t *d = c->st->drv;
+	if (!d->begin(c, true))
+		return -1;
+	char *before = NULL;
+	store_param_t id = store_text(agent_id);
+	store_param_t p[6] = {store_text(agent_id), store_text(hostname),  store_text(version),
+			      store_text(token_hash), store_text(now), store_text(labels_json ? labels_json : "{}")};
+	/* Re-enrolling keeps the agent's history and replaces its token; labels
+	 * only when the agent sent some. */
+	bool ok = d->exec(c, "SELECT labels FROM agents WHERE agent_id = ?", &id, 1, store_row_dup, &before) >= 0 &&
+		  d->exec(c,
+			  labels_json
+				  ? "INSERT INTO agents (agent_id, hostname, version, token_hash, enrolled_at, last_seen, labels) "
+				    "VALUES (?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+				    "hostname = excluded.hostname, version = excluded.version, "
+				    "token_hash = excluded.token_hash, enrolled_at = excluded.enrolled_at, labels = excluded.labels"
+				  : "INSERT INTO agents (agent_id, hostname, version, token_hash, enrolled_at, last_seen) "
+				    "VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id) DO UPDATE SET "
+				    "hostname = excluded.hostname, version = excluded.version, "
+				    "token_hash = excluded.token_hash, enrolled_at = excluded.enrolled_at",
+			  p, labels_json ? 6 : 5, NULL, NULL) >= 0;
+	/* A new agent's labels or changed ones may change what targets it. */
+	if (ok && labels_json && (!before || strcmp(before, labels_json) != 0))
+		ok = store_policy_bump(c);
+	free(before);
+	if (!ok) {
+		d->rollback(c);
+		return -1;
+	}
+	return d->commit(c) ? 0 : -1;
 }
 
 int store_agent_status(store_conn_t *c, const char *agent_id, const char *status_json, const char *now)
@@ -276,7 +326,7 @@ int store_agent_status(store_conn_t *c, const char *agent_id, const char *status
  * so a connection prepares at most four texts of each statement. RETURNING
  * names the rows that were new; the others were duplicates.
  */
-#define EVENT_COLS 10
+#define EVENT_COLS 13
 static const size_t chunk_sizes[] = {64, 16, 4, 1};
 
 static void values_sql(bytebuf_t *b, const char *head, size_t rows, int cols, const char *tail)
@@ -343,7 +393,8 @@ static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_even
 		store_param_t row[EVENT_COLS] = {store_text(agent_id), store_text(e->id),     store_text(e->kind),
 						 store_int(e->ts_ms),  store_text(e->verdict), store_text(e->host),
 						 store_text(e->app_path), store_text(e->app_signing_id), store_text(now),
-						 store_text(e->json)};
+						 store_text(e->json), store_text(e->policy_version), store_text(e->rule),
+						 store_text(e->active_verdict)};
 		memcpy(&p[i * EVENT_COLS], row, sizeof row);
 		seq[i] = -1;
 		n_det += e->n_detectors;
@@ -351,7 +402,7 @@ static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_even
 	returned_t r = {ev, n, seq};
 	if (!insert_rows(c,
 			 "INSERT INTO events (agent_id, id, kind, ts_ms, verdict, host, app_path, app_signing_id, "
-			 "received_at, body)",
+			 "received_at, body, policy_version, rule, active_verdict)",
 			 EVENT_COLS, p, n, " ON CONFLICT (agent_id, id) DO NOTHING RETURNING seq, id", row_returned, &r))
 		return false;
 	store_param_t *dp = n_det ? malloc(n_det * 3 * sizeof *dp) : NULL;
@@ -495,7 +546,7 @@ int store_query_events(store_conn_t *c, const store_filter_t *f, json_t *out, bo
 	return 0;
 }
 
-static bool row_dup(void *ud, int n, const char *const *cols)
+bool store_row_dup(void *ud, int n, const char *const *cols)
 {
 	if (n > 0 && cols[0])
 		*(char **)ud = strdup(cols[0]);
@@ -507,7 +558,7 @@ int store_get_event(store_conn_t *c, const char *id, char **json)
 	*json = NULL;
 	store_param_t p = store_text(id);
 	if (c->st->drv->exec(c, "SELECT body FROM events WHERE id = ? ORDER BY ts_ms DESC, seq DESC LIMIT 1", &p, 1,
-			     row_dup, json) < 0)
+			     store_row_dup, json) < 0)
 		return -1;
 	return *json ? 0 : STORE_NOT_FOUND;
 }
@@ -591,5 +642,5 @@ int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_
 int store_count_events(store_conn_t *c, int64_t *n)
 {
 	*n = 0;
-	return c->st->drv->exec(c, "SELECT count(*) FROM events", NULL, 0, row_int, n) < 0 ? -1 : 0;
+	return c->st->drv->exec(c, "SELECT count(*) FROM events", NULL, 0, store_row_int, n) < 0 ? -1 : 0;
 }

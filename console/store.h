@@ -27,6 +27,8 @@
 #ifndef DLPGATE_CONSOLE_STORE_H
 #define DLPGATE_CONSOLE_STORE_H
 
+#include "rollout.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -108,19 +110,29 @@ void store_release(store_conn_t *c, bool broken);
 /* ---- operations (store.c). 0 = done, STORE_NOT_FOUND, -1 = error (message
  * in store_conn_error). ---- */
 #define STORE_NOT_FOUND 1
+#define STORE_CONFLICT 2
+
+/* Row callbacks the modules share: the first column as an int64_t
+ * (*(int64_t *)ud), or strdup'ed into *(char **)ud. */
+bool store_row_int(void *ud, int n, const char *const *cols);
+bool store_row_dup(void *ud, int n, const char *const *cols);
 
 typedef enum { STORE_ROLE_NONE = 0, STORE_ROLE_AGENT, STORE_ROLE_ADMIN } store_role_t;
 
 int store_token_lookup(store_conn_t *c, const char *token_hash, store_role_t *role, char agent_id[64]);
 int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now);
+/* labels_json: the agent's labels as it sent them (NULL keeps the stored
+ * ones); a change bumps the policy generation. */
 int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, const char *version,
-		 const char *token_hash, const char *now);
+		 const char *token_hash, const char *now, const char *labels_json);
 int store_agent_status(store_conn_t *c, const char *agent_id, const char *status_json, const char *now);
 
 typedef struct {
 	const char *id, *kind, *verdict, *host, *app_path, *app_signing_id;
 	int64_t ts_ms;
 	const char *json;        /* the event as sent (one NDJSON line) */
+	const char *policy_version, *rule; /* NULL when the event has none */
+	const char *active_verdict;        /* shadow events: what the active policy decided */
 	size_t n_detectors;
 	const char **det_names;
 	int64_t *det_counts;
@@ -150,5 +162,103 @@ int store_list_agents(store_conn_t *c, json_t *out);
  * {"key","count"} objects to out. */
 int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_t bucket_ms, json_t *out);
 int store_count_events(store_conn_t *c, int64_t *n);
+
+/* ---- policy distribution (policy_store.c) ----
+ *
+ * Tables of migration 2: policy_versions (immutable signed bundles),
+ * rollouts, audit, policy_generation, and the agents' policy columns.
+ * Every function that changes what targets an agent (a rollout added,
+ * superseded or halted, labels changed) bumps the generation in the same
+ * transaction and, on PostgreSQL, runs pg_notify('dlpgate_policy', '')
+ * there too: other consoles LISTEN and wake their held polls on commit.
+ * Admin changes take the audit entry to write in their transaction, so
+ * there is no change without its audit line. */
+
+#define STORE_POLICY_CHANNEL "dlpgate_policy"
+
+typedef struct {
+	const char *actor;   /* "3f1c0b9a2d4e" (admin token) | "cli:USER" | "console" */
+	const char *action;  /* "policy.push", "rollout.activate", ... */
+	const char *detail;  /* JSON object text */
+} store_audit_t;
+
+typedef struct {
+	int64_t version;
+	char sha256[65];
+	char created_at[64];
+	char author[80];
+	char message[512];
+	char key_id[24];
+	int64_t tests_passed, tests_failed;
+	int64_t content_of;     /* 0: its own content; else the version it copies (rollback) */
+} store_policy_t;
+
+/* The highest stored version (0: none). */
+int store_policy_max_version(store_conn_t *c, int64_t *max);
+/* Stores a version and its audit entry. STORE_CONFLICT when the version
+ * exists (nothing is ever replaced). */
+int store_policy_insert(store_conn_t *c, const store_policy_t *p, const char *doc, const store_audit_t *a);
+/* Rows newest first as JSON objects (console-api.md GET /api/v1/policies). */
+int store_policy_list(store_conn_t *c, json_t *out);
+int store_policy_get(store_conn_t *c, int64_t version, store_policy_t *p);
+/* The signed document as stored (*doc malloc'ed, NUL-terminated). */
+int store_policy_bundle(store_conn_t *c, int64_t version, char **doc, size_t *len);
+json_t *store_policy_json(const store_policy_t *p);
+
+/* Every running rollout, labels parsed (for rollout_offer). */
+int store_rollouts_running(store_conn_t *c, rollout_t **out, size_t *n);
+void store_rollouts_free(rollout_t *rs, size_t n);
+/* Every rollout, newest first, as console-api.md GET /api/v1/rollouts
+ * shows them; version > 0 keeps that version's only. */
+int store_rollouts_list(store_conn_t *c, int64_t version, json_t *out);
+/* A new running rollout (r->id is ignored; *id gets the new one). One with
+ * no labels and percent 100 supersedes every older running rollout of its
+ * kind. Bumps the generation; writes a. */
+int store_rollout_add(store_conn_t *c, const rollout_t *r, const char *now, const char *created_by,
+		      const store_audit_t *a, int64_t *id);
+/* The active rollouts that covered the whole fleet (no labels, 100%),
+ * newest first: their versions, at most max. */
+int store_rollouts_fleet_history(store_conn_t *c, int64_t *versions, size_t max, size_t *n);
+/* Running -> halted with reason (STORE_NOT_FOUND if it was not running). */
+int store_rollout_halt(store_conn_t *c, int64_t id, const char *reason, const store_audit_t *a);
+
+/* A cheap counter that changes whenever what targets an agent may have. */
+int store_policy_generation(store_conn_t *c, int64_t *gen);
+/* Inside the caller's write transaction: generation + 1 and, on
+ * PostgreSQL, NOTIFY dlpgate_policy (delivered at commit). */
+bool store_policy_bump(store_conn_t *c);
+
+/* The agent's labels (an object; {} when none). STORE_NOT_FOUND if unknown. */
+int store_agent_labels(store_conn_t *c, const char *agent_id, json_t **labels);
+/* Replaces them (labels_json is a valid labels object); bumps; writes a. */
+int store_agent_set_labels(store_conn_t *c, const char *agent_id, const char *labels_json, const store_audit_t *a);
+
+/* The `policy` object of an agent's status post, as columns (0 / NULL for
+ * absent). *prev_failed gets the failed_version stored before. */
+typedef struct {
+	int64_t version, failed_version, shadow_version, shadow_evaluated;
+	const char *source, *activated_at, *last_error;
+} store_agent_policy_t;
+int store_agent_policy_status(store_conn_t *c, const char *agent_id, const store_agent_policy_t *p,
+			      int64_t *prev_failed);
+
+/* What the policy views need of every agent. */
+typedef struct {
+	const char *agent_id;
+	json_t *labels;
+	int64_t policy_version, failed_version, shadow_version, shadow_evaluated;
+	const char *policy_error;
+	bool reported;          /* has it ever posted a policy status */
+} store_agent_row_t;
+typedef bool (*store_agent_fn)(void *ud, const store_agent_row_t *a);
+int store_agents_each(store_conn_t *c, store_agent_fn fn, void *ud);
+
+/* Shadow events of version (policy_version = its number) grouped into
+ * the console-api.md shadow report's changed/transitions/by_* members. */
+int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *f, json_t *report);
+
+int store_audit_add(store_conn_t *c, const store_audit_t *a);
+/* Newest first; f: since/until/cursor (cursor_seq is the id)/limit. */
+int store_audit_list(store_conn_t *c, const store_filter_t *f, json_t *out, bool *more, int64_t *last_id);
 
 #endif

@@ -16,6 +16,7 @@ Suite *sysext_suite(void);
 Suite *transparent_suite(void);
 Suite *report_suite(void);
 Suite *console_suite(void);
+Suite *console_poll_suite(void);
 Suite *appid_suite(void);
 Suite *sync_suite(void);
 
