@@ -970,6 +970,11 @@ START_TEST(the_real_console_rolls_out_to_canaries_only_and_shadows)
 	ck_assert_int_eq(upload(&ag[1], up, CARD), 200);
 	ck_assert_int_eq(status_version(&ag[1]), 1);
 	/* v3 in shadow for everyone: the stable agent's redact would be a block */
+	/* Not timing: the console-poll watcher as merged here misses a rollout
+	 * committed within a second of the previous change (no policy_change,
+	 * 304s for good; a fresh console on the same store offers it), reported
+	 * to its owners. Remove this pause when that is fixed. */
+	sleep(3);
 	real_rollout(dir, v3, 3, "shadow", "{}", 100);
 	wait_status(&ag[1], "\"shadow_version\":3");
 	ck_assert_int_eq(upload(&ag[1], up, CARD), 200);
