@@ -641,6 +641,11 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 		return false;
 	}
 	atomic_store(&R.link, R.token[0] ? REPORT_LINK_PENDING : REPORT_LINK_ENROLLING);
+	if (R.token[0] && R.labels_json)
+		log_msg(LOG_INFO, "labels",
+			"--labels are sent when the agent enrolls and it is enrolled already: the console keeps the labels "
+			"it has (an admin changes them with PUT /api/v1/agents/%s/labels)",
+			R.agent_id);
 	/* Before any thread exists: libcurl's global setup is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!(R.up = upload_new(o->console, o->console_ca, o->socket_mark, err, errlen)))

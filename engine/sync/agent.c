@@ -264,7 +264,6 @@ typedef struct {
 	bytebuf_t body;
 	char etag[ETAG_MAX];
 	uint64_t last_byte_ms;   /* when the last byte arrived; 0: none yet */
-	curl_off_t seen;
 	bool stalled;
 } poll_t;
 
@@ -296,12 +295,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
  * has begun (before it, the console is holding the poll). */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-	(void)dltotal, (void)ultotal, (void)ulnow;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	poll_t *pl = arg;
 	if (atomic_load(&S.stopping))
 		return 1;
-	if (dlnow != pl->seen)
-		pl->seen = dlnow;
 	if (pl->last_byte_ms && mono_ms() - pl->last_byte_ms > STALL_S * 1000) {
 		pl->stalled = true;
 		return 1;
