@@ -13,6 +13,12 @@
  *
  * When the two verdicts differ (kind, or redact), the relay emits a
  * "shadow" event (schemas/verdict.schema.json) naming both versions.
+ *
+ * What the shadow sees is what the active policy's reading made available:
+ * a body only when the active policy reads bodies at that stage (the relay
+ * holds a message for the policy that decides, not for a candidate), and
+ * no flow stage (on_flow decides whether there are messages at all; a
+ * shadow that would bypass more is seen as pass where it differs).
  */
 #ifndef DLPGATE_SHADOW_H
 #define DLPGATE_SHADOW_H

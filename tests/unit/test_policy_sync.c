@@ -83,7 +83,7 @@ START_TEST(the_status_record_round_trips_through_its_file)
 	ck_assert_str_eq(s.last_error, w.last_error);
 	json_t *o = report_policy_json(&s, false);
 	char *text = json_dumps(o, JSON_COMPACT);
-	char want[400];
+	char want[1024];
 	snprintf(want, sizeof want,
 		 "{\"version\":7,\"source\":\"console\",\"activated_at\":\"%s\",\"shadow_version\":9,\"last_error\":\"%s\"}",
 		 w.activated_at, w.last_error);
