@@ -15,12 +15,27 @@
 #include <unistd.h>
 
 /* Every occurrence of prefix removed from s, in place: messages name files
- * as the bundle does, never by where this machine unpacked them. */
+ * as the bundle does, never by where this machine unpacked them. Lua cuts
+ * long chunk names to "..." and their last 56 bytes, so a tail of prefix
+ * after "..." goes too. */
 static void strip_prefix(char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	for (char *p; n && (p = strstr(s, prefix)) != NULL;)
 		memmove(p, p + n, strlen(p + n) + 1);
+	for (char *p = s; (p = strstr(p, "...")) != NULL;) {
+		char *tail = p + 3;
+		size_t cut = 0;
+		/* the longest tail of prefix that follows, as long as it holds the
+		 * whole "/bundle/" (anything shorter could be other text) */
+		for (size_t j = 1; j + 8 <= n && !cut; j++)
+			if (!strncmp(tail, prefix + j, n - j))
+				cut = n - j;
+		if (cut)
+			memmove(p, tail + cut, strlen(tail + cut) + 1);
+		else
+			p = tail;
+	}
 }
 
 static char *run_tests(const bundle_t *b, const char *root, const char *entry, bundle_tests_t *t)

@@ -441,10 +441,13 @@ START_TEST(refused_when_broken)
 	ck_assert_msg(!strstr(t.output, run), "%s", t.output);
 	bundle_tests_free(&t);
 	bundle_free(b);
-	/* Lua that does not compile: file:line relative to the bundle */
+	/* Lua that does not compile: file:line relative to the bundle, even
+	 * where Lua shortened a long path to "...its tail" */
 	put("policy.lua", "local dlp = require \"dlp\"\nfunction on_request(req\n");
 	b = signed_bundle();
-	snprintf(run, sizeof run, "%s/run2", dir);
+	snprintf(run, sizeof run, "%s/a-folder-name-long-enough-that-lua-shortens-its-chunk-names", dir);
+	mkdir(run, 0700);
+	strcat(run, "/run2");
 	ck_assert(!bundle_policy_load(b, run, 1, &t, err, sizeof err));
 	ck_assert_msg(!strncmp(err, "policy.lua:", 11) && !strstr(err, dir), "%s", err);
 	bundle_tests_free(&t);
