@@ -46,22 +46,6 @@ static void name_policy(compiled_policy_t *p, int64_t version)
 	}
 }
 
-/* Lua shortens long chunk names to "...TAIL" (LUA_IDSIZE), so a message
- * about a file deep in the state dir can hold a cut path that no prefix
- * matches; what follows "/bundle/" is the bundle's own path. */
-static void strip_cut_paths(char *text)
-{
-	for (char *p = text; (p = strstr(p, "..."));) {
-		char *b = strstr(p, "/bundle/");
-		char *space = strpbrk(p, " \n");
-		if (!b || (space && space < b)) {
-			p += 3;
-			continue;
-		}
-		memmove(p, b + 8, strlen(b + 8) + 1);
-	}
-}
-
 /* The summary, then the failing cases, as one line for status. */
 static void tests_failed(const char *summary, char *output, char *err, size_t n)
 {
@@ -105,9 +89,6 @@ bool install_bundle(const install_opts_t *o, const void *doc, size_t len, instal
 	bundle_tests_t tests;
 	r->policy = bundle_policy_load(b, dir, o->n_workers, &tests, why, sizeof why);
 	if (!r->policy) {
-		strip_cut_paths(why);
-		if (tests.output)
-			strip_cut_paths(tests.output);
 		if (tests.failed)
 			tests_failed(why, tests.output, err, errlen);
 		else
