@@ -47,6 +47,11 @@ typedef struct engine {
 
 	pthread_mutex_t policy_lock;
 	compiled_policy_t *policy;
+	/* A candidate run beside the policy with no effect on traffic (policy
+	 * sync installs it from the console's shadow offer); NULL: none. Its
+	 * sample is the percent of messages it sees. Both under policy_lock. */
+	compiled_policy_t *shadow;
+	unsigned shadow_sample_percent;
 
 	listen_spec_t listens[ENGINE_MAX_LISTEN];
 	size_t n_listens;
@@ -68,5 +73,9 @@ typedef struct engine {
 compiled_policy_t *engine_policy_acquire(engine_t *e);
 /* Makes p current (takes the caller's reference); flows in progress keep theirs. */
 void engine_policy_swap(engine_t *e, compiled_policy_t *p);
+/* The shadow policy and its sample percent, referenced, or NULL. */
+compiled_policy_t *engine_shadow_acquire(engine_t *e, unsigned *sample_percent);
+/* Installs p (may be NULL: no shadow; takes the caller's reference). */
+void engine_shadow_swap(engine_t *e, compiled_policy_t *p, unsigned sample_percent);
 
 #endif

@@ -47,7 +47,10 @@ int main(int argc, char **argv)
 		return cli_status(argc, argv);
 	if (!strcmp(cmd, "pinned"))
 		return cli_pinned(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status, pinned; see "
+	if (!strcmp(cmd, "policy"))
+		return cli_policy(argc, argv);
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status, "
+		 "pinned, policy; see "
 		 "dlpgate --help)",
 		 cmd);
 }

@@ -16,6 +16,9 @@ const char *cli_value(int argc, char **argv, int *i, const char *name);
 bool cli_is(const char *arg, const char *name);
 /* A readable regular file, or fail naming the flag. */
 void cli_check_readable(const char *flag, const char *path);
+/* The --state-dir DIR of a command that takes nothing else (from argv[first]
+ * on), or fail naming cmd. */
+const char *cli_state_dir_only(int argc, char **argv, int first, const char *cmd);
 
 int cli_run(int argc, char **argv);
 int cli_ca(int argc, char **argv);
@@ -27,6 +30,7 @@ int cli_redirect(int argc, char **argv);
 int cli_spool(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_pinned(int argc, char **argv);
+int cli_policy(int argc, char **argv);
 void cli_usage(void);
 
 #endif

@@ -47,6 +47,20 @@ void cli_check_readable(const char *flag, const char *path)
 	fclose(f);
 }
 
+const char *cli_state_dir_only(int argc, char **argv, int first, const char *cmd)
+{
+	const char *state_dir = NULL;
+	for (int i = first; i < argc; i++) {
+		if (cli_is(argv[i], "--state-dir"))
+			state_dir = cli_value(argc, argv, &i, "--state-dir");
+		else
+			cli_fail("unknown option for %s: %s (see dlpgate --help)", cmd, argv[i]);
+	}
+	if (!state_dir)
+		cli_fail("%s needs --state-dir DIR (the agent's)", cmd);
+	return state_dir;
+}
+
 void cli_usage(void)
 {
 	fputs("usage: dlpgate COMMAND [OPTIONS]\n"
@@ -66,6 +80,7 @@ void cli_usage(void)
 	      "             --transparent (nftables table inet dlpgate); remove, status\n"
 	      "  spool      what the agent has not yet delivered to the console\n"
 	      "  status     ask the running agent (its control socket in --state-dir) how it is\n"
+	      "  policy status  which policy the agent enforces, from where, and the last refusal\n"
 	      "\n"
 	      "dlpgate run --listen ADDR:PORT [--listen ...] --state-dir DIR [options]\n"
 	      "  --listen ADDR:PORT   explicit proxy address (IPv4, [IPv6] or localhost); repeatable\n"
@@ -89,7 +104,10 @@ void cli_usage(void)
 	      "                       kernel (SO_REUSEPORT; Linux's default) or the engine (one\n"
 	      "                       socket, each connection to the worker with the fewest\n"
 	      "                       flows; macOS's default, where the kernel does not spread)\n"
-	      "  --policy FILE        Lua policy (rules/default.lua is the shipped one);\n"
+	      "  --policy FILE        Lua policy (rules/default.lua is the shipped one); without\n"
+	      "                       it and with --console, policy comes from the console as\n"
+	      "                       signed bundles (last known good at start, else the shipped\n"
+	      "                       default until the first arrives);\n"
 	      "                       SIGHUP reloads it, a broken one is refused and the old kept\n"
 	      "  --watch              reload the policy when a .lua file beside it changes\n"
 	      "  --config FILE        JSON config: limits, timeouts, bypass_hosts\n"
@@ -104,6 +122,12 @@ void cli_usage(void)
 	      "  --console-ca FILE    the console's certificate or CA (PEM); only it is trusted\n"
 	      "  --enroll-secret S    the fleet's enroll secret, needed until this agent holds a\n"
 	      "                       token (kept in DIR/agent.json, mode 0600)\n"
+	      "  --labels k=v,...     labels sent at enrollment (rollouts target them); keys\n"
+	      "                       [a-z0-9_.-]{1,63}, values up to 128 bytes, at most 32\n"
+	      "  --bundle-keys FILE   the keys console bundles must be signed by (lines \"ed25519\n"
+	      "                       KEY_ID BASE64\"); default: the console's keys pinned at\n"
+	      "                       enrollment in DIR/bundle-keys\n"
+	      "  --policy-wait S      how long the console may hold a policy poll (default 30)\n"
 	      "\n"
 	      "dlpgate check POLICY_OR_PACK...\n"
 	      "dlpgate test POLICY TESTFILE...\n"
@@ -112,6 +136,9 @@ void cli_usage(void)
 	      "dlpgate redirect install --to PORT (--uid UID | --cgroup PATH | --all) [--ports 80,443]\n"
 	      "dlpgate redirect remove | status   (nftables table inet dlpgate; Linux)\n"
 	      "dlpgate spool status --state-dir DIR   events not yet delivered to the console\n"
+	      "dlpgate policy status --state-dir DIR   one JSON object: version, source (console,\n"
+	      "                       file, last-known-good, built-in), activated_at,\n"
+	      "                       shadow_version, last_error; works without a running agent\n"
 	      "dlpgate status --state-dir DIR [--json]   version, uptime, listeners, policy, flows,\n"
 	      "                       pinned entries, spool, console link; exit 3 if not running\n"
 	      "dlpgate pinned list|clear --state-dir DIR   the apps that refused dlpgate's\n"

@@ -1,9 +1,11 @@
 /*
- * The policy author's commands: check, test, scan, import gitleaks.
+ * The policy author's commands: check, test, scan, import gitleaks; and
+ * `policy status`, which policy an agent enforces (sync/sync.h).
  */
 #include "cli/cli.h"
 #include "policy/gitleaks.h"
 #include "policy/lua_policy.h"
+#include "sync/sync.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -109,5 +111,28 @@ int cli_import(int argc, char **argv)
 	if (st.unsupported)
 		fprintf(stderr, "dlpgate: %d constructs not imported (named above and in the pack)\n", st.unsupported);
 	fprintf(stderr, "dlpgate: %d detectors written; check them with: dlpgate check pack.lua\n", st.written);
+	return 0;
+}
+
+/* Read from the file the agent keeps, so it answers whether or not the
+ * agent runs (and without its control socket's permissions). */
+int cli_policy(int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[2], "status"))
+		cli_fail("usage: dlpgate policy status --state-dir DIR");
+	const char *state_dir = cli_state_dir_only(argc, argv, 3, "policy status");
+	sync_status_t s;
+	char err[900];
+	if (!sync_status_read(state_dir, &s, err, sizeof err)) {
+		fprintf(stderr, "dlpgate: %s\n", err);
+		return 1;
+	}
+	json_t *o = report_policy_json(&s, false);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		cli_fail("out of memory");
+	printf("%s\n", text);
+	free(text);
 	return 0;
 }

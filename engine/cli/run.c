@@ -19,6 +19,7 @@
 #include "policy/lua_policy.h"
 #include "report/report.h"
 #include "sources/appid.h"
+#include "sync/sync.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -41,6 +42,9 @@ typedef struct {
 	const char *metrics;       /* --metrics ADDR:PORT */
 	bool metrics_public;
 	const char *console, *console_ca, *enroll_secret;
+	const char *bundle_keys;   /* --bundle-keys FILE: the keys console bundles must be signed by */
+	char *labels_json;         /* --labels k=v,... as the enrollment's object */
+	long policy_wait;          /* --policy-wait S: the long-poll hold asked of the console */
 	const char *transparent[4];  /* IPv4 and IPv6 redirects go to 127.0.0.1 and [::1] */
 	size_t n_transparent;
 	long sysext_uid;
@@ -99,6 +103,7 @@ static void parse(int argc, char **argv, run_opts_t *o)
 	memset(o, 0, sizeof *o);
 	o->workers = -1;
 	o->sysext_uid = -1;
+	o->policy_wait = -1;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (cli_is(a, "--listen")) {
@@ -141,6 +146,20 @@ static void parse(int argc, char **argv, run_opts_t *o)
 			o->console_ca = cli_value(argc, argv, &i, "--console-ca");
 		} else if (cli_is(a, "--enroll-secret")) {
 			o->enroll_secret = cli_value(argc, argv, &i, "--enroll-secret");
+		} else if (cli_is(a, "--bundle-keys")) {
+			o->bundle_keys = cli_value(argc, argv, &i, "--bundle-keys");
+		} else if (cli_is(a, "--labels")) {
+			char err[300];
+			free(o->labels_json);
+			o->labels_json = report_labels_parse(cli_value(argc, argv, &i, "--labels"), err, sizeof err);
+			if (!o->labels_json)
+				cli_fail("%s", err);
+		} else if (cli_is(a, "--policy-wait")) {
+			const char *v = cli_value(argc, argv, &i, "--policy-wait");
+			char *end;
+			o->policy_wait = strtol(v, &end, 10);
+			if (*end || o->policy_wait < 1 || o->policy_wait > SYNC_WAIT_MAX)
+				cli_fail("--policy-wait %s: seconds the console may hold a policy poll, 1 to %d", v, SYNC_WAIT_MAX);
 		} else if (!strcmp(a, "--watch")) {
 			o->watch = true;
 		} else if (cli_is(a, "--log-level")) {
@@ -191,8 +210,13 @@ static void parse(int argc, char **argv, run_opts_t *o)
 		cli_check_readable("--policy", o->policy);
 	if (o->console_ca)
 		cli_check_readable("--console-ca", o->console_ca);
-	if ((o->console_ca || o->enroll_secret) && !o->console)
-		cli_fail("--console-ca and --enroll-secret are for --console URL: give --console too");
+	if ((o->console_ca || o->enroll_secret || o->labels_json) && !o->console)
+		cli_fail("--console-ca, --enroll-secret and --labels are for --console URL: give --console too");
+	if ((o->bundle_keys || o->policy_wait > 0) && (!o->console || o->policy))
+		cli_fail("--bundle-keys and --policy-wait are for policy from the console: give --console URL and no "
+			 "--policy FILE");
+	if (o->bundle_keys)
+		cli_check_readable("--bundle-keys", o->bundle_keys);
 	if (o->metrics_public && !o->metrics)
 		cli_fail("--metrics-public lets --metrics bind a non-loopback address: give --metrics ADDR:PORT");
 	if (o->watch && !o->policy)
@@ -205,6 +229,7 @@ typedef struct {
 	engine_t *e;
 	const char *config_path;
 	const char *policy_path;
+	bool from_console;         /* policy sync owns the policy: a reload leaves it alone */
 	uv_fs_event_t watch;
 	uv_timer_t settle;
 } main_ctx_t;
@@ -261,6 +286,11 @@ static void on_hup(uv_signal_t *s, int signum)
 	size_t forgotten = pinned_clear(m->e->pinned);
 	if (forgotten)
 		log_msg(LOG_INFO, "pinned_cleared", "SIGHUP: %zu pinned app entries forgotten", forgotten);
+	if (m->from_console) {
+		log_msg(LOG_INFO, "reload", "SIGHUP: the policy comes from the console (dlpgate policy status); the "
+			"config's limits apply at the next start");
+		return;
+	}
 	if (!m->config_path && !m->policy_path) {
 		log_msg(LOG_INFO, "reload", "SIGHUP: nothing to reload (no --policy, no --config)");
 		return;
@@ -394,18 +424,42 @@ int cli_run(int argc, char **argv)
 	if (o.policy && e.cfg.n_bypass_hosts)
 		log_msg(LOG_WARN, "config", "bypass_hosts in %s is not used: --policy decides (dlp.host_matches in on_flow)",
 			o.config);
-	e.policy = make_policy(&e, o.policy, &e.cfg, err, sizeof err);
+	/* With a console and no --policy, the console decides what runs:
+	 * the last known good bundle, else the shipped default, then what
+	 * policy sync receives. */
+	bool from_console = o.console && !o.policy;
+	sync_opts_t so = {.e = &e, .state_dir = o.state_dir, .console = o.console, .console_ca = o.console_ca,
+			  .socket_mark = e.mark_upstream ? ENGINE_SOCKET_MARK : 0, .bundle_keys = o.bundle_keys,
+			  .wait_s = o.policy_wait > 0 ? (unsigned)o.policy_wait : SYNC_WAIT_DEFAULT};
+	if (from_console) {
+		e.policy = sync_boot(&so, err, sizeof err);
+	} else {
+		e.policy = make_policy(&e, o.policy, &e.cfg, err, sizeof err);
+		if (e.policy)
+			e.policy->version = 1;
+	}
 	if (!e.policy)
 		cli_fail("%s", err);
-	e.policy->version = 1;
 	pthread_mutex_init(&e.policy_lock, NULL);
 
+	char pin[PATH_MAX];
+	snprintf(pin, sizeof pin, "%s/bundle-keys", o.state_dir);
 	report_opts_t ro = {.state_dir = o.state_dir, .console = o.console, .console_ca = o.console_ca,
 			    .enroll_secret = o.enroll_secret, .cfg = &e.cfg,
-			    .socket_mark = e.mark_upstream ? ENGINE_SOCKET_MARK : 0};
+			    .socket_mark = e.mark_upstream ? ENGINE_SOCKET_MARK : 0, .labels_json = o.labels_json,
+			    .pin_bundle_keys = o.console && !o.bundle_keys ? pin : NULL};
 	if (!report_start(&ro, err, sizeof err))
 		cli_fail("%s", err);
 	report_set_policy_version(e.policy->version_text);
+	if (from_console) {
+		if (!sync_start(&so, err, sizeof err))
+			cli_fail("%s", err);
+	} else {
+		sync_status_t st = {.source = "file"};
+		sync_now_rfc3339(st.activated_at);
+		sync_status_init(o.state_dir);
+		sync_status_publish(&st);
+	}
 
 	if (!worker_open_listeners(&e, err, sizeof err))
 		cli_fail("%s", err);
@@ -436,7 +490,7 @@ int cli_run(int argc, char **argv)
 	log_kv_u64(&l, "max_connections", e.cfg.max_connections);
 	log_kv_str(&l, "ca", e.ca.cert_path);
 	log_kv_str(&l, "ca_generated", e.ca.generated ? "yes" : "no");
-	log_kv_str(&l, "policy", o.policy ? o.policy : "config bypass_hosts");
+	log_kv_str(&l, "policy", o.policy ? o.policy : from_console ? "console" : "config bypass_hosts");
 	log_kv_str(&l, "policy_version", e.policy->version_text);
 	log_kv_str(&l, "agent", report_agent_id());
 	log_kv_str(&l, "console", o.console);
@@ -446,7 +500,7 @@ int cli_run(int argc, char **argv)
 		log_kv_str(&l, "app_identity", app_identity);
 	log_end(&l);
 
-	main_ctx_t m = {.e = &e, .config_path = o.config, .policy_path = o.policy};
+	main_ctx_t m = {.e = &e, .config_path = o.config, .policy_path = o.policy, .from_console = from_console};
 	uv_signal_t shup;
 	uv_signal_init(loop, &shup);
 	shup.data = &m;
@@ -466,6 +520,7 @@ int cli_run(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	worker_stop_all(&e);
+	sync_stop(); /* before report: it polls with report's token */
 	/* after the workers: their last events are spooled and flushed */
 	report_stop(cli_stop_graceful(&stop));
 	if (o.sysext_socket)
@@ -496,5 +551,6 @@ int cli_run(int argc, char **argv)
 	ca_free(&e.ca);
 	config_free(&e.cfg);
 	free(e.workers);
+	free(o.labels_json);
 	return 0;
 }

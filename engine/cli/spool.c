@@ -17,15 +17,7 @@ int cli_spool(int argc, char **argv)
 {
 	if (argc < 3 || strcmp(argv[2], "status"))
 		cli_fail("usage: dlpgate spool status --state-dir DIR");
-	const char *state_dir = NULL;
-	for (int i = 3; i < argc; i++) {
-		if (cli_is(argv[i], "--state-dir"))
-			state_dir = cli_value(argc, argv, &i, "--state-dir");
-		else
-			cli_fail("unknown option for spool status: %s (see dlpgate --help)", argv[i]);
-	}
-	if (!state_dir)
-		cli_fail("spool status needs --state-dir DIR (the agent's)");
+	const char *state_dir = cli_state_dir_only(argc, argv, 3, "spool status");
 	char path[4200], err[600];
 	snprintf(path, sizeof path, "%s/agent.json", state_dir);
 	json_t *ident = json_load_file(path, 0, NULL);

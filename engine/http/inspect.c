@@ -83,6 +83,7 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	r->msg.view = &r->view;
 	r->msg.body_complete = st == BODY_OK;
 	r->msg.body_note = r->note;
+	shadow_ask(w, f, &r->msg, &r->shadow); /* before the active stage and its redaction touch anything */
 	ask(p, w, f, r);
 	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
 		return;
@@ -142,6 +143,7 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 
 void inspect_result_free(inspect_result_t *r)
 {
+	shadow_result_free(&r->shadow);
 	body_view_free(&r->view);
 	bytebuf_free(&r->decoded);
 	policy_msg_clear(&r->msg);

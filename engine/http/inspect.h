@@ -14,6 +14,7 @@
 
 #include "core/bytebuf.h"
 #include "http/body.h"
+#include "http/shadow.h"
 #include "policy/policy.h"
 
 struct worker;
@@ -21,6 +22,7 @@ struct worker;
 typedef struct {
 	verdict_t verdict;
 	policy_msg_t msg;        /* findings, for the event */
+	shadow_result_t shadow;  /* what the shadow policy would have decided, if asked */
 	const uint8_t *out;      /* the body to forward (valid until free) */
 	size_t out_len;
 	bool identity;           /* the body was decoded: drop Content-Encoding */

@@ -355,13 +355,51 @@ static void path_of(const http_head_t *h, const char **path, size_t *len)
 	*len = q ? (size_t)(q - t) : n; /* query values can be secrets */
 }
 
+/* What the shadow would have decided, when it is not what the active
+ * policy did: the same facts as a verdict event, the shadow's verdict,
+ * findings and version, and the active verdict beside them. */
+static void emit_shadow(relay_t *r, const char *stage, const shadow_result_t *sh, const verdict_t *active,
+			const http_head_t *h, const http_head_t *req, const char *note)
+{
+	flow_t *f = r->f;
+	const http_head_t *rq = h->is_request ? h : req;
+	event_t e = {.kind = EVENT_SHADOW,
+		     .stage = stage,
+		     .verdict = &sh->verdict,
+		     .msg = &sh->msg,
+		     .facts = &f->facts,
+		     .policy_version = sh->policy->version_text,
+		     .active_verdict = shadow_verdict_name(active),
+		     .active_policy_version = f->policy->version_text,
+		     .flow_id = f->id,
+		     .client_ip = f->client_ip,
+		     .status = h->is_request ? 0 : h->status,
+		     .body_bytes = sh->msg.body_size,
+		     .tls = side_tls_version(&f->client),
+		     .up_tls = side_tls_version(&f->upstream),
+		     .note = note};
+	event_new_id(e.id);
+	if (rq) {
+		e.method = http_head_str(rq, rq->method_off);
+		e.method_len = rq->method_len;
+		path_of(rq, &e.path, &e.path_len);
+	}
+	event_emit(&e);
+}
+
 /* Records the decision and says whether the message goes on (false: the
  * client was answered with a block page). */
 static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const policy_msg_t *m, const http_head_t *h,
-		   const http_head_t *req, const char *note, uint64_t since_ns)
+		   const http_head_t *req, const char *note, uint64_t since_ns, const shadow_result_t *sh)
 {
 	flow_t *f = r->f;
 	char id[EVENT_ID_LEN] = "";
+	if (sh && sh->policy) {
+		bool changed = shadow_differs(sh, v);
+		report_count_shadow(changed);
+		if (changed)
+			emit_shadow(r, stage, sh, v, h, req, note);
+	}
 	if (eventful(v, m, note)) {
 		event_new_id(id);
 		const http_head_t *rq = h->is_request ? h : req;
@@ -482,7 +520,7 @@ static bool decide(relay_t *r, hold_t *hd, bool complete)
 	inspect_message(f->policy, f->w, &f->facts, h, front ? front->req : NULL, (uint8_t *)hd->body.data,
 			hd->body.len, complete, &res);
 	bool go = act_on(r, request ? "request" : "response", &res.verdict, &res.msg, h, front ? front->req : NULL,
-			 res.note, hd->since_ns);
+			 res.note, hd->since_ns, &res.shadow);
 	if (go) {
 		bool changed = res.identity || (res.verdict.redact && !res.verdict.monitor);
 		if (res.identity) {
@@ -555,8 +593,11 @@ static int forward_request(relay_t *r, http_head_t *h)
 		m.body_complete = true;
 		verdict_t v;
 		uint64_t since = uv_hrtime();
+		shadow_result_t sh;
+		shadow_ask(f->w, &f->facts, &m, &sh);
 		p->ops->on_request(p, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "request", &v, &m, h, NULL, NULL, since);
+		bool go = act_on(r, "request", &v, &m, h, NULL, NULL, since, &sh);
+		shadow_result_free(&sh);
 		policy_msg_clear(&m);
 		if (!go)
 			return HTTP_CB_PAUSE;
@@ -741,8 +782,11 @@ static int res_head(void *ud, http_head_t *h)
 		m.body_complete = true;
 		verdict_t v;
 		uint64_t since = uv_hrtime();
+		shadow_result_t sh;
+		shadow_ask(f->w, &f->facts, &m, &sh);
 		f->policy->ops->on_response(f->policy, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "response", &v, &m, h, p->req, NULL, since);
+		bool go = act_on(r, "response", &v, &m, h, p->req, NULL, since, &sh);
+		shadow_result_free(&sh);
 		policy_msg_clear(&m);
 		if (!go)
 			return HTTP_CB_PAUSE;

@@ -142,7 +142,8 @@ void event_emit(const event_t *e)
 {
 	json_t *o = json_object();
 	const verdict_t *v = e->verdict;
-	set_common(o, e->kind == EVENT_FLOW ? "flow" : "verdict", e->id);
+	static const char *const names[] = {[EVENT_VERDICT] = "verdict", [EVENT_FLOW] = "flow", [EVENT_SHADOW] = "shadow"};
+	set_common(o, names[e->kind], e->id);
 	set_str(o, "policy_version", e->policy_version);
 	const char *kind = v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
 	if (e->kind == EVENT_FLOW) {
@@ -162,6 +163,10 @@ void event_emit(const event_t *e)
 		if (e->latency_us)
 			json_object_set_new(o, "latency_us", json_integer((json_int_t)e->latency_us));
 		json_object_set_new(o, "detectors", detectors_json(e->msg));
+		if (e->kind == EVENT_SHADOW) {
+			json_object_set_new(o, "active_verdict", json_string(e->active_verdict));
+			json_object_set_new(o, "active_policy_version", json_string(e->active_policy_version));
+		}
 	}
 	const flow_app_t *a = &e->facts->app;
 	if (a->path || a->pid || a->signing_id)

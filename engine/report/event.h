@@ -4,9 +4,11 @@
  * rule and why, what detectors found (names, counts, masked samples; never
  * a secret), when, and under which policy version.
  *
- * Three kinds: a verdict (a decision on a flow or a message), a flow-log
+ * Four kinds: a verdict (a decision on a flow or a message), a flow-log
  * record (a flow that ended without being inspected, or every flow, per
- * report.flow_events), and a spool_drop (events the agent lost, counted).
+ * report.flow_events), a shadow verdict (what a candidate policy would have
+ * decided, when that differs) and a spool_drop (events the agent lost,
+ * counted).
  * A built event goes to report_submit(): the spool when a console is
  * configured, stderr as a JSON line otherwise.
  */
@@ -22,7 +24,9 @@
 
 #define EVENT_ID_LEN 37
 
-typedef enum { EVENT_VERDICT = 0, EVENT_FLOW } event_kind_t;
+/* EVENT_SHADOW: what a shadow policy would have decided on a message, when
+ * it differs from the active verdict (http/shadow.h). */
+typedef enum { EVENT_VERDICT = 0, EVENT_FLOW, EVENT_SHADOW } event_kind_t;
 
 typedef struct {
 	event_kind_t kind;
@@ -32,6 +36,8 @@ typedef struct {
 	const policy_msg_t *msg;        /* findings; NULL at the flow stage */
 	const flow_facts_t *facts;
 	const char *policy_version;
+	const char *active_verdict;         /* shadow: what the active policy decided */
+	const char *active_policy_version;  /* shadow: and which version that was */
 	uint64_t flow_id;
 	const char *client_ip;
 	const char *method;             /* NULL at the flow stage */

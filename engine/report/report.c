@@ -15,6 +15,7 @@
 #include "report/event.h"
 #include "report/spool.h"
 #include "report/upload.h"
+#include "sync/bundle.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -56,6 +57,11 @@ static struct {
 	atomic_uint since_read;    /* appends since the uploader last read */
 	atomic_int link;           /* report_link_t */
 	atomic_uint_fast64_t last_ok_unix_ms;
+	char *labels_json;         /* sent at enrollment, NULL: none */
+	char pin_path[600];        /* STATE/bundle-keys, "" with --bundle-keys */
+	report_policy_t policy;    /* under lock; pushed by policy sync */
+	bool have_policy;
+	atomic_uint_fast64_t shadow_evaluated, shadow_changed;
 } R = {.agent_id = "00000000-0000-4000-8000-000000000000"};
 
 static uint64_t now_ms(void)
@@ -101,6 +107,101 @@ void report_set_policy_version(const char *v)
 	pthread_mutex_lock(&R.lock);
 	snprintf(R.policy_version, sizeof R.policy_version, "%s", v);
 	pthread_mutex_unlock(&R.lock);
+}
+
+void report_set_policy(const report_policy_t *p)
+{
+	pthread_mutex_lock(&R.lock);
+	R.policy = *p;
+	R.have_policy = true;
+	pthread_mutex_unlock(&R.lock);
+}
+
+void report_count_shadow(bool changed)
+{
+	atomic_fetch_add_explicit(&R.shadow_evaluated, 1, memory_order_relaxed);
+	if (changed)
+		atomic_fetch_add_explicit(&R.shadow_changed, 1, memory_order_relaxed);
+}
+
+void report_shadow_counts(uint64_t *evaluated, uint64_t *changed)
+{
+	*evaluated = atomic_load(&R.shadow_evaluated);
+	*changed = atomic_load(&R.shadow_changed);
+}
+
+/* The uploader thread is the only writer of R.token and writes it under
+ * the lock; other threads read it under the lock. */
+bool report_token(char *out, size_t n)
+{
+	pthread_mutex_lock(&R.lock);
+	bool have = R.token[0] != '\0' && strlen(R.token) < n;
+	snprintf(out, n, "%s", have ? R.token : "");
+	pthread_mutex_unlock(&R.lock);
+	return have;
+}
+
+static void set_token(const char *t)
+{
+	pthread_mutex_lock(&R.lock);
+	snprintf(R.token, sizeof R.token, "%s", t);
+	pthread_mutex_unlock(&R.lock);
+}
+
+#define LABELS_MAX 32
+#define LABEL_KEY_MAX 63
+#define LABEL_VALUE_MAX 128
+
+static bool label_key_ok(const char *k, size_t n)
+{
+	if (n < 1 || n > LABEL_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_' || k[i] == '.' ||
+		      k[i] == '-'))
+			return false;
+	return true;
+}
+
+char *report_labels_parse(const char *text, char *err, size_t errlen)
+{
+	json_t *o = json_object();
+	const char *p = text;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		char *bad = NULL;
+		if (!eq || !label_key_ok(p, (size_t)(eq - p)))
+			bad = "each label is key=value with a key of 1 to 63 of a-z 0-9 _ . -";
+		else if (len - (size_t)(eq - p) - 1 > LABEL_VALUE_MAX)
+			bad = "a value is at most 128 bytes";
+		else if (json_object_size(o) >= LABELS_MAX)
+			bad = "at most 32 labels";
+		json_t *v = bad ? NULL : json_stringn(eq + 1, len - (size_t)(eq - p) - 1);
+		if (!bad && !v)
+			bad = "a value must be UTF-8";
+		if (bad) {
+			snprintf(err, errlen, "--labels: \"%.*s\": %s", (int)(len < 80 ? len : 80), p, bad);
+			json_decref(o);
+			return NULL;
+		}
+		char key[LABEL_KEY_MAX + 1];
+		snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+		if (json_object_get(o, key)) {
+			snprintf(err, errlen, "--labels: %s given twice", key);
+			json_decref(v);
+			json_decref(o);
+			return NULL;
+		}
+		json_object_set_new(o, key, v);
+		p += len + (end ? 1 : 0);
+	}
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!s)
+		snprintf(err, errlen, "out of memory");
+	return s;
 }
 
 bool report_want_flow_event(bool inspected)
@@ -184,7 +285,7 @@ static bool load_identity(char *err, size_t errlen)
 		memcpy(R.agent_id, id, EVENT_ID_LEN);
 		/* A token is for the console that issued it. */
 		if (token && console && !strcmp(console, R.console) && strlen(token) < sizeof R.token)
-			snprintf(R.token, sizeof R.token, "%s", token);
+			set_token(token);
 	} else {
 		snprintf(err, errlen, "%s: no valid agent_id (remove the file to make a new agent identity)", R.id_path);
 	}
@@ -242,12 +343,52 @@ static void fail(sched_t *s, uint64_t now, const upload_result_t *r, const char 
 	backoff(s, now, r->retry_after_s);
 }
 
+/* The console's bundle keys, learnt over the TLS connection verified with
+ * --console-ca, are pinned once: a later enrollment (a console that was
+ * taken over, say) cannot change whom this agent trusts; only a bundle
+ * signed by a pinned key can (rotation, in policy sync). */
+static void pin_bundle_keys(const char *keys)
+{
+	if (!R.pin_path[0])
+		return;
+	if (access(R.pin_path, F_OK) == 0) {
+		log_msg(LOG_DEBUG, "bundle_keys", "%s is pinned: the enrollment's key list is not used", R.pin_path);
+		return;
+	}
+	bundle_keyset_t ks;
+	char err[300];
+	if (!keys || !bundle_keys_parse(keys, &ks, err, sizeof err) || !ks.n) {
+		log_msg(LOG_ERROR, "bundle_keys",
+			"the console's enrollment answer has no usable bundle_keys (%s): no console bundle can be "
+			"trusted until it has, or --bundle-keys FILE names the keys",
+			keys ? err : "none given");
+		return;
+	}
+	char tmp[640];
+	snprintf(tmp, sizeof tmp, "%s.tmp", R.pin_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t n = strlen(keys);
+	bool ok = fd >= 0 && write(fd, keys, n) == (ssize_t)n && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	/* link(2), not rename: it fails if a list appeared meanwhile */
+	ok = ok && link(tmp, R.pin_path) == 0;
+	unlink(tmp);
+	if (!ok)
+		log_msg(LOG_ERROR, "bundle_keys", "%s: cannot pin the console's bundle keys: %s", R.pin_path,
+			strerror(errno));
+	else
+		log_msg(LOG_INFO, "bundle_keys", "pinned %zu bundle key(s) from the console in %s", ks.n, R.pin_path);
+}
+
 static bool enroll(sched_t *s, uint64_t now)
 {
 	char host[256] = "";
 	gethostname(host, sizeof host - 1);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "enroll_secret", R.enroll_secret, "agent_id", R.agent_id,
 			      "hostname", host, "version", DLPGATE_VERSION);
+	if (R.labels_json)
+		json_object_set_new(o, "labels", json_loads(R.labels_json, 0, NULL));
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	upload_result_t r;
@@ -259,7 +400,8 @@ static bool enroll(sched_t *s, uint64_t now)
 		const char *token = json_string_value(json_object_get(a, "token"));
 		const char *id = json_string_value(json_object_get(a, "agent_id"));
 		if (token && strlen(token) < sizeof R.token && id && !strcmp(id, R.agent_id)) {
-			snprintf(R.token, sizeof R.token, "%s", token);
+			set_token(token);
+			pin_bundle_keys(json_string_value(json_object_get(a, "bundle_keys")));
 			char err[700];
 			if (!save_identity(err, sizeof err))
 				log_msg(LOG_ERROR, "enroll", "%s (the token is kept in memory only)", err);
@@ -279,6 +421,29 @@ static bool enroll(sched_t *s, uint64_t now)
 	}
 	upload_result_free(&r);
 	return ok;
+}
+
+static json_t *int_or_null(int64_t v)
+{
+	return v > 0 ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+json_t *report_policy_json(const report_policy_t *p, bool with_counts)
+{
+	json_t *o = json_pack("{s:o, s:s, s:o, s:o, s:o}", "version", int_or_null(p->version), "source", p->source,
+			      "activated_at", str_or_null(p->activated_at), "shadow_version",
+			      int_or_null(p->shadow_version), "last_error", str_or_null(p->last_error));
+	if (with_counts) {
+		json_object_set_new(o, "failed_version", int_or_null(p->failed_version));
+		json_object_set_new(o, "shadow_evaluated", json_integer((json_int_t)atomic_load(&R.shadow_evaluated)));
+		json_object_set_new(o, "shadow_changed", json_integer((json_int_t)atomic_load(&R.shadow_changed)));
+	}
+	return o;
 }
 
 static void post_status(sched_t *s, uint64_t now)
@@ -303,6 +468,8 @@ static void post_status(sched_t *s, uint64_t now)
 		json_array_append_new(errs, json_string(R.last_errors[i % LAST_ERRORS]));
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "agent_id", R.agent_id, "version", DLPGATE_VERSION,
 			      "policy_version", R.policy_version, "counters", c, "last_errors", errs);
+	if (R.have_policy)
+		json_object_set_new(o, "policy", report_policy_json(&R.policy, true));
 	pthread_mutex_unlock(&R.lock);
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -310,7 +477,7 @@ static void post_status(sched_t *s, uint64_t now)
 	upload_json(R.up, "/api/v1/status", R.token, body, &r);
 	free(body);
 	if (r.status == 401)
-		R.token[0] = '\0'; /* enroll again */
+		set_token(""); /* enroll again */
 	if (r.status < 200 || r.status > 299)
 		log_msg(LOG_WARN, "status_failed", "%s", r.detail);
 	else
@@ -374,7 +541,7 @@ static void send_batch(sched_t *s, uint64_t now, bool stopping)
 		}
 	} else {
 		if (r.status == 401)
-			R.token[0] = '\0'; /* the console forgot us: enroll again */
+			set_token(""); /* the console forgot us: enroll again */
 		fail(s, now, &r, "upload");
 	}
 	upload_result_free(&r);
@@ -457,6 +624,9 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 	snprintf(R.id_path, sizeof R.id_path, "%s/agent.json", o->state_dir);
 	snprintf(R.console, sizeof R.console, "%s", o->console ? o->console : "");
 	snprintf(R.enroll_secret, sizeof R.enroll_secret, "%s", o->enroll_secret ? o->enroll_secret : "");
+	snprintf(R.pin_path, sizeof R.pin_path, "%s", o->pin_bundle_keys ? o->pin_bundle_keys : "");
+	free(R.labels_json);
+	R.labels_json = o->labels_json ? strdup(o->labels_json) : NULL;
 	if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "--state-dir %s: %s", o->state_dir, strerror(errno));
 		return false;
@@ -471,6 +641,11 @@ bool report_start(const report_opts_t *o, char *err, size_t errlen)
 		return false;
 	}
 	atomic_store(&R.link, R.token[0] ? REPORT_LINK_PENDING : REPORT_LINK_ENROLLING);
+	if (R.token[0] && R.labels_json)
+		log_msg(LOG_INFO, "labels",
+			"--labels are sent when the agent enrolls and it is enrolled already: the console keeps the labels "
+			"it has (an admin changes them with PUT /api/v1/agents/%s/labels)",
+			R.agent_id);
 	/* Before any thread exists: libcurl's global setup is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!(R.up = upload_new(o->console, o->console_ca, o->socket_mark, err, errlen)))

@@ -30,6 +30,7 @@
 #include "core/config.h"
 #include "report/spool.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,11 @@ typedef struct {
 	const char *enroll_secret;  /* needed until the agent holds a token */
 	unsigned socket_mark;       /* transparent mode: mark the console connection (upload.h) */
 	const config_t *cfg;
+	const char *labels_json;    /* {"k": "v", ...} sent at enrollment (report_labels_parse); NULL: none */
+	/* Where to pin the console's bundle_keys from the enrollment answer
+	 * (STATE/bundle-keys); NULL when --bundle-keys names the trusted keys.
+	 * A pinned list is never replaced by a later enrollment. */
+	const char *pin_bundle_keys;
 } report_opts_t;
 
 typedef enum {
@@ -65,6 +71,34 @@ void report_submit(const char *json, size_t len, const spool_drops_t *carried);
 void report_count(report_counter_t c);
 /* The policy version status reports name. */
 void report_set_policy_version(const char *v);
+
+/* What the agent runs and why, as the status posts carry it ("policy" in
+ * schemas/console-api.md). Policy sync pushes it here; report never asks. */
+typedef struct {
+	int64_t version;             /* bundle version; 0: not a bundle (file, built-in) */
+	char source[24];             /* "console", "file", "last-known-good", "built-in" */
+	char activated_at[32];       /* RFC 3339; "" unknown */
+	int64_t shadow_version;      /* 0: none */
+	int64_t failed_version;      /* the last offer refused; 0: none */
+	char last_error[512];        /* why; "" none */
+} report_policy_t;
+void report_set_policy(const report_policy_t *p);
+/* p as JSON: version, source, activated_at, shadow_version, last_error
+ * (`dlpgate policy status`); with_counts adds failed_version and the
+ * shadow counters (the status posts). */
+json_t *report_policy_json(const report_policy_t *p, bool with_counts);
+/* A shadow policy evaluated a message; changed: its verdict differed. */
+void report_count_shadow(bool changed);
+void report_shadow_counts(uint64_t *evaluated, uint64_t *changed);
+
+/* The agent's console token, once enrolled (false: none yet). Safe from any
+ * thread: policy sync polls with it. */
+bool report_token(char *out, size_t n);
+
+/* `--labels k=v,...` into the enrollment's {"k": "v"} (malloc'd JSON), or
+ * NULL with a message: at most 32, keys [a-z0-9_.-]{1,63}, values at most
+ * 128 bytes. */
+char *report_labels_parse(const char *text, char *err, size_t errlen);
 /* Where the agent stands with its console, for `dlpgate status` and the
  * metrics; read from any thread. */
 typedef enum {

@@ -29,13 +29,30 @@ static int mark_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
 {
 	(void)purpose;
 #ifdef SO_MARK
-	const upload_t *u = arg;
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &u->mark, sizeof u->mark) != 0)
+	const unsigned *mark = arg;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, mark, sizeof *mark) != 0)
 		return CURL_SOCKOPT_ERROR; /* unmarked, it could loop: do not connect */
 #else
 	(void)arg, (void)fd;
 #endif
 	return CURL_SOCKOPT_OK;
+}
+
+void upload_curl_setup(CURL *c, const char *ca_file, const unsigned *mark)
+{
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through ourselves or another proxy */
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "dlpgate/" DLPGATE_VERSION);
+	if (*mark) {
+		curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, mark_socket);
+		curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, (void *)mark);
+	}
+	if (ca_file && ca_file[0]) {
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	}
 }
 
 upload_t *upload_new(const char *console_url, const char *ca_file, unsigned socket_mark, char *err, size_t errlen)
@@ -107,20 +124,8 @@ static void post(upload_t *u, const char *path, const char *token, const char *t
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	upload_curl_setup(c, u->ca_file, &u->mark);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through ourselves or another proxy */
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "dlpgate/" DLPGATE_VERSION);
-	if (u->mark) {
-		curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, mark_socket);
-		curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, u);
-	}
-	if (u->ca_file[0]) {
-		curl_easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
-		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-	}
 	CURLcode rc = curl_easy_perform(c);
 	curl_slist_free_all(h);
 	if (rc != CURLE_OK) {

@@ -32,4 +32,11 @@ void upload_json(upload_t *u, const char *path, const char *token, const char *j
 void upload_events(upload_t *u, const char *token, const char *ndjson, size_t len, upload_result_t *r);
 void upload_result_free(upload_result_t *r);
 
+/* What every request to the console is made with (policy sync's poller
+ * too): https only, never through a proxy, verified against ca_file alone,
+ * connect timeout, the socket mark when *mark is not 0. mark must live as
+ * long as the handle makes requests. */
+typedef void CURL;
+void upload_curl_setup(CURL *c, const char *ca_file, const unsigned *mark);
+
 #endif

@@ -60,6 +60,11 @@ int dlp_tunnel_fd(dlp_t *d, int target_port);
 /* A URL on 127.0.0.1 or localhost. */
 char *url(const char *host, int port, const char *path, bool tls);
 
+/* ajv (strict, JSON Schema 2020-12) on each line of ndjson against
+ * schemas/SCHEMA (test_report.c): NULL when all are valid, else ajv's
+ * complaint (malloc'd). */
+char *ajv_check_with(const char *schema_name, const char *ndjson);
+
 /* True when this test binary was built with ASan (the limits are looser). */
 bool dlp_sanitized(void);
 

@@ -19,5 +19,6 @@ Suite *console_suite(void);
 Suite *console_poll_suite(void);
 Suite *console_policy_suite(void);
 Suite *appid_suite(void);
+Suite *sync_suite(void);
 
 #endif

@@ -58,7 +58,7 @@ static char *event_lines(const char *log, int *count)
 
 /* ajv, strict, draft 2020-12, on each line as its own document, against
  * schemas/SCHEMA. Returns NULL when all are valid, else ajv's complaint. */
-static char *ajv_check_with(const char *schema_name, const char *ndjson)
+char *ajv_check_with(const char *schema_name, const char *ndjson)
 {
 	const char *top = getenv("DLPGATE_TOP");
 	char ajv[600], schema[600];

@@ -44,6 +44,7 @@ int main(void)
 	srunner_add_suite(sr, frame_suite());
 	srunner_add_suite(sr, spool_suite());
 	srunner_add_suite(sr, bundle_suite());
+	srunner_add_suite(sr, policy_sync_suite());
 	srunner_add_suite(sr, console_parse_suite());
 	srunner_add_suite(sr, console_policy_unit_suite());
 	srunner_add_suite(sr, sysext_relay_suite());

@@ -14,6 +14,7 @@ Suite *sandbox_suite(void);
 Suite *frame_suite(void);
 Suite *spool_suite(void);
 Suite *bundle_suite(void);
+Suite *policy_sync_suite(void);
 
 Suite *console_parse_suite(void);
 Suite *console_policy_unit_suite(void);
