@@ -627,22 +627,60 @@ void policy_rollouts(store_conn_t *sc, policy_answer_t *a)
 	answer(a, 200, json_pack("{s:o}", "rollouts", list));
 }
 
-void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *actor, policy_answer_t *a)
+/* Does rollout p reach at least every agent r reaches? Its labels are
+ * among r's and its share is no smaller (buckets are the same per agent). */
+static bool rollout_covers(const rollout_t *p, const rollout_t *r)
 {
-	memset(a, 0, sizeof *a);
+	if (p->percent < r->percent)
+		return false;
+	const char *k;
+	json_t *v;
+	json_object_foreach(p->labels, k, v) {
+		const char *have = json_string_value(json_object_get(r->labels, k));
+		if (!have || strcmp(have, json_string_value(v)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* What the newest active rollout replaced for the agents it reaches: the
+ * newest older running rollout that reaches all of them with another
+ * version, else (a whole-fleet rollout supersedes its predecessors) the
+ * whole-fleet history. 0 when there is none, -1 when the store failed;
+ * *target is that newest rollout, in *rs (the caller frees it). */
+static int64_t rollback_source(store_conn_t *sc, rollout_t **rs, size_t *n, const rollout_t **target)
+{
+	*target = NULL;
+	if (store_rollouts_running(sc, rs, n) != 0)
+		return -1;
+	for (size_t i = 0; i < *n; i++)
+		if ((*rs)[i].kind == ROLLOUT_ACTIVE && (!*target || (*rs)[i].id > (*target)->id))
+			*target = &(*rs)[i];
+	if (!*target)
+		return 0;
+	const rollout_t *best = NULL;
+	for (size_t i = 0; i < *n; i++) {
+		const rollout_t *r = &(*rs)[i];
+		if (r->kind == ROLLOUT_ACTIVE && r->id < (*target)->id && r->version != (*target)->version &&
+		    rollout_covers(r, *target) && (!best || r->id > best->id))
+			best = r;
+	}
+	if (best)
+		return best->version;
 	int64_t hist[ROLLBACK_HISTORY];
-	size_t n = 0;
-	if (store_rollouts_fleet_history(sc, hist, ROLLBACK_HISTORY, &n) != 0)
-		return store_down(a, sc);
-	int64_t old = 0;
-	for (size_t i = 1; i < n && !old; i++)
-		if (hist[i] != hist[0])
-			old = hist[i];
-	if (!old && n)
-		return refuse(a, 409, "nothing_to_roll_back",
-			      "version %lld is the only version that was ever active for the whole fleet", (long long)hist[0]);
-	if (!old)
-		return refuse(a, 409, "nothing_to_roll_back", "no version was ever activated for the whole fleet");
+	size_t h = 0;
+	if (store_rollouts_fleet_history(sc, hist, ROLLBACK_HISTORY, &h) != 0)
+		return -1;
+	for (size_t i = 0; i < h; i++)
+		if (hist[i] != (*target)->version)
+			return hist[i];
+	return 0;
+}
+
+/* The content of old as a new version, signed here, activated for target. */
+static void rollback_to(const policy_ctx_t *ctx, store_conn_t *sc, int64_t old, const rollout_t *target,
+			const char *actor, policy_answer_t *a)
+{
 	if (policy_keys_mode(ctx))
 		return refuse(a, 409, "no_signing_key",
 			      "this console has no signing key (offline signing): sign the content of version %lld "
@@ -665,8 +703,10 @@ void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *acto
 	bundle_free(b);
 	if (a->status != 201)
 		return;
+	/* exactly the agents the rolled-back rollout reached */
 	policy_answer_t ra;
-	policy_rollout(sc, version, ROLLOUT_ACTIVE, NULL, 100, 100, actor, &ra);
+	policy_rollout(sc, version, ROLLOUT_ACTIVE, json_object_size(target->labels) ? target->labels : NULL,
+		       target->percent, 100, actor, &ra);
 	if (ra.status != 201) {
 		policy_answer_free(a);
 		*a = ra;
@@ -679,6 +719,25 @@ void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *acto
 	policy_answer_free(a);
 	answer(a, 201, o);
 	a->targeting_changed = changed;
+}
+
+void policy_rollback(const policy_ctx_t *ctx, store_conn_t *sc, const char *actor, policy_answer_t *a)
+{
+	memset(a, 0, sizeof *a);
+	rollout_t *rs = NULL;
+	size_t n = 0;
+	const rollout_t *target;
+	int64_t old = rollback_source(sc, &rs, &n, &target);
+	if (old < 0)
+		store_down(a, sc);
+	else if (!old && target)
+		refuse(a, 409, "nothing_to_roll_back", "version %lld replaced no other version for the agents it reaches",
+		       (long long)target->version);
+	else if (!old)
+		refuse(a, 409, "nothing_to_roll_back", "no version is active");
+	else
+		rollback_to(ctx, sc, old, target, actor, a);
+	store_rollouts_free(rs, n);
 }
 
 /* ---- status ---- */

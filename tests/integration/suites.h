@@ -20,5 +20,6 @@ Suite *console_poll_suite(void);
 Suite *console_policy_suite(void);
 Suite *appid_suite(void);
 Suite *sync_suite(void);
+Suite *fleet_suite(void);
 
 #endif
