@@ -1,7 +1,7 @@
 #!/bin/sh
-# `make run`: the console (SQLite) and the gateway, enrolled to it, on their
-# embedded defaults; extra arguments (make run ARGS="...") go to `dlpgate
-# run`. State (the CA, the spool, the console's database, certificate and
+# `make run`: the console (SQLite) and the gateway, enrolled to it; the
+# gateway's policy is the shipped default, pushed to the console and
+# activated; extra arguments (make run ARGS="...") go to `dlpgate run`. State (the CA, the spool, the console's database, certificate and
 # secrets) lives in .run/ so it survives rebuilds.
 #
 # Ctrl-C stops the gateway first, so its spool drains to a console that is
@@ -55,11 +55,26 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
+# The policy comes from the console, as it would for a fleet: the shipped
+# default and its tests, pushed once (signed by the console's key) and
+# activated for every agent. Until it arrives the agent runs the same
+# policy built in.
+if ! "$console_bin" policy list --state-dir "$console_dir" | grep -q '"version"'; then
+	bundle="$top/.run/policy"
+	rm -rf "$bundle"
+	mkdir -p "$bundle/tests"
+	cp "$policy" "$bundle/policy.lua"
+	cp "$top/rules/tests/default_test.lua" "$top/rules/tests/cases.lua" "$bundle/tests/"
+	"$console_bin" policy push --state-dir "$console_dir" "$bundle" --message "the shipped default policy" >/dev/null
+	"$console_bin" policy activate 1 --state-dir "$console_dir" >/dev/null
+fi
+
 cat <<EOT
 
-dlpgate is starting on $listen (explicit proxy), CA in $state,
-policy $policy (blocks cloud credentials and private keys, masks card
-numbers and SSNs in uploads, leaves Apple daemons and Apple sites alone).
+dlpgate is starting on $listen (explicit proxy), CA in $state, with the
+policy its console pushes: version 1 is $policy (blocks cloud
+credentials and private keys, masks card numbers and SSNs in uploads,
+leaves Apple daemons and Apple sites alone).
 
 Try it from another terminal:
   curl --proxy http://$listen --cacert $state/ca.pem https://example.com/
@@ -78,10 +93,17 @@ $console_dir/console.db). Verdicts reach it within a second. Admin token: $admin
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" "$console/api/v1/stats?by=detector"
 More tokens: $console_bin admin token create --state-dir $console_dir
 
+Change what the fleet enforces (a folder with policy.lua and tests/*.lua):
+  $console_bin policy push --state-dir $console_dir DIR --message "why"
+  $console_bin policy activate N --state-dir $console_dir [--labels ring=local] [--percent P]
+  $console_bin policy shadow N --state-dir $console_dir --sample 100   (then: policy shadow-report N)
+  $console_bin policy rollback --state-dir $console_dir
+  $bin policy status --state-dir $state    (what this agent runs, and why)
+
 Log lines (one per flow) follow. Stop both with Ctrl-C.
 
 EOT
-setsid "$bin" run --listen "$listen" --state-dir "$state" --policy "$policy" \
+setsid "$bin" run --listen "$listen" --state-dir "$state" --labels ring=local \
 	--console "$console" --console-ca "$console_dir/console.pem" --enroll-secret "$secret" "$@" &
 agent_pid=$!
 # wait returns early when a signal's trap runs; otherwise the agent ended
