@@ -870,53 +870,43 @@ START_TEST(shadow_events_only_when_the_verdicts_differ)
 }
 END_TEST
 
-/* ---- the real console (its long-poll; rollouts written as its store
- * writes them until its activation CLI is merged, as test_console_poll.c
- * does) ---- */
+/* ---- the real console: bundles signed here pushed with its CLI (it
+ * trusts only this test's key, --bundle-keys) and rolled out with it ---- */
 
 #define REAL_SECRET "sync-test-enroll-secret-0123456789"
 
-static void real_sql(const char *console_dir, const char *statements)
-{
-	char db[700], *out = NULL, *err = NULL;
-	snprintf(db, sizeof db, "%s/console.db", console_dir);
-	const char *argv[] = {"sqlite3", "-cmd", ".timeout 10000", db, statements, NULL};
-	int rc = th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 20000);
-	ck_assert_msg(rc == 0, "%s: exit %d: %s %s", statements, rc, out, err);
-	free(out), free(err);
-}
-
-/* One change to the console's store: each (doc, version, kind, labels,
- * sample) stored as version v (once) with a rollout of it, and the
- * generation bumped, as its store does. */
-static void real_change(const char *console_dir, int n, const char *const docs[], const int64_t v[],
-			const char *const kinds[], const char *const labels[], const int samples[])
-{
-	bytebuf_t b;
-	bytebuf_init(&b, 0);
-	bytebuf_append_str(&b, "BEGIN;");
-	for (int i = 0; i < n; i++) {
-		ck_assert(!strchr(docs[i], '\''));
-		bytebuf_appendf(&b,
-				"INSERT INTO policy_versions (version, sha256, created_at, author, message, key_id, "
-				"tests_passed, tests_failed, content_of, bundle) SELECT %lld, 'sha', "
-				"'2026-12-04T00:00:00Z', 'test', 'm', 'k', 0, 0, NULL, '%s' WHERE NOT EXISTS (SELECT 1 FROM "
-				"policy_versions WHERE version = %lld);"
-				"INSERT INTO rollouts (version, kind, labels, percent, sample_percent, state, created_at, "
-				"created_by) VALUES (%lld, '%s', '%s', 100, %d, 'running', '2026-12-04T00:00:00Z', 'test');",
-				(long long)v[i], docs[i], (long long)v[i], (long long)v[i], kinds[i], labels[i], samples[i]);
-	}
-	bytebuf_append_str(&b, "UPDATE policy_generation SET gen = gen + 1 WHERE id = 1; COMMIT;");
-	bytebuf_cstr(&b);
-	real_sql(console_dir, b.data);
-	bytebuf_free(&b);
-}
-
+/* dlpgate-console policy push FILE, then activate|shadow v [--labels L]
+ * [--sample S], on the console's state dir; fails the test if refused. */
 static void real_rollout(const char *console_dir, const char *doc, int64_t v, const char *kind, const char *labels,
 			 int sample)
 {
-	real_change(console_dir, 1, (const char *[]){doc}, (int64_t[]){v}, (const char *[]){kind},
-		    (const char *[]){labels}, (int[]){sample});
+	char name[64], vs[24], ss[16];
+	snprintf(name, sizeof name, "real-v%lld.dlpbundle", (long long)v);
+	char *file = th_path(name);
+	th_write_file(file, doc, strlen(doc), 0644);
+	snprintf(vs, sizeof vs, "%lld", (long long)v);
+	snprintf(ss, sizeof ss, "%d", sample);
+	const char *push[] = {dlp_console_bin(), "policy", "push", "--state-dir", console_dir, file, NULL};
+	bool shadow = !strcmp(kind, "shadow");
+	const char *roll[12] = {dlp_console_bin(), "policy", shadow ? "shadow" : "activate", vs, "--state-dir",
+				console_dir};
+	int n = 6;
+	if (labels) {
+		roll[n++] = "--labels";
+		roll[n++] = labels;
+	}
+	if (shadow) {
+		roll[n++] = "--sample";
+		roll[n++] = ss;
+	}
+	const char *const *steps[] = {push, roll};
+	for (int i = 0; i < 2; i++) {
+		char *out = NULL, *err = NULL;
+		int rc = th_run((char *const *)steps[i], NULL, 0, &out, NULL, &err, 60000);
+		ck_assert_msg(rc == 0, "%s %s: exit %d: %s%s", steps[i][1], steps[i][2], rc, out, err);
+		free(out), free(err);
+	}
+	free(file);
 }
 
 static void agent_id_of(agent_t *a, char id[37])
@@ -946,20 +936,19 @@ START_TEST(the_real_console_rolls_out_to_canaries_only_and_shadows)
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
 	snprintf(console_url, sizeof console_url, "https://127.0.0.1:%d", port);
 	snprintf(pem, sizeof pem, "%s/console.pem", dir);
+	key_t_ k = make_key("real.key");
+	const key_t_ *trusted[] = {&k, NULL};
+	char *keys = key_list(trusted);
+	char *keys_path = th_path("real-keys.txt");
+	th_write_file(keys_path, keys, strlen(keys), 0644);
 	const char *cargv[] = {dlp_console_bin(), "run", "--listen", listen, "--state-dir", dir, "--enroll-secret",
-			       REAL_SECRET, NULL};
+			       REAL_SECRET, "--bundle-keys", keys_path, NULL};
 	th_proc console = th_spawn((char *const *)cargv, "real-console.log");
 	ck_assert_msg(th_wait_port(port, 15000), "the console did not listen");
 	const char *tc[] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", dir, NULL};
 	char *admin = NULL, *err = NULL;
 	ck_assert(th_run((char *const *)tc, NULL, 0, &admin, NULL, &err, 30000) == 0);
 	admin[strcspn(admin, "\n")] = '\0';
-
-	key_t_ k = make_key("real.key");
-	const key_t_ *trusted[] = {&k, NULL};
-	char *keys = key_list(trusted);
-	char *keys_path = th_path("real-keys.txt");
-	th_write_file(keys_path, keys, strlen(keys), 0644);
 	agent_t ag[2];
 	const char *rings[] = {"canary", "stable"};
 	char ids[2][37];
@@ -970,16 +959,10 @@ START_TEST(the_real_console_rolls_out_to_canaries_only_and_shadows)
 				       NULL};
 		ag[i] = agent_start(NULL, console_url, pem, w.ca.cert_path, extra);
 		agent_id_of(&ag[i], ids[i]);
-		char sql[400];
-		snprintf(sql, sizeof sql,
-			 "BEGIN; UPDATE agents SET labels = '{\"ring\": \"%s\"}' WHERE agent_id = '%s';"
-			 "UPDATE policy_generation SET gen = gen + 1 WHERE id = 1; COMMIT;",
-			 rings[i], ids[i]);
-		real_sql(dir, sql);
 	}
 	char *v1 = simple_bundle(redact_policy, 1, &k), *v2 = simple_bundle(block_policy, 2, &k),
 	     *v3 = simple_bundle(block_policy, 3, &k);
-	real_rollout(dir, v1, 1, "active", "{}", 0);
+	real_rollout(dir, v1, 1, "active", NULL, 0);
 	for (int i = 0; i < 2; i++) {
 		wait_status(&ag[i], "\"version\":1,");
 		ck_assert_int_eq(upload(&ag[i], up, CARD), 200);
@@ -987,8 +970,8 @@ START_TEST(the_real_console_rolls_out_to_canaries_only_and_shadows)
 	ck_assert(upstream_saw(up, CARD_MASKED) && !upstream_saw(up, CARD));
 	/* v2 for the canaries only, then v3 in shadow for everyone: two
 	 * changes by another process, each seen by the running console */
-	real_rollout(dir, v2, 2, "active", "{\"ring\": \"canary\"}", 0);
-	real_rollout(dir, v3, 3, "shadow", "{}", 100);
+	real_rollout(dir, v2, 2, "active", "ring=canary", 0);
+	real_rollout(dir, v3, 3, "shadow", NULL, 100);
 	wait_status(&ag[0], "\"version\":2,");
 	wait_status(&ag[1], "\"shadow_version\":3");
 	ck_assert_int_eq(upload(&ag[0], up, CARD), 403);
