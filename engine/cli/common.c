@@ -81,6 +81,7 @@ void cli_usage(void)
 	      "  spool      what the agent has not yet delivered to the console\n"
 	      "  status     ask the running agent (its control socket in --state-dir) how it is\n"
 	      "  policy status  which policy the agent enforces, from where, and the last refusal\n"
+	      "  pinned     the apps that refused dlpgate's certificate (list, clear)\n"
 	      "\n"
 	      "dlpgate run --listen ADDR:PORT [--listen ...] --state-dir DIR [options]\n"
 	      "  --listen ADDR:PORT   explicit proxy address (IPv4, [IPv6] or localhost); repeatable\n"
