@@ -151,6 +151,15 @@ static int push(const console_t *c, const char *dir, const char *message)
 	return v;
 }
 
+/* A policy directory made and pushed; the version. */
+static int push_dir(const console_t *c, const char *name, const char *policy, const char *tests, const char *message)
+{
+	char *dir = policy_dir(name, policy, tests);
+	int v = push(c, dir, message);
+	free(dir);
+	return v;
+}
+
 /* activate|shadow VERSION [extra args]; fails the test if refused. */
 static void rollout(const console_t *c, const char *what, int version, const char *const extra[])
 {
@@ -266,7 +275,7 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	console_t c;
 	console_start(&c, "fleet-console", "fleet-console", NULL);
 
-	int v1 = push(&c, policy_dir("fleet-v1", v1_policy, v1_tests), "mask cards");
+	int v1 = push_dir(&c, "fleet-v1", v1_policy, v1_tests, "mask cards");
 	ck_assert_int_eq(v1, 1);
 	rollout(&c, "activate", v1, NULL);
 	agent_t canary = agent_start(&w, &c, "ring=canary");
@@ -279,7 +288,7 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	expect_masked(&stable[1], up);
 
 	/* v2 for the canary ring only */
-	int v2 = push(&c, policy_dir("fleet-v2", v2_policy, v2_tests), "block cards");
+	int v2 = push_dir(&c, "fleet-v2", v2_policy, v2_tests, "block cards");
 	const char *canary_only[] = {"--labels", "ring=canary", NULL};
 	rollout(&c, "activate", v2, canary_only);
 	agent_wait_version(&canary, v2, 0);
@@ -292,7 +301,7 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	json_decref(st);
 
 	/* v3 in shadow on the stable ring: traffic unchanged, the report counts */
-	int v3 = push(&c, policy_dir("fleet-v3", v3_policy, NULL), "cards and emails");
+	int v3 = push_dir(&c, "fleet-v3", v3_policy, NULL, "cards and emails");
 	const char *shadow_all[] = {"--labels", "ring=stable", "--sample", "100", NULL};
 	rollout(&c, "shadow", v3, shadow_all);
 	agent_wait_version(&stable[0], v1, v3);
@@ -361,13 +370,13 @@ START_TEST(two_consoles_on_one_postgres_wake_each_others_agents)
 	console_t a, b;
 	console_start(&a, "pg-console-a", "pg-console", pg.url);
 	console_start(&b, "pg-console-b", "pg-console", pg.url);
-	int v1 = push(&a, policy_dir("pg-v1", v1_policy, v1_tests), "mask cards");
+	int v1 = push_dir(&a, "pg-v1", v1_policy, v1_tests, "mask cards");
 	rollout(&a, "activate", v1, NULL);
 	agent_t on_a = agent_start(&w, &a, "ring=a"), on_b = agent_start(&w, &b, "ring=b");
 	agent_wait_version(&on_a, v1, 0);
 	agent_wait_version(&on_b, v1, 0);
 	/* activated through console a's store: b's held poll wakes too */
-	int v2 = push(&a, policy_dir("pg-v2", v2_policy, v2_tests), "block cards");
+	int v2 = push_dir(&a, "pg-v2", v2_policy, v2_tests, "block cards");
 	rollout(&a, "activate", v2, NULL);
 	agent_wait_version(&on_b, v2, 0);
 	agent_wait_version(&on_a, v2, 0);
