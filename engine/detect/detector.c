@@ -940,11 +940,13 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 			return;
 }
 
-/* Where the line holding offset at starts. */
+/* Where the line holding offset at starts. (memrchr would do, but it is
+ * glibc's alone: the engine builds for macOS too.) */
 static uint32_t line_start(const uint8_t *buf, uint32_t at)
 {
-	const uint8_t *nl = at ? memrchr(buf, '\n', at) : NULL;
-	return nl ? (uint32_t)(nl - buf) + 1 : 0;
+	while (at > 0 && buf[at - 1] != '\n')
+		at--;
+	return at;
 }
 
 /* Does a specific detector's finding on the line starting at line hold
