@@ -17,21 +17,13 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include "core/digest.h"
+
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 void console_random_hex(char *out, size_t nbytes)
 {
@@ -40,16 +32,13 @@ void console_random_hex(char *out, size_t nbytes)
 		nbytes = sizeof b;
 	if (RAND_bytes(b, (int)nbytes) != 1)
 		abort(); /* no randomness: no safe token can be made */
-	hex(b, nbytes, out);
+	digest_hex(b, nbytes, out);
 	OPENSSL_cleanse(b, sizeof b);
 }
 
 void console_sha256_hex(const char *s, char out[65])
 {
-	unsigned char md[32];
-	unsigned int n = 0;
-	EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-	hex(md, 32, out);
+	digest_sha256_hex(s, strlen(s), out);
 }
 
 bool console_secret_equal(const char *a, const char *b)

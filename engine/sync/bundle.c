@@ -11,6 +11,7 @@
 #include "sync/bundle.h"
 
 #include "core/bytebuf.h"
+#include "core/digest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,28 +39,10 @@ static bool fail(char *err, size_t errlen, const char *fmt, ...)
 	return false;
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[32];
-	unsigned int n = 0;
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-	hex(md, 32, out);
-}
-
-void bundle_key_id(const unsigned char pub[32], char out[BUNDLE_KEY_ID_LEN + 1])
+static void bundle_key_id(const unsigned char pub[32], char out[BUNDLE_KEY_ID_LEN + 1])
 {
 	char full[65];
-	sha256_hex(pub, 32, full);
+	digest_sha256_hex(pub, 32, full);
 	memcpy(out, full, BUNDLE_KEY_ID_LEN);
 	out[BUNDLE_KEY_ID_LEN] = '\0';
 }
@@ -209,7 +192,7 @@ static bool put_file(bundle_t *b, const char *path, bundle_role_t role, unsigned
 		old->data = data;
 		old->size = size;
 		old->role = role;
-		sha256_hex(data, size, old->sha256);
+		digest_sha256_hex(data, size, old->sha256);
 		b->content_size = total;
 		return true;
 	}
@@ -229,7 +212,7 @@ static bool put_file(bundle_t *b, const char *path, bundle_role_t role, unsigned
 	b->files = v;
 	bundle_file_t *f = &v[b->n_files++];
 	*f = (bundle_file_t){.path = p, .role = role, .data = data, .size = size};
-	sha256_hex(data, size, f->sha256);
+	digest_sha256_hex(data, size, f->sha256);
 	b->content_size = total;
 	qsort(b->files, b->n_files, sizeof *b->files, file_cmp);
 	return true;
@@ -490,7 +473,7 @@ bool bundle_key_generate(const char *path, bundle_key_t *pub, char *err, size_t 
 	return true;
 }
 
-const bundle_key_t *bundle_keys_find(const bundle_keyset_t *ks, const char *key_id)
+static const bundle_key_t *bundle_keys_find(const bundle_keyset_t *ks, const char *key_id)
 {
 	for (size_t i = 0; i < ks->n; i++)
 		if (!strcmp(ks->v[i].key_id, key_id))
@@ -902,7 +885,7 @@ bundle_t *bundle_parse(const void *doc, size_t len, char *err, size_t errlen)
 		bundle_free(b);
 		return NULL;
 	}
-	sha256_hex(doc, len, b->sha256);
+	digest_sha256_hex(doc, len, b->sha256);
 	return b;
 }
 

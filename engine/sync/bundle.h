@@ -128,8 +128,6 @@ bool bundle_keys_parse(const char *text, bundle_keyset_t *ks, char *err, size_t 
 char *bundle_keys_format(const bundle_keyset_t *ks);
 bool bundle_keys_add(bundle_keyset_t *ks, const bundle_key_t *k);
 bool bundle_keys_remove(bundle_keyset_t *ks, const char *key_id);
-const bundle_key_t *bundle_keys_find(const bundle_keyset_t *ks, const char *key_id);
-void bundle_key_id(const unsigned char pub[32], char out[BUNDLE_KEY_ID_LEN + 1]);
 
 /* "MAJOR.MINOR.PATCH" compared numerically; false if either is malformed. */
 bool bundle_version_cmp(const char *a, const char *b, int *cmp);
