@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh [build|run|test|all|packaging|deb]   (default: all)
 #   build  compiling the gateway and the console
 #   run    build + what `make run` uses besides them (openssl, curl)
-#   test   run + the test peers (Check, nginx, PostgreSQL, clang, Node.js
+#   test   run + the test peers (Check, nginx, PostgreSQL, clang, Chromium, Node.js
 #          and ajv, nftables, ...); all is the same as test
 #   packaging  what tests/packaging/ needs on the host (mmdebstrap, ...)
 #   deb    build + what `make deb` needs (debhelper, lintian, help2man)
@@ -17,24 +17,27 @@ libpcre2-dev liblua5.4-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
 libbrotli-dev libzstd-dev libsqlite3-dev libpq-dev ca-certificates xxd"
 run_pkgs="openssl curl"
 test_pkgs="check nginx-light clang lld libclang-rt-14-dev python3 python3-prometheus-client procps iproute2 nftables util-linux
-postgresql"
+postgresql chromium libnss3-tools"
 packaging_pkgs="mmdebstrap openssl curl python3 git"
 deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man git"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-# npm tools for the tests, pinned, into .deps/ (never global, never vendored).
+# npm tools for the tests, pinned, into .deps/ (never global, never vendored):
+# ajv validates events against the schemas; playwright-core drives Debian's
+# chromium (it downloads no browser of its own) for the page tests.
 npm_tools() {
 	case "${1:-all}" in build | run | packaging | deb) return 0 ;; esac
-	[ -x "$top/.deps/node_modules/.bin/ajv" ] && return 0
-	echo "deps: installing ajv-cli into .deps/" >&2
+	[ -x "$top/.deps/node_modules/.bin/ajv" ] &&
+		[ -f "$top/.deps/node_modules/playwright-core/package.json" ] && return 0
+	echo "deps: installing ajv-cli and playwright-core into .deps/" >&2
 	mkdir -p "$top/.deps"
 	# npm trusts only its own CA bundle; add the system store, which holds
 	# the anchors a site adds (an HTTPS-inspecting egress, a registry mirror).
 	[ -n "${NODE_EXTRA_CA_CERTS:-}" ] || [ ! -r /etc/ssl/certs/ca-certificates.crt ] ||
 		export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 	npm install --prefix "$top/.deps" --no-audit --no-fund --loglevel=error \
-		ajv-cli@5.0.0 ajv-formats@2.1.1 >/dev/null
+		ajv-cli@5.0.0 ajv-formats@2.1.1 playwright-core@1.65.2 >/dev/null
 }
 
 case "${1:-all}" in
