@@ -14,6 +14,39 @@ static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, i
 		p->ops->on_response(p, w, f, &r->msg, &r->verdict);
 }
 
+/* Opens what the body carries: each multipart part, or the whole body. A
+ * document that cannot be read is the policy's call; true when that call
+ * blocked (the verdict is set). */
+static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r,
+			   const uint8_t *plain, size_t plain_len)
+{
+	doc_set_init(&r->docs, p->doc_limits.max_total ? &p->doc_limits : NULL);
+	const body_view_t *v = &r->view;
+	if (v->kind == VIEW_MULTIPART) {
+		for (uint32_t i = 0; i < v->n_parts; i++) {
+			const body_part_t *part = &v->parts[i];
+			doc_set_open(&r->docs, part->filename[0] ? part->filename : part->name, plain + part->off,
+				     part->len);
+		}
+	} else {
+		doc_set_open(&r->docs, NULL, plain, plain_len);
+	}
+	if (r->docs.n_documents)
+		r->msg.docs = &r->docs;
+	if (r->docs.status == DOC_OK)
+		return false;
+	char detail[256];
+	snprintf(detail, sizeof detail, "%s (%s)", r->docs.problem, doc_status_name(r->docs.status));
+	verdict_t v_doc;
+	memset(&v_doc, 0, sizeof v_doc);
+	p->ops->on_uninspectable(p, w, f, UNINSPECTABLE_DOCUMENT, detail, &v_doc);
+	r->note = "uninspectable:document";
+	if (v_doc.kind != VERDICT_BLOCK)
+		return false;
+	r->verdict = v_doc;
+	return true;
+}
+
 static int span_cmp(const void *a, const void *b)
 {
 	const finding_span_t *x = a, *y = b;
@@ -81,6 +114,8 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 		return;
 	}
 	r->msg.view = &r->view;
+	if (open_documents(p, w, f, r, plain, plain_len))
+		return;
 	r->msg.body_complete = st == BODY_OK;
 	r->msg.body_note = r->note;
 	shadow_ask(w, f, &r->msg, &r->shadow); /* before the active stage and its redaction touch anything */
@@ -99,6 +134,13 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
 				    "cannot redact: %s matched %u times, more than the %u a scan keeps spans for", fd->name, fd->count,
 				    DET_MAX_MATCHES);
+			return;
+		}
+		if (fd->redact && fd->in_document) {
+			/* Masking inside a compressed document would mean
+			 * rewriting it: refuse rather than forward it whole. */
+			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+				    "cannot redact %s inside the document %s: blocked instead", fd->name, fd->document);
 			return;
 		}
 	}
@@ -145,6 +187,7 @@ void inspect_result_free(inspect_result_t *r)
 {
 	shadow_result_free(&r->shadow);
 	body_view_free(&r->view);
+	doc_set_free(&r->docs);
 	bytebuf_free(&r->decoded);
 	policy_msg_clear(&r->msg);
 }

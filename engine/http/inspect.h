@@ -8,6 +8,14 @@
  * findings masked. A body whose Content-Encoding had to be undone to mask
  * it goes out as identity with its headers fixed: re-encoding would buy
  * nothing but CPU.
+ *
+ * Documents and archives in the body (the whole body, or each multipart
+ * part) are opened (doc.h) and their text scanned beside the body's. One
+ * that cannot be read (a limit, encryption, corruption) goes to the
+ * policy's on_uninspectable with code "document": its block stands, its
+ * bypass lets the stage run on what could be read (the event notes
+ * uninspectable:document). A finding inside a document cannot be masked
+ * without rewriting the document: redacting one blocks, and says so.
  */
 #ifndef DLPGATE_INSPECT_H
 #define DLPGATE_INSPECT_H
@@ -29,6 +37,7 @@ typedef struct {
 	const char *note;        /* why the body was not (all) inspected */
 	bytebuf_t decoded;
 	body_view_t view;
+	doc_set_t docs;          /* documents and archives in the body (doc.h) */
 } inspect_result_t;
 
 /* raw: the body as received (framing removed, coding kept), complete

@@ -259,6 +259,10 @@ typedef struct {
 	size_t n;
 	uint32_t count;
 	bool timed_out;
+	/* the same over the text of the body's documents (m->docs) */
+	det_result_t *doc_r;
+	uint32_t *doc_offset; /* where each result's text starts in docs->text */
+	size_t n_doc;
 } outcome_t;
 
 /* Records what d found, if it found enough: a finding below the
@@ -289,6 +293,23 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
+	f->in_document = false;
+	f->document[0] = '\0';
+	/* in a document: samples and the member's name, but no span, as
+	 * there is nothing in the body to mask */
+	for (size_t p = 0; enough && p < o->n_doc; p++)
+		for (uint32_t i = 0; i < o->doc_r[p].n_matches; i++) {
+			const det_match_t *mt = &o->doc_r[p].matches[i];
+			uint32_t at = o->doc_offset[p] + mt->start;
+			if (!f->in_document) {
+				const doc_segment_t *seg = doc_set_segment_at(m->docs, at);
+				str_copy(f->document, sizeof f->document, seg ? seg->name : "?");
+			}
+			f->in_document = true;
+			if (f->n_samples < SAMPLES_MAX)
+				mask_sample(f->samples[f->n_samples++], m->docs->text.data + at, mt->len, f->keep_first,
+					    f->keep_last);
+		}
 	for (size_t p = 0; enough && p < o->n; p++) {
 		f->incomplete |= o->r[p].count > o->r[p].n_matches;
 		for (uint32_t i = 0; i < o->r[p].n_matches; i++) {
@@ -336,8 +357,10 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 {
 	const body_view_t *v = m->view;
 	size_t n_parts = v ? v->n_parts : 0;
-	results_fit(L, ls, n_parts);
-	outcome_t o = {ls->results, ls->offsets, 0, 0, false};
+	const doc_set_t *docs = m->docs;
+	size_t n_segs = docs ? docs->n_segs : 0;
+	results_fit(L, ls, n_parts + n_segs);
+	outcome_t o = {ls->results, ls->offsets, 0, 0, false, ls->results + n_parts, ls->offsets + n_parts, 0};
 	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
 	uint32_t n_named = 0;
 	for (size_t p = 0; p < n_parts; p++) {
@@ -357,6 +380,26 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 		o.count += o.r[o.n].count;
 		o.timed_out |= o.r[o.n].timed_out;
 		o.n++;
+	}
+	/* members of documents, by their own name (after the last '!') */
+	for (size_t g = 0; g < n_segs; g++) {
+		const doc_segment_t *seg = &docs->segs[g];
+		const char *name = strrchr(seg->name, '!');
+		name = name ? name + 1 : seg->name;
+		if (!detector_filename_matches(w->d, name, strlen(name), ls->scratch))
+			continue;
+		if (detector_filename_only(w->d)) {
+			if (n_named < SAMPLES_MAX)
+				snprintf(sample[n_named], sizeof sample[0], "file %.40s", name);
+			n_named++;
+			continue;
+		}
+		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data + seg->off, seg->len, name,
+			    &w->d, 1, &o.doc_r[o.n_doc]);
+		o.doc_offset[o.n_doc] = seg->off;
+		o.count += o.doc_r[o.n_doc].count;
+		o.timed_out |= o.doc_r[o.n_doc].timed_out;
+		o.n_doc++;
 	}
 	if (!detector_filename_only(w->d)) {
 		record(L, m, w->name, w->d, &o, text);
@@ -382,6 +425,12 @@ static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
 	lua_setfield(L, -2, "confidence");
 	lua_pushstring(L, f->name);
 	lua_setfield(L, -2, "name");
+	if (f->in_document) {
+		lua_pushboolean(L, true);
+		lua_setfield(L, -2, "in_document");
+		lua_pushstring(L, f->document);
+		lua_setfield(L, -2, "document");
+	}
 	lua_createtable(L, f->n_samples, 0);
 	for (int s = 0; s < f->n_samples; s++) {
 		lua_pushstring(L, f->samples[s]);
@@ -430,13 +479,22 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 		plain_at[np] = i;
 		plain[np++] = d;
 	}
-	results_fit(L, ls, np);
+	const doc_set_t *docs = m->docs && m->docs->text.len ? m->docs : NULL;
+	results_fit(L, ls, docs ? 2 * np : np);
 	det_result_t *res = ls->results;
 	if (np)
 		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
+	if (np && docs)
+		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data, docs->text.len, NULL,
+			    plain, np, res + np);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t zero = 0;
-		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out};
+		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out, docs ? &res[np + i] : NULL, &zero,
+			       docs ? 1 : 0};
+		if (docs) {
+			o.count += res[np + i].count;
+			o.timed_out |= res[np + i].timed_out;
+		}
 		record(L, m, want[plain_at[i]].name, plain[i], &o, text);
 	}
 

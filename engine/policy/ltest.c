@@ -594,7 +594,7 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	if (unins) {
 		int code = uninspectable_by_name(unins);
 		if (code < 0) {
-			snprintf(why, wn, "uninspectable = \"%s\": use pinned, alpn, not-http, encoding or upgrade", unins);
+			snprintf(why, wn, "uninspectable = \"%s\": use pinned, alpn, not-http, encoding, upgrade or document", unins);
 			bytebuf_free(&raw);
 			http_head_free(&req);
 			return false;

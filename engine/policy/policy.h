@@ -21,6 +21,7 @@
 
 #include "core/config.h"
 #include "detect/mask.h"
+#include "doc/doc.h"
 #include "http/body.h"
 #include "http/head.h"
 
@@ -92,6 +93,11 @@ typedef struct {
 	uint8_t keep_first, keep_last;
 	uint8_t n_samples;
 	char samples[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
+	/* found in a document or archive the message carries (doc.h): it
+	 * cannot be masked without rewriting the document, so redacting it
+	 * blocks; document names the first member it was found in */
+	bool in_document;
+	char document[128];
 } finding_t;
 
 typedef struct {
@@ -107,6 +113,7 @@ typedef struct {
 	uint64_t body_size;           /* bytes of body seen */
 	bool body_complete;           /* false: only a prefix was read */
 	const char *body_note;        /* why it was not (all) read, or NULL */
+	const doc_set_t *docs;        /* text of the documents inside the body, NULL if none */
 	/* filled during the stage */
 	finding_t *findings;
 	uint32_t n_findings;
@@ -128,9 +135,10 @@ typedef enum {
 	UNINSPECTABLE_NOT_HTTP,   /* not HTTP/1.x where HTTP was expected */
 	UNINSPECTABLE_ENCODING,   /* a body in a Content-Encoding dlpgate cannot decode */
 	UNINSPECTABLE_UPGRADE,    /* a protocol switch (101) to something dlpgate cannot read */
+	UNINSPECTABLE_DOCUMENT,   /* a document or archive in a body that cannot be read (limit, encrypted, corrupt) */
 } uninspectable_t;
 
-/* "pinned", "alpn", "not-http", "encoding", "upgrade": what policies and
+/* "pinned", "alpn", "not-http", "encoding", "upgrade", "document": what policies and
  * events call them. */
 const char *uninspectable_name(uninspectable_t why);
 /* The reverse; -1 for a name that is none of them. */
@@ -163,6 +171,7 @@ struct policy {
 	bool read_request_bodies;
 	bool read_response_bodies;
 	body_limits_t body_limits; /* max_bytes = the inspection limit */
+	doc_limits_t doc_limits;   /* documents inside bodies; all zero = doc_limits_default() */
 	oversize_t oversize;
 };
 

@@ -81,16 +81,17 @@ static void on_response(compiled_policy_t *p, struct worker *w, const flow_facts
 	verdict_set(v, VERDICT_PASS, "default", "passed by default");
 }
 
-static const char *const uninspectable_names[] = {"pinned", "alpn", "not-http", "encoding", "upgrade"};
+static const char *const uninspectable_names[] = {"pinned",   "alpn",    "not-http",
+								     "encoding", "upgrade", "document"};
 
 const char *uninspectable_name(uninspectable_t why)
 {
-	return why <= UNINSPECTABLE_UPGRADE ? uninspectable_names[why] : "?";
+	return why <= UNINSPECTABLE_DOCUMENT ? uninspectable_names[why] : "?";
 }
 
 int uninspectable_by_name(const char *name)
 {
-	for (int i = 0; i <= UNINSPECTABLE_UPGRADE; i++)
+	for (int i = 0; i <= UNINSPECTABLE_DOCUMENT; i++)
 		if (!strcmp(name, uninspectable_names[i]))
 			return i;
 	return -1;

@@ -97,6 +97,8 @@ static json_t *detectors_json(const policy_msg_t *m)
 			json_object_set_new(d, "timed_out", json_true());
 		if (fd->redact)
 			json_object_set_new(d, "redacted", json_true());
+		if (fd->in_document)
+			set_str(d, "document", fd->document);
 		json_t *s = json_array();
 		for (int k = 0; k < fd->n_samples; k++)
 			json_array_append_new(s, json_string(fd->samples[k]));
