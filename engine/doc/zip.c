@@ -23,6 +23,8 @@ static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] 
 
 typedef struct {
 	uint64_t start, end; /* local header to end of data */
+	uint32_t csize, usize;
+	uint32_t entry;      /* central directory order */
 } span_t;
 
 static int span_cmp(const void *a, const void *b)
@@ -72,8 +74,7 @@ void doc_zip_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 		doc_fail(s, DOC_LIMIT, "out of memory");
 		return;
 	}
-	/* Pass 1: every entry checked, nothing inflated. */
-	uint64_t declared = 0;
+	/* Pass 1: every entry's structure checked, nothing inflated. */
 	const uint8_t *c = d + cd_off, *cend = d + cd_off + cd_size;
 	char member[DOC_NAME_MAX];
 	uint32_t k;
@@ -113,7 +114,7 @@ void doc_zip_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 			doc_fail(s, DOC_CORRUPT, "%s: its data runs past the central directory", member);
 			goto out;
 		}
-		spans[k] = (span_t){loff, data + csize};
+		spans[k] = (span_t){loff, data + csize, csize, usize, k};
 		if ((flags & 1) || method == 99) {
 			doc_fail(s, DOC_ENCRYPTED, "%s: encrypted", member);
 			goto out;
@@ -126,22 +127,6 @@ void doc_zip_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 			doc_fail(s, DOC_CORRUPT, "%s: stored with two different sizes", member);
 			goto out;
 		}
-		if (usize > s->lim.max_member) {
-			doc_fail(s, DOC_LIMIT, "%s: declares %u bytes, more than %llu a member may inflate to", member, usize,
-				 (unsigned long long)s->lim.max_member);
-			goto out;
-		}
-		if (usize > 65536 && usize / ((uint64_t)csize + 1) > s->lim.max_ratio) {
-			doc_fail(s, DOC_LIMIT, "%s: declares an expansion over %u times (a compression bomb)", member,
-				 s->lim.max_ratio);
-			goto out;
-		}
-		declared += usize;
-		if (s->inflated + declared > s->lim.max_total) {
-			doc_fail(s, DOC_LIMIT, "%s: the archive declares more than %llu bytes in all", member,
-				 (unsigned long long)s->lim.max_total);
-			goto out;
-		}
 		c += 46u + nl + xl + cl;
 	}
 	/* members may not share bytes: the overlapping-member bomb */
@@ -151,6 +136,27 @@ void doc_zip_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 			doc_fail(s, DOC_LIMIT, "%s: members overlap (a zip bomb construction)", path);
 			goto out;
 		}
+	/* sizes as declared, before a byte is inflated: a bomb stops here */
+	uint64_t declared = 0;
+	for (k = 0; k < total; k++) {
+		const span_t *sp = &spans[k];
+		if (sp->usize > s->lim.max_member) {
+			doc_fail(s, DOC_LIMIT, "%s: a member declares %u bytes, more than the %llu one may inflate to", path,
+				 sp->usize, (unsigned long long)s->lim.max_member);
+			goto out;
+		}
+		if (sp->usize > 65536 && sp->usize / ((uint64_t)sp->csize + 1) > s->lim.max_ratio) {
+			doc_fail(s, DOC_LIMIT, "%s: a member declares an expansion over %u times (a compression bomb)", path,
+				 s->lim.max_ratio);
+			goto out;
+		}
+		declared += sp->usize;
+		if (s->inflated + declared > s->lim.max_total) {
+			doc_fail(s, DOC_LIMIT, "%s: the archive declares more than %llu bytes in all", path,
+				 (unsigned long long)s->lim.max_total);
+			goto out;
+		}
+	}
 	/* Pass 2: read them, one at a time. */
 	c = d + cd_off;
 	bytebuf_t buf;

@@ -229,7 +229,7 @@ START_TEST(zip_refusals)
 	expect_refusal(many, 4, 0, &lim, DOC_LIMIT, "declares more than");
 	lim = doc_limits_default();
 	lim.max_member = 1000;
-	expect_refusal(many, 1, 0, &lim, DOC_LIMIT, "a member may inflate to");
+	expect_refusal(many, 1, 0, &lim, DOC_LIMIT, "one may inflate to");
 	/* the overlapping-member bomb: one stream, many names */
 	zmember_t one[] = {M("x.txt", "hello hello hello", true)};
 	expect_refusal(one, 1, 5, NULL, DOC_LIMIT, "members overlap");
