@@ -318,17 +318,22 @@ void doc_member(doc_set_t *s, const char *path, const uint8_t *d, size_t n, uint
 	}
 }
 
-doc_kind_t doc_set_open(doc_set_t *s, const char *name, const uint8_t *data, size_t n)
+void doc_set_open_as(doc_set_t *s, doc_kind_t k, const char *name, const uint8_t *data, size_t n)
 {
-	doc_kind_t k = doc_sniff(data, n, name);
 	if (k == DOC_NONE)
-		return k;
+		return;
 	if (s->n_documents++ == 0)
 		s->deadline_ns = now_ns() + (uint64_t)s->lim.max_ms * 1000000u;
 	if (s->status != DOC_OK)
-		return k;
+		return;
 	char path[DOC_NAME_MAX];
 	snprintf(path, sizeof path, "%s", name && *name ? name : "body");
 	open_kind(s, k, path, data, n, 1);
+}
+
+doc_kind_t doc_set_open(doc_set_t *s, const char *name, const uint8_t *data, size_t n)
+{
+	doc_kind_t k = doc_sniff(data, n, name);
+	doc_set_open_as(s, k, name, data, n);
 	return k;
 }

@@ -109,6 +109,9 @@ void doc_set_free(doc_set_t *s);
  * document, nothing done). A problem leaves what was read so far in s and
  * sets s->status; reading stops at the first one. */
 doc_kind_t doc_set_open(doc_set_t *s, const char *name, const uint8_t *data, size_t n);
+/* The same with the kind given, whatever the bytes say (fuzz targets,
+ * and callers that know): DOC_NONE does nothing. */
+void doc_set_open_as(doc_set_t *s, doc_kind_t kind, const char *name, const uint8_t *data, size_t n);
 /* The segment holding text offset off (NULL if none). */
 const doc_segment_t *doc_set_segment_at(const doc_set_t *s, uint32_t off);
 

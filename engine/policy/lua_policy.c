@@ -184,6 +184,33 @@ static bool setting_int(lua_State *L, const char *path, const char *table, const
 	return ok;
 }
 
+/* inspect.documents = {max_total = BYTES, ...}: the limits of doc.h, each
+ * optional (doc_limits_default() otherwise). The inspect table is on top. */
+static bool read_doc_limits(lua_State *L, const char *path, doc_limits_t *dl, char *err, size_t n)
+{
+	*dl = doc_limits_default();
+	lua_getfield(L, -1, "documents");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return true;
+	}
+	if (!lua_istable(L, -1)) {
+		snprintf(err, n, "%s: inspect.documents must be a table {max_total = BYTES, max_member = BYTES, ...}", path);
+		return false;
+	}
+	uint64_t v[8] = {dl->max_total, dl->max_member, dl->max_ratio, dl->max_members,
+			 dl->max_depth, dl->max_xml_depth, dl->max_text, dl->max_ms};
+	static const char *const keys[8] = {"max_total", "max_member", "max_ratio", "max_members",
+					    "max_depth", "max_xml_depth", "max_text", "max_ms"};
+	static const uint64_t hi[8] = {1ull << 32, 1ull << 30, 100000, 1000000, 16, 4096, 1ull << 30, 60000};
+	for (int i = 0; i < 8; i++)
+		if (!setting_int(L, path, "inspect.documents", keys[i], 1, hi[i], &v[i], err, n))
+			return false;
+	lua_pop(L, 1);
+	*dl = (doc_limits_t){v[0], v[1], (uint32_t)v[2], (uint32_t)v[3], (uint32_t)v[4], (uint32_t)v[5], v[6], (uint32_t)v[7]};
+	return true;
+}
+
 static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char *err, size_t n)
 {
 	const char *path = lp->path;
@@ -208,6 +235,7 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 	lp->memory = (size_t)mem;
 
 	body_limits_t *bl = &lp->base.body_limits;
+	lp->base.doc_limits = doc_limits_default();
 	uint64_t max_bytes = DEFAULT_INSPECT, ratio = 200, layers = 2;
 	lp->base.oversize = OVERSIZE_PREFIX;
 	lua_getglobal(L, "inspect");
@@ -220,6 +248,8 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 		if (!setting_int(L, path, "inspect", "max_bytes", 1024, 256u << 20, &max_bytes, err, n) ||
 		    !setting_int(L, path, "inspect", "max_ratio", 2, 100000, &ratio, err, n) ||
 		    !setting_int(L, path, "inspect", "max_layers", 1, 8, &layers, err, n))
+			return false;
+		if (!read_doc_limits(L, path, &lp->base.doc_limits, err, n))
 			return false;
 		lua_getfield(L, -1, "oversize");
 		const char *o = lua_tostring(L, -1);
