@@ -167,7 +167,8 @@ tsan-test: tsan
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
-	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $(FUZZ_TARGETS)
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	         -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION" $(FUZZ_TARGETS)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 	@$(if $(Q),echo "  FUZZ    $@")

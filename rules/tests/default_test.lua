@@ -34,7 +34,7 @@ local UNINSPECTABLE_APPS = {
 }
 local function uninspectable_cases()
 	local t = {}
-	for _, code in ipairs({ "pinned", "alpn", "not-http", "encoding", "upgrade" }) do
+	for _, code in ipairs({ "pinned", "alpn", "not-http", "encoding", "upgrade", "document" }) do
 		for _, a in ipairs(UNINSPECTABLE_APPS) do
 			local name, verdict, who = a[1], a[2], a[3]
 			t[#t + 1] = { name = code .. ": " .. name, flow = { host = "upload.example", app = who },
