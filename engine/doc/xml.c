@@ -14,6 +14,8 @@
  */
 #include "doc/doc_internal.h"
 
+#include "core/utf8.h"
+
 #include <string.h>
 
 /* local names (after any prefix) whose end is the end of a line */
@@ -35,29 +37,9 @@ static bool is_space_elem(const uint8_t *name, size_t n)
 static void put_cp(doc_out_t *o, uint32_t cp)
 {
 	uint8_t u[4];
-	size_t k;
 	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
 		cp = 0xfffd;
-	if (cp < 0x80) {
-		u[0] = (uint8_t)cp;
-		k = 1;
-	} else if (cp < 0x800) {
-		u[0] = (uint8_t)(0xc0 | cp >> 6);
-		u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (uint8_t)(0xe0 | cp >> 12);
-		u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 3;
-	} else {
-		u[0] = (uint8_t)(0xf0 | cp >> 18);
-		u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 4;
-	}
-	doc_out_put(o, u, k);
+	doc_out_put(o, u, utf8_encode(cp, u));
 }
 
 /* An entity at p (after '&'); returns the bytes it took, 0 if it is none. */

@@ -4,6 +4,7 @@
  */
 #include "http/body.h"
 
+#include "core/utf8.h"
 #include "detect/mask.h"
 #include "http/head.h"
 
@@ -376,27 +377,8 @@ static bool view_form(body_view_t *v, const uint8_t *b, size_t n)
 static void view_put_utf8(body_view_t *v, uint32_t cp, size_t off, uint8_t width)
 {
 	uint8_t u[4];
-	int k;
-	if (cp < 0x80) {
-		u[0] = (uint8_t)cp;
-		k = 1;
-	} else if (cp < 0x800) {
-		u[0] = (uint8_t)(0xc0 | cp >> 6);
-		u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (uint8_t)(0xe0 | cp >> 12);
-		u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 3;
-	} else {
-		u[0] = (uint8_t)(0xf0 | cp >> 18);
-		u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-		k = 4;
-	}
-	for (int i = 0; i < k; i++)
+	size_t k = utf8_encode(cp, u);
+	for (size_t i = 0; i < k; i++)
 		view_put(v, u[i], off, i == 0 ? width : 0);
 }
 

@@ -137,6 +137,27 @@ static bool has_text(const doc_set_t *s, const char *needle)
 	return s->text.data && strstr(s->text.data, needle);
 }
 
+/* Opening data as name must stop with status want, its problem naming words. */
+static void expect_status(const char *name, const void *data, size_t n, const doc_limits_t *lim, doc_status_t want,
+			  const char *words)
+{
+	doc_set_t s = open_doc(name, data, n, lim);
+	ck_assert_msg(s.status == want, "status %s, want %s: %s", doc_status_name(s.status), doc_status_name(want),
+		      s.problem);
+	ck_assert_msg(strstr(s.problem, words), "%s", s.problem);
+	doc_set_free(&s);
+}
+
+/* The same for a zip built from m. */
+static void expect_refusal(const zmember_t *m, size_t k, unsigned extra, const doc_limits_t *lim, doc_status_t want,
+			   const char *words)
+{
+	bytebuf_t z;
+	zip_build(&z, m, k, extra);
+	expect_status("up.zip", z.data, z.len, lim, want, words);
+	bytebuf_free(&z);
+}
+
 START_TEST(zip_members_and_office_text)
 {
 	static const char docx[] =
@@ -190,28 +211,11 @@ START_TEST(zip_members_and_office_text)
 	/* ...but not deeper than max_depth */
 	doc_limits_t lim = doc_limits_default();
 	lim.max_depth = 1;
-	s = open_doc("outer.zip", z2.data, z2.len, &lim);
-	ck_assert_int_eq(s.status, DOC_LIMIT);
-	ck_assert_msg(strstr(s.problem, "nested more than 1 deep"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("outer.zip", z2.data, z2.len, &lim, DOC_LIMIT, "nested more than 1 deep");
 	bytebuf_free(&z2);
 	bytebuf_free(&z);
 }
 END_TEST
-
-/* status and a word of the problem for a zip built from m */
-static void expect_refusal(const zmember_t *m, size_t k, unsigned extra, const doc_limits_t *lim, doc_status_t want,
-			   const char *words)
-{
-	bytebuf_t z;
-	zip_build(&z, m, k, extra);
-	doc_set_t s = open_doc("up.zip", z.data, z.len, lim);
-	ck_assert_msg(s.status == want, "status %s, want %s: %s", doc_status_name(s.status), doc_status_name(want),
-		      s.problem);
-	ck_assert_msg(strstr(s.problem, words), "%s", s.problem);
-	doc_set_free(&s);
-	bytebuf_free(&z);
-}
 
 START_TEST(zip_refusals)
 {
@@ -250,25 +254,17 @@ START_TEST(zip_refusals)
 	bytebuf_t z;
 	zip_build(&z, one, 1, 0);
 	z.data[30] = 'y'; /* the local name */
-	doc_set_t s = open_doc("up.zip", z.data, z.len, NULL);
-	ck_assert_msg(s.status == DOC_CORRUPT && strstr(s.problem, "disagrees"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("up.zip", z.data, z.len, NULL, DOC_CORRUPT, "disagrees");
 	z.data[30] = 'x';
 	/* ZIP64 markers in the end record */
 	memset(z.data + z.len - 22 + 16, 0xff, 4);
-	s = open_doc("up.zip", z.data, z.len, NULL);
-	ck_assert_msg(s.status == DOC_UNSUPPORTED && strstr(s.problem, "ZIP64"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("up.zip", z.data, z.len, NULL, DOC_UNSUPPORTED, "ZIP64");
 	/* cut short: no end record */
-	s = open_doc("up.zip", z.data, z.len / 2, NULL);
-	ck_assert_msg(s.status == DOC_CORRUPT && strstr(s.problem, "not a complete zip"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("up.zip", z.data, z.len / 2, NULL, DOC_CORRUPT, "not a complete zip");
 	/* a damaged CRC */
 	zip_build(&z, (zmember_t[]){M("c.txt", "checked", false)}, 1, 0);
 	z.data[z.len - 22 - 51 + 16] ^= 1; /* the central CRC */
-	s = open_doc("up.zip", z.data, z.len, NULL);
-	ck_assert_msg(s.status == DOC_CORRUPT && strstr(s.problem, "CRC"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("up.zip", z.data, z.len, NULL, DOC_CORRUPT, "CRC");
 	bytebuf_free(&z);
 
 	/* XML nested past max_xml_depth */
@@ -341,9 +337,7 @@ START_TEST(tar_and_gzip)
 
 	/* a broken checksum is corruption, not the end */
 	t.data[512 * 5 + 1] ^= 1; /* the header of "link" */
-	s = open_doc("backup.tar", t.data, t.len, NULL);
-	ck_assert_msg(s.status == DOC_CORRUPT && strstr(s.problem, "checksum"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("backup.tar", t.data, t.len, NULL, DOC_CORRUPT, "checksum");
 	bytebuf_free(&t);
 
 	/* a gzip bomb */
@@ -351,9 +345,7 @@ START_TEST(tar_and_gzip)
 	char *zeros = calloc(1, big);
 	bytebuf_init(&gz, 0);
 	ck_assert(body_gzip(zeros, big, &gz));
-	s = open_doc("zeros.gz", gz.data, gz.len, NULL);
-	ck_assert_msg(s.status == DOC_LIMIT && strstr(s.problem, "compression bomb"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("zeros.gz", gz.data, gz.len, NULL, DOC_LIMIT, "compression bomb");
 	bytebuf_free(&gz);
 	free(zeros);
 }
@@ -406,24 +398,18 @@ START_TEST(pdf_text)
 
 	/* a filter we do not read: said, not skipped */
 	pdf_build(&p, "BT (x) Tj ET", true, " /Filter /ASCII85Decode");
-	s = open_doc("a.pdf", p.data, p.len, NULL);
-	ck_assert_msg(s.status == DOC_UNSUPPORTED && strstr(s.problem, "filter"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("a.pdf", p.data, p.len, NULL, DOC_UNSUPPORTED, "filter");
 	bytebuf_free(&p);
 	/* encrypted */
 	pdf_build(&p, "BT (x) Tj ET", false, " /Encrypt 9 0 R");
-	s = open_doc("a.pdf", p.data, p.len, NULL);
-	ck_assert_msg(s.status == DOC_ENCRYPTED, "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("a.pdf", p.data, p.len, NULL, DOC_ENCRYPTED, "encrypted");
 	bytebuf_free(&p);
 	/* a Flate bomb in a content stream */
 	char *zeros = calloc(1, 4 << 20);
 	memset(zeros, ' ', 4 << 20);
 	zeros[(4 << 20) - 1] = 0;
 	pdf_build(&p, zeros, false, "");
-	s = open_doc("a.pdf", p.data, p.len, NULL);
-	ck_assert_msg(s.status == DOC_LIMIT && strstr(s.problem, "compression bomb"), "%s", s.problem);
-	doc_set_free(&s);
+	expect_status("a.pdf", p.data, p.len, NULL, DOC_LIMIT, "compression bomb");
 	bytebuf_free(&p);
 	free(zeros);
 }
