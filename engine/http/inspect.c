@@ -18,7 +18,7 @@ static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, i
  * document that cannot be read is the policy's call; true when that call
  * blocked (the verdict is set). */
 static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r,
-			   const uint8_t *plain, size_t plain_len)
+			   const uint8_t *plain, size_t plain_len, bool cut)
 {
 	doc_set_init(&r->docs, p->doc_limits.max_total ? &p->doc_limits : NULL);
 	const body_view_t *v = &r->view;
@@ -36,7 +36,8 @@ static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_fa
 	if (r->docs.status == DOC_OK)
 		return false;
 	char detail[256];
-	snprintf(detail, sizeof detail, "%s (%s)", r->docs.problem, doc_status_name(r->docs.status));
+	snprintf(detail, sizeof detail, "%s (%s%s)", r->docs.problem, doc_status_name(r->docs.status),
+		 cut ? "; the body was cut at inspect.max_bytes" : "");
 	verdict_t v_doc;
 	memset(&v_doc, 0, sizeof v_doc);
 	p->ops->on_uninspectable(p, w, f, UNINSPECTABLE_DOCUMENT, detail, &v_doc);
@@ -114,7 +115,7 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 		return;
 	}
 	r->msg.view = &r->view;
-	if (open_documents(p, w, f, r, plain, plain_len))
+	if (open_documents(p, w, f, r, plain, plain_len, st != BODY_OK))
 		return;
 	r->msg.body_complete = st == BODY_OK;
 	r->msg.body_note = r->note;
