@@ -146,6 +146,23 @@ START_TEST(cards_inside_documents_are_found)
 	ck_assert(dlp_log_wait(&fx.d, "uninspectable:document", 5000));
 	char *log = dlp_log(&fx.d);
 	ck_assert_msg(!strstr(log, "0343"), "a card digit group reached the log");
+	/* the events with a document hold to the schema */
+	char *events = calloc(1, strlen(log) + 1);
+	int n = 0;
+	for (const char *p = log; (p = strstr(p, "{\"event\":\""));) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (memmem(p, len, "\"document\":", 11)) {
+			strncat(events, p, len);
+			strcat(events, "\n");
+			n++;
+		}
+		p += len;
+	}
+	ck_assert_int_ge(n, 7);
+	char *complaint = ajv_check_with("verdict.schema.json", events);
+	ck_assert_msg(!complaint, "%s", complaint);
+	free(events);
 	free(log);
 	teardown(&fx);
 }
