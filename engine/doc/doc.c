@@ -39,8 +39,8 @@ const char *doc_status_name(doc_status_t s)
 
 const char *doc_kind_name(doc_kind_t k)
 {
-	static const char *const names[] = {"none", "zip", "gzip", "tar", "pdf"};
-	return k <= DOC_PDF ? names[k] : "?";
+	static const char *const names[] = {"none", "zip", "gzip", "tar", "pdf", "sealed"};
+	return k <= DOC_SEALED ? names[k] : "?";
 }
 
 static uint64_t now_ns(void)
@@ -91,6 +91,11 @@ doc_kind_t doc_sniff(const uint8_t *d, size_t n, const char *name)
 		return DOC_PDF;
 	if (n >= 512 && (!memcmp(d + 257, "ustar", 5) || tar_header_ok(d, n)))
 		return DOC_TAR;
+	/* OLE compound file with the stream name "EncryptedPackage" (UTF-16LE) */
+	static const uint8_t ole[8] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+	static const char sealed[] = "E\0n\0c\0r\0y\0p\0t\0e\0d\0P\0a\0c\0k\0a\0g\0e\0";
+	if (n >= 512 && !memcmp(d, ole, 8) && memmem(d, n, sealed, sizeof sealed - 1))
+		return DOC_SEALED;
 	static const char *const zips[] = {".zip", ".docx", ".docm", ".xlsx", ".xlsm", ".pptx", ".pptm", ".odt",
 					   ".ods",  ".odp",  ".jar",  ".epub", NULL};
 	static const char *const gz[] = {".gz", ".tgz", NULL};
@@ -295,6 +300,7 @@ static void open_kind(doc_set_t *s, doc_kind_t k, const char *path, const uint8_
 	case DOC_GZIP: doc_gzip_read(s, path, d, n, depth); break;
 	case DOC_TAR: doc_tar_read(s, path, d, n, depth); break;
 	case DOC_PDF: doc_pdf_read(s, path, d, n); break;
+	case DOC_SEALED: doc_fail(s, DOC_ENCRYPTED, "%s: a password-protected Office document", path); break;
 	case DOC_NONE: break;
 	}
 }

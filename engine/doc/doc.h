@@ -23,6 +23,9 @@
  *   PDF    our own reader (pdf.c): Flate and unfiltered content streams,
  *          text-showing operators (Tj TJ ' "), literal and hex strings.
  *          An encrypted PDF is reported.
+ *   sealed Office's password-protected .docx/.xlsx/.pptx (an OLE file with
+ *          an EncryptedPackage stream) is reported as encrypted; legacy
+ *          OLE documents (.doc, .xls) are not read as documents.
  *
  * The type comes from the bytes (magic) first and from the name second, so
  * a renamed file is still opened. What a member holds that is none of the
@@ -71,7 +74,10 @@ typedef enum {
 
 const char *doc_status_name(doc_status_t s);
 
-typedef enum { DOC_NONE = 0, DOC_ZIP, DOC_GZIP, DOC_TAR, DOC_PDF } doc_kind_t;
+/* DOC_SEALED: an OLE compound file holding an "EncryptedPackage", which is
+ * what Office writes for a password-protected .docx/.xlsx/.pptx: nothing
+ * in it can be read, and it is reported as encrypted. */
+typedef enum { DOC_NONE = 0, DOC_ZIP, DOC_GZIP, DOC_TAR, DOC_PDF, DOC_SEALED } doc_kind_t;
 
 /* What the bytes are (magic), else what the name says (.docx, .tar, ...).
  * name may be NULL. */

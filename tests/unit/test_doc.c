@@ -197,6 +197,13 @@ START_TEST(zip_members_and_office_text)
 	ck_assert_int_eq(doc_sniff((const uint8_t *)"hello", 5, "x.zip"), DOC_NONE);
 	ck_assert_int_eq(doc_sniff((const uint8_t *)"%PDF-1.4\n", 9, NULL), DOC_PDF);
 
+	/* a password-protected .xlsx is an OLE file with an EncryptedPackage */
+	uint8_t ole[1024] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+	static const char pkg[] = "E\0n\0c\0r\0y\0p\0t\0e\0d\0P\0a\0c\0k\0a\0g\0e\0";
+	memcpy(ole + 600, pkg, sizeof pkg - 1);
+	expect_status("budget.xlsx", ole, sizeof ole, NULL, DOC_ENCRYPTED, "budget.xlsx: a password-protected Office");
+	ck_assert_int_eq(doc_sniff(ole, 512, NULL), DOC_NONE); /* a legacy .doc is no document we read */
+
 	/* a zip inside a zip: named by both */
 	zmember_t outer[] = {{"inner.zip", z.data, z.len, true, 0, -1}};
 	bytebuf_t z2;
