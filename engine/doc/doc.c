@@ -143,6 +143,15 @@ bool doc_go_on(doc_set_t *s)
 	return true;
 }
 
+bool doc_spend(doc_set_t *s, const char *path, uint64_t n)
+{
+	s->inflated += n;
+	if (s->inflated > s->lim.max_total)
+		return doc_fail(s, DOC_LIMIT, "%s: documents hold more than %llu bytes in all", path,
+				(unsigned long long)s->lim.max_total);
+	return true;
+}
+
 bool doc_count_member(doc_set_t *s, const char *path)
 {
 	if (++s->members > s->lim.max_members)
@@ -342,4 +351,40 @@ doc_kind_t doc_set_open(doc_set_t *s, const char *name, const uint8_t *data, siz
 	doc_kind_t k = doc_sniff(data, n, name);
 	doc_set_open_as(s, k, name, data, n);
 	return k;
+}
+
+/* The zip that ends with the end record at eocd: its first byte, or
+ * SIZE_MAX when the record does not describe a zip before it. */
+static size_t zip_start(const uint8_t *d, size_t n, size_t eocd)
+{
+	if (eocd + 22 > n)
+		return SIZE_MAX;
+	const uint8_t *e = d + eocd;
+	uint64_t cd_size = (uint64_t)e[12] | (uint64_t)e[13] << 8 | (uint64_t)e[14] << 16 | (uint64_t)e[15] << 24;
+	uint64_t cd_off = (uint64_t)e[16] | (uint64_t)e[17] << 8 | (uint64_t)e[18] << 16 | (uint64_t)e[19] << 24;
+	if (cd_size + cd_off > eocd)
+		return SIZE_MAX;
+	size_t start = (size_t)(eocd - cd_size - cd_off);
+	return !memcmp(d + start, "PK\3\4", 4) || (cd_size == 0 && start == eocd) ? start : SIZE_MAX;
+}
+
+doc_kind_t doc_set_carve(doc_set_t *s, const uint8_t *d, size_t n)
+{
+	for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0;) {
+		if (d[i] != 'P' || d[i + 1] != 'K' || d[i + 2] != 5 || d[i + 3] != 6)
+			continue;
+		size_t start = zip_start(d, n, i);
+		if (start == SIZE_MAX)
+			continue;
+		/* to the end of the record and its comment */
+		size_t end = i + 22 + (size_t)(d[i + 20] | d[i + 21] << 8);
+		doc_set_open_as(s, DOC_ZIP, NULL, d + start, (end < n ? end : n) - start);
+		return DOC_ZIP;
+	}
+	const uint8_t *pdf = n >= 5 ? memmem(d, n, "%PDF-", 5) : NULL;
+	if (pdf) {
+		doc_set_open_as(s, DOC_PDF, NULL, pdf, n - (size_t)(pdf - d));
+		return DOC_PDF;
+	}
+	return DOC_NONE;
 }

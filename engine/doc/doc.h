@@ -118,6 +118,12 @@ doc_kind_t doc_set_open(doc_set_t *s, const char *name, const uint8_t *data, siz
 /* The same with the kind given, whatever the bytes say (fuzz targets,
  * and callers that know): DOC_NONE does nothing. */
 void doc_set_open_as(doc_set_t *s, doc_kind_t kind, const char *name, const uint8_t *data, size_t n);
+/* Finds a zip or a PDF that does not start the data (a multipart body the
+ * view could not split, bytes before a document) and opens it as "body":
+ * the last zip end record whose central directory and first local
+ * header are where it says, else the first "%PDF-". For bodies where
+ * doc_set_open found nothing at the start. Returns the kind opened. */
+doc_kind_t doc_set_carve(doc_set_t *s, const uint8_t *data, size_t n);
 /* The segment holding text offset off (NULL if none). */
 const doc_segment_t *doc_set_segment_at(const doc_set_t *s, uint32_t off);
 

@@ -13,6 +13,9 @@
 bool doc_fail(doc_set_t *s, doc_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* False (and DOC_LIMIT) once the time budget is spent or a problem was met. */
 bool doc_go_on(doc_set_t *s);
+/* Counts n bytes read without inflating (a stored zip member, a tar
+ * member) against max_total. */
+bool doc_spend(doc_set_t *s, const char *path, uint64_t n);
 /* Counts one more member against max_members. */
 bool doc_count_member(doc_set_t *s, const char *path);
 

@@ -258,7 +258,8 @@ void doc_pdf_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n)
 			continue;
 		size_t len = (size_t)(data_end - data);
 		if (!has(dict, dn, "/Filter")) {
-			s->inflated += len;
+			if (!doc_spend(s, path, len))
+				break;
 			content_text(s, &o, data, len);
 			continue;
 		}

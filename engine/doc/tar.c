@@ -131,7 +131,8 @@ void doc_tar_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 			return;
 		if (type != '0' && type != '\0' && type != '7')
 			continue; /* links, folders, devices: no data */
-		s->inflated += size;
+		if (!doc_spend(s, member, size))
+			return;
 		doc_member(s, member, data, (size_t)size, depth);
 	}
 }

@@ -184,8 +184,8 @@ void doc_zip_read(doc_set_t *s, const char *path, const uint8_t *d, size_t n, ui
 			}
 			plain = (const uint8_t *)buf.data;
 			plain_n = buf.len;
-		} else {
-			s->inflated += csize;
+		} else if (!doc_spend(s, member, csize)) {
+			break;
 		}
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* so the fuzzer reaches what members hold */
 		if ((uint32_t)crc32(0, plain, (uInt)plain_n) != crc) {

@@ -31,6 +31,10 @@ static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_fa
 	} else {
 		doc_set_open(&r->docs, NULL, plain, plain_len);
 	}
+	/* none where the view says: a document may still be inside (a
+	 * multipart body the view cannot split, bytes before it) */
+	if (!r->docs.n_documents)
+		doc_set_carve(&r->docs, plain, plain_len);
 	if (r->docs.n_documents)
 		r->msg.docs = &r->docs;
 	if (r->docs.status == DOC_OK)

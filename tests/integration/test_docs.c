@@ -118,6 +118,16 @@ START_TEST(cards_inside_documents_are_found)
 	char *out = upload(&fx, "card.docx", true);
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "card in document body!word/document.xml"), "%s", out);
 	free(out);
+	/* declared multipart, but no part the view can find: carved */
+	char at[1200];
+	snprintf(at, sizeof at, "@%s/card.docx", fx.dir);
+	char *u = url("127.0.0.1", th_upstream_port(fx.up), "/echo", true);
+	const char *odd[] = {"-H", "Accept: application/json", "-H", "Content-Type: multipart/form-data; boundary=absent",
+			     "--data-binary", at, "-w", "\nstatus=%{http_code}", u, NULL};
+	char *err = NULL;
+	dlp_curl(&fx.d, odd, &out, &err);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "card in document body!word/document.xml"), "%s", out);
+	free(out), free(err), free(u);
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
 
 	/* the same document without a card goes through */

@@ -204,6 +204,21 @@ START_TEST(zip_members_and_office_text)
 	expect_status("budget.xlsx", ole, sizeof ole, NULL, DOC_ENCRYPTED, "budget.xlsx: a password-protected Office");
 	ck_assert_int_eq(doc_sniff(ole, 512, NULL), DOC_NONE); /* a legacy .doc is no document we read */
 
+	/* behind other bytes (a multipart body no view could split): carved */
+	bytebuf_t wrapped;
+	bytebuf_init(&wrapped, 0);
+	bytebuf_append_str(&wrapped, "--x\r\nContent-Disposition: form-data; name=f\r\n\r\n");
+	bytebuf_append(&wrapped, z.data, z.len);
+	bytebuf_append_str(&wrapped, "\r\n--x--\r\n");
+	doc_set_init(&s, NULL);
+	ck_assert_int_eq(doc_set_open(&s, NULL, (const uint8_t *)wrapped.data, wrapped.len), DOC_NONE);
+	ck_assert_int_eq(doc_set_carve(&s, (const uint8_t *)wrapped.data, wrapped.len), DOC_ZIP);
+	ck_assert_msg(s.status == DOC_OK && s.n_segs && !strcmp(s.segs[0].name, "body!word/document.xml"), "%s %s",
+		      s.problem, s.n_segs ? s.segs[0].name : "");
+	doc_set_free(&s);
+	ck_assert_int_eq(doc_set_carve(&s, (const uint8_t *)"PK\5\6 nothing", 14), DOC_NONE);
+	bytebuf_free(&wrapped);
+
 	/* a zip inside a zip: named by both */
 	zmember_t outer[] = {{"inner.zip", z.data, z.len, true, 0, -1}};
 	bytebuf_t z2;
