@@ -1,0 +1,338 @@
+/*
+ * Coaching (dlp.coach) through the explicit proxy with real curl and a
+ * recording upstream: the page (JSON and HTML) names rule, reason and event
+ * and shows only masked samples; the override form on the reserved path
+ * lets the same app resend, once per token, and nothing else: forged,
+ * reused, expired and other apps' tokens are refused, another app does not
+ * inherit the override, a false-positive report lets nothing through, and
+ * the reserved path never reaches the upstream. The browser half
+ * (coach_browser.mjs, in Chromium) runs from here too.
+ */
+#include "console_proc.h"
+#include "dlp.h"
+#include "suites.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CARD "4111 1111 1111 1111"
+
+static const char *coach_policy =
+	"local dlp = require 'dlp'\n"
+	"detectors = {\n"
+	"  card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' },\n"
+	"  aws = dlp.detector{ [[\\b(AKIA[A-Z0-9]{16})\\b]], keywords = {'AKIA'}, group = 1 },\n"
+	"}\n"
+	"function on_request(req, flow)\n"
+	"  local found = req:scan(detectors)\n"
+	"  if found.aws then return dlp.block('credential upload', found) end\n"
+	"  if found.card then return dlp.coach('payment card to an outside site', found, {ttl = TTL, within = WITHIN}) end\n"
+	"  return dlp.pass()\n"
+	"end\n";
+
+typedef struct {
+	world_t w;
+	th_upstream *up;
+	dlp_t d;
+	char *policy;
+	char *target; /* https://127.0.0.1:PORT/echo */
+} fx_t;
+
+static void fx_start(fx_t *fx, int ttl, int within)
+{
+	fx->w = world_new();
+	fx->up = th_upstream_start(&fx->w.server);
+	char src[2048], ttl_s[16], within_s[16];
+	snprintf(ttl_s, sizeof ttl_s, "%d", ttl);
+	snprintf(within_s, sizeof within_s, "%d", within);
+	/* TTL and WITHIN are globals the policy reads */
+	snprintf(src, sizeof src, "TTL = %s\nWITHIN = %s\n%s", ttl_s, within_s, coach_policy);
+	fx->policy = th_path("coach-policy.lua");
+	th_write_file(fx->policy, src, strlen(src), 0644);
+	const char *args[] = {"--policy", fx->policy, NULL};
+	fx->d = dlp_start(fx->w.ca.cert_path, NULL, args);
+	fx->target = url("127.0.0.1", th_upstream_port(fx->up), "/echo", true);
+}
+
+static void fx_stop(fx_t *fx)
+{
+	dlp_stop(&fx->d);
+	th_upstream_stop(fx->up);
+	world_free(&fx->w);
+	free(fx->policy);
+	free(fx->target);
+}
+
+/* POST body to path on the upstream's host as app (its User-Agent), with
+ * Accept; returns the body followed by "\nstatus=NNN". */
+static char *send_as(fx_t *fx, const char *app, const char *accept, const char *path, const char *body)
+{
+	char ua[80], acc[80];
+	snprintf(ua, sizeof ua, "User-Agent: %s", app);
+	snprintf(acc, sizeof acc, "Accept: %s", accept);
+	char *u = url("127.0.0.1", th_upstream_port(fx->up), path, true);
+	const char *args[] = {"-s", "-H", ua, "-H", acc, "--data-binary", body, "-w", "\nstatus=%{http_code}", u, NULL};
+	char *out = NULL, *err = NULL;
+	dlp_curl(&fx->d, args, &out, &err);
+	free(err);
+	free(u);
+	return out;
+}
+
+static int status_of(const char *out)
+{
+	const char *s = strstr(out, "\nstatus=");
+	return s ? atoi(s + 8) : -1;
+}
+
+/* The JSON answer's error object (the caller decrefs the whole). */
+static json_t *answer_json(const char *out, json_t **root)
+{
+	json_error_t je;
+	*root = json_loadb(out, strcspn(out, "\n") + 1, 0, &je);
+	ck_assert_msg(*root, "not JSON: %s", out);
+	json_t *e = json_object_get(*root, "error");
+	ck_assert_msg(e, "%s", out);
+	return e;
+}
+
+/* Every event line in the log is valid against verdict.schema.json, and
+ * one of them holds needle. */
+static void assert_events_valid(dlp_t *d, const char *needle)
+{
+	char *log = dlp_log(d);
+	size_t cap = strlen(log) + 1, n = 0;
+	char *events = calloc(1, cap);
+	for (char *line = log; line && *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+		if (!strncmp(line, "{\"event\":", 9)) {
+			memcpy(events + n, line, len);
+			n += len;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	ck_assert_msg(strstr(events, needle), "no %s in:\n%s", needle, log);
+	char *err = ajv_check_with("verdict.schema.json", events);
+	ck_assert_msg(!err, "%s\n%s", err, events);
+	free(events), free(log);
+}
+
+static char *form(const char *token, const char *justification)
+{
+	char *b;
+	if (asprintf(&b, "token=%s&justification=%s", token, justification) < 0)
+		th_fail("out of memory");
+	return b;
+}
+
+/* The coach page for app: asserts what it shows; returns the token and
+ * the event id. */
+static void coach_page(fx_t *fx, const char *app, char token[160], char event[40])
+{
+	char *out = send_as(fx, app, "application/json", "/echo", "card " CARD " for the invoice");
+	ck_assert_msg(status_of(out) == 403, "%s", out);
+	json_t *root;
+	json_t *e = answer_json(out, &root);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "coach");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "detail")), "payment card to an outside site");
+	/* the rule names the policy file, never where it lives */
+	const char *rule = json_string_value(json_object_get(e, "rule"));
+	ck_assert_msg(rule && !strncmp(rule, "coach-policy.lua:", 17), "rule %s", rule);
+	ck_assert_msg(!strstr(out, th_tmpdir()), "a machine path on the page: %s", out);
+	json_t *found = json_array_get(json_object_get(e, "found"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(found, "detector")), "card");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(found, "samples"), 0)), "4111 **** **** 1111");
+	ck_assert_msg(!strstr(out, CARD), "the card is on the page: %s", out);
+	json_t *c = json_object_get(e, "coach");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c, "override"), "path")),
+			 "/.well-known/dlpgate/override");
+	snprintf(token, 160, "%s", json_string_value(json_object_get(c, "token")));
+	snprintf(event, 40, "%s", json_string_value(json_object_get(e, "event")));
+	ck_assert_msg(strlen(event) == 36 && !strncmp(token, event, 36), "%s", out);
+	json_decref(root);
+	free(out);
+}
+
+START_TEST(override_lets_the_same_app_resend_once_justified)
+{
+	fx_t fx;
+	fx_start(&fx, 600, 600);
+	char token[160], event[40];
+	coach_page(&fx, "app-a/1", token, event);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert(dlp_log_wait(&fx.d, event, 3000));
+	char *log = dlp_log(&fx.d);
+	ck_assert_msg(strstr(log, "\"verdict\":\"coach\""), "%s", log);
+	free(log);
+
+	/* a justification of too few words is refused, and the token kept */
+	char *body = form(token, "ok");
+	char *out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 400 && strstr(out, "justification-required"), "%s", out);
+	free(out), free(body);
+
+	/* the justification holds a card itself: it is masked in the event */
+	body = form(token, "invoice+for+ACME%2C+their+test+card+4111+1111+1111+1111+as+agreed");
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 200 && strstr(out, "override-recorded"), "%s", out);
+	ck_assert_msg(!strstr(out, th_tmpdir()), "a machine path on the page: %s", out);
+	json_t *root;
+	json_t *e = answer_json(out, &root);
+	char override_id[40];
+	snprintf(override_id, sizeof override_id, "%s", json_string_value(json_object_get(e, "event")));
+	json_decref(root);
+	free(out);
+	ck_assert(dlp_log_wait(&fx.d, override_id, 3000));
+	log = dlp_log(&fx.d);
+	const char *line = strstr(log, "\"event\":\"override\"");
+	ck_assert_msg(line, "%s", log);
+	char of[60];
+	snprintf(of, sizeof of, "\"of\":\"%s\"", event);
+	ck_assert_msg(strstr(line, of) && strstr(line, "test card 4111 **** **** 1111 as agreed") &&
+			      strstr(line, "\"ttl_s\":600"),
+		      "%s", log);
+	ck_assert_msg(!strstr(log, CARD) && !strstr(log, "4111+1111"), "the card reached the log: %s", log);
+	free(log);
+	assert_events_valid(&fx.d, "\"verdict\":\"coach\"");
+
+	/* the same token again: single use */
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "token-refused"), "%s", out);
+	free(out), free(body);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0); /* the reserved path never went up */
+
+	/* the resend passes, as sent */
+	out = send_as(&fx, "app-a/1", "application/json", "/echo", "card " CARD " for the invoice");
+	ck_assert_msg(status_of(out) == 200, "%s", out);
+	free(out);
+	size_t len;
+	char *rx = th_upstream_received(fx.up, &len);
+	ck_assert_msg(strstr(rx, "card " CARD " for the invoice") && !strstr(rx, "dlpgate"), "%s", rx);
+	free(rx);
+	ck_assert(dlp_log_wait(&fx.d, "override:", 3000));
+
+	/* another app does not inherit it */
+	out = send_as(&fx, "app-b/2", "application/json", "/echo", "card " CARD " for the invoice");
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
+	free(out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
+	fx_stop(&fx);
+}
+END_TEST
+
+START_TEST(forged_foreign_and_expired_tokens_are_refused)
+{
+	fx_t fx;
+	fx_start(&fx, 600, 2);
+	char token[160], event[40];
+	coach_page(&fx, "app-a/1", token, event);
+	/* one hex digit of the MAC changed */
+	char forged[160];
+	snprintf(forged, sizeof forged, "%s", token);
+	char *last = forged + strlen(forged) - 1;
+	*last = *last == '0' ? '1' : '0';
+	char *body = form(forged, "a+good+reason+for+this");
+	char *out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "token-refused"), "%s", out);
+	free(out), free(body);
+	/* a later expiry with the old MAC */
+	char later[160];
+	unsigned long long exp = strtoull(token + 37, NULL, 10);
+	snprintf(later, sizeof later, "%.36s.%llu%s", token, exp + 3600, strchr(token + 37, '.'));
+	body = form(later, "a+good+reason+for+this");
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 403, "%s", out);
+	free(out), free(body);
+	/* the real token, brought by another app */
+	body = form(token, "a+good+reason+for+this");
+	out = send_as(&fx, "app-b/2", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "token-refused"), "%s", out);
+	free(out);
+	/* the real token, too late (within = 2 s) */
+	sleep(3);
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "token-refused"), "%s", out);
+	free(out), free(body);
+	/* nothing was overridden: the resend is coached again */
+	out = send_as(&fx, "app-a/1", "application/json", "/echo", "card " CARD " for the invoice");
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
+	free(out);
+	/* other methods and paths under the reserved prefix: ours, never forwarded */
+	char *u = url("127.0.0.1", th_upstream_port(fx.up), "/.well-known/dlpgate/override", true);
+	const char *get[] = {"-s", "-w", "\nstatus=%{http_code}", u, NULL};
+	char *err = NULL;
+	dlp_curl(&fx.d, get, &out, &err);
+	ck_assert_msg(status_of(out) == 405, "%s", out);
+	free(out), free(err), free(u);
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/anything", "x=1");
+	ck_assert_msg(status_of(out) == 404, "%s", out);
+	free(out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	fx_stop(&fx);
+}
+END_TEST
+
+START_TEST(false_positive_report_lets_nothing_through)
+{
+	fx_t fx;
+	fx_start(&fx, 600, 600);
+	char token[160], event[40];
+	coach_page(&fx, "app-a/1", token, event);
+	char *body = form(token, "this+is+an+order+number");
+	char *out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/false-positive", body);
+	ck_assert_msg(status_of(out) == 200 && strstr(out, "false-positive-reported"), "%s", out);
+	free(out);
+	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/false-positive", body);
+	ck_assert_msg(status_of(out) == 409, "reported twice: %s", out);
+	free(out), free(body);
+	ck_assert(dlp_log_wait(&fx.d, "\"event\":\"false_positive\"", 3000));
+	out = send_as(&fx, "app-a/1", "application/json", "/echo", "card " CARD " for the invoice");
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
+	free(out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	assert_events_valid(&fx.d, "\"event\":\"false_positive\"");
+	fx_stop(&fx);
+}
+END_TEST
+
+/* The block and coach pages as a browser sees them: HTML naming the rule
+ * (no directory), reason and event, masked samples, the forms. */
+START_TEST(html_pages_name_rule_reason_event_and_no_path)
+{
+	fx_t fx;
+	fx_start(&fx, 600, 600);
+	char *out = send_as(&fx, "app-a/1", "text/html", "/echo", "key AKIAIOSFODNN7EXAMPLE");
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "<h1>Blocked by policy</h1>") &&
+			      strstr(out, "credential upload") && strstr(out, "<code>coach-policy.lua:") &&
+			      strstr(out, "<code id=\"event\">") && strstr(out, "AKIA************MPLE"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, th_tmpdir()) && !strstr(out, "AKIAIOSFODNN7EXAMPLE"), "%s", out);
+	free(out);
+	out = send_as(&fx, "app-a/1", "text/html,application/xhtml+xml", "/echo", "card " CARD);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "payment card to an outside site") &&
+			      strstr(out, "<code>coach-policy.lua:") && strstr(out, "action=\"/.well-known/dlpgate/override\"") &&
+			      strstr(out, "action=\"/.well-known/dlpgate/false-positive\"") && strstr(out, "4111 **** **** 1111"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, th_tmpdir()) && !strstr(out, CARD), "%s", out);
+	free(out);
+	fx_stop(&fx);
+}
+END_TEST
+
+Suite *coach_suite(void)
+{
+	Suite *s = suite_create("coach");
+	TCase *tc = tcase_create("coach");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, override_lets_the_same_app_resend_once_justified);
+	tcase_add_test(tc, forged_foreign_and_expired_tokens_are_refused);
+	tcase_add_test(tc, false_positive_report_lets_nothing_through);
+	tcase_add_test(tc, html_pages_name_rule_reason_event_and_no_path);
+	suite_add_tcase(s, tc);
+	return s;
+}
