@@ -261,6 +261,16 @@ static void reply_local(relay_t *r, int status, const char *code, const char *ti
 	reply_send(r, &rp, req);
 }
 
+/* A flow-stage block (on_flow, on_uninspectable): the page names the rule
+ * and the event, as a message block's does. */
+static void reply_flow_block(relay_t *r, const http_head_t *req)
+{
+	flow_t *f = r->f;
+	reply_t rp = {.status = 403, .code = "blocked", .title = "Blocked by policy", .detail = f->verdict.reason,
+		      .rule = f->verdict.rule, .event_id = f->event_id[0] ? f->event_id : NULL};
+	reply_send(r, &rp, req);
+}
+
 /* ---- pending requests ---- */
 
 static bool pending_push(relay_t *r, pending_t p)
@@ -691,7 +701,9 @@ static int route_forward(relay_t *r, http_head_t *h)
 	f->dst_ip[0] = '\0';
 	flow_decide(f);
 	if (f->verdict.kind == VERDICT_BLOCK) {
-		reply_local(r, 403, "blocked", "Blocked by policy", f->verdict.reason, h);
+		f->mode = "blocked";
+		flow_report_decision(f, NULL);
+		reply_flow_block(r, h);
 		return HTTP_CB_PAUSE;
 	}
 	r->inspect = f->verdict.kind != VERDICT_BYPASS;
@@ -747,6 +759,10 @@ static int req_head(void *ud, http_head_t *h)
 	flow_deadline(f, 0, NULL);
 	switch (r->mode) {
 	case RELAY_REPORT:
+		if (f->verdict.kind == VERDICT_BLOCK && f->event_id[0] && !strcmp(f->report.code, "blocked")) {
+			reply_flow_block(r, h);
+			return HTTP_CB_PAUSE;
+		}
 		reply_local(r, f->report.status, f->report.code, f->report.title, f->report.detail, h);
 		return HTTP_CB_PAUSE;
 	case RELAY_PROXY:

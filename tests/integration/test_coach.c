@@ -27,6 +27,10 @@ static const char *coach_policy =
 	"  card = dlp.detector{ [[\\b(?:\\d[ -]?){12,18}\\d\\b]], validate = 'luhn' },\n"
 	"  aws = dlp.detector{ [[\\b(AKIA[A-Z0-9]{16})\\b]], keywords = {'AKIA'}, group = 1 },\n"
 	"}\n"
+	"function on_flow(flow)\n"
+	"  if flow.host == 'localhost' then return dlp.block('no uploads to localhost') end\n"
+	"  return dlp.inspect()\n"
+	"end\n"
 	"function on_request(req, flow)\n"
 	"  local found = req:scan(detectors)\n"
 	"  if found.aws then return dlp.block('credential upload', found) end\n"
@@ -320,6 +324,20 @@ START_TEST(html_pages_name_rule_reason_event_and_no_path)
 		      "%s", out);
 	ck_assert_msg(!strstr(out, th_tmpdir()) && !strstr(out, CARD), "%s", out);
 	free(out);
+	/* a flow-stage block (on_flow, inside CONNECT) names its rule and event too */
+	char *u = url("localhost", th_upstream_port(fx.up), "/echo", true);
+	const char *args[] = {"-s", "-H", "Accept: text/html", "-w", "\nstatus=%{http_code}", u, NULL};
+	char *err = NULL;
+	dlp_curl(&fx.d, args, &out, &err);
+	ck_assert_msg(status_of(out) == 403 && strstr(out, "no uploads to localhost") &&
+			      strstr(out, "<code>coach-policy.lua:") && strstr(out, "<code id=\"event\">"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, th_tmpdir()), "%s", out);
+	char id[40] = "";
+	sscanf(strstr(out, "<code id=\"event\">") + 17, "%36[0-9a-f-]", id);
+	ck_assert(dlp_log_wait(&fx.d, id, 3000));
+	free(out), free(err), free(u);
+	assert_events_valid(&fx.d, "\"stage\":\"flow\"");
 	fx_stop(&fx);
 }
 END_TEST
