@@ -342,6 +342,34 @@ START_TEST(html_pages_name_rule_reason_event_and_no_path)
 }
 END_TEST
 
+/* The CA follows the leaf in every intercepted handshake: s_client sees
+ * two certificates, the second the CA clients trust (-partial_chain off:
+ * the chain verifies from what was sent plus that CA alone). */
+START_TEST(ca_certificate_follows_the_leaf)
+{
+	fx_t fx;
+	fx_start(&fx, 600, 600);
+	char proxy[32], target[32];
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", fx.d.port);
+	snprintf(target, sizeof target, "127.0.0.1:%d", th_upstream_port(fx.up));
+	char *argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", target, "-servername", "localhost",
+			"-showcerts", "-CAfile", fx.d.ca_path, "-verify_return_error", NULL};
+	char *out = NULL;
+	int rc = th_run(argv, "Q\n", 2, &out, NULL, NULL, 20000);
+	int certs = 0;
+	for (const char *p = out; (p = strstr(p, "-----BEGIN CERTIFICATE-----")); p++)
+		certs++;
+	ck_assert_msg(rc == 0 && certs == 2 && strstr(out, "Verify return code: 0 (ok)"), "rc %d, %d certs:\n%s", rc,
+		      certs, out);
+	/* the second is the CA itself: its PEM is the one in the state dir */
+	char *ca = th_read_file(fx.d.ca_path, NULL);
+	const char *second = strstr(strstr(out, "-----BEGIN CERTIFICATE-----") + 1, "-----BEGIN CERTIFICATE-----");
+	ck_assert_msg(!strncmp(second, ca, strlen("-----BEGIN CERTIFICATE-----") + 200), "%s\n%s", out, ca);
+	free(ca), free(out);
+	fx_stop(&fx);
+}
+END_TEST
+
 Suite *coach_suite(void)
 {
 	Suite *s = suite_create("coach");
@@ -351,6 +379,7 @@ Suite *coach_suite(void)
 	tcase_add_test(tc, forged_foreign_and_expired_tokens_are_refused);
 	tcase_add_test(tc, false_positive_report_lets_nothing_through);
 	tcase_add_test(tc, html_pages_name_rule_reason_event_and_no_path);
+	tcase_add_test(tc, ca_certificate_follows_the_leaf);
 	suite_add_tcase(s, tc);
 	return s;
 }
