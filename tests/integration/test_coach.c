@@ -370,6 +370,97 @@ START_TEST(ca_certificate_follows_the_leaf)
 }
 END_TEST
 
+/* dlpgate ARGS with HOME=home; its exit code, *out what it printed. */
+static int dlp_home(const char *home, const char *const args[], char **out)
+{
+	char *argv[16] = {(char *)dlp_bin()};
+	int a = 1;
+	for (int i = 0; args[i] && a < 15; i++)
+		argv[a++] = (char *)args[i];
+	argv[a] = NULL;
+	char env[4200];
+	snprintf(env, sizeof env, "HOME=%s", home);
+	char *const extra[] = {env, NULL};
+	th_proc p = th_spawn_env(argv, extra, "ca-cli.log");
+	int rc = th_wait(&p, 30000);
+	*out = th_log(&p);
+	return rc;
+}
+
+/* certutil -L of an NSS database: the nicknames it lists. */
+static char *nss_list(const char *dir)
+{
+	char db[4200];
+	snprintf(db, sizeof db, "sql:%s", dir);
+	char *argv[] = {"certutil", "-L", "-d", db, NULL};
+	char *out = NULL;
+	th_run(argv, NULL, 0, &out, NULL, NULL, 10000);
+	return out;
+}
+
+static void sh(const char *cmd)
+{
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	ck_assert_msg(th_run(argv, NULL, 0, NULL, NULL, NULL, 10000) == 0, "%s", cmd);
+}
+
+/* ca install / uninstall on scratch NSS databases under a scratch HOME: a
+ * Firefox profile the user had (with a certificate of theirs) gets the CA
+ * and loses only it again; Chromium's database is created and removed
+ * again; the record says what was done. */
+START_TEST(ca_install_uninstall_round_trip_on_nss)
+{
+	char *home = th_path("ca-home"), *state = th_path("ca-state");
+	char cmd[9000];
+	snprintf(cmd, sizeof cmd,
+		 "set -e; rm -rf '%1$s' '%2$s'; P='%1$s/.mozilla/firefox/x1.default-release'; mkdir -p \"$P\"; "
+		 "certutil -N -d \"sql:$P\" --empty-password; "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%1$s/mine.key' "
+		 "-out '%1$s/mine.pem' -subj /CN=mine -days 2 2>/dev/null; "
+		 "certutil -A -d \"sql:$P\" -n 'my own CA' -t C,, -i '%1$s/mine.pem'",
+		 home, state);
+	sh(cmd);
+	char profile[4200], chromium[4200];
+	snprintf(profile, sizeof profile, "%s/.mozilla/firefox/x1.default-release", home);
+	snprintf(chromium, sizeof chromium, "%s/.pki/nssdb", home);
+	char *out;
+	ck_assert_int_eq(dlp_home(home, (const char *const[]){"ca", "init", "--state-dir", state, NULL}, &out), 0);
+	free(out);
+	ck_assert_int_eq(dlp_home(home, (const char *const[]){"ca", "install", "--user", "--state-dir", state, NULL}, &out),
+			 0);
+	ck_assert_msg(strstr(out, "installed into NSS") && strstr(out, chromium) && strstr(out, profile), "%s", out);
+	free(out);
+	char *l = nss_list(profile);
+	ck_assert_msg(strstr(l, "dlpgate CA ") && strstr(l, "my own CA"), "%s", l);
+	free(l);
+	l = nss_list(chromium);
+	ck_assert_msg(strstr(l, "dlpgate CA "), "%s", l);
+	free(l);
+	char rec[4300];
+	snprintf(rec, sizeof rec, "%s/ca-installed.json", state);
+	char *r = th_read_file(rec, NULL);
+	ck_assert_msg(strstr(r, "\"created\": true") && strstr(r, profile), "%s", r);
+	free(r);
+	/* env: shell lines pointing at the CA and a bundle holding it */
+	ck_assert_int_eq(dlp_home(home, (const char *const[]){"ca", "env", "--state-dir", state, NULL}, &out), 0);
+	ck_assert_msg(strstr(out, "export NODE_EXTRA_CA_CERTS='") && strstr(out, "export REQUESTS_CA_BUNDLE='") &&
+			      strstr(out, "export GIT_SSL_CAINFO='") && strstr(out, "export CURL_CA_BUNDLE='") &&
+			      strstr(out, "keytool -importcert"),
+		      "%s", out);
+	free(out);
+	ck_assert_int_eq(dlp_home(home, (const char *const[]){"ca", "uninstall", "--state-dir", state, NULL}, &out), 0);
+	ck_assert_msg(strstr(out, "removed from NSS"), "%s", out);
+	free(out);
+	l = nss_list(profile);
+	ck_assert_msg(!strstr(l, "dlpgate CA ") && strstr(l, "my own CA"), "%s", l);
+	free(l);
+	char pki[4200];
+	snprintf(pki, sizeof pki, "%s/.pki", home);
+	ck_assert_msg(access(pki, F_OK) != 0 && access(rec, F_OK) != 0, "install's leftovers remain");
+	free(home), free(state);
+}
+END_TEST
+
 Suite *coach_suite(void)
 {
 	Suite *s = suite_create("coach");
@@ -380,6 +471,7 @@ Suite *coach_suite(void)
 	tcase_add_test(tc, false_positive_report_lets_nothing_through);
 	tcase_add_test(tc, html_pages_name_rule_reason_event_and_no_path);
 	tcase_add_test(tc, ca_certificate_follows_the_leaf);
+	tcase_add_test(tc, ca_install_uninstall_round_trip_on_nss);
 	suite_add_tcase(s, tc);
 	return s;
 }
