@@ -461,17 +461,122 @@ START_TEST(ca_install_uninstall_round_trip_on_nss)
 }
 END_TEST
 
+/* The whole story in Chromium (coach_browser.mjs): a form on an HTTPS page
+ * served by nginx posts a card; the coach page renders; the justification
+ * goes through; the resend passes and reaches the recording upstream behind
+ * nginx; the override event, naming the coach event, is on a real console.
+ * Chromium trusts dlpgate's CA only through the NSS database that `dlpgate
+ * ca install --user` made in a scratch HOME. */
+START_TEST(coach_in_chromium)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(NULL);
+	char conf[1024];
+	snprintf(conf, sizeof conf,
+		 "location = /form.html { default_type text/html; return 200 '<!doctype html><title>Refunds</title>"
+		 "<form method=post action=/submit><textarea id=card name=card></textarea>"
+		 "<button id=send>Send</button></form>'; }\n"
+		 "location = /submit { proxy_pass http://127.0.0.1:%d/echo; }\n",
+		 th_upstream_port(up));
+	th_nginx web = th_nginx_start(&w.server, conf);
+	cons_t c = cons_start(NULL);
+	char console_url[64];
+	snprintf(console_url, sizeof console_url, "https://127.0.0.1:%d", c.port);
+	char src[2048];
+	snprintf(src, sizeof src, "TTL = 600\nWITHIN = 600\n%s", coach_policy);
+	char *policy = th_path("coach-policy.lua");
+	th_write_file(policy, src, strlen(src), 0644);
+	const char *args[] = {"--policy", policy, "--console", console_url, "--console-ca", c.pem, "--enroll-secret",
+			      SECRET, NULL};
+	dlp_t d = dlp_start(w.ca.cert_path, "{\"report\": {\"batch_wait_ms\": 100}}", args);
+
+	char *home = th_path("chromium-home");
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", home, home);
+	sh(cmd);
+	char *out;
+	ck_assert_int_eq(dlp_home(home, (const char *const[]){"ca", "install", "--user", "--state-dir", d.state_dir, NULL},
+				  &out),
+			 0);
+	ck_assert_msg(strstr(out, "/.pki/nssdb (created)"), "%s", out);
+	free(out);
+
+	char script[4200], pw[4200], env_pw[4300], env_proxy[128], env_page[128], env_home[4300];
+	snprintf(script, sizeof script, "%s/tests/integration/coach_browser.mjs", getenv("DLPGATE_TOP"));
+	snprintf(pw, sizeof pw, "%s/.deps/node_modules/playwright-core", getenv("DLPGATE_TOP"));
+	snprintf(env_pw, sizeof env_pw, "PLAYWRIGHT=%s", pw);
+	snprintf(env_proxy, sizeof env_proxy, "PROXY=%s", d.proxy);
+	snprintf(env_page, sizeof env_page, "PAGE_URL=https://127.0.0.1:%d/form.html", web.port);
+	snprintf(env_home, sizeof env_home, "HOME=%s", home);
+	char *const env[] = {env_pw, env_proxy, env_page, env_home, "CARD=" CARD, NULL};
+	char *const argv[] = {"node", script, NULL};
+	th_proc node = th_spawn_env(argv, env, "coach-browser.log");
+	int rc = th_wait(&node, 60000);
+	if (rc < 0)
+		th_stop(&node);
+	char *log = th_log(&node);
+	ck_assert_msg(rc == 0, "coach_browser.mjs exited %d:\n%s", rc, log);
+	const char *line = strstr(log, "{\"coach_event\"");
+	ck_assert_msg(line, "%s", log);
+	json_t *ids = json_loadb(line, strcspn(line, "\n"), 0, NULL);
+	ck_assert_msg(ids, "%s", log);
+	const char *coach_event = json_string_value(json_object_get(ids, "coach_event"));
+	const char *override_event = json_string_value(json_object_get(ids, "override_event"));
+
+	/* the upstream got the card once: the resend, as the user typed it */
+	size_t len;
+	char *rx = th_upstream_received(up, &len);
+	ck_assert_msg(strstr(rx, "card=refund+to+4111+1111+1111+1111+please") && th_upstream_request_count(up) == 1,
+		      "%s", rx);
+	free(rx);
+
+	/* the console has the coach verdict and the override naming it */
+	char *admin = admin_token(&c);
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/events/%s", override_event);
+	int st = 0;
+	char *body = NULL;
+	for (int i = 0; i < 100 && st != 200; i++) {
+		free(body);
+		body = NULL;
+		st = req(&c, "GET", path, admin, NULL, NULL, NULL, 0, &body);
+		if (st != 200)
+			usleep(100 * 1000);
+	}
+	ck_assert_msg(st == 200, "%d %s", st, body);
+	json_t *ov = json_loads(body, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(ov, "event")), "override");
+	ck_assert_str_eq(json_string_value(json_object_get(ov, "of")), coach_event);
+	ck_assert_str_eq(json_string_value(json_object_get(ov, "justification")), "the customer asked for a refund to this card");
+	json_decref(ov);
+	free(body);
+	snprintf(path, sizeof path, "/api/v1/events/%s", coach_event);
+	json_t *ce = get_json(&c, admin, path, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(ce, "verdict")), "coach");
+	json_decref(ce);
+
+	json_decref(ids);
+	free(log), free(admin), free(home), free(policy);
+	dlp_stop(&d);
+	cons_stop(&c);
+	th_nginx_stop(&web);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
 Suite *coach_suite(void)
 {
 	Suite *s = suite_create("coach");
 	TCase *tc = tcase_create("coach");
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, override_lets_the_same_app_resend_once_justified);
 	tcase_add_test(tc, forged_foreign_and_expired_tokens_are_refused);
 	tcase_add_test(tc, false_positive_report_lets_nothing_through);
 	tcase_add_test(tc, html_pages_name_rule_reason_event_and_no_path);
 	tcase_add_test(tc, ca_certificate_follows_the_leaf);
 	tcase_add_test(tc, ca_install_uninstall_round_trip_on_nss);
+	tcase_add_test(tc, coach_in_chromium);
 	suite_add_tcase(s, tc);
 	return s;
 }
