@@ -162,12 +162,18 @@ static void coach_page(fx_t *fx, const char *app, char token[160], char event[40
 	free(out);
 }
 
+/* A gateway and a coach page for app-a, waiting for an answer. */
+static void fx_start_coached(fx_t *fx, int ttl, int within, char token[160], char event[40])
+{
+	fx_start(fx, ttl, within);
+	coach_page(fx, "app-a/1", token, event);
+}
+
 START_TEST(override_lets_the_same_app_resend_once_justified)
 {
 	fx_t fx;
-	fx_start(&fx, 600, 600);
 	char token[160], event[40];
-	coach_page(&fx, "app-a/1", token, event);
+	fx_start_coached(&fx, 600, 600, token, event);
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
 	ck_assert(dlp_log_wait(&fx.d, event, 3000));
 	char *log = dlp_log(&fx.d);
@@ -232,9 +238,8 @@ END_TEST
 START_TEST(forged_foreign_and_expired_tokens_are_refused)
 {
 	fx_t fx;
-	fx_start(&fx, 600, 2);
 	char token[160], event[40];
-	coach_page(&fx, "app-a/1", token, event);
+	fx_start_coached(&fx, 600, 2, token, event);
 	/* one hex digit of the MAC changed */
 	char forged[160];
 	snprintf(forged, sizeof forged, "%s", token);
@@ -284,9 +289,8 @@ END_TEST
 START_TEST(false_positive_report_lets_nothing_through)
 {
 	fx_t fx;
-	fx_start(&fx, 600, 600);
 	char token[160], event[40];
-	coach_page(&fx, "app-a/1", token, event);
+	fx_start_coached(&fx, 600, 600, token, event);
 	char *body = form(token, "this+is+an+order+number");
 	char *out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/false-positive", body);
 	ck_assert_msg(status_of(out) == 200 && strstr(out, "false-positive-reported"), "%s", out);
