@@ -749,6 +749,12 @@ static int route_request(relay_t *r, http_head_t *h)
 	}
 	http_head_remove(h, "proxy-connection");
 	http_head_remove(h, "proxy-authorization");
+	if (coach_is_reserved(h)) {
+		/* ours: answered without dialling; the answer closes the
+		 * connection, so the destination can be the target's now */
+		flow_set_destination(r->f, r->route_host, r->route_port);
+		return gateway_request(r, h);
+	}
 	return route_forward(r, h);
 }
 

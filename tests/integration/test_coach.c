@@ -281,6 +281,11 @@ START_TEST(forged_foreign_and_expired_tokens_are_refused)
 	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/anything", "x=1");
 	ck_assert_msg(status_of(out) == 404, "%s", out);
 	free(out);
+	/* in clear through the proxy too, without dialling the (closed) port */
+	const char *clear[] = {"-s", "-w", "\nstatus=%{http_code}", "http://127.0.0.1:1/.well-known/dlpgate/override", NULL};
+	dlp_curl(&fx.d, clear, &out, &err);
+	ck_assert_msg(status_of(out) == 405, "%s", out);
+	free(out), free(err);
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
 	fx_stop(&fx);
 }
