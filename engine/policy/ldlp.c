@@ -108,7 +108,15 @@ static int l_redact(lua_State *L)
 static int l_coach(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TSTRING);
-	int found = lua_istable(L, 2) && !is_opts(L, 2) ? 2 : 0;
+	bool second_is_opts = false;
+	if (lua_istable(L, 2)) {
+		/* dlp.coach(reason, {ttl = N}): options without a found table */
+		lua_getfield(L, 2, "ttl");
+		lua_getfield(L, 2, "within");
+		second_is_opts = is_opts(L, 2) || !lua_isnil(L, -1) || !lua_isnil(L, -2);
+		lua_pop(L, 2);
+	}
+	int found = lua_istable(L, 2) && !second_is_opts ? 2 : 0;
 	int opts = found ? 3 : 2;
 	lua_Integer ttl = COACH_TTL_DEFAULT, within = COACH_WITHIN_DEFAULT;
 	if (lua_istable(L, opts)) {
