@@ -164,13 +164,17 @@ static void append_ttl(bytebuf_t *b, uint32_t ttl)
 		bytebuf_appendf(b, "%u seconds", ttl);
 }
 
+/* What the coach page says about why the finding matters (HTML and JSON). */
+#define COACH_WHY                                                                                          \
+	"Data like this can be used to take money, accounts or identities once it leaves your organisation, " \
+	"and it cannot be called back. If sending it is part of your work, say why: your answer is recorded " \
+	"with the event above and reviewed."
+
 /* The coach page's two forms: proceed with a justification, or report a
  * false positive. Both post to the reserved path of the same host. */
 static void append_coach_forms(bytebuf_t *b, const reply_t *r)
 {
-	bytebuf_append_str(b, "<h2>Why this matters</h2>\n<p>Data like this can be used to take money, accounts or "
-			      "identities once it leaves your organisation, and it cannot be called back. If sending it "
-			      "is part of your work, say why: your answer is recorded with the event above and reviewed.</p>\n"
+	bytebuf_append_str(b, "<h2>Why this matters</h2>\n<p>" COACH_WHY "</p>\n"
 			      "<form method=\"post\" action=\"" COACH_FORM_PREFIX "override\">\n"
 			      "<input type=\"hidden\" name=\"token\" value=\"");
 	append_escaped(b, r->token, FORM_HTML);
@@ -188,7 +192,7 @@ static void append_coach_forms(bytebuf_t *b, const reply_t *r)
 
 static void append_coach_json(bytebuf_t *b, const reply_t *r)
 {
-	bytebuf_appendf(b, ",\"coach\":{\"ttl_s\":%u,\"override\":{\"method\":\"POST\",\"path\":\"" COACH_FORM_PREFIX
+	bytebuf_appendf(b, ",\"coach\":{\"why\":\"" COACH_WHY "\",\"ttl_s\":%u,\"override\":{\"method\":\"POST\",\"path\":\"" COACH_FORM_PREFIX
 			   "override\",\"content_type\":\"application/x-www-form-urlencoded\",\"fields\":[\"token\","
 			   "\"justification\"]},\"false_positive\":{\"method\":\"POST\",\"path\":\"" COACH_FORM_PREFIX
 			   "false-positive\",\"content_type\":\"application/x-www-form-urlencoded\",\"fields\":[\"token\"]},"

@@ -153,6 +153,7 @@ static void coach_page(fx_t *fx, const char *app, char token[160], char event[40
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(found, "samples"), 0)), "4111 **** **** 1111");
 	ck_assert_msg(!strstr(out, CARD), "the card is on the page: %s", out);
 	json_t *c = json_object_get(e, "coach");
+	ck_assert_msg(json_string_length(json_object_get(c, "why")) > 40, "%s", out);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c, "override"), "path")),
 			 "/.well-known/dlpgate/override");
 	snprintf(token, 160, "%s", json_string_value(json_object_get(c, "token")));
