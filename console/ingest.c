@@ -186,7 +186,7 @@ static bool check_detectors(vctx_t *v, json_t *d)
 
 static bool check_event(vctx_t *v, json_t *e, const char **kind)
 {
-	static const char *const kinds[] = {"verdict", "flow", "spool_drop", "shadow", NULL};
+	static const char *const kinds[] = {"verdict", "flow", "spool_drop", "shadow", "override", "false_positive", NULL};
 	if (!json_is_object(e))
 		return bad(v, "%s", "not a JSON object");
 	if (!enum_of(v, e, "event", true, kinds))
@@ -216,7 +216,7 @@ static bool check_event(vctx_t *v, json_t *e, const char **kind)
 			"latency_us",	"detectors", "app",	"flow",	     "active_verdict", "active_policy_version",
 			NULL};
 		static const char *const stages[] = {"flow", "request", "response", NULL};
-		static const char *const verdicts[] = {"inspect", "bypass", "pass", "redact", "block", NULL};
+		static const char *const verdicts[] = {"inspect", "bypass", "pass", "redact", "block", "coach", NULL};
 		json_t *pe = json_object_get(e, "policy_error");
 		if (shadow && (!closed(v, e, shadow_keys, "shadow event") || !enum_of(v, e, "active_verdict", true, verdicts) ||
 			       !text(v, e, "active_policy_version", true, 1024)))
@@ -247,6 +247,22 @@ static bool check_event(vctx_t *v, json_t *e, const char **kind)
 		    !text(v, e, "mode", true, 1024) || !enum_of(v, e, "verdict", true, verdicts) ||
 		    !text(v, e, "rule", false, 1024) || !text(v, e, "reason", false, 1024))
 			return false;
+		json_t *app = json_object_get(e, "app"), *flow = json_object_get(e, "flow");
+		if (!flow)
+			return bad(v, "missing \"%s\"", "flow");
+		return (!app || check_app(v, app)) && check_flow(v, flow);
+	}
+	if (strcmp(*kind, "override") == 0 || strcmp(*kind, "false_positive") == 0) {
+		/* what a user answered on a coach page, naming the event (of) */
+		static const char *const keys[] = {"event", "id",	     "agent_id", "time", "policy_version", "of",
+						   "rule",  "reason", "justification", "ttl_s", "app",	      "flow", NULL};
+		const char *of = json_string_value(json_object_get(e, "of"));
+		if (!closed(v, e, keys, "override event") || !text(v, e, "policy_version", true, 1024) ||
+		    !text(v, e, "rule", true, 1024) || !text(v, e, "reason", true, 1024) ||
+		    !text(v, e, "justification", true, 1024) || !count(v, e, "ttl_s", false, 0))
+			return false;
+		if (!of || !console_is_uuid(of))
+			return bad(v, "\"%s\" must be a lowercase UUID", "of");
 		json_t *app = json_object_get(e, "app"), *flow = json_object_get(e, "flow");
 		if (!flow)
 			return bad(v, "missing \"%s\"", "flow");

@@ -512,6 +512,21 @@ void flow_decide(flow_t *f)
 	f->policy->ops->on_flow(f->policy, f->w, &f->facts, &f->verdict);
 }
 
+void flow_report_decision(flow_t *f, const char *note)
+{
+	event_t e = {.stage = "flow",
+		     .verdict = &f->verdict,
+		     .facts = &f->facts,
+		     .policy_version = f->policy->version_text,
+		     .flow_id = f->id,
+		     .client_ip = f->client_ip,
+		     .tls = side_tls_version(&f->client),
+		     .note = note};
+	event_new_id(e.id);
+	event_emit(&e);
+	memcpy(f->event_id, e.id, sizeof f->event_id);
+}
+
 bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *fmt, ...)
 {
 	char detail[160], note[32];
@@ -524,16 +539,7 @@ bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *fmt, ...)
 	const verdict_t *v = &f->verdict;
 	/* every such decision is an event: a blind spot an admin must see */
 	snprintf(note, sizeof note, "uninspectable:%s", uninspectable_name(why));
-	event_t e = {.stage = "flow",
-		     .verdict = v,
-		     .facts = &f->facts,
-		     .policy_version = f->policy->version_text,
-		     .flow_id = f->id,
-		     .client_ip = f->client_ip,
-		     .tls = side_tls_version(&f->client),
-		     .note = note};
-	event_new_id(e.id);
-	event_emit(&e);
+	flow_report_decision(f, note);
 	report_count(v->kind == VERDICT_BLOCK ? REPORT_BLOCK : REPORT_BYPASS);
 	if (v->monitor)
 		report_count(REPORT_MONITOR);

@@ -76,6 +76,7 @@ typedef struct flow {
 
 	/* what was decided */
 	verdict_t verdict;
+	char event_id[37];          /* the event that records a flow-stage block, for its page */
 	const char *mode;           /* inspect, bypass, pinned, not-http, ... (static strings) */
 	struct {                    /* a refusal the client is told about over HTTP */
 		int status;         /* 0 = none */
@@ -125,6 +126,9 @@ void flow_idle(flow_t *f, uint32_t ms);
 
 /* Asks the flow's policy about this flow (on_flow). */
 void flow_decide(flow_t *f);
+/* Reports f->verdict as a flow-stage verdict event (note may be NULL) and
+ * keeps its id in f->event_id, so a block page can name it. */
+void flow_report_decision(flow_t *f, const char *note);
 /* The flow was to be inspected but cannot be: asks the policy
  * (on_uninspectable), reports the decision as a verdict event, and says
  * what to do: true to let it through uninspected (bypass, or a block the

@@ -414,6 +414,8 @@ int cli_run(int argc, char **argv)
 	}
 	if (!tlsctx_init(&e.tls, &e.cfg, o.upstream_ca, err, sizeof err))
 		cli_fail("%s", err);
+	if (!tlsctx_send_ca(&e.tls, e.ca.cert))
+		cli_fail("cannot add the CA certificate to the client-leg TLS context");
 	e.mint = mint_new(e.ca.cert, e.ca.key, e.cfg.leaf_cache_size, err, sizeof err);
 	if (!e.mint)
 		cli_fail("%s", err);

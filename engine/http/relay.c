@@ -18,6 +18,7 @@
 #include "core/stats.h"
 #include "flow.h"
 #include "http/codec.h"
+#include "http/coach.h"
 #include "http/inspect.h"
 #include "http/reply.h"
 #include "net/dial.h"
@@ -48,6 +49,7 @@ typedef struct {
 typedef struct {
 	bool on;
 	bool decided;
+	bool gateway;       /* for the gateway itself (http/coach.h), never forwarded */
 	bytebuf_t body;
 	uint64_t since_ns;  /* when the head arrived: the event's latency */
 } hold_t;
@@ -92,6 +94,7 @@ typedef struct relay {
 static bool feed_client(relay_t *r, const char *data, size_t len);
 static void feed_upstream(relay_t *r, const char *data, size_t len);
 static void after_response(relay_t *r);
+static void gateway_answer(relay_t *r, http_head_t *h, const bytebuf_t *body, bool complete);
 
 /* ---- output ---- */
 
@@ -258,6 +261,16 @@ static void reply_local(relay_t *r, int status, const char *code, const char *ti
 	reply_send(r, &rp, req);
 }
 
+/* A flow-stage block (on_flow, on_uninspectable): the page names the rule
+ * and the event, as a message block's does. */
+static void reply_flow_block(relay_t *r, const http_head_t *req)
+{
+	flow_t *f = r->f;
+	reply_t rp = {.status = 403, .code = "blocked", .title = "Blocked by policy", .detail = f->verdict.reason,
+		      .rule = f->verdict.rule, .event_id = f->event_id[0] ? f->event_id : NULL};
+	reply_send(r, &rp, req);
+}
+
 /* ---- pending requests ---- */
 
 static bool pending_push(relay_t *r, pending_t p)
@@ -394,6 +407,24 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 {
 	flow_t *f = r->f;
 	char id[EVENT_ID_LEN] = "";
+	const http_head_t *asker = h->is_request ? h : req;
+	char ident[COACH_IDENT_MAX] = "";
+	verdict_t overridden;
+	char override_note[64];
+	if (v->coach && v->kind == VERDICT_BLOCK && !v->monitor) {
+		/* A user justified this rule for this app and host: it passes,
+		 * and its event names the override. */
+		char of[EVENT_ID_LEN];
+		coach_identity(&f->facts, f->client_ip, asker, ident);
+		if (coach_override_live(ident, f->facts.host, v->rule, of)) {
+			overridden = *v;
+			overridden.kind = VERDICT_PASS;
+			overridden.coach = false;
+			v = &overridden;
+			snprintf(override_note, sizeof override_note, "override:%s", of);
+			note = override_note;
+		}
+	}
 	if (sh && sh->policy) {
 		bool changed = shadow_differs(sh, v);
 		report_count_shadow(changed);
@@ -441,7 +472,14 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		return true;
 	f->verdict = *v;
 	reply_t rp = {.status = 403, .code = "blocked", .title = "Blocked by policy", .detail = v->reason,
-		      .rule = v->rule, .event_id = id[0] ? id : NULL};
+		      .rule = v->rule, .event_id = id[0] ? id : NULL, .found = m};
+	char token[COACH_TOKEN_MAX];
+	if (v->coach && id[0] && coach_offer(id, ident, f->facts.host, v, token)) {
+		rp.code = "coach";
+		rp.title = "Check before you send this";
+		rp.token = token;
+		rp.ttl_s = v->coach_ttl_s;
+	}
 	if (!h->is_request)
 		pending_drop(r); /* ours takes this response's place */
 	reply_send(r, &rp, h->is_request ? h : NULL);
@@ -515,6 +553,12 @@ static bool decide(relay_t *r, hold_t *hd, bool complete)
 	flow_t *f = r->f;
 	bool request = hd == &r->hreq;
 	http_head_t *h = request ? &r->req.head : &r->res.head;
+	if (hd->gateway) {
+		hd->gateway = false;
+		gateway_answer(r, h, &hd->body, complete && hd->body.len <= COACH_BODY_MAX);
+		bytebuf_free(&hd->body);
+		return false;
+	}
 	pending_t *front = request ? NULL : pending_front(r);
 	inspect_result_t res;
 	inspect_message(f->policy, f->w, &f->facts, h, front ? front->req : NULL, (uint8_t *)hd->body.data,
@@ -578,10 +622,41 @@ static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 		       : HTTP_CB_ERROR;
 }
 
+/* A request for the gateway itself (coach pages' forms): answered here,
+ * its body read first (bounded), never forwarded. */
+static void gateway_answer(relay_t *r, http_head_t *h, const bytebuf_t *body, bool complete)
+{
+	flow_t *f = r->f;
+	char ident[COACH_IDENT_MAX];
+	coach_identity(&f->facts, f->client_ip, h, ident);
+	coach_request_t q = {.policy = f->policy, .w = f->w, .facts = &f->facts, .flow_id = f->id,
+			     .client_ip = f->client_ip, .ident = ident, .host = f->facts.host, .head = h,
+			     .body = body ? (const uint8_t *)body->data : NULL, .body_len = body ? body->len : 0,
+			     .complete = complete, .tls = side_tls_version(&f->client), .up_tls = side_tls_version(&f->upstream)};
+	coach_answer_t a;
+	coach_answer(&q, &a);
+	reply_t rp = {.status = a.status, .code = a.code, .title = a.title, .detail = a.detail,
+		      .event_id = a.event_id[0] ? a.event_id : NULL};
+	reply_send(r, &rp, h);
+}
+
+static int gateway_request(relay_t *r, http_head_t *h)
+{
+	if (!has_body(h) || (h->has_length && h->content_length > COACH_BODY_MAX)) {
+		gateway_answer(r, h, NULL, !has_body(h));
+		return HTTP_CB_PAUSE;
+	}
+	hold_start(r, &r->hreq, h);
+	r->hreq.gateway = true;
+	return HTTP_CB_GO;
+}
+
 static int forward_request(relay_t *r, http_head_t *h)
 {
 	flow_t *f = r->f;
 	compiled_policy_t *p = f->policy;
+	if (coach_is_reserved(h))
+		return gateway_request(r, h);
 	if (r->inspect && p->read_request_bodies && has_body(h)) {
 		hold_start(r, &r->hreq, h);
 		return HTTP_CB_GO;
@@ -626,7 +701,9 @@ static int route_forward(relay_t *r, http_head_t *h)
 	f->dst_ip[0] = '\0';
 	flow_decide(f);
 	if (f->verdict.kind == VERDICT_BLOCK) {
-		reply_local(r, 403, "blocked", "Blocked by policy", f->verdict.reason, h);
+		f->mode = "blocked";
+		flow_report_decision(f, NULL);
+		reply_flow_block(r, h);
 		return HTTP_CB_PAUSE;
 	}
 	r->inspect = f->verdict.kind != VERDICT_BYPASS;
@@ -672,6 +749,12 @@ static int route_request(relay_t *r, http_head_t *h)
 	}
 	http_head_remove(h, "proxy-connection");
 	http_head_remove(h, "proxy-authorization");
+	if (coach_is_reserved(h)) {
+		/* ours: answered without dialling; the answer closes the
+		 * connection, so the destination can be the target's now */
+		flow_set_destination(r->f, r->route_host, r->route_port);
+		return gateway_request(r, h);
+	}
 	return route_forward(r, h);
 }
 
@@ -682,6 +765,10 @@ static int req_head(void *ud, http_head_t *h)
 	flow_deadline(f, 0, NULL);
 	switch (r->mode) {
 	case RELAY_REPORT:
+		if (f->verdict.kind == VERDICT_BLOCK && f->event_id[0] && !strcmp(f->report.code, "blocked")) {
+			reply_flow_block(r, h);
+			return HTTP_CB_PAUSE;
+		}
 		reply_local(r, f->report.status, f->report.code, f->report.title, f->report.detail, h);
 		return HTTP_CB_PAUSE;
 	case RELAY_PROXY:

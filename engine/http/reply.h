@@ -12,6 +12,7 @@
 
 #include "core/bytebuf.h"
 #include "http/head.h"
+#include "policy/policy.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,10 +26,19 @@ typedef struct {
 	bool head_only;       /* the request was HEAD: no body */
 	const char *rule;     /* blocks: the policy file:line that decided, or NULL */
 	const char *event_id; /* blocks: the event that records it, or NULL */
+	/* coach pages (http/coach.h): what was found, and the forms */
+	const policy_msg_t *found; /* findings: names, counts, masked samples */
+	const char *token;    /* the one-time token; NULL: no forms */
+	uint32_t ttl_s;       /* how long an override would last */
 } reply_t;
 
-/* Appends the whole response; req may be NULL (no Accept known). */
+/* Appends the whole response; req may be NULL (no Accept known). Text from
+ * the policy (rule, reason) is shown without directories: a page never
+ * reveals a path of the machine ("/etc/dlpgate/policy.lua:12" is shown as
+ * "policy.lua:12"). */
 bool reply_build(bytebuf_t *out, const reply_t *r, const http_head_t *req);
 const char *reply_status_text(int status);
+/* Copies s to out with every absolute path cut to its last component. */
+void reply_strip_paths(const char *s, char *out, size_t n);
 
 #endif

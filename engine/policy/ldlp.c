@@ -96,6 +96,59 @@ static int l_redact(lua_State *L)
 	return make_verdict(L, "redact", 0, 1, 2);
 }
 
+/* dlp.coach(reason, found, {ttl = seconds, within = seconds}): a block the
+ * user may get past by giving a justification (http/coach.h) within
+ * `within` seconds of seeing the page; the override lasts ttl seconds for
+ * the same app, host and rule. */
+#define COACH_TTL_DEFAULT 3600
+#define COACH_TTL_MAX (7 * 24 * 3600)
+#define COACH_WITHIN_DEFAULT 900 /* how long the page's forms can be sent */
+#define COACH_WITHIN_MAX 3600
+
+static int l_coach(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TSTRING);
+	bool second_is_opts = false;
+	if (lua_istable(L, 2)) {
+		/* dlp.coach(reason, {ttl = N}): options without a found table */
+		lua_getfield(L, 2, "ttl");
+		lua_getfield(L, 2, "within");
+		second_is_opts = is_opts(L, 2) || !lua_isnil(L, -1) || !lua_isnil(L, -2);
+		lua_pop(L, 2);
+	}
+	int found = lua_istable(L, 2) && !second_is_opts ? 2 : 0;
+	int opts = found ? 3 : 2;
+	lua_Integer ttl = COACH_TTL_DEFAULT, within = COACH_WITHIN_DEFAULT;
+	if (lua_istable(L, opts)) {
+		lua_getfield(L, opts, "within");
+		if (!lua_isnil(L, -1)) {
+			int ok;
+			within = lua_tointegerx(L, -1, &ok);
+			if (!ok || within < 1 || within > COACH_WITHIN_MAX)
+				return luaL_error(L, "dlp.coach: within must be a whole number of seconds from 1 to %d",
+						  COACH_WITHIN_MAX);
+		}
+		lua_pop(L, 1);
+		lua_getfield(L, opts, "ttl");
+		if (!lua_isnil(L, -1)) {
+			int ok;
+			ttl = lua_tointegerx(L, -1, &ok);
+			if (!ok || ttl < 1 || ttl > COACH_TTL_MAX)
+				return luaL_error(L, "dlp.coach: ttl must be a whole number of seconds from 1 to %d",
+						  COACH_TTL_MAX);
+		}
+		lua_pop(L, 1);
+	} else if (!lua_isnoneornil(L, opts)) {
+		return luaL_error(L, "dlp.coach(reason, found, {ttl = seconds}): the options must be a table");
+	}
+	make_verdict(L, "coach", 1, found, lua_istable(L, opts) && is_opts(L, opts) ? opts : 0);
+	lua_pushinteger(L, ttl);
+	lua_setfield(L, -2, "ttl");
+	lua_pushinteger(L, within);
+	lua_setfield(L, -2, "within");
+	return 1;
+}
+
 static void set_reason(verdict_t *v, const char *s)
 {
 	snprintf(v->reason, sizeof v->reason, "%s", s ? s : "");
@@ -111,7 +164,7 @@ bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg)
 		lua_pop(L, 2);
 	}
 	if (!is_verdict) {
-		lua_pushfstring(L, "a stage returned a %s; return a verdict made by dlp.pass/inspect/bypass/block/redact",
+		lua_pushfstring(L, "a stage returned a %s; return a verdict made by dlp.pass/inspect/bypass/block/redact/coach",
 				luaL_typename(L, idx));
 		return false;
 	}
@@ -124,6 +177,7 @@ bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg)
 	lua_getfield(L, idx, "monitor");
 	v->monitor = lua_toboolean(L, -1);
 	v->redact = false;
+	v->coach = false;
 	if (!strcmp(kind, "pass"))
 		v->kind = VERDICT_PASS;
 	else if (!strcmp(kind, "inspect"))
@@ -132,7 +186,15 @@ bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg)
 		v->kind = VERDICT_BYPASS;
 	else if (!strcmp(kind, "block"))
 		v->kind = VERDICT_BLOCK;
-	else {
+	else if (!strcmp(kind, "coach")) {
+		v->kind = VERDICT_BLOCK;
+		v->coach = true;
+		lua_getfield(L, idx, "ttl");
+		v->coach_ttl_s = (uint32_t)lua_tointeger(L, -1);
+		lua_getfield(L, idx, "within");
+		v->coach_within_s = (uint32_t)lua_tointeger(L, -1);
+		lua_pop(L, 2);
+	} else {
 		/* redact: pass, masking the findings named in the found table */
 		v->kind = VERDICT_PASS;
 		v->redact = true;
@@ -483,7 +545,8 @@ static int open_dlp(lua_State *L)
 {
 	static const luaL_Reg fns[] = {{"pass", l_pass},         {"inspect", l_inspect},
 				       {"bypass", l_bypass},     {"block", l_block},
-				       {"redact", l_redact},     {"detector", l_detector},
+				       {"redact", l_redact},     {"coach", l_coach},
+				       {"detector", l_detector},
 				       {"host_matches", l_host_matches}, {"entropy", l_entropy},
 				       {NULL, NULL}};
 	luaL_newlib(L, fns);

@@ -433,7 +433,7 @@ static bool build_message(lua_State *L, int t, bool request, test_flow_t *tf, ht
 
 static const char *kind_name(const verdict_t *v)
 {
-	return v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
+	return verdict_label(v);
 }
 
 /* A policy that raised an error or hit a limit (instructions, memory, a

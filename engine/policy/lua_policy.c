@@ -425,6 +425,7 @@ static void fail_verdict(lua_policy_t *lp, const char *stage, const char *msg, v
 	v->error = true;
 	v->monitor = false;
 	v->redact = false;
+	v->coach = false;
 	v->kind = lp->fail_closed ? VERDICT_BLOCK : open_kind;
 	/* "file:line: message" names where; keep that as the rule. */
 	const char *p = msg;
@@ -540,6 +541,7 @@ static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *
 	call_stage(lp, w, "on_flow", f, NULL, NULL, VERDICT_INSPECT, v);
 	if (v->kind == VERDICT_PASS && !v->redact)
 		v->kind = VERDICT_INSPECT; /* at the flow stage, pass means go on */
+	v->coach = false; /* nothing to justify before a message: a coach here is a block */
 }
 
 /* A message stage: pass when the policy has none; inspect means pass here. */
@@ -603,6 +605,7 @@ static void on_uninspectable(compiled_policy_t *p, struct worker *w, const flow_
 	if (v->kind != VERDICT_BLOCK)
 		v->kind = VERDICT_BYPASS;
 	v->redact = false;
+	v->coach = false;
 }
 
 static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, on_uninspectable, destroy};

@@ -70,6 +70,9 @@ typedef struct {
 	bool monitor;        /* report kind, do what pass/inspect would */
 	bool redact;         /* with PASS: mask the selected findings first */
 	bool error;          /* a policy error or limit decided (fail mode) */
+	bool coach;          /* with BLOCK: dlp.coach, the user may proceed with a justification */
+	uint32_t coach_ttl_s; /* how long a justified override lets the same app, host and rule pass */
+	uint32_t coach_within_s; /* how long the page's forms can be sent */
 	char reason[160];
 	char rule[128];      /* who decided: "file:line", "config bypass_hosts[2]" */
 } verdict_t;
@@ -190,6 +193,9 @@ static inline void policy_unref(compiled_policy_t *p)
 void verdict_set(verdict_t *v, verdict_kind_t kind, const char *rule, const char *reason_fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 const char *verdict_name(verdict_kind_t k);
+/* What events and tests call a verdict: verdict_name, or "redact" for a
+ * masking pass and "coach" for a block the user may override. */
+const char *verdict_label(const verdict_t *v);
 
 /* The policy made from the config alone: bypass_hosts globs decide bypass,
  * everything else is inspected and passed. */

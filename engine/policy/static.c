@@ -42,6 +42,15 @@ const char *verdict_name(verdict_kind_t k)
 	return "?";
 }
 
+const char *verdict_label(const verdict_t *v)
+{
+	if (v->redact && v->kind == VERDICT_PASS)
+		return "redact";
+	if (v->coach && v->kind == VERDICT_BLOCK)
+		return "coach";
+	return verdict_name(v->kind);
+}
+
 static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, verdict_t *v)
 {
 	(void)w;

@@ -144,11 +144,19 @@ void event_emit(const event_t *e)
 {
 	json_t *o = json_object();
 	const verdict_t *v = e->verdict;
-	static const char *const names[] = {[EVENT_VERDICT] = "verdict", [EVENT_FLOW] = "flow", [EVENT_SHADOW] = "shadow"};
+	static const char *const names[] = {[EVENT_VERDICT] = "verdict", [EVENT_FLOW] = "flow", [EVENT_SHADOW] = "shadow",
+					    [EVENT_OVERRIDE] = "override", [EVENT_FALSE_POSITIVE] = "false_positive"};
 	set_common(o, names[e->kind], e->id);
 	set_str(o, "policy_version", e->policy_version);
-	const char *kind = v->redact && v->kind == VERDICT_PASS ? "redact" : verdict_name(v->kind);
-	if (e->kind == EVENT_FLOW) {
+	const char *kind = verdict_label(v);
+	if (e->kind == EVENT_OVERRIDE || e->kind == EVENT_FALSE_POSITIVE) {
+		json_object_set_new(o, "of", json_string(e->of));
+		json_object_set_new(o, "rule", json_string(v->rule));
+		json_object_set_new(o, "reason", json_string(v->reason));
+		json_object_set_new(o, "justification", strn(e->justification ? e->justification : "", e->justification ? strlen(e->justification) : 0));
+		if (e->kind == EVENT_OVERRIDE)
+			json_object_set_new(o, "ttl_s", json_integer(e->ttl_s));
+	} else if (e->kind == EVENT_FLOW) {
 		json_object_set_new(o, "mode", json_string(e->mode ? e->mode : "-"));
 		json_object_set_new(o, "verdict", json_string(verdict_name(v->kind)));
 		set_str(o, "rule", v->rule);

@@ -26,7 +26,9 @@
 
 /* EVENT_SHADOW: what a shadow policy would have decided on a message, when
  * it differs from the active verdict (http/shadow.h). */
-typedef enum { EVENT_VERDICT = 0, EVENT_FLOW, EVENT_SHADOW } event_kind_t;
+/* EVENT_OVERRIDE, EVENT_FALSE_POSITIVE: what a user answered on a coach
+ * page (http/coach.h), naming the event they answer (of). */
+typedef enum { EVENT_VERDICT = 0, EVENT_FLOW, EVENT_SHADOW, EVENT_OVERRIDE, EVENT_FALSE_POSITIVE } event_kind_t;
 
 typedef struct {
 	event_kind_t kind;
@@ -54,6 +56,10 @@ typedef struct {
 	uint64_t bytes_up, bytes_down, duration_ms;
 	uint32_t requests;
 	const char *end;
+	/* override and false_positive records */
+	const char *of;                 /* the coach event answered */
+	const char *justification;      /* the user's words, detectors' findings masked */
+	uint32_t ttl_s;                 /* override: how long it lasts */
 } event_t;
 
 /* A new time-ordered id (UUIDv7: 48 bits of ms, then random). */

@@ -247,6 +247,7 @@ void intercept_decide(flow_t *f, const clienthello_t *ch)
 		return;
 	case VERDICT_BLOCK:
 		f->mode = "blocked";
+		flow_report_decision(f, NULL); /* the page names its event */
 		intercept_report(f, 403, "blocked", "Blocked by policy", f->verdict.reason);
 		return;
 	default:

@@ -240,6 +240,19 @@ SSL *tlsctx_new_upstream(tlsctx_t *t, const char *verify_name, const char *sni, 
 	return ssl;
 }
 
+bool tlsctx_send_ca(tlsctx_t *t, X509 *ca)
+{
+	/* extra chain certs go with any leaf that has no chain of its own */
+	if (X509_up_ref(ca) != 1)
+		return false;
+	if (SSL_CTX_add_extra_chain_cert(t->server, ca) != 1) {
+		X509_free(ca);
+		ERR_clear_error();
+		return false;
+	}
+	return true;
+}
+
 SSL *tlsctx_new_server(tlsctx_t *t, X509 *leaf, EVP_PKEY *key)
 {
 	SSL *ssl = SSL_new(t->server);

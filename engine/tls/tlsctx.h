@@ -42,6 +42,10 @@ void tlsctx_free(tlsctx_t *t);
 SSL *tlsctx_new_upstream(tlsctx_t *t, const char *verify_name, const char *sni, const char *session_key);
 /* Drops the cached session after a failed upstream handshake. */
 void tlsctx_forget_session(tlsctx_t *t, const char *session_key);
+/* Every client-leg handshake sends ca after the leaf (clients that build
+ * the chain from what the server sends, not from their store, need it).
+ * Set once on the shared context: no cost per handshake. */
+bool tlsctx_send_ca(tlsctx_t *t, X509 *ca);
 /* A client-leg SSL presenting leaf with key. */
 SSL *tlsctx_new_server(tlsctx_t *t, X509 *leaf, EVP_PKEY *key);
 

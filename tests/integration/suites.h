@@ -22,5 +22,6 @@ Suite *appid_suite(void);
 Suite *sync_suite(void);
 Suite *fleet_suite(void);
 Suite *docs_suite(void);
+Suite *coach_suite(void);
 
 #endif

@@ -366,6 +366,51 @@ START_TEST(local_replies_negotiate)
 }
 END_TEST
 
+/* Pages never show where a file lives: paths in rules and reasons keep
+ * only their last component; URLs and a lone /path are left as they are. */
+START_TEST(pages_cut_machine_paths)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"/etc/dlpgate/policy.lua:12", "policy.lua:12"},
+		{"...ng/path/rules/policy.lua:3", "policy.lua:3"},
+		{"policy error, failing open: /var/lib/dlpgate/policy/x.lua:7: attempt to index nil",
+		 "policy error, failing open: x.lua:7: attempt to index nil"},
+		{"cannot read (/home/jane/secret dir/a.txt)", "cannot read (secret dir/a.txt)"},
+		{"upload to /api refused", "upload to /api refused"},
+		{"see https://example.com/a/b/c", "see https://example.com/a/b/c"},
+		{"policy.lua:4", "policy.lua:4"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[256];
+		reply_strip_paths(cases[i].in, out, sizeof out);
+		ck_assert_msg(!strcmp(out, cases[i].out), "%s -> %s", cases[i].in, out);
+	}
+	char tiny[5];
+	reply_strip_paths("/a/b/policy.lua", tiny, sizeof tiny);
+	ck_assert_str_eq(tiny, "poli");
+	/* a block page as a browser gets it */
+	reply_t r = {.status = 403, .code = "blocked", .title = "Blocked by policy",
+		     .detail = "policy error, failing closed: /srv/p/policy.lua:9: boom", .rule = "/srv/p/policy.lua:9",
+		     .event_id = "01900000-0000-7000-8000-000000000001", .flow_id = 3};
+	http_head_t h;
+	http_head_init(&h, true, 4096, 16);
+	http_head_add(&h, "Accept", "text/html");
+	bytebuf_t page;
+	bytebuf_init(&page, 0);
+	reply_build(&page, &r, &h);
+	bytebuf_cstr(&page);
+	ck_assert_msg(!strstr(page.data, "/srv/") && strstr(page.data, "<code>policy.lua:9</code>") &&
+			      strstr(page.data, "01900000-0000-7000-8000-000000000001") &&
+			      strstr(page.data, "frame-ancestors 'none'"),
+		      "%s", page.data);
+	bytebuf_free(&page);
+	http_head_free(&h);
+}
+END_TEST
+
 Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -378,6 +423,7 @@ Suite *core_suite(void)
 	tcase_add_test(t, config_loading);
 	tcase_add_test(t, proxy_targets);
 	tcase_add_test(t, local_replies_negotiate);
+	tcase_add_test(t, pages_cut_machine_paths);
 	tcase_add_test(t, command_line_addresses);
 	tcase_add_test(t, metrics_count_every_add_without_a_lock);
 	suite_add_tcase(s, t);
