@@ -302,11 +302,11 @@ int lua_policy_check(const char *path, FILE *out)
 			"note: %d detector%s with window = \"text\" run%s over every body that holds a keyword (no "
 			"window around the keywords could be proven to find the same)\n",
 			text_gated, text_gated == 1 ? "" : "s", text_gated == 1 ? "s" : "");
-	bool policy = lp->has_flow || lp->has_request || lp->has_response;
-	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s\n",
+	bool policy = lp->has_flow || lp->has_request || lp->has_response || lp->has_message;
+	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
 		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "",
-		lp->has_uninspectable ? " on_uninspectable" : "");
+		lp->has_uninspectable ? " on_uninspectable" : "", lp->has_message ? " on_message" : "");
 	named_free(lp->master->L, &l);
 	lua_policy_close(lp);
 	return problems;
