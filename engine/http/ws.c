@@ -129,7 +129,9 @@ static ws_status_t frame_end(ws_parser_t *p)
 	int op = p->msg_op;
 	p->msg_op = 0;
 	p->messages++;
-	bool go = p->cbs->on_message(p->ud, op, (uint8_t *)p->msg.data, p->msg.len);
+	/* an empty message has no buffer: hand out a valid pointer anyway */
+	uint8_t *data = p->msg.data ? (uint8_t *)p->msg.data : p->ctl;
+	bool go = p->cbs->on_message(p->ud, op, data, p->msg.len);
 	p->msg.len = 0;
 	if (p->msg.alloc > WS_KEEP_IDLE) {
 		/* idle WebSockets stay small: a big message's room goes back */

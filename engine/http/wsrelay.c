@@ -41,6 +41,7 @@ struct wsrelay {
 };
 
 #define OUT_KEEP (64 * 1024)
+#define WS_DEFAULT_MAX (2u << 20)
 
 void wsrelay_prepare_request(http_head_t *req)
 {
@@ -307,7 +308,9 @@ wsrelay_t *wsrelay_start(flow_t *f, const http_head_t *upgrade, const http_head_
 		return NULL;
 	}
 	ws->f = f;
-	size_t max = (size_t)f->policy->body_limits.max_bytes;
+	/* A policy that reads no bodies (the config's) sets no limit: the
+	 * Lua runtime's default then, so frames are still checked. */
+	size_t max = f->policy->body_limits.max_bytes ? (size_t)f->policy->body_limits.max_bytes : WS_DEFAULT_MAX;
 	dir_init(ws, &ws->up, true, max);
 	dir_init(ws, &ws->down, false, max);
 	f->mode = f->client.ssl ? "websocket-tls" : "websocket";
