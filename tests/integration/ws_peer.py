@@ -15,18 +15,24 @@
       A client through the explicit proxy (CONNECT, then TLS trusting
       CAFILE), offering permessage-deflate as browsers do. It prints one
       JSON line per thing it saw back.
+  ws_peer.py bench PROXY_PORT PORT CAFILE COUNT SIZE
+      Echo benchmark client (tests/bench/websocket.sh): COUNT text
+      messages of SIZE bytes, sent while the echoes are read; prints the time.
 """
 import asyncio
 import json
+import os
 import socket
 import ssl
 import sys
+import time
 
 import websockets
 import websockets.server
 
 
 def server(port, cert, key, log_path):
+    quiet = os.environ.get("WS_PEER_QUIET")  # the benchmark: no per-message log
     log = open(log_path, "a", buffering=1)
     raw = open(log_path + ".raw", "ab", buffering=0)
 
@@ -43,7 +49,9 @@ def server(port, cert, key, log_path):
              extensions=[e.name for e in ws.extensions])
         try:
             async for m in ws:
-                if isinstance(m, bytes):
+                if quiet:
+                    pass
+                elif isinstance(m, bytes):
                     note(kind="message", type="binary", data=m.decode("latin-1"))
                 else:
                     note(kind="message", type="text", data=m)
@@ -157,7 +165,33 @@ def client(proxy_port, port, cafile, scenario):
     asyncio.run(main())
 
 
+def bench(proxy_port, port, cafile, count, size):
+    async def main():
+        ctx = ssl.create_default_context(cafile=cafile)
+        ws = await websockets.connect("wss://localhost:%d/bench" % port, sock=tunnel(proxy_port, port), ssl=ctx,
+                                      server_hostname="localhost", compression=None)
+        msg = ("order %08d " % 0).ljust(size, "x")
+        start = time.monotonic()
+
+        async def reader():
+            for _ in range(count):
+                await ws.recv()
+
+        r = asyncio.ensure_future(reader())
+        for i in range(count):
+            await ws.send(msg)
+        await r
+        took = time.monotonic() - start
+        await ws.close()
+        print("messages=%d size=%d seconds=%.3f rate=%.0f" % (count, size, took, count / took), flush=True)
+
+    asyncio.run(main())
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "bench":
+        bench(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        sys.exit(0)
     if sys.argv[1] in ("server", "h2c"):
         (server if sys.argv[1] == "server" else h2c)(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:

@@ -1,0 +1,52 @@
+#!/bin/bash
+# WebSocket echo through the explicit proxy with TLS interception (issue
+# 11): many small text messages, the same run,
+#   1. inspected: rules/default.lua, every client message scanned by its
+#      upload detectors (on_message), every frame parsed both ways;
+#   2. relayed: a policy that bypasses the flow (spliced bytes), the cost
+#      of plain relaying through dlpgate.
+# Both use Debian's python3-websockets as client and echo server, so the
+# rate is the peers' as much as ours; dlpgate's CPU per message (from
+# /proc, user + system) is the number to compare.
+#   tests/bench/websocket.sh [MESSAGES] [SIZE]    (needs `make`)
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+count=${1:-50000}
+size=${2:-64}
+py=/usr/bin/python3
+w=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$w"' EXIT
+cd "$w"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+	-subj /CN=bench-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null
+printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" >ext
+openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+cat >bypass.lua <<'LUA'
+local dlp = require "dlp"
+function on_flow(flow) return dlp.bypass("bench: plain relaying") end
+LUA
+: >server.log
+cp "$top/tests/integration/ws_peer.py" peer.py
+WS_PEER_QUIET=1 "$py" peer.py server 18743 srv.pem srv.key server.log >/dev/null 2>&1 & pids+=($!)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+run() { # label, policy
+	local label=$1 policy=$2 port=18790
+	"$top/build/dlpgate" run --listen 127.0.0.1:$port --state-dir "$w/state-$label" --upstream-ca "$w/ca.pem" \
+		--policy "$policy" --log-level warn 2>"$w/dlpgate-$label.log" & local dlp=$!
+	for _ in $(seq 100); do [ -s "$w/state-$label/ca.pem" ] && break; sleep 0.1; done
+	sleep 0.3
+	"$py" peer.py bench $port 18743 "$w/state-$label/ca.pem" 2000 "$size" >/dev/null # warm up
+	local t0 t1 line
+	t0=$(ticks $dlp)
+	line=$("$py" peer.py bench $port 18743 "$w/state-$label/ca.pem" "$count" "$size")
+	t1=$(ticks $dlp)
+	kill $dlp; wait $dlp 2>/dev/null || true
+	awk -v l="$label" -v line="$line" -v n="$count" -v t=$((t1 - t0)) -v hz="$hz" \
+		'BEGIN { split(line, a, "rate="); printf "%-10s %8.0f msg/s round trip  dlpgate %.2f cpu-us/msg (both ways)\n", l, a[2], 1e6 * t / hz / n }'
+}
+echo "$count messages of $size bytes, echoed"
+run inspected "$top/rules/default.lua"
+run relayed "$w/bypass.lua"
