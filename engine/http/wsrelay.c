@@ -118,27 +118,12 @@ static void close_both(wsrelay_t *ws, uint16_t code, const char *end, const char
 static void report(wsrelay_t *ws, const verdict_t *v, const policy_msg_t *m, const char *note, uint64_t since,
 		   char id[EVENT_ID_LEN])
 {
-	flow_t *f = ws->f;
-	const http_head_t *h = &ws->upgrade;
-	const char *t = http_head_str(h, h->target_off);
-	const char *q = memchr(t, '?', h->target_len);
-	event_t e = {.stage = "message",
-		     .verdict = v,
-		     .msg = m,
-		     .facts = &f->facts,
-		     .policy_version = f->policy->version_text,
-		     .flow_id = f->id,
-		     .client_ip = f->client_ip,
-		     .method = http_head_str(h, h->method_off),
-		     .method_len = h->method_len,
-		     .path = t,
-		     .path_len = q ? (size_t)(q - t) : h->target_len, /* query values can be secrets */
-		     .body_bytes = m ? m->body_size : 0,
-		     .tls = side_tls_version(&f->client),
-		     .up_tls = side_tls_version(&f->upstream),
-		     .note = note,
-		     .latency_us = since ? (uv_hrtime() - since) / 1000 : 0};
-	event_new_id(e.id);
+	event_t e;
+	flow_event_init(ws->f, &e, "message", v, &ws->upgrade);
+	e.msg = m;
+	e.body_bytes = m ? m->body_size : 0;
+	e.note = note;
+	e.latency_us = since ? (uv_hrtime() - since) / 1000 : 0;
 	memcpy(id, e.id, EVENT_ID_LEN);
 	event_emit(&e);
 }

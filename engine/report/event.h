@@ -28,7 +28,7 @@
  * it differs from the active verdict (http/shadow.h). */
 typedef enum { EVENT_VERDICT = 0, EVENT_FLOW, EVENT_SHADOW } event_kind_t;
 
-typedef struct {
+typedef struct event {
 	event_kind_t kind;
 	char id[EVENT_ID_LEN];          /* UUIDv7 */
 	const char *stage;              /* "flow", "request", "response" */
