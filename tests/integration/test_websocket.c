@@ -277,6 +277,37 @@ START_TEST(h2c_goes_to_on_uninspectable)
 }
 END_TEST
 
+/* An ordinary browser WebSocket under the shipped policy: it opens
+ * (Chromium's deflate offer taken out), a clean message comes back as
+ * sent, a card comes back masked, close 1000 passes. */
+START_TEST(chromium_websocket_works_and_is_inspected)
+{
+	ws_fixture_t fx;
+	setup(&fx, "server", NULL);
+	char script[600], wss[64];
+	snprintf(script, sizeof script, "%s/tests/integration/ws_chromium.js", getenv("DLPGATE_TOP"));
+	snprintf(wss, sizeof wss, "wss://localhost:%d/live", fx.port);
+	char proxy[16];
+	snprintf(proxy, sizeof proxy, "%d", fx.d.port);
+	char *profile = th_path("chromium-profile");
+	char *argv[] = {"node", script, proxy, wss, profile, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = th_run(argv, NULL, 0, &out, NULL, &err, 60000);
+	ck_assert_msg(rc == 0, "chromium: %d %s\n%s", rc, out, err);
+	ck_assert_msg(strstr(out, "\"extensions\":\"\""), "%s", out);
+	ck_assert_msg(strstr(out, "\"card 4111 **** **** 1111 from the page\""), "%s", out);
+	ck_assert_msg(strstr(out, "\"hello from the page\""), "%s", out);
+	ck_assert_msg(strstr(out, "\"binary:bin 4111********1111\""), "%s", out);
+	ck_assert_msg(strstr(out, "\"close\":1000"), "%s", out);
+	char *log = server_saw(&fx, "\"kind\": \"close\"");
+	assert_no_card("what the server got from Chromium", log);
+	ck_assert_msg(strstr(log, "\"data\": \"hello from the page\""), "%s", log);
+	ck_assert_msg(strstr(log, "permessage-deflate") == NULL, "%s", log);
+	free(log), free(out), free(err), free(profile);
+	teardown(&fx);
+}
+END_TEST
+
 /* A policy without on_message: the upload rules judge what the client
  * sends, the download rules what the server sends (dlpgate test, the
  * same code path the relay takes). */
@@ -319,6 +350,7 @@ Suite *websocket_suite(void)
 	tcase_add_test(t, a_message_over_the_limit_closes_with_1009);
 	tcase_add_test(t, h2c_goes_to_on_uninspectable);
 	tcase_add_test(t, without_on_message_request_and_response_rules_judge_messages);
+	tcase_add_test(t, chromium_websocket_works_and_is_inspected);
 	suite_add_tcase(s, t);
 	return s;
 }
