@@ -277,6 +277,34 @@ START_TEST(h2c_goes_to_on_uninspectable)
 }
 END_TEST
 
+/* A server that agrees to permessage-deflate nobody offered (dlpgate took
+ * the offer out): the client gets a 502 instead of the 101, and what it
+ * sent after its request never goes up. */
+START_TEST(an_extension_nobody_offered_is_refused)
+{
+	ws_fixture_t fx;
+	setup(&fx, "deflate", NULL);
+	th_client *c = th_client_connect_via_proxy(fx.d.port, "localhost", fx.port, fx.d.ca_path, "localhost");
+	const char *req = "GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+			  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+			  "\xc1\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+	th_client_send(c, req, strlen(req));
+	size_t len;
+	char *r = th_client_recv_response(c, &len, 5000);
+	ck_assert_msg(r && th_client_status(r) == 502 && strstr(r, "extension nobody offered"), "%s", r ? r : "");
+	th_client_close(c);
+	size_t rawlen = 0;
+	char *got = th_read_file(fx.raw, &rawlen);
+	ck_assert_msg(got && strstr(got, "Upgrade: websocket"), "the request never went up");
+	ck_assert_msg(!strstr(got, "Sec-WebSocket-Extensions"), "the offer went up: %s", got);
+	const char *end = strstr(got, "\r\n\r\n");
+	ck_assert_msg(end && (size_t)(end + 4 - got) == rawlen, "bytes after the request went up");
+	free(r), free(got);
+	teardown(&fx);
+}
+END_TEST
+
 /* An ordinary browser WebSocket under the shipped policy: it opens
  * (Chromium's deflate offer taken out), a clean message comes back as
  * sent, a card comes back masked, close 1000 passes. */
@@ -349,6 +377,7 @@ Suite *websocket_suite(void)
 	tcase_add_test(t, a_credential_closes_both_ends_with_1008);
 	tcase_add_test(t, a_message_over_the_limit_closes_with_1009);
 	tcase_add_test(t, h2c_goes_to_on_uninspectable);
+	tcase_add_test(t, an_extension_nobody_offered_is_refused);
 	tcase_add_test(t, without_on_message_request_and_response_rules_judge_messages);
 	tcase_add_test(t, chromium_websocket_works_and_is_inspected);
 	suite_add_tcase(s, t);

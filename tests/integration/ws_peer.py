@@ -8,9 +8,11 @@
       each message (type and text; binary as latin-1), each ping, the close
       code. It accepts permessage-deflate when offered, as real servers do,
       so a gateway that let the offer through would be caught.
-  ws_peer.py h2c PORT CERT KEY LOG
-      A TLS server that answers any request with 101 Upgrade: h2c and then
-      echoes; every byte it receives is appended to LOG.raw.
+  ws_peer.py h2c|deflate PORT CERT KEY LOG
+      A TLS server that answers any request with a 101 and then echoes:
+      Upgrade: h2c, or (deflate) a WebSocket with permessage-deflate
+      whether it was offered or not. Every byte it receives is appended to
+      LOG.raw.
   ws_peer.py client PROXY_PORT PORT CAFILE SCENARIO
       A client through the explicit proxy (CONNECT, then TLS trusting
       CAFILE), offering permessage-deflate as browsers do. It prints one
@@ -71,7 +73,15 @@ def server(port, cert, key, log_path):
     asyncio.run(main())
 
 
-def h2c(port, cert, key, log_path):
+SWITCH = {
+    "h2c": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    "deflate": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+               b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+}
+
+
+def switcher(mode, port, cert, key, log_path):
     raw = open(log_path + ".raw", "ab", buffering=0)
 
     async def serve(reader, writer):
@@ -82,7 +92,7 @@ def h2c(port, cert, key, log_path):
                 return
             raw.write(chunk)
             head += chunk
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        writer.write(SWITCH[mode])
         while True:
             chunk = await reader.read(4096)
             if not chunk:
@@ -192,7 +202,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "bench":
         bench(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
         sys.exit(0)
-    if sys.argv[1] in ("server", "h2c"):
-        (server if sys.argv[1] == "server" else h2c)(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    if sys.argv[1] == "server":
+        server(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    elif sys.argv[1] in SWITCH:
+        switcher(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         client(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
