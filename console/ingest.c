@@ -215,7 +215,7 @@ static bool check_event(vctx_t *v, json_t *e, const char **kind)
 			"verdict",	"monitor", "policy_error", "rule",   "reason",	       "note",
 			"latency_us",	"detectors", "app",	"flow",	     "active_verdict", "active_policy_version",
 			NULL};
-		static const char *const stages[] = {"flow", "request", "response", NULL};
+		static const char *const stages[] = {"flow", "request", "response", "message", NULL};
 		static const char *const verdicts[] = {"inspect", "bypass", "pass", "redact", "block", "coach", NULL};
 		json_t *pe = json_object_get(e, "policy_error");
 		if (shadow && (!closed(v, e, shadow_keys, "shadow event") || !enum_of(v, e, "active_verdict", true, verdicts) ||

@@ -512,17 +512,33 @@ void flow_decide(flow_t *f)
 	f->policy->ops->on_flow(f->policy, f->w, &f->facts, &f->verdict);
 }
 
+void flow_event_init(flow_t *f, event_t *e, const char *stage, const verdict_t *v, const http_head_t *request)
+{
+	*e = (event_t){.stage = stage,
+		       .verdict = v,
+		       .facts = &f->facts,
+		       .policy_version = f->policy->version_text,
+		       .flow_id = f->id,
+		       .client_ip = f->client_ip,
+		       .tls = side_tls_version(&f->client),
+		       .up_tls = side_tls_version(&f->upstream)};
+	event_new_id(e->id);
+	if (request) {
+		const char *t = http_head_str(request, request->target_off);
+		const char *q = memchr(t, '?', request->target_len);
+		e->method = http_head_str(request, request->method_off);
+		e->method_len = request->method_len;
+		e->path = t;
+		e->path_len = q ? (size_t)(q - t) : request->target_len;
+	}
+}
+
 void flow_report_decision(flow_t *f, const char *note)
 {
-	event_t e = {.stage = "flow",
-		     .verdict = &f->verdict,
-		     .facts = &f->facts,
-		     .policy_version = f->policy->version_text,
-		     .flow_id = f->id,
-		     .client_ip = f->client_ip,
-		     .tls = side_tls_version(&f->client),
-		     .note = note};
-	event_new_id(e.id);
+	event_t e;
+	flow_event_init(f, &e, "flow", &f->verdict, NULL);
+	e.up_tls = NULL; /* the flow stage names the client's TLS only */
+	e.note = note;
 	event_emit(&e);
 	memcpy(f->event_id, e.id, sizeof f->event_id);
 }

@@ -136,6 +136,11 @@ void flow_report_decision(flow_t *f, const char *note);
 bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *detail_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void flow_set_destination(flow_t *f, const char *host, uint16_t port);
+/* What every verdict event on f says of it (who, where, TLS, policy
+ * version) with a new id; request (may be NULL) gives the method and the
+ * path without its query, whose values can be secrets. */
+struct event;
+void flow_event_init(flow_t *f, struct event *e, const char *stage, const verdict_t *v, const http_head_t *request);
 
 /* The tunnel is up (CONNECT answered or a transparent flow connected):
  * look at the first bytes (those already read are in f->peek) and decide.

@@ -157,3 +157,14 @@ function on_request(req, flow)
 	end
 	return dlp.pass()
 end
+
+-- WebSocket messages after the 101: what a page or an app sends is judged
+-- as an upload is (same detectors, same verdicts: a credential closes the
+-- connection with 1008, a card is masked in the message); what the server
+-- sends passes, as responses do.
+function on_message(msg, flow)
+	if msg.websocket.from == "server" then
+		return dlp.pass()
+	end
+	return on_request(msg, flow)
+end

@@ -17,7 +17,7 @@ libpcre2-dev liblua5.4-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
 libbrotli-dev libzstd-dev libsqlite3-dev libpq-dev ca-certificates xxd"
 run_pkgs="openssl curl"
 test_pkgs="check nginx-light clang lld libclang-rt-14-dev python3 python3-prometheus-client procps iproute2 nftables util-linux
-postgresql chromium libnss3-tools"
+postgresql chromium libnss3-tools python3-websockets"
 packaging_pkgs="mmdebstrap openssl curl python3 git"
 deb_pkgs="dpkg-dev debhelper fakeroot lintian help2man git"
 

@@ -13,7 +13,8 @@ void stats_init(void)
 				      "with them (mode) and why they ended (end).",
 				      "source,mode,end");
 	stats_messages = metrics_counter("dlpgate_messages_inspected_total",
-					 "HTTP messages a policy stage judged (on_request, on_response).", "stage");
+					 "HTTP and WebSocket messages a policy stage judged (stage request, response, message).",
+					 "stage");
 	stats_detector_hits = metrics_counter("dlpgate_detector_hits_total",
 					      "Matches found by each detector in inspected messages.", "detector");
 	stats_policy_errors = metrics_counter("dlpgate_policy_errors_total",

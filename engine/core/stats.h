@@ -12,7 +12,7 @@
 #include "core/metrics.h"
 
 extern metrics_family_t *stats_flows;          /* source, mode, end */
-extern metrics_family_t *stats_messages;       /* stage: request, response */
+extern metrics_family_t *stats_messages;       /* stage: request, response, message (WebSocket) */
 extern metrics_family_t *stats_detector_hits;  /* detector */
 extern metrics_family_t *stats_policy_errors;  /* stage, kind: error, instruction_limit, memory_limit */
 extern metrics_family_t *stats_handshakes;     /* side, result */

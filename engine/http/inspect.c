@@ -8,7 +8,9 @@
 
 static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, inspect_result_t *r)
 {
-	if (r->msg.head->is_request)
+	if (r->msg.websocket)
+		p->ops->on_message(p, w, f, &r->msg, &r->verdict);
+	else if (r->msg.head->is_request)
 		p->ops->on_request(p, w, f, &r->msg, &r->verdict);
 	else
 		p->ops->on_response(p, w, f, &r->msg, &r->verdict);
@@ -58,20 +60,25 @@ static int span_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
-		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r)
+static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+			const http_head_t *request, const policy_ws_t *ws, uint8_t *raw, size_t raw_len, bool complete,
+			inspect_result_t *r)
 {
 	memset(r, 0, sizeof *r);
 	bytebuf_init(&r->decoded, 0);
 	r->msg.head = head;
 	r->msg.request = request;
+	r->msg.websocket = ws;
 	r->msg.body_size = raw_len;
 	r->out = raw;
 	r->out_len = raw_len;
 
 	uint32_t ce_len = 0, ct_len = 0;
-	const char *ce = http_head_get(head, "content-encoding", &ce_len);
-	const char *ct = http_head_get(head, "content-type", &ct_len);
+	/* A WebSocket message has no coding or type of its own: the Upgrade
+	 * request's headers say nothing about it (and a client must not be
+	 * able to make a message undecodable by naming one there). */
+	const char *ce = ws ? NULL : http_head_get(head, "content-encoding", &ce_len);
+	const char *ct = ws ? NULL : http_head_get(head, "content-type", &ct_len);
 	bool encoded = body_is_encoded(ce, ce_len);
 	const char *why = NULL;
 	/* An identity body is read where it lies; only a coded one is copied
@@ -186,6 +193,18 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	r->out = plain;
 	r->out_len = plain_len;
 	r->identity = true;
+}
+
+void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r)
+{
+	inspect_run(p, w, f, head, request, NULL, raw, raw_len, complete, r);
+}
+
+void inspect_ws_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *upgrade,
+			const http_head_t *switched, const policy_ws_t *ws, uint8_t *data, size_t len, inspect_result_t *r)
+{
+	inspect_run(p, w, f, upgrade, switched, ws, data, len, true, r);
 }
 
 void inspect_result_free(inspect_result_t *r)

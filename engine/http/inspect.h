@@ -44,6 +44,11 @@ typedef struct {
  * unless over the limit. head is the message's (edits apply). */
 void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
 		     const http_head_t *request, uint8_t *raw, size_t raw_len, bool complete, inspect_result_t *r);
+/* A WebSocket message (http/wsrelay.c), whole and unmasked, to on_message:
+ * upgrade is the request that opened the connection, switched its 101.
+ * Redaction masks data in place (out == data). */
+void inspect_ws_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *upgrade,
+			const http_head_t *switched, const policy_ws_t *ws, uint8_t *data, size_t len, inspect_result_t *r);
 void inspect_result_free(inspect_result_t *r);
 
 #endif

@@ -21,6 +21,7 @@
 #include "http/coach.h"
 #include "http/inspect.h"
 #include "http/reply.h"
+#include "http/wsrelay.h"
 #include "net/dial.h"
 #include "net/splice.h"
 #include "net/worker.h"
@@ -89,6 +90,7 @@ typedef struct relay {
 	hold_t hreq, hres;
 
 	iobuf_t *to_upstream, *to_client;
+	struct wsrelay *ws;     /* after a WebSocket 101 */
 } relay_t;
 
 static bool feed_client(relay_t *r, const char *data, size_t len);
@@ -491,6 +493,8 @@ static const char *const summary_fields[] = {"host", "content-type", "user-agent
 static int send_request_head(relay_t *r, http_head_t *h)
 {
 	flow_t *f = r->f;
+	if (r->inspect && h->upgrade)
+		wsrelay_prepare_request(h); /* no extension we cannot read */
 	pending_t p = {
 		.head = method_is(h, "HEAD"),
 		.upgrade = h->upgrade,
@@ -839,6 +843,27 @@ static const http_codec_cbs_t req_cbs = {req_begin, req_head, req_body, req_end}
 
 /* ---- response side ---- */
 
+/* A 101 about to reach the client. A WebSocket is read frame by frame
+ * (http/wsrelay.c); any other protocol cannot be read, and the policy
+ * decides (on_uninspectable "upgrade") before the client hears of the
+ * switch. */
+static int upgrade_check(relay_t *r, const http_head_t *h)
+{
+	const char *refusal;
+	if (wsrelay_accepts(&r->req.head, h, &refusal))
+		return HTTP_CB_GO;
+	if (refusal)
+		return http_codec_fail(&r->res, 502, refusal);
+	uint32_t n = 0;
+	const char *to = http_head_get(h, "upgrade", &n);
+	if (flow_uninspectable(r->f, UNINSPECTABLE_UPGRADE, "a switch to protocol \"%.*s\"", (int)(n > 64 ? 64 : n),
+			       to ? to : ""))
+		return HTTP_CB_GO;
+	pending_drop(r);
+	reply_local(r, 403, "blocked", "Blocked by policy", r->f->verdict.reason, &r->req.head);
+	return HTTP_CB_PAUSE;
+}
+
 static int res_head(void *ud, http_head_t *h)
 {
 	relay_t *r = ud;
@@ -849,6 +874,11 @@ static int res_head(void *ud, http_head_t *h)
 	if (h->status == 101) {
 		if (!p->upgrade)
 			return http_codec_fail(&r->res, 502, "the server switched protocols without being asked");
+		if (r->inspect) {
+			int rc = upgrade_check(r, h);
+			if (rc != HTTP_CB_GO)
+				return rc;
+		}
 		r->res_started = true;
 		return emit_head(r, false, h) ? HTTP_CB_GO : HTTP_CB_ERROR;
 	}
@@ -1083,6 +1113,28 @@ static void start_upgrade_splice(relay_t *r, const char *rest, size_t len)
 	splice_start(f, f->client.ssl ? "upgrade-tls" : "upgrade");
 }
 
+/* The 101 is out: a WebSocket goes on frame by frame, anything else (let
+ * through by the policy, or on a route it bypassed) is spliced. */
+static void start_upgrade(relay_t *r, const char *rest, size_t len)
+{
+	const char *refusal;
+	if (!r->inspect || !wsrelay_accepts(&r->req.head, &r->res.head, &refusal)) {
+		start_upgrade_splice(r, rest, len);
+		return;
+	}
+	flush(r);
+	r->done = true;
+	bytebuf_t held = r->held_client;
+	bytebuf_init(&r->held_client, 0);
+	r->ws = wsrelay_start(r->f, &r->req.head, &r->res.head, held.data, held.len, rest, len);
+	bytebuf_free(&held);
+}
+
+struct wsrelay *relay_websocket(relay_t *r)
+{
+	return r->ws;
+}
+
 static void feed_upstream(relay_t *r, const char *data, size_t len)
 {
 	flow_t *f = r->f;
@@ -1100,7 +1152,7 @@ static void feed_upstream(relay_t *r, const char *data, size_t len)
 				http_codec_resume(&r->res);
 			break;
 		case HTTP_FEED_UPGRADE:
-			start_upgrade_splice(r, data, len);
+			start_upgrade(r, data, len);
 			return;
 		case HTTP_FEED_ERROR:
 			response_error(r, http_codec_error_reason(&r->res));
@@ -1286,6 +1338,7 @@ void relay_free(relay_t *r)
 	iobuf_put(r->to_client);
 	bytebuf_free(&r->hreq.body);
 	bytebuf_free(&r->hres.body);
+	wsrelay_free(r->ws);
 	pending_drop(r);
 	free(r->pending);
 	free(r);

@@ -14,8 +14,9 @@
  *
  * Pipelining: requests are forwarded as they come, up to
  * limits.pipeline_depth unanswered; responses are matched to them in order
- * (HEAD, 1xx, 204, 304 have no body; a 101 after an Upgrade request turns
- * the flow into a splice). A reply dlpgate makes itself (400, 403, 431, 502)
+ * (HEAD, 1xx, 204, 304 have no body; a 101 after an Upgrade request hands
+ * the flow to http/wsrelay.c for a WebSocket, and to the policy's
+ * on_uninspectable "upgrade" for any other protocol). A reply dlpgate makes itself (400, 403, 431, 502)
  * waits for the responses before it, then closes the connection.
  */
 #ifndef DLPGATE_RELAY_H
@@ -41,5 +42,9 @@ bool relay_end_if_at_rest(struct relay *r);
 /* A stage deadline or idle limit fired in the HTTP state; true if the relay
  * handled it (answered and finished the flow). */
 bool relay_on_timeout(struct relay *r, const char *what);
+
+/* The WebSocket this relay turned into after a 101 (http/wsrelay.h), or
+ * NULL. */
+struct wsrelay *relay_websocket(struct relay *r);
 
 #endif

@@ -53,7 +53,10 @@ void shadow_ask(struct worker *w, const flow_facts_t *f, const policy_msg_t *m, 
 	s->msg.body_size = m->body_size;
 	s->msg.body_complete = m->body_complete;
 	s->msg.body_note = m->body_note;
-	if (m->head->is_request)
+	s->msg.websocket = m->websocket;
+	if (m->websocket)
+		p->ops->on_message(p, w, f, &s->msg, &s->verdict);
+	else if (m->head->is_request)
 		p->ops->on_request(p, w, f, &s->msg, &s->verdict);
 	else
 		p->ops->on_response(p, w, f, &s->msg, &s->verdict);

@@ -621,6 +621,14 @@ static int m_index(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)u->m->body_size);
 	else if (!strcmp(k, "body_complete"))
 		lua_pushboolean(L, u->m->body_complete);
+	else if (!strcmp(k, "websocket") && u->m->websocket) {
+		/* a WebSocket message: {type = "text"|"binary", from = "client"|"server"} */
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, u->m->websocket->binary ? "binary" : "text");
+		lua_setfield(L, -2, "type");
+		lua_pushstring(L, u->m->websocket->from_server ? "server" : "client");
+		lua_setfield(L, -2, "from");
+	}
 	else if (!strcmp(k, "files")) {
 		const body_view_t *bv = u->m->view;
 		lua_newtable(L);

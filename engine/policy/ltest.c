@@ -302,11 +302,11 @@ int lua_policy_check(const char *path, FILE *out)
 			"note: %d detector%s with window = \"text\" run%s over every body that holds a keyword (no "
 			"window around the keywords could be proven to find the same)\n",
 			text_gated, text_gated == 1 ? "" : "s", text_gated == 1 ? "s" : "");
-	bool policy = lp->has_flow || lp->has_request || lp->has_response;
-	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s\n",
+	bool policy = lp->has_flow || lp->has_request || lp->has_response || lp->has_message;
+	fprintf(out, "%s: %s: %zu detectors (%d without keywords or digits, %d with examples), %s%s%s%s%s%s\n",
 		problems ? "FAIL" : "ok", path, l.n, unanchored, with_examples, policy ? "stages:" : "a detector pack",
 		lp->has_flow ? " on_flow" : "", lp->has_request ? " on_request" : "", lp->has_response ? " on_response" : "",
-		lp->has_uninspectable ? " on_uninspectable" : "");
+		lp->has_uninspectable ? " on_uninspectable" : "", lp->has_message ? " on_message" : "");
 	named_free(lp->master->L, &l);
 	lua_policy_close(lp);
 	return problems;
@@ -538,6 +538,45 @@ static bool expect_ok(lua_State *L, int e, const verdict_t *v, const verdict_t *
 	return true;
 }
 
+/* websocket = {data = "...", from = "client"|"server", type = "text"|"binary"}:
+ * one message after the 101 that answered the case's request (a GET by
+ * default), to on_message; expect.body is the message as forwarded. */
+static bool run_websocket(lua_policy_t *lp, lua_State *L, int wsi, int ex, test_flow_t *tf, http_head_t *req,
+			  const verdict_t *flow_error, char *why, size_t wn)
+{
+	size_t len = 0;
+	lua_getfield(L, wsi, "data");
+	const char *data = lua_tolstring(L, -1, &len);
+	const char *from = field_str(L, wsi, "from"), *type = field_str(L, wsi, "type");
+	if (!data || (from && strcmp(from, "client") && strcmp(from, "server")) ||
+	    (type && strcmp(type, "text") && strcmp(type, "binary"))) {
+		snprintf(why, wn, "websocket = {data = STRING, from = \"client\"|\"server\", type = \"text\"|\"binary\"}");
+		lua_pop(L, 1);
+		return false;
+	}
+	policy_ws_t info = {.from_server = from && !strcmp(from, "server"), .binary = type && !strcmp(type, "binary")};
+	bytebuf_t msg;
+	bytebuf_init(&msg, 0);
+	http_head_t switched;
+	http_head_init(&switched, false, 1 << 20, 1000);
+	switched.major = switched.minor = 1;
+	switched.status = 101;
+	bool ok = bytebuf_reserve(&msg, len + 1) && bytebuf_append(&msg, data, len) && http_head_add(&switched, "Upgrade", "websocket") &&
+		  http_head_add(&switched, "Connection", "Upgrade");
+	lua_pop(L, 1);
+	if (!ok) {
+		snprintf(why, wn, "out of memory");
+	} else {
+		inspect_result_t r;
+		inspect_ws_message(&lp->base, NULL, &tf->facts, req, &switched, &info, (uint8_t *)msg.data, msg.len, &r);
+		ok = expect_ok(L, ex, &r.verdict, flow_error, &r.msg, r.out, r.out_len, why, wn);
+		inspect_result_free(&r);
+	}
+	http_head_free(&switched);
+	bytebuf_free(&msg);
+	return ok;
+}
+
 static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn)
 {
 	test_flow_t tf;
@@ -566,6 +605,8 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 	int rq = lua_gettop(L);
 	lua_getfield(L, c, "response");
 	int rs = lua_gettop(L);
+	lua_getfield(L, c, "websocket");
+	int wsi = lua_gettop(L);
 	lua_getfield(L, c, "expect");
 	int ex = lua_gettop(L);
 	if (!lua_istable(L, ex)) {
@@ -573,11 +614,16 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 		return false;
 	}
 	http_head_t req, res;
-	bool have_req = lua_istable(L, rq), have_res = lua_istable(L, rs);
+	bool have_req = lua_istable(L, rq), have_res = lua_istable(L, rs), have_ws = lua_istable(L, wsi);
 	bytebuf_t raw;
 	bytebuf_init(&raw, 0);
 	memset(&req, 0, sizeof req);
 	memset(&res, 0, sizeof res);
+	if (have_ws && !have_req) {
+		lua_newtable(L); /* the Upgrade request: a GET to the default URL */
+		rq = lua_gettop(L);
+		have_req = true;
+	}
 	if (have_req && !build_message(L, rq, true, &tf, &req, &raw, why, wn))
 		return false;
 	tf.facts.host = tf.host[0] ? tf.host : "example.test";
@@ -608,11 +654,13 @@ static bool run_case(lua_policy_t *lp, lua_State *L, int c, char *why, size_t wn
 		snprintf(why, wn, "expected the flow to %s, got %s (rule %s: %s)", want_flow, verdict_name(v.kind), v.rule,
 			 v.reason);
 		ok = false;
-	} else if ((!have_req && !have_res) || ((v.kind == VERDICT_BYPASS || v.kind == VERDICT_BLOCK) && !v.monitor)) {
+	} else if ((!have_req && !have_res && !have_ws) || ((v.kind == VERDICT_BYPASS || v.kind == VERDICT_BLOCK) && !v.monitor)) {
 		ok = expect_ok(L, ex, &v, flow_error, NULL, NULL, 0, why, wn);
 	} else {
 		inspect_result_t r;
-		if (have_res) {
+		if (have_ws) {
+			ok = run_websocket(lp, L, wsi, ex, &tf, &req, flow_error, why, wn);
+		} else if (have_res) {
 			bytebuf_t rraw;
 			bytebuf_init(&rraw, 0);
 			if (!build_message(L, rs, false, &tf, &res, &rraw, why, wn)) {

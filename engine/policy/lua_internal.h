@@ -37,7 +37,7 @@ struct lua_policy {
 	bool monitor;
 	uint64_t instructions;     /* per stage call */
 	size_t memory;             /* per state */
-	bool has_flow, has_request, has_response, has_uninspectable;
+	bool has_flow, has_request, has_response, has_uninspectable, has_message;
 	lstate_t *master;          /* load, check, test and scan run here */
 	lstate_t **states;         /* per worker, made when the policy loads */
 	sandbox_sources_t sources; /* the Lua files as read for the master */

@@ -268,9 +268,9 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 	bl->max_ratio = (uint32_t)ratio;
 	bl->max_layers = (uint32_t)layers;
 
-	static const char *const stages[] = {"on_flow", "on_request", "on_response", "on_uninspectable"};
-	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response, &lp->has_uninspectable};
-	for (int i = 0; i < 4; i++) {
+	static const char *const stages[] = {"on_flow", "on_request", "on_response", "on_uninspectable", "on_message"};
+	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response, &lp->has_uninspectable, &lp->has_message};
+	for (int i = 0; i < 5; i++) {
 		lua_getglobal(L, stages[i]);
 		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
 			snprintf(err, n, "%s: %s is a %s, not a function", path, stages[i], luaL_typename(L, -1));
@@ -279,7 +279,7 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 		*has[i] = lua_isfunction(L, -1);
 		lua_pop(L, 1);
 	}
-	if (need_stages && !lp->has_flow && !lp->has_request && !lp->has_response) {
+	if (need_stages && !lp->has_flow && !lp->has_request && !lp->has_response && !lp->has_message) {
 		snprintf(err, n, "%s: defines none of on_flow, on_request, on_response: it would decide nothing", path);
 		return false;
 	}
@@ -608,7 +608,32 @@ static void on_uninspectable(compiled_policy_t *p, struct worker *w, const flow_
 	v->coach = false;
 }
 
-static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, on_uninspectable, destroy};
+/* A WebSocket message: on_message(msg, flow) when the policy has it.
+ * Without it, a client's message is judged by on_request and a server's by
+ * on_response, as the body of the Upgrade request or of the 101: a policy
+ * that scans uploads scans what a page sends over a WebSocket too, and
+ * nothing the policy chose to inspect becomes a free channel. */
+static void on_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v)
+{
+	lua_policy_t *lp = p->impl;
+	if (lp->has_message) {
+		message_stage(lp, true, "on_message", w, f, m, v);
+		return;
+	}
+	if (!m->websocket->from_server || !m->request) {
+		message_stage(lp, lp->has_request, "on_request", w, f, m, v);
+		return;
+	}
+	http_head_t *upgrade = m->head;
+	const http_head_t *switched = m->request;
+	m->head = (http_head_t *)switched;
+	m->request = upgrade;
+	message_stage(lp, lp->has_response, "on_response", w, f, m, v);
+	m->head = upgrade;
+	m->request = switched;
+}
+
+static const policy_ops_t lua_ops = {"lua", on_flow, on_request, on_response, on_uninspectable, destroy, on_message};
 
 /* The version names what runs: the policy file and every module it
  * required, as loaded (the snapshot), in load order. */

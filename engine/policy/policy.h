@@ -6,6 +6,7 @@
  *   on_request   at each request head: pass or block (redact comes with bodies)
  *   on_response  at each response head: pass or block
  *   on_uninspectable  a flow it chose to inspect cannot be: bypass or block
+ *   on_message   each WebSocket message after a 101: pass, redact or block
  * Each answer is a verdict with a reason and the rule that gave it, so an
  * event can say why. The flow code never knows what kind of policy answered:
  * today the config's bypass_hosts (policy/static.c), later the Lua runtime,
@@ -108,6 +109,14 @@ typedef struct {
 	uint16_t finding;     /* index into findings */
 } finding_span_t;
 
+/* A WebSocket message (http/wsrelay.c): head is the Upgrade request that
+ * opened the connection, request the 101 that answered it; the body is
+ * the message, reassembled and unmasked. */
+typedef struct {
+	bool from_server;             /* false: client to server */
+	bool binary;                  /* false: text */
+} policy_ws_t;
+
 /* A message at a stage: what a policy may read and change. */
 typedef struct {
 	http_head_t *head;            /* edits here are what is forwarded */
@@ -117,6 +126,7 @@ typedef struct {
 	bool body_complete;           /* false: only a prefix was read */
 	const char *body_note;        /* why it was not (all) read, or NULL */
 	const doc_set_t *docs;        /* text of the documents inside the body, NULL if none */
+	const policy_ws_t *websocket; /* a WebSocket message (on_message); NULL: HTTP */
 	/* filled during the stage */
 	finding_t *findings;
 	uint32_t n_findings;
@@ -161,6 +171,8 @@ typedef struct {
 	void (*on_uninspectable)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, uninspectable_t why,
 				 const char *detail, verdict_t *v);
 	void (*destroy)(compiled_policy_t *p);
+	/* A WebSocket message (m->websocket set): pass, redact or block. */
+	void (*on_message)(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, policy_msg_t *m, verdict_t *v);
 } policy_ops_t;
 
 struct policy {

@@ -125,7 +125,8 @@ static void destroy(compiled_policy_t *p)
 	free(p);
 }
 
-static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, on_uninspectable, destroy};
+static const policy_ops_t static_ops = {"config", on_flow, on_request, on_response, on_uninspectable, destroy,
+					 on_request /* a WebSocket message passes like a request */};
 
 compiled_policy_t *policy_static_new(const config_t *cfg)
 {

@@ -30,7 +30,7 @@
  * page (http/coach.h), naming the event they answer (of). */
 typedef enum { EVENT_VERDICT = 0, EVENT_FLOW, EVENT_SHADOW, EVENT_OVERRIDE, EVENT_FALSE_POSITIVE } event_kind_t;
 
-typedef struct {
+typedef struct event {
 	event_kind_t kind;
 	char id[EVENT_ID_LEN];          /* UUIDv7 */
 	const char *stage;              /* "flow", "request", "response" */

@@ -129,6 +129,19 @@ local cases = {
 		expect = { verdict = "pass", clean = true } },
 	{ name = "a GET without a body passes", request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
 		expect = { verdict = "pass" } },
+
+	-- WebSocket messages (on_message)
+	{ name = "a card in a WebSocket text message is masked", websocket = { data = "{\"pay\":\"4526 0181 5908 3012\"}" },
+		expect = { verdict = "redact", detectors = { "credit_card" }, body = "{\"pay\":\"4526 **** **** 3012\"}" } },
+	{ name = "a card in a binary WebSocket message is masked", websocket = { type = "binary",
+		data = "\0\1card=4526018159083012\255" }, expect = { verdict = "redact", body = "\0\1card=4526********3012\255" } },
+	{ name = "a key in a WebSocket message is blocked", request = { url = "https://chat.example/socket" },
+		websocket = { data = "here: " .. AWS_ID }, expect = { verdict = "block", reason = "credential upload: aws_access_key_id" } },
+	{ name = "a clean WebSocket message passes", websocket = { data = "{\"type\":\"typing\"}" },
+		expect = { verdict = "pass", clean = true, body = "{\"type\":\"typing\"}" } },
+	{ name = "what a WebSocket server sends passes", websocket = { from = "server", data = "card 4526 0181 5908 3012" },
+		expect = { verdict = "pass" } },
+	{ name = "an empty WebSocket message passes", websocket = { data = "" }, expect = { verdict = "pass" } },
 }
 for _, c in ipairs(uninspectable_cases()) do
 	cases[#cases + 1] = c

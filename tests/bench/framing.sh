@@ -19,11 +19,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$w"' EXIT
 gcc -O2 -o "$w/loadgen" "$bench/loadgen.c" -lcurl -lpthread -lm
 chmod 755 "$w"
 cd "$w"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
-	-subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null
-printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" >ext
-openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+. "$top/tests/bench/certs.sh"
 mkdir -p www && head -c 1024 /dev/urandom >www/1k && chmod -R a+rX www
 cat >nginx.conf <<NGX
 worker_processes 2; pid $w/nginx.pid; error_log $w/nginx.err; events { worker_connections 1024; }

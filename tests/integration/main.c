@@ -42,6 +42,7 @@ int main(void)
 		fleet_suite,
 		docs_suite,
 		coach_suite,
+		websocket_suite,
 	};
 	const char *names[] = {
 		"harness",
@@ -63,6 +64,7 @@ int main(void)
 		"fleet",
 		"docs",
 		"coach",
+		"websocket",
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -23,5 +23,6 @@ Suite *sync_suite(void);
 Suite *fleet_suite(void);
 Suite *docs_suite(void);
 Suite *coach_suite(void);
+Suite *websocket_suite(void);
 
 #endif

@@ -200,28 +200,51 @@ START_TEST(expect_continue_and_no_body_statuses)
 }
 END_TEST
 
-START_TEST(websocket_is_spliced_after_101)
+/* After a 101 the bytes are WebSocket frames and are parsed, not spliced:
+ * the harness upstream echoes raw bytes, so it sends the client's masked
+ * frame back, which no server may do; both ends get close 1002. The frame
+ * that reached it was masked again with a key of dlpgate's own. */
+START_TEST(websocket_frames_are_parsed_after_101)
 {
 	world_t w = world_new();
 	th_upstream *up = th_upstream_start(&w.server);
 	dlp_t d = dlp_start(w.ca.cert_path, NULL, NULL);
 	th_client *c = th_client_connect_via_proxy(d.port, "127.0.0.1", th_upstream_port(up), d.ca_path, NULL);
 	const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+			  "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
 	th_client_send(c, req, strlen(req));
 	size_t len;
 	char *r = th_client_recv_response(c, &len, 5000);
 	ck_assert_int_eq(th_client_status(r), 101);
 	ck_assert_msg(strstr(r, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "%s", r);
 	free(r);
-	/* not HTTP any more: bytes go both ways untouched */
-	const char frame[] = "\x81\x05hello not-http \r\n\n\0 bytes";
+	/* "Hello", masked with 37 fa 21 3d (RFC 6455 5.7) */
+	const unsigned char frame[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
 	th_client_send(c, frame, sizeof frame);
-	char *echo = th_client_recv_exact(c, sizeof frame, 5000);
-	ck_assert(memcmp(echo, frame, sizeof frame) == 0);
-	free(echo);
+	char *back = th_client_recv_until_close(c, &len, 5000);
+	/* an unmasked close frame, code 1002 (0x03ea) */
+	ck_assert_msg(len >= 4 && (unsigned char)back[0] == 0x88 && !(back[1] & 0x80) && (unsigned char)back[2] == 0x03 &&
+			      (unsigned char)back[3] == 0xea,
+		      "%zu bytes back: %02x %02x %02x %02x %.*s", len, (unsigned char)back[0], (unsigned char)back[1], (unsigned char)back[2], (unsigned char)back[3], (int)len - 4, back + 4);
+	ck_assert(memmem(back, len, "masked server frame", 19));
+	free(back);
 	th_client_close(c);
-	ck_assert(dlp_log_wait(&d, "mode=upgrade-tls", 5000));
+	ck_assert(dlp_log_wait(&d, "mode=websocket-tls", 5000));
+	ck_assert(dlp_log_wait(&d, "\"note\":\"protocol-error\"", 5000));
+	size_t got_len;
+	char *got = th_upstream_received(up, &got_len);
+	ck_assert_msg(!strstr(got, "Sec-WebSocket-Extensions"), "the deflate offer went up: %s", got);
+	const char *frame_up = strstr(got, "\r\n\r\n");
+	ck_assert(frame_up && got_len - (size_t)(frame_up + 4 - got) >= sizeof frame);
+	const unsigned char *f = (const unsigned char *)frame_up + 4;
+	ck_assert(f[0] == 0x81 && f[1] == 0x85);
+	char text[6];
+	for (int i = 0; i < 5; i++)
+		text[i] = (char)(f[6 + i] ^ f[2 + i % 4]);
+	text[5] = '\0';
+	ck_assert_str_eq(text, "Hello");
+	free(got);
 	dlp_stop(&d);
 	th_upstream_stop(up);
 	world_free(&w);
@@ -446,7 +469,7 @@ Suite *proxy_suite(void)
 	tcase_add_test(t, chunked_upload_and_keepalive_reuse);
 	tcase_add_test(t, pipelined_requests_keep_order);
 	tcase_add_test(t, expect_continue_and_no_body_statuses);
-	tcase_add_test(t, websocket_is_spliced_after_101);
+	tcase_add_test(t, websocket_frames_are_parsed_after_101);
 	tcase_add_test(t, not_http_inside_tls_is_spliced);
 	tcase_add_test(t, clear_http_in_tunnel_and_absolute_form);
 	tcase_add_test(t, connect_failures_are_explained);

@@ -43,6 +43,7 @@ int main(void)
 	srunner_add_suite(sr, doc_suite());
 	srunner_add_suite(sr, sandbox_suite());
 	srunner_add_suite(sr, frame_suite());
+	srunner_add_suite(sr, ws_suite());
 	srunner_add_suite(sr, spool_suite());
 	srunner_add_suite(sr, bundle_suite());
 	srunner_add_suite(sr, policy_sync_suite());

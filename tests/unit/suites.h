@@ -13,6 +13,7 @@ Suite *body_suite(void);
 Suite *doc_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
+Suite *ws_suite(void);
 Suite *spool_suite(void);
 Suite *bundle_suite(void);
 Suite *policy_sync_suite(void);
