@@ -28,7 +28,8 @@ typedef struct {
 
 struct detector {
 	uint32_t id;
-	char *name, *key, *severity, *confidence;
+	char *name, *key, *severity, *confidence; /* confidence NULL: graded by conf */
+	conf_rule_t conf;
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
 	bool group_first;
@@ -105,6 +106,7 @@ struct detect_scratch {
 	size_t n_runs, runs_cap;   /* n_runs > runs_cap: more than were kept */
 	pf_slot_t pf[PF_CACHE];
 	uint64_t clock;
+	conf_state_t conf;         /* the confidence word search of the detector being run */
 };
 
 /* ---- compile ---- */
@@ -195,6 +197,12 @@ static char *make_key(const detector_spec_t *s)
 		bytebuf_appendf(&b, "generic;");
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
+	if (!s->confidence) {
+		char ck[256];
+		conf_rule_key(&s->conf, ck, sizeof ck);
+		key_add(&b, "cr", ck);
+		key_list(&b, "cw", s->conf.words, s->conf.n_words);
+	}
 	key_add(&b, "name", s->name);
 	bytebuf_cstr(&b);
 	return b.data;
@@ -208,6 +216,7 @@ static void detector_free(detector_t *d)
 	free(d->key);
 	free(d->severity);
 	free(d->confidence);
+	conf_rule_free(&d->conf);
 	pcre2_code_free(d->re);
 	pcre2_code_free(d->filename);
 	for (size_t g = 0; g < d->n_allow; g++) {
@@ -251,7 +260,12 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	}
 	d->name = strdup(s->name ? s->name : "detector");
 	d->severity = strdup(s->severity ? s->severity : "medium");
-	d->confidence = strdup(s->confidence ? s->confidence : "medium");
+	if (s->confidence && confidence_by_name(s->confidence) < 0) {
+		snprintf(err, n, "confidence must be low, medium or high");
+		detector_free(d);
+		return NULL;
+	}
+	d->confidence = s->confidence ? strdup(s->confidence) : NULL;
 	d->key = make_key(s);
 	d->group = s->group;
 	d->group_first = s->group_first;
@@ -270,8 +284,12 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->n_keywords = s->n_keywords;
 	d->context = dup_list(s->context_words, s->n_context, true);
 	d->n_context = s->n_context;
-	if (!d->name || !d->severity || !d->confidence || !d->key || !d->keywords || !d->context)
+	if (!d->name || !d->severity || (s->confidence && !d->confidence) || !d->key || !d->keywords || !d->context)
 		goto oom;
+	if (!s->confidence &&
+	    !conf_rule_compile(&d->conf, &s->conf, s->n_context ? s->context_words : s->keywords,
+			       s->n_context ? s->n_context : s->n_keywords, s->boundary, err, n))
+		goto fail;
 	if (s->regex) {
 		d->re = compile_re(s->regex, PCRE2_USE_OFFSET_LIMIT, "regex", err, n);
 		if (!d->re)
@@ -764,9 +782,12 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 			continue;
 		if (allowed(d, buf, len, ms, me, ss, se, filename, sc))
 			continue;
+		/* evidence now, the level when the count is known (grade_findings) */
+		bool context = !d->confidence && conf_context(&d->conf, &sc->conf, buf, len, ms, me);
 		r->count++;
+		r->at_level[CONF_HIGH] += context; /* for now: how many have context */
 		if (r->n_matches < DET_MAX_MATCHES)
-			r->matches[r->n_matches++] = (det_match_t){ss, se - ss, ms, me - ms};
+			r->matches[r->n_matches++] = (det_match_t){ss, se - ss, ms, me - ms, context};
 	}
 	return true;
 }
@@ -916,6 +937,7 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 {
 	spans_t *windows = &s->kw[i];
 	size_t last_end = 0;
+	conf_state_init(&s->conf);
 	if (d->gate_text) {
 		/* the prefilter saw a keyword, or (without one) a look at the text does */
 		if (windowed ? windows->hit : keyword_in(d, buf, len))
@@ -938,6 +960,50 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 		if (!run_range(d, s, buf, len, windows->v[k].start, (size_t)windows->v[k].start + windows->v[k].len,
 			       filename, &s->ctx[i], false, r, &last_end, execs))
 			return;
+}
+
+/* Each finding's confidence, now that the count is known: run_range left
+ * the findings with context in at_level[CONF_HIGH] and a context flag in
+ * each stored match. */
+static void grade_findings(const detector_t *d, det_result_t *r)
+{
+	uint32_t with_context = r->at_level[CONF_HIGH];
+	memset(r->at_level, 0, sizeof r->at_level);
+	if (d->confidence) {
+		confidence_t c = (confidence_t)confidence_by_name(d->confidence);
+		r->at_level[c] = r->count;
+		for (uint32_t k = 0; k < r->n_matches; k++)
+			r->matches[k].confidence = (uint8_t)c;
+		return;
+	}
+	bool validated = d->validate != VALIDATE_NONE;
+	r->at_level[conf_level(&d->conf, validated, true, r->count)] += with_context;
+	r->at_level[conf_level(&d->conf, validated, false, r->count)] += r->count - with_context;
+	for (uint32_t k = 0; k < r->n_matches; k++)
+		r->matches[k].confidence = (uint8_t)conf_level(&d->conf, validated, r->matches[k].confidence, r->count);
+}
+
+void det_result_keep_min(det_result_t *r, confidence_t min)
+{
+	uint32_t kept = 0, count = 0;
+	for (int c = CONF_LOW; c < CONF_LEVELS; c++)
+		if (c < (int)min)
+			r->at_level[c] = 0;
+		else
+			count += r->at_level[c];
+	r->count = count;
+	for (uint32_t k = 0; k < r->n_matches; k++)
+		if (r->matches[k].confidence >= min)
+			r->matches[kept++] = r->matches[k];
+	r->n_matches = kept;
+}
+
+confidence_t det_result_top(const det_result_t *r)
+{
+	for (int c = CONF_HIGH; c > CONF_LOW; c--)
+		if (r->at_level[c])
+			return (confidence_t)c;
+	return CONF_LOW;
 }
 
 /* Where the line holding offset at starts. (memrchr would do, but it is
@@ -979,8 +1045,11 @@ static void generic_give_way(const uint8_t *buf, const detector_t *const *want, 
 		uint32_t kept = 0;
 		for (uint32_t k = 0; k < r->n_matches; k++) {
 			const det_match_t *m = &r->matches[k];
-			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len))
+			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len)) {
 				r->count--;
+				if (r->at_level[m->confidence])
+					r->at_level[m->confidence]--;
+			}
 			else
 				r->matches[kept++] = *m;
 		}
@@ -1000,6 +1069,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		results[i].timed_out = false;
 		results[i].n_matches = 0;
 		results[i].ns = 0;
+		memset(results[i].at_level, 0, sizeof results[i].at_level);
 		s->kw[i].n = s->ctx[i].n = 0;
 		s->kw[i].saturated = s->ctx[i].saturated = s->kw[i].hit = false;
 	}
@@ -1023,6 +1093,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		bool windowed = use_prefilter && ((d->n_keywords && pf) || d->digits);
 		t = t_end;
 		scan_detector(s, i, d, windowed, buf, len, filename, &results[i], &execs);
+		grade_findings(d, &results[i]);
 		t_end = now_ns(s);
 		results[i].ns = t_end - t;
 	}
