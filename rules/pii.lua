@@ -270,35 +270,33 @@ M.phone = dlp.detector{
 
 -- National identity and tax numbers. Each is checked by the validator its
 -- issuer's rules make possible (dlp.validate.NAME in C: check digits, or
--- only structure where the number has none), and each grades its findings
--- (`confidence`): a number whose checksum passed is medium on its own and
--- high with one of its words within 300 bytes; a number with no checksum
--- is low on its own. Numbers too plain to stand alone (9 or 11 digits
--- with a 1-in-10 checksum) are looked for only near their words (the
--- keywords); strongly shaped ones (CPF and CNPJ with their punctuation,
--- DNI/NIE with their letter, codice fiscale, NINO) are found anywhere.
--- Context words are matched as words (boundary = true): "sin" is not in
--- "using", "cf" not in "cfg".
+-- only structure where the number has none). Each is looked for only near
+-- words that go with it (the keywords, as words: boundary = true, so "sin"
+-- is not in "using" nor "cf" in "CFLAGS"), within 300 bytes either side:
+-- nine or eleven digits with a one-in-ten checksum are everywhere, and a
+-- scan of every digit run for them would cost more than the rest of the
+-- packs together. The keywords are the number's own labels (strong: "CPF",
+-- "Steuer-ID") and, for some, the words of the forms it is written in
+-- (weak: "cliente", "titular", "payroll"). Confidence (see the README's
+-- policy section) is graded on the strong ones: a number whose validator
+-- passed is high with a strong word within 300 bytes and medium with only
+-- a weak one; a number with no check digit (passport) is medium at best.
 
-local function label_window(after)
-	return { before = 24, after = after or 64 }
-end
+local NEAR = { before = 300, after = 300 }
 
 M.uk_nino = dlp.detector{
 	name = "uk_nino",
-	description = "UK National Insurance numbers (AB123456C, AB 12 34 56 C): prefixes HMRC allocates, suffix A-D; "
-		.. "no check digit, so low on its own and high next to an NI word",
+	description = "UK National Insurance numbers (AB123456C, AB 12 34 56 C): prefixes HMRC allocates, suffix A-D "
+		.. "(no check digit), near NI words or payroll words",
 	regex = [[(?<![\w\-/.])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])(?![\w\-/]|\.\d)]],
-	digits = 6,
-	window = 3,
+	keywords = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number", "nat ins",
+		"hmrc", "payroll", "paye", "p60", "p45" },
+	window = NEAR,
+	boundary = true,
 	group = 1,
 	validate = "uk_nino",
-	boundary = true,
-	confidence = {
-		words = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number", "nat ins" },
-		high = { context = true },
-		medium = {},
-	},
+	confidence = { words = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number",
+		"nat ins" } },
 	severity = "high",
 	mask = { keep_first = 2, keep_last = 1 },
 	examples = {
@@ -306,13 +304,15 @@ M.uk_nino = dlp.detector{
 			"National Insurance number: AB123456C",
 			"NINO JG 10 37 59 A",
 			"{\"nino\":\"CE987654B\"}",
+			"HMRC payroll record, employee AB123456C",
 		},
 		nomatch = {
 			"NI number QQ123456C",          -- Q is never a first letter
-			"GB123456A",                    -- GB is not allocated
+			"nino GB123456A",               -- GB is not allocated
 			"ni AB123456E",                 -- suffix past D
-			"ref AB1234567C",               -- seven digits
-			"AB 12 34 56 CD",               -- glued to more letters
+			"nino AB1234567C",              -- seven digits
+			"nino AB 12 34 56 CD",          -- glued to more letters
+			"AB123456C",                    -- no NI or payroll word
 		},
 	},
 }
@@ -323,7 +323,7 @@ M.ca_sin = dlp.detector{
 		.. "near SIN / social insurance / assurance sociale",
 	regex = [[(?<![\w\-/.])([1-79]\d{2}([ -]?)\d{3}\2\d{3})(?![\w\-/]|\.\d)]],
 	keywords = { "sin", "social insurance", "assurance sociale", "n.a.s" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "ca_sin",
@@ -347,11 +347,12 @@ M.ca_sin = dlp.detector{
 
 M.br_cpf = dlp.detector{
 	name = "br_cpf",
-	description = "Brazilian CPF written 000.000.000-00, both mod-11 check digits verified",
+	description = "Brazilian CPF written 000.000.000-00, both mod-11 check digits verified, near CPF or the "
+		.. "words of a Brazilian form (cliente, nome, endereço...)",
 	regex = [[(?<![\w\-/.])(\d{3}\.\d{3}\.\d{3}-\d{2})(?![\w\-/]|\.\d)]],
-	-- the last group and the check digits (789-09) hold 5 digits in a run
-	digits = 5,
-	window = 8,
+	keywords = { "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física", "cliente", "nome",
+		"endereço", "endereco", "titular" },
+	window = NEAR,
 	group = 1,
 	validate = "br_cpf",
 	boundary = true,
@@ -365,9 +366,10 @@ M.br_cpf = dlp.detector{
 		},
 		nomatch = {
 			"CPF: 529.982.247-26",          -- second check digit wrong
-			"111.111.111-11",               -- all one digit
-			"529.982.247-250",              -- longer
-			"v529.982.247-25",              -- glued to a word
+			"cpf 111.111.111-11",           -- all one digit
+			"cpf 529.982.247-250",          -- longer
+			"cpf v529.982.247-25",          -- glued to a word
+			"529.982.247-25",               -- no word of a Brazilian form
 		},
 	},
 }
@@ -377,7 +379,7 @@ M.br_cpf_labeled = dlp.detector{
 	description = "Brazilian CPF as 11 bare digits (or 000000000-00) next to the word CPF, check digits verified",
 	regex = [[(?<![\w\-/.])(\d{9}-?\d{2})(?![\w\-/]|\.\d)]],
 	keywords = { "cpf" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "br_cpf",
@@ -391,10 +393,12 @@ M.br_cpf_labeled = dlp.detector{
 
 M.br_cnpj = dlp.detector{
 	name = "br_cnpj",
-	description = "Brazilian CNPJ (company registry) written 00.000.000/0000-00, both mod-11 check digits verified",
+	description = "Brazilian CNPJ (company registry) written 00.000.000/0000-00, both mod-11 check digits verified, "
+		.. "near CNPJ or the words of a Brazilian form (empresa, razão social, fornecedor...)",
 	regex = [[(?<![\w\-/.])(\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})(?![\w\-/]|\.\d)]],
-	digits = 6,
-	window = 11,
+	keywords = { "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica", "empresa", "razão social",
+		"razao social", "fornecedor" },
+	window = NEAR,
 	group = 1,
 	validate = "br_cnpj",
 	boundary = true,
@@ -403,7 +407,8 @@ M.br_cnpj = dlp.detector{
 	mask = { keep_first = 2, keep_last = 2 },
 	examples = {
 		match = { "CNPJ 11.222.333/0001-81", "fornecedor 45.761.238/0001-78" },
-		nomatch = { "CNPJ 11.222.333/0001-82", "11.111.111/1111-11", "11.222.333/0001-810" },
+		nomatch = { "CNPJ 11.222.333/0001-82", "cnpj 11.111.111/1111-11", "cnpj 11.222.333/0001-810",
+			"11.222.333/0001-81" },
 	},
 }
 
@@ -412,7 +417,7 @@ M.br_cnpj_labeled = dlp.detector{
 	description = "Brazilian CNPJ as 14 bare digits next to the word CNPJ, check digits verified",
 	regex = [[(?<![\w\-/.])(\d{8}/?\d{4}-?\d{2})(?![\w\-/]|\.\d)]],
 	keywords = { "cnpj" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "br_cnpj",
@@ -430,7 +435,7 @@ M.in_pan = dlp.detector{
 		.. "permanent account number / income tax; no check digit",
 	regex = [[(?<![A-Za-z0-9])([A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z])(?![A-Za-z0-9])]],
 	keywords = { "pan", "permanent account number", "income tax" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "in_pan",
@@ -453,7 +458,7 @@ M.in_aadhaar = dlp.detector{
 		.. "near Aadhaar / UIDAI",
 	regex = [[(?<![\w\-/.])([2-9]\d{3}([ -]?)\d{4}\2\d{4})(?![\w\-/]|\.\d)]],
 	keywords = { "aadhaar", "aadhar", "uidai", "आधार" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "in_aadhaar",
@@ -477,7 +482,7 @@ M.de_steuer_id = dlp.detector{
 	regex = [[(?<![\w\-/.])([1-9]\d(?: ?\d{3}){3})(?![\w\-/]|\.\d)]],
 	keywords = { "steuer-id", "steuerid", "steuer id", "steueridentifikationsnummer", "identifikationsnummer",
 		"idnr", "tin" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "de_steuer_id",
@@ -501,7 +506,7 @@ M.fr_nir = dlp.detector{
 	regex = [[(?<![\w\-/.])([1-478] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2})(?![\w\-/]|\.\d)]],
 	keywords = { "sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "carte vitale",
 		"social security" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "fr_nir",
@@ -525,10 +530,11 @@ M.fr_nir = dlp.detector{
 M.es_dni = dlp.detector{
 	name = "es_dni",
 	description = "Spanish DNI (8 digits and a letter) and NIE (X/Y/Z, 7 digits, a letter), the letter checked "
-		.. "(mod 23)",
+		.. "(mod 23), near DNI/NIE/NIF or the words of a Spanish form (titular, apellidos...)",
 	regex = [[(?<![\w\-/.])(\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])(?![\w\-/]|\.\d)]],
-	digits = 7,
-	window = 2,
+	keywords = { "dni", "nie", "nif", "documento nacional", "identidad", "extranjero", "titular", "apellidos",
+		"domicilio" },
+	window = NEAR,
 	group = 1,
 	validate = "es_dni",
 	boundary = true,
@@ -540,8 +546,9 @@ M.es_dni = dlp.detector{
 		nomatch = {
 			"DNI 12345678A",                -- letter wrong
 			"NIE X1234567A",
-			"build 20230101Z9",             -- glued to more
+			"dni build 20230101Z9",         -- glued to more
 			"DNI 123456789Z",               -- nine digits
+			"ref 12345678Z",                -- no Spanish word
 		},
 	},
 }
@@ -552,7 +559,7 @@ M.nl_bsn = dlp.detector{
 		.. "BSN / burgerservicenummer / sofinummer",
 	regex = [[(?<![\w\-/.])(\d{3}([ .-]?)\d{3}\2\d{3}|\d{4}\.\d{2}\.\d{3})(?![\w\-/]|\.\d)]],
 	keywords = { "bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "sofi" },
-	window = label_window(),
+	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "nl_bsn",
@@ -566,13 +573,14 @@ M.nl_bsn = dlp.detector{
 
 M.it_cf = dlp.detector{
 	name = "it_cf",
-	description = "Italian codice fiscale: 16 characters (name and surname letters, birth date and place), "
-		.. "check letter verified; with its digits in place (the omocodia variants whose digits are letters "
-		.. "are not looked for)",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{6}\d{2}[ABCDEHLMPRST]\d{2}[A-Z]\d{3}[A-Z])(?![A-Za-z0-9])]],
-	-- the municipality code ends in three digits, 12 characters in
-	digits = 3,
-	window = 12,
+	description = "Italian codice fiscale: 16 characters (name and surname letters, birth date and place, digits "
+		.. "or their omocodia letters), check letter verified, near codice fiscale or the words of an Italian "
+		.. "form (nato, cognome...)",
+	regex = [[(?<![A-Za-z0-9])([A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z])]]
+		.. [[(?![A-Za-z0-9])]],
+	keywords = { "codice fiscale", "cod. fisc", "cod fisc", "cf", "fiscal code", "tax code", "nato", "nata",
+		"cognome", "residente" },
+	window = NEAR,
 	group = 1,
 	validate = "it_cf",
 	boundary = true,
@@ -580,8 +588,8 @@ M.it_cf = dlp.detector{
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 2 },
 	examples = {
-		match = { "Codice fiscale: RSSMRA85T10A562S", "cf=BNCGPP70A41H501G" },
-		nomatch = { "RSSMRA85T10A562T", "RSSMRA85T10A562SX", "XRSSMRA85T10A562S" },
+		match = { "Codice fiscale: RSSMRA85T10A562S", "cf=BNCGPP70A41H501G", "CF RSSMRA85T10A56NH" },
+		nomatch = { "cf RSSMRA85T10A562T", "cf RSSMRA85T10A562SX", "cf XRSSMRA85T10A562S", "RSSMRA85T10A562S" },
 	},
 }
 

@@ -36,17 +36,20 @@ return {
 	sure("BSN", "nl_bsn", "BSN: 111222333"),
 	sure("codice fiscale with its words", "it_cf", "Codice fiscale: RSSMRA85T10A562S"),
 
-	-- checksummed, no words within 300 bytes: medium, masked
-	masked("CPF alone", "br_cpf", FAR .. "529.982.247-25", FAR .. "***.***.***-25"),
-	masked("DNI alone", "es_dni", FAR .. "48215679C", FAR .. "******79C"),
-	masked("codice fiscale alone", "it_cf", FAR .. "RSSMRA85T10A562S", FAR .. "**************2S"),
-	-- the word more than 300 bytes before: still medium
-	masked("CPF word out of reach", "br_cpf", "cpf " .. FAR .. "529.982.247-25", "cpf " .. FAR .. "***.***.***-25"),
+	-- checksummed, near only a weak word (one of the forms it is written in): medium, masked
+	masked("CPF near 'cliente'", "br_cpf", "cliente 529.982.247-25", "cliente ***.***.***-25"),
+	masked("DNI near 'titular'", "es_dni", "titular 48215679C", "titular ******79C"),
+	masked("codice fiscale near 'nato'", "it_cf", "nato a Roma, RSSMRA85T10A562S", "nato a Roma, **************2S"),
+	masked("NINO near 'payroll'", "uk_nino", "payroll: AB123456C", "payroll: AB******C"),
+	-- the strong word more than 300 bytes before: still medium
+	masked("CPF word out of reach", "br_cpf", "cpf " .. FAR .. "cliente 529.982.247-25",
+		"cpf " .. FAR .. "cliente ***.***.***-25"),
 	-- passport numbers have no check digit: medium with their word
 	masked("passport", "passport", "Passport No: 912803456", "Passport No: ******456"),
 
-	-- no checksum and no words: low, passes
-	{ name = "NINO alone is low", request = C.request(FAR .. "AB123456C"), expect = { verdict = "pass" } },
+	-- no word at all: not looked for
+	C.clean("NINO alone", FAR .. "AB123456C"),
+	C.clean("CPF alone", "529.982.247-25"),
 
 	-- near misses: nothing at all
 	C.clean("CPF check digit wrong", "CPF: 529.982.247-26"),
