@@ -30,6 +30,7 @@ struct detector {
 	uint32_t id;
 	char *name, *key, *severity, *confidence; /* confidence NULL: graded by conf */
 	conf_rule_t conf;
+	det_matcher_t matcher;     /* scan != NULL: finds by itself (no regex) */
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
 	bool group_first;
@@ -204,6 +205,8 @@ static char *make_key(const detector_spec_t *s)
 		key_list(&b, "cw", s->conf.words, s->conf.n_words);
 	}
 	key_add(&b, "name", s->name);
+	if (s->matcher)
+		key_add(&b, "matcher", s->matcher->key);
 	bytebuf_cstr(&b);
 	return b.data;
 }
@@ -217,6 +220,8 @@ static void detector_free(detector_t *d)
 	free(d->severity);
 	free(d->confidence);
 	conf_rule_free(&d->conf);
+	if (d->matcher.release)
+		d->matcher.release(d->matcher.ctx);
 	pcre2_code_free(d->re);
 	pcre2_code_free(d->filename);
 	for (size_t g = 0; g < d->n_allow; g++) {
@@ -234,15 +239,28 @@ static void detector_free(detector_t *d)
 	free(d);
 }
 
+/* A spec refused before a detector exists: its matcher is released all
+ * the same (detector_compile owns it whatever the outcome). */
+static detector_t *refuse(const detector_spec_t *s)
+{
+	if (s->matcher && s->matcher->release)
+		s->matcher->release(s->matcher->ctx);
+	return NULL;
+}
+
 detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 {
-	if (!s->regex && !s->filename) {
+	if (s->matcher && (s->regex || s->filename || s->n_keywords || s->digits || s->n_allow || s->n_context)) {
+		snprintf(err, n, "a matcher detector takes no regex, filename, keywords, digits, context or allowlists");
+		return refuse(s);
+	}
+	if (!s->regex && !s->filename && !s->matcher) {
 		snprintf(err, n, "a detector needs a regex (or a filename pattern)");
-		return NULL;
+		return refuse(s);
 	}
 	if (s->n_allow > DETECTOR_MAX_ALLOW) {
 		snprintf(err, n, "more than %d allowlists", DETECTOR_MAX_ALLOW);
-		return NULL;
+		return refuse(s);
 	}
 	for (size_t i = 0; i < s->n_keywords; i++)
 		if (!s->keywords[i][0] || strlen(s->keywords[i]) > 255) {
@@ -251,13 +269,15 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		}
 	if (s->digits && s->n_keywords) {
 		snprintf(err, n, "digits and keywords do not combine: the regex runs around one or the other");
-		return NULL;
+		return refuse(s);
 	}
 	detector_t *d = calloc(1, sizeof *d);
 	if (!d) {
 		snprintf(err, n, "out of memory");
-		return NULL;
+		return refuse(s);
 	}
+	if (s->matcher)
+		d->matcher = *s->matcher; /* owned from here, even when compiling fails */
 	d->name = strdup(s->name ? s->name : "detector");
 	d->severity = strdup(s->severity ? s->severity : "medium");
 	if (s->confidence && confidence_by_name(s->confidence) < 0) {
@@ -369,7 +389,7 @@ const char *detector_name(const detector_t *d) { return d->name; }
 const char *detector_severity(const detector_t *d) { return d->severity; }
 const char *detector_confidence(const detector_t *d) { return d->confidence; }
 bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
-bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0; }
+bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0 || d->matcher.scan; }
 bool detector_gates_text(const detector_t *d) { return d->gate_text; }
 uint32_t detector_id(const detector_t *d) { return d->id; }
 uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
@@ -976,7 +996,7 @@ static void grade_findings(const detector_t *d, det_result_t *r)
 			r->matches[k].confidence = (uint8_t)c;
 		return;
 	}
-	bool validated = d->validate != VALIDATE_NONE;
+	bool validated = d->validate != VALIDATE_NONE || d->matcher.scan; /* an exact match is proof */
 	r->at_level[conf_level(&d->conf, validated, true, r->count)] += with_context;
 	r->at_level[conf_level(&d->conf, validated, false, r->count)] += r->count - with_context;
 	for (uint32_t k = 0; k < r->n_matches; k++)
@@ -1084,6 +1104,14 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 	s->trigger_ns += t_end - t;
 	for (size_t i = 0; i < n_want; i++) {
 		const detector_t *d = want[i];
+		if (d->matcher.scan) {
+			t = t_end;
+			d->matcher.scan(d->matcher.ctx, buf, len, &results[i]);
+			grade_findings(d, &results[i]);
+			t_end = now_ns(s);
+			results[i].ns = t_end - t;
+			continue;
+		}
 		if (!d->re)
 			continue;
 		if (!pf)

@@ -40,6 +40,19 @@
 
 typedef enum { ALLOW_SECRET = 0, ALLOW_MATCH, ALLOW_LINE } allow_target_t;
 
+struct det_result;
+/* A detector that finds by itself instead of a regex (exact data match,
+ * edm.h): scan fills the result's count and matches, each match's
+ * confidence field holding whether it has context (corroboration); the
+ * levels are graded like any detector's, validated being true. The
+ * detector owns ctx once compiled (release frees it). */
+typedef struct {
+	void (*scan)(void *ctx, const uint8_t *buf, size_t len, struct det_result *r);
+	void (*release)(void *ctx);
+	void *ctx;
+	const char *key;   /* what makes two matchers find the same */
+} det_matcher_t;
+
 /* One allowlist: a finding is dropped when its criteria hold (any of them,
  * or all with `all`): a regex matches the target text, the secret holds a
  * stopword, the file name matches. A detector may have several; any one
@@ -102,6 +115,7 @@ typedef struct {
 	 * holds its secret. */
 	bool generic;
 	uint8_t keep_first, keep_last; /* what a sample shows */
+	const det_matcher_t *matcher;  /* instead of a regex (then no keywords, digits or allowlists) */
 } detector_spec_t;
 
 typedef struct detector detector_t;
@@ -156,7 +170,7 @@ typedef struct {
 
 #define DET_MAX_MATCHES 256 /* per detector per buffer; the count goes on */
 
-typedef struct {
+typedef struct det_result {
 	const detector_t *d;
 	uint32_t count;        /* findings (validated, not allowed) */
 	uint32_t at_level[CONF_LEVELS]; /* of count, how many at each confidence */

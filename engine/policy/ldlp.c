@@ -475,17 +475,23 @@ static int l_detector(lua_State *L)
 		s.keep_first = (uint8_t)opt_uint(L, lua_gettop(L), "keep_first", 4, 16);
 		s.keep_last = (uint8_t)opt_uint(L, lua_gettop(L), "keep_last", 4, 16);
 	}
+	return ldlp_push_compiled(L, &s, 1, "dlp.detector");
+}
+
+int ldlp_push_compiled(lua_State *L, const detector_spec_t *s, int spec_idx, const char *who)
+{
+	spec_idx = lua_absindex(L, spec_idx);
 	char err[300];
-	detector_t *d = detector_compile(&s, err, sizeof err);
+	detector_t *d = detector_compile(s, err, sizeof err);
 	if (!d)
-		return luaL_error(L, "dlp.detector: %s", err);
+		return luaL_error(L, "%s: %s", who, err);
 	lstate_t *ls = lstate_of(L);
 	const detector_t *shared = detset_add(ls->lp->detectors, d);
 	if (!shared)
-		return luaL_error(L, "dlp.detector: out of memory");
+		return luaL_error(L, "%s: out of memory", who);
 	ldetector_t *u = lua_newuserdatauv(L, sizeof *u, 1);
 	u->d = shared;
-	lua_pushvalue(L, 1); /* the spec: its examples and description stay reachable */
+	lua_pushvalue(L, spec_idx); /* the spec: its examples and description stay reachable */
 	lua_setiuservalue(L, -2, 1);
 	luaL_setmetatable(L, DETECTOR_MT);
 	return 1;
@@ -566,6 +572,7 @@ static int open_dlp(lua_State *L)
 	static const luaL_Reg fns[] = {{"pass", l_pass},         {"inspect", l_inspect},
 				       {"bypass", l_bypass},     {"block", l_block},
 				       {"redact", l_redact},     {"detector", l_detector},
+				       {"edm", ledm_detector},
 				       {"host_matches", l_host_matches}, {"entropy", l_entropy},
 				       {NULL, NULL}};
 	luaL_newlib(L, fns);
