@@ -931,9 +931,11 @@ static size_t find_digit_runs(detect_scratch_t *s, const detector_t *const *want
 			      size_t len)
 {
 	uint32_t min = 0;
-	for (size_t i = 0; i < n_want; i++)
-		if (want[i]->re && want[i]->digits && (!min || want[i]->digits < min))
-			min = want[i]->digits;
+	for (size_t i = 0; i < n_want; i++) {
+		uint32_t d = want[i]->re ? want[i]->digits : want[i]->matcher.digits;
+		if (d && (!min || d < min))
+			min = d;
+	}
 	if (!min)
 		return 0;
 	for (;;) {
@@ -1106,7 +1108,9 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		const detector_t *d = want[i];
 		if (d->matcher.scan) {
 			t = t_end;
-			d->matcher.scan(d->matcher.ctx, buf, len, &results[i]);
+			bool all_runs = s->n_runs <= s->runs_cap;
+			d->matcher.scan(d->matcher.ctx, buf, len, all_runs ? s->runs : NULL, all_runs ? s->n_runs : 0,
+					&results[i]);
 			grade_findings(d, &results[i]);
 			t_end = now_ns(s);
 			results[i].ns = t_end - t;

@@ -46,11 +46,17 @@ struct det_result;
  * confidence field holding whether it has context (corroboration); the
  * levels are graded like any detector's, validated being true. The
  * detector owns ctx once compiled (release frees it). */
+struct digit_run;
 typedef struct {
-	void (*scan)(void *ctx, const uint8_t *buf, size_t len, struct det_result *r);
+	/* runs: the text's runs of at least `digits` digits (digitruns.h), which
+	 * the scan finds once for every detector; NULL when there were too many
+	 * to keep (the matcher then finds its own) */
+	void (*scan)(void *ctx, const uint8_t *buf, size_t len, const struct digit_run *runs, size_t n_runs,
+		     struct det_result *r);
 	void (*release)(void *ctx);
 	void *ctx;
 	const char *key;   /* what makes two matchers find the same */
+	uint32_t digits;   /* 0, or the fewest digits its candidates hold */
 } det_matcher_t;
 
 /* One allowlist: a finding is dropped when its criteria hold (any of them,

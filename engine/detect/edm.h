@@ -115,6 +115,12 @@ typedef struct {
 void edm_query_scan(const edm_query_t *q, const uint8_t *buf, size_t len,
 		    bool (*found)(void *ctx, const edm_hit_t *h), void *ctx);
 
+struct digit_run;
+/* The same, given the text's runs of digits (at least as short as the
+ * primary column's values; digitruns.h) when the caller has them. */
+void edm_query_scan_runs(const edm_query_t *q, const uint8_t *buf, size_t len, const struct digit_run *runs,
+			 size_t n_runs, bool (*found)(void *ctx, const edm_hit_t *h), void *ctx);
+
 /* The query as a detector's matcher (detector.h); the detector owns q. */
 #include "detect/detector.h"
 det_matcher_t edm_matcher(edm_query_t *q);
