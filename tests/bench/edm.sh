@@ -54,7 +54,7 @@ s0=$(cpu "$bin" scan "$work/all.lua" "$work/empty")
 s1=$(cpu "$bin" scan "$work/all_edm.lua" "$work/empty")
 w0=$(cpu "$bin" scan "$work/all.lua" "$corpus")
 w1=$(cpu "$bin" scan "$work/all_edm.lua" "$corpus")
-python3 - "$rows" "$(stat -c %s "$corpus")" "$(stat -c %s "$work/edm.pack")" "$(cat "$work/build.t")" "$s0" "$s1" "$w0" "$w1" <<'PY'
+python3 - "$rows" "$(stat -L -c %s "$corpus")" "$(stat -c %s "$work/edm.pack")" "$(cat "$work/build.t")" "$s0" "$s1" "$w0" "$w1" <<'PY'
 import sys
 rows, size, pack = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 be, bu, bm = sys.argv[4].split()
