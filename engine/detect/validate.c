@@ -24,6 +24,16 @@ bool validate_luhn(const char *s, size_t n)
 	size_t k = digits(s, n, d, sizeof d - 1);
 	if (k < 12 || k > 19)
 		return false;
+	/* All zeros passes Luhn and is nobody's card. */
+	bool all_same = true;
+	for (size_t i = 1; i < k; i++)
+		if (d[i] != d[0])
+			all_same = false;
+	return validate_luhn_digits(d, k) && !all_same;
+}
+
+bool validate_luhn_digits(const char *d, size_t k)
+{
 	int sum = 0;
 	for (size_t i = 0; i < k; i++) {
 		int v = d[k - 1 - i] - '0';
@@ -34,12 +44,7 @@ bool validate_luhn(const char *s, size_t n)
 		}
 		sum += v;
 	}
-	/* All zeros passes Luhn and is nobody's card. */
-	bool all_same = true;
-	for (size_t i = 1; i < k; i++)
-		if (d[i] != d[0])
-			all_same = false;
-	return sum % 10 == 0 && !all_same;
+	return sum % 10 == 0;
 }
 
 /* IBAN lengths by country (ISO 13616 registry). */

@@ -32,6 +32,8 @@ const char *validate_names(void);
 bool validate_run(validator_t v, const char *s, size_t n);
 
 bool validate_luhn(const char *s, size_t n);
+/* The Luhn sum of k digits (ASCII '0'-'9', nothing else) is a multiple of 10. */
+bool validate_luhn_digits(const char *d, size_t k);
 bool validate_iban(const char *s, size_t n);
 bool validate_us_ssn(const char *s, size_t n);
 bool validate_aba(const char *s, size_t n);

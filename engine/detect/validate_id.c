@@ -10,6 +10,8 @@
  */
 #include "detect/validate_id.h"
 
+#include "detect/validate.h"
+
 #include <string.h>
 
 /* Significant characters of s into out (letters upper-cased); false when
@@ -72,26 +74,11 @@ bool validate_uk_nino(const char *s, size_t n)
 	return !all_same(c + 2, 6);
 }
 
-static bool luhn_digits(const char *d, size_t k)
-{
-	int sum = 0;
-	for (size_t i = 0; i < k; i++) {
-		int v = d[k - 1 - i] - '0';
-		if (i & 1) {
-			v *= 2;
-			if (v > 9)
-				v -= 9;
-		}
-		sum += v;
-	}
-	return sum % 10 == 0;
-}
-
 bool validate_ca_sin(const char *s, size_t n)
 {
 	char d[9];
 	/* 0 is never issued, 8 is unused; 9 is temporary residents (valid) */
-	return digits_exactly(s, n, d, 9) && d[0] != '0' && d[0] != '8' && !all_same(d, 9) && luhn_digits(d, 9);
+	return digits_exactly(s, n, d, 9) && d[0] != '0' && d[0] != '8' && !all_same(d, 9) && validate_luhn_digits(d, 9);
 }
 
 /* Check digit of d[0..k) by weights w: 11 - sum mod 11, 10 and 11 read 0. */
