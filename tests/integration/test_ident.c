@@ -135,6 +135,69 @@ START_TEST(exact_data_match_with_corroboration)
 }
 END_TEST
 
+/* dlpgate (the command) with args; its stdout as bytes */
+static int cmd(const char *const args[], char **out, size_t *out_len, char **err)
+{
+	const char *argv[16];
+	int a = 0;
+	argv[a++] = dlp_bin();
+	for (int i = 0; args[i]; i++)
+		argv[a++] = args[i];
+	argv[a] = NULL;
+	return th_run((char *const *)argv, NULL, 0, out, out_len, err, 60000);
+}
+
+/* The command line: edm build from CSV to a pack, a policy's check running
+ * its EDM detector's examples, scan printing the match with its
+ * confidence; bad columns and a broken pack refused with clear words. */
+START_TEST(edm_commands)
+{
+	char *dir = th_path("cli");
+	ck_assert(mkdir(dir, 0700) == 0);
+	char *csv, *pack, *policy, *text, *out, *err;
+	size_t n;
+	ck_assert(asprintf(&csv, "%s/c.csv", dir) > 0 && asprintf(&pack, "%s/edm.pack", dir) > 0 &&
+		  asprintf(&policy, "%s/p.lua", dir) > 0 && asprintf(&text, "%s/t.txt", dir) > 0);
+	th_write_file(csv, customers_csv, sizeof customers_csv - 1, 0600);
+	int rc = cmd((const char *const[]){"edm", "build", "--columns", "account:digits,email:email,name:name", csv, NULL},
+		     &out, &n, &err);
+	ck_assert_msg(rc == 0 && n > 64 && strstr(err, "2 rows, 3 columns"), "rc %d: %s", rc, err);
+	ck_assert(!memmem(out, n, "Jane", 4) && !memmem(out, n, "1234567890", 10));
+	th_write_file(pack, out, n, 0600);
+	free(out), free(err);
+	static const char src[] =
+		"local dlp = require 'dlp'\n"
+		"return { customers = dlp.edm{ pack = 'edm.pack', primary = 'account', corroborate = {'email', 'name'},\n"
+		"  examples = { match = {'acct 9876543210, Robert Smith'}, nomatch = {'acct 9876543210, Jane Doe'} } } }\n";
+	th_write_file(policy, src, sizeof src - 1, 0644);
+	rc = cmd((const char *const[]){"check", policy, NULL}, &out, NULL, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "ok:"), "%s%s", out, err);
+	free(out), free(err);
+	static const char t[] = "order for robert smith <bob@contoso.com>: account 98765 43210\n";
+	th_write_file(text, t, sizeof t - 1, 0644);
+	rc = cmd((const char *const[]){"scan", policy, text, NULL}, &out, NULL, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "\"detector\":\"customers\"") && strstr(out, "\"confidence\":\"high\"") &&
+			      strstr(out, "\"sample\":\"***** ***10\""),
+		      "%s%s", out, err);
+	free(out), free(err);
+	/* a type that does not exist; a name column as primary */
+	rc = cmd((const char *const[]){"edm", "build", "--columns", "account:phone", csv, NULL}, &out, &n, &err);
+	ck_assert_msg(rc == 2 && strstr(err, "unknown type \"phone\""), "%s", err);
+	free(out), free(err);
+	rc = cmd((const char *const[]){"edm", "build", "--columns", "name:name,account:digits", "--primary", "name", csv,
+				       NULL},
+		 &out, &n, &err);
+	ck_assert_msg(rc == 2 && strstr(err, "cannot be primary"), "%s", err);
+	free(out), free(err);
+	/* a pack cut short: the policy does not load, and says why */
+	th_write_file(pack, "DLPEDM1\n\1\0\0\0", 12, 0600);
+	rc = cmd((const char *const[]){"check", policy, NULL}, &out, NULL, &err);
+	ck_assert_msg(rc != 0 && strstr(out, "not a usable EDM pack"), "%s%s", out, err);
+	free(out), free(err);
+	free(dir), free(csv), free(pack), free(policy), free(text);
+}
+END_TEST
+
 Suite *ident_suite(void)
 {
 	Suite *s = suite_create("ident");
@@ -142,6 +205,7 @@ Suite *ident_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, identity_numbers_by_confidence);
 	tcase_add_test(t, exact_data_match_with_corroboration);
+	tcase_add_test(t, edm_commands);
 	suite_add_tcase(s, t);
 	return s;
 }
