@@ -503,8 +503,6 @@ static bool length_ok(const edm_col_t *col, int n)
 	return n > 0 && n <= EDM_MAX_VALUE && (col->lengths[n >> 6] >> (n & 63) & 1);
 }
 
-#define MAX_PIECES 16
-
 /* The fewest digits a value of the column has (its shortest length). */
 static uint32_t shortest(const edm_col_t *col)
 {
@@ -514,45 +512,44 @@ static uint32_t shortest(const edm_col_t *col)
 	return EDM_MAX_VALUE + 1;
 }
 
+/* The end of the space-separated piece of a run starting at i, and its
+ * digits. */
+static uint32_t piece_end(const uint8_t *buf, uint32_t i, uint32_t end, uint32_t *digits)
+{
+	*digits = 0;
+	for (; i < end && buf[i] != ' '; i++)
+		*digits += is_digit(buf[i]);
+	return i;
+}
+
 /* The candidates of one run of digits (single spaces or dashes between
  * them, digitruns.h): every span of its space-separated pieces with as
- * many digits as a value of the column has. */
+ * many digits as a value of the column has. A span is at most the longest
+ * value long, so a run of any length (a table of numbers around an
+ * account number) costs pieces times the pieces a value can span. */
 static bool run_candidates(const edm_col_t *col, const uint8_t *buf, size_t to, uint32_t start, uint32_t end,
 			   cand_fn each, void *ctx)
 {
 	if ((start > 0 && is_alnum(buf[start - 1])) || (end < to && is_alpha(buf[end])))
 		return true; /* glued to a word: not a number of its own */
-	uint32_t ps[MAX_PIECES], pe[MAX_PIECES], pd[MAX_PIECES];
-	int np = 0;
-	ps[0] = start;
-	pd[0] = 0;
-	for (uint32_t j = start; j < end; j++) {
-		if (buf[j] == ' ') {
-			pe[np] = j;
-			if (++np == MAX_PIECES)
-				return true; /* a table of numbers, not one */
-			ps[np] = j + 1;
-			pd[np] = 0;
-		} else if (is_digit(buf[j])) {
-			pd[np]++;
-		}
-	}
-	pe[np++] = end;
 	cand_t c;
-	for (int a = 0; a < np; a++) {
-		uint32_t digits = 0;
-		for (int b = a; b < np; b++) {
-			digits += pd[b];
+	for (uint32_t a = start; a < end;) {
+		uint32_t digits = 0, d, e = a;
+		while (e < end) {
+			e = piece_end(buf, e, end, &d);
+			digits += d;
 			if (digits > EDM_MAX_VALUE)
 				break;
-			if (!length_ok(col, (int)digits))
-				continue;
-			c.start = ps[a];
-			c.end = pe[b];
-			c.n = edm_normalize(EDM_DIGITS, (const char *)buf + c.start, c.end - c.start, c.v);
-			if (c.n > 0 && !each(ctx, &c))
-				return false;
+			if (length_ok(col, (int)digits)) {
+				c.start = a;
+				c.end = e;
+				c.n = edm_normalize(EDM_DIGITS, (const char *)buf + a, e - a, c.v);
+				if (c.n > 0 && !each(ctx, &c))
+					return false;
+			}
+			e++; /* past the space */
 		}
+		a = piece_end(buf, a, end, &d) + 1;
 	}
 	return true;
 }

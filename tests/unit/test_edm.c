@@ -147,6 +147,9 @@ START_TEST(match_needs_its_rows_corroboration)
 	ck_assert_uint_eq(find(p, "9876543210 smith robert", 300, 1).n, 1);
 	ck_assert_uint_eq(find(p, "9876543210 Smith, Robert.", 300, 1).n, 1);
 	ck_assert_uint_eq(find(p, "9876543210 robert", 300, 1).n, 0);
+	/* inside a long run of spaced numbers (a table): still found */
+	ck_assert_uint_eq(find(p, "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 1234567890 19 20 jane doe", 300, 1).n, 1);
+	ck_assert_uint_eq(find(p, "7 7 1234 5678 90 7 jane doe", 300, 1).n, 1);
 	/* glued into a longer number or a word: not the value */
 	ck_assert_uint_eq(find(p, "id 91234567890 jane doe", 300, 1).n, 0);
 	ck_assert_uint_eq(find(p, "id x1234567890 jane doe", 300, 1).n, 0);
