@@ -758,10 +758,10 @@ static void emit_record(FILE *out, const char *file, const named_t *const *by, s
 		json_object_set_new(o, "detectors", all);
 	}
 	json_object_set_new(o, "severity", json_string(detector_severity(e->d)));
-	json_object_set_new(o, "confidence", json_string(confidence));
 	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "length", json_integer(len));
 	json_object_set_new(o, "sample", json_string(sample));
+	json_object_set_new(o, "confidence", json_string(confidence));
 	char *s = json_dumps(o, JSON_COMPACT);
 	if (s)
 		fprintf(out, "%s\n", s);
