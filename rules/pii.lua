@@ -322,7 +322,10 @@ M.ca_sin = dlp.detector{
 	description = "Canadian Social Insurance Numbers: 9 digits (3-3-3), Luhn-checked, never starting 0 or 8, "
 		.. "near SIN / social insurance / assurance sociale",
 	regex = [[(?<![\w\-/.])([1-79]\d{2}([ -]?)\d{3}\2\d{3})(?![\w\-/]|\.\d)]],
-	keywords = { "sin", "social insurance", "assurance sociale", "n.a.s" },
+	-- "sin" alone is the sine of every maths library: only as a label
+	-- (SIN:, SIN #, SIN no, "sin": in JSON, sin= in a form)
+	keywords = { "sin:", "sin :", "sin #", "sin#", "sin no", "sin number", "\"sin\"", "'sin'", "sin=", "sin_",
+		"social insurance", "assurance sociale", "n.a.s" },
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -340,7 +343,8 @@ M.ca_sin = dlp.detector{
 			"SIN 830 456 279",              -- 8 is not used
 			"order 130 456 270 shipped",    -- no SIN word
 			"using 130456270",              -- 'sin' inside a word
-			"sin 1304562701",               -- a longer number
+			"SIN: 1304562701",              -- a longer number
+			"y = math.sin(x) # id 130456270", -- the sine is no label
 		},
 	},
 }
