@@ -153,7 +153,7 @@ static bool check_flow(vctx_t *v, json_t *f)
 
 static bool check_detectors(vctx_t *v, json_t *d)
 {
-	static const char *const keys[] = {"count", "severity", "timed_out", "redacted", "samples", NULL};
+	static const char *const keys[] = {"count", "severity", "confidence", "timed_out", "redacted", "samples", NULL};
 	if (!json_is_object(d) || json_object_size(d) > 1024)
 		return bad(v, "\"%s\" must be an object of at most 1024 detectors", "detectors");
 	const char *name;
@@ -167,6 +167,10 @@ static bool check_detectors(vctx_t *v, json_t *d)
 		if (!closed(v, det, keys, "detector") || !count(v, det, "count", true, 0) ||
 		    !text(v, det, "severity", false, 1024))
 			return false;
+		json_t *c = json_object_get(det, "confidence");
+		const char *cs = json_string_value(c);
+		if (c && (!cs || (strcmp(cs, "low") && strcmp(cs, "medium") && strcmp(cs, "high"))))
+			return bad(v, "%s", "a detector's confidence must be \"low\", \"medium\" or \"high\"");
 		json_t *t = json_object_get(det, "timed_out"), *r = json_object_get(det, "redacted");
 		if ((t && !json_is_true(t)) || (r && !json_is_true(r)))
 			return bad(v, "%s", "a detector's timed_out/redacted can only be true");

@@ -39,6 +39,8 @@ int main(int argc, char **argv)
 		return cli_scan(argc, argv);
 	if (!strcmp(cmd, "import"))
 		return cli_import(argc, argv);
+	if (!strcmp(cmd, "edm"))
+		return cli_edm(argc, argv);
 	if (!strcmp(cmd, "redirect"))
 		return cli_redirect(argc, argv);
 	if (!strcmp(cmd, "spool"))
@@ -49,7 +51,7 @@ int main(int argc, char **argv)
 		return cli_pinned(argc, argv);
 	if (!strcmp(cmd, "policy"))
 		return cli_policy(argc, argv);
-	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, redirect, spool, status, "
+	cli_fail("unknown command \"%s\" (commands: run, ca, check, test, scan, import, edm, redirect, spool, status, "
 		 "pinned, policy; see "
 		 "dlpgate --help)",
 		 cmd);

@@ -268,4 +268,361 @@ M.phone = dlp.detector{
 	},
 }
 
+-- National identity and tax numbers. Each is checked by the validator its
+-- issuer's rules make possible (dlp.validate.NAME in C: check digits, or
+-- only structure where the number has none). Each is looked for only near
+-- words that go with it (the keywords, as words: boundary = true, so "sin"
+-- is not in "using" nor "cf" in "CFLAGS"), within 300 bytes either side:
+-- nine or eleven digits with a one-in-ten checksum are everywhere, and a
+-- scan of every digit run for them would cost more than the rest of the
+-- packs together. The keywords are the number's own labels (strong: "CPF",
+-- "Steuer-ID") and, for some, the words of the forms it is written in
+-- (weak: "cliente", "titular", "payroll"). Confidence (see the README's
+-- policy section) is graded on the strong ones: a number whose validator
+-- passed is high with a strong word within 300 bytes and medium with only
+-- a weak one; a number with no check digit (passport) is medium at best.
+
+local NEAR = { before = 300, after = 300 }
+
+M.uk_nino = dlp.detector{
+	name = "uk_nino",
+	description = "UK National Insurance numbers (AB123456C, AB 12 34 56 C): prefixes HMRC allocates, suffix A-D "
+		.. "(no check digit), near NI words or payroll words",
+	regex = [[(?<![\w\-/.])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])(?![\w\-/]|\.\d)]],
+	keywords = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number", "nat ins",
+		"hmrc", "payroll", "paye", "p60", "p45" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "uk_nino",
+	confidence = { words = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number",
+		"nat ins" } },
+	severity = "high",
+	mask = { keep_first = 2, keep_last = 1 },
+	examples = {
+		match = {
+			"National Insurance number: AB123456C",
+			"NINO JG 10 37 59 A",
+			"{\"nino\":\"CE987654B\"}",
+			"HMRC payroll record, employee AB123456C",
+		},
+		nomatch = {
+			"NI number QQ123456C",          -- Q is never a first letter
+			"nino GB123456A",               -- GB is not allocated
+			"ni AB123456E",                 -- suffix past D
+			"nino AB1234567C",              -- seven digits
+			"nino AB 12 34 56 CD",          -- glued to more letters
+			"AB123456C",                    -- no NI or payroll word
+		},
+	},
+}
+
+M.ca_sin = dlp.detector{
+	name = "ca_sin",
+	description = "Canadian Social Insurance Numbers: 9 digits (3-3-3), Luhn-checked, never starting 0 or 8, "
+		.. "near SIN / social insurance / assurance sociale",
+	regex = [[(?<![\w\-/.])([1-79]\d{2}([ -]?)\d{3}\2\d{3})(?![\w\-/]|\.\d)]],
+	-- "sin" alone is the sine of every maths library: only as a label
+	-- (SIN:, SIN #, SIN no, "sin": in JSON, sin= in a form)
+	keywords = { "sin:", "sin :", "sin #", "sin#", "sin no", "sin number", "\"sin\"", "'sin'", "sin=", "sin_",
+		"social insurance", "assurance sociale", "n.a.s" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "ca_sin",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 3 },
+	examples = {
+		match = {
+			"SIN: 130 456 270",
+			"Social Insurance Number 271-828-188",
+			"{\"sin\":\"130456270\"}",
+		},
+		nomatch = {
+			"SIN: 130 456 271",             -- Luhn fails
+			"SIN 830 456 279",              -- 8 is not used
+			"order 130 456 270 shipped",    -- no SIN word
+			"using 130456270",              -- 'sin' inside a word
+			"SIN: 1304562701",              -- a longer number
+			"y = math.sin(x) # id 130456270", -- the sine is no label
+		},
+	},
+}
+
+M.br_cpf = dlp.detector{
+	name = "br_cpf",
+	description = "Brazilian CPF written 000.000.000-00, both mod-11 check digits verified, near CPF or the "
+		.. "words of a Brazilian form (cliente, nome, endereço...)",
+	regex = [[(?<![\w\-/.])(\d{3}\.\d{3}\.\d{3}-\d{2})(?![\w\-/]|\.\d)]],
+	keywords = { "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física", "cliente", "nome",
+		"endereço", "endereco", "titular" },
+	window = NEAR,
+	group = 1,
+	validate = "br_cpf",
+	boundary = true,
+	confidence = { words = { "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física" } },
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 2 },
+	examples = {
+		match = {
+			"CPF: 529.982.247-25",
+			"cliente 111.444.777-35 cadastrado",
+		},
+		nomatch = {
+			"CPF: 529.982.247-26",          -- second check digit wrong
+			"cpf 111.111.111-11",           -- all one digit
+			"cpf 529.982.247-250",          -- longer
+			"cpf v529.982.247-25",          -- glued to a word
+			"529.982.247-25",               -- no word of a Brazilian form
+		},
+	},
+}
+
+M.br_cpf_labeled = dlp.detector{
+	name = "br_cpf_labeled",
+	description = "Brazilian CPF as 11 bare digits (or 000000000-00) next to the word CPF, check digits verified",
+	regex = [[(?<![\w\-/.])(\d{9}-?\d{2})(?![\w\-/]|\.\d)]],
+	keywords = { "cpf" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "br_cpf",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 2 },
+	examples = {
+		match = { "cpf=52998224725", "{\"cpf\": \"111444777-35\"}" },
+		nomatch = { "cpf=52998224726", "id 52998224725", "cpf 529982247250" },
+	},
+}
+
+M.br_cnpj = dlp.detector{
+	name = "br_cnpj",
+	description = "Brazilian CNPJ (company registry) written 00.000.000/0000-00, both mod-11 check digits verified, "
+		.. "near CNPJ or the words of a Brazilian form (empresa, razão social, fornecedor...)",
+	regex = [[(?<![\w\-/.])(\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})(?![\w\-/]|\.\d)]],
+	keywords = { "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica", "empresa", "razão social",
+		"razao social", "fornecedor" },
+	window = NEAR,
+	group = 1,
+	validate = "br_cnpj",
+	boundary = true,
+	confidence = { words = { "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica" } },
+	severity = "medium",
+	mask = { keep_first = 2, keep_last = 2 },
+	examples = {
+		match = { "CNPJ 11.222.333/0001-81", "fornecedor 45.761.238/0001-78" },
+		nomatch = { "CNPJ 11.222.333/0001-82", "cnpj 11.111.111/1111-11", "cnpj 11.222.333/0001-810",
+			"11.222.333/0001-81" },
+	},
+}
+
+M.br_cnpj_labeled = dlp.detector{
+	name = "br_cnpj_labeled",
+	description = "Brazilian CNPJ as 14 bare digits next to the word CNPJ, check digits verified",
+	regex = [[(?<![\w\-/.])(\d{8}/?\d{4}-?\d{2})(?![\w\-/]|\.\d)]],
+	keywords = { "cnpj" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "br_cnpj",
+	severity = "medium",
+	mask = { keep_first = 2, keep_last = 2 },
+	examples = {
+		match = { "cnpj: 11222333000181" },
+		nomatch = { "cnpj: 11222333000182", "ts 11222333000181" },
+	},
+}
+
+M.in_pan = dlp.detector{
+	name = "in_pan",
+	description = "Indian Permanent Account Numbers (AAAAA9999A, 4th letter a holder type), near PAN / "
+		.. "permanent account number / income tax; no check digit",
+	regex = [[(?<![A-Za-z0-9])([A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z])(?![A-Za-z0-9])]],
+	keywords = { "pan", "permanent account number", "income tax" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "in_pan",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 2 },
+	examples = {
+		match = { "PAN: ABCPE1234F", "{\"pan_number\":\"AFZPK7190K\"}" },
+		nomatch = {
+			"PAN: ABCXE1234F",              -- X is no holder type
+			"PAN ABCPE12345F",              -- five digits
+			"ABCPE1234F",                   -- no PAN word
+			"company ABCPE1234F",           -- 'pan' inside a word
+		},
+	},
+}
+
+M.in_aadhaar = dlp.detector{
+	name = "in_aadhaar",
+	description = "Indian Aadhaar numbers: 12 digits (4-4-4), not starting 0 or 1, Verhoeff check digit, "
+		.. "near Aadhaar / UIDAI",
+	regex = [[(?<![\w\-/.])([2-9]\d{3}([ -]?)\d{4}\2\d{4})(?![\w\-/]|\.\d)]],
+	keywords = { "aadhaar", "aadhar", "uidai", "आधार" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "in_aadhaar",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 4 },
+	examples = {
+		match = { "Aadhaar: 2341 2341 2346", "aadhaar_no=499185372604" },
+		nomatch = {
+			"Aadhaar: 2341 2341 2345",      -- Verhoeff fails
+			"aadhaar 1341 2341 2346",       -- never starts with 1
+			"invoice 2341 2341 2346",       -- no Aadhaar word
+			"aadhaar 2341 2341 23461",      -- longer
+		},
+	},
+}
+
+M.de_steuer_id = dlp.detector{
+	name = "de_steuer_id",
+	description = "German tax identification numbers (Steuer-ID, IdNr): 11 digits, ISO 7064 MOD 11,10 and the "
+		.. "digit-repetition rule, near Steuer-ID / Identifikationsnummer / IdNr / TIN",
+	regex = [[(?<![\w\-/.])([1-9]\d(?: ?\d{3}){3})(?![\w\-/]|\.\d)]],
+	keywords = { "steuer-id", "steuerid", "steuer id", "steueridentifikationsnummer", "identifikationsnummer",
+		"idnr", "tin" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "de_steuer_id",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 3 },
+	examples = {
+		match = { "Steuer-ID: 86095742719", "IdNr 65 718 364 093" },
+		nomatch = {
+			"Steuer-ID: 86095742718",       -- check digit wrong
+			"Steuer-ID 47158369024",        -- no digit repeats: not issued
+			"Kundennummer 86095742719",     -- no tax word
+			"tin 860957427190",             -- longer
+		},
+	},
+}
+
+M.fr_nir = dlp.detector{
+	name = "fr_nir",
+	description = "French social security numbers (NIR / INSEE): sex, year, month, department (2A/2B too), "
+		.. "commune, order and the key 97 - N mod 97, near sécurité sociale / NIR / INSEE / carte vitale",
+	regex = [[(?<![\w\-/.])([1-478] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2})(?![\w\-/]|\.\d)]],
+	keywords = { "sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "carte vitale",
+		"social security" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "fr_nir",
+	severity = "high",
+	mask = { keep_first = 1, keep_last = 2 },
+	examples = {
+		match = {
+			"N° de sécurité sociale : 1 84 06 76 451 089 47",
+			"nir=291057512345620",
+			"NIR 1 85 02 2A 012 345 31",
+		},
+		nomatch = {
+			"NIR 1 84 06 76 451 089 48",    -- key wrong
+			"nir 1 84 15 76 451 089 47",    -- month 15
+			"commande 184067645108947",     -- no NIR word
+			"NIR 1840676451089470",         -- longer
+		},
+	},
+}
+
+M.es_dni = dlp.detector{
+	name = "es_dni",
+	description = "Spanish DNI (8 digits and a letter) and NIE (X/Y/Z, 7 digits, a letter), the letter checked "
+		.. "(mod 23), near DNI/NIE/NIF or the words of a Spanish form (titular, apellidos...)",
+	regex = [[(?<![\w\-/.])(\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])(?![\w\-/]|\.\d)]],
+	keywords = { "dni", "nie", "nif", "documento nacional", "identidad", "extranjero", "titular", "apellidos",
+		"domicilio" },
+	window = NEAR,
+	group = 1,
+	validate = "es_dni",
+	boundary = true,
+	confidence = { words = { "dni", "nie", "nif", "documento nacional", "identidad", "extranjero" } },
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 3 },
+	examples = {
+		match = { "DNI 12345678Z", "NIE: X1234567L", "titular 48215679-C", "nie Y-7654321-G" },
+		nomatch = {
+			"DNI 12345678A",                -- letter wrong
+			"NIE X1234567A",
+			"dni build 20230101Z9",         -- glued to more
+			"DNI 123456789Z",               -- nine digits
+			"ref 12345678Z",                -- no Spanish word
+		},
+	},
+}
+
+M.nl_bsn = dlp.detector{
+	name = "nl_bsn",
+	description = "Dutch citizen service numbers (BSN, sofinummer): 9 digits passing the 11-proof, near "
+		.. "BSN / burgerservicenummer / sofinummer",
+	regex = [[(?<![\w\-/.])(\d{3}([ .-]?)\d{3}\2\d{3}|\d{4}\.\d{2}\.\d{3})(?![\w\-/]|\.\d)]],
+	keywords = { "bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "sofi" },
+	window = NEAR,
+	boundary = true,
+	group = 1,
+	validate = "nl_bsn",
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 3 },
+	examples = {
+		match = { "BSN: 111222333", "burgerservicenummer 1234.56.782" },
+		nomatch = { "BSN: 123456789", "order 111222333", "bsn 1112223334" },
+	},
+}
+
+M.it_cf = dlp.detector{
+	name = "it_cf",
+	description = "Italian codice fiscale: 16 characters (name and surname letters, birth date and place, digits "
+		.. "or their omocodia letters), check letter verified, near codice fiscale or the words of an Italian "
+		.. "form (nato, cognome...)",
+	regex = [[(?<![A-Za-z0-9])([A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z])]]
+		.. [[(?![A-Za-z0-9])]],
+	keywords = { "codice fiscale", "cod. fisc", "cod fisc", "cf", "fiscal code", "tax code", "nato", "nata",
+		"cognome", "residente" },
+	window = NEAR,
+	group = 1,
+	validate = "it_cf",
+	boundary = true,
+	confidence = { words = { "codice fiscale", "cod. fisc", "cod fisc", "cf", "fiscal code", "tax code" } },
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 2 },
+	examples = {
+		match = { "Codice fiscale: RSSMRA85T10A562S", "cf=BNCGPP70A41H501G", "CF RSSMRA85T10A56NH" },
+		nomatch = { "cf RSSMRA85T10A562T", "cf RSSMRA85T10A562SX", "cf XRSSMRA85T10A562S", "RSSMRA85T10A562S" },
+	},
+}
+
+M.passport = dlp.detector{
+	name = "passport",
+	description = "Passport numbers (US, UK, DE, FR, ES, IT, NL and similar shapes: 6-9 letters and digits "
+		.. "holding digits) right after a passport word; no check digit, so medium at best",
+	regex = [[(?<![A-Za-z0-9])((?=[A-Z0-9]{0,8}\d)(?:[A-Z]\d{7,8}|\d{9}|[A-Z]{2}\d{6,7}|\d{2}[A-Z]{2}\d{5}]]
+		.. [[|[CFGHJK][0-9CFGHJKLMNPRTVWXYZ]{8}))(?![A-Za-z0-9])]],
+	keywords = { "passport", "passeport", "reisepass", "pasaporte", "passaporto", "paspoort", "passnummer" },
+	window = { before = 0, after = 48 },
+	boundary = true,
+	group = 1,
+	severity = "high",
+	mask = { keep_first = 0, keep_last = 3 },
+	examples = {
+		match = {
+			"Passport No: 912803456",
+			"passport_number=X12345678",
+			"Reisepass C01X00T47",
+			"numéro de passeport 09AA12345",
+		},
+		nomatch = {
+			"passport photo guidelines",    -- no number
+			"passport 1234",                -- too short
+			"order 912803456",              -- no passport word
+			"passport ABCDEFGHI",           -- no digit
+		},
+	},
+}
+
 return M

@@ -26,6 +26,7 @@ int cli_check(int argc, char **argv);
 int cli_test(int argc, char **argv);
 int cli_scan(int argc, char **argv);
 int cli_import(int argc, char **argv);
+int cli_edm(int argc, char **argv);
 int cli_redirect(int argc, char **argv);
 int cli_spool(int argc, char **argv);
 int cli_status(int argc, char **argv);

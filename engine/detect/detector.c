@@ -28,7 +28,9 @@ typedef struct {
 
 struct detector {
 	uint32_t id;
-	char *name, *key, *severity, *confidence;
+	char *name, *key, *severity, *confidence; /* confidence NULL: graded by conf */
+	conf_rule_t conf;
+	det_matcher_t matcher;     /* scan != NULL: finds by itself (no regex) */
 	pcre2_code *re;            /* NULL: a file-name-only detector */
 	uint32_t group;
 	bool group_first;
@@ -105,6 +107,7 @@ struct detect_scratch {
 	size_t n_runs, runs_cap;   /* n_runs > runs_cap: more than were kept */
 	pf_slot_t pf[PF_CACHE];
 	uint64_t clock;
+	conf_state_t conf;         /* the confidence word search of the detector being run */
 };
 
 /* ---- compile ---- */
@@ -195,7 +198,15 @@ static char *make_key(const detector_spec_t *s)
 		bytebuf_appendf(&b, "generic;");
 	key_add(&b, "sev", s->severity);
 	key_add(&b, "conf", s->confidence);
+	if (!s->confidence) {
+		char ck[256];
+		conf_rule_key(&s->conf, ck, sizeof ck);
+		key_add(&b, "cr", ck);
+		key_list(&b, "cw", s->conf.words, s->conf.n_words);
+	}
 	key_add(&b, "name", s->name);
+	if (s->matcher)
+		key_add(&b, "matcher", s->matcher->key);
 	bytebuf_cstr(&b);
 	return b.data;
 }
@@ -208,6 +219,9 @@ static void detector_free(detector_t *d)
 	free(d->key);
 	free(d->severity);
 	free(d->confidence);
+	conf_rule_free(&d->conf);
+	if (d->matcher.release)
+		d->matcher.release(d->matcher.ctx);
 	pcre2_code_free(d->re);
 	pcre2_code_free(d->filename);
 	for (size_t g = 0; g < d->n_allow; g++) {
@@ -225,15 +239,28 @@ static void detector_free(detector_t *d)
 	free(d);
 }
 
+/* A spec refused before a detector exists: its matcher is released all
+ * the same (detector_compile owns it whatever the outcome). */
+static detector_t *refuse(const detector_spec_t *s)
+{
+	if (s->matcher && s->matcher->release)
+		s->matcher->release(s->matcher->ctx);
+	return NULL;
+}
+
 detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 {
-	if (!s->regex && !s->filename) {
+	if (s->matcher && (s->regex || s->filename || s->n_keywords || s->digits || s->n_allow || s->n_context)) {
+		snprintf(err, n, "a matcher detector takes no regex, filename, keywords, digits, context or allowlists");
+		return refuse(s);
+	}
+	if (!s->regex && !s->filename && !s->matcher) {
 		snprintf(err, n, "a detector needs a regex (or a filename pattern)");
-		return NULL;
+		return refuse(s);
 	}
 	if (s->n_allow > DETECTOR_MAX_ALLOW) {
 		snprintf(err, n, "more than %d allowlists", DETECTOR_MAX_ALLOW);
-		return NULL;
+		return refuse(s);
 	}
 	for (size_t i = 0; i < s->n_keywords; i++)
 		if (!s->keywords[i][0] || strlen(s->keywords[i]) > 255) {
@@ -242,16 +269,23 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 		}
 	if (s->digits && s->n_keywords) {
 		snprintf(err, n, "digits and keywords do not combine: the regex runs around one or the other");
-		return NULL;
+		return refuse(s);
 	}
 	detector_t *d = calloc(1, sizeof *d);
 	if (!d) {
 		snprintf(err, n, "out of memory");
-		return NULL;
+		return refuse(s);
 	}
+	if (s->matcher)
+		d->matcher = *s->matcher; /* owned from here, even when compiling fails */
 	d->name = strdup(s->name ? s->name : "detector");
 	d->severity = strdup(s->severity ? s->severity : "medium");
-	d->confidence = strdup(s->confidence ? s->confidence : "medium");
+	if (s->confidence && confidence_by_name(s->confidence) < 0) {
+		snprintf(err, n, "confidence must be low, medium or high");
+		detector_free(d);
+		return NULL;
+	}
+	d->confidence = s->confidence ? strdup(s->confidence) : NULL;
 	d->key = make_key(s);
 	d->group = s->group;
 	d->group_first = s->group_first;
@@ -270,8 +304,12 @@ detector_t *detector_compile(const detector_spec_t *s, char *err, size_t n)
 	d->n_keywords = s->n_keywords;
 	d->context = dup_list(s->context_words, s->n_context, true);
 	d->n_context = s->n_context;
-	if (!d->name || !d->severity || !d->confidence || !d->key || !d->keywords || !d->context)
+	if (!d->name || !d->severity || (s->confidence && !d->confidence) || !d->key || !d->keywords || !d->context)
 		goto oom;
+	if (!s->confidence &&
+	    !conf_rule_compile(&d->conf, &s->conf, s->n_context ? s->context_words : s->keywords,
+			       s->n_context ? s->n_context : s->n_keywords, s->boundary, err, n))
+		goto fail;
 	if (s->regex) {
 		d->re = compile_re(s->regex, PCRE2_USE_OFFSET_LIMIT, "regex", err, n);
 		if (!d->re)
@@ -351,7 +389,7 @@ const char *detector_name(const detector_t *d) { return d->name; }
 const char *detector_severity(const detector_t *d) { return d->severity; }
 const char *detector_confidence(const detector_t *d) { return d->confidence; }
 bool detector_has_keywords(const detector_t *d) { return d->n_keywords > 0; }
-bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0; }
+bool detector_is_anchored(const detector_t *d) { return d->n_keywords > 0 || d->digits > 0 || d->matcher.scan; }
 bool detector_gates_text(const detector_t *d) { return d->gate_text; }
 uint32_t detector_id(const detector_t *d) { return d->id; }
 uint32_t detector_min_count(const detector_t *d) { return d->min_count; }
@@ -764,9 +802,12 @@ static bool run_range(const detector_t *d, detect_scratch_t *sc, const uint8_t *
 			continue;
 		if (allowed(d, buf, len, ms, me, ss, se, filename, sc))
 			continue;
+		/* evidence now, the level when the count is known (grade_findings) */
+		bool context = !d->confidence && conf_context(&d->conf, &sc->conf, buf, len, ms, me);
 		r->count++;
+		r->at_level[CONF_HIGH] += context; /* for now: how many have context */
 		if (r->n_matches < DET_MAX_MATCHES)
-			r->matches[r->n_matches++] = (det_match_t){ss, se - ss, ms, me - ms};
+			r->matches[r->n_matches++] = (det_match_t){ss, se - ss, ms, me - ms, context};
 	}
 	return true;
 }
@@ -890,9 +931,11 @@ static size_t find_digit_runs(detect_scratch_t *s, const detector_t *const *want
 			      size_t len)
 {
 	uint32_t min = 0;
-	for (size_t i = 0; i < n_want; i++)
-		if (want[i]->re && want[i]->digits && (!min || want[i]->digits < min))
-			min = want[i]->digits;
+	for (size_t i = 0; i < n_want; i++) {
+		uint32_t d = want[i]->re ? want[i]->digits : want[i]->matcher.digits;
+		if (d && (!min || d < min))
+			min = d;
+	}
 	if (!min)
 		return 0;
 	for (;;) {
@@ -916,6 +959,7 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 {
 	spans_t *windows = &s->kw[i];
 	size_t last_end = 0;
+	conf_state_init(&s->conf);
 	if (d->gate_text) {
 		/* the prefilter saw a keyword, or (without one) a look at the text does */
 		if (windowed ? windows->hit : keyword_in(d, buf, len))
@@ -938,6 +982,50 @@ static void scan_detector(detect_scratch_t *s, size_t i, const detector_t *d, bo
 		if (!run_range(d, s, buf, len, windows->v[k].start, (size_t)windows->v[k].start + windows->v[k].len,
 			       filename, &s->ctx[i], false, r, &last_end, execs))
 			return;
+}
+
+/* Each finding's confidence, now that the count is known: run_range left
+ * the findings with context in at_level[CONF_HIGH] and a context flag in
+ * each stored match. */
+static void grade_findings(const detector_t *d, det_result_t *r)
+{
+	uint32_t with_context = r->at_level[CONF_HIGH];
+	memset(r->at_level, 0, sizeof r->at_level);
+	if (d->confidence) {
+		confidence_t c = (confidence_t)confidence_by_name(d->confidence);
+		r->at_level[c] = r->count;
+		for (uint32_t k = 0; k < r->n_matches; k++)
+			r->matches[k].confidence = (uint8_t)c;
+		return;
+	}
+	bool validated = d->validate != VALIDATE_NONE || d->matcher.scan; /* an exact match is proof */
+	r->at_level[conf_level(&d->conf, validated, true, r->count)] += with_context;
+	r->at_level[conf_level(&d->conf, validated, false, r->count)] += r->count - with_context;
+	for (uint32_t k = 0; k < r->n_matches; k++)
+		r->matches[k].confidence = (uint8_t)conf_level(&d->conf, validated, r->matches[k].confidence, r->count);
+}
+
+void det_result_keep_min(det_result_t *r, confidence_t min)
+{
+	uint32_t kept = 0, count = 0;
+	for (int c = CONF_LOW; c < CONF_LEVELS; c++)
+		if (c < (int)min)
+			r->at_level[c] = 0;
+		else
+			count += r->at_level[c];
+	r->count = count;
+	for (uint32_t k = 0; k < r->n_matches; k++)
+		if (r->matches[k].confidence >= min)
+			r->matches[kept++] = r->matches[k];
+	r->n_matches = kept;
+}
+
+confidence_t det_result_top(const det_result_t *r)
+{
+	for (int c = CONF_HIGH; c > CONF_LOW; c--)
+		if (r->at_level[c])
+			return (confidence_t)c;
+	return CONF_LOW;
 }
 
 /* Where the line holding offset at starts. (memrchr would do, but it is
@@ -979,8 +1067,11 @@ static void generic_give_way(const uint8_t *buf, const detector_t *const *want, 
 		uint32_t kept = 0;
 		for (uint32_t k = 0; k < r->n_matches; k++) {
 			const det_match_t *m = &r->matches[k];
-			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len))
+			if (specific_holds(buf, results, n_want, line_start(buf, m->mstart), m->start, m->len)) {
 				r->count--;
+				if (r->at_level[m->confidence])
+					r->at_level[m->confidence]--;
+			}
 			else
 				r->matches[kept++] = *m;
 		}
@@ -1000,6 +1091,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		results[i].timed_out = false;
 		results[i].n_matches = 0;
 		results[i].ns = 0;
+		memset(results[i].at_level, 0, sizeof results[i].at_level);
 		s->kw[i].n = s->ctx[i].n = 0;
 		s->kw[i].saturated = s->ctx[i].saturated = s->kw[i].hit = false;
 	}
@@ -1014,6 +1106,16 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 	s->trigger_ns += t_end - t;
 	for (size_t i = 0; i < n_want; i++) {
 		const detector_t *d = want[i];
+		if (d->matcher.scan) {
+			t = t_end;
+			bool all_runs = s->n_runs <= s->runs_cap;
+			d->matcher.scan(d->matcher.ctx, buf, len, all_runs ? s->runs : NULL, all_runs ? s->n_runs : 0,
+					&results[i]);
+			grade_findings(d, &results[i]);
+			t_end = now_ns(s);
+			results[i].ns = t_end - t;
+			continue;
+		}
 		if (!d->re)
 			continue;
 		if (!pf)
@@ -1023,6 +1125,7 @@ static size_t scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
 		bool windowed = use_prefilter && ((d->n_keywords && pf) || d->digits);
 		t = t_end;
 		scan_detector(s, i, d, windowed, buf, len, filename, &results[i], &execs);
+		grade_findings(d, &results[i]);
 		t_end = now_ns(s);
 		results[i].ns = t_end - t;
 	}

@@ -29,6 +29,7 @@
 #define DLPGATE_DETECTOR_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "detect/confidence.h"
 #include "detect/validate.h"
 
 #include <pcre2.h>
@@ -38,6 +39,25 @@
 #include <stdint.h>
 
 typedef enum { ALLOW_SECRET = 0, ALLOW_MATCH, ALLOW_LINE } allow_target_t;
+
+struct det_result;
+/* A detector that finds by itself instead of a regex (exact data match,
+ * edm.h): scan fills the result's count and matches, each match's
+ * confidence field holding whether it has context (corroboration); the
+ * levels are graded like any detector's, validated being true. The
+ * detector owns ctx once compiled (release frees it). */
+struct digit_run;
+typedef struct {
+	/* runs: the text's runs of at least `digits` digits (digitruns.h), which
+	 * the scan finds once for every detector; NULL when there were too many
+	 * to keep (the matcher then finds its own) */
+	void (*scan)(void *ctx, const uint8_t *buf, size_t len, const struct digit_run *runs, size_t n_runs,
+		     struct det_result *r);
+	void (*release)(void *ctx);
+	void *ctx;
+	const char *key;   /* what makes two matchers find the same */
+	uint32_t digits;   /* 0, or the fewest digits its candidates hold */
+} det_matcher_t;
 
 /* One allowlist: a finding is dropped when its criteria hold (any of them,
  * or all with `all`): a regex matches the target text, the secret holds a
@@ -76,7 +96,8 @@ typedef struct {
 	size_t n_allow;
 	const char *filename;       /* only in files whose name matches this regex */
 	const char *severity;       /* "low" | "medium" | "high" | "critical" */
-	const char *confidence;     /* "low" | "medium" | "high" */
+	const char *confidence;     /* "low" | "medium" | "high" for every finding; NULL: graded by conf */
+	conf_rule_spec_t conf;      /* how findings are graded (confidence.h) */
 	/* Where a match may start: from window_before bytes before a keyword
 	 * (or a digit run) to window_after bytes past its end; 256 each
 	 * unless window_set. */
@@ -100,6 +121,7 @@ typedef struct {
 	 * holds its secret. */
 	bool generic;
 	uint8_t keep_first, keep_last; /* what a sample shows */
+	const det_matcher_t *matcher;  /* instead of a regex (then no keywords, digits or allowlists) */
 } detector_spec_t;
 
 typedef struct detector detector_t;
@@ -116,6 +138,8 @@ bool detect_word_at(const uint8_t *buf, size_t len, size_t start, size_t n);
 detector_t *detector_compile(const detector_spec_t *spec, char *err, size_t errlen);
 const char *detector_name(const detector_t *d);
 const char *detector_severity(const detector_t *d);
+/* The level every finding of d gets, or NULL when d grades each finding
+ * from its evidence (confidence.h). */
 const char *detector_confidence(const detector_t *d);
 bool detector_has_keywords(const detector_t *d);
 /* Does the scan keep its regex to windows (keywords or digits)? */
@@ -147,13 +171,15 @@ const detector_t *detset_get(const detset_t *set, uint32_t id);
 typedef struct {
 	uint32_t start, len;   /* the secret (what is redacted) */
 	uint32_t mstart, mlen; /* the whole pattern match, less newlines at its ends */
+	uint8_t confidence;    /* confidence_t */
 } det_match_t;
 
 #define DET_MAX_MATCHES 256 /* per detector per buffer; the count goes on */
 
-typedef struct {
+typedef struct det_result {
 	const detector_t *d;
 	uint32_t count;        /* findings (validated, not allowed) */
+	uint32_t at_level[CONF_LEVELS]; /* of count, how many at each confidence */
 	bool timed_out;        /* the match limit stopped this detector */
 	uint32_t n_matches;    /* stored, at most DET_MAX_MATCHES */
 	uint64_t ns;           /* time in this detector, when the scratch profiles */
@@ -176,5 +202,10 @@ size_t detset_scan(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_
  * benchmark's "no prefilter" baseline, and `dlpgate scan --no-prefilter`). */
 size_t detset_scan_all(detset_t *set, detect_scratch_t *s, const uint8_t *buf, size_t len, const char *filename,
 		       const detector_t *const *want, size_t n_want, det_result_t *results);
+
+/* Keeps the findings of r at min or above (count, at_level, matches). */
+void det_result_keep_min(det_result_t *r, confidence_t min);
+/* The highest confidence among r's findings (low when none). */
+confidence_t det_result_top(const det_result_t *r);
 
 #endif

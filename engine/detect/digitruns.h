@@ -23,7 +23,7 @@
 
 /* A maximal run: digits, each followed by at most one ' ' or '-' before
  * the next. [start, end) spans first to last digit. */
-typedef struct {
+typedef struct digit_run {
 	uint32_t start, end;
 	uint32_t digits;
 } digit_run_t;

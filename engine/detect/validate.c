@@ -1,5 +1,7 @@
 #include "detect/validate.h"
 
+#include "detect/validate_id.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -22,6 +24,16 @@ bool validate_luhn(const char *s, size_t n)
 	size_t k = digits(s, n, d, sizeof d - 1);
 	if (k < 12 || k > 19)
 		return false;
+	/* All zeros passes Luhn and is nobody's card. */
+	bool all_same = true;
+	for (size_t i = 1; i < k; i++)
+		if (d[i] != d[0])
+			all_same = false;
+	return validate_luhn_digits(d, k) && !all_same;
+}
+
+bool validate_luhn_digits(const char *d, size_t k)
+{
 	int sum = 0;
 	for (size_t i = 0; i < k; i++) {
 		int v = d[k - 1 - i] - '0';
@@ -32,12 +44,7 @@ bool validate_luhn(const char *s, size_t n)
 		}
 		sum += v;
 	}
-	/* All zeros passes Luhn and is nobody's card. */
-	bool all_same = true;
-	for (size_t i = 1; i < k; i++)
-		if (d[i] != d[0])
-			all_same = false;
-	return sum % 10 == 0 && !all_same;
+	return sum % 10 == 0;
 }
 
 /* IBAN lengths by country (ISO 13616 registry). */
@@ -141,7 +148,16 @@ double validate_entropy(const char *s, size_t n)
 	return h;
 }
 
-static const char *const names[] = {"", "luhn", "iban", "us_ssn", "aba"};
+static const char *const names[] = {"", "luhn", "iban", "us_ssn", "aba", "uk_nino", "ca_sin", "br_cpf",
+				   "br_cnpj", "in_pan", "in_aadhaar", "de_steuer_id", "fr_nir", "es_dni", "nl_bsn",
+				   "it_cf", "verhoeff"};
+_Static_assert(sizeof names / sizeof names[0] == VALIDATE_COUNT, "a name per validator");
+
+const char *validate_names(void)
+{
+	return "luhn, iban, us_ssn, aba, uk_nino, ca_sin, br_cpf, br_cnpj, in_pan, in_aadhaar, de_steuer_id, fr_nir, "
+	       "es_dni, nl_bsn, it_cf, verhoeff";
+}
 
 int validate_by_name(const char *name)
 {
@@ -164,6 +180,19 @@ bool validate_run(validator_t v, const char *s, size_t n)
 	case VALIDATE_IBAN: return validate_iban(s, n);
 	case VALIDATE_US_SSN: return validate_us_ssn(s, n);
 	case VALIDATE_ABA: return validate_aba(s, n);
+	case VALIDATE_UK_NINO: return validate_uk_nino(s, n);
+	case VALIDATE_CA_SIN: return validate_ca_sin(s, n);
+	case VALIDATE_BR_CPF: return validate_br_cpf(s, n);
+	case VALIDATE_BR_CNPJ: return validate_br_cnpj(s, n);
+	case VALIDATE_IN_PAN: return validate_in_pan(s, n);
+	case VALIDATE_IN_AADHAAR: return validate_in_aadhaar(s, n);
+	case VALIDATE_DE_STEUER_ID: return validate_de_steuer_id(s, n);
+	case VALIDATE_FR_NIR: return validate_fr_nir(s, n);
+	case VALIDATE_ES_DNI: return validate_es_dni(s, n);
+	case VALIDATE_NL_BSN: return validate_nl_bsn(s, n);
+	case VALIDATE_IT_CF: return validate_it_cf(s, n);
+	case VALIDATE_VERHOEFF: return validate_verhoeff(s, n);
+	case VALIDATE_COUNT: break;
 	}
 	return false;
 }

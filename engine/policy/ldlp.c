@@ -330,6 +330,91 @@ static void window_field(lua_State *L, detector_spec_t *s)
 	lua_pop(L, 1);
 }
 
+/* One level of a confidence table: {validated = true, context = true,
+ * count = N}, or a list of such tables (any one holding is enough), or an
+ * empty list (never). */
+static void confidence_level(lua_State *L, int t, const char *key, conf_cond_t *out, size_t *n, bool *set)
+{
+	lua_getfield(L, t, key);
+	int lt = lua_gettop(L);
+	if (lua_isnil(L, lt)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, lt))
+		luaL_error(L, "dlp.detector: confidence.%s must be {validated = true, context = true, count = N} "
+			      "or a list of those", key);
+	*set = true;
+	size_t alts = lua_rawlen(L, lt);
+	bool list = alts > 0;
+	lua_pushnil(L);
+	bool empty = !lua_next(L, lt);
+	if (!empty)
+		lua_pop(L, 2);
+	if (!list && !empty)
+		alts = 1;
+	if (alts > CONF_MAX_ALT)
+		luaL_error(L, "dlp.detector: confidence.%s: at most %d alternatives", key, CONF_MAX_ALT);
+	for (size_t a = 0; a < alts; a++) {
+		int ct = lt;
+		if (list) {
+			lua_rawgeti(L, lt, (lua_Integer)a + 1);
+			ct = lua_gettop(L);
+			if (!lua_istable(L, ct))
+				luaL_error(L, "dlp.detector: confidence.%s[%d] is not a table", key, (int)a + 1);
+		}
+		lua_pushnil(L);
+		while (lua_next(L, ct)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+			if (strcmp(k, "validated") && strcmp(k, "context") && strcmp(k, "count"))
+				luaL_error(L, "dlp.detector: confidence.%s takes validated, context and count", key);
+			lua_pop(L, 1);
+		}
+		lua_getfield(L, ct, "validated");
+		out[a].validated = lua_toboolean(L, -1);
+		lua_getfield(L, ct, "context");
+		out[a].context = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+		out[a].count = opt_uint(L, ct, "count", 0, 1000000);
+		if (list)
+			lua_pop(L, 1);
+	}
+	*n = alts;
+	lua_pop(L, 1);
+}
+
+/* confidence = "low" | "medium" | "high" (every finding), or a table
+ * grading each finding from its evidence (detect/confidence.h). */
+static void confidence_field(lua_State *L, detector_spec_t *s)
+{
+	lua_getfield(L, 1, "confidence");
+	int t = lua_gettop(L);
+	if (lua_type(L, t) == LUA_TSTRING) {
+		s->confidence = lua_tostring(L, t);
+		if (confidence_by_name(s->confidence) < 0)
+			luaL_error(L, "dlp.detector: confidence must be low, medium, high or a table "
+				      "{words = {...}, distance = N, high = {...}, medium = {...}}");
+	} else if (lua_istable(L, t)) {
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+			if (strcmp(k, "words") && strcmp(k, "distance") && strcmp(k, "high") && strcmp(k, "medium"))
+				luaL_error(L, "dlp.detector: confidence takes words, distance, high and medium");
+			lua_pop(L, 1);
+		}
+		/* the list stays on the stack (alive) until the detector is compiled */
+		s->conf.words = string_list(L, t, "words", &s->conf.n_words);
+		s->conf.distance = opt_uint(L, t, "distance", CONF_DEFAULT_DISTANCE, 100000);
+		confidence_level(L, t, "high", s->conf.high, &s->conf.n_high, &s->conf.high_set);
+		confidence_level(L, t, "medium", s->conf.medium, &s->conf.n_medium, &s->conf.medium_set);
+		if (s->conf.words)
+			return;
+	} else if (!lua_isnil(L, t)) {
+		luaL_error(L, "dlp.detector: confidence must be low, medium, high or a table");
+	}
+	lua_pop(L, 1);
+}
+
 static int l_detector(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -371,7 +456,7 @@ static int l_detector(lua_State *L)
 	if (!lua_isnil(L, -1)) {
 		int v = lua_isstring(L, -1) ? validate_by_name(lua_tostring(L, -1)) : -1;
 		if (v < 0)
-			return luaL_error(L, "dlp.detector: validate must be \"luhn\", \"iban\", \"us_ssn\" or \"aba\"");
+			return luaL_error(L, "dlp.detector: validate must be one of %s", validate_names());
 		s.validate = (validator_t)v;
 	}
 	lua_pop(L, 1);
@@ -442,8 +527,7 @@ static int l_detector(lua_State *L)
 	lua_pop(L, 1);
 	static const char *const sev[] = {"low", "medium", "high", "critical", NULL};
 	s.severity = opt_choice(L, 1, "severity", sev, "medium");
-	static const char *const conf[] = {"low", "medium", "high", NULL};
-	s.confidence = opt_choice(L, 1, "confidence", conf, "medium");
+	confidence_field(L, &s);
 	window_field(L, &s);
 	s.digits = opt_uint(L, 1, "digits", 0, 64);
 	s.keep_first = 4;
@@ -453,17 +537,23 @@ static int l_detector(lua_State *L)
 		s.keep_first = (uint8_t)opt_uint(L, lua_gettop(L), "keep_first", 4, 16);
 		s.keep_last = (uint8_t)opt_uint(L, lua_gettop(L), "keep_last", 4, 16);
 	}
+	return ldlp_push_compiled(L, &s, 1, "dlp.detector");
+}
+
+int ldlp_push_compiled(lua_State *L, const detector_spec_t *s, int spec_idx, const char *who)
+{
+	spec_idx = lua_absindex(L, spec_idx);
 	char err[300];
-	detector_t *d = detector_compile(&s, err, sizeof err);
+	detector_t *d = detector_compile(s, err, sizeof err);
 	if (!d)
-		return luaL_error(L, "dlp.detector: %s", err);
+		return luaL_error(L, "%s: %s", who, err);
 	lstate_t *ls = lstate_of(L);
 	const detector_t *shared = detset_add(ls->lp->detectors, d);
 	if (!shared)
-		return luaL_error(L, "dlp.detector: out of memory");
+		return luaL_error(L, "%s: out of memory", who);
 	ldetector_t *u = lua_newuserdatauv(L, sizeof *u, 1);
 	u->d = shared;
-	lua_pushvalue(L, 1); /* the spec: its examples and description stay reachable */
+	lua_pushvalue(L, spec_idx); /* the spec: its examples and description stay reachable */
 	lua_setiuservalue(L, -2, 1);
 	luaL_setmetatable(L, DETECTOR_MT);
 	return 1;
@@ -477,8 +567,6 @@ static int detector_index(lua_State *L)
 		lua_pushstring(L, detector_name(u->d));
 	else if (!strcmp(k, "severity"))
 		lua_pushstring(L, detector_severity(u->d));
-	else if (!strcmp(k, "confidence"))
-		lua_pushstring(L, detector_confidence(u->d));
 	else if (!strcmp(k, "has_keywords"))
 		lua_pushboolean(L, detector_has_keywords(u->d));
 	else {
@@ -546,7 +634,7 @@ static int open_dlp(lua_State *L)
 	static const luaL_Reg fns[] = {{"pass", l_pass},         {"inspect", l_inspect},
 				       {"bypass", l_bypass},     {"block", l_block},
 				       {"redact", l_redact},     {"coach", l_coach},
-				       {"detector", l_detector},
+				       {"detector", l_detector}, {"edm", ledm_detector},
 				       {"host_matches", l_host_matches}, {"entropy", l_entropy},
 				       {NULL, NULL}};
 	luaL_newlib(L, fns);
@@ -559,6 +647,14 @@ static int open_dlp(lua_State *L)
 		lua_pushcclosure(L, l_validate, 1);
 		lua_setfield(L, -2, vals[i].name);
 	}
+	/* dlp.validate.NAME(s) for every validator, the identity numbers too */
+	lua_createtable(L, 0, VALIDATE_COUNT);
+	for (int v = 1; v < VALIDATE_COUNT; v++) {
+		lua_pushinteger(L, v);
+		lua_pushcclosure(L, l_validate, 1);
+		lua_setfield(L, -2, validate_name((validator_t)v));
+	}
+	lua_setfield(L, -2, "validate");
 	/* The Lua half takes the C table and returns the module. */
 	if (luaL_loadbufferx(L, (const char *)lua_dlp_lua, lua_dlp_lua_len, "=dlp.lua", "t") != LUA_OK)
 		return lua_error(L);

@@ -291,6 +291,14 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 	f->timed_out = o->timed_out;
 	f->incomplete = false;
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
+	confidence_t top = CONF_LOW;
+	for (size_t p = 0; p < o->n; p++)
+		if (det_result_top(&o->r[p]) > top)
+			top = det_result_top(&o->r[p]);
+	for (size_t p = 0; p < o->n_doc; p++)
+		if (det_result_top(&o->doc_r[p]) > top)
+			top = det_result_top(&o->doc_r[p]);
+	snprintf(f->confidence, sizeof f->confidence, "%s", confidence_name(top));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
 	f->in_document = false;
@@ -353,7 +361,8 @@ static int wanted_cmp(const void *a, const void *b)
 
 /* A detector scoped to file names runs on the multipart parts whose file
  * name matches; a filename-only one counts those parts. */
-static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted_t *w, const uint8_t *text)
+static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted_t *w, const uint8_t *text,
+		       confidence_t min)
 {
 	const body_view_t *v = m->view;
 	size_t n_parts = v ? v->n_parts : 0;
@@ -376,6 +385,7 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 		}
 		detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &w->d, 1,
 			    &o.r[o.n]);
+		det_result_keep_min(&o.r[o.n], min);
 		o.offset[o.n] = part->off;
 		o.count += o.r[o.n].count;
 		o.timed_out |= o.r[o.n].timed_out;
@@ -396,6 +406,7 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 		}
 		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data + seg->off, seg->len, name,
 			    &w->d, 1, &o.doc_r[o.n_doc]);
+		det_result_keep_min(&o.doc_r[o.n_doc], min);
 		o.doc_offset[o.n_doc] = seg->off;
 		o.count += o.doc_r[o.n_doc].count;
 		o.timed_out |= o.doc_r[o.n_doc].timed_out;
@@ -409,19 +420,21 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 			luaL_error(L, "scan: out of memory");
 		f->count = n_named;
 		snprintf(f->severity, sizeof f->severity, "%s", detector_severity(w->d));
+		snprintf(f->confidence, sizeof f->confidence, "%s",
+			 detector_confidence(w->d) ? detector_confidence(w->d) : "medium");
 		for (f->n_samples = 0; f->n_samples < n_named && f->n_samples < SAMPLES_MAX; f->n_samples++)
 			memcpy(f->samples[f->n_samples], sample[f->n_samples], sizeof sample[0]);
 	}
 }
 
-static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
+static void push_found(lua_State *L, const finding_t *f)
 {
 	lua_createtable(L, 0, 5);
 	lua_pushinteger(L, f->count);
 	lua_setfield(L, -2, "count");
 	lua_pushstring(L, f->severity);
 	lua_setfield(L, -2, "severity");
-	lua_pushstring(L, detector_confidence(d));
+	lua_pushstring(L, f->confidence);
 	lua_setfield(L, -2, "confidence");
 	lua_pushstring(L, f->name);
 	lua_setfield(L, -2, "name");
@@ -441,7 +454,7 @@ static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
 
 /* Runs the detectors table at didx over m's body, fills m's findings and
  * pushes the found table. */
-static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
+static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx, confidence_t min)
 {
 	didx = lua_absindex(L, didx);
 	luaL_checktype(L, didx, LUA_TTABLE);
@@ -473,7 +486,7 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 	for (size_t i = 0; i < n; i++) {
 		const detector_t *d = want[i].d;
 		if (detector_filename_only(d) || !detector_filename_matches(d, "", 0, ls->scratch)) {
-			scan_parts(L, ls, m, &want[i], text);
+			scan_parts(L, ls, m, &want[i], text, min);
 			continue;
 		}
 		plain_at[np] = i;
@@ -489,6 +502,9 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 			    plain, np, res + np);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t zero = 0;
+		det_result_keep_min(&res[i], min);
+		if (docs)
+			det_result_keep_min(&res[np + i], min);
 		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out, docs ? &res[np + i] : NULL, &zero,
 			       docs ? 1 : 0};
 		if (docs) {
@@ -503,7 +519,7 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t k = 0; k < m->n_findings; k++)
 			if (m->findings[k].count && !strcmp(m->findings[k].name, want[i].name)) {
-				push_found(L, &m->findings[k], want[i].d);
+				push_found(L, &m->findings[k]);
 				lua_setfield(L, -2, want[i].name);
 				break;
 			}
@@ -511,10 +527,29 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 
 /* ---- message ---- */
 
+/* req:scan(detectors [, {min_confidence = "medium"}]): findings below
+ * the level are no findings (not found, not reported, not redacted). */
 static int m_scan(lua_State *L)
 {
 	lmsg_t *u = check_msg(L, 1);
-	lmsg_scan(L, u->m, 2);
+	confidence_t min = CONF_LOW;
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, 3)) {
+			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "min_confidence"))
+				return luaL_error(L, "scan: the options take min_confidence only");
+			lua_pop(L, 1);
+		}
+		lua_getfield(L, 3, "min_confidence");
+		int c = lua_isstring(L, -1) ? confidence_by_name(lua_tostring(L, -1)) : -1;
+		if (c < 0)
+			return luaL_error(L, "scan: min_confidence must be \"low\", \"medium\" or \"high\"");
+		min = (confidence_t)c;
+		lua_pop(L, 1);
+	}
+	lua_settop(L, 2);
+	lmsg_scan(L, u->m, 2, min);
 	return 1;
 }
 

@@ -515,6 +515,28 @@ static bool expect_ok(lua_State *L, int e, const verdict_t *v, const verdict_t *
 		}
 	}
 	lua_pop(L, 1);
+	/* confidence = {detector = "high", ...}: the finding's confidence */
+	lua_getfield(L, e, "confidence");
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			const char *level = lua_tostring(L, -1);
+			const char *got = NULL;
+			for (uint32_t k = 0; m && name && k < m->n_findings; k++)
+				if (!strcmp(m->findings[k].name, name) && m->findings[k].count > 0)
+					got = m->findings[k].confidence;
+			if (!name || !level || !got || strcmp(got, level)) {
+				snprintf(why, wn, "expected detector %s to find something at confidence %s; %s%s",
+					 name ? name : "?", level ? level : "?", got ? "it is " : "it found nothing",
+					 got ? got : "");
+				lua_pop(L, 3);
+				return false;
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
 	lua_getfield(L, e, "clean");
 	if (lua_toboolean(L, -1)) {
 		for (uint32_t k = 0; m && k < m->n_findings; k++)
@@ -770,7 +792,7 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 /* One line per finding; a span that several detectors found is one line
  * naming them all in "detectors" ("detector" is the first of them). */
 static void emit_record(FILE *out, const char *file, const named_t *const *by, size_t n_by, uint64_t offset,
-			uint32_t len, const char *sample)
+			uint32_t len, const char *sample, const char *confidence)
 {
 	const named_t *e = by[0];
 	json_t *o = json_object();
@@ -787,6 +809,7 @@ static void emit_record(FILE *out, const char *file, const named_t *const *by, s
 	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "length", json_integer(len));
 	json_object_set_new(o, "sample", json_string(sample));
+	json_object_set_new(o, "confidence", json_string(confidence));
 	char *s = json_dumps(o, JSON_COMPACT);
 	if (s)
 		fprintf(out, "%s\n", s);
@@ -798,6 +821,7 @@ static void emit_record(FILE *out, const char *file, const named_t *const *by, s
 typedef struct {
 	uint32_t start, len;
 	const named_t *by;
+	uint8_t confidence;
 } chunk_finding_t;
 
 static int by_offset(const void *a, const void *b)
@@ -821,13 +845,17 @@ static long emit_findings(FILE *out, const char *file, chunk_finding_t *v, size_
 	const named_t *by[64];
 	for (size_t i = 0; i < n;) {
 		size_t j = i, n_by = 0;
-		for (; j < n && v[j].start == v[i].start && v[j].len == v[i].len; j++)
+		uint8_t top = CONF_LOW; /* the surest of the detectors that found it */
+		for (; j < n && v[j].start == v[i].start && v[j].len == v[i].len; j++) {
 			if (n_by < sizeof by / sizeof by[0] && (!n_by || by[n_by - 1] != v[j].by))
 				by[n_by++] = v[j].by;
+			if (v[j].confidence > top)
+				top = v[j].confidence;
+		}
 		char sample[MASK_SAMPLE_MAX + 1];
 		mask_sample(sample, (const char *)base + v[i].start, v[i].len, detector_keep_first(by[0]->d),
 			    detector_keep_last(by[0]->d));
-		emit_record(out, file, by, n_by, offset + v[i].start, v[i].len, sample);
+		emit_record(out, file, by, n_by, offset + v[i].start, v[i].len, sample, confidence_name(top));
 		lines++;
 		i = j;
 	}
@@ -869,7 +897,8 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 			continue;
 		if (detector_filename_only(d)) {
 			const named_t *by = &l->v[i];
-			emit_record(out, name, &by, 1, 0, 0, "(the file name)");
+			emit_record(out, name, &by, 1, 0, 0, "(the file name)",
+				    detector_confidence(d) ? detector_confidence(d) : "medium");
 			found++;
 			continue;
 		}
@@ -909,7 +938,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 					const det_match_t *m = &res[i].matches[k];
 					if (!last && m->mstart >= have - SCAN_OVERLAP)
 						continue; /* found again, whole, in the next chunk */
-					found_here[n_here++] = (chunk_finding_t){m->start, m->len, wnamed[i]};
+					found_here[n_here++] = (chunk_finding_t){m->start, m->len, wnamed[i], m->confidence};
 				}
 			}
 			found += emit_findings(out, name, found_here, n_here, buf, base);

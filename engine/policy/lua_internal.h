@@ -59,6 +59,13 @@ void lua_policy_close(lua_policy_t *lp);
 void ldlp_open(lua_State *L);                     /* registers require "dlp" */
 const detector_t *ldlp_check_detector(lua_State *L, int idx);
 bool ldlp_is_detector(lua_State *L, int idx);
+/* Compiles s (the Lua spec table at spec_idx stays reachable from the
+ * detector: examples, description), adds it to the policy's set and
+ * pushes the detector object; a Lua error naming who on failure. */
+int ldlp_push_compiled(lua_State *L, const detector_spec_t *s, int spec_idx, const char *who);
+
+/* ledm.c: dlp.edm{pack =, primary =, corroborate =, distance =, min_corroborate =} */
+int ledm_detector(lua_State *L);
 /* Reads a verdict table at idx into v (and marks the findings selected by
  * a redact verdict); false with a message on the stack if it is not one. */
 bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg);

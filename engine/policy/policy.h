@@ -90,6 +90,7 @@ typedef struct {
 typedef struct {
 	char name[64];
 	char severity[12];
+	char confidence[8];  /* the highest of its findings: "low" | "medium" | "high" */
 	uint32_t count;
 	bool timed_out;
 	bool redact;         /* selected by dlp.redact */

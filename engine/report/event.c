@@ -93,6 +93,7 @@ static json_t *detectors_json(const policy_msg_t *m)
 		json_t *d = json_object();
 		json_object_set_new(d, "count", json_integer(fd->count));
 		set_str(d, "severity", fd->severity);
+		set_str(d, "confidence", fd->confidence);
 		if (fd->timed_out)
 			json_object_set_new(d, "timed_out", json_true());
 		if (fd->redact)

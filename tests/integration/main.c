@@ -43,6 +43,7 @@ int main(void)
 		docs_suite,
 		coach_suite,
 		websocket_suite,
+		ident_suite,
 	};
 	const char *names[] = {
 		"harness",
@@ -65,6 +66,7 @@ int main(void)
 		"docs",
 		"coach",
 		"websocket",
+		"ident",
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

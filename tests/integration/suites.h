@@ -24,5 +24,6 @@ Suite *fleet_suite(void);
 Suite *docs_suite(void);
 Suite *coach_suite(void);
 Suite *websocket_suite(void);
+Suite *ident_suite(void);
 
 #endif

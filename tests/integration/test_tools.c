@@ -498,6 +498,7 @@ START_TEST(shipped_rules_pass_their_tests)
 		{"tests/pack_policy.lua", "tests/finance_test.lua"},
 		{"tests/redact_policy.lua", "tests/redact_test.lua"},
 		{"tests/coach_policy.lua", "tests/coach_test.lua"},
+		{"tests/ident_policy.lua", "tests/ident_test.lua"},
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		char *pol, *file;

@@ -39,6 +39,8 @@ int main(void)
 	srunner_add_suite(sr, mint_suite());
 	srunner_add_suite(sr, codec_suite());
 	srunner_add_suite(sr, detect_suite());
+	srunner_add_suite(sr, ident_suite());
+	srunner_add_suite(sr, edm_suite());
 	srunner_add_suite(sr, body_suite());
 	srunner_add_suite(sr, doc_suite());
 	srunner_add_suite(sr, sandbox_suite());

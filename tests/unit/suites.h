@@ -9,6 +9,8 @@ Suite *mint_suite(void);
 Suite *codec_suite(void);
 Suite *core_suite(void);
 Suite *detect_suite(void);
+Suite *ident_suite(void);
+Suite *edm_suite(void);
 Suite *body_suite(void);
 Suite *doc_suite(void);
 Suite *sandbox_suite(void);

@@ -96,6 +96,34 @@ END_TEST
 #define DROP(extra) "{\"event\":\"spool_drop\",\"id\":\"01900000-0000-7000-8000-000000000001\",\"agent_id\":\"" AG \
 		    "\",\"time\":\"2026-11-18T11:06:40.000Z\",\"reason\":\"spool_full\",\"dropped\":1" extra "}\n"
 
+#define VERDICT(conf)                                                                                                  \
+	"{\"event\":\"verdict\",\"id\":\"01900000-0000-7000-8000-000000000001\",\"agent_id\":\"" AG                    \
+	"\",\"time\":\"2026-11-18T10:00:00.000Z\",\"policy_version\":\"v3\",\"stage\":\"request\",\"verdict\":"           \
+	"\"block\",\"monitor\":false,\"rule\":\"p.lua:4\",\"reason\":\"r\",\"detectors\":{\"de_steuer_id\":{\"count\":1,"  \
+	"\"severity\":\"high\"" conf ",\"samples\":[\"********719\"]}},\"flow\":{\"id\":1,\"source\":\"explicit\","   \
+	"\"host\":\"h\",\"dst_port\":443}}\n"
+
+/* Events carry each detector's confidence (issue 16): the console takes
+ * the three levels and nothing else. */
+START_TEST(detector_confidence)
+{
+	ingest_batch_t b;
+	char err[512];
+	static const char *const ok[] = {VERDICT(""), VERDICT(",\"confidence\":\"high\""),
+					 VERDICT(",\"confidence\":\"low\"")};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		ck_assert_msg(ingest_parse(ok[i], strlen(ok[i]), false, AG, &b, err, sizeof err) == 0, "%zu: %s", i, err);
+		ingest_free(&b);
+	}
+	static const char *const bad[] = {VERDICT(",\"confidence\":\"certain\""), VERDICT(",\"confidence\":2")};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(ingest_parse(bad[i], strlen(bad[i]), false, AG, &b, err, sizeof err), 400);
+		ck_assert_msg(strstr(err, "confidence"), "%s", err);
+		ingest_free(&b);
+	}
+}
+END_TEST
+
 START_TEST(event_lines)
 {
 	ingest_batch_t b;
@@ -134,6 +162,7 @@ Suite *console_parse_suite(void)
 	tcase_add_test(t, cursors);
 	tcase_add_test(t, gunzip_caps);
 	tcase_add_test(t, event_lines);
+	tcase_add_test(t, detector_confidence);
 	suite_add_tcase(s, t);
 	return s;
 }
