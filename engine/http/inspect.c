@@ -17,7 +17,79 @@ static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, i
 static int span_cmp(const void *a, const void *b)
 {
 	const finding_span_t *x = a, *y = b;
+	if (x->space != y->space)
+		return x->space < y->space ? -1 : 1;
 	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Masks the selected findings where their views came from: the body
+ * (plain) and the request head. Spans that overlap (two detectors on one
+ * number) are masked once, as their union, showing no more than the
+ * stricter of them would. Returns how many body spans were masked. */
+static uint32_t mask_spans(policy_msg_t *m, const body_view_t *view, uint8_t *plain)
+{
+	uint32_t masked = 0;
+	finding_span_t *sp = m->spans;
+	uint32_t n = m->n_spans;
+	if (n > 1)
+		qsort(sp, n, sizeof *sp, span_cmp);
+	for (uint32_t i = 0; i < n;) {
+		const finding_t *fd = &m->findings[sp[i].finding];
+		if (!fd->redact) {
+			i++;
+			continue;
+		}
+		uint8_t space = sp[i].space;
+		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
+		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
+		for (i++; i < n && sp[i].space == space && sp[i].start < end; i++) {
+			const finding_t *g = &m->findings[sp[i].finding];
+			if (!g->redact)
+				continue;
+			if (sp[i].start + sp[i].len > end)
+				end = sp[i].start + sp[i].len;
+			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
+			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+		}
+		if (space == SPAN_HEAD) {
+			if (m->head_view)
+				head_view_redact(m->head_view, m->head, start, end - start, keep_first, keep_last);
+			continue;
+		}
+		body_view_redact(view, plain, start, end - start, keep_first, keep_last);
+		masked++;
+	}
+	return masked;
+}
+
+/* Can every selected finding be masked? If not, the verdict becomes a
+ * block that says why: a secret forwarded because its mask would break
+ * the message is a secret forwarded. */
+static bool redactable(policy_msg_t *m, verdict_t *v)
+{
+	for (uint32_t i = 0; i < m->n_findings; i++) {
+		const finding_t *fd = &m->findings[i];
+		if (fd->redact && fd->incomplete) {
+			/* More matches than a scan keeps spans for: masking some
+			 * would forward the others. Refuse instead. */
+			verdict_set(v, VERDICT_BLOCK, v->rule, "cannot redact: %s matched %u times, more than the %u a scan keeps spans for",
+				    fd->name, fd->count, DET_MAX_MATCHES);
+			return false;
+		}
+	}
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		const finding_span_t *sp = &m->spans[i];
+		const finding_t *fd = &m->findings[sp->finding];
+		const char *field;
+		if (sp->space == SPAN_HEAD && fd->redact && m->head_view &&
+		    (field = head_view_unmaskable(m->head_view, m->head, sp->start, sp->len))) {
+			verdict_set(v, VERDICT_BLOCK, v->rule,
+				    "cannot redact: %s matched in the %s header, which the request cannot do without", fd->name,
+				    field);
+			return false;
+		}
+	}
+	return true;
 }
 
 void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
@@ -34,7 +106,7 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	uint32_t ce_len = 0, ct_len = 0;
 	const char *ce = http_head_get(head, "content-encoding", &ce_len);
 	const char *ct = http_head_get(head, "content-type", &ct_len);
-	bool encoded = body_is_encoded(ce, ce_len);
+	bool encoded = (raw_len || !complete) && body_is_encoded(ce, ce_len); /* no body: nothing to decode */
 	const char *why = NULL;
 	/* An identity body is read where it lies; only a coded one is copied
 	 * out, decoded. */
@@ -88,45 +160,9 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
 		return;
 
-	/* Redact: mask the selected findings where the view came from. Spans
-	 * that overlap (two detectors on one number) are masked once, as their
-	 * union, showing no more than the stricter of them would. */
-	for (uint32_t i = 0; i < r->msg.n_findings; i++) {
-		const finding_t *fd = &r->msg.findings[i];
-		if (fd->redact && fd->incomplete) {
-			/* More matches than a scan keeps spans for: masking some
-			 * would forward the others. Refuse instead. */
-			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
-				    "cannot redact: %s matched %u times, more than the %u a scan keeps spans for", fd->name, fd->count,
-				    DET_MAX_MATCHES);
-			return;
-		}
-	}
-	uint32_t masked = 0;
-	finding_span_t *sp = r->msg.spans;
-	uint32_t n = r->msg.n_spans;
-	if (n > 1)
-		qsort(sp, n, sizeof *sp, span_cmp);
-	for (uint32_t i = 0; i < n;) {
-		const finding_t *fd = &r->msg.findings[sp[i].finding];
-		if (!fd->redact) {
-			i++;
-			continue;
-		}
-		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
-		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
-		for (i++; i < n && sp[i].start < end; i++) {
-			const finding_t *g = &r->msg.findings[sp[i].finding];
-			if (!g->redact)
-				continue;
-			if (sp[i].start + sp[i].len > end)
-				end = sp[i].start + sp[i].len;
-			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
-			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
-		}
-		body_view_redact(&r->view, plain, start, end - start, keep_first, keep_last);
-		masked++;
-	}
+	if (!redactable(&r->msg, &r->verdict))
+		return;
+	uint32_t masked = mask_spans(&r->msg, &r->view, plain);
 	if (!masked || !encoded)
 		return; /* identity: raw itself was masked, same length */
 	if (st != BODY_OK) {

@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "detect/mask.h"
 #include "flow.h"
 #include "http/codec.h"
 #include "http/inspect.h"
@@ -355,6 +356,33 @@ static void path_of(const http_head_t *h, const char **path, size_t *len)
 	*len = q ? (size_t)(q - t) : n; /* query values can be secrets */
 }
 
+/* The path an event names for request rq, with what a scan of m found in
+ * it masked: an event never carries a secret, even one the policy let
+ * through or blocked without masking. buf holds the copy when needed. */
+static void event_path(const http_head_t *rq, const policy_msg_t *m, char *buf, size_t cap, const char **path,
+		       size_t *len)
+{
+	path_of(rq, path, len);
+	if (!m || m->head != rq || !m->head_view)
+		return;
+	bool copied = false;
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		const finding_span_t *sp = &m->spans[i];
+		if (sp->space != SPAN_HEAD || sp->start >= *len)
+			continue;
+		if (!copied) {
+			*len = *len < cap ? *len : cap;
+			memcpy(buf, *path, *len);
+			*path = buf;
+			copied = true;
+		}
+		if (sp->start >= *len)
+			continue;
+		size_t end = sp->start + sp->len < *len ? sp->start + sp->len : *len;
+		mask_inplace(buf + sp->start, end - sp->start, 0, 0, '*');
+	}
+}
+
 /* What the shadow would have decided, when it is not what the active
  * policy did: the same facts as a verdict event, the shadow's verdict,
  * findings and version, and the active verdict beside them. */
@@ -363,6 +391,7 @@ static void emit_shadow(relay_t *r, const char *stage, const shadow_result_t *sh
 {
 	flow_t *f = r->f;
 	const http_head_t *rq = h->is_request ? h : req;
+	char path_buf[1024];
 	event_t e = {.kind = EVENT_SHADOW,
 		     .stage = stage,
 		     .verdict = &sh->verdict,
@@ -382,7 +411,7 @@ static void emit_shadow(relay_t *r, const char *stage, const shadow_result_t *sh
 	if (rq) {
 		e.method = http_head_str(rq, rq->method_off);
 		e.method_len = rq->method_len;
-		path_of(rq, &e.path, &e.path_len);
+		event_path(rq, &sh->msg, path_buf, sizeof path_buf, &e.path, &e.path_len);
 	}
 	event_emit(&e);
 }
@@ -403,6 +432,7 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 	if (eventful(v, m, note)) {
 		event_new_id(id);
 		const http_head_t *rq = h->is_request ? h : req;
+		char path_buf[1024];
 		event_t e = {.stage = stage,
 			     .verdict = v,
 			     .msg = m,
@@ -420,7 +450,7 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		if (rq) {
 			e.method = http_head_str(rq, rq->method_off);
 			e.method_len = rq->method_len;
-			path_of(rq, &e.path, &e.path_len);
+			event_path(rq, m, path_buf, sizeof path_buf, &e.path, &e.path_len);
 		}
 		event_emit(&e);
 	}
@@ -587,18 +617,14 @@ static int forward_request(relay_t *r, http_head_t *h)
 		return HTTP_CB_GO;
 	}
 	if (r->inspect) {
-		policy_msg_t m;
-		memset(&m, 0, sizeof m);
-		m.head = h;
-		m.body_complete = true;
-		verdict_t v;
+		/* No body to hold: the target and fields are the message (a
+		 * redaction masks them in place). */
+		static uint8_t none[1];
+		inspect_result_t res;
 		uint64_t since = uv_hrtime();
-		shadow_result_t sh;
-		shadow_ask(f->w, &f->facts, &m, &sh);
-		p->ops->on_request(p, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "request", &v, &m, h, NULL, NULL, since, &sh);
-		shadow_result_free(&sh);
-		policy_msg_clear(&m);
+		inspect_message(p, f->w, &f->facts, h, NULL, none, 0, true, &res);
+		bool go = act_on(r, "request", &res.verdict, &res.msg, h, NULL, res.note, since, &res.shadow);
+		inspect_result_free(&res);
 		if (!go)
 			return HTTP_CB_PAUSE;
 	}
