@@ -115,6 +115,8 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	body_status_t st = BODY_OK;
 	if (encoded) {
 		st = body_decode(ce, ce_len, raw, raw_len, &p->body_limits, &r->decoded, &why);
+		if (!complete && st == BODY_CORRUPT && why && strstr(why, "cut short"))
+			st = BODY_TRUNCATED; /* the limit cut the compressed bytes: the rest follows */
 		plain = (uint8_t *)r->decoded.data;
 		plain_len = r->decoded.len;
 	} else if (plain_len < raw_len) {
@@ -154,6 +156,8 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	}
 	r->msg.view = &r->view;
 	r->msg.body_complete = st == BODY_OK;
+	r->scanned = plain_len;
+	r->streams = st == BODY_TRUNCATED && p->oversize == OVERSIZE_PREFIX;
 	r->msg.body_note = r->note;
 	shadow_ask(w, f, &r->msg, &r->shadow); /* before the active stage and its redaction touch anything */
 	ask(p, w, f, r);
@@ -175,6 +179,62 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	r->out = plain;
 	r->out_len = plain_len;
 	r->identity = true;
+}
+
+/* The first view byte that comes from body offset at or past raw_off. */
+static uint32_t view_offset(const body_view_t *v, size_t raw_off)
+{
+	if (!v->map)
+		return (uint32_t)raw_off;
+	uint32_t lo = 0, hi = (uint32_t)v->len;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (v->map[mid] < raw_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void inspect_window(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		    const http_head_t *request, uint8_t *text, size_t len, size_t fresh_from, uint64_t offset, bool encoded,
+		    inspect_result_t *r)
+{
+	memset(r, 0, sizeof *r);
+	bytebuf_init(&r->decoded, 0);
+	r->msg.head = head;
+	r->msg.request = request;
+	r->msg.body_size = offset + len;
+	r->msg.stream_window = true;
+	r->msg.body_offset = offset;
+	r->out = text;
+	r->out_len = len;
+	r->note = "streamed past inspect.max_bytes";
+	uint32_t ct_len = 0;
+	const char *ct = http_head_get(head, "content-type", &ct_len);
+	if (!body_view_build(&r->view, ct, ct_len, text, len)) {
+		verdict_set(&r->verdict, VERDICT_BLOCK, "inspect", "out of memory building the body's view");
+		return;
+	}
+	r->msg.view = &r->view;
+	r->msg.fresh_from = view_offset(&r->view, fresh_from);
+	r->msg.body_note = r->note;
+	shadow_ask(w, f, &r->msg, &r->shadow);
+	ask(p, w, f, r);
+	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
+		return;
+	if (!redactable(&r->msg, &r->verdict))
+		return;
+	bool any = false;
+	for (uint32_t i = 0; i < r->msg.n_spans && !any; i++)
+		any = r->msg.findings[r->msg.spans[i].finding].redact;
+	if (any && encoded) {
+		verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+			    "cannot redact a compressed body past inspect.max_bytes: the message is cut off");
+		return;
+	}
+	mask_spans(&r->msg, &r->view, text);
 }
 
 void inspect_result_free(inspect_result_t *r)

@@ -689,6 +689,10 @@ static int m_index(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)u->m->body_size);
 	else if (!strcmp(k, "body_complete"))
 		lua_pushboolean(L, u->m->body_complete);
+	else if (!strcmp(k, "streamed"))
+		lua_pushboolean(L, u->m->stream_window);
+	else if (!strcmp(k, "body_offset"))
+		lua_pushinteger(L, (lua_Integer)u->m->body_offset);
 	else if (!strcmp(k, "files")) {
 		const body_view_t *bv = u->m->view;
 		lua_newtable(L);

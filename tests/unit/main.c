@@ -40,6 +40,7 @@ int main(void)
 	srunner_add_suite(sr, codec_suite());
 	srunner_add_suite(sr, detect_suite());
 	srunner_add_suite(sr, body_suite());
+	srunner_add_suite(sr, tailscan_suite());
 	srunner_add_suite(sr, sandbox_suite());
 	srunner_add_suite(sr, frame_suite());
 	srunner_add_suite(sr, spool_suite());

@@ -10,6 +10,7 @@ Suite *codec_suite(void);
 Suite *core_suite(void);
 Suite *detect_suite(void);
 Suite *body_suite(void);
+Suite *tailscan_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
 Suite *spool_suite(void);
