@@ -70,8 +70,20 @@ bool head_view_build(head_view_t *v, const http_head_t *h)
 	if (!bytebuf_reserve(&v->text, h->arena.len + 4 * h->n_fields + 2))
 		return false;
 	const char *a = h->arena.data;
-	if (!seg_add(v, 0, h->target_len, h->target_off, HV_TARGET, 0, true) ||
-	    !bytebuf_append(&v->text, a + h->target_off, h->target_len) || !bytebuf_append(&v->text, "\n", 1))
+	/* An absolute-form target's scheme and authority say where the
+	 * request goes, as Host does: scanned, never masked. */
+	const char *t = a + h->target_off;
+	uint32_t fixed_len = 0;
+	const char *sep = h->target_len && t[0] != '/' ? memmem(t, h->target_len, "://", 3) : NULL;
+	if (sep) {
+		const char *path = memchr(sep + 3, '/', (size_t)(t + h->target_len - sep - 3));
+		fixed_len = path ? (uint32_t)(path - t) : h->target_len;
+	} else if (h->target_len && t[0] != '/') {
+		fixed_len = h->target_len; /* authority-form (CONNECT) or "*" */
+	}
+	if (!seg_add(v, 0, fixed_len, h->target_off, HV_TARGET, 0, false) ||
+	    !seg_add(v, fixed_len, h->target_len - fixed_len, h->target_off + fixed_len, HV_TARGET, 0, true) ||
+	    !bytebuf_append(&v->text, t, h->target_len) || !bytebuf_append(&v->text, "\n", 1))
 		goto oom;
 	for (uint32_t i = 0; i < h->n_fields; i++) {
 		const http_field_t *fl = &h->fields[i];
@@ -207,12 +219,16 @@ const char *head_view_unmaskable(const head_view_t *v, const http_head_t *h, uin
 	for (const hv_seg_t *s = seg_at(v, start); s && s < v->segs + v->n_segs && s->text_off < start + len; s++) {
 		if (s->maskable)
 			continue;
+		if (s->kind == HV_TARGET)
+			return "the request target's authority";
 		/* which field: the name segment that labels it */
 		const hv_seg_t *n = &v->segs[s->label_seg];
 		const char *name = h->arena.data + n->arena_off;
+		static const char *const phrase[] = {"the Host header", "the Content-Length header",
+						     "the Transfer-Encoding header"};
 		for (int k = 0; unmaskable_fields[k]; k++)
 			if (is_named(name, n->len, unmaskable_fields[k]))
-				return unmaskable_fields[k];
+				return phrase[k];
 		return "a framing field";
 	}
 	return NULL;

@@ -67,8 +67,8 @@ void head_view_name_of(const head_view_t *v, uint32_t off, uint32_t *start, uint
  * its values: that value's own line has it already. */
 bool head_view_repeat(const head_view_t *v, uint32_t start, uint32_t len);
 
-/* NULL if text [start, start+len) can be masked, else the name of the
- * field that cannot (static storage, e.g. "host"). */
+/* NULL if text [start, start+len) can be masked, else what cannot, in
+ * words (static storage: "the Host header"). */
 const char *head_view_unmaskable(const head_view_t *v, const http_head_t *h, uint32_t start, uint32_t len);
 /* Masks text [start, start+len) back into h's arena (keep_* as in
  * mask.h); only segment bytes are written, never separators. */

@@ -84,7 +84,7 @@ static bool redactable(policy_msg_t *m, verdict_t *v)
 		if (sp->space == SPAN_HEAD && fd->redact && m->head_view &&
 		    (field = head_view_unmaskable(m->head_view, m->head, sp->start, sp->len))) {
 			verdict_set(v, VERDICT_BLOCK, v->rule,
-				    "cannot redact: %s matched in the %s header, which the request cannot do without", fd->name,
+				    "cannot redact: %s matched in %s, which the request cannot do without", fd->name,
 				    field);
 			return false;
 		}
