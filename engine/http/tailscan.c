@@ -59,7 +59,7 @@ size_t tail_feed(tail_t *t, const uint8_t *data, size_t n, body_status_t *st, co
 		size_t before = t->text.len;
 		*st = body_decoder_feed(t->dec, data + used, k, &t->text, why);
 		used += k;
-		if (t->skip) {
+		if (t->skip && t->text.len > before) {
 			/* decoded again from byte 0: what the prefix scan read,
 			 * but for its last carry bytes, is dropped */
 			size_t fresh = t->text.len - before;
@@ -102,7 +102,8 @@ void tail_shift(tail_t *t)
 	else
 		keep = t->text.len - t->out_len;
 	size_t drop = t->text.len - keep;
-	memmove(t->text.data, t->text.data + drop, keep);
+	if (keep && drop)
+		memmove(t->text.data, t->text.data + drop, keep);
 	t->text.len = keep;
 	t->offset += drop;
 	t->carry = keep;
