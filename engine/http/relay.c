@@ -460,8 +460,11 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 	static const report_counter_t counter_of[] = {
 		[VERDICT_INSPECT] = REPORT_INSPECT, [VERDICT_BYPASS] = REPORT_BYPASS,
 		[VERDICT_PASS] = REPORT_PASS, [VERDICT_BLOCK] = REPORT_BLOCK};
-	report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
-	metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
+	bool window = m && m->stream_window; /* a window of a message counted already */
+	if (!window || v->kind == VERDICT_BLOCK || v->redact)
+		report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
+	if (!window)
+		metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
 	for (uint32_t i = 0; m && i < m->n_findings; i++)
 		metrics_add(stats_detector_hits, m->findings[i].count, m->findings[i].name, NULL, NULL);
 	if (v->monitor)

@@ -531,6 +531,7 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 		if (!hv || !head_view_build(hv, m->head)) {
 			free(hv);
 			luaL_error(L, "scan: out of memory");
+			return; /* not reached: luaL_error does not return */
 		}
 		m->head_view = hv;
 	}
