@@ -202,12 +202,9 @@ static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, byte
 	return BODY_CORRUPT;
 }
 
-body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
-			  bytebuf_t *out, const char **why)
+/* Within the layer limit, and every coding one we can undo. */
+static body_status_t codings_allowed(const coding_t *layers, int k, const body_limits_t *lim, const char **why)
 {
-	coding_t layers[8];
-	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
-	*why = NULL;
 	if (k < 0 || (uint32_t)k > lim->max_layers) {
 		*why = "more Content-Encoding layers than limits allow";
 		return BODY_BOMB;
@@ -217,6 +214,18 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 			*why = "a Content-Encoding dlpgate cannot decode";
 			return BODY_UNSUPPORTED;
 		}
+	return BODY_OK;
+}
+
+body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
+			  bytebuf_t *out, const char **why)
+{
+	coding_t layers[8];
+	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
+	*why = NULL;
+	body_status_t ok = codings_allowed(layers, k, lim, why);
+	if (ok != BODY_OK)
+		return ok;
 	out->len = 0;
 	if (k == 0) {
 		size_t keep = n > lim->max_bytes ? (size_t)lim->max_bytes : n;
@@ -634,15 +643,9 @@ body_status_t body_decoder_new(const char *ce, size_t ce_len, const body_limits_
 	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
 	*out = NULL;
 	*why = NULL;
-	if (k < 0 || (uint32_t)k > lim->max_layers) {
-		*why = "more Content-Encoding layers than limits allow";
-		return BODY_BOMB;
-	}
-	for (int i = 0; i < k; i++)
-		if (layers[i] == CODING_OTHER) {
-			*why = "a Content-Encoding dlpgate cannot decode";
-			return BODY_UNSUPPORTED;
-		}
+	body_status_t ok = codings_allowed(layers, k, lim, why);
+	if (ok != BODY_OK)
+		return ok;
 	body_decoder_t *d = calloc(1, sizeof *d);
 	if (!d) {
 		*why = "out of memory";

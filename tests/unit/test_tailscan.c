@@ -114,21 +114,6 @@ START_TEST(identity_marks_found_once_and_masked_before_output)
 }
 END_TEST
 
-static size_t zlib_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int wbits)
-{
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
-	z.next_out = out;
-	z.avail_out = (uInt)cap;
-	ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
-	size_t got = z.total_out;
-	deflateEnd(&z);
-	return got;
-}
-
 static const body_limits_t lim = {.max_bytes = 1 << 20, .max_ratio = 1000, .max_layers = 2};
 
 static void encoded_case(const char *ce, const uint8_t *raw, size_t raw_n, const uint8_t *body, size_t n, size_t marks)
@@ -159,11 +144,11 @@ START_TEST(encoded_tails_decoded_and_scanned)
 	uint8_t *body = make_body(n, 1300, &marks);
 	size_t cap = n + 4096;
 	uint8_t *raw = malloc(cap);
-	size_t k = zlib_encode(body, n, raw, cap, 16 + MAX_WBITS);
+	size_t k = zcompress(body, n, raw, cap, 16 + MAX_WBITS);
 	encoded_case("gzip", raw, k, body, n, marks);
-	k = zlib_encode(body, n, raw, cap, -MAX_WBITS);
+	k = zcompress(body, n, raw, cap, -MAX_WBITS);
 	encoded_case("deflate", raw, k, body, n, marks);
-	k = zlib_encode(body, n, raw, cap, MAX_WBITS);
+	k = zcompress(body, n, raw, cap, MAX_WBITS);
 	encoded_case("deflate", raw, k, body, n, marks);
 	size_t bk = cap;
 	ck_assert(BrotliEncoderCompress(5, 22, BROTLI_MODE_TEXT, n, body, &bk, raw));
@@ -173,7 +158,7 @@ START_TEST(encoded_tails_decoded_and_scanned)
 	encoded_case("zstd", raw, k, body, n, marks);
 	/* stacked: gzip over zstd */
 	uint8_t *two = malloc(cap);
-	size_t k2 = zlib_encode(raw, k, two, cap, 16 + MAX_WBITS);
+	size_t k2 = zcompress(raw, k, two, cap, 16 + MAX_WBITS);
 	encoded_case("zstd, gzip", two, k2, body, n, marks);
 	free(two);
 	free(raw);
