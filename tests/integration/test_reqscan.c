@@ -360,6 +360,37 @@ START_TEST(gzip_tail_decoded_and_scanned)
 }
 END_TEST
 
+/* Every byte of a large upload is scanned, and memory stays bounded: the
+ * prefix is freed once decided and the tail lives in windows. */
+START_TEST(large_upload_scanned_in_bounded_memory)
+{
+	fixture_t fx;
+	setup(&fx, block_policy);
+	size_t n = dlp_sanitized() ? (size_t)32 << 20 : (size_t)128 << 20;
+	char *path = th_path("large.bin");
+	FILE *fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(ftruncate(fileno(fp), (off_t)n), 0); /* zeros */
+	ck_assert_int_eq(fseek(fp, (long)(n - 4096), SEEK_SET), 0);
+	ck_assert_int_eq(fputs(" " CARD " ", fp) >= 0, 1); /* 4 KiB before the end */
+	fclose(fp);
+	char data[600];
+	snprintf(data, sizeof data, "@%s", path);
+	int rc;
+	char *out = insecure_curl(&fx, "/sink",
+				  (const char *const[]){"-H", "Accept: application/json", "--data-binary", data, NULL}, &rc);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "card in body"), "%s", out);
+	free(out);
+	ck_assert_uint_lt(th_upstream_bytes_received(fx.up), n);
+	long peak = th_rss_peak_kib(fx.d.proc.pid);
+	long bound = dlp_sanitized() ? 400 * 1024 : 64 * 1024;
+	ck_assert_msg(peak < bound, "peak RSS %ld KiB over %ld KiB", peak, bound);
+	unlink(path);
+	free(path);
+	teardown(&fx);
+}
+END_TEST
+
 Suite *reqscan_suite(void)
 {
 	Suite *s = suite_create("reqscan");
@@ -374,6 +405,7 @@ Suite *reqscan_suite(void)
 	tcase_add_test(b, tail_past_max_bytes_masked_in_flight);
 	tcase_add_test(b, tail_finding_cuts_the_request_off);
 	tcase_add_test(b, gzip_tail_decoded_and_scanned);
+	tcase_add_test(b, large_upload_scanned_in_bounded_memory);
 	suite_add_tcase(s, b);
 	return s;
 }
