@@ -391,6 +391,41 @@ START_TEST(large_upload_scanned_in_bounded_memory)
 }
 END_TEST
 
+/* A response past max_bytes streams through the windows too (a policy
+ * with on_response scans every window): what the client gets is what the
+ * server sent, byte for byte, with a length and chunked. */
+START_TEST(response_tail_streams_unchanged)
+{
+	static const char *scan_both = "local dlp = require 'dlp'\n"
+				       "inspect = {max_bytes = 65536}\n"
+				       "local d = {" CARD_DETECTOR "}\n"
+				       "function on_request(req, flow) return dlp.pass() end\n"
+				       "function on_response(res, req, flow)\n"
+				       "  local found = res:scan(d)\n"
+				       "  if found.card then return dlp.redact(found) end\n"
+				       "  return dlp.pass()\n"
+				       "end\n";
+	fixture_t fx;
+	setup(&fx, scan_both);
+	const char *paths[] = {"/bytes?n=700001", "/bytes?n=700001&chunked=1"};
+	for (int i = 0; i < 2; i++) {
+		char *u = url("127.0.0.1", th_upstream_port(fx.up), paths[i], true);
+		char *direct = NULL, *err = NULL;
+		const char *dargs[] = {"curl", "-sS", "--cacert", fx.w.ca.cert_path, u, NULL};
+		size_t dlen = 0;
+		ck_assert_int_eq(th_run((char *const *)dargs, NULL, 0, &direct, &dlen, &err, 60000), 0);
+		free(err);
+		int rc;
+		char *via = insecure_curl(&fx, paths[i], NULL, &rc);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(dlen, 700001);
+		ck_assert_msg(!memcmp(via, direct, dlen) && !strcmp(via + dlen, "\nstatus=200"), "%s differs", paths[i]);
+		free(via), free(direct), free(u);
+	}
+	teardown(&fx);
+}
+END_TEST
+
 Suite *reqscan_suite(void)
 {
 	Suite *s = suite_create("reqscan");
@@ -406,6 +441,7 @@ Suite *reqscan_suite(void)
 	tcase_add_test(b, tail_finding_cuts_the_request_off);
 	tcase_add_test(b, gzip_tail_decoded_and_scanned);
 	tcase_add_test(b, large_upload_scanned_in_bounded_memory);
+	tcase_add_test(b, response_tail_streams_unchanged);
 	suite_add_tcase(s, b);
 	return s;
 }
