@@ -153,7 +153,8 @@ static bool check_flow(vctx_t *v, json_t *f)
 
 static bool check_detectors(vctx_t *v, json_t *d)
 {
-	static const char *const keys[] = {"count", "severity", "confidence", "timed_out", "redacted", "samples", NULL};
+	static const char *const keys[] = {"count",    "severity", "confidence", "timed_out",
+					   "redacted", "samples",  "locations",  NULL};
 	if (!json_is_object(d) || json_object_size(d) > 1024)
 		return bad(v, "\"%s\" must be an object of at most 1024 detectors", "detectors");
 	const char *name;
@@ -183,6 +184,14 @@ static bool check_detectors(vctx_t *v, json_t *d)
 		{
 			if (!json_is_string(x) || json_string_length(x) > 256)
 				return bad(v, "%s", "a sample must be a string of at most 256 characters");
+		}
+		json_t *l = json_object_get(det, "locations"); /* url, header:NAME, cookie:NAME, body, file:NAME */
+		if (l && (!json_is_array(l) || json_array_size(l) > 4))
+			return bad(v, "%s", "a detector's locations must be an array of at most 4 strings");
+		json_array_foreach(l, i, x)
+		{
+			if (!json_is_string(x) || json_string_length(x) > 63)
+				return bad(v, "%s", "a location must be a string of at most 63 characters");
 		}
 	}
 	return true;

@@ -203,12 +203,9 @@ static body_status_t inflate_layer(coding_t c, const uint8_t *in, size_t n, byte
 	return BODY_CORRUPT;
 }
 
-body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
-			  bytebuf_t *out, const char **why)
+/* Within the layer limit, and every coding one we can undo. */
+static body_status_t codings_allowed(const coding_t *layers, int k, const body_limits_t *lim, const char **why)
 {
-	coding_t layers[8];
-	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
-	*why = NULL;
 	if (k < 0 || (uint32_t)k > lim->max_layers) {
 		*why = "more Content-Encoding layers than limits allow";
 		return BODY_BOMB;
@@ -218,6 +215,18 @@ body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, siz
 			*why = "a Content-Encoding dlpgate cannot decode";
 			return BODY_UNSUPPORTED;
 		}
+	return BODY_OK;
+}
+
+body_status_t body_decode(const char *ce, size_t ce_len, const uint8_t *raw, size_t n, const body_limits_t *lim,
+			  bytebuf_t *out, const char **why)
+{
+	coding_t layers[8];
+	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
+	*why = NULL;
+	body_status_t ok = codings_allowed(layers, k, lim, why);
+	if (ok != BODY_OK)
+		return ok;
 	out->len = 0;
 	if (k == 0) {
 		size_t keep = n > lim->max_bytes ? (size_t)lim->max_bytes : n;
@@ -588,4 +597,239 @@ void body_view_redact(const body_view_t *v, uint8_t *body, uint32_t start, uint3
 		}
 	}
 	free(t);
+}
+
+/* ---- streaming decoder (a body's tail past inspect.max_bytes) ---- */
+
+typedef struct {
+	coding_t c;
+	bool started, done;
+	uint8_t hold[2], n_hold; /* deflate: the first bytes, until zlib or raw is told */
+	z_stream z;
+	BrotliDecoderState *br;
+	ZSTD_DCtx *zs;
+} layer_t;
+
+struct body_decoder {
+	layer_t layer[8]; /* layer[0] undone first (the last applied) */
+	int n;
+	uint32_t max_ratio;
+	uint64_t in_total, out_total;
+	bytebuf_t stage[2]; /* between layers */
+};
+
+body_status_t body_decoder_new(const char *ce, size_t ce_len, const body_limits_t *lim, body_decoder_t **out,
+			       const char **why)
+{
+	coding_t layers[8];
+	int k = ce ? parse_codings(ce, ce_len, layers, 8) : 0;
+	*out = NULL;
+	*why = NULL;
+	body_status_t ok = codings_allowed(layers, k, lim, why);
+	if (ok != BODY_OK)
+		return ok;
+	body_decoder_t *d = calloc(1, sizeof *d);
+	if (!d) {
+		*why = "out of memory";
+		return BODY_CORRUPT;
+	}
+	d->n = k;
+	d->max_ratio = lim->max_ratio ? lim->max_ratio : 200;
+	for (int i = 0; i < k; i++)
+		d->layer[i].c = layers[k - 1 - i];
+	bytebuf_init(&d->stage[0], 0);
+	bytebuf_init(&d->stage[1], 0);
+	*out = d;
+	return BODY_OK;
+}
+
+static body_status_t layer_start(layer_t *l, const uint8_t *in, size_t n, const char **why)
+{
+	if (l->c == CODING_BR) {
+		l->br = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+		if (!l->br)
+			goto oom;
+	} else if (l->c == CODING_ZSTD) {
+		l->zs = ZSTD_createDCtx();
+		if (!l->zs || ZSTD_isError(ZSTD_DCtx_setParameter(l->zs, ZSTD_d_windowLogMax, ZSTD_MAX_WINDOW_LOG)))
+			goto oom;
+	} else {
+		int wbits = 16 + MAX_WBITS;
+		if (l->c == CODING_DEFLATE) {
+			/* zlib-wrapped (RFC 9110) or raw, as some send: a zlib
+			 * header is a multiple of 31 with method 8 */
+			if (n < 2)
+				return BODY_OK; /* decide when two bytes are in */
+			bool zlib = (in[0] & 0x0f) == 8 && ((in[0] << 8) | in[1]) % 31 == 0;
+			wbits = zlib ? MAX_WBITS : -MAX_WBITS;
+		}
+		if (inflateInit2(&l->z, wbits) != Z_OK)
+			goto oom;
+	}
+	l->started = true;
+	return BODY_OK;
+oom:
+	*why = "out of memory";
+	return BODY_CORRUPT;
+}
+
+/* One layer: in -> out (appended). */
+static body_status_t layer_feed(layer_t *l, const uint8_t *in, size_t n, bytebuf_t *out, const char **why)
+{
+	uint8_t chunk[16384];
+	if (!l->started && l->c == CODING_DEFLATE && l->n_hold + n < 2) {
+		if (n)
+			l->hold[l->n_hold++] = in[0];
+		return BODY_OK;
+	}
+	if (!l->started) {
+		uint8_t head[2];
+		size_t k = 0;
+		for (; k < l->n_hold; k++)
+			head[k] = l->hold[k];
+		for (size_t j = 0; k < 2 && j < n; k++, j++)
+			head[k] = in[j];
+		body_status_t st = layer_start(l, head, k, why);
+		if (st != BODY_OK)
+			return st;
+		if (l->n_hold) {
+			/* the held byte first, then the rest */
+			uint8_t held = l->hold[0];
+			l->n_hold = 0;
+			st = layer_feed(l, &held, 1, out, why);
+			if (st != BODY_OK)
+				return st;
+		}
+	}
+	if (l->done && l->c != CODING_ZSTD) { /* zstd: frames may follow frames */
+		if (n) {
+			*why = "data after the end of the compressed stream";
+			return BODY_CORRUPT;
+		}
+		return BODY_OK;
+	}
+	if (l->c == CODING_BR) {
+		size_t avail_in = n;
+		const uint8_t *next_in = in;
+		for (;;) {
+			size_t avail_out = sizeof chunk;
+			uint8_t *next_out = chunk;
+			BrotliDecoderResult r = BrotliDecoderDecompressStream(l->br, &avail_in, &next_in, &avail_out, &next_out, NULL);
+			if (!bytebuf_append(out, chunk, sizeof chunk - avail_out))
+				goto oom;
+			if (r == BROTLI_DECODER_RESULT_SUCCESS) {
+				l->done = true;
+				return avail_in ? (*why = "data after the end of the brotli stream", BODY_CORRUPT) : BODY_OK;
+			}
+			if (r == BROTLI_DECODER_RESULT_ERROR) {
+				*why = "brotli data is corrupt";
+				return BODY_CORRUPT;
+			}
+			if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
+				return BODY_OK;
+		}
+	}
+	if (l->c == CODING_ZSTD) {
+		ZSTD_inBuffer src = {in, n, 0};
+		for (;;) {
+			ZSTD_outBuffer dst = {chunk, sizeof chunk, 0};
+			size_t hint = ZSTD_decompressStream(l->zs, &dst, &src);
+			if (ZSTD_isError(hint)) {
+				*why = "zstd data is corrupt";
+				return BODY_CORRUPT;
+			}
+			if (!bytebuf_append(out, chunk, dst.pos))
+				goto oom;
+			if (src.pos == src.size && dst.pos < dst.size) {
+				l->done = hint == 0; /* the last frame is complete */
+				return BODY_OK;
+			}
+		}
+	}
+	l->z.next_in = (Bytef *)in;
+	l->z.avail_in = (uInt)n;
+	for (;;) {
+		l->z.next_out = chunk;
+		l->z.avail_out = sizeof chunk;
+		int r = inflate(&l->z, Z_NO_FLUSH);
+		if (!bytebuf_append(out, chunk, sizeof chunk - l->z.avail_out))
+			goto oom;
+		if (r == Z_STREAM_END) {
+			l->done = true;
+			if (l->z.avail_in) {
+				*why = "data after the end of the compressed stream";
+				return BODY_CORRUPT;
+			}
+			return BODY_OK;
+		}
+		if (r != Z_OK && r != Z_BUF_ERROR) {
+			*why = "compressed data is corrupt";
+			return BODY_CORRUPT;
+		}
+		if (l->z.avail_in == 0 && l->z.avail_out != 0)
+			return BODY_OK;
+		if (r == Z_BUF_ERROR && l->z.avail_in == 0)
+			return BODY_OK;
+	}
+oom:
+	*why = "out of memory";
+	return BODY_CORRUPT;
+}
+
+body_status_t body_decoder_feed(body_decoder_t *d, const uint8_t *in, size_t n, bytebuf_t *out, const char **why)
+{
+	*why = NULL;
+	d->in_total += n;
+	const uint8_t *src = in;
+	size_t src_n = n;
+	size_t before = out->len;
+	for (int i = 0; i < d->n; i++) {
+		bool last = i == d->n - 1;
+		bytebuf_t *dst = last ? out : &d->stage[i & 1];
+		if (!last)
+			dst->len = 0;
+		body_status_t st = layer_feed(&d->layer[i], src, src_n, dst, why);
+		if (st != BODY_OK)
+			return st;
+		src = (const uint8_t *)dst->data;
+		src_n = dst->len;
+	}
+	if (d->n == 0 && !bytebuf_append(out, in, n)) {
+		*why = "out of memory";
+		return BODY_CORRUPT;
+	}
+	d->out_total += out->len - before;
+	if (d->out_total > 65536 && d->out_total / (d->in_total + 1) > d->max_ratio) {
+		*why = "expands more than limits allow (ratio)";
+		return BODY_BOMB;
+	}
+	return BODY_OK;
+}
+
+bool body_decoder_done(const body_decoder_t *d)
+{
+	for (int i = 0; i < d->n; i++)
+		if (!d->layer[i].done)
+			return false;
+	return true;
+}
+
+void body_decoder_free(body_decoder_t *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < d->n; i++) {
+		layer_t *l = &d->layer[i];
+		if (!l->started)
+			continue;
+		if (l->br)
+			BrotliDecoderDestroyInstance(l->br);
+		else if (l->zs)
+			ZSTD_freeDCtx(l->zs);
+		else
+			inflateEnd(&l->z);
+	}
+	bytebuf_free(&d->stage[0]);
+	bytebuf_free(&d->stage[1]);
+	free(d);
 }

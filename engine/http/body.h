@@ -29,6 +29,7 @@ typedef struct {
 	uint64_t max_bytes;  /* decoded bytes kept (the inspection limit) */
 	uint32_t max_ratio;  /* decoded : encoded, once past 64 KiB decoded */
 	uint32_t max_layers; /* Content-Encoding layers */
+	uint32_t carry;      /* streamed past max_bytes: bytes each window re-reads (0 = 4 KiB) */
 } body_limits_t;
 
 typedef enum {
@@ -48,6 +49,20 @@ body_status_t body_decode(const char *content_encoding, size_t ce_len, const uin
 /* Appends in, gzipped (one member, level 6), to out. The encoder beside
  * the decoder: test bodies, the agent's uploads. False if out of memory. */
 bool body_gzip(const void *in, size_t n, bytebuf_t *out);
+
+/* The same decoding, fed piece by piece: what each piece decodes to is
+ * appended to out (all of it: the caller bounds what it keeps). Memory is
+ * the decoders' own state: zlib 32 KiB + 7 KiB, brotli up to its 16 MiB
+ * window, zstd up to 8 MiB (ZSTD_MAX_WINDOW_LOG), per layer. The ratio
+ * limit still stops a bomb. A deflate body is told zlib or raw by its
+ * first two bytes. */
+typedef struct body_decoder body_decoder_t;
+body_status_t body_decoder_new(const char *content_encoding, size_t ce_len, const body_limits_t *lim,
+			       body_decoder_t **out, const char **why);
+body_status_t body_decoder_feed(body_decoder_t *d, const uint8_t *in, size_t n, bytebuf_t *out, const char **why);
+/* Every layer reached its end (the message may end here). */
+bool body_decoder_done(const body_decoder_t *d);
+void body_decoder_free(body_decoder_t *d);
 
 /* True if content_encoding lists anything but identity. */
 bool body_is_encoded(const char *content_encoding, size_t ce_len);

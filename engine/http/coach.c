@@ -238,6 +238,8 @@ static unsigned mask_secrets(const coach_request_t *q, char *text, size_t len, s
 	unsigned masked = 0;
 	for (uint32_t i = 0; i < m.n_spans; i++) {
 		const finding_t *fd = &m.findings[m.spans[i].finding];
+		if (m.spans[i].space != SPAN_BODY)
+			continue; /* in the form's own head, not in the justification */
 		body_view_redact(&view, (uint8_t *)text, m.spans[i].start, m.spans[i].len, fd->keep_first, fd->keep_last);
 		masked++;
 	}

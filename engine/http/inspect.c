@@ -57,7 +57,86 @@ static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_fa
 static int span_cmp(const void *a, const void *b)
 {
 	const finding_span_t *x = a, *y = b;
+	if (x->space != y->space)
+		return x->space < y->space ? -1 : 1;
 	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Masks the selected findings where their views came from: the body
+ * (plain) and the request head. Spans that overlap (two detectors on one
+ * number) are masked once, as their union, showing no more than the
+ * stricter of them would. Returns how many body spans were masked. */
+static uint32_t mask_spans(policy_msg_t *m, const body_view_t *view, uint8_t *plain)
+{
+	uint32_t masked = 0;
+	finding_span_t *sp = m->spans;
+	uint32_t n = m->n_spans;
+	if (n > 1)
+		qsort(sp, n, sizeof *sp, span_cmp);
+	for (uint32_t i = 0; i < n;) {
+		const finding_t *fd = &m->findings[sp[i].finding];
+		if (!fd->redact) {
+			i++;
+			continue;
+		}
+		uint8_t space = sp[i].space;
+		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
+		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
+		for (i++; i < n && sp[i].space == space && sp[i].start < end; i++) {
+			const finding_t *g = &m->findings[sp[i].finding];
+			if (!g->redact)
+				continue;
+			if (sp[i].start + sp[i].len > end)
+				end = sp[i].start + sp[i].len;
+			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
+			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+		}
+		if (space == SPAN_HEAD) {
+			if (m->head_view)
+				head_view_redact(m->head_view, m->head, start, end - start, keep_first, keep_last);
+			continue;
+		}
+		body_view_redact(view, plain, start, end - start, keep_first, keep_last);
+		masked++;
+	}
+	return masked;
+}
+
+/* Can every selected finding be masked? If not, the verdict becomes a
+ * block that says why: a secret forwarded because its mask would break
+ * the message is a secret forwarded. */
+static bool redactable(policy_msg_t *m, verdict_t *v)
+{
+	for (uint32_t i = 0; i < m->n_findings; i++) {
+		const finding_t *fd = &m->findings[i];
+		if (fd->redact && fd->incomplete) {
+			/* More matches than a scan keeps spans for: masking some
+			 * would forward the others. Refuse instead. */
+			verdict_set(v, VERDICT_BLOCK, v->rule, "cannot redact: %s matched %u times, more than the %u a scan keeps spans for",
+				    fd->name, fd->count, DET_MAX_MATCHES);
+			return false;
+		}
+		if (fd->redact && fd->in_document) {
+			/* Masking inside a compressed document would mean
+			 * rewriting it: refuse rather than forward it whole. */
+			verdict_set(v, VERDICT_BLOCK, v->rule, "cannot redact %s inside the document %s: blocked instead",
+				    fd->name, fd->document);
+			return false;
+		}
+	}
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		const finding_span_t *sp = &m->spans[i];
+		const finding_t *fd = &m->findings[sp->finding];
+		const char *field;
+		if (sp->space == SPAN_HEAD && fd->redact && m->head_view &&
+		    (field = head_view_unmaskable(m->head_view, m->head, sp->start, sp->len))) {
+			verdict_set(v, VERDICT_BLOCK, v->rule,
+				    "cannot redact: %s matched in %s, which the request cannot do without", fd->name,
+				    field);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
@@ -79,7 +158,7 @@ static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts
 	 * able to make a message undecodable by naming one there). */
 	const char *ce = ws ? NULL : http_head_get(head, "content-encoding", &ce_len);
 	const char *ct = ws ? NULL : http_head_get(head, "content-type", &ct_len);
-	bool encoded = body_is_encoded(ce, ce_len);
+	bool encoded = (raw_len || !complete) && body_is_encoded(ce, ce_len); /* no body: nothing to decode */
 	const char *why = NULL;
 	/* An identity body is read where it lies; only a coded one is copied
 	 * out, decoded. */
@@ -88,6 +167,8 @@ static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts
 	body_status_t st = BODY_OK;
 	if (encoded) {
 		st = body_decode(ce, ce_len, raw, raw_len, &p->body_limits, &r->decoded, &why);
+		if (!complete && st == BODY_CORRUPT && why && strstr(why, "cut short"))
+			st = BODY_TRUNCATED; /* the limit cut the compressed bytes: the rest follows */
 		plain = (uint8_t *)r->decoded.data;
 		plain_len = r->decoded.len;
 	} else if (plain_len < raw_len) {
@@ -129,58 +210,17 @@ static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts
 	if (open_documents(p, w, f, r, plain, plain_len, st != BODY_OK))
 		return;
 	r->msg.body_complete = st == BODY_OK;
+	r->scanned = plain_len;
+	r->streams = st == BODY_TRUNCATED && p->oversize == OVERSIZE_PREFIX;
 	r->msg.body_note = r->note;
 	shadow_ask(w, f, &r->msg, &r->shadow); /* before the active stage and its redaction touch anything */
 	ask(p, w, f, r);
 	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
 		return;
 
-	/* Redact: mask the selected findings where the view came from. Spans
-	 * that overlap (two detectors on one number) are masked once, as their
-	 * union, showing no more than the stricter of them would. */
-	for (uint32_t i = 0; i < r->msg.n_findings; i++) {
-		const finding_t *fd = &r->msg.findings[i];
-		if (fd->redact && fd->incomplete) {
-			/* More matches than a scan keeps spans for: masking some
-			 * would forward the others. Refuse instead. */
-			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
-				    "cannot redact: %s matched %u times, more than the %u a scan keeps spans for", fd->name, fd->count,
-				    DET_MAX_MATCHES);
-			return;
-		}
-		if (fd->redact && fd->in_document) {
-			/* Masking inside a compressed document would mean
-			 * rewriting it: refuse rather than forward it whole. */
-			verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
-				    "cannot redact %s inside the document %s: blocked instead", fd->name, fd->document);
-			return;
-		}
-	}
-	uint32_t masked = 0;
-	finding_span_t *sp = r->msg.spans;
-	uint32_t n = r->msg.n_spans;
-	if (n > 1)
-		qsort(sp, n, sizeof *sp, span_cmp);
-	for (uint32_t i = 0; i < n;) {
-		const finding_t *fd = &r->msg.findings[sp[i].finding];
-		if (!fd->redact) {
-			i++;
-			continue;
-		}
-		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
-		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
-		for (i++; i < n && sp[i].start < end; i++) {
-			const finding_t *g = &r->msg.findings[sp[i].finding];
-			if (!g->redact)
-				continue;
-			if (sp[i].start + sp[i].len > end)
-				end = sp[i].start + sp[i].len;
-			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
-			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
-		}
-		body_view_redact(&r->view, plain, start, end - start, keep_first, keep_last);
-		masked++;
-	}
+	if (!redactable(&r->msg, &r->verdict))
+		return;
+	uint32_t masked = mask_spans(&r->msg, &r->view, plain);
 	if (!masked || !encoded)
 		return; /* identity: raw itself was masked, same length */
 	if (st != BODY_OK) {
@@ -205,6 +245,62 @@ void inspect_ws_message(compiled_policy_t *p, struct worker *w, const flow_facts
 			const http_head_t *switched, const policy_ws_t *ws, uint8_t *data, size_t len, inspect_result_t *r)
 {
 	inspect_run(p, w, f, upgrade, switched, ws, data, len, true, r);
+}
+
+/* The first view byte that comes from body offset at or past raw_off. */
+static uint32_t view_offset(const body_view_t *v, size_t raw_off)
+{
+	if (!v->map)
+		return (uint32_t)raw_off;
+	uint32_t lo = 0, hi = (uint32_t)v->len;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (v->map[mid] < raw_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void inspect_window(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		    const http_head_t *request, uint8_t *text, size_t len, size_t fresh_from, uint64_t offset, bool encoded,
+		    inspect_result_t *r)
+{
+	memset(r, 0, sizeof *r);
+	bytebuf_init(&r->decoded, 0);
+	r->msg.head = head;
+	r->msg.request = request;
+	r->msg.body_size = offset + len;
+	r->msg.stream_window = true;
+	r->msg.body_offset = offset;
+	r->out = text;
+	r->out_len = len;
+	r->note = "streamed past inspect.max_bytes";
+	uint32_t ct_len = 0;
+	const char *ct = http_head_get(head, "content-type", &ct_len);
+	if (!body_view_build(&r->view, ct, ct_len, text, len)) {
+		verdict_set(&r->verdict, VERDICT_BLOCK, "inspect", "out of memory building the body's view");
+		return;
+	}
+	r->msg.view = &r->view;
+	r->msg.fresh_from = view_offset(&r->view, fresh_from);
+	r->msg.body_note = r->note;
+	shadow_ask(w, f, &r->msg, &r->shadow);
+	ask(p, w, f, r);
+	if (!r->verdict.redact || r->verdict.monitor || r->verdict.kind != VERDICT_PASS)
+		return;
+	if (!redactable(&r->msg, &r->verdict))
+		return;
+	bool any = false;
+	for (uint32_t i = 0; i < r->msg.n_spans && !any; i++)
+		any = r->msg.findings[r->msg.spans[i].finding].redact;
+	if (any && encoded) {
+		verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+			    "cannot redact a compressed body past inspect.max_bytes: the message is cut off");
+		return;
+	}
+	mask_spans(&r->msg, &r->view, text);
 }
 
 void inspect_result_free(inspect_result_t *r)

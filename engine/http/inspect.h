@@ -35,6 +35,8 @@ typedef struct {
 	size_t out_len;
 	bool identity;           /* the body was decoded: drop Content-Encoding */
 	const char *note;        /* why the body was not (all) inspected */
+	bool streams;            /* the body goes on past max_bytes and the rest is to be scanned as it streams */
+	size_t scanned;          /* decoded bytes the stage read */
 	bytebuf_t decoded;
 	body_view_t view;
 	doc_set_t docs;          /* documents and archives in the body (doc.h) */
@@ -49,6 +51,15 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
  * Redaction masks data in place (out == data). */
 void inspect_ws_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *upgrade,
 			const http_head_t *switched, const policy_ws_t *ws, uint8_t *data, size_t len, inspect_result_t *r);
+/* One window of a body streamed past max_bytes (tailscan.h): text is the
+ * window (identity: the body bytes themselves, masked in place when the
+ * verdict redacts), fresh_from where its part not seen by the window
+ * before starts, offset where it lies in the body. encoded: the text is
+ * decoded, so a redaction becomes a block (a mask cannot be written back
+ * into compressed bytes). The head is not scanned again. */
+void inspect_window(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
+		    const http_head_t *request, uint8_t *text, size_t len, size_t fresh_from, uint64_t offset, bool encoded,
+		    inspect_result_t *r);
 void inspect_result_free(inspect_result_t *r);
 
 #endif

@@ -16,12 +16,14 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "detect/mask.h"
 #include "flow.h"
 #include "http/codec.h"
 #include "http/coach.h"
 #include "http/inspect.h"
 #include "http/reply.h"
 #include "http/wsrelay.h"
+#include "http/tailscan.h"
 #include "net/dial.h"
 #include "net/splice.h"
 #include "net/worker.h"
@@ -53,6 +55,8 @@ typedef struct {
 	bool gateway;       /* for the gateway itself (http/coach.h), never forwarded */
 	bytebuf_t body;
 	uint64_t since_ns;  /* when the head arrived: the event's latency */
+	bool streaming;     /* past the limit: the rest is scanned in windows (tailscan.h) */
+	tail_t tail;
 } hold_t;
 
 typedef struct relay {
@@ -370,6 +374,33 @@ static void path_of(const http_head_t *h, const char **path, size_t *len)
 	*len = q ? (size_t)(q - t) : n; /* query values can be secrets */
 }
 
+/* The path an event names for request rq, with what a scan of m found in
+ * it masked: an event never carries a secret, even one the policy let
+ * through or blocked without masking. buf holds the copy when needed. */
+static void event_path(const http_head_t *rq, const policy_msg_t *m, char *buf, size_t cap, const char **path,
+		       size_t *len)
+{
+	path_of(rq, path, len);
+	if (!m || m->head != rq || !m->head_view)
+		return;
+	bool copied = false;
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		const finding_span_t *sp = &m->spans[i];
+		if (sp->space != SPAN_HEAD || sp->start >= *len)
+			continue;
+		if (!copied) {
+			*len = *len < cap ? *len : cap;
+			memcpy(buf, *path, *len);
+			*path = buf;
+			copied = true;
+		}
+		if (sp->start >= *len)
+			continue;
+		size_t end = sp->start + sp->len < *len ? sp->start + sp->len : *len;
+		mask_inplace(buf + sp->start, end - sp->start, 0, 0, '*');
+	}
+}
+
 /* What the shadow would have decided, when it is not what the active
  * policy did: the same facts as a verdict event, the shadow's verdict,
  * findings and version, and the active verdict beside them. */
@@ -378,6 +409,7 @@ static void emit_shadow(relay_t *r, const char *stage, const shadow_result_t *sh
 {
 	flow_t *f = r->f;
 	const http_head_t *rq = h->is_request ? h : req;
+	char path_buf[1024];
 	event_t e = {.kind = EVENT_SHADOW,
 		     .stage = stage,
 		     .verdict = &sh->verdict,
@@ -397,7 +429,7 @@ static void emit_shadow(relay_t *r, const char *stage, const shadow_result_t *sh
 	if (rq) {
 		e.method = http_head_str(rq, rq->method_off);
 		e.method_len = rq->method_len;
-		path_of(rq, &e.path, &e.path_len);
+		event_path(rq, &sh->msg, path_buf, sizeof path_buf, &e.path, &e.path_len);
 	}
 	event_emit(&e);
 }
@@ -436,6 +468,7 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 	if (eventful(v, m, note)) {
 		event_new_id(id);
 		const http_head_t *rq = h->is_request ? h : req;
+		char path_buf[1024];
 		event_t e = {.stage = stage,
 			     .verdict = v,
 			     .msg = m,
@@ -453,15 +486,18 @@ static bool act_on(relay_t *r, const char *stage, const verdict_t *v, const poli
 		if (rq) {
 			e.method = http_head_str(rq, rq->method_off);
 			e.method_len = rq->method_len;
-			path_of(rq, &e.path, &e.path_len);
+			event_path(rq, m, path_buf, sizeof path_buf, &e.path, &e.path_len);
 		}
 		event_emit(&e);
 	}
 	static const report_counter_t counter_of[] = {
 		[VERDICT_INSPECT] = REPORT_INSPECT, [VERDICT_BYPASS] = REPORT_BYPASS,
 		[VERDICT_PASS] = REPORT_PASS, [VERDICT_BLOCK] = REPORT_BLOCK};
-	report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
-	metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
+	bool window = m && m->stream_window; /* a window of a message counted already */
+	if (!window || v->kind == VERDICT_BLOCK || v->redact)
+		report_count(v->redact && v->kind == VERDICT_PASS ? REPORT_REDACT : counter_of[v->kind]);
+	if (!window)
+		metrics_add(stats_messages, 1, h->is_request ? "request" : "response", NULL, NULL);
 	for (uint32_t i = 0; m && i < m->n_findings; i++)
 		metrics_add(stats_detector_hits, m->findings[i].count, m->findings[i].name, NULL, NULL);
 	if (v->monitor)
@@ -552,6 +588,8 @@ static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
 
 /* The held message is complete (or over the limit): ask the policy, then
  * send what it allows. False: blocked, the client has its answer. */
+static int tail_body(relay_t *r, hold_t *hd, const char *data, size_t len);
+
 static bool decide(relay_t *r, hold_t *hd, bool complete)
 {
 	flow_t *f = r->f;
@@ -594,15 +632,166 @@ static bool decide(relay_t *r, hold_t *hd, bool complete)
 			r->res_chunked = h->chunked;
 			ok = emit_head(r, false, h);
 		}
-		if (ok && res.out_len)
-			ok = emit_body(r, request, h->chunked, (const char *)res.out, res.out_len);
+		size_t out_len = res.out_len;
+		/* Incomplete, or complete but decoded past the limit (a small
+		 * gzip of a large text): the rest is read in windows. */
+		bool stream = res.streams && r->inspect && ok, encoded = false;
+		if (stream) {
+			/* The rest is scanned as it comes; an identity body keeps
+			 * its last carry bytes back, so a match that straddles the
+			 * limit is masked whole in the first window. */
+			uint32_t carry = f->policy->body_limits.carry ? f->policy->body_limits.carry : TAIL_CARRY_DEFAULT;
+			uint32_t ce_len = 0;
+			const char *ce = http_head_get(h, "content-encoding", &ce_len);
+			bool started;
+			if ((encoded = body_is_encoded(ce, ce_len))) {
+				const char *why = NULL;
+				started = tail_init_encoded(&hd->tail, carry, TAIL_STEP_DEFAULT, ce, ce_len, &f->policy->body_limits,
+							    res.scanned, &why) == BODY_OK;
+				out_len = 0; /* its raw bytes go up through the windows */
+			} else {
+				size_t keep = out_len < carry ? out_len : carry;
+				out_len -= keep;
+				started = tail_init_identity(&hd->tail, carry, TAIL_STEP_DEFAULT, res.out + out_len, keep, out_len);
+			}
+			if (!started) {
+				tail_free(&hd->tail);
+				ok = false;
+			}
+			hd->streaming = started;
+		}
+		if (ok && out_len)
+			ok = emit_body(r, request, h->chunked, (const char *)res.out, out_len);
 		if (!ok)
 			flow_close(f, "error", "cannot forward an inspected message");
 		hd->decided = !complete;
+		if (ok && encoded && hd->streaming &&
+		    tail_body(r, hd, hd->body.data, hd->body.len) != HTTP_CB_GO)
+			go = false;
 	}
 	inspect_result_free(&res);
 	bytebuf_free(&hd->body);
 	return go;
+}
+
+/* A streamed message is refused part-way: a request's upstream is reset
+ * before its last bytes (or terminating chunk), so the server never holds
+ * a complete message; a response's client connection ends. */
+static void tail_abort(relay_t *r, hold_t *hd)
+{
+	flow_t *f = r->f;
+	hd->streaming = false;
+	tail_free(&hd->tail);
+	if (hd == &r->hreq) {
+		iobuf_put(r->to_upstream);
+		r->to_upstream = NULL;
+		side_reset(&f->upstream);
+		pending_drop(r);
+		r->res_forward = r->res_started = false;
+		r->req_forward = false;
+	}
+}
+
+/* The window in the tail is complete (or the message ended: final):
+ * the policy decides on it as on the prefix; what it allows goes on.
+ * False: refused, the message was cut off. */
+static bool tail_window(relay_t *r, hold_t *hd, bool final)
+{
+	flow_t *f = r->f;
+	bool request = hd == &r->hreq;
+	http_head_t *h = request ? &r->req.head : &r->res.head;
+	pending_t *front = request ? NULL : pending_front(r);
+	const http_head_t *req = front ? front->req : NULL;
+	size_t len, fresh;
+	uint8_t *text = tail_text(&hd->tail, &len, &fresh);
+	if (len > fresh) {
+		inspect_result_t res;
+		inspect_window(f->policy, f->w, &f->facts, h, req, text, len, fresh, hd->tail.offset, hd->tail.dec != NULL,
+			       &res);
+		bool refused = res.verdict.kind == VERDICT_BLOCK && !res.verdict.monitor;
+		if (refused && request)
+			tail_abort(r, hd); /* before the 403: nothing more goes up */
+		bool go = act_on(r, request ? "request" : "response", &res.verdict, &res.msg, h, req, res.note, hd->since_ns,
+				 &res.shadow);
+		inspect_result_free(&res);
+		if (!go) {
+			if (!request) {
+				tail_abort(r, hd);
+				flow_close(f, "blocked", "a response refused past inspect.max_bytes");
+			}
+			return false;
+		}
+	}
+	size_t n;
+	const uint8_t *out = tail_output(&hd->tail, final || !r->inspect, &n);
+	bool chunked = request ? r->req_chunked : r->res_chunked;
+	if (n && !emit_body(r, request, chunked, (const char *)out, n)) {
+		flow_close(f, "error", "cannot forward a streamed body");
+		return false;
+	}
+	tail_shift(&hd->tail);
+	if (!r->inspect) {
+		/* bypassed by a window's verdict: the rest goes as it comes */
+		hd->streaming = false;
+		tail_free(&hd->tail);
+	}
+	return true;
+}
+
+/* Body bytes past the limit: into the windows, each decided when full. */
+static int tail_body(relay_t *r, hold_t *hd, const char *data, size_t len)
+{
+	flow_t *f = r->f;
+	while (len && hd->streaming) {
+		body_status_t st;
+		const char *why = NULL;
+		size_t used = tail_feed(&hd->tail, (const uint8_t *)data, len, &st, &why);
+		data += used;
+		len -= used;
+		if (st != BODY_OK) {
+			/* The tail does not decode: what cannot be read is the
+			 * policy's call, as for a whole body. */
+			char detail[160];
+			snprintf(detail, sizeof detail, "body past inspect.max_bytes: %s", why ? why : body_status_name(st));
+			verdict_t v;
+			f->policy->ops->on_uninspectable(f->policy, f->w, &f->facts, UNINSPECTABLE_ENCODING, detail, &v);
+			bool request = hd == &r->hreq;
+			http_head_t *h = request ? &r->req.head : &r->res.head;
+			if (v.kind == VERDICT_BLOCK && !v.monitor) {
+				tail_abort(r, hd);
+				act_on(r, request ? "request" : "response", &v, NULL, h, NULL, detail, hd->since_ns, NULL);
+				if (!request)
+					flow_close(f, "blocked", "%s", detail);
+				return HTTP_CB_PAUSE;
+			}
+			if (v.kind != VERDICT_BLOCK)
+				v.kind = VERDICT_PASS;
+			act_on(r, request ? "request" : "response", &v, NULL, h, NULL, detail, hd->since_ns, NULL);
+			r->inspect = false; /* what was held goes, and the rest as it comes */
+			if (!tail_window(r, hd, true))
+				return HTTP_CB_PAUSE;
+			break;
+		}
+		if (tail_ready(&hd->tail) && !tail_window(r, hd, false))
+			return HTTP_CB_PAUSE;
+	}
+	if (len) {
+		bool request = hd == &r->hreq;
+		return emit_body(r, request, request ? r->req_chunked : r->res_chunked, data, len) ? HTTP_CB_GO
+												      : HTTP_CB_ERROR;
+	}
+	return HTTP_CB_GO;
+}
+
+/* The message ended: its last window is decided before its last bytes go. */
+static bool tail_end(relay_t *r, hold_t *hd)
+{
+	if (!hd->streaming)
+		return true;
+	bool ok = tail_window(r, hd, true);
+	hd->streaming = false;
+	tail_free(&hd->tail);
+	return ok;
 }
 
 /* A body span of a held message: kept up to the limit; past it the policy
@@ -620,6 +809,8 @@ static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 		return HTTP_CB_GO;
 	if (!decide(r, hd, false))
 		return HTTP_CB_PAUSE;
+	if (hd->streaming)
+		return tail_body(r, hd, data + take, len - take);
 	bool request = hd == &r->hreq;
 	return emit_body(r, request, request ? r->req_chunked : r->res_chunked, data + take, len - take)
 		       ? HTTP_CB_GO
@@ -666,18 +857,14 @@ static int forward_request(relay_t *r, http_head_t *h)
 		return HTTP_CB_GO;
 	}
 	if (r->inspect) {
-		policy_msg_t m;
-		memset(&m, 0, sizeof m);
-		m.head = h;
-		m.body_complete = true;
-		verdict_t v;
+		/* No body to hold: the target and fields are the message (a
+		 * redaction masks them in place). */
+		static uint8_t none[1];
+		inspect_result_t res;
 		uint64_t since = uv_hrtime();
-		shadow_result_t sh;
-		shadow_ask(f->w, &f->facts, &m, &sh);
-		p->ops->on_request(p, f->w, &f->facts, &m, &v);
-		bool go = act_on(r, "request", &v, &m, h, NULL, NULL, since, &sh);
-		shadow_result_free(&sh);
-		policy_msg_clear(&m);
+		inspect_message(p, f->w, &f->facts, h, NULL, none, 0, true, &res);
+		bool go = act_on(r, "request", &res.verdict, &res.msg, h, NULL, res.note, since, &res.shadow);
+		inspect_result_free(&res);
 		if (!go)
 			return HTTP_CB_PAUSE;
 	}
@@ -808,6 +995,8 @@ static int req_body(void *ud, const char *data, size_t len)
 	relay_t *r = ud;
 	if (r->hreq.on && !r->hreq.decided)
 		return hold_body(r, &r->hreq, data, len);
+	if (r->hreq.streaming)
+		return tail_body(r, &r->hreq, data, len);
 	if (!r->req_forward)
 		return HTTP_CB_GO;
 	return emit_body(r, true, r->req_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
@@ -833,6 +1022,8 @@ static int req_end(void *ud, http_head_t *trailers)
 		if (held && !decide(r, &r->hreq, true))
 			return HTTP_CB_PAUSE;
 	}
+	if (!tail_end(r, &r->hreq))
+		return HTTP_CB_PAUSE;
 	if (r->req_forward && r->req_chunked && !emit_last_chunk(r, true, trailers))
 		return HTTP_CB_ERROR;
 	r->req_forward = false;
@@ -921,6 +1112,8 @@ static int res_body(void *ud, const char *data, size_t len)
 	relay_t *r = ud;
 	if (r->hres.on && !r->hres.decided)
 		return hold_body(r, &r->hres, data, len);
+	if (r->hres.streaming)
+		return tail_body(r, &r->hres, data, len);
 	if (!r->res_forward)
 		return HTTP_CB_GO;
 	return emit_body(r, false, r->res_chunked, data, len) ? HTTP_CB_GO : HTTP_CB_ERROR;
@@ -939,6 +1132,8 @@ static int res_end(void *ud, http_head_t *trailers)
 		if (held && !decide(r, &r->hres, true))
 			return HTTP_CB_PAUSE;
 	}
+	if (!tail_end(r, &r->hres))
+		return HTTP_CB_PAUSE;
 	if (r->res_forward && r->res_chunked && !emit_last_chunk(r, false, trailers))
 		return HTTP_CB_ERROR;
 	pending_t *p = pending_front(r);
@@ -1339,6 +1534,8 @@ void relay_free(relay_t *r)
 	bytebuf_free(&r->hreq.body);
 	bytebuf_free(&r->hres.body);
 	wsrelay_free(r->ws);
+	tail_free(&r->hreq.tail);
+	tail_free(&r->hres.tail);
 	pending_drop(r);
 	free(r->pending);
 	free(r);

@@ -402,6 +402,24 @@ void side_shutdown(side_t *s)
 	uv_shutdown(&s->shutdown_req, s->stream, on_shutdown_done);
 }
 
+/* Closes with a TCP reset where the stream is TCP: the peer learns the
+ * message it was reading will never end (a request cut short on purpose
+ * must not look like a clean close). */
+void side_reset(side_t *s)
+{
+	if (s->closed || !s->stream || s->stream->type != UV_TCP) {
+		side_close(s);
+		return;
+	}
+	s->closed = true;
+	iobuf_put(s->out);
+	s->out = NULL;
+	if (uv_tcp_close_reset((uv_tcp_t *)s->stream, on_handle_closed) != 0)
+		uv_close((uv_handle_t *)s->stream, on_handle_closed);
+	s->stream = NULL;
+	s->reading = false;
+}
+
 void side_close(side_t *s)
 {
 	if (s->closed)

@@ -84,6 +84,8 @@ size_t side_unsent(const side_t *s);
 /* Sends close_notify (TLS) and FIN once queued bytes are out. */
 void side_shutdown(side_t *s);
 void side_close(side_t *s);
+/* side_close with a TCP reset (RST) where the stream is TCP. */
+void side_reset(side_t *s);
 
 /* TLS: take ssl (ownership), then feed bytes already read (a peeked
  * ClientHello) or, for the connecting role, start the handshake. */

@@ -244,19 +244,21 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	return f;
 }
 
-static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
+static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding, uint8_t space)
 {
 	if (!bytebuf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
 		return false;
-	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
+	m->spans[m->n_spans++] = (finding_span_t){start, len, finding, space};
 	return true;
 }
 
-/* One detector's results over the message: one per part it ran on. */
+/* One detector's results over the message: one per part of the body it
+ * ran on, and one over the request's target and fields (head). */
 typedef struct {
 	det_result_t *r;
 	uint32_t *offset; /* where each result's text starts in the view */
 	size_t n;
+	const det_result_t *head; /* NULL: the head was not scanned */
 	uint32_t count;
 	bool timed_out;
 	/* the same over the text of the body's documents (m->docs) */
@@ -265,15 +267,28 @@ typedef struct {
 	size_t n_doc;
 } outcome_t;
 
+/* A match of a streamed window that lies in the carry-over the previous
+ * window reported already. */
+static bool stale(const policy_msg_t *m, uint32_t start, uint32_t len)
+{
+	return m->stream_window && start + len <= m->fresh_from;
+}
+
 /* Records what d found, if it found enough: a finding below the
  * detector's min_count is no finding (not in found, not in the event,
  * nothing redacted), unless the detector timed out, which is reported.
  * Out of memory is a Lua error (the fail mode decides): a finding or a
  * span silently lost would be a secret forwarded unmasked. */
 static void record(lua_State *L, policy_msg_t *m, const char *name, const detector_t *d, const outcome_t *o,
-		   const uint8_t *text)
+		   const uint8_t *text, const uint8_t *head_text)
 {
-	bool enough = o->count > 0 && o->count >= detector_min_count(d);
+	uint32_t count = o->count;
+	for (size_t p = 0; m->stream_window && p < o->n; p++)
+		for (uint32_t i = 0; i < o->r[p].n_matches; i++)
+			count -= stale(m, o->offset[p] + o->r[p].matches[i].start, o->r[p].matches[i].len);
+	for (uint32_t i = 0; o->head && i < o->head->n_matches; i++)
+		count -= head_view_repeat(m->head_view, o->head->matches[i].start, o->head->matches[i].len);
+	bool enough = count > 0 && count >= detector_min_count(d);
 	if (!enough && !o->timed_out)
 		return;
 	finding_t *f = finding_for(m, name);
@@ -286,8 +301,9 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 		if (m->spans[i].finding != idx)
 			m->spans[kept++] = m->spans[i];
 	m->n_spans = kept;
-	f->count = enough ? o->count : 0;
+	f->count = enough ? count : 0;
 	f->n_samples = 0;
+	f->n_locations = 0;
 	f->timed_out = o->timed_out;
 	f->incomplete = false;
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
@@ -298,6 +314,8 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 	for (size_t p = 0; p < o->n_doc; p++)
 		if (det_result_top(&o->doc_r[p]) > top)
 			top = det_result_top(&o->doc_r[p]);
+	if (o->head && det_result_top(o->head) > top)
+		top = det_result_top(o->head);
 	snprintf(f->confidence, sizeof f->confidence, "%s", confidence_name(top));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
@@ -318,17 +336,97 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 				mask_sample(f->samples[f->n_samples++], m->docs->text.data + at, mt->len, f->keep_first,
 					    f->keep_last);
 		}
-	for (size_t p = 0; enough && p < o->n; p++) {
-		f->incomplete |= o->r[p].count > o->r[p].n_matches;
-		for (uint32_t i = 0; i < o->r[p].n_matches; i++) {
-			const det_match_t *mt = &o->r[p].matches[i];
-			const uint8_t *at = text + o->offset[p] + mt->start;
+	for (size_t p = 0; enough && p <= o->n; p++) {
+		const det_result_t *r = p < o->n ? &o->r[p] : o->head;
+		if (!r)
+			break;
+		uint32_t base = p < o->n ? o->offset[p] : 0;
+		const uint8_t *t = p < o->n ? text : head_text;
+		uint8_t space = p < o->n ? SPAN_BODY : SPAN_HEAD;
+		f->incomplete |= r->count > r->n_matches;
+		for (uint32_t i = 0; i < r->n_matches; i++) {
+			const det_match_t *mt = &r->matches[i];
+			if (space == SPAN_BODY ? stale(m, base + mt->start, mt->len)
+					       : head_view_repeat(m->head_view, mt->start, mt->len))
+				continue;
+			const uint8_t *at = t + base + mt->start;
 			if (f->n_samples < SAMPLES_MAX)
 				mask_sample(f->samples[f->n_samples++], (const char *)at, mt->len, f->keep_first,
 					    f->keep_last);
-			if (!add_span(m, o->offset[p] + mt->start, mt->len, idx))
+			if (!add_span(m, base + mt->start, mt->len, idx, space))
 				luaL_error(L, "scan: out of memory");
 		}
+	}
+}
+
+static void add_location(finding_t *f, const char *where)
+{
+	for (uint8_t i = 0; i < f->n_locations; i++)
+		if (!strcmp(f->locations[i], where))
+			return;
+	if (f->n_locations < LOCATIONS_MAX)
+		snprintf(f->locations[f->n_locations++], LOCATION_MAX, "%s", where);
+}
+
+/* Does any span of space cover part of text [start, start+len)? */
+static bool covered(const policy_msg_t *m, uint8_t space, uint32_t start, uint32_t len)
+{
+	for (uint32_t i = 0; i < m->n_spans; i++)
+		if (m->spans[i].space == space && m->spans[i].start < start + len && start < m->spans[i].start + m->spans[i].len)
+			return true;
+	return false;
+}
+
+/* Where a body span is: the multipart file it lies in, else "body". A
+ * file name that holds a matched text is masked: a location never
+ * carries what a sample masks. */
+static void body_location(const policy_msg_t *m, const uint8_t *text, uint32_t start, char *out, size_t cap)
+{
+	const body_view_t *v = m->view;
+	for (uint32_t p = 0; v && p < v->n_parts; p++) {
+		const body_part_t *part = &v->parts[p];
+		if (start < part->off || start >= part->off + part->len || !part->filename[0])
+			continue;
+		char name[49];
+		size_t nl = strnlen(part->filename, sizeof name - 1);
+		memcpy(name, part->filename, nl);
+		name[nl] = '\0';
+		bool hide = false;
+		for (uint32_t i = 0; i < m->n_spans && !hide; i++)
+			hide = m->spans[i].space == SPAN_BODY && m->spans[i].len <= strlen(part->filename) &&
+			       memmem(part->filename, strlen(part->filename), text + m->spans[i].start, m->spans[i].len);
+		for (size_t i = 0; i < nl; i++)
+			if (hide && isalnum((unsigned char)name[i]))
+				name[i] = '*';
+			else if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
+				name[i] = '?';
+		snprintf(out, cap, "file:%s", name);
+		return;
+	}
+	snprintf(out, cap, "body");
+}
+
+/* Each finding with spans gets the distinct places its matches are. */
+static void locate(policy_msg_t *m, const uint8_t *text)
+{
+	for (uint32_t k = 0; k < m->n_findings; k++) {
+		bool any = false;
+		for (uint32_t i = 0; i < m->n_spans && !any; i++)
+			any = m->spans[i].finding == k;
+		if (any)
+			m->findings[k].n_locations = 0;
+	}
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		const finding_span_t *sp = &m->spans[i];
+		char where[LOCATION_MAX];
+		if (sp->space == SPAN_HEAD && m->head_view) {
+			uint32_t ns, nl;
+			head_view_name_of(m->head_view, sp->start, &ns, &nl);
+			head_view_location(m->head_view, sp->start, where, sizeof where, nl && covered(m, SPAN_HEAD, ns, nl));
+		} else {
+			body_location(m, text, sp->start, where, sizeof where);
+		}
+		add_location(&m->findings[sp->finding], where);
 	}
 }
 
@@ -369,7 +467,10 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 	const doc_set_t *docs = m->docs;
 	size_t n_segs = docs ? docs->n_segs : 0;
 	results_fit(L, ls, n_parts + n_segs);
-	outcome_t o = {ls->results, ls->offsets, 0, 0, false, ls->results + n_parts, ls->offsets + n_parts, 0};
+	outcome_t o = {.r = ls->results,
+		       .offset = ls->offsets,
+		       .doc_r = ls->results + n_parts,
+		       .doc_offset = ls->offsets + n_parts};
 	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
 	uint32_t n_named = 0;
 	for (size_t p = 0; p < n_parts; p++) {
@@ -413,12 +514,17 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 		o.n_doc++;
 	}
 	if (!detector_filename_only(w->d)) {
-		record(L, m, w->name, w->d, &o, text);
+		record(L, m, w->name, w->d, &o, text, NULL);
 	} else if (n_named && n_named >= detector_min_count(w->d)) {
 		finding_t *f = finding_for(m, w->name);
 		if (!f)
 			luaL_error(L, "scan: out of memory");
 		f->count = n_named;
+		f->n_locations = 0;
+		for (uint32_t p = 0; p < n_parts; p++)
+			if (v->parts[p].filename[0] &&
+			    detector_filename_matches(w->d, v->parts[p].filename, strlen(v->parts[p].filename), ls->scratch))
+				body_location(m, text, v->parts[p].off, f->locations[0], sizeof f->locations[0]), f->n_locations = 1;
 		snprintf(f->severity, sizeof f->severity, "%s", detector_severity(w->d));
 		snprintf(f->confidence, sizeof f->confidence, "%s",
 			 detector_confidence(w->d) ? detector_confidence(w->d) : "medium");
@@ -450,6 +556,12 @@ static void push_found(lua_State *L, const finding_t *f)
 		lua_rawseti(L, -2, s + 1);
 	}
 	lua_setfield(L, -2, "samples");
+	lua_createtable(L, f->n_locations, 0);
+	for (int k = 0; k < f->n_locations; k++) {
+		lua_pushstring(L, f->locations[k]);
+		lua_rawseti(L, -2, k + 1);
+	}
+	lua_setfield(L, -2, "locations");
 }
 
 /* Runs the detectors table at didx over m's body, fills m's findings and
@@ -478,6 +590,20 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx, confidence_t min)
 	const body_view_t *v = m->view;
 	const uint8_t *text = v ? v->text : (const uint8_t *)"";
 	size_t len = v ? v->len : 0;
+	/* A request's target and fields are scanned with its body (once: a
+	 * streamed window's head was scanned with the prefix, and a WebSocket
+	 * message's Upgrade request with the Upgrade). */
+	head_view_t *hv = m->head_view;
+	if (!hv && m->head && m->head->is_request && !m->stream_window && !m->websocket) {
+		hv = calloc(1, sizeof *hv);
+		if (!hv || !head_view_build(hv, m->head)) {
+			free(hv);
+			luaL_error(L, "scan: out of memory");
+			return; /* not reached: luaL_error does not return */
+		}
+		m->head_view = hv;
+	}
+	const uint8_t *head_text = hv ? (const uint8_t *)hv->text.data : NULL;
 
 	/* Detectors that apply to the whole text run together, in one pass
 	 * of the prefilter. */
@@ -493,26 +619,35 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx, confidence_t min)
 		plain[np++] = d;
 	}
 	const doc_set_t *docs = m->docs && m->docs->text.len ? m->docs : NULL;
-	results_fit(L, ls, docs ? 2 * np : np);
-	det_result_t *res = ls->results;
+	/* one result per detector for the body, then the head, then documents */
+	results_fit(L, ls, np * (1 + (hv != NULL) + (docs != NULL)));
+	det_result_t *res = ls->results, *next = ls->results + np;
+	det_result_t *hres = hv ? next : NULL;
+	det_result_t *dres = docs ? next + (hv ? np : 0) : NULL;
 	if (np)
 		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
+	if (np && hv)
+		detset_scan(ls->lp->detectors, ls->scratch, head_text, hv->text.len, NULL, plain, np, hres);
 	if (np && docs)
 		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data, docs->text.len, NULL,
-			    plain, np, res + np);
+			    plain, np, dres);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t zero = 0;
-		det_result_keep_min(&res[i], min);
-		if (docs)
-			det_result_keep_min(&res[np + i], min);
-		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out, docs ? &res[np + i] : NULL, &zero,
-			       docs ? 1 : 0};
-		if (docs) {
-			o.count += res[np + i].count;
-			o.timed_out |= res[np + i].timed_out;
+		outcome_t o = {.r = &res[i], .offset = &zero, .n = 1, .doc_offset = &zero};
+		det_result_t *each[] = {&res[i], hres ? &hres[i] : NULL, dres ? &dres[i] : NULL};
+		for (size_t k = 0; k < 3; k++) {
+			if (!each[k])
+				continue;
+			det_result_keep_min(each[k], min);
+			o.count += each[k]->count;
+			o.timed_out |= each[k]->timed_out;
 		}
-		record(L, m, want[plain_at[i]].name, plain[i], &o, text);
+		o.head = each[1];
+		o.doc_r = each[2];
+		o.n_doc = dres ? 1 : 0;
+		record(L, m, want[plain_at[i]].name, plain[i], &o, text, head_text);
 	}
+	locate(m, text);
 
 	/* found: what reached its minimum count, by name */
 	lua_newtable(L);
@@ -664,6 +799,10 @@ static int m_index(lua_State *L)
 		lua_pushstring(L, u->m->websocket->from_server ? "server" : "client");
 		lua_setfield(L, -2, "from");
 	}
+	else if (!strcmp(k, "streamed"))
+		lua_pushboolean(L, u->m->stream_window);
+	else if (!strcmp(k, "body_offset"))
+		lua_pushinteger(L, (lua_Integer)u->m->body_offset);
 	else if (!strcmp(k, "files")) {
 		const body_view_t *bv = u->m->view;
 		lua_newtable(L);

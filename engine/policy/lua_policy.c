@@ -236,7 +236,7 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 
 	body_limits_t *bl = &lp->base.body_limits;
 	lp->base.doc_limits = doc_limits_default();
-	uint64_t max_bytes = DEFAULT_INSPECT, ratio = 200, layers = 2;
+	uint64_t max_bytes = DEFAULT_INSPECT, ratio = 200, layers = 2, carry = 4096;
 	lp->base.oversize = OVERSIZE_PREFIX;
 	lua_getglobal(L, "inspect");
 	if (!lua_isnil(L, -1)) {
@@ -247,18 +247,21 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 		}
 		if (!setting_int(L, path, "inspect", "max_bytes", 1024, 256u << 20, &max_bytes, err, n) ||
 		    !setting_int(L, path, "inspect", "max_ratio", 2, 100000, &ratio, err, n) ||
-		    !setting_int(L, path, "inspect", "max_layers", 1, 8, &layers, err, n))
+		    !setting_int(L, path, "inspect", "max_layers", 1, 8, &layers, err, n) ||
+		    !setting_int(L, path, "inspect", "carry", 64, 1u << 20, &carry, err, n))
 			return false;
 		if (!read_doc_limits(L, path, &lp->base.doc_limits, err, n))
 			return false;
 		lua_getfield(L, -1, "oversize");
 		const char *o = lua_tostring(L, -1);
-		if (o && !strcmp(o, "pass"))
+		if (o && !strcmp(o, "stream"))
+			lp->base.oversize = OVERSIZE_PREFIX;
+		else if (o && !strcmp(o, "pass"))
 			lp->base.oversize = OVERSIZE_PASS;
 		else if (o && !strcmp(o, "block"))
 			lp->base.oversize = OVERSIZE_BLOCK;
 		else if (o && strcmp(o, "prefix")) {
-			snprintf(err, n, "%s: inspect.oversize must be \"prefix\", \"pass\" or \"block\"", path);
+			snprintf(err, n, "%s: inspect.oversize must be \"stream\" (or \"prefix\"), \"pass\" or \"block\"", path);
 			return false;
 		}
 		lua_pop(L, 1);
@@ -267,6 +270,7 @@ static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char
 	bl->max_bytes = max_bytes;
 	bl->max_ratio = (uint32_t)ratio;
 	bl->max_layers = (uint32_t)layers;
+	bl->carry = (uint32_t)carry;
 
 	static const char *const stages[] = {"on_flow", "on_request", "on_response", "on_uninspectable", "on_message"};
 	bool *has[] = {&lp->has_flow, &lp->has_request, &lp->has_response, &lp->has_uninspectable, &lp->has_message};

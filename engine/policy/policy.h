@@ -25,6 +25,7 @@
 #include "doc/doc.h"
 #include "http/body.h"
 #include "http/head.h"
+#include "http/headview.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -86,6 +87,8 @@ typedef struct {
  * name order so what is kept never depends on table iteration order. */
 #define FINDINGS_MAX 1024
 #define SAMPLES_MAX 3
+#define LOCATIONS_MAX 4
+#define LOCATION_MAX 64
 
 typedef struct {
 	char name[64];
@@ -103,11 +106,19 @@ typedef struct {
 	 * blocks; document names the first member it was found in */
 	bool in_document;
 	char document[128];
+	/* where the matches are: "url", "header:NAME", "cookie:NAME", "body",
+	 * "file:NAME" (distinct, first LOCATIONS_MAX; names holding a match
+	 * are masked) */
+	uint8_t n_locations;
+	char locations[LOCATIONS_MAX][LOCATION_MAX];
 } finding_t;
 
+typedef enum { SPAN_BODY = 0, SPAN_HEAD } span_space_t;
+
 typedef struct {
-	uint32_t start, len;  /* in the body view */
+	uint32_t start, len;  /* in the body view, or in the head view (space) */
 	uint16_t finding;     /* index into findings */
+	uint8_t space;        /* span_space_t */
 } finding_span_t;
 
 /* A WebSocket message (http/wsrelay.c): head is the Upgrade request that
@@ -128,6 +139,14 @@ typedef struct {
 	const char *body_note;        /* why it was not (all) read, or NULL */
 	const doc_set_t *docs;        /* text of the documents inside the body, NULL if none */
 	const policy_ws_t *websocket; /* a WebSocket message (on_message); NULL: HTTP */
+	/* A window of a body streamed past inspect.max_bytes: the head was
+	 * scanned with the prefix, and matches ending before fresh_from (view
+	 * offset: the carry-over the previous window already reported) are
+	 * not counted again. */
+	bool stream_window;
+	uint32_t fresh_from;
+	uint64_t body_offset;         /* where the view starts in the decoded body */
+	head_view_t *head_view;       /* requests: target and fields as scanned (built by the scan) */
 	/* filled during the stage */
 	finding_t *findings;
 	uint32_t n_findings;

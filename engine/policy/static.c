@@ -75,6 +75,10 @@ void policy_msg_clear(policy_msg_t *m)
 {
 	free(m->spans);
 	free(m->findings);
+	if (m->head_view) {
+		head_view_free(m->head_view);
+		free(m->head_view);
+	}
 	memset(m, 0, sizeof *m);
 }
 

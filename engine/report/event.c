@@ -104,6 +104,12 @@ static json_t *detectors_json(const policy_msg_t *m)
 		for (int k = 0; k < fd->n_samples; k++)
 			json_array_append_new(s, json_string(fd->samples[k]));
 		json_object_set_new(d, "samples", s);
+		if (fd->n_locations) {
+			json_t *l = json_array();
+			for (int k = 0; k < fd->n_locations; k++)
+				json_array_append_new(l, json_string(fd->locations[k]));
+			json_object_set_new(d, "locations", l);
+		}
 		json_object_set_new(dets, fd->name, d);
 	}
 	return dets;

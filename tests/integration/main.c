@@ -44,6 +44,7 @@ int main(void)
 		coach_suite,
 		websocket_suite,
 		ident_suite,
+		reqscan_suite,
 	};
 	const char *names[] = {
 		"harness",
@@ -67,6 +68,7 @@ int main(void)
 		"coach",
 		"websocket",
 		"ident",
+		"reqscan",
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -25,5 +25,6 @@ Suite *docs_suite(void);
 Suite *coach_suite(void);
 Suite *websocket_suite(void);
 Suite *ident_suite(void);
+Suite *reqscan_suite(void);
 
 #endif

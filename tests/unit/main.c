@@ -43,6 +43,7 @@ int main(void)
 	srunner_add_suite(sr, edm_suite());
 	srunner_add_suite(sr, body_suite());
 	srunner_add_suite(sr, doc_suite());
+	srunner_add_suite(sr, tailscan_suite());
 	srunner_add_suite(sr, sandbox_suite());
 	srunner_add_suite(sr, frame_suite());
 	srunner_add_suite(sr, ws_suite());

@@ -13,6 +13,7 @@ Suite *ident_suite(void);
 Suite *edm_suite(void);
 Suite *body_suite(void);
 Suite *doc_suite(void);
+Suite *tailscan_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
 Suite *ws_suite(void);
@@ -26,6 +27,12 @@ Suite *console_policy_unit_suite(void);
 Suite *sysext_relay_suite(void);
 Suite *sysext_watchdog_suite(void);
 Suite *sysext_engine_reply_suite(void);
+/* in, deflated (level 9) with zlib's window bits wbits (16+ = gzip,
+ * negative = raw) into out; test_body.c. */
+#include <stddef.h>
+#include <stdint.h>
+size_t zcompress(const void *in, size_t n, uint8_t *out, size_t cap, int wbits);
+
 /* Where a unit test puts files: $TMPDIR (scripts/run-tests.sh points it
  * into the build dir and removes it afterwards), else /tmp. */
 const char *unit_tmp_base(void);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
-static size_t zcompress(const void *in, size_t n, uint8_t *out, size_t cap, int wbits)
+size_t zcompress(const void *in, size_t n, uint8_t *out, size_t cap, int wbits)
 {
 	z_stream z;
 	memset(&z, 0, sizeof z);
