@@ -22,7 +22,8 @@ doc_limits_t doc_limits_default(void)
 			      .max_depth = 4,
 			      .max_xml_depth = 256,
 			      .max_text = 16u << 20,
-			      .max_ms = 2000};
+			      .max_ms = 2000,
+			      .max_hold = 32u << 20};
 }
 
 const char *doc_status_name(doc_status_t s)
@@ -366,6 +367,14 @@ static size_t zip_start(const uint8_t *d, size_t n, size_t eocd)
 		return SIZE_MAX;
 	size_t start = (size_t)(eocd - cd_size - cd_off);
 	return !memcmp(d + start, "PK\3\4", 4) || (cd_size == 0 && start == eocd) ? start : SIZE_MAX;
+}
+
+bool doc_in_prefix(const uint8_t *d, size_t n)
+{
+	if (doc_sniff(d, n, NULL) != DOC_NONE)
+		return true;
+	/* a multipart part: a zip member's local header or a PDF's header */
+	return n >= 5 && (memmem(d, n, "PK\x03\x04", 4) || memmem(d, n, "%PDF-", 5));
 }
 
 doc_kind_t doc_set_carve(doc_set_t *s, const uint8_t *d, size_t n)

@@ -58,10 +58,12 @@ typedef struct {
 	uint32_t max_xml_depth; /* element nesting in one XML member */
 	uint64_t max_text;      /* text collected */
 	uint32_t max_ms;        /* wall time spent opening one message's documents */
+	uint64_t max_hold;      /* a body that holds a document is held whole up to this, past inspect.max_bytes */
 } doc_limits_t;
 
 /* 64 MiB total, 16 MiB a member, ratio 200, 4096 members, depth 4, XML
- * depth 256, 16 MiB of text, 2 s. */
+ * depth 256, 16 MiB of text, 2 s; bodies with a document held up to
+ * 32 MiB. */
 doc_limits_t doc_limits_default(void);
 
 typedef enum {
@@ -83,6 +85,12 @@ typedef enum { DOC_NONE = 0, DOC_ZIP, DOC_GZIP, DOC_TAR, DOC_PDF, DOC_SEALED } d
  * name may be NULL. */
 doc_kind_t doc_sniff(const uint8_t *data, size_t n, const char *name);
 const char *doc_kind_name(doc_kind_t k);
+/* Does the start of a body (its first bytes, or a multipart part in them)
+ * look like it carries a document? A zip's central directory is at its
+ * end and a PDF's cross-reference table too, so such a body is worth
+ * holding whole (doc_limits_t.max_hold) rather than cutting at
+ * inspect.max_bytes and reading nothing of it. */
+bool doc_in_prefix(const uint8_t *data, size_t n);
 
 #define DOC_NAME_MAX 256
 

@@ -41,9 +41,9 @@ static bool open_documents(compiled_policy_t *p, struct worker *w, const flow_fa
 		r->msg.docs = &r->docs;
 	if (r->docs.status == DOC_OK)
 		return false;
-	char detail[256];
+	char detail[320];
 	snprintf(detail, sizeof detail, "%s (%s%s)", r->docs.problem, doc_status_name(r->docs.status),
-		 cut ? "; the body was cut at inspect.max_bytes" : "");
+		 cut ? "; the body was cut at its hold limit, inspect.max_bytes or documents.max_hold" : "");
 	verdict_t v_doc;
 	memset(&v_doc, 0, sizeof v_doc);
 	p->ops->on_uninspectable(p, w, f, UNINSPECTABLE_DOCUMENT, detail, &v_doc);
@@ -163,7 +163,8 @@ static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts
 	/* An identity body is read where it lies; only a coded one is copied
 	 * out, decoded. */
 	uint8_t *plain = raw;
-	size_t plain_len = raw_len > p->body_limits.max_bytes ? (size_t)p->body_limits.max_bytes : raw_len;
+	/* a complete body past max_bytes was held whole on purpose (a document) */
+	size_t plain_len = raw_len > p->body_limits.max_bytes && !complete ? (size_t)p->body_limits.max_bytes : raw_len;
 	body_status_t st = BODY_OK;
 	if (encoded) {
 		st = body_decode(ce, ce_len, raw, raw_len, &p->body_limits, &r->decoded, &why);

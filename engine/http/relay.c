@@ -54,6 +54,7 @@ typedef struct {
 	bool decided;
 	bool gateway;       /* for the gateway itself (http/coach.h), never forwarded */
 	bytebuf_t body;
+	uint64_t limit;     /* held up to this: inspect.max_bytes, or documents.max_hold for a document */
 	uint64_t since_ns;  /* when the head arrived: the event's latency */
 	bool streaming;     /* past the limit: the rest is scanned in windows (tailscan.h) */
 	tail_t tail;
@@ -572,6 +573,7 @@ static void hold_start(relay_t *r, hold_t *hd, http_head_t *h)
 	hd->decided = false;
 	hd->since_ns = uv_hrtime();
 	hd->body.len = 0;
+	hd->limit = r->f->policy->body_limits.max_bytes;
 	/* A known length (within the limit) is held in one allocation; if
 	 * that fails, hold_body's own append reports it. */
 	if (h->has_length && h->content_length <= r->f->policy->body_limits.max_bytes)
@@ -794,12 +796,28 @@ static bool tail_end(relay_t *r, hold_t *hd)
 	return ok;
 }
 
+/* A body that holds a document (a zip, an Office file, a PDF) cannot be
+ * read in windows: its directory is at its end. At inspect.max_bytes such
+ * a body is held on, whole, up to inspect.documents.max_hold (when its
+ * declared length fits), so an upload of a 5 MB .docx is read rather than
+ * cut and handed to on_uninspectable. True: the limit was raised. */
+static bool hold_document(relay_t *r, hold_t *hd)
+{
+	const compiled_policy_t *p = r->f->policy;
+	const http_head_t *h = hd == &r->hreq ? &r->req.head : &r->res.head;
+	uint64_t max_hold = p->doc_limits.max_hold;
+	if (hd->limit >= max_hold || (h->has_length && h->content_length > max_hold) ||
+	    !doc_in_prefix((const uint8_t *)hd->body.data, hd->body.len))
+		return false;
+	hd->limit = max_hold;
+	return true;
+}
+
 /* A body span of a held message: kept up to the limit; past it the policy
  * decides on the prefix and the rest goes on as it comes. */
 static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 {
-	uint64_t limit = r->f->policy->body_limits.max_bytes;
-	size_t room = hd->body.len < limit ? (size_t)(limit - hd->body.len) : 0;
+	size_t room = hd->body.len < hd->limit ? (size_t)(hd->limit - hd->body.len) : 0;
 	size_t take = len < room ? len : room;
 	if (take && !bytebuf_append(&hd->body, data, take)) {
 		flow_close(r->f, "error", "out of memory holding a body");
@@ -807,6 +825,8 @@ static int hold_body(relay_t *r, hold_t *hd, const char *data, size_t len)
 	}
 	if (take == len)
 		return HTTP_CB_GO;
+	if (hold_document(r, hd))
+		return hold_body(r, hd, data + take, len - take);
 	if (!decide(r, hd, false))
 		return HTTP_CB_PAUSE;
 	if (hd->streaming)

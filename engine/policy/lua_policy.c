@@ -198,16 +198,17 @@ static bool read_doc_limits(lua_State *L, const char *path, doc_limits_t *dl, ch
 		snprintf(err, n, "%s: inspect.documents must be a table {max_total = BYTES, max_member = BYTES, ...}", path);
 		return false;
 	}
-	uint64_t v[8] = {dl->max_total, dl->max_member, dl->max_ratio, dl->max_members,
-			 dl->max_depth, dl->max_xml_depth, dl->max_text, dl->max_ms};
-	static const char *const keys[8] = {"max_total", "max_member", "max_ratio", "max_members",
-					    "max_depth", "max_xml_depth", "max_text", "max_ms"};
-	static const uint64_t hi[8] = {1ull << 32, 1ull << 30, 100000, 1000000, 16, 4096, 1ull << 30, 60000};
-	for (int i = 0; i < 8; i++)
+	uint64_t v[9] = {dl->max_total, dl->max_member, dl->max_ratio, dl->max_members, dl->max_depth,
+			 dl->max_xml_depth, dl->max_text, dl->max_ms, dl->max_hold};
+	static const char *const keys[9] = {"max_total", "max_member", "max_ratio", "max_members", "max_depth",
+					    "max_xml_depth", "max_text", "max_ms", "max_hold"};
+	static const uint64_t hi[9] = {1ull << 32, 1ull << 30, 100000, 1000000, 16, 4096, 1ull << 30, 60000, 1ull << 30};
+	for (int i = 0; i < 9; i++)
 		if (!setting_int(L, path, "inspect.documents", keys[i], 1, hi[i], &v[i], err, n))
 			return false;
 	lua_pop(L, 1);
-	*dl = (doc_limits_t){v[0], v[1], (uint32_t)v[2], (uint32_t)v[3], (uint32_t)v[4], (uint32_t)v[5], v[6], (uint32_t)v[7]};
+	*dl = (doc_limits_t){v[0], v[1], (uint32_t)v[2], (uint32_t)v[3], (uint32_t)v[4], (uint32_t)v[5], v[6], (uint32_t)v[7],
+			     v[8]};
 	return true;
 }
 

@@ -192,7 +192,9 @@ START_TEST(redacting_inside_a_document_blocks)
 }
 END_TEST
 
-START_TEST(a_document_cut_at_the_limit_is_the_policys_call)
+/* A body that holds a document is held whole past inspect.max_bytes, up
+ * to documents.max_hold: a zip's directory is at its end. */
+START_TEST(a_document_past_max_bytes_is_held_whole)
 {
 	fixture_t fx;
 	char *src = NULL;
@@ -200,10 +202,28 @@ START_TEST(a_document_cut_at_the_limit_is_the_policys_call)
 		ck_abort();
 	setup(&fx, src);
 	free(src);
-	/* 58 KB: the prefix holds no end of central directory */
+	/* 58 KB, read whole: the overlap is seen, not a cut zip */
+	char *out = upload(&fx, "overlap-bomb.zip", false);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "members overlap") && !strstr(out, "cut at"), "%s",
+		      out);
+	free(out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	teardown(&fx);
+}
+END_TEST
+
+START_TEST(a_document_cut_at_the_limit_is_the_policys_call)
+{
+	fixture_t fx;
+	char *src = NULL;
+	if (asprintf(&src, "inspect = {max_bytes = 4096, documents = {max_hold = 8192}}\n%s", find_policy) < 0)
+		ck_abort();
+	setup(&fx, src);
+	free(src);
+	/* 58 KB past an 8 KiB hold: the prefix holds no end of central directory */
 	char *out = upload(&fx, "overlap-bomb.zip", false);
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "not a complete zip") &&
-			      strstr(out, "the body was cut at inspect.max_bytes"),
+			      strstr(out, "the body was cut at its hold limit"),
 		      "%s", out);
 	free(out);
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
@@ -218,6 +238,7 @@ Suite *docs_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, cards_inside_documents_are_found);
 	tcase_add_test(t, redacting_inside_a_document_blocks);
+	tcase_add_test(t, a_document_past_max_bytes_is_held_whole);
 	tcase_add_test(t, a_document_cut_at_the_limit_is_the_policys_call);
 	suite_add_tcase(s, t);
 	return s;
