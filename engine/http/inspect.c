@@ -1,6 +1,7 @@
 #include "http/inspect.h"
 
 #include "detect/detector.h"
+#include "detect/views.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,36 @@ static void ask(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, i
 static int span_cmp(const void *a, const void *b)
 {
 	const finding_span_t *x = a, *y = b;
+	if (x->view != y->view)
+		return x->view < y->view ? -1 : 1;
 	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Writes through the body view into the body: the root writer of the
+ * decoded views. */
+typedef struct {
+	const body_view_t *view;
+	uint8_t *body;
+} view_writer_t;
+
+static bool write_body(void *ctx, uint32_t off, uint8_t c, bool dry)
+{
+	view_writer_t *w = ctx;
+	return body_view_write(w->view, w->body, off, c, dry);
+}
+
+/* Masks a span: in the body view, or in a decoded view through its maps
+ * (dry: only whether it can be). */
+static bool redact_span(inspect_result_t *r, uint8_t *plain, uint16_t view, uint32_t start, uint32_t len,
+			uint8_t keep_first, uint8_t keep_last, bool dry)
+{
+	if (!view) {
+		if (!dry)
+			body_view_redact(&r->view, plain, start, len, keep_first, keep_last);
+		return true;
+	}
+	view_writer_t w = {&r->view, plain};
+	return dview_redact(r->msg.views, view - 1, start, len, keep_first, keep_last, write_body, &w, dry);
 }
 
 void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t *f, http_head_t *head,
@@ -107,25 +137,36 @@ void inspect_message(compiled_policy_t *p, struct worker *w, const flow_facts_t 
 	uint32_t n = r->msg.n_spans;
 	if (n > 1)
 		qsort(sp, n, sizeof *sp, span_cmp);
-	for (uint32_t i = 0; i < n;) {
-		const finding_t *fd = &r->msg.findings[sp[i].finding];
-		if (!fd->redact) {
-			i++;
-			continue;
-		}
-		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
-		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
-		for (i++; i < n && sp[i].start < end; i++) {
-			const finding_t *g = &r->msg.findings[sp[i].finding];
-			if (!g->redact)
+	/* Two passes: first whether every span can be masked where it came
+	 * from (a finding decoded from base64 cannot: its bytes are bits of
+	 * others), then the masking, so a message is masked whole or refused. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < n;) {
+			const finding_t *fd = &r->msg.findings[sp[i].finding];
+			if (!fd->redact) {
+				i++;
 				continue;
-			if (sp[i].start + sp[i].len > end)
-				end = sp[i].start + sp[i].len;
-			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
-			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+			}
+			uint16_t view = sp[i].view;
+			uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
+			uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
+			for (i++; i < n && sp[i].view == view && sp[i].start < end; i++) {
+				const finding_t *g = &r->msg.findings[sp[i].finding];
+				if (!g->redact)
+					continue;
+				if (sp[i].start + sp[i].len > end)
+					end = sp[i].start + sp[i].len;
+				keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
+				keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+			}
+			if (!redact_span(r, plain, view, start, end - start, keep_first, keep_last, pass == 0)) {
+				verdict_set(&r->verdict, VERDICT_BLOCK, r->verdict.rule,
+					    "cannot redact: %s was found in the decoded %s view of the body, which cannot be "
+					    "masked in place", fd->name, r->msg.views->v[view - 1].name);
+				return;
+			}
+			masked += pass;
 		}
-		body_view_redact(&r->view, plain, start, end - start, keep_first, keep_last);
-		masked++;
 	}
 	if (!masked || !encoded)
 		return; /* identity: raw itself was masked, same length */

@@ -10,6 +10,7 @@
 #include "policy/lua_internal.h"
 
 #include "detect/mask.h"
+#include "detect/views.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -244,22 +245,35 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	return f;
 }
 
-static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding)
+static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding, uint16_t view)
 {
 	if (!bytebuf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
 		return false;
-	m->spans[m->n_spans++] = (finding_span_t){start, len, finding};
+	m->spans[m->n_spans++] = (finding_span_t){start, len, finding, view};
 	return true;
 }
 
-/* One detector's results over the message: one per part it ran on. */
+/* One detector's results over the message: one per part it ran on, or
+ * (per_view) one per view: the body view, then each decoded view. */
 typedef struct {
 	det_result_t *r;
-	uint32_t *offset; /* where each result's text starts in the view */
+	size_t stride;    /* from one of its results to the next in r */
+	uint32_t *offset; /* where each result's text starts in the view (not per_view) */
 	size_t n;
 	uint32_t count;
 	bool timed_out;
+	bool per_view;
+	const dview_set_t *views;
 } outcome_t;
+
+static void note_view(finding_t *f, const char *name)
+{
+	for (uint8_t i = 0; i < f->n_views; i++)
+		if (!strcmp(f->views[i], name))
+			return;
+	if (f->n_views < FINDING_VIEWS_MAX)
+		snprintf(f->views[f->n_views++], sizeof f->views[0], "%s", name);
+}
 
 /* Records what d found, if it found enough: a finding below the
  * detector's min_count is no finding (not in found, not in the event,
@@ -284,20 +298,26 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 	m->n_spans = kept;
 	f->count = enough ? o->count : 0;
 	f->n_samples = 0;
+	f->n_views = 0;
 	f->timed_out = o->timed_out;
 	f->incomplete = false;
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
 	for (size_t p = 0; enough && p < o->n; p++) {
-		f->incomplete |= o->r[p].count > o->r[p].n_matches;
-		for (uint32_t i = 0; i < o->r[p].n_matches; i++) {
-			const det_match_t *mt = &o->r[p].matches[i];
-			const uint8_t *at = text + o->offset[p] + mt->start;
+		const det_result_t *r = &o->r[p * o->stride];
+		uint16_t view = o->per_view ? (uint16_t)p : 0;
+		const uint8_t *base = view ? o->views->v[view - 1].text : text + (o->per_view ? 0 : o->offset[p]);
+		uint32_t off = o->per_view ? 0 : o->offset[p];
+		f->incomplete |= r->count > r->n_matches;
+		if (view && r->n_matches)
+			note_view(f, o->views->v[view - 1].name);
+		for (uint32_t i = 0; i < r->n_matches; i++) {
+			const det_match_t *mt = &r->matches[i];
 			if (f->n_samples < SAMPLES_MAX)
-				mask_sample(f->samples[f->n_samples++], (const char *)at, mt->len, f->keep_first,
-					    f->keep_last);
-			if (!add_span(m, o->offset[p] + mt->start, mt->len, idx))
+				mask_sample(f->samples[f->n_samples++], (const char *)base + mt->start, mt->len,
+					    f->keep_first, f->keep_last);
+			if (!add_span(m, off + mt->start, mt->len, idx, view))
 				luaL_error(L, "scan: out of memory");
 		}
 	}
@@ -337,7 +357,7 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 	const body_view_t *v = m->view;
 	size_t n_parts = v ? v->n_parts : 0;
 	results_fit(L, ls, n_parts);
-	outcome_t o = {ls->results, ls->offsets, 0, 0, false};
+	outcome_t o = {.r = ls->results, .stride = 1, .offset = ls->offsets};
 	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
 	uint32_t n_named = 0;
 	for (size_t p = 0; p < n_parts; p++) {
@@ -388,6 +408,49 @@ static void push_found(lua_State *L, const finding_t *f, const detector_t *d)
 		lua_rawseti(L, -2, s + 1);
 	}
 	lua_setfield(L, -2, "samples");
+	/* the decoded views it was found in ("url", "base64>json"), if any */
+	if (f->n_views) {
+		lua_createtable(L, f->n_views, 0);
+		for (int k = 0; k < f->n_views; k++) {
+			lua_pushstring(L, f->views[k]);
+			lua_rawseti(L, -2, k + 1);
+		}
+		lua_setfield(L, -2, "views");
+	}
+}
+
+/* The decoded views of m's body view, built by the first scan of the
+ * stage that needs them and kept for redaction; NULL when there are none.
+ * Quoted-printable applies to the multipart parts that declare it. */
+static const dview_set_t *views_of(lua_State *L, policy_msg_t *m)
+{
+	const body_view_t *v = m->view;
+	if (m->views || !v || !v->len)
+		return m->views && m->views->n ? m->views : NULL;
+	dview_range_t qp[BODY_MAX_PARTS];
+	size_t n_qp = 0;
+	for (uint32_t i = 0; v->kind == VIEW_MULTIPART && i < v->n_parts; i++)
+		if (v->parts[i].quoted_printable)
+			qp[n_qp++] = (dview_range_t){v->parts[i].off, v->parts[i].len};
+	m->views = calloc(1, sizeof *m->views);
+	if (!m->views || !dview_set_build(m->views, v->text, v->len, qp, n_qp, NULL))
+		luaL_error(L, "scan: out of memory building the decoded views");
+	return m->views->n ? m->views : NULL;
+}
+
+/* A match in a decoded view whose bytes are the text's own, unchanged,
+ * was found by the scan of the text already: it is not counted twice. */
+static void drop_verbatim(const dview_set_t *views, int vi, det_result_t *r)
+{
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < r->n_matches; i++) {
+		const det_match_t *mt = &r->matches[i];
+		if (dview_verbatim(views, vi, mt->start, mt->len))
+			r->count--;
+		else
+			r->matches[kept++] = *mt;
+	}
+	r->n_matches = kept;
 }
 
 /* Runs the detectors table at didx over m's body, fills m's findings and
@@ -430,13 +493,27 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx)
 		plain_at[np] = i;
 		plain[np++] = d;
 	}
-	results_fit(L, ls, np);
+	/* Then over each decoded view of the text (URL-encoding, base64,
+	 * quoted-printable parts, and views of those), for what only the
+	 * decoded bytes show. */
+	const dview_set_t *views = np ? views_of(L, m) : NULL;
+	size_t nv = 1 + (views ? views->n : 0);
+	results_fit(L, ls, np * nv);
 	det_result_t *res = ls->results;
 	if (np)
 		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
+	for (size_t k = 1; np && k < nv; k++) {
+		const dview_t *dv = &views->v[k - 1];
+		detset_scan(ls->lp->detectors, ls->scratch, dv->text, dv->len, NULL, plain, np, &res[k * np]);
+		for (size_t i = 0; i < np; i++)
+			drop_verbatim(views, (int)k - 1, &res[k * np + i]);
+	}
 	for (size_t i = 0; i < np; i++) {
-		uint32_t zero = 0;
-		outcome_t o = {&res[i], &zero, 1, res[i].count, res[i].timed_out};
+		outcome_t o = {.r = &res[i], .stride = np, .n = nv, .per_view = true, .views = views};
+		for (size_t k = 0; k < nv; k++) {
+			o.count += res[k * np + i].count;
+			o.timed_out |= res[k * np + i].timed_out;
+		}
 		record(L, m, want[plain_at[i]].name, plain[i], &o, text);
 	}
 

@@ -81,6 +81,7 @@ typedef struct {
  * name order so what is kept never depends on table iteration order. */
 #define FINDINGS_MAX 1024
 #define SAMPLES_MAX 3
+#define FINDING_VIEWS_MAX 4
 
 typedef struct {
 	char name[64];
@@ -92,11 +93,16 @@ typedef struct {
 	uint8_t keep_first, keep_last;
 	uint8_t n_samples;
 	char samples[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
+	/* the decoded views (detect/views.h) its matches were in: "url",
+	 * "base64>json"; none when all were in the text as it is */
+	uint8_t n_views;
+	char views[FINDING_VIEWS_MAX][48];
 } finding_t;
 
 typedef struct {
 	uint32_t start, len;  /* in the body view */
 	uint16_t finding;     /* index into findings */
+	uint16_t view;        /* 0: the body view; k: derived view k - 1 of policy_msg_t.views */
 } finding_span_t;
 
 /* A message at a stage: what a policy may read and change. */
@@ -114,6 +120,7 @@ typedef struct {
 	finding_span_t *spans;
 	uint32_t n_spans;
 	size_t cap_spans;
+	struct dview_set *views;      /* the decoded views of the body view, built by the first scan */
 } policy_msg_t;
 
 void policy_msg_clear(policy_msg_t *m);

@@ -4,6 +4,8 @@
  */
 #include "policy/policy.h"
 
+#include "detect/views.h"
+
 #include "core/hostglob.h"
 
 #include <stdarg.h>
@@ -64,6 +66,9 @@ static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *
 
 void policy_msg_clear(policy_msg_t *m)
 {
+	if (m->views)
+		dview_set_free(m->views);
+	free(m->views);
 	free(m->spans);
 	free(m->findings);
 	memset(m, 0, sizeof *m);
