@@ -117,11 +117,13 @@ M.us_ssn_labeled = dlp.detector{
 	name = "us_ssn_labeled",
 	description = "US Social Security numbers as 9 digits (optionally spaced or dashed) right after an SSN word "
 		.. "(SSN, social security, soc sec, ss no/num/#); the same validity rules as us_ssn",
-	regex = [[(?i:(?<![a-z])(?:ssn|social[\s_-]?security|soc\.?[\s_-]?sec\.?|ss[\s_-]?(?:no\b|num|\#))]]
+	regex = [[(?i:(?<![a-z])(?:ssn|social[\s_-]?security|soc\.?[\s_-]?sec\.?|ss[\s_-]?(?:no\b|num|\#)]]
+		-- a taxpayer identification label (JSON keys: "taxpayer_id", "taxpayerId", "tax_id")
+		.. [[|taxpayer[\s_-]?(?:id(?:entification)?)?|tax[\s_-]?id)]]
 		.. [[(?:[\s_-]?(?:number|num|nbr|no\b\.?|\#))?s?)["']?[\s:=\#-]{0,6}["']?]]
 		.. [[(\d{3}[ -]?\d{2}[ -]?\d{4})(?![\w\-]|\.\d)]],
 	keywords = { "ssn", "social", "soc", "ssno", "ss no", "ss_no", "ss-no", "ssnum", "ss num", "ss_num", "ss-num",
-		"ss#", "ss #" },
+		"ss#", "ss #", "taxpayer", "tax id", "tax_id", "tax-id", "taxid" },
 	window = 16,
 	group = 1,
 	validate = "us_ssn",
@@ -134,6 +136,8 @@ M.us_ssn_labeled = dlp.detector{
 			"Social Security Number: 219 45 0031",
 			"{\"user_ssn\": \"412567734\"}",
 			"SSN 536-22-8417",
+			"{\"taxpayer_id\": \"536228417\"}",
+			"{\"taxpayerId\":\"536-22-8417\"}",
 		},
 		nomatch = {
 			"ssn 123456789",                -- advertising example
@@ -148,7 +152,8 @@ M.iban = dlp.detector{
 	name = "iban",
 	description = "International Bank Account Numbers, plain or in groups of 4, checked against the "
 		.. "country's length and the mod-97 check digits",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![A-Za-z0-9])]],
+	-- any case (people type "de89 3704 ..."); groups of 4 split by a space or a dash
+	regex = [[(?i)(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?)(?![A-Za-z0-9])]],
 	group = 1,
 	validate = "iban",
 	severity = "high",
@@ -161,6 +166,8 @@ M.iban = dlp.detector{
 			"iban: FR14 2004 1010 0505 0001 3M02 606",
 			"{\"iban\":\"NL91ABNA0417164300\"}",
 			"ES9121000418450200051332",
+			"iban: de89 3704 0044 0532 0130 00",    -- lower case
+			"IBAN DE89-3704-0044-0532-0130-00",     -- dashes
 		},
 		nomatch = {
 			"IBAN DE89 3704 0044 0532 0130 01",     -- check digits do not match
@@ -168,6 +175,7 @@ M.iban = dlp.detector{
 			"XX89370400440532013000",               -- no such country
 			"ref DE8937040044053201300099",         -- too long for DE
 			"SKU AB12CDEF34567890",
+			"iban: de89 3704 0044 0532 0130 01",    -- lower case, check digits do not match
 		},
 	},
 }

@@ -18,6 +18,7 @@ const char *dview_kind_name(dview_kind_t k)
 	case DVIEW_JSON: return "json";
 	case DVIEW_BASE64: return "base64";
 	case DVIEW_QP: return "qp";
+	case DVIEW_WRAP: return "unwrapped";
 	}
 	return "?";
 }
@@ -221,6 +222,12 @@ bool dview_encode_char(dview_kind_t k, uint8_t width, uint8_t c, uint8_t *out)
 		return false; /* a short escape (\n) stands for a character a mask never writes */
 	case DVIEW_BASE64:
 		return false; /* six bits of three bytes: no byte is rewritten alone */
+	case DVIEW_WRAP:
+		if (width == 1) { /* its bytes are the text's own */
+			out[0] = c;
+			return true;
+		}
+		return false;
 	}
 	return false;
 }
@@ -523,6 +530,92 @@ static bool qp_view(vbuf_t *out, const uint8_t *s, size_t n, const dview_range_t
 	return true;
 }
 
+/* Digits of the run of digits, spaces and dashes that ends at end
+ * (exclusive), looking back at most `limit` bytes; *sep is the first space
+ * or dash between two of its digits, or 0. */
+static size_t digits_before(const uint8_t *s, size_t end, size_t limit, uint8_t *sep)
+{
+	size_t d = 0;
+	*sep = 0;
+	for (size_t i = end; i > 0 && end - i < limit; i--) {
+		uint8_t c = s[i - 1];
+		if (is_digit(c))
+			d++;
+		else if ((c == ' ' || c == '-') && i >= 2 && is_digit(s[i - 2]))
+			*sep = c;
+		else
+			break;
+	}
+	return d;
+}
+
+static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit)
+{
+	size_t d = 0;
+	for (size_t i = from; i < n && i - from < limit; i++) {
+		if (is_digit(s[i]))
+			d++;
+		else if (!((s[i] == ' ' || s[i] == '-') && i + 1 < n && is_digit(s[i + 1])))
+			break;
+	}
+	return d;
+}
+
+#define WRAP_REACH 64 /* bytes kept either side of a joined line break */
+#define WRAP_DIGITS 9 /* the shortest number worth joining (an SSN) */
+
+/* The unwrapped view of s: a number broken over two lines ("4111 1111\n
+ * 1111 1111", an IBAN whose last groups went to the next line) joined
+ * again, with the separator the number uses elsewhere where the break
+ * took its place. Only breaks with digits on both sides, WRAP_DIGITS in
+ * all, and the lines around them up to WRAP_REACH bytes. */
+static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs, bool *truncated)
+{
+	size_t done = 0, runs = 0;
+	for (const uint8_t *p = memchr(s, '\n', n); p; p = memchr(p + 1, '\n', n - (size_t)(p + 1 - s))) {
+		size_t nl = (size_t)(p - s), cut = nl;
+		if (cut > 0 && s[cut - 1] == '\r')
+			cut--;
+		size_t next = nl + 1;
+		while (next < n && (s[next] == ' ' || s[next] == '\t') && next - nl < 16)
+			next++;
+		uint8_t sep = 0, trail = 0;
+		size_t end = cut;
+		if (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '-'))
+			trail = s[--end]; /* "4111 1111 \n1111": the separator is still there */
+		if (end == 0 || next >= n || !is_digit(s[end - 1]) || !is_digit(s[next]) || end < done)
+			continue;
+		size_t before = digits_before(s, end, 40, &sep);
+		if (before + digits_after(s, n, next, 40) < WRAP_DIGITS || before < 2)
+			continue;
+		if (runs++ == max_runs) {
+			*truncated = true;
+			break;
+		}
+		size_t a = end > done + WRAP_REACH ? end - WRAP_REACH : done, b = next;
+		for (size_t j = end; j > a; j--)
+			if (s[j - 1] == '\n') {
+				a = j;
+				break;
+			}
+		while (b < n && s[b] != '\n' && b - next < WRAP_REACH)
+			b++;
+		if (!vbuf_room(out, (end - a) + 2 + (b - next)))
+			return false;
+		vbuf_copy(out, s, a, end);
+		if (trail || sep) {
+			/* the join, tied to the break: nothing a mask rewrites */
+			out->text[out->len] = trail ? trail : sep;
+			out->map[out->len] = (uint32_t)(trail ? end : cut);
+			out->width[out->len++] = trail ? 1 : 0;
+		}
+		vbuf_copy(out, s, next, b);
+		vbuf_break(out, b);
+		done = b;
+	}
+	return true;
+}
+
 /* JSON escapes in a decoded view, or in a text that opens as JSON does. */
 static bool json_view(vbuf_t *out, const uint8_t *s, size_t n)
 {
@@ -580,6 +673,9 @@ static bool try_view(dview_set_t *set, int pi, dview_kind_t kind, const dview_li
 			return true;
 		ok = json_view(&b, s, n);
 		break;
+	case DVIEW_WRAP:
+		ok = wrap_view(&b, s, n, lim->max_runs, &set->truncated);
+		break;
 	default:
 		return true;
 	}
@@ -635,7 +731,8 @@ bool dview_set_build(dview_set_t *set, const uint8_t *text, size_t len, const dv
 	if (!try_view(set, -1, DVIEW_QP, &lim, max_bytes, qp, n_qp) ||
 	    !try_view(set, -1, DVIEW_JSON, &lim, max_bytes, NULL, 0) ||
 	    !try_view(set, -1, DVIEW_URL, &lim, max_bytes, NULL, 0) ||
-	    !try_view(set, -1, DVIEW_BASE64, &lim, max_bytes, NULL, 0))
+	    !try_view(set, -1, DVIEW_BASE64, &lim, max_bytes, NULL, 0) ||
+	    !try_view(set, -1, DVIEW_WRAP, &lim, max_bytes, NULL, 0))
 		goto oom;
 	/* views of views, breadth first, to the depth limit */
 	for (uint32_t i = 0; i < set->n; i++) {
@@ -645,7 +742,8 @@ bool dview_set_build(dview_set_t *set, const uint8_t *text, size_t len, const dv
 		dview_kind_t k = set->v[i].kind;
 		if ((k != DVIEW_JSON && !try_view(set, (int)i, DVIEW_JSON, &lim, max_bytes, NULL, 0)) ||
 		    !try_view(set, (int)i, DVIEW_URL, &lim, max_bytes, NULL, 0) ||
-		    !try_view(set, (int)i, DVIEW_BASE64, &lim, max_bytes, NULL, 0))
+		    !try_view(set, (int)i, DVIEW_BASE64, &lim, max_bytes, NULL, 0) ||
+		    (k != DVIEW_WRAP && !try_view(set, (int)i, DVIEW_WRAP, &lim, max_bytes, NULL, 0)))
 			goto oom;
 	}
 	return true;

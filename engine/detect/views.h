@@ -41,6 +41,7 @@ typedef enum {
 	DVIEW_JSON,     /* string escapes: \n, \u0041, surrogate pairs */
 	DVIEW_BASE64,   /* standard and URL-safe alphabets, MIME line breaks */
 	DVIEW_QP,       /* quoted-printable (a multipart part that says so) */
+	DVIEW_WRAP,     /* numbers broken over two lines, joined again */
 } dview_kind_t;
 
 const char *dview_kind_name(dview_kind_t k);

@@ -333,6 +333,17 @@ static bool view_alloc(body_view_t *v, size_t n)
 	return v->map && v->width && bytebuf_reserve(&v->own, n ? n : 1);
 }
 
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* The form and JSON readings are the views module's decoders (the same
  * ones that read URL-encoding and JSON escapes inside any text), so the
  * body's view and the views of it rewrite their sources the same way. */
@@ -433,8 +444,8 @@ static void view_multipart(body_view_t *v, const char *ct, size_t ct_len, const 
  * a JSON or form body sent as text/plain or application/octet-stream is
  * read as JSON or as a form all the same (its escapes hide what it holds
  * otherwise). JSON: it opens with { or [ and has a string escape to
- * resolve. A form: name=value pairs joined by '&', nothing else, and a
- * '%' or '+' to decode. */
+ * resolve. A form: see sniff_form. Anything else with escapes in it
+ * still gets its decoded views (detect/views.h). */
 static bool sniff_json(const uint8_t *b, size_t n)
 {
 	size_t i = 0;
@@ -443,28 +454,39 @@ static bool sniff_json(const uint8_t *b, size_t n)
 	return i < n && (b[i] == '{' || b[i] == '[') && memchr(b, '\\', n) && memchr(b, '"', n);
 }
 
+/* What a form serializer leaves as it is: letters, digits, *-._ and '+'
+ * for a space; everything else is %XX. A body of nothing else but
+ * name=value pairs joined by '&' is a form whatever its type says. */
+static bool form_byte(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '*' || c == '-' ||
+	       c == '.' || c == '_' || c == '+' || c == '%';
+}
+
 static bool sniff_form(const uint8_t *b, size_t n)
 {
 	bool encoded = false, in_value = false;
 	size_t name = 0;
+	while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+		n--; /* a final line break (curl -d @file) */
 	if (!n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = b[i];
-		if (c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '{' || c == '}')
-			return i + 2 >= n && (c == '\r' || c == '\n') && encoded; /* a final line break is fine */
 		if (c == '&') {
 			if (!in_value && name)
 				return false;
 			in_value = false;
 			name = 0;
-		} else if (c == '=' && !in_value) {
-			if (!name)
-				return false;
+		} else if (c == '=' && !in_value && name) {
 			in_value = true;
-		} else {
+		} else if (form_byte(c) || c == '[' || c == ']') { /* a[]=1: PHP's arrays */
+			if (c == '%' && !(i + 2 < n && hexval(b[i + 1]) >= 0 && hexval(b[i + 2]) >= 0))
+				return false;
 			encoded |= c == '%' || c == '+';
 			name += !in_value;
+		} else {
+			return false;
 		}
 	}
 	return encoded && (in_value || !name);
