@@ -327,11 +327,23 @@ static bool token_encoded(const uint8_t *s, size_t a, size_t b)
 	return plus && eq;
 }
 
-/* The URL view of s: each token that holds an escape, decoded, after up
- * to CONTEXT_BEFORE bytes of what precedes it on its line. */
+/* Up to CONTEXT_BEFORE bytes from `from` on, to the end of the line. */
+static size_t context_after(const uint8_t *s, size_t n, size_t from)
+{
+	size_t e = from;
+	while (e < n && e - from < CONTEXT_BEFORE && s[e] != '\n')
+		e++;
+	return e;
+}
+
+/* The URL view of s: each token that holds an escape, decoded, with up to
+ * CONTEXT_BEFORE bytes of its line either side as they are ("phone
+ * %2B44 20 7946 0958" reads "+44 20 7946 0958"); tokens that close
+ * share one piece. */
 static bool url_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs, bool *truncated)
 {
 	size_t done = 0, runs = 0; /* source consumed into the view, tokens decoded */
+	bool open = false;         /* a piece is open: done is the end of its last token */
 	/* the next '%' and '+' at or past i (NULL: none) */
 	const uint8_t *p = memchr(s, '%', n), *q = memchr(s, '+', n);
 	for (size_t i = 0; i < n; i++) {
@@ -354,20 +366,40 @@ static bool url_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs,
 			*truncated = true;
 			break;
 		}
-		size_t c = a > done + CONTEXT_BEFORE ? a - CONTEXT_BEFORE : done;
-		for (size_t j = a; j > c; j--)
-			if (s[j - 1] == '\n') {
-				c = j;
-				break;
+		size_t c = a;
+		if (!open || a - done > 2 * CONTEXT_BEFORE) {
+			if (open) { /* close the last piece with its context after */
+				size_t e = context_after(s, n, done);
+				if (!vbuf_room(out, e - done + 1))
+					return false;
+				vbuf_copy(out, s, done, e);
+				vbuf_break(out, e);
+				done = e;
 			}
-		if (!vbuf_room(out, (a - c) + (b - a) + 1))
+			c = a > done + CONTEXT_BEFORE ? a - CONTEXT_BEFORE : done;
+			for (size_t j = a; j > c; j--)
+				if (s[j - 1] == '\n') {
+					c = j;
+					break;
+				}
+		} else {
+			c = done;
+		}
+		if (!vbuf_room(out, (a - c) + (b - a)))
 			return false;
 		vbuf_copy(out, s, c, a);
 		size_t from = out->len;
 		out->len += dview_decode_url(s + a, b - a, false, out->text + from, out->map + from, out->width + from);
 		vbuf_shift(out, from, a);
-		vbuf_break(out, b);
 		done = b;
+		open = true;
+	}
+	if (open) {
+		size_t e = context_after(s, n, done);
+		if (!vbuf_room(out, e - done + 1))
+			return false;
+		vbuf_copy(out, s, done, e);
+		vbuf_break(out, e);
 	}
 	return true;
 }

@@ -39,6 +39,7 @@ int main(void)
 	srunner_add_suite(sr, mint_suite());
 	srunner_add_suite(sr, codec_suite());
 	srunner_add_suite(sr, detect_suite());
+	srunner_add_suite(sr, views_suite());
 	srunner_add_suite(sr, body_suite());
 	srunner_add_suite(sr, sandbox_suite());
 	srunner_add_suite(sr, frame_suite());

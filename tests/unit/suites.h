@@ -9,6 +9,7 @@ Suite *mint_suite(void);
 Suite *codec_suite(void);
 Suite *core_suite(void);
 Suite *detect_suite(void);
+Suite *views_suite(void);
 Suite *body_suite(void);
 Suite *sandbox_suite(void);
 Suite *frame_suite(void);
