@@ -148,12 +148,23 @@ M.us_ssn_labeled = dlp.detector{
 	},
 }
 
+-- An IBAN in one case (people type "de89 3704 ..." too): country, check
+-- digits, the bank code, then groups of 4 and a last short one, split by a
+-- space or a dash or not at all. A group after a separator holds a digit,
+-- so a word after the number ("... 7034 from", "... 6607 HTTP/1.1") is not
+-- taken for one of its groups (an IBAN whose later groups are all letters,
+-- written spaced, is the price).
+local function iban_body(az)
+	local al = az .. "0-9"
+	return ("[%s]{2}\\d{2}[ -]?[%s]{4}(?:[ -](?=[%s]{0,3}\\d)[%s]{4}|[%s]{4}){1,6}"
+		.. "(?:[ -](?=[%s]{0,2}\\d)[%s]{1,3}|[%s]{1,3})?"):format(az, al, az, al, al, az, al, al)
+end
+
 M.iban = dlp.detector{
 	name = "iban",
 	description = "International Bank Account Numbers, plain or in groups of 4, checked against the "
 		.. "country's length and the mod-97 check digits",
-	-- any case (people type "de89 3704 ..."); groups of 4 split by a space or a dash
-	regex = [[(?i)(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?)(?![A-Za-z0-9])]],
+	regex = [[(?<![A-Za-z0-9])(]] .. iban_body("A-Z") .. "|" .. iban_body("a-z") .. [[)(?![A-Za-z0-9])]],
 	group = 1,
 	validate = "iban",
 	severity = "high",
@@ -167,6 +178,8 @@ M.iban = dlp.detector{
 			"{\"iban\":\"NL91ABNA0417164300\"}",
 			"ES9121000418450200051332",
 			"iban: de89 3704 0044 0532 0130 00",    -- lower case
+			"iban gb29 nwbk 6016 1331 9268 19 ok",  -- lower case, a word after it
+			"IBAN: ES91 2100 0418 4502 0005 1332 ok",
 			"IBAN DE89-3704-0044-0532-0130-00",     -- dashes
 		},
 		nomatch = {

@@ -425,6 +425,73 @@ static void b64_tables(void)
 	b64_value['/'] = b64_value['_'] = 63;
 }
 
+/* Which of the 64 bytes at p are base64 characters (either alphabet). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+static inline __m128i in_range(__m128i v, char lo, char span)
+{
+	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8(lo));
+	return _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(span)), t);
+}
+
+static uint64_t b64_mask(const uint8_t *p)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < 4; i++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+		__m128i c = _mm_or_si128(in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 25), in_range(v, '0', 9));
+		c = _mm_or_si128(c, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('/'))));
+		c = _mm_or_si128(c, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')), _mm_cmpeq_epi8(v, _mm_set1_epi8('_'))));
+		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(c) << (16 * i);
+	}
+	return m;
+}
+#else
+static uint64_t b64_mask(const uint8_t *p)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < 64; i++)
+		m |= (uint64_t)(b64_class[p[i]] != 0) << i;
+	return m;
+}
+#endif
+
+static uint64_t b64_mask_at(const uint8_t *s, size_t n, size_t base)
+{
+	if (base >= n)
+		return 0;
+	if (n - base >= 64)
+		return b64_mask(s + base);
+	uint8_t tail[64] = {0}; /* zeros are no base64 character */
+	memcpy(tail, s + base, n - base);
+	return b64_mask(tail);
+}
+
+/* The first offset at or past from where 16 base64 characters follow one
+ * another, or n: 64 bytes at a time, so prose (words shorter than 16)
+ * costs a fraction of a nanosecond a byte. */
+static size_t next_run16(const uint8_t *s, size_t n, size_t from)
+{
+	size_t base = from & ~(size_t)63;
+	uint64_t lo = b64_mask_at(s, n, base) & (~0ull << (from - base)), hi = b64_mask_at(s, n, base + 64);
+	for (;;) {
+		/* bit i of m: bytes i .. i+15 are all base64 (hi supplies those past the block) */
+		uint64_t m = lo, h = hi;
+		for (unsigned k = 1; k < 16; k <<= 1) {
+			m &= (m >> k) | (h << (64 - k));
+			h &= h >> k;
+		}
+		if (m)
+			return base + (size_t)__builtin_ctzll(m);
+		base += 64;
+		if (base >= n)
+			return n;
+		lo = hi;
+		hi = b64_mask_at(s, n, base + 64);
+	}
+}
+
 /* Do these decoded bytes read as text? At least 9 in 10 printable ASCII,
  * whitespace or whole UTF-8 characters: random bytes (an image, a hash, a
  * word that happens to be base64) are far from it. */
@@ -479,7 +546,15 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 	size_t pos_cap = 0, runs = 0;
 	bool ok = true;
 	for (size_t i = 0; i < n;) {
-		if (!b64_class[s[i]]) {
+		if (min >= 16) {
+			/* skip to a stretch of 16, then back to where its run starts */
+			size_t at = next_run16(s, n, i);
+			if (at >= n)
+				break;
+			while (at > i && b64_class[s[at - 1]])
+				at--;
+			i = at;
+		} else if (!b64_class[s[i]]) {
 			i++;
 			continue;
 		}
@@ -562,32 +637,40 @@ static bool qp_view(vbuf_t *out, const uint8_t *s, size_t n, const dview_range_t
 	return true;
 }
 
-/* Digits of the run of digits, spaces and dashes that ends at end
- * (exclusive), looking back at most `limit` bytes; *sep is the first space
- * or dash between two of its digits, or 0. */
+static bool is_alnum(uint8_t c)
+{
+	return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+/* Digits of the run of letters and digits, single spaces or dashes
+ * between them, that ends at end (exclusive), looking back at most limit
+ * bytes; *sep is a space or dash found between two of its digits. */
 static size_t digits_before(const uint8_t *s, size_t end, size_t limit, uint8_t *sep)
 {
 	size_t d = 0;
 	*sep = 0;
 	for (size_t i = end; i > 0 && end - i < limit; i--) {
 		uint8_t c = s[i - 1];
-		if (is_digit(c))
-			d++;
-		else if ((c == ' ' || c == '-') && i >= 2 && is_digit(s[i - 2]))
-			*sep = c;
+		if (is_alnum(c))
+			d += is_digit(c);
+		else if ((c == ' ' || c == '-') && i >= 2 && is_alnum(s[i - 2]) && i < end && is_alnum(s[i]))
+			*sep = is_digit(s[i - 2]) && is_digit(s[i]) ? c : *sep; /* between digits: the number's own */
 		else
 			break;
 	}
 	return d;
 }
 
-static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit)
+/* The same, forward from `from`; *sep is set only if still 0. */
+static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit, uint8_t *sep)
 {
 	size_t d = 0;
 	for (size_t i = from; i < n && i - from < limit; i++) {
-		if (is_digit(s[i]))
-			d++;
-		else if (!((s[i] == ' ' || s[i] == '-') && i + 1 < n && is_digit(s[i + 1])))
+		if (is_alnum(s[i]))
+			d += is_digit(s[i]);
+		else if ((s[i] == ' ' || s[i] == '-') && i + 1 < n && is_alnum(s[i + 1]) && i > from && is_alnum(s[i - 1]))
+			*sep = *sep || !is_digit(s[i - 1]) || !is_digit(s[i + 1]) ? *sep : s[i];
+		else
 			break;
 	}
 	return d;
@@ -615,10 +698,14 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		size_t end = cut;
 		if (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '-'))
 			trail = s[--end]; /* "4111 1111 \n1111": the separator is still there */
-		if (end == 0 || next >= n || !is_digit(s[end - 1]) || !is_digit(s[next]) || end < done)
+		/* a number goes on across the break: a letter or digit either side,
+		 * a digit on one of them (an IBAN's groups hold letters) */
+		if (end == 0 || next >= n || end < done || !is_alnum(s[end - 1]) || !is_alnum(s[next]) ||
+		    !(is_digit(s[end - 1]) || is_digit(s[next])))
 			continue;
+		/* the number's separator: from before the break, else after it */
 		size_t before = digits_before(s, end, 40, &sep);
-		if (before + digits_after(s, n, next, 40) < WRAP_DIGITS || before < 2)
+		if (before + digits_after(s, n, next, 40, &sep) < WRAP_DIGITS)
 			continue;
 		if (runs++ == max_runs) {
 			*truncated = true;
