@@ -336,37 +336,85 @@ static size_t context_after(const uint8_t *s, size_t n, size_t from)
 	return e;
 }
 
-/* The URL view of s: each token that holds an escape, decoded, with up to
- * CONTEXT_BEFORE bytes of its line either side as they are ("phone
- * %2B44 20 7946 0958" reads "+44 20 7946 0958"); tokens that close
- * share one piece. */
-static bool url_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs, bool *truncated)
+/* Where the next encoded token at or past i is: [*a, *b), with *a not
+ * before done; false when there is none. */
+typedef bool (*token_fn)(const uint8_t *s, size_t n, size_t i, size_t done, size_t *a, size_t *b, void *st);
+
+typedef struct {
+	const uint8_t *pct, *plus; /* the next '%' and '+' (NULL: none) */
+} url_state_t;
+
+/* A token holding a %XX escape (or a form's '+'): bounded by whitespace,
+ * quotes and angle brackets. */
+static bool next_url_token(const uint8_t *s, size_t n, size_t i, size_t done, size_t *ta, size_t *tb, void *st)
 {
-	size_t done = 0, runs = 0; /* source consumed into the view, tokens decoded */
-	bool open = false;         /* a piece is open: done is the end of its last token */
-	/* the next '%' and '+' at or past i (NULL: none) */
-	const uint8_t *p = memchr(s, '%', n), *q = memchr(s, '+', n);
-	for (size_t i = 0; i < n; i++) {
-		if (p && p < s + i)
-			p = memchr(s + i, '%', n - i);
-		if (q && q < s + i)
-			q = memchr(s + i, '+', n - i);
-		if (!p && !q)
-			break;
-		size_t at = (size_t)((p && (!q || p < q) ? p : q) - s);
+	url_state_t *u = st;
+	for (; i < n; i++) {
+		if (u->pct && u->pct < s + i)
+			u->pct = memchr(s + i, '%', n - i);
+		if (u->plus && u->plus < s + i)
+			u->plus = memchr(s + i, '+', n - i);
+		if (!u->pct && !u->plus)
+			return false;
+		size_t at = (size_t)((u->pct && (!u->plus || u->pct < u->plus) ? u->pct : u->plus) - s);
 		size_t a = at, b = at + 1;
-		while (a > done && a > 0 && token_byte(s[a - 1]))
+		while (a > done && token_byte(s[a - 1]))
 			a--;
 		while (b < n && token_byte(s[b]))
 			b++;
 		i = b;
-		if (!token_encoded(s, a, b))
-			continue;
+		if (token_encoded(s, a, b)) {
+			*ta = a, *tb = b;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define JSON_STRING_MAX 65536 /* how far a string's quotes are looked for */
+
+/* A JSON string holding a backslash escape, quotes included. */
+static bool next_json_token(const uint8_t *s, size_t n, size_t i, size_t done, size_t *ta, size_t *tb, void *st)
+{
+	(void)st;
+	while (i < n) {
+		const uint8_t *bs = memchr(s + i, '\\', n - i);
+		if (!bs)
+			return false;
+		size_t at = (size_t)(bs - s), a = at, b = at + 2;
+		while (a > done && at - a < JSON_STRING_MAX && !(s[a - 1] == '"' && (a < 2 || s[a - 2] != '\\')))
+			a--;
+		if (a > done && s[a - 1] == '"')
+			a--; /* the opening quote, so the decoder knows it is in a string */
+		while (b < n && b - at < JSON_STRING_MAX && !(s[b] == '"' && s[b - 1] != '\\'))
+			b++;
+		if (b < n && s[b] == '"')
+			b++;
+		i = b > at + 2 ? b : at + 2;
+		if (a < at && s[a] == '"' && at + 1 < n && s[at + 1] && strchr("\"\\/bfnrtu", s[at + 1])) {
+			*ta = a, *tb = b < n ? b : n;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A view of pieces: each encoded token, decoded, with up to
+ * CONTEXT_BEFORE bytes of its line either side as they are ("phone
+ * %2B44 20 7946 0958" reads "+44 20 7946 0958"); tokens close together
+ * share one piece. The view costs what the encoded tokens do, not what
+ * the text does. */
+static bool pieces_view(vbuf_t *out, const uint8_t *s, size_t n, dview_kind_t kind, token_fn next, void *st,
+			uint32_t max_runs, bool *truncated)
+{
+	size_t done = 0, runs = 0, a, b; /* source consumed into the view, tokens decoded */
+	bool open = false;               /* a piece is open: done is the end of its last token */
+	for (size_t i = 0; next(s, n, i, done, &a, &b, st); i = b) {
 		if (runs++ == max_runs) {
 			*truncated = true;
 			break;
 		}
-		size_t c = a;
+		size_t c;
 		if (!open || a - done > 2 * CONTEXT_BEFORE) {
 			if (open) { /* close the last piece with its context after */
 				size_t e = context_after(s, n, done);
@@ -389,7 +437,9 @@ static bool url_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs,
 			return false;
 		vbuf_copy(out, s, c, a);
 		size_t from = out->len;
-		out->len += dview_decode_url(s + a, b - a, false, out->text + from, out->map + from, out->width + from);
+		out->len += kind == DVIEW_JSON
+				    ? dview_decode_json(s + a, b - a, out->text + from, out->map + from, out->width + from)
+				    : dview_decode_url(s + a, b - a, false, out->text + from, out->map + from, out->width + from);
 		vbuf_shift(out, from, a);
 		done = b;
 		open = true;
@@ -456,6 +506,60 @@ static uint64_t b64_mask(const uint8_t *p)
 	return m;
 }
 #endif
+
+/* Line breaks that may cut a number (for the unwrapped view): bit i of
+ * the result is a '\n' at p[i] with a digit, '\r', space or dash just
+ * before it, or a digit just after it. prev/next are the bytes either side
+ * of the 64. */
+#if defined(__SSE2__)
+static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
+{
+	uint64_t nl = 0, d = 0, x = 0;
+	for (int i = 0; i < 4; i++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+		nl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) << (16 * i);
+		d |= (uint64_t)(uint16_t)_mm_movemask_epi8(in_range(v, '0', 9)) << (16 * i);
+		__m128i o = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')),
+					 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+		x |= (uint64_t)(uint16_t)_mm_movemask_epi8(o) << (16 * i);
+	}
+	uint64_t before = (d | x) << 1 | (uint64_t)(is_digit(prev) || prev == '\r' || prev == ' ' || prev == '-');
+	uint64_t after = d >> 1 | (uint64_t)is_digit(next) << 63;
+	return nl & (before | after);
+}
+#else
+static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < 64; i++) {
+		uint8_t b = i ? p[i - 1] : prev, a = i < 63 ? p[i + 1] : next;
+		if (p[i] == '\n' && (is_digit(b) || b == '\r' || b == ' ' || b == '-' || is_digit(a)))
+			m |= 1ull << i;
+	}
+	return m;
+}
+#endif
+
+/* The next line break at or past from that may cut a number, or n. */
+static size_t next_wrap(const uint8_t *s, size_t n, size_t from)
+{
+	for (size_t base = from & ~(size_t)63; base < n; base += 64) {
+		uint8_t prev = base ? s[base - 1] : 0, next = base + 64 < n ? s[base + 64] : 0;
+		uint64_t m;
+		if (n - base >= 64) {
+			m = wrap_mask(s + base, prev, next);
+		} else {
+			uint8_t tail[64] = {0};
+			memcpy(tail, s + base, n - base);
+			m = wrap_mask(tail, prev, 0) & (~0ull >> (64 - (n - base)));
+		}
+		if (base < from)
+			m &= ~0ull << (from - base);
+		if (m)
+			return base + (size_t)__builtin_ctzll(m);
+	}
+	return n;
+}
 
 static uint64_t b64_mask_at(const uint8_t *s, size_t n, size_t base)
 {
@@ -603,11 +707,15 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 			ok = false;
 			break;
 		}
-		/* most runs are not text: look at the first 64 characters first */
-		size_t from = out->len, probe = m < 64 ? m : 64;
-		b64_decode(out, s, pos, probe);
-		bool text = reads_as_text(out->text + from, out->len - from);
-		out->len = from;
+		/* most runs are not text: look at their first 16, then 64
+		 * characters before decoding all of it */
+		size_t from = out->len;
+		bool text = true;
+		for (size_t probe = 16; text && probe < 128; probe *= 4) {
+			b64_decode(out, s, pos, probe < m ? probe : m);
+			text = reads_as_text(out->text + from, out->len - from);
+			out->len = from;
+		}
 		if (text) {
 			b64_decode(out, s, pos, m);
 			text = reads_as_text(out->text + from, out->len - from);
@@ -645,14 +753,15 @@ static bool is_alnum(uint8_t c)
 /* Digits of the run of letters and digits, single spaces or dashes
  * between them, that ends at end (exclusive), looking back at most limit
  * bytes; *sep is a space or dash found between two of its digits. */
-static size_t digits_before(const uint8_t *s, size_t end, size_t limit, uint8_t *sep)
+static size_t digits_before(const uint8_t *s, size_t end, size_t limit, uint8_t *sep, size_t *start)
 {
 	size_t d = 0;
 	*sep = 0;
+	*start = end;
 	for (size_t i = end; i > 0 && end - i < limit; i--) {
 		uint8_t c = s[i - 1];
 		if (is_alnum(c))
-			d += is_digit(c);
+			d += is_digit(c), *start = i - 1;
 		else if ((c == ' ' || c == '-') && i >= 2 && is_alnum(s[i - 2]) && i < end && is_alnum(s[i]))
 			*sep = is_digit(s[i - 2]) && is_digit(s[i]) ? c : *sep; /* between digits: the number's own */
 		else
@@ -662,12 +771,13 @@ static size_t digits_before(const uint8_t *s, size_t end, size_t limit, uint8_t 
 }
 
 /* The same, forward from `from`; *sep is set only if still 0. */
-static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit, uint8_t *sep)
+static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit, uint8_t *sep, size_t *end)
 {
 	size_t d = 0;
+	*end = from;
 	for (size_t i = from; i < n && i - from < limit; i++) {
 		if (is_alnum(s[i]))
-			d += is_digit(s[i]);
+			d += is_digit(s[i]), *end = i + 1;
 		else if ((s[i] == ' ' || s[i] == '-') && i + 1 < n && is_alnum(s[i + 1]) && i > from && is_alnum(s[i - 1]))
 			*sep = *sep || !is_digit(s[i - 1]) || !is_digit(s[i + 1]) ? *sep : s[i];
 		else
@@ -676,8 +786,23 @@ static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit
 	return d;
 }
 
-#define WRAP_REACH 64 /* bytes kept either side of a joined line break */
+#define WRAP_CONTEXT 24 /* bytes kept before a joined number (its label) */
 #define WRAP_DIGITS 9 /* the shortest number worth joining (an SSN) */
+
+/* Is the group of letters and digits that ends at at (dir -1) or starts
+ * there (dir = n, the text's length) all digits or all letters? */
+static bool pure_group(const uint8_t *s, size_t at, long dir)
+{
+	bool digits = false, letters = false;
+	if (dir < 0) {
+		for (size_t i = at; i > 0 && is_alnum(s[i - 1]); i--)
+			digits |= is_digit(s[i - 1]), letters |= !is_digit(s[i - 1]);
+	} else {
+		for (size_t i = at; i < (size_t)dir && is_alnum(s[i]); i++)
+			digits |= is_digit(s[i]), letters |= !is_digit(s[i]);
+	}
+	return !(digits && letters);
+}
 
 /* The unwrapped view of s: a number broken over two lines ("4111 1111\n
  * 1111 1111", an IBAN whose last groups went to the next line) joined
@@ -687,8 +812,8 @@ static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit
 static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs, bool *truncated)
 {
 	size_t done = 0, runs = 0;
-	for (const uint8_t *p = memchr(s, '\n', n); p; p = memchr(p + 1, '\n', n - (size_t)(p + 1 - s))) {
-		size_t nl = (size_t)(p - s), cut = nl;
+	for (size_t nl = next_wrap(s, n, 0); nl < n; nl = next_wrap(s, n, nl + 1)) {
+		size_t cut = nl;
 		if (cut > 0 && s[cut - 1] == '\r')
 			cut--;
 		size_t next = nl + 1;
@@ -703,21 +828,24 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		if (end == 0 || next >= n || end < done || !is_alnum(s[end - 1]) || !is_alnum(s[next]) ||
 		    !(is_digit(s[end - 1]) || is_digit(s[next])))
 			continue;
+		/* the groups either side of the break are a number's: all digits or
+		 * all letters (an IBAN's bank code), not a hex id or a word */
+		if (!pure_group(s, end, -1) || !pure_group(s, next, n))
+			continue;
 		/* the number's separator: from before the break, else after it */
-		size_t before = digits_before(s, end, 40, &sep);
-		if (before + digits_after(s, n, next, 40, &sep) < WRAP_DIGITS)
+		size_t a, b;
+		size_t before = digits_before(s, end, 40, &sep, &a);
+		if (before + digits_after(s, n, next, 40, &sep, &b) < WRAP_DIGITS)
 			continue;
 		if (runs++ == max_runs) {
 			*truncated = true;
 			break;
 		}
-		size_t a = end > done + WRAP_REACH ? end - WRAP_REACH : done, b = next;
-		for (size_t j = end; j > a; j--)
-			if (s[j - 1] == '\n') {
-				a = j;
-				break;
-			}
-		while (b < n && s[b] != '\n' && b - next < WRAP_REACH)
+		/* the piece: the number, the label before it, a byte after it */
+		size_t floor = a > done + WRAP_CONTEXT ? a - WRAP_CONTEXT : done;
+		while (a > floor && s[a - 1] != '\n')
+			a--;
+		if (b < n && s[b] != '\n')
 			b++;
 		if (!vbuf_room(out, (end - a) + 2 + (b - next)))
 			return false;
@@ -732,15 +860,6 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		vbuf_break(out, b);
 		done = b;
 	}
-	return true;
-}
-
-/* JSON escapes in a decoded view, or in a text that opens as JSON does. */
-static bool json_view(vbuf_t *out, const uint8_t *s, size_t n)
-{
-	if (!vbuf_room(out, n))
-		return false;
-	out->len = dview_decode_json(s, n, out->text, out->map, out->width);
 	return true;
 }
 
@@ -776,11 +895,13 @@ static bool try_view(dview_set_t *set, int pi, dview_kind_t kind, const dview_li
 	vbuf_t b = {0};
 	bool ok = true;
 	switch (kind) {
-	case DVIEW_URL:
-		if (!memchr(s, '%', n) && !memchr(s, '+', n))
+	case DVIEW_URL: {
+		url_state_t u = {memchr(s, '%', n), memchr(s, '+', n)};
+		if (!u.pct && !u.plus)
 			return true;
-		ok = url_view(&b, s, n, lim->max_runs, &set->truncated);
+		ok = pieces_view(&b, s, n, DVIEW_URL, next_url_token, &u, lim->max_runs, &set->truncated);
 		break;
+	}
 	case DVIEW_BASE64:
 		ok = base64_view(&b, s, n, lim->min_base64, lim->max_runs, &set->truncated);
 		break;
@@ -790,7 +911,7 @@ static bool try_view(dview_set_t *set, int pi, dview_kind_t kind, const dview_li
 	case DVIEW_JSON:
 		if (pi < 0 ? !looks_json(s, n) : !memchr(s, '\\', n))
 			return true;
-		ok = json_view(&b, s, n);
+		ok = pieces_view(&b, s, n, DVIEW_JSON, next_json_token, NULL, lim->max_runs, &set->truncated);
 		break;
 	case DVIEW_WRAP:
 		ok = wrap_view(&b, s, n, lim->max_runs, &set->truncated);
