@@ -183,51 +183,42 @@ size_t dview_decode_qp(const uint8_t *b, size_t n, uint8_t *text, uint32_t *map,
 	return k;
 }
 
-bool dview_encode_char(dview_kind_t k, uint8_t width, uint8_t c, uint8_t *out)
+/* c as a plain byte (printable, none of the encoding's own specials) or
+ * as escape-char + two hex digits (%2A, =2A). */
+static bool encode_plain_or_hex(uint8_t width, uint8_t c, char esc, const char *specials, uint8_t *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	if (width == 1 && c > 0x20 && c < 0x7f && !strchr(specials, c)) {
+		out[0] = c;
+		return true;
+	}
+	if (width != 3)
+		return false;
+	out[0] = (uint8_t)esc, out[1] = (uint8_t)hex[c >> 4], out[2] = (uint8_t)hex[c & 15];
+	return true;
+}
+
+bool dview_encode_char(dview_kind_t k, uint8_t width, uint8_t c, uint8_t *out)
+{
+	static const char hex[] = "0123456789abcdef";
 	switch (k) {
 	case DVIEW_URL:
 	case DVIEW_FORM:
-		if (width == 1 && c != '%' && c != '+' && c != '&' && c > 0x20 && c < 0x7f) {
-			out[0] = c;
-			return true;
-		}
-		if (width == 3) {
-			out[0] = '%', out[1] = (uint8_t)hex[c >> 4], out[2] = (uint8_t)hex[c & 15];
-			return true;
-		}
-		return false;
+		return encode_plain_or_hex(width, c, '%', "%+&", out);
 	case DVIEW_QP:
-		if (width == 1 && c != '=' && c >= 0x20 && c < 0x7f) {
-			out[0] = c;
-			return true;
-		}
-		if (width == 3) {
-			out[0] = '=', out[1] = (uint8_t)hex[c >> 4], out[2] = (uint8_t)hex[c & 15];
-			return true;
-		}
-		return false;
+		return encode_plain_or_hex(width, c, '=', "=", out);
 	case DVIEW_JSON:
-		if (width == 1 && c != '"' && c != '\\' && c >= 0x20 && c < 0x7f) {
-			out[0] = c;
-			return true;
-		}
 		if (width == 6 && c < 0x80) {
 			memcpy(out, "\\u00", 4);
-			out[4] = (uint8_t)hex[c >> 4] + (c >> 4 > 9 ? 32 : 0);
-			out[5] = (uint8_t)hex[c & 15] + ((c & 15) > 9 ? 32 : 0);
+			out[4] = (uint8_t)hex[c >> 4], out[5] = (uint8_t)hex[c & 15];
 			return true;
 		}
-		return false; /* a short escape (\n) stands for a character a mask never writes */
+		/* a short escape (\n) stands for a character a mask never writes */
+		return width == 1 && c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && (out[0] = c, true);
 	case DVIEW_BASE64:
 		return false; /* six bits of three bytes: no byte is rewritten alone */
 	case DVIEW_WRAP:
-		if (width == 1) { /* its bytes are the text's own */
-			out[0] = c;
-			return true;
-		}
-		return false;
+		return width == 1 && (out[0] = c, true); /* its bytes are the text's own */
 	}
 	return false;
 }

@@ -9,6 +9,7 @@
 #include "http/head.h"
 
 #include <brotli/decode.h>
+#include <ctype.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 #include <stdio.h>
@@ -333,17 +334,6 @@ static bool view_alloc(body_view_t *v, size_t n)
 	return v->map && v->width && bytebuf_reserve(&v->own, n ? n : 1);
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The form and JSON readings are the views module's decoders (the same
  * ones that read URL-encoding and JSON escapes inside any text), so the
  * body's view and the views of it rewrite their sources the same way. */
@@ -481,7 +471,7 @@ static bool sniff_form(const uint8_t *b, size_t n)
 		} else if (c == '=' && !in_value && name) {
 			in_value = true;
 		} else if (form_byte(c) || c == '[' || c == ']') { /* a[]=1: PHP's arrays */
-			if (c == '%' && !(i + 2 < n && hexval(b[i + 1]) >= 0 && hexval(b[i + 2]) >= 0))
+			if (c == '%' && !(i + 2 < n && isxdigit(b[i + 1]) && isxdigit(b[i + 2])))
 				return false;
 			encoded |= c == '%' || c == '+';
 			name += !in_value;

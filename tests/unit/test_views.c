@@ -34,6 +34,16 @@ static dview_set_t build(const char *text)
 	return set;
 }
 
+/* None of these texts gets a view called name. */
+static void assert_no_view(const char *const *texts, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		dview_set_t set = build(texts[i]);
+		ck_assert_msg(!view_named(&set, name), "a %s view of %s", name, texts[i]);
+		dview_set_free(&set);
+	}
+}
+
 static int index_of(const dview_set_t *set, const dview_t *v)
 {
 	return (int)(v - set->v);
@@ -110,11 +120,7 @@ START_TEST(url_views_where_escapes_are)
 	/* near-misses: no escape, or '+' that is no form's */
 	static const char *const clean[] = {"C++ and a+b", "100% sure", "x %zz y", "plain text, no escapes at all",
 					    "i+j"};
-	for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
-		set = build(clean[i]);
-		ck_assert_msg(!view_named(&set, "url"), "a URL view of %s", clean[i]);
-		dview_set_free(&set);
-	}
+	assert_no_view(clean, sizeof clean / sizeof clean[0], "url");
 }
 END_TEST
 
@@ -140,11 +146,7 @@ START_TEST(base64_views_of_text_only)
 		"short c2hvcnQ=",                                  /* under 16 characters */
 		"binary RCCCPP3m8cJrMPkOx90B5Ih1NKIPCw0Ew27YDnHg/Xew", /* decodes to bytes, not text */
 	};
-	for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
-		set = build(clean[i]);
-		ck_assert_msg(!view_named(&set, "base64"), "a base64 view of %s", clean[i]);
-		dview_set_free(&set);
-	}
+	assert_no_view(clean, sizeof clean / sizeof clean[0], "base64");
 }
 END_TEST
 
@@ -262,11 +264,7 @@ START_TEST(wrapped_numbers_joined)
 	dview_set_free(&set);
 	/* near-misses: too few digits to be a number worth joining, no digit on one side */
 	static const char *const clean[] = {"line 12\n34 next", "total 4111 1111\nend", "4111\n-- 1111 1111"};
-	for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
-		set = build(clean[i]);
-		ck_assert_msg(!view_named(&set, "unwrapped"), "joined %s", clean[i]);
-		dview_set_free(&set);
-	}
+	assert_no_view(clean, sizeof clean / sizeof clean[0], "unwrapped");
 }
 END_TEST
 
