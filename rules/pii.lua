@@ -6,8 +6,8 @@
 --
 -- Cards and dashed SSNs have no literal to key on; they declare the digits
 -- every match holds (digits = 14, 9), so their regexes run only around
--- runs of that many digits. IBANs have neither, and `dlpgate check` warns
--- that iban runs over every body; email (the @) and phone (its phone
+-- runs of that many digits; so do IBANs (digits = 8: the national part of
+-- every format holds a run of 10 or more); email (the @) and phone (its phone
 -- words) run only near their keyword. The
 -- regexes are written to stay linear (no nested quantifiers over the same characters)
 -- and every finding is confirmed by a checksum, a context word or a
@@ -165,6 +165,12 @@ M.iban = dlp.detector{
 	description = "International Bank Account Numbers, plain or in groups of 4, checked against the "
 		.. "country's length and the mod-97 check digits",
 	regex = [[(?<![A-Za-z0-9])(]] .. iban_body("A-Z") .. "|" .. iban_body("a-z") .. [[)(?![A-Za-z0-9])]],
+	-- the national part of every IBAN format holds a run of 10 or more digits
+	-- (single spaces or dashes between; GB29 NWBK 6016 1331 9268 19: 14): the
+	-- regex runs only around runs of 8, not over every byte of every body. A
+	-- match starts at most 12 bytes before such a run (RO49 AAAA 1B31 0075 ...)
+	digits = 8,
+	window = { before = 16, after = 0 },
 	group = 1,
 	validate = "iban",
 	severity = "high",
