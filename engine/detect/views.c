@@ -1020,22 +1020,31 @@ bool dview_verbatim(const dview_set_t *set, int vi, uint32_t start, uint32_t len
 
 void dview_root_span(const dview_set_t *set, int vi, uint32_t start, uint32_t len, uint32_t *rstart, uint32_t *rlen)
 {
-	uint32_t a = start, b = len ? start + len - 1 : start; /* first and last byte */
-	uint32_t bw = len ? 1 : 0;
+	uint32_t a = start, e = start + len; /* [a, e) in the current view */
 	while (vi >= 0) {
 		const dview_t *v = &set->v[vi];
-		if (a >= v->len || b >= v->len) {
+		uint32_t plen = v->parent < 0 ? (uint32_t)set->root_len : set->v[v->parent].len;
+		if (e > v->len || a > e) {
 			*rstart = *rlen = 0;
 			return;
 		}
-		uint32_t w = v->width[b] ? v->width[b] : 1;
-		a = v->map[a];
-		uint32_t nb = v->map[b] + (bw ? w - 1 : 0);
-		b = nb;
+		/* from the first byte's source to the furthest end of any source
+		 * (a line break between pieces has none, and may sit at the end) */
+		uint32_t na = a < e ? v->map[a] : plen, ne = na;
+		for (uint32_t i = a; i < e; i++) {
+			/* a base64 byte comes from the character its bits start in and the next */
+			uint32_t w = v->width[i] ? v->width[i] : v->kind == DVIEW_BASE64 ? 2 : 0;
+			if (v->map[i] + w > ne)
+				ne = v->map[i] + w;
+		}
+		a = na < plen ? na : plen;
+		e = ne < plen ? ne : plen;
+		if (a > e)
+			a = e;
 		vi = v->parent;
 	}
 	*rstart = a;
-	*rlen = bw ? b - a + 1 : 0;
+	*rlen = e - a;
 }
 
 static bool write_byte(const dview_set_t *set, int vi, uint32_t off, uint8_t c, dview_write_fn write, void *ctx,

@@ -181,6 +181,34 @@ START_TEST(nested_views_say_their_depth)
 }
 END_TEST
 
+/* Found by fuzz_urlview: a span that ends on the line break closing a
+ * piece (tied to the end of the text) reached one byte past the text. */
+START_TEST(root_spans_stay_inside_the_text)
+{
+	const char *text = "c(rd=4816+5+16\xb5+1613&x=1";
+	dview_set_t set = build(text);
+	const dview_t *v = view_named(&set, "url");
+	ck_assert(v);
+	for (uint32_t start = 0; start < v->len; start++)
+		for (uint32_t len = 0; start + len <= v->len; len++) {
+			uint32_t rs, rl;
+			dview_root_span(&set, index_of(&set, v), start, len, &rs, &rl);
+			ck_assert_uint_le(rs + rl, strlen(text));
+		}
+	dview_set_free(&set);
+	/* a base64 finding's span covers the characters it came from */
+	text = "x eyJjYXJkIjoiNDgxNCAzMDg4IDcxNjUgMTYxMyJ9 y";
+	set = build(text);
+	v = view_named(&set, "base64");
+	const uint8_t *at = memmem(v->text, v->len, "4814 3088 7165 1613", 19);
+	uint32_t rs, rl;
+	dview_root_span(&set, index_of(&set, v), (uint32_t)(at - v->text), 19, &rs, &rl);
+	ck_assert_uint_ge(rl, 25); /* 19 bytes are 25+ characters of base64 */
+	ck_assert_uint_le(rs + rl, strlen(text) - 2);
+	dview_set_free(&set);
+}
+END_TEST
+
 START_TEST(views_are_bounded)
 {
 	/* many encoded tokens: at most max_runs of them, and it says so */
@@ -310,6 +338,7 @@ Suite *views_suite(void)
 	tcase_add_test(t, url_views_where_escapes_are);
 	tcase_add_test(t, base64_views_of_text_only);
 	tcase_add_test(t, nested_views_say_their_depth);
+	tcase_add_test(t, root_spans_stay_inside_the_text);
 	tcase_add_test(t, views_are_bounded);
 	tcase_add_test(t, redaction_writes_back_through_the_maps);
 	tcase_add_test(t, quoted_printable_parts);
