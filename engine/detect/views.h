@@ -14,9 +14,13 @@
  * Views cost only where the bytes call for them: a URL view exists only
  * when the text has a %XX escape (or a '+' between digits, or a form's
  * '+' and '='), and holds only the tokens that have them, each with a few
- * bytes before it for context words; a base64 view holds only the runs of
- * at least 16 base64 characters whose decoded bytes read as text. Text
- * with neither costs one pass of table lookups.
+ * bytes of its line either side for context words; a JSON view only the
+ * strings with escapes; a base64 view only the runs of at least 16 base64
+ * characters whose decoded bytes read as text; the unwrapped view only
+ * numbers broken over two lines (digits on one side of the break, groups
+ * of pure digits or letters either side, 9 digits in all), joined with
+ * the separator the number uses. Text with none of these costs two
+ * vectorised passes (line breaks, base64 runs) and two memchr.
  *
  * Redaction writes back through the maps: a masked byte is encoded the
  * way its source was (a '*' for a plain byte, %2A for a percent-escape,

@@ -326,8 +326,9 @@ END_TEST
 
 /* Decoded views (detect/views.h) through the proxy with the shipped pii
  * pack: a card written with '+' in a form sent as text/plain, %20-separated
- * in a URL-encoded field inside JSON, an email with %40, a lowercase IBAN
- * reach the upstream masked and still decodable; a card inside a base64
+ * in a URL-encoded field inside JSON, an email with %40, a lowercase IBAN,
+ * a card wrapped over two lines or in a quoted-printable part reach the
+ * upstream masked and still decodable; a card inside a base64
  * JSON field cannot be masked in place, so the request is refused and says
  * why. The policy reads which views found them (found.X.views). */
 START_TEST(decoded_views_found_and_masked)
@@ -366,6 +367,10 @@ START_TEST(decoded_views_found_and_masked)
 		 "email:"},
 		{"text/plain", "iban: de89 3704 0044 0532 0130 00 ok", "iban: de89 **** **** **** **30 00 ok", "iban:"},
 		{"text/plain", "card 4814 3088\n7165 1613 thanks", "card 4814 ****\n**** 1613 thanks", "credit_card:unwrapped"},
+		{"multipart/form-data; boundary=b",
+		 "--b\r\nContent-Disposition: form-data; name=\"note\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		 "card 4814 3088 71=\r\n65 =31613\r\n--b--\r\n",
+		 "card 4814 **** **=\r\n** =31613\r\n", "credit_card:qp"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char ct[64];
