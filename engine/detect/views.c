@@ -958,7 +958,7 @@ bool dview_set_build(dview_set_t *set, const uint8_t *text, size_t len, const dv
 		lim.max_runs = 4096;
 	if (!lim.min_base64)
 		lim.min_base64 = 16;
-	uint64_t max_bytes = lim.max_bytes ? lim.max_bytes : 4 * (uint64_t)len + (64u << 10);
+	uint64_t max_bytes = lim.max_bytes ? lim.max_bytes : 2 * (uint64_t)len + (64u << 10);
 	if (!try_view(set, -1, DVIEW_QP, &lim, max_bytes, qp, n_qp) ||
 	    !try_view(set, -1, DVIEW_JSON, &lim, max_bytes, NULL, 0) ||
 	    !try_view(set, -1, DVIEW_URL, &lim, max_bytes, NULL, 0) ||

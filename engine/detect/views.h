@@ -72,7 +72,8 @@ typedef struct {
 	uint32_t max_views;  /* at most DVIEW_MAX; 0 = DVIEW_MAX */
 	uint32_t max_depth;  /* views of views; 0 = 3 */
 	uint32_t max_runs;   /* base64 runs (and URL tokens) per view; 0 = 4096 */
-	uint64_t max_bytes;  /* decoded bytes of all views together; 0 = 4 x the text + 64 KiB */
+	uint64_t max_bytes;  /* decoded bytes of all views together; 0 = 2 x the text + 64 KiB
+	                      * (each costs 6 bytes with its map: bounded memory) */
 	uint32_t min_base64; /* shortest base64 run; 0 = 16 */
 } dview_limits_t;
 

@@ -640,6 +640,8 @@ static int m_index(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)u->m->body_size);
 	else if (!strcmp(k, "body_complete"))
 		lua_pushboolean(L, u->m->body_complete);
+	else if (!strcmp(k, "views_truncated")) /* a limit stopped the decoded views of the last scan */
+		lua_pushboolean(L, u->m->views && u->m->views->truncated);
 	else if (!strcmp(k, "files")) {
 		const body_view_t *bv = u->m->view;
 		lua_newtable(L);
