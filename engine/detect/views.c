@@ -653,10 +653,10 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 			i++;
 			continue;
 		}
-		/* a run: its characters' positions, the alphabets it uses */
+		/* a run: its characters' positions; the first 16 decoded at once
+		 * tell most runs (identifiers, hashes, paths) from text */
 		size_t m = 0, j = i;
-		uint8_t seen = 0;
-		bool hex = true;
+		bool probed = false, text = true;
 		for (;;) {
 			while (j < n && b64_class[s[j]]) {
 				if (m == pos_cap) {
@@ -669,22 +669,35 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 					pos = p;
 					pos_cap = cap;
 				}
-				seen |= b64_class[s[j]] == 3 ? 0 : b64_class[s[j]];
-				hex &= hexval(s[j]) >= 0;
 				pos[m++] = (uint32_t)j++;
+				if (m == 16 && !probed) {
+					probed = true;
+					if (!vbuf_room(out, 13)) {
+						free(pos);
+						return false;
+					}
+					size_t from = out->len;
+					b64_decode(out, s, pos, 16);
+					text = reads_as_text(out->text + from, out->len - from);
+					out->len = from;
+					if (!text)
+						break;
+				}
 			}
 			/* a MIME line break after a whole group goes on with the run */
 			size_t nl = j < n && s[j] == '\r' ? j + 1 : j;
-			if (m && m % 4 == 0 && nl < n && s[nl] == '\n' && nl + 1 < n && b64_class[s[nl + 1]]) {
+			if (text && m && m % 4 == 0 && nl < n && s[nl] == '\n' && nl + 1 < n && b64_class[s[nl + 1]]) {
 				j = nl + 1;
 				continue;
 			}
 			break;
 		}
+		while (!text && j < n && b64_class[s[j]])
+			j++; /* not text: the rest of the run is skipped unread */
 		size_t end = j;
 		while (end < n && end < j + 2 && s[end] == '=')
 			end++;
-		if (m < min || seen == 3 || hex) {
+		if (m < min || !text) {
 			i = end > i ? end : i + 1;
 			continue;
 		}
@@ -698,11 +711,9 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 			ok = false;
 			break;
 		}
-		/* most runs are not text: look at their first 16, then 64
-		 * characters before decoding all of it */
+		/* then their first 64 characters before decoding all of it */
 		size_t from = out->len;
-		bool text = true;
-		for (size_t probe = 16; text && probe < 128; probe *= 4) {
+		for (size_t probe = 64; text && probe < 128; probe *= 4) {
 			b64_decode(out, s, pos, probe < m ? probe : m);
 			text = reads_as_text(out->text + from, out->len - from);
 			out->len = from;
@@ -780,6 +791,21 @@ static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit
 #define WRAP_CONTEXT 24 /* bytes kept before a joined number (its label) */
 #define WRAP_DIGITS 9 /* the shortest number worth joining (an SSN) */
 
+/* A group of letters before a break belongs to a number only as an IBAN's
+ * bank code does: at most 4 of them, after a group holding a digit
+ * ("NL91 QXQH\n0417 ..."), not the last word of a sentence. */
+static bool letters_in_number(const uint8_t *s, size_t end)
+{
+	size_t i = end;
+	while (i > 0 && is_alnum(s[i - 1]) && !is_digit(s[i - 1]))
+		i--;
+	if (i == end)
+		return true; /* it ends with a digit */
+	if (end - i > 4 || i < 2 || (s[i - 1] != ' ' && s[i - 1] != '-'))
+		return false;
+	return is_digit(s[i - 2]);
+}
+
 /* Is the group of letters and digits that ends at at (dir -1) or starts
  * there (dir = n, the text's length) all digits or all letters? */
 static bool pure_group(const uint8_t *s, size_t at, long dir)
@@ -821,7 +847,7 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 			continue;
 		/* the groups either side of the break are a number's: all digits or
 		 * all letters (an IBAN's bank code), not a hex id or a word */
-		if (!pure_group(s, end, -1) || !pure_group(s, next, n))
+		if (!pure_group(s, end, -1) || !pure_group(s, next, n) || !letters_in_number(s, end))
 			continue;
 		/* the number's separator: from before the break, else after it */
 		size_t a, b;
