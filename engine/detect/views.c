@@ -499,8 +499,8 @@ static uint64_t b64_mask(const uint8_t *p)
 #endif
 
 /* Line breaks that may cut a number (for the unwrapped view): bit i of
- * the result is a '\n' at p[i] with a digit, '\r', space or dash just
- * before it, or a digit just after it. prev/next are the bytes either side
+ * the result is a '\n' at p[i] with a digit or '\r' just before it, or a
+ * digit just after it. prev/next are the bytes either side
  * of the 64. */
 #if defined(__SSE2__)
 static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
@@ -510,11 +510,9 @@ static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
 		nl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) << (16 * i);
 		d |= (uint64_t)(uint16_t)_mm_movemask_epi8(in_range(v, '0', 9)) << (16 * i);
-		__m128i o = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')),
-					 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
-		x |= (uint64_t)(uint16_t)_mm_movemask_epi8(o) << (16 * i);
+		x |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))) << (16 * i);
 	}
-	uint64_t before = (d | x) << 1 | (uint64_t)(is_digit(prev) || prev == '\r' || prev == ' ' || prev == '-');
+	uint64_t before = (d | x) << 1 | (uint64_t)(is_digit(prev) || prev == '\r');
 	uint64_t after = d >> 1 | (uint64_t)is_digit(next) << 63;
 	return nl & (before | after);
 }
@@ -524,7 +522,7 @@ static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
 	uint64_t m = 0;
 	for (int i = 0; i < 64; i++) {
 		uint8_t b = i ? p[i - 1] : prev, a = i < 63 ? p[i + 1] : next;
-		if (p[i] == '\n' && (is_digit(b) || b == '\r' || b == ' ' || b == '-' || is_digit(a)))
+		if (p[i] == '\n' && (is_digit(b) || b == '\r' || is_digit(a)))
 			m |= 1ull << i;
 	}
 	return m;
@@ -649,6 +647,11 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 			while (at > i && b64_class[s[at - 1]])
 				at--;
 			i = at;
+			if (!b64_class[s[i]]) { /* a candidate the table refuses: past it */
+				while (i < n && !b64_class[s[i]])
+					i++;
+				continue;
+			}
 		} else if (!b64_class[s[i]]) {
 			i++;
 			continue;
