@@ -815,10 +815,10 @@ static bool pure_group(const uint8_t *s, size_t at, long dir)
 {
 	bool digits = false, letters = false;
 	if (dir < 0) {
-		for (size_t i = at; i > 0 && is_alnum(s[i - 1]); i--)
+		for (size_t i = at; i > 0 && is_alnum(s[i - 1]) && !(digits && letters); i--)
 			digits |= is_digit(s[i - 1]), letters |= !is_digit(s[i - 1]);
 	} else {
-		for (size_t i = at; i < (size_t)dir && is_alnum(s[i]); i++)
+		for (size_t i = at; i < (size_t)dir && is_alnum(s[i]) && !(digits && letters); i++)
 			digits |= is_digit(s[i]), letters |= !is_digit(s[i]);
 	}
 	return !(digits && letters);
