@@ -151,10 +151,23 @@ static bool check_flow(vctx_t *v, json_t *f)
 	return true;
 }
 
+/* An optional member: an array of at most max strings of at most len bytes. */
+static bool strings(vctx_t *v, json_t *o, const char *key, size_t max, size_t len)
+{
+	json_t *a = json_object_get(o, key), *x;
+	size_t i;
+	bool ok = !a || (json_is_array(a) && json_array_size(a) <= max);
+	json_array_foreach(a, i, x)
+	{
+		ok = ok && json_is_string(x) && json_string_length(x) <= len;
+	}
+	return ok || bad(v, "a detector's \"%s\" must be a short array of short strings", key);
+}
+
 static bool check_detectors(vctx_t *v, json_t *d)
 {
-	static const char *const keys[] = {"count",    "severity", "confidence", "timed_out",
-					   "redacted", "samples",  "locations",  NULL};
+	static const char *const keys[] = {"count",   "severity",  "confidence", "timed_out", "redacted",
+					   "samples", "locations", "views",      NULL};
 	if (!json_is_object(d) || json_object_size(d) > 1024)
 		return bad(v, "\"%s\" must be an object of at most 1024 detectors", "detectors");
 	const char *name;
@@ -185,14 +198,10 @@ static bool check_detectors(vctx_t *v, json_t *d)
 			if (!json_is_string(x) || json_string_length(x) > 256)
 				return bad(v, "%s", "a sample must be a string of at most 256 characters");
 		}
-		json_t *l = json_object_get(det, "locations"); /* url, header:NAME, cookie:NAME, body, file:NAME */
-		if (l && (!json_is_array(l) || json_array_size(l) > 4))
-			return bad(v, "%s", "a detector's locations must be an array of at most 4 strings");
-		json_array_foreach(l, i, x)
-		{
-			if (!json_is_string(x) || json_string_length(x) > 63)
-				return bad(v, "%s", "a location must be a string of at most 63 characters");
-		}
+		/* locations: url, header:NAME, cookie:NAME, body, file:NAME;
+		 * views: the decoded views ("url", "base64>json") */
+		if (!strings(v, det, "locations", 4, 63) || !strings(v, det, "views", 4, 47))
+			return false;
 	}
 	return true;
 }

@@ -6,8 +6,8 @@
 --
 -- Cards and dashed SSNs have no literal to key on; they declare the digits
 -- every match holds (digits = 14, 9), so their regexes run only around
--- runs of that many digits. IBANs have neither, and `dlpgate check` warns
--- that iban runs over every body; email (the @) and phone (its phone
+-- runs of that many digits; so do IBANs (digits = 8: the national part of
+-- every format holds a run of 10 or more); email (the @) and phone (its phone
 -- words) run only near their keyword. The
 -- regexes are written to stay linear (no nested quantifiers over the same characters)
 -- and every finding is confirmed by a checksum, a context word or a
@@ -117,11 +117,13 @@ M.us_ssn_labeled = dlp.detector{
 	name = "us_ssn_labeled",
 	description = "US Social Security numbers as 9 digits (optionally spaced or dashed) right after an SSN word "
 		.. "(SSN, social security, soc sec, ss no/num/#); the same validity rules as us_ssn",
-	regex = [[(?i:(?<![a-z])(?:ssn|social[\s_-]?security|soc\.?[\s_-]?sec\.?|ss[\s_-]?(?:no\b|num|\#))]]
+	regex = [[(?i:(?<![a-z])(?:ssn|social[\s_-]?security|soc\.?[\s_-]?sec\.?|ss[\s_-]?(?:no\b|num|\#)]]
+		-- a taxpayer identification label (JSON keys: "taxpayer_id", "taxpayerId", "tax_id")
+		.. [[|taxpayer[\s_-]?(?:id(?:entification)?)?|tax[\s_-]?id)]]
 		.. [[(?:[\s_-]?(?:number|num|nbr|no\b\.?|\#))?s?)["']?[\s:=\#-]{0,6}["']?]]
 		.. [[(\d{3}[ -]?\d{2}[ -]?\d{4})(?![\w\-]|\.\d)]],
 	keywords = { "ssn", "social", "soc", "ssno", "ss no", "ss_no", "ss-no", "ssnum", "ss num", "ss_num", "ss-num",
-		"ss#", "ss #" },
+		"ss#", "ss #", "taxpayer", "tax id", "tax_id", "tax-id", "taxid" },
 	window = 16,
 	group = 1,
 	validate = "us_ssn",
@@ -134,6 +136,8 @@ M.us_ssn_labeled = dlp.detector{
 			"Social Security Number: 219 45 0031",
 			"{\"user_ssn\": \"412567734\"}",
 			"SSN 536-22-8417",
+			"{\"taxpayer_id\": \"536228417\"}",
+			"{\"taxpayerId\":\"536-22-8417\"}",
 		},
 		nomatch = {
 			"ssn 123456789",                -- advertising example
@@ -144,11 +148,29 @@ M.us_ssn_labeled = dlp.detector{
 	},
 }
 
+-- An IBAN in one case (people type "de89 3704 ..." too): country, check
+-- digits, the bank code, then groups of 4 and a last short one, split by a
+-- space or a dash or not at all. A group after a separator holds a digit,
+-- so a word after the number ("... 7034 from", "... 6607 HTTP/1.1") is not
+-- taken for one of its groups (an IBAN whose later groups are all letters,
+-- written spaced, is the price).
+local function iban_body(az)
+	local al = az .. "0-9"
+	return ("[%s]{2}\\d{2}[ -]?[%s]{4}(?:[ -](?=[%s]{0,3}\\d)[%s]{4}|[%s]{4}){1,6}"
+		.. "(?:[ -](?=[%s]{0,2}\\d)[%s]{1,3}|[%s]{1,3})?"):format(az, al, az, al, al, az, al, al)
+end
+
 M.iban = dlp.detector{
 	name = "iban",
 	description = "International Bank Account Numbers, plain or in groups of 4, checked against the "
 		.. "country's length and the mod-97 check digits",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![A-Za-z0-9])]],
+	regex = [[(?<![A-Za-z0-9])(]] .. iban_body("A-Z") .. "|" .. iban_body("a-z") .. [[)(?![A-Za-z0-9])]],
+	-- the national part of every IBAN format holds a run of 10 or more digits
+	-- (single spaces or dashes between; GB29 NWBK 6016 1331 9268 19: 14): the
+	-- regex runs only around runs of 8, not over every byte of every body. A
+	-- match starts at most 12 bytes before such a run (RO49 AAAA 1B31 0075 ...)
+	digits = 8,
+	window = { before = 16, after = 0 },
 	group = 1,
 	validate = "iban",
 	severity = "high",
@@ -161,6 +183,10 @@ M.iban = dlp.detector{
 			"iban: FR14 2004 1010 0505 0001 3M02 606",
 			"{\"iban\":\"NL91ABNA0417164300\"}",
 			"ES9121000418450200051332",
+			"iban: de89 3704 0044 0532 0130 00",    -- lower case
+			"iban gb29 nwbk 6016 1331 9268 19 ok",  -- lower case, a word after it
+			"IBAN: ES91 2100 0418 4502 0005 1332 ok",
+			"IBAN DE89-3704-0044-0532-0130-00",     -- dashes
 		},
 		nomatch = {
 			"IBAN DE89 3704 0044 0532 0130 01",     -- check digits do not match
@@ -168,6 +194,7 @@ M.iban = dlp.detector{
 			"XX89370400440532013000",               -- no such country
 			"ref DE8937040044053201300099",         -- too long for DE
 			"SKU AB12CDEF34567890",
+			"iban: de89 3704 0044 0532 0130 01",    -- lower case, check digits do not match
 		},
 	},
 }

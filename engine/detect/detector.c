@@ -585,6 +585,37 @@ bool detect_word_at(const uint8_t *buf, size_t len, size_t start, size_t n)
 	return (!head || word_break(buf, len, start)) && (!tail || word_break(buf, len, start + n));
 }
 
+static bool key_byte(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+	       c == '.';
+}
+
+/* Is buf[start, start+n) inside a JSON object key ("phonenumber": ...,
+ * "taxpayerid": ...)? A key labels the value after it, so a word in it
+ * counts wherever it stands in the key: keys run words together. */
+static bool in_json_key(const uint8_t *buf, size_t len, size_t start, size_t n)
+{
+	size_t a = start, b = start + n;
+	while (a > 0 && start - a < 48 && key_byte(buf[a - 1]))
+		a--;
+	if (a == 0 || buf[a - 1] != '"')
+		return false;
+	while (b < len && b - start < 48 && key_byte(buf[b]))
+		b++;
+	if (b >= len || buf[b] != '"')
+		return false;
+	for (b++; b < len && (buf[b] == ' ' || buf[b] == '\t'); b++)
+		;
+	return b < len && buf[b] == ':';
+}
+
+/* A keyword or context word of a detector with boundary counts here. */
+static bool stands_at(const uint8_t *buf, size_t len, size_t start, size_t n)
+{
+	return detect_word_at(buf, len, start, n) || in_json_key(buf, len, start, n);
+}
+
 /* Does needle occur, case-insensitively, in buf[from, to)? With words, only
  * where it stands as a word in the whole buffer. */
 static bool ci_contains_in(const uint8_t *buf, size_t len, size_t from, size_t to, const char *needle, bool words)
@@ -599,7 +630,7 @@ static bool ci_contains_in(const uint8_t *buf, size_t len, size_t from, size_t t
 		size_t k = 1;
 		while (k < m && lower((char)buf[i + k]) == lower(needle[k]))
 			k++;
-		if (k == m && (!words || detect_word_at(buf, len, i, m)))
+		if (k == m && (!words || stands_at(buf, len, i, m)))
 			return true;
 	}
 	return false;
@@ -866,7 +897,7 @@ static bool on_hit(void *p, const pf_hit_t *h)
 {
 	hit_ctx_t *c = p;
 	uint32_t slot = h->tag >> 1; /* index in the want list */
-	if (c->want[slot]->boundary && !detect_word_at(c->buf, c->len, h->start, h->len))
+	if (c->want[slot]->boundary && !stands_at(c->buf, c->len, h->start, h->len))
 		return true;
 	if (h->tag & 1)
 		spans_push(&c->s->ctx[slot], h->start, h->len, MAX_HITS);

@@ -113,7 +113,8 @@ typedef struct {
 	 * at an end of the word that is a letter or digit, the text must not
 	 * go on with one (detect_word_at). "bic" then no longer fires inside
 	 * ARABIC, nor "sms" inside ssMSSQL; "card" still does in card_number
-	 * and creditCardNumber. */
+	 * and creditCardNumber. Inside a JSON object key a word counts
+	 * wherever it stands ("phonenumber": a key labels its value). */
 	bool boundary;
 	/* A generic detector gives way to specific ones (gitleaks' rules whose
 	 * id says "generic"): its finding is dropped when a detector of the

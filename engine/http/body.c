@@ -6,9 +6,11 @@
 
 #include "core/utf8.h"
 #include "detect/mask.h"
+#include "detect/views.h"
 #include "http/head.h"
 
 #include <brotli/decode.h>
+#include <ctype.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 #include <stdio.h>
@@ -342,118 +344,22 @@ static bool view_alloc(body_view_t *v, size_t n)
 	return v->map && v->width && bytebuf_reserve(&v->own, n ? n : 1);
 }
 
-static void view_put(body_view_t *v, uint8_t c, size_t src_off, uint8_t width)
-{
-	v->map[v->own.len] = (uint32_t)src_off;
-	v->width[v->own.len] = width;
-	v->own.data[v->own.len++] = (char)c;
-}
-
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
+/* The form and JSON readings are the views module's decoders (the same
+ * ones that read URL-encoding and JSON escapes inside any text), so the
+ * body's view and the views of it rewrite their sources the same way. */
 static bool view_form(body_view_t *v, const uint8_t *b, size_t n)
 {
 	if (!view_alloc(v, n))
 		return false;
-	for (size_t i = 0; i < n;) {
-		if (b[i] == '+') {
-			view_put(v, ' ', i, 1);
-			i++;
-		} else if (b[i] == '%' && i + 2 < n && hexval(b[i + 1]) >= 0 && hexval(b[i + 2]) >= 0) {
-			view_put(v, (uint8_t)(hexval(b[i + 1]) << 4 | hexval(b[i + 2])), i, 3);
-			i += 3;
-		} else if (b[i] == '&') {
-			view_put(v, '\n', i, 1); /* fields read as lines */
-			i++;
-		} else {
-			view_put(v, b[i], i, 1);
-			i++;
-		}
-	}
+	v->own.len = dview_decode_url(b, n, true, (uint8_t *)v->own.data, v->map, v->width);
 	return true;
-}
-
-/* UTF-8 of code point cp, all bytes mapped to the escape at off. */
-static void view_put_utf8(body_view_t *v, uint32_t cp, size_t off, uint8_t width)
-{
-	uint8_t u[4];
-	size_t k = utf8_encode(cp, u);
-	for (size_t i = 0; i < k; i++)
-		view_put(v, u[i], off, i == 0 ? width : 0);
-}
-
-static int hex4(const uint8_t *p)
-{
-	int v = 0;
-	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
-		if (h < 0)
-			return -1;
-		v = v << 4 | h;
-	}
-	return v;
 }
 
 static bool view_json(body_view_t *v, const uint8_t *b, size_t n)
 {
-	/* Escapes only expand: the view is never longer than the body. */
 	if (!view_alloc(v, n))
 		return false;
-	bool in_str = false;
-	for (size_t i = 0; i < n;) {
-		uint8_t c = b[i];
-		if (!in_str) {
-			if (c == '"')
-				in_str = true;
-			view_put(v, c, i, 1);
-			i++;
-			continue;
-		}
-		if (c == '"') {
-			in_str = false;
-			view_put(v, c, i, 1);
-			i++;
-			continue;
-		}
-		if (c != '\\' || i + 1 >= n) {
-			view_put(v, c, i, 1);
-			i++;
-			continue;
-		}
-		uint8_t e = b[i + 1];
-		static const char simple_in[] = "\"\\/bfnrt", simple_out[] = "\"\\/\b\f\n\r\t";
-		const char *s = memchr(simple_in, e, sizeof simple_in - 1);
-		if (s) {
-			view_put(v, (uint8_t)simple_out[s - simple_in], i, 2);
-			i += 2;
-			continue;
-		}
-		int cp;
-		if (e == 'u' && i + 6 <= n && (cp = hex4(b + i + 2)) >= 0) {
-			int lo;
-			if (cp >= 0xd800 && cp < 0xdc00 && i + 12 <= n && b[i + 6] == '\\' && b[i + 7] == 'u' &&
-			    (lo = hex4(b + i + 8)) >= 0xdc00 && lo < 0xe000) {
-				uint32_t full = 0x10000 + (((uint32_t)cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
-				view_put_utf8(v, full, i, 12);
-				i += 12;
-			} else {
-				view_put_utf8(v, (uint32_t)cp, i, 6);
-				i += 6;
-			}
-			continue;
-		}
-		view_put(v, c, i, 1); /* a broken escape stays as it is */
-		i++;
-	}
+	v->own.len = dview_decode_json(b, n, (uint8_t *)v->own.data, v->map, v->width);
 	return true;
 }
 
@@ -517,6 +423,10 @@ static void view_multipart(body_view_t *v, const char *ct, size_t ct_len, const 
 				copy_field(tmp, sizeof tmp, (const char *)line + 20, ll - 20);
 				param_value(tmp, strlen(tmp), "name", part->name, sizeof part->name);
 				param_value(tmp, strlen(tmp), "filename", part->filename, sizeof part->filename);
+			} else if (ll > 26 && !strncasecmp((const char *)line, "content-transfer-encoding:", 26)) {
+				char tmp[64];
+				copy_field(tmp, sizeof tmp, (const char *)line + 26, ll - 26);
+				part->quoted_printable = strcasestr(tmp, "quoted-printable") != NULL;
 			} else if (ll > 13 && !strncasecmp((const char *)line, "content-type:", 13)) {
 				const char *t = (const char *)line + 13;
 				size_t tl = ll - 13;
@@ -530,6 +440,58 @@ static void view_multipart(body_view_t *v, const char *ct, size_t ct_len, const 
 	}
 }
 
+/* Views go by what the bytes are as well as by what the sender declared:
+ * a JSON or form body sent as text/plain or application/octet-stream is
+ * read as JSON or as a form all the same (its escapes hide what it holds
+ * otherwise). JSON: it opens with { or [ and has a string escape to
+ * resolve. A form: see sniff_form. Anything else with escapes in it
+ * still gets its decoded views (detect/views.h). */
+static bool sniff_json(const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
+		i++;
+	return i < n && (b[i] == '{' || b[i] == '[') && memchr(b, '\\', n) && memchr(b, '"', n);
+}
+
+/* What a form serializer leaves as it is: letters, digits, *-._ and '+'
+ * for a space; everything else is %XX. A body of nothing else but
+ * name=value pairs joined by '&' is a form whatever its type says. */
+static bool form_byte(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '*' || c == '-' ||
+	       c == '.' || c == '_' || c == '+' || c == '%';
+}
+
+static bool sniff_form(const uint8_t *b, size_t n)
+{
+	bool encoded = false, in_value = false;
+	size_t name = 0;
+	while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+		n--; /* a final line break (curl -d @file) */
+	if (!n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = b[i];
+		if (c == '&') {
+			if (!in_value && name)
+				return false;
+			in_value = false;
+			name = 0;
+		} else if (c == '=' && !in_value && name) {
+			in_value = true;
+		} else if (form_byte(c) || c == '[' || c == ']') { /* a[]=1: PHP's arrays */
+			if (c == '%' && !(i + 2 < n && isxdigit(b[i + 1]) && isxdigit(b[i + 2])))
+				return false;
+			encoded |= c == '%' || c == '+';
+			name += !in_value;
+		} else {
+			return false;
+		}
+	}
+	return encoded && (in_value || !name);
+}
+
 bool body_view_build(body_view_t *v, const char *ct, size_t ct_len, const uint8_t *b, size_t n)
 {
 	memset(v, 0, sizeof *v);
@@ -537,17 +499,18 @@ bool body_view_build(body_view_t *v, const char *ct, size_t ct_len, const uint8_
 	v->text = b;
 	v->len = n;
 	if (!ct)
-		return true;
+		ct = "", ct_len = 0;
 	bool ok = true;
-	if (type_is(ct, ct_len, "application/x-www-form-urlencoded")) {
-		v->kind = VIEW_FORM;
-		ok = view_form(v, b, n);
-	} else if (json_type(ct, ct_len)) {
-		v->kind = VIEW_JSON;
-		ok = view_json(v, b, n);
-	} else if (type_is(ct, ct_len, "multipart/form-data") || type_is(ct, ct_len, "multipart/mixed")) {
+	if (type_is(ct, ct_len, "multipart/form-data") || type_is(ct, ct_len, "multipart/mixed")) {
 		v->kind = VIEW_MULTIPART;
 		view_multipart(v, ct, ct_len, b, n);
+	} else if (type_is(ct, ct_len, "application/x-www-form-urlencoded") ||
+		   (!json_type(ct, ct_len) && sniff_form(b, n))) {
+		v->kind = VIEW_FORM;
+		ok = view_form(v, b, n);
+	} else if (json_type(ct, ct_len) || sniff_json(b, n)) {
+		v->kind = VIEW_JSON;
+		ok = view_json(v, b, n);
 	}
 	if (!ok) {
 		body_view_free(v);
@@ -569,6 +532,30 @@ void body_view_free(body_view_t *v)
 	memset(v, 0, sizeof *v);
 }
 
+/* The encoding the view's map undoes, for rewriting a byte of it. */
+static dview_kind_t view_encoding(const body_view_t *v)
+{
+	return v->kind == VIEW_JSON ? DVIEW_JSON : DVIEW_FORM;
+}
+
+bool body_view_write(const body_view_t *v, uint8_t *body, uint32_t off, uint8_t c, bool dry)
+{
+	if (off >= v->len)
+		return false;
+	if (!v->map) {
+		if (!dry)
+			body[off] = c;
+		return true;
+	}
+	uint8_t enc[8];
+	uint8_t w = v->width[off];
+	if (!w || !dview_encode_char(view_encoding(v), w, c, enc))
+		return false;
+	if (!dry)
+		memcpy(body + v->map[off], enc, w);
+	return true;
+}
+
 void body_view_redact(const body_view_t *v, uint8_t *body, uint32_t start, uint32_t len, uint8_t keep_first,
 		      uint8_t keep_last)
 {
@@ -583,19 +570,10 @@ void body_view_redact(const body_view_t *v, uint8_t *body, uint32_t start, uint3
 		return;
 	memcpy(t, v->text + start, len);
 	mask_inplace(t, len, keep_first, keep_last, '*');
-	for (uint32_t i = 0; i < len; i++) {
-		if (t[i] == (char)v->text[start + i])
-			continue;
-		/* this character is masked: rewrite its source, same width */
-		uint8_t *src = body + v->map[start + i];
-		switch (v->width[start + i]) {
-		case 1: src[0] = '*'; break;
-		case 2: memcpy(src, "\\*", 2); break; /* not reached: escapes of letters/digits are 6 wide */
-		case 3: memcpy(src, "%2A", 3); break;
-		case 6: memcpy(src, "\\u002a", 6); break;
-		default: break;
-		}
-	}
+	/* each masked character is rewritten in its source, same width */
+	for (uint32_t i = 0; i < len; i++)
+		if (t[i] != (char)v->text[start + i])
+			body_view_write(v, body, start + i, (uint8_t)t[i], false);
 	free(t);
 }
 

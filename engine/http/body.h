@@ -76,6 +76,7 @@ typedef struct {
 	char filename[256];
 	char content_type[128];
 	uint32_t off, len;   /* the part's data in the body */
+	bool quoted_printable; /* Content-Transfer-Encoding says so (detect/views.h reads it) */
 } body_part_t;
 
 typedef struct {
@@ -93,6 +94,11 @@ typedef struct {
 /* Builds the view of body (already decoded) for this Content-Type. */
 bool body_view_build(body_view_t *v, const char *content_type, size_t ct_len, const uint8_t *body, size_t n);
 void body_view_free(body_view_t *v);
+/* Writes byte c at view offset off into body in the encoding its source
+ * has there (a '*' stays '*', becomes %2A or \u002a), same length; false
+ * (nothing written) where that encoding cannot hold it. With dry, only
+ * says whether it could. The root writer of the views (detect/views.h). */
+bool body_view_write(const body_view_t *v, uint8_t *body, uint32_t off, uint8_t c, bool dry);
 /* Masks view bytes [start, start+len) in body (the buffer the view was
  * built from), same length; keep_* as in mask.h. */
 void body_view_redact(const body_view_t *v, uint8_t *body, uint32_t start, uint32_t len, uint8_t keep_first,

@@ -236,14 +236,18 @@ static unsigned mask_secrets(const coach_request_t *q, char *text, size_t len, s
 	verdict_t v;
 	q->policy->ops->on_request(q->policy, q->w, q->facts, &m, &v);
 	unsigned masked = 0;
+	bool cut = false;
 	for (uint32_t i = 0; i < m.n_spans; i++) {
 		const finding_t *fd = &m.findings[m.spans[i].finding];
 		if (m.spans[i].space != SPAN_BODY)
 			continue; /* in the form's own head, not in the justification */
+		if (m.spans[i].view) {
+			cut = true; /* encoded in the words (base64...): keep none of them */
+			continue;
+		}
 		body_view_redact(&view, (uint8_t *)text, m.spans[i].start, m.spans[i].len, fd->keep_first, fd->keep_last);
 		masked++;
 	}
-	bool cut = false;
 	for (uint32_t i = 0; i < m.n_findings; i++)
 		cut |= m.findings[i].incomplete || m.findings[i].timed_out;
 	if (cut || v.error) {

@@ -1,6 +1,7 @@
 #include "http/inspect.h"
 
 #include "detect/detector.h"
+#include "detect/views.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,47 +60,98 @@ static int span_cmp(const void *a, const void *b)
 	const finding_span_t *x = a, *y = b;
 	if (x->space != y->space)
 		return x->space < y->space ? -1 : 1;
+	if (x->view != y->view)
+		return x->view < y->view ? -1 : 1;
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Masks the selected findings where their views came from: the body
- * (plain) and the request head. Spans that overlap (two detectors on one
- * number) are masked once, as their union, showing no more than the
- * stricter of them would. Returns how many body spans were masked. */
-static uint32_t mask_spans(policy_msg_t *m, const body_view_t *view, uint8_t *plain)
+/* Writes through the body view into the body: the root writer of the
+ * body's decoded views. */
+typedef struct {
+	const body_view_t *view;
+	uint8_t *body;
+} view_writer_t;
+
+static bool write_body(void *ctx, uint32_t off, uint8_t c, bool dry)
 {
-	uint32_t masked = 0;
+	view_writer_t *w = ctx;
+	return body_view_write(w->view, w->body, off, c, dry);
+}
+
+/* Masks [start, start+len) of a span space's text or of one of its
+ * decoded views (dry: only says whether it can). In the body a decoded
+ * view's bytes are rewritten in their own encoding through the maps
+ * (%2A, \u002a), so the body keeps its length and still decodes; in the
+ * head the encoded bytes the match came from are masked whole ('*' is a
+ * legal byte of a target and a field). False: it cannot be (base64). */
+static bool redact_span(policy_msg_t *m, const body_view_t *view, uint8_t *plain, const finding_span_t *sp,
+			uint32_t end, uint8_t keep_first, uint8_t keep_last, bool dry)
+{
+	finding_span_t whole = *sp;
+	whole.len = end - sp->start;
+	if (sp->space == SPAN_HEAD) {
+		uint32_t start, len;
+		policy_span_root(m, &whole, &start, &len);
+		if (!dry && m->head_view)
+			head_view_redact(m->head_view, m->head, start, len, sp->view ? 0 : keep_first,
+					 sp->view ? 0 : keep_last);
+		return true;
+	}
+	if (!sp->view) {
+		if (!dry)
+			body_view_redact(view, plain, sp->start, whole.len, keep_first, keep_last);
+		return true;
+	}
+	view_writer_t w = {view, plain};
+	return dview_redact(m->views, sp->view - 1, sp->start, whole.len, keep_first, keep_last, write_body, &w, dry);
+}
+
+/* Masks the selected findings where their views came from: the body
+ * (plain), its decoded views, the request head and its decoded views.
+ * Spans that overlap (two detectors on one number) are masked once, as
+ * their union, showing no more than the stricter of them would. Two
+ * passes: first whether every span can be masked where it came from (a
+ * finding decoded from base64 cannot: its bytes are bits of others), then
+ * the masking, so a message is masked whole or refused (false, the
+ * verdict a block that says why). masked: the body spans masked. */
+static bool mask_spans(policy_msg_t *m, const body_view_t *view, uint8_t *plain, verdict_t *v, uint32_t *masked)
+{
 	finding_span_t *sp = m->spans;
 	uint32_t n = m->n_spans;
 	if (n > 1)
 		qsort(sp, n, sizeof *sp, span_cmp);
-	for (uint32_t i = 0; i < n;) {
-		const finding_t *fd = &m->findings[sp[i].finding];
-		if (!fd->redact) {
-			i++;
-			continue;
-		}
-		uint8_t space = sp[i].space;
-		uint32_t start = sp[i].start, end = sp[i].start + sp[i].len;
-		uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
-		for (i++; i < n && sp[i].space == space && sp[i].start < end; i++) {
-			const finding_t *g = &m->findings[sp[i].finding];
-			if (!g->redact)
+	*masked = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < n;) {
+			const finding_t *fd = &m->findings[sp[i].finding];
+			if (!fd->redact) {
+				i++;
 				continue;
-			if (sp[i].start + sp[i].len > end)
-				end = sp[i].start + sp[i].len;
-			keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
-			keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+			}
+			const finding_span_t *first = &sp[i];
+			uint32_t end = sp[i].start + sp[i].len;
+			uint8_t keep_first = fd->keep_first, keep_last = fd->keep_last;
+			for (i++; i < n && sp[i].space == first->space && sp[i].view == first->view && sp[i].start < end;
+			     i++) {
+				const finding_t *g = &m->findings[sp[i].finding];
+				if (!g->redact)
+					continue;
+				if (sp[i].start + sp[i].len > end)
+					end = sp[i].start + sp[i].len;
+				keep_first = keep_first < g->keep_first ? keep_first : g->keep_first;
+				keep_last = keep_last < g->keep_last ? keep_last : g->keep_last;
+			}
+			if (!redact_span(m, view, plain, first, end, keep_first, keep_last, pass == 0)) {
+				verdict_set(v, VERDICT_BLOCK, v->rule,
+					    "cannot redact: %s was found in the decoded %s view of the body, which cannot be "
+					    "masked in place",
+					    fd->name, m->views->v[first->view - 1].name);
+				return false;
+			}
+			*masked += pass && first->space == SPAN_BODY;
 		}
-		if (space == SPAN_HEAD) {
-			if (m->head_view)
-				head_view_redact(m->head_view, m->head, start, end - start, keep_first, keep_last);
-			continue;
-		}
-		body_view_redact(view, plain, start, end - start, keep_first, keep_last);
-		masked++;
 	}
-	return masked;
+	return true;
 }
 
 /* Can every selected finding be masked? If not, the verdict becomes a
@@ -128,8 +180,10 @@ static bool redactable(policy_msg_t *m, verdict_t *v)
 		const finding_span_t *sp = &m->spans[i];
 		const finding_t *fd = &m->findings[sp->finding];
 		const char *field;
+		uint32_t start, len;
+		policy_span_root(m, sp, &start, &len);
 		if (sp->space == SPAN_HEAD && fd->redact && m->head_view &&
-		    (field = head_view_unmaskable(m->head_view, m->head, sp->start, sp->len))) {
+		    (field = head_view_unmaskable(m->head_view, m->head, start, len))) {
 			verdict_set(v, VERDICT_BLOCK, v->rule,
 				    "cannot redact: %s matched in %s, which the request cannot do without", fd->name,
 				    field);
@@ -221,7 +275,9 @@ static void inspect_run(compiled_policy_t *p, struct worker *w, const flow_facts
 
 	if (!redactable(&r->msg, &r->verdict))
 		return;
-	uint32_t masked = mask_spans(&r->msg, &r->view, plain);
+	uint32_t masked;
+	if (!mask_spans(&r->msg, &r->view, plain, &r->verdict, &masked))
+		return;
 	if (!masked || !encoded)
 		return; /* identity: raw itself was masked, same length */
 	if (st != BODY_OK) {
@@ -301,7 +357,8 @@ void inspect_window(compiled_policy_t *p, struct worker *w, const flow_facts_t *
 			    "cannot redact a compressed body past inspect.max_bytes: the message is cut off");
 		return;
 	}
-	mask_spans(&r->msg, &r->view, text);
+	uint32_t masked;
+	mask_spans(&r->msg, &r->view, text, &r->verdict, &masked);
 }
 
 void inspect_result_free(inspect_result_t *r)

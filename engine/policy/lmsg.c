@@ -10,6 +10,7 @@
 #include "policy/lua_internal.h"
 
 #include "detect/mask.h"
+#include "detect/views.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -244,34 +245,65 @@ static finding_t *finding_for(policy_msg_t *m, const char *name)
 	return f;
 }
 
-static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding, uint8_t space)
+static bool add_span(policy_msg_t *m, uint32_t start, uint32_t len, uint16_t finding, uint8_t space, uint16_t view)
 {
 	if (!bytebuf_grow_array(&m->spans, sizeof *m->spans, m->n_spans, &m->cap_spans, 32))
 		return false;
-	m->spans[m->n_spans++] = (finding_span_t){start, len, finding, space};
+	m->spans[m->n_spans++] = (finding_span_t){start, len, finding, space, view};
 	return true;
 }
 
-/* One detector's results over the message: one per part of the body it
- * ran on, and one over the request's target and fields (head). */
+/* One detector's results over the message, a piece each: the body view
+ * (or each multipart part it ran on), each decoded view of the body, the
+ * request's target and fields (the head view) and its decoded views, and
+ * the text of the documents the body carries. */
 typedef struct {
 	det_result_t *r;
-	uint32_t *offset; /* where each result's text starts in the view */
+	uint32_t off;   /* where r's text starts in its space's text (a part's offset) */
+	uint8_t space;  /* span_space_t */
+	uint16_t view;  /* 0: the space's own text; k: its decoded view k - 1 */
+	bool doc;       /* in m->docs' text: samples and the member's name, no span */
+} piece_t;
+
+typedef struct {
+	piece_t *p;
 	size_t n;
-	const det_result_t *head; /* NULL: the head was not scanned */
 	uint32_t count;
 	bool timed_out;
-	/* the same over the text of the body's documents (m->docs) */
-	det_result_t *doc_r;
-	uint32_t *doc_offset; /* where each result's text starts in docs->text */
-	size_t n_doc;
 } outcome_t;
 
-/* A match of a streamed window that lies in the carry-over the previous
- * window reported already. */
-static bool stale(const policy_msg_t *m, uint32_t start, uint32_t len)
+static void note_view(finding_t *f, const char *name)
 {
-	return m->stream_window && start + len <= m->fresh_from;
+	for (uint8_t i = 0; i < f->n_views; i++)
+		if (!strcmp(f->views[i], name))
+			return;
+	if (f->n_views < FINDING_VIEWS_MAX)
+		snprintf(f->views[f->n_views++], sizeof f->views[0], "%s", name);
+}
+
+/* Was this match reported already: in the carry-over of a streamed
+ * window (the window before had it), or a repeat of the head view (a
+ * field repeated under one name is also read joined)? Decided on the
+ * span of the space's own text it came from. */
+static bool seen_before(const policy_msg_t *m, const piece_t *pc, uint32_t start, uint32_t len)
+{
+	uint32_t s = pc->off + start, l = len;
+	if (pc->view)
+		dview_root_span(policy_views(m, pc->space), pc->view - 1, start, len, &s, &l);
+	if (pc->space == SPAN_HEAD)
+		return head_view_repeat(m->head_view, s, l);
+	return m->stream_window && s + l <= m->fresh_from;
+}
+
+/* The text a piece's match offsets are in. */
+static const uint8_t *piece_text(const policy_msg_t *m, const piece_t *pc, const uint8_t *text,
+				 const uint8_t *head_text)
+{
+	if (pc->doc)
+		return (const uint8_t *)m->docs->text.data + pc->off;
+	if (pc->view)
+		return policy_views(m, pc->space)->v[pc->view - 1].text;
+	return (pc->space == SPAN_HEAD ? head_text : text) + pc->off;
 }
 
 /* Records what d found, if it found enough: a finding below the
@@ -283,11 +315,9 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 		   const uint8_t *text, const uint8_t *head_text)
 {
 	uint32_t count = o->count;
-	for (size_t p = 0; m->stream_window && p < o->n; p++)
-		for (uint32_t i = 0; i < o->r[p].n_matches; i++)
-			count -= stale(m, o->offset[p] + o->r[p].matches[i].start, o->r[p].matches[i].len);
-	for (uint32_t i = 0; o->head && i < o->head->n_matches; i++)
-		count -= head_view_repeat(m->head_view, o->head->matches[i].start, o->head->matches[i].len);
+	for (size_t p = 0; p < o->n; p++)
+		for (uint32_t i = 0; !o->p[p].doc && i < o->p[p].r->n_matches; i++)
+			count -= seen_before(m, &o->p[p], o->p[p].r->matches[i].start, o->p[p].r->matches[i].len);
 	bool enough = count > 0 && count >= detector_min_count(d);
 	if (!enough && !o->timed_out)
 		return;
@@ -304,56 +334,44 @@ static void record(lua_State *L, policy_msg_t *m, const char *name, const detect
 	f->count = enough ? count : 0;
 	f->n_samples = 0;
 	f->n_locations = 0;
+	f->n_views = 0;
 	f->timed_out = o->timed_out;
 	f->incomplete = false;
+	f->in_document = false;
+	f->document[0] = '\0';
 	snprintf(f->severity, sizeof f->severity, "%s", detector_severity(d));
 	confidence_t top = CONF_LOW;
 	for (size_t p = 0; p < o->n; p++)
-		if (det_result_top(&o->r[p]) > top)
-			top = det_result_top(&o->r[p]);
-	for (size_t p = 0; p < o->n_doc; p++)
-		if (det_result_top(&o->doc_r[p]) > top)
-			top = det_result_top(&o->doc_r[p]);
-	if (o->head && det_result_top(o->head) > top)
-		top = det_result_top(o->head);
+		if (det_result_top(o->p[p].r) > top)
+			top = det_result_top(o->p[p].r);
 	snprintf(f->confidence, sizeof f->confidence, "%s", confidence_name(top));
 	f->keep_first = detector_keep_first(d);
 	f->keep_last = detector_keep_last(d);
-	f->in_document = false;
-	f->document[0] = '\0';
-	/* in a document: samples and the member's name, but no span, as
-	 * there is nothing in the body to mask */
-	for (size_t p = 0; enough && p < o->n_doc; p++)
-		for (uint32_t i = 0; i < o->doc_r[p].n_matches; i++) {
-			const det_match_t *mt = &o->doc_r[p].matches[i];
-			uint32_t at = o->doc_offset[p] + mt->start;
-			if (!f->in_document) {
-				const doc_segment_t *seg = doc_set_segment_at(m->docs, at);
-				str_copy(f->document, sizeof f->document, seg ? seg->name : "?");
-			}
-			f->in_document = true;
-			if (f->n_samples < SAMPLES_MAX)
-				mask_sample(f->samples[f->n_samples++], m->docs->text.data + at, mt->len, f->keep_first,
-					    f->keep_last);
-		}
-	for (size_t p = 0; enough && p <= o->n; p++) {
-		const det_result_t *r = p < o->n ? &o->r[p] : o->head;
-		if (!r)
-			break;
-		uint32_t base = p < o->n ? o->offset[p] : 0;
-		const uint8_t *t = p < o->n ? text : head_text;
-		uint8_t space = p < o->n ? SPAN_BODY : SPAN_HEAD;
+	for (size_t p = 0; enough && p < o->n; p++) {
+		const piece_t *pc = &o->p[p];
+		const det_result_t *r = pc->r;
+		const uint8_t *base = piece_text(m, pc, text, head_text);
 		f->incomplete |= r->count > r->n_matches;
 		for (uint32_t i = 0; i < r->n_matches; i++) {
 			const det_match_t *mt = &r->matches[i];
-			if (space == SPAN_BODY ? stale(m, base + mt->start, mt->len)
-					       : head_view_repeat(m->head_view, mt->start, mt->len))
+			if (!pc->doc && seen_before(m, pc, mt->start, mt->len))
 				continue;
-			const uint8_t *at = t + base + mt->start;
 			if (f->n_samples < SAMPLES_MAX)
-				mask_sample(f->samples[f->n_samples++], (const char *)at, mt->len, f->keep_first,
-					    f->keep_last);
-			if (!add_span(m, base + mt->start, mt->len, idx, space))
+				mask_sample(f->samples[f->n_samples++], (const char *)base + mt->start, mt->len,
+					    f->keep_first, f->keep_last);
+			if (pc->doc) {
+				/* in a document: nothing in the body to mask */
+				if (!f->in_document) {
+					const doc_segment_t *seg = doc_set_segment_at(m->docs, pc->off + mt->start);
+					str_copy(f->document, sizeof f->document, seg ? seg->name : "?");
+				}
+				f->in_document = true;
+				continue;
+			}
+			if (pc->view)
+				note_view(f, policy_views(m, pc->space)->v[pc->view - 1].name);
+			uint32_t at = pc->view ? mt->start : pc->off + mt->start;
+			if (!add_span(m, at, mt->len, idx, pc->space, pc->view))
 				luaL_error(L, "scan: out of memory");
 		}
 	}
@@ -368,12 +386,15 @@ static void add_location(finding_t *f, const char *where)
 		snprintf(f->locations[f->n_locations++], LOCATION_MAX, "%s", where);
 }
 
-/* Does any span of space cover part of text [start, start+len)? */
+/* Does any span of space cover part of its text [start, start+len)? */
 static bool covered(const policy_msg_t *m, uint8_t space, uint32_t start, uint32_t len)
 {
-	for (uint32_t i = 0; i < m->n_spans; i++)
-		if (m->spans[i].space == space && m->spans[i].start < start + len && start < m->spans[i].start + m->spans[i].len)
+	for (uint32_t i = 0; i < m->n_spans; i++) {
+		uint32_t s, l;
+		policy_span_root(m, &m->spans[i], &s, &l);
+		if (m->spans[i].space == space && s < start + len && start < s + l)
 			return true;
+	}
 	return false;
 }
 
@@ -392,9 +413,12 @@ static void body_location(const policy_msg_t *m, const uint8_t *text, uint32_t s
 		memcpy(name, part->filename, nl);
 		name[nl] = '\0';
 		bool hide = false;
-		for (uint32_t i = 0; i < m->n_spans && !hide; i++)
-			hide = m->spans[i].space == SPAN_BODY && m->spans[i].len <= strlen(part->filename) &&
-			       memmem(part->filename, strlen(part->filename), text + m->spans[i].start, m->spans[i].len);
+		for (uint32_t i = 0; i < m->n_spans && !hide; i++) {
+			uint32_t s, l;
+			policy_span_root(m, &m->spans[i], &s, &l);
+			hide = m->spans[i].space == SPAN_BODY && l <= strlen(part->filename) &&
+			       memmem(part->filename, strlen(part->filename), text + s, l);
+		}
 		for (size_t i = 0; i < nl; i++)
 			if (hide && isalnum((unsigned char)name[i]))
 				name[i] = '*';
@@ -419,12 +443,14 @@ static void locate(policy_msg_t *m, const uint8_t *text)
 	for (uint32_t i = 0; i < m->n_spans; i++) {
 		const finding_span_t *sp = &m->spans[i];
 		char where[LOCATION_MAX];
+		uint32_t start, len;
+		policy_span_root(m, sp, &start, &len);
 		if (sp->space == SPAN_HEAD && m->head_view) {
 			uint32_t ns, nl;
-			head_view_name_of(m->head_view, sp->start, &ns, &nl);
-			head_view_location(m->head_view, sp->start, where, sizeof where, nl && covered(m, SPAN_HEAD, ns, nl));
+			head_view_name_of(m->head_view, start, &ns, &nl);
+			head_view_location(m->head_view, start, where, sizeof where, nl && covered(m, SPAN_HEAD, ns, nl));
 		} else {
-			body_location(m, text, sp->start, where, sizeof where);
+			body_location(m, text, start, where, sizeof where);
 		}
 		add_location(&m->findings[sp->finding], where);
 	}
@@ -440,10 +466,10 @@ static void results_fit(lua_State *L, lstate_t *ls, size_t n)
 	det_result_t *r = realloc(ls->results, n * sizeof *r);
 	if (r)
 		ls->results = r;
-	uint32_t *o = r ? realloc(ls->offsets, n * sizeof *o) : NULL;
+	piece_t *o = r ? realloc(ls->pieces, n * sizeof *o) : NULL;
 	if (!o)
 		luaL_error(L, "scan: out of memory");
-	ls->offsets = o;
+	ls->pieces = o;
 	ls->n_results = n;
 }
 
@@ -467,10 +493,7 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 	const doc_set_t *docs = m->docs;
 	size_t n_segs = docs ? docs->n_segs : 0;
 	results_fit(L, ls, n_parts + n_segs);
-	outcome_t o = {.r = ls->results,
-		       .offset = ls->offsets,
-		       .doc_r = ls->results + n_parts,
-		       .doc_offset = ls->offsets + n_parts};
+	outcome_t o = {.p = ls->pieces};
 	char sample[SAMPLES_MAX][MASK_SAMPLE_MAX + 1];
 	uint32_t n_named = 0;
 	for (size_t p = 0; p < n_parts; p++) {
@@ -484,13 +507,12 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 			n_named++;
 			continue;
 		}
-		detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &w->d, 1,
-			    &o.r[o.n]);
-		det_result_keep_min(&o.r[o.n], min);
-		o.offset[o.n] = part->off;
-		o.count += o.r[o.n].count;
-		o.timed_out |= o.r[o.n].timed_out;
-		o.n++;
+		piece_t *pc = &o.p[o.n++];
+		*pc = (piece_t){.r = &ls->results[o.n - 1], .off = part->off, .space = SPAN_BODY};
+		detset_scan(ls->lp->detectors, ls->scratch, text + part->off, part->len, part->filename, &w->d, 1, pc->r);
+		det_result_keep_min(pc->r, min);
+		o.count += pc->r->count;
+		o.timed_out |= pc->r->timed_out;
 	}
 	/* members of documents, by their own name (after the last '!') */
 	for (size_t g = 0; g < n_segs; g++) {
@@ -505,13 +527,13 @@ static void scan_parts(lua_State *L, lstate_t *ls, policy_msg_t *m, const wanted
 			n_named++;
 			continue;
 		}
+		piece_t *pc = &o.p[o.n++];
+		*pc = (piece_t){.r = &ls->results[o.n - 1], .off = seg->off, .doc = true};
 		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data + seg->off, seg->len, name,
-			    &w->d, 1, &o.doc_r[o.n_doc]);
-		det_result_keep_min(&o.doc_r[o.n_doc], min);
-		o.doc_offset[o.n_doc] = seg->off;
-		o.count += o.doc_r[o.n_doc].count;
-		o.timed_out |= o.doc_r[o.n_doc].timed_out;
-		o.n_doc++;
+			    &w->d, 1, pc->r);
+		det_result_keep_min(pc->r, min);
+		o.count += pc->r->count;
+		o.timed_out |= pc->r->timed_out;
 	}
 	if (!detector_filename_only(w->d)) {
 		record(L, m, w->name, w->d, &o, text, NULL);
@@ -562,6 +584,53 @@ static void push_found(lua_State *L, const finding_t *f)
 		lua_rawseti(L, -2, k + 1);
 	}
 	lua_setfield(L, -2, "locations");
+	/* the decoded views it was found in ("url", "base64>json"), if any */
+	if (f->n_views) {
+		lua_createtable(L, f->n_views, 0);
+		for (int k = 0; k < f->n_views; k++) {
+			lua_pushstring(L, f->views[k]);
+			lua_rawseti(L, -2, k + 1);
+		}
+		lua_setfield(L, -2, "views");
+	}
+}
+
+/* The decoded views of a text (the body view's, or the head view's: a
+ * query string's %20 and a header's base64 too), built by the first scan
+ * of the stage that needs them into *slot and kept for redaction; NULL
+ * when there are none. Quoted-printable applies to the multipart parts of
+ * body that declare it. */
+static const dview_set_t *views_of(lua_State *L, dview_set_t **slot, const uint8_t *text, size_t len,
+				   const body_view_t *body)
+{
+	if (*slot || !len)
+		return *slot && (*slot)->n ? *slot : NULL;
+	dview_range_t qp[BODY_MAX_PARTS];
+	size_t n_qp = 0;
+	for (uint32_t i = 0; body && body->kind == VIEW_MULTIPART && i < body->n_parts; i++)
+		if (body->parts[i].quoted_printable)
+			qp[n_qp++] = (dview_range_t){body->parts[i].off, body->parts[i].len};
+	*slot = calloc(1, sizeof **slot);
+	if (!*slot || !dview_set_build(*slot, text, len, qp, n_qp, NULL))
+		luaL_error(L, "scan: out of memory building the decoded views");
+	return (*slot)->n ? *slot : NULL;
+}
+
+/* A match in a decoded view whose bytes are the text's own, unchanged,
+ * was found by the scan of the text already: it is not counted twice. */
+static void drop_verbatim(const dview_set_t *views, int vi, det_result_t *r)
+{
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < r->n_matches; i++) {
+		const det_match_t *mt = &r->matches[i];
+		if (dview_verbatim(views, vi, mt->start, mt->len)) {
+			r->count--;
+			if (r->at_level[mt->confidence])
+				r->at_level[mt->confidence]--; /* det_result_keep_min counts by level */
+		} else
+			r->matches[kept++] = *mt;
+	}
+	r->n_matches = kept;
 }
 
 /* Runs the detectors table at didx over m's body, fills m's findings and
@@ -619,32 +688,49 @@ static void lmsg_scan(lua_State *L, policy_msg_t *m, int didx, confidence_t min)
 		plain[np++] = d;
 	}
 	const doc_set_t *docs = m->docs && m->docs->text.len ? m->docs : NULL;
-	/* one result per detector for the body, then the head, then documents */
-	results_fit(L, ls, np * (1 + (hv != NULL) + (docs != NULL)));
-	det_result_t *res = ls->results, *next = ls->results + np;
-	det_result_t *hres = hv ? next : NULL;
-	det_result_t *dres = docs ? next + (hv ? np : 0) : NULL;
-	if (np)
-		detset_scan(ls->lp->detectors, ls->scratch, text, len, NULL, plain, np, res);
-	if (np && hv)
-		detset_scan(ls->lp->detectors, ls->scratch, head_text, hv->text.len, NULL, plain, np, hres);
-	if (np && docs)
-		detset_scan(ls->lp->detectors, ls->scratch, (const uint8_t *)docs->text.data, docs->text.len, NULL,
-			    plain, np, dres);
+	/* Then over each decoded view of the body and of the head (URL
+	 * encoding, base64, quoted-printable parts, and views of those), for
+	 * what only the decoded bytes show, and over the documents' text: a
+	 * block of np results each, the pieces every detector's finding is
+	 * made of. */
+	const dview_set_t *bviews = np ? views_of(L, &m->views, text, len, v) : NULL;
+	const dview_set_t *hviews = np && hv ? views_of(L, &m->head_views, head_text, hv->text.len, NULL) : NULL;
+	piece_t blocks[2 * DVIEW_MAX + 3];
+	size_t nb = 0;
+	blocks[nb++] = (piece_t){.space = SPAN_BODY};
+	for (uint32_t k = 0; bviews && k < bviews->n; k++)
+		blocks[nb++] = (piece_t){.space = SPAN_BODY, .view = (uint16_t)(k + 1)};
+	if (hv)
+		blocks[nb++] = (piece_t){.space = SPAN_HEAD};
+	for (uint32_t k = 0; hviews && k < hviews->n; k++)
+		blocks[nb++] = (piece_t){.space = SPAN_HEAD, .view = (uint16_t)(k + 1)};
+	if (docs)
+		blocks[nb++] = (piece_t){.doc = true};
+	results_fit(L, ls, np * nb + nb);
+	det_result_t *res = ls->results;
+	for (size_t b = 0; np && b < nb; b++) {
+		const piece_t *pc = &blocks[b];
+		const dview_set_t *views = pc->view ? policy_views(m, pc->space) : NULL;
+		const uint8_t *t = pc->doc ? (const uint8_t *)docs->text.data
+			       : views ? views->v[pc->view - 1].text
+			       : pc->space == SPAN_HEAD ? head_text : text;
+		size_t tl = pc->doc ? docs->text.len
+			  : views ? views->v[pc->view - 1].len
+			  : pc->space == SPAN_HEAD ? hv->text.len : len;
+		detset_scan(ls->lp->detectors, ls->scratch, t, tl, NULL, plain, np, &res[b * np]);
+		for (size_t i = 0; views && i < np; i++)
+			drop_verbatim(views, pc->view - 1, &res[b * np + i]);
+	}
+	piece_t *pieces = ls->pieces;
 	for (size_t i = 0; i < np; i++) {
-		uint32_t zero = 0;
-		outcome_t o = {.r = &res[i], .offset = &zero, .n = 1, .doc_offset = &zero};
-		det_result_t *each[] = {&res[i], hres ? &hres[i] : NULL, dres ? &dres[i] : NULL};
-		for (size_t k = 0; k < 3; k++) {
-			if (!each[k])
-				continue;
-			det_result_keep_min(each[k], min);
-			o.count += each[k]->count;
-			o.timed_out |= each[k]->timed_out;
+		outcome_t o = {.p = pieces, .n = nb};
+		for (size_t b = 0; b < nb; b++) {
+			pieces[b] = blocks[b];
+			pieces[b].r = &res[b * np + i];
+			det_result_keep_min(pieces[b].r, min);
+			o.count += pieces[b].r->count;
+			o.timed_out |= pieces[b].r->timed_out;
 		}
-		o.head = each[1];
-		o.doc_r = each[2];
-		o.n_doc = dres ? 1 : 0;
 		record(L, m, want[plain_at[i]].name, plain[i], &o, text, head_text);
 	}
 	locate(m, text);
@@ -803,6 +889,8 @@ static int m_index(lua_State *L)
 		lua_pushboolean(L, u->m->stream_window);
 	else if (!strcmp(k, "body_offset"))
 		lua_pushinteger(L, (lua_Integer)u->m->body_offset);
+	else if (!strcmp(k, "views_truncated")) /* a limit stopped the decoded views of the last scan */
+		lua_pushboolean(L, u->m->views && u->m->views->truncated);
 	else if (!strcmp(k, "files")) {
 		const body_view_t *bv = u->m->view;
 		lua_newtable(L);

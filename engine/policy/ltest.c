@@ -5,6 +5,7 @@
  */
 #include "policy/lua_internal.h"
 
+#include "detect/views.h"
 #include "http/inspect.h"
 
 #include <errno.h>
@@ -792,7 +793,7 @@ int lua_policy_test(const char *policy_path, char *const *files, int n_files, FI
 /* One line per finding; a span that several detectors found is one line
  * naming them all in "detectors" ("detector" is the first of them). */
 static void emit_record(FILE *out, const char *file, const named_t *const *by, size_t n_by, uint64_t offset,
-			uint32_t len, const char *sample, const char *confidence)
+			uint32_t len, const char *sample, const char *view, const char *confidence)
 {
 	const named_t *e = by[0];
 	json_t *o = json_object();
@@ -809,6 +810,8 @@ static void emit_record(FILE *out, const char *file, const named_t *const *by, s
 	json_object_set_new(o, "offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "length", json_integer(len));
 	json_object_set_new(o, "sample", json_string(sample));
+	if (view) /* found in a decoded view: offset and length are of the encoded bytes */
+		json_object_set_new(o, "view", json_string(view));
 	json_object_set_new(o, "confidence", json_string(confidence));
 	char *s = json_dumps(o, JSON_COMPACT);
 	if (s)
@@ -817,11 +820,16 @@ static void emit_record(FILE *out, const char *file, const named_t *const *by, s
 	json_decref(o);
 }
 
-/* A finding of one chunk, before they are put in order. */
+/* A finding of one chunk, before they are put in order: its span in the
+ * chunk, and what the sample is made of (the decoded text, for a finding
+ * in a decoded view). */
 typedef struct {
 	uint32_t start, len;
 	const named_t *by;
 	uint8_t confidence;
+	const char *view;
+	const uint8_t *text;
+	uint32_t text_len;
 } chunk_finding_t;
 
 static int by_offset(const void *a, const void *b)
@@ -837,8 +845,7 @@ static int by_offset(const void *a, const void *b)
 /* The chunk's findings in offset order, one line per span (the detectors
  * that found the same span together); returns the lines written. The
  * sample is masked the way the first detector masks. */
-static long emit_findings(FILE *out, const char *file, chunk_finding_t *v, size_t n, const uint8_t *base,
-			  uint64_t offset)
+static long emit_findings(FILE *out, const char *file, chunk_finding_t *v, size_t n, uint64_t offset)
 {
 	qsort(v, n, sizeof *v, by_offset);
 	long lines = 0;
@@ -853,9 +860,9 @@ static long emit_findings(FILE *out, const char *file, chunk_finding_t *v, size_
 				top = v[j].confidence;
 		}
 		char sample[MASK_SAMPLE_MAX + 1];
-		mask_sample(sample, (const char *)base + v[i].start, v[i].len, detector_keep_first(by[0]->d),
+		mask_sample(sample, (const char *)v[i].text, v[i].text_len, detector_keep_first(by[0]->d),
 			    detector_keep_last(by[0]->d));
-		emit_record(out, file, by, n_by, offset + v[i].start, v[i].len, sample, confidence_name(top));
+		emit_record(out, file, by, n_by, offset + v[i].start, v[i].len, sample, v[i].view, confidence_name(top));
 		lines++;
 		i = j;
 	}
@@ -883,6 +890,16 @@ static void warn_incomplete(const char *file, const named_t *e, const det_result
 			file, e->name, r->count, (unsigned long long)offset, r->n_matches);
 }
 
+static bool grow_findings(chunk_finding_t **v, size_t *cap)
+{
+	chunk_finding_t *n = realloc(*v, *cap * 2 * sizeof *n);
+	if (!n)
+		return false;
+	*v = n;
+	*cap *= 2;
+	return true;
+}
+
 /* One file: the detectors that apply to its name, over its bytes in
  * chunks that overlap so a match across a chunk end is found once. */
 static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **want, const named_t **wnamed,
@@ -897,7 +914,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 			continue;
 		if (detector_filename_only(d)) {
 			const named_t *by = &l->v[i];
-			emit_record(out, name, &by, 1, 0, 0, "(the file name)",
+			emit_record(out, name, &by, 1, 0, 0, "(the file name)", NULL,
 				    detector_confidence(d) ? detector_confidence(d) : "medium");
 			found++;
 			continue;
@@ -910,7 +927,8 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 	uint8_t *buf = malloc(SCAN_CHUNK);
 	bool *warned = calloc(n_want, sizeof *warned);
 	/* at most DET_MAX_MATCHES stored per detector per chunk */
-	chunk_finding_t *found_here = malloc(n_want * DET_MAX_MATCHES * sizeof *found_here);
+	size_t here_cap = n_want * DET_MAX_MATCHES;
+	chunk_finding_t *found_here = malloc(here_cap * sizeof *found_here);
 	if (!buf || !warned || !found_here) {
 		free(buf);
 		free(warned);
@@ -938,10 +956,37 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 					const det_match_t *m = &res[i].matches[k];
 					if (!last && m->mstart >= have - SCAN_OVERLAP)
 						continue; /* found again, whole, in the next chunk */
-					found_here[n_here++] = (chunk_finding_t){m->start, m->len, wnamed[i], m->confidence};
+					found_here[n_here++] = (chunk_finding_t){
+						m->start, m->len, wnamed[i], m->confidence, NULL, buf + m->start, m->len};
 				}
 			}
-			found += emit_findings(out, name, found_here, n_here, buf, base);
+			/* and what the decoded views of the chunk show */
+			dview_set_t views;
+			if (dview_set_build(&views, buf, have, NULL, 0, NULL)) {
+				for (uint32_t v = 0; v < views.n; v++) {
+					const dview_t *dv = &views.v[v];
+					(no_prefilter ? detset_scan_all : detset_scan)(lp->detectors, sc, dv->text, dv->len, name,
+										       want, n_want, res);
+					for (size_t i = 0; i < n_want; i++) {
+						spent[wnamed[i] - l->v] += res[i].ns;
+						for (uint32_t k = 0; k < res[i].n_matches; k++) {
+							const det_match_t *m = &res[i].matches[k];
+							uint32_t rs, rl;
+							if (dview_verbatim(&views, (int)v, m->start, m->len))
+								continue; /* the text itself showed it */
+							dview_root_span(&views, (int)v, m->start, m->len, &rs, &rl);
+							if (!last && rs >= have - SCAN_OVERLAP)
+								continue;
+							if (n_here == here_cap && !grow_findings(&found_here, &here_cap))
+								break;
+							found_here[n_here++] = (chunk_finding_t){
+								rs, rl, wnamed[i], m->confidence, dv->name, dv->text + m->start, m->len};
+						}
+					}
+				}
+			}
+			found += emit_findings(out, name, found_here, n_here, base);
+			dview_set_free(&views);
 		}
 		if (last)
 			break;

@@ -24,7 +24,7 @@ typedef struct {
 	lua_policy_t *lp;
 	detect_scratch_t *scratch;
 	det_result_t *results;     /* a scan's results, kept between calls */
-	uint32_t *offsets;         /* where each result's text starts */
+	void *pieces;              /* lmsg.c: what each result was run on */
 	size_t n_results;
 	char *roots[2];
 } lstate_t;

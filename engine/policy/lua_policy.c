@@ -136,7 +136,7 @@ static void lstate_free(lstate_t *ls)
 		lua_close(ls->L);
 	detect_scratch_free(ls->scratch);
 	free(ls->results);
-	free(ls->offsets);
+	free(ls->pieces);
 	free(ls->roots[0]);
 	free(ls->roots[1]);
 	free(ls);

@@ -89,6 +89,7 @@ typedef struct {
 #define SAMPLES_MAX 3
 #define LOCATIONS_MAX 4
 #define LOCATION_MAX 64
+#define FINDING_VIEWS_MAX 4
 
 typedef struct {
 	char name[64];
@@ -111,6 +112,10 @@ typedef struct {
 	 * are masked) */
 	uint8_t n_locations;
 	char locations[LOCATIONS_MAX][LOCATION_MAX];
+	/* the decoded views (detect/views.h) its matches were in: "url",
+	 * "base64>json"; none when all were in the text as it is */
+	uint8_t n_views;
+	char views[FINDING_VIEWS_MAX][48];
 } finding_t;
 
 typedef enum { SPAN_BODY = 0, SPAN_HEAD } span_space_t;
@@ -119,6 +124,7 @@ typedef struct {
 	uint32_t start, len;  /* in the body view, or in the head view (space) */
 	uint16_t finding;     /* index into findings */
 	uint8_t space;        /* span_space_t */
+	uint16_t view;        /* 0: the space's own text; k: its decoded view k - 1 (policy_msg_t.views, .head_views) */
 } finding_span_t;
 
 /* A WebSocket message (http/wsrelay.c): head is the Upgrade request that
@@ -154,9 +160,16 @@ typedef struct {
 	finding_span_t *spans;
 	uint32_t n_spans;
 	size_t cap_spans;
+	struct dview_set *views;      /* the decoded views of the body view, built by the first scan */
+	struct dview_set *head_views; /* and of the head view's text */
 } policy_msg_t;
 
 void policy_msg_clear(policy_msg_t *m);
+/* The decoded views of a span space's text (NULL: none built). */
+const struct dview_set *policy_views(const policy_msg_t *m, uint8_t space);
+/* The span of its space's own text that sp came from (itself when it is
+ * not in a decoded view). */
+void policy_span_root(const policy_msg_t *m, const finding_span_t *sp, uint32_t *start, uint32_t *len);
 
 typedef enum { OVERSIZE_PREFIX = 0, OVERSIZE_PASS, OVERSIZE_BLOCK } oversize_t;
 

@@ -4,6 +4,8 @@
  */
 #include "policy/policy.h"
 
+#include "detect/views.h"
+
 #include "core/hostglob.h"
 
 #include <stdarg.h>
@@ -71,8 +73,26 @@ static void on_flow(compiled_policy_t *p, struct worker *w, const flow_facts_t *
 	verdict_set(v, VERDICT_INSPECT, "default", "inspected by default");
 }
 
+const dview_set_t *policy_views(const policy_msg_t *m, uint8_t space)
+{
+	return space == SPAN_HEAD ? m->head_views : m->views;
+}
+
+void policy_span_root(const policy_msg_t *m, const finding_span_t *sp, uint32_t *start, uint32_t *len)
+{
+	*start = sp->start, *len = sp->len;
+	if (sp->view)
+		dview_root_span(policy_views(m, sp->space), sp->view - 1, sp->start, sp->len, start, len);
+}
+
 void policy_msg_clear(policy_msg_t *m)
 {
+	for (int i = 0; i < 2; i++) {
+		dview_set_t *views = i ? m->head_views : m->views;
+		if (views)
+			dview_set_free(views);
+		free(views);
+	}
 	free(m->spans);
 	free(m->findings);
 	if (m->head_view) {

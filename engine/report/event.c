@@ -110,6 +110,12 @@ static json_t *detectors_json(const policy_msg_t *m)
 				json_array_append_new(l, json_string(fd->locations[k]));
 			json_object_set_new(d, "locations", l);
 		}
+		if (fd->n_views) {
+			json_t *views = json_array();
+			for (int k = 0; k < fd->n_views; k++)
+				json_array_append_new(views, json_string(fd->views[k]));
+			json_object_set_new(d, "views", views);
+		}
 		json_object_set_new(dets, fd->name, d);
 	}
 	return dets;

@@ -127,7 +127,10 @@ local cases = {
 		expect = { verdict = "pass", clean = true } },
 	{ name = "an email address is not this policy's business", request = { body = "mail jane.doe@acme-corp.com" },
 		expect = { verdict = "pass", clean = true } },
-	{ name = "a GET without a body passes", request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
+	{ name = "a card in a GET's query string is masked (URL view of the target)",
+		request = { method = "GET", url = "/search?q=4526+0181+5908+3012" },
+		expect = { verdict = "redact", detectors = { "credit_card" } } },
+	{ name = "a GET without a card passes", request = { method = "GET", url = "/search?q=4526+0181" },
 		expect = { verdict = "pass" } },
 
 	-- WebSocket messages (on_message)

@@ -28,4 +28,16 @@ return {
 		"user=jane&password=" .. "******%2A%40******%21****", FORM),
 	redacts("JSON \\u escape masked as \\u002a, same length", "{\"k\":\"ghp_" .. T:sub(1, 10) .. "\\u0041" .. T:sub(11, 35) .. "\"}",
 		"{\"k\":\"ghp_" .. T:sub(1, 4) .. string.rep("*", 6) .. "\\u002a" .. string.rep("*", 25) .. "\"}", JSON),
+	-- decoded views: masked where the bytes came from, in their encoding
+	redacts("card '+'-separated in a form sent as text/plain", "card=4814+3088+7165+1613&ok=1",
+		"card=4814+****+****+1613&ok=1"),
+	redacts("card %20-separated in a URL-encoded field inside JSON", "{\"q\":\"pay=4814%203088%207165%201613\"}",
+		"{\"q\":\"pay=4814%20****%20****%201613\"}", JSON),
+	redacts("email written with %40 in a query-like text", "see https://x.io/u?mail=jane.doe%40corp-mail.com now",
+		"see https://x.io/u?mail=j***.***%40****-****.com now"),
+	redacts("lower-case IBAN", "iban: de89 3704 0044 0532 0130 00", "iban: de89 **** **** **** **30 00"),
+	redacts("card wrapped over two lines", "card 4814 3088\n7165 1613 thanks", "card 4814 ****\n**** 1613 thanks"),
+	{ name = "card inside base64 cannot be masked in place: blocked, saying why",
+	  request = C.request("{\"data\":\"eyJjYXJkIjoiNDgxNCAzMDg4IDcxNjUgMTYxMyJ9\"}", JSON),
+	  expect = { verdict = "block", reason = "cannot redact: credit_card was found in the decoded base64 view" } },
 }

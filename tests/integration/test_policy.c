@@ -324,6 +324,85 @@ START_TEST(multipart_private_key_blocked)
 }
 END_TEST
 
+/* Decoded views (detect/views.h) through the proxy with the shipped pii
+ * pack: a card written with '+' in a form sent as text/plain, %20-separated
+ * in a URL-encoded field inside JSON, an email with %40, a lowercase IBAN,
+ * a card wrapped over two lines or in a quoted-printable part reach the
+ * upstream masked and still decodable; a card inside a base64
+ * JSON field cannot be masked in place, so the request is refused and says
+ * why. The policy reads which views found them (found.X.views). */
+START_TEST(decoded_views_found_and_masked)
+{
+	char *src = NULL, *pack = th_path("pii.lua");
+	const char *top = getenv("DLPGATE_TOP");
+	char *shipped;
+	if (asprintf(&shipped, "%s/rules/pii.lua", top ? top : ".") < 0)
+		th_fail("oom");
+	size_t n;
+	src = th_read_file(shipped, &n);
+	th_write_file(pack, src, n, 0644);
+	free(src), free(shipped), free(pack);
+	fixture_t fx;
+	setup(&fx,
+	      "local dlp = require 'dlp'\n"
+	      "local pii = require 'pii'\n"
+	      "fail = 'closed'\n"
+	      "function on_request(req, flow)\n"
+	      "  local found = req:scan(pii)\n"
+	      "  local views = {}\n"
+	      "  for name, f in pairs(found) do views[#views + 1] = name .. ':' .. table.concat(f.views or {}, '+') end\n"
+	      "  table.sort(views)\n"
+	      "  req.headers:set('X-Found', table.concat(views, ' '))\n"
+	      "  if next(found) then return dlp.redact(found) end\n"
+	      "  return dlp.pass()\n"
+	      "end\n",
+	      NULL);
+	static const struct {
+		const char *type, *body, *upstream_sees, *found;
+	} cases[] = {
+		{"text/plain", "card=4814+3088+7165+1613&name=jo", "card=4814+****+****+1613&name=jo", "credit_card:"},
+		{"application/json", "{\"q\":\"pay=4814%203088%207165%201613&x=1\"}",
+		 "{\"q\":\"pay=4814%20****%20****%201613&x=1\"}", "credit_card:url"},
+		{"application/octet-stream", "to=jane.doe%40corp-mail.com&s=hi", "to=j***.***%40****-****.com&s=hi",
+		 "email:"},
+		{"text/plain", "iban: de89 3704 0044 0532 0130 00 ok", "iban: de89 **** **** **** **30 00 ok", "iban:"},
+		{"text/plain", "card 4814 3088\n7165 1613 thanks", "card 4814 ****\n**** 1613 thanks", "credit_card:unwrapped"},
+		{"multipart/form-data; boundary=b",
+		 "--b\r\nContent-Disposition: form-data; name=\"note\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		 "card 4814 3088 71=\r\n65 =31613\r\n--b--\r\n",
+		 "card 4814 **** **=\r\n** =31613\r\n", "credit_card:qp"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char ct[64];
+		snprintf(ct, sizeof ct, "Content-Type: %s", cases[i].type);
+		int rc;
+		char *out = post(&fx, (const char *const[]){"-H", ct, NULL}, cases[i].body, &rc);
+		ck_assert_int_eq(rc, 0);
+		size_t len;
+		char *rx = th_upstream_received(fx.up, &len);
+		ck_assert_msg(strstr(rx, cases[i].upstream_sees), "case %zu: upstream got:\n%s", i, rx);
+		char hdr[96];
+		snprintf(hdr, sizeof hdr, "X-Found: %s\r\n", cases[i].found);
+		ck_assert_msg(strstr(rx, hdr), "case %zu: wanted %s in\n%s", i, hdr, rx);
+		free(rx), free(out);
+	}
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), sizeof cases / sizeof cases[0]);
+	/* base64 cannot be masked in place: refused, with the reason */
+	int rc;
+	char *out = post(&fx, (const char *const[]){"-H", "Content-Type: application/json", "-H", "Accept: application/json",
+						    "-w", "\nstatus=%{http_code}", NULL},
+			 "{\"data\":\"eyJjYXJkIjoiNDgxNCAzMDg4IDcxNjUgMTYxMyJ9\"}", &rc);
+	ck_assert_msg(strstr(out, "status=403") && strstr(out, "cannot redact") && strstr(out, "base64"), "%s", out);
+	ck_assert_uint_eq(th_upstream_request_count(fx.up), sizeof cases / sizeof cases[0]);
+	/* the event names the view, and holds no card */
+	ck_assert(dlp_log_wait(&fx.d, "\"views\":[\"base64\"]", 3000));
+	char *log = dlp_log(&fx.d);
+	ck_assert_msg(!strstr(log, "3088 7165") && !strstr(log, "30887165"), "a card reached the log:\n%s", log);
+	free(log), free(out);
+	teardown(&fx);
+}
+END_TEST
+
 START_TEST(responses_redacted_too)
 {
 	world_t w = world_new();
@@ -536,6 +615,7 @@ Suite *policy_suite(void)
 	tcase_add_test(t, multipart_private_key_blocked);
 	tcase_add_test(t, undecodable_bodies_go_to_the_policy);
 	tcase_add_test(t, responses_redacted_too);
+	tcase_add_test(t, decoded_views_found_and_masked);
 	tcase_add_test(t, oversize_choices);
 	tcase_add_test(t, monitor_mode_reports_and_passes);
 	tcase_add_test(t, fail_closed_and_catastrophic_regex);

@@ -41,6 +41,7 @@ int main(void)
 	srunner_add_suite(sr, detect_suite());
 	srunner_add_suite(sr, ident_suite());
 	srunner_add_suite(sr, edm_suite());
+	srunner_add_suite(sr, views_suite());
 	srunner_add_suite(sr, body_suite());
 	srunner_add_suite(sr, doc_suite());
 	srunner_add_suite(sr, tailscan_suite());

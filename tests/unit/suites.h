@@ -11,6 +11,7 @@ Suite *core_suite(void);
 Suite *detect_suite(void);
 Suite *ident_suite(void);
 Suite *edm_suite(void);
+Suite *views_suite(void);
 Suite *body_suite(void);
 Suite *doc_suite(void);
 Suite *tailscan_suite(void);
