@@ -214,6 +214,28 @@ build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
 build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
 # ---- end console ---------------------------------------------------------
 
+# ---- console web UI: $(BUILD)/web ----------------------------------------
+# console/web/src bundled by esbuild (console/web/build.mjs) into hashed
+# assets + index.html, which the console serves (--web-root). The npm
+# packages are the lockfile's, installed under .deps/web by `npm ci`
+# (never global, never committed); Node.js and npm are build dependencies.
+WEB_MODULES := .deps/web/node_modules
+WEB_SRC     := console/web/build.mjs $(sort $(wildcard console/web/src/*.* console/web/src/*/*.*))
+$(WEB_MODULES)/.package-lock.json: console/web/package.json console/web/package-lock.json
+	@mkdir -p .deps/web
+	$(Q)cp console/web/package.json console/web/package-lock.json .deps/web/
+	$(Q)NODE_EXTRA_CA_CERTS=$${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+	    npm ci --prefix .deps/web --no-audit --no-fund --loglevel=error >/dev/null
+	$(Q)touch $@
+
+$(BUILD)/web/index.html: $(WEB_SRC) $(WEB_MODULES)/.package-lock.json
+	@$(if $(Q),echo "  WEB     $(BUILD)/web")
+	$(Q)node console/web/build.mjs $(WEB_MODULES) $(BUILD)/web >/dev/null
+
+all: $(BUILD)/web/index.html
+test: $(BUILD)/web/index.html
+# ---- end console web UI --------------------------------------------------
+
 # ---- macOS: the engine and the system extension held to Apple's SDK ------
 # `make macos-check MACOS_SDK=/path/to/MacOSX.sdk`: every engine source
 # compiled for arm64 and x86_64 macOS (scripts/macos-check.sh), then the

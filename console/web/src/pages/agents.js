@@ -1,0 +1,110 @@
+// Agents: who reports, what each runs, and what is stuck (spool depth,
+// drops, errors). An agent's page shows its status over time.
+import { html } from 'htm/preact';
+import { useMemo } from 'preact/hooks';
+import { qs } from '../api.js';
+import { Link, navigate, useLocation } from '../router.js';
+import { Empty, ErrorBox, Facts, Loading, Time, ago, num, useFetch } from '../ui.js';
+import { StackedChart } from '../chart.js';
+
+export const SILENT_MS = 10 * 60 * 1000;
+const counters = (a) => (a.status && a.status.counters) || {};
+const drops = (c) => (c.dropped_spool_full || 0) + (c.dropped_corrupt || 0) + (c.dropped_rejected || 0) + (c.dropped_write_error || 0);
+const silent = (a) => !a.last_seen || Date.now() - new Date(a.last_seen).getTime() > SILENT_MS;
+const policyOf = (a) => (a.status && (a.status.policy_version || (a.status.policy && a.status.policy.version))) || '—';
+export const labelText = (labels) =>
+	Object.entries(labels || {})
+		.map(([k, v]) => `${k}=${v}`)
+		.join(', ');
+
+export function Agents() {
+	const { query } = useLocation();
+	const onlySilent = query.get('silent') === '1';
+	const { data, error, loading } = useFetch('/api/v1/agents');
+	const list = ((data && data.agents) || []).filter((a) => !onlySilent || silent(a));
+	return html`<main id="main" class="agents">
+		<div class="page-head">
+			<h1>Agents</h1>
+			<label class="check"><input type="checkbox" checked=${onlySilent} onChange=${(e) => navigate(`/agents${qs({ silent: e.currentTarget.checked ? 1 : '' })}`)} /> Only silent for over 10 minutes</label>
+		</div>
+		<${ErrorBox} error=${error} />
+		${loading && !data && html`<${Loading} />`}
+		${data &&
+		(list.length === 0
+			? html`<${Empty}>${onlySilent ? 'Every agent reported in the last 10 minutes.' : 'No agent has enrolled yet.'}</${Empty}>`
+			: html`<div class="table-wrap"><table class="events">
+					<thead><tr><th>Host</th><th>Last seen</th><th>Engine</th><th>Policy</th><th>Labels</th><th>Spool</th><th>Drops</th><th>Last error</th></tr></thead>
+					<tbody>
+						${list.map((a) => {
+							const c = counters(a), errs = (a.status && a.status.last_errors) || [];
+							return html`<tr class=${silent(a) ? 'silent' : ''}>
+								<td><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id}</${Link}></td>
+								<td title=${a.last_seen || ''}>${ago(a.last_seen)}${silent(a) ? html` <span class="badge warn">silent</span>` : ''}</td>
+								<td>${a.version}</td>
+								<td>${policyOf(a)}</td>
+								<td>${labelText(a.labels)}</td>
+								<td>${num(c.spool_depth)}</td>
+								<td class=${drops(c) ? 'bad' : ''}>${num(drops(c))}</td>
+								<td class="err">${errs[errs.length - 1] || ''}</td>
+							</tr>`;
+						})}
+					</tbody>
+				</table></div>`)}
+	</main>`;
+}
+
+export function AgentDetail({ id }) {
+	const { data, error, loading } = useFetch(`/api/v1/agents/${encodeURIComponent(id)}`);
+	const a = data && (data.agent || data);
+	const history = (data && (data.history || data.statuses)) || [];
+	const chart = useMemo(() => {
+		if (history.length < 2) return null;
+		const pts = [...history].sort((x, y) => new Date(x.time) - new Date(y.time));
+		const times = pts.map((p) => Math.floor(new Date(p.time).getTime() / 1000));
+		const c = (p) => p.counters || {};
+		// counters are totals since the agent started: plot per-report increments
+		const delta = (k) => pts.map((p, i) => (i === 0 ? 0 : Math.max(0, (c(p)[k] || 0) - (c(pts[i - 1])[k] || 0))));
+		return { times, series: ['block', 'redact', 'pass', 'bypass'].map((k) => ({ name: k, values: delta(k) })), spool: pts.map((p) => c(p).spool_depth || 0) };
+	}, [data]);
+	if (loading) return html`<main id="main"><${Loading} /></main>`;
+	if (error) return html`<main id="main"><h1>Agent</h1><${ErrorBox} error=${error} /></main>`;
+	const c = counters(a), errs = (a.status && a.status.last_errors) || [];
+	const pol = (a.status && a.status.policy) || {};
+	return html`<main id="main" class="agent">
+		<p class="crumbs"><${Link} href="/agents">Agents</${Link}> › ${a.hostname || a.agent_id}</p>
+		<h1>${a.hostname || a.agent_id} ${silent(a) ? html`<span class="badge warn">silent since ${ago(a.last_seen)}</span>` : html`<span class="badge ok">reporting</span>`}</h1>
+		<div class="grid2">
+			<section class="card"><h2>Now</h2>
+				<${Facts} rows=${[
+					['Agent id', a.agent_id],
+					['Last seen', html`<${Time} t=${a.last_seen} />`],
+					['Enrolled', html`<${Time} t=${a.enrolled_at} />`],
+					['Engine', a.version],
+					['Policy', policyOf(a)],
+					['Policy source', pol.source],
+					['Shadowing', pol.shadow_version ? `v${pol.shadow_version}` : null],
+					['Refused version', pol.failed_version ? `v${pol.failed_version}: ${pol.last_error || ''}` : null],
+					['Labels', labelText(a.labels)],
+				]} />
+			</section>
+			<section class="card"><h2>Counters since start</h2>
+				<${Facts} rows=${[
+					['Flows', num(c.flows)],
+					['Blocked / redacted / passed', `${num(c.block)} / ${num(c.redact)} / ${num(c.pass)}`],
+					['Policy errors', num(c.policy_errors)],
+					['Uploaded', num(c.uploaded)],
+					['Upload failures', num(c.upload_failures)],
+					['Spool', `${num(c.spool_depth)} events`],
+					['Dropped', num(drops(c))],
+				]} />
+			</section>
+		</div>
+		<section class="card"><h2>Verdicts over time (from its status reports)</h2>
+			${chart ? html`<${StackedChart} times=${chart.times} series=${chart.series} label="The agent's verdicts between status reports" />` : html`<${Empty}>Not enough status reports yet.</${Empty}>`}
+		</section>
+		<section class="card"><h2>Recent errors</h2>
+			${errs.length === 0 ? html`<${Empty}>None.</${Empty}>` : html`<ul class="errors">${errs.map((e) => html`<li><code>${e}</code></li>`)}</ul>`}
+		</section>
+		<p><${Link} href=${`/events${qs({ agent: a.agent_id })}`}>This agent's events</${Link}></p>
+	</main>`;
+}
