@@ -5,10 +5,12 @@ import { html } from 'htm/preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 
-const COLORS = { block: '#dc2626', redact: '#d97706', pass: '#16a34a', bypass: '#64748b', inspect: '#2563eb', other: '#7c3aed' };
+const COLORS = { block: '#dc2626', redact: '#d97706', pass: '#16a34a', bypass: '#64748b', inspect: '#2563eb', other: '#7c3aed',
+	'spool depth': '#2563eb', drops: '#dc2626', errors: '#d97706', 'policy errors': '#7c3aed' };
 
 // times: seconds since epoch; series: [{name, values}] bottom first.
-export function StackedChart({ times, series, label }) {
+// stacked=false draws plain lines (an agent's spool depth, drops, errors).
+export function StackedChart({ times, series, label, stacked = true }) {
 	const box = useRef(null);
 	useEffect(() => {
 		const el = box.current;
@@ -16,7 +18,7 @@ export function StackedChart({ times, series, label }) {
 		const sums = [];
 		let acc = times.map(() => 0);
 		for (const s of series) {
-			acc = acc.map((a, i) => a + (s.values[i] || 0));
+			acc = stacked ? acc.map((a, i) => a + (s.values[i] || 0)) : s.values;
 			sums.push(acc);
 		}
 		const dark = matchMedia('(prefers-color-scheme: dark)').matches;
@@ -33,14 +35,14 @@ export function StackedChart({ times, series, label }) {
 				...series.map((s, i) => ({
 					label: s.name,
 					stroke: COLORS[s.name] || COLORS.other,
-					fill: `${COLORS[s.name] || COLORS.other}99`,
-					width: 1,
+					fill: stacked ? `${COLORS[s.name] || COLORS.other}99` : undefined,
+					width: stacked ? 1 : 2,
 					// the legend shows each verdict's own count, not the stack
 					value: (u, v, si, di) => (di == null ? '—' : String(series[i].values[di] || 0)),
-					paths: uPlot.paths.stepped({ align: 1 }),
+					paths: stacked ? uPlot.paths.stepped({ align: 1 }) : undefined,
 				})),
 			],
-			bands: series.slice(1).map((_, i) => ({ series: [i + 2, i + 1] })),
+			bands: stacked ? series.slice(1).map((_, i) => ({ series: [i + 2, i + 1] })) : [],
 		};
 		const plot = new uPlot(opts, [times, ...sums], el);
 		const ro = new ResizeObserver(() => plot.setSize({ width: Math.max(el.clientWidth, 280), height: 220 }));
@@ -49,6 +51,6 @@ export function StackedChart({ times, series, label }) {
 			ro.disconnect();
 			plot.destroy();
 		};
-	}, [times, series]);
+	}, [times, series, stacked]);
 	return html`<div class="chart" ref=${box} role="img" aria-label=${label}></div>`;
 }

@@ -22,7 +22,7 @@ export const SESSION = '/api/v1/session';
 const NAV = [
 	['/', 'Dashboard'],
 	['/events', 'Events'],
-	['/incidents', 'Incidents'],
+	['/incidents', 'Incidents', 'analyst'],
 	['/agents', 'Agents'],
 	['/policies', 'Policies'],
 	['/audit', 'Audit log', 'admin'],
@@ -44,6 +44,13 @@ function route(path, session) {
 	return html`<main id="main"><h1>Not found</h1><p>No page at this address. <${Link} href="/">Dashboard</${Link}></p></main>`;
 }
 
+// Roles in order of what they may do (schemas/console-api.md "Roles"):
+// the UI hides what a role may not do; the console refuses it anyway.
+const RANK = { viewer: 0, analyst: 1, admin: 2 };
+export function allowed(session, role) {
+	return !role || (RANK[session.role] ?? -1) >= RANK[role];
+}
+
 function current(path, href) {
 	return href === '/' ? path === '/' || path === '/dashboard' : path === href || path.startsWith(`${href}/`);
 }
@@ -58,7 +65,7 @@ function App() {
 		});
 		get(SESSION, { quiet401: true }).then(
 			(s) => {
-				setCsrf(s.csrf_token);
+				setCsrf(s.csrf);
 				setSession(s);
 			},
 			() => setSession(null),
@@ -73,7 +80,7 @@ function App() {
 	if (session === null)
 		return html`<${SignIn}
 			onSignedIn=${(s) => {
-				setCsrf(s.csrf_token);
+				setCsrf(s.csrf);
 				setSession(s);
 			}}
 		/>`;
@@ -91,12 +98,12 @@ function App() {
 		<header class="top">
 			<${Link} class="brand" href="/">dlpgate</${Link}>
 			<nav aria-label="Main">
-				${NAV.filter(([, , role]) => !role || session.role === role).map(
+				${NAV.filter(([, , role]) => allowed(session, role)).map(
 					([href, label]) =>
 						html`<${Link} href=${href} aria-current=${current(path, href) ? 'page' : undefined}>${label}</${Link}>`,
 				)}
 			</nav>
-			<span class="who" title="Signed in as">${session.name || session.token_id || ''} <span class="role">${session.role}</span></span>
+			<span class="who" title="Signed in as">${session.token_id || ''} <span class="role">${session.role}</span></span>
 			<button type="button" class="signout" onClick=${signOut}>Sign out</button>
 		</header>
 		${route(path, session)}`;

@@ -2,52 +2,37 @@
 // (schemas/console-api.md, "Web UI API"): pages work on what these return.
 import { qs } from './api.js';
 
-export function dashboardUrl(since, until, bucket) {
-	return `/api/v1/dashboard${qs({ since: since.toISOString(), until: until.toISOString(), bucket })}`;
+export function dashboardUrl(since, until) {
+	return `/api/v1/dashboard${qs({ since: since.toISOString(), until: until.toISOString() })}`;
 }
 
-const asRows = (list) =>
-	(list || []).map((r) => ({ key: r.key ?? r.name ?? r.host ?? r.app ?? r.agent_id, label: r.label ?? r.hostname, count: r.count ?? 0 }));
-
+// The series has only buckets with events: fill the gaps with zeros, so a
+// quiet hour reads as a zero and not as a line across it.
 export function normalizeDashboard(d) {
-	// time series: [{time, verdict, count}] or {times:[...], verdicts:{v:[...]}}
-	let times = [], verdicts = {};
-	const ts = d.over_time || d.series || d.time || [];
-	if (Array.isArray(ts)) {
-		const idx = new Map();
-		for (const p of ts) {
-			const t = Math.floor(new Date(p.time || p.bucket || p.key).getTime() / 1000);
-			if (!idx.has(t)) idx.set(t, idx.size);
+	const step = d.bucket_ms || 3600000;
+	const start = Math.floor(new Date(d.since).getTime() / step) * step;
+	const end = new Date(d.until).getTime();
+	const times = [];
+	for (let t = start; t < end && times.length < 20000; t += step) times.push(t / 1000);
+	const index = new Map(times.map((t, i) => [t, i]));
+	const verdicts = {};
+	for (const p of d.series || []) {
+		const i = index.get(Math.floor(new Date(p.t).getTime() / step) * (step / 1000));
+		if (i === undefined) continue;
+		for (const [v, n] of Object.entries(p.counts || {})) {
+			if (!n) continue;
+			verdicts[v] = verdicts[v] || new Array(times.length).fill(0);
+			verdicts[v][i] += n;
 		}
-		times = [...idx.keys()].sort((a, b) => a - b);
-		const pos = new Map(times.map((t, i) => [t, i]));
-		for (const p of ts) {
-			const t = Math.floor(new Date(p.time || p.bucket || p.key).getTime() / 1000);
-			const counts = p.counts || { [p.verdict]: p.count };
-			for (const [v, n] of Object.entries(counts)) {
-				verdicts[v] = verdicts[v] || new Array(times.length).fill(0);
-				verdicts[v][pos.get(t)] += n;
-			}
-		}
-	} else {
-		times = (ts.times || ts.buckets || []).map((t) => (typeof t === 'number' ? t : Math.floor(new Date(t).getTime() / 1000)));
-		verdicts = ts.verdicts || ts.counts || {};
 	}
-	const totals = {};
-	if (d.totals && !Array.isArray(d.totals)) Object.assign(totals, d.totals);
-	else for (const [v, arr] of Object.entries(verdicts)) totals[v] = arr.reduce((a, b) => a + b, 0);
 	const top = d.top || {};
+	const rows = (list) => (list || []).map((r) => ({ key: r.key, label: r.hostname || r.key, count: r.count }));
 	return {
 		times,
 		verdicts,
-		totals,
-		top: {
-			detectors: asRows(top.detectors || d.top_detectors),
-			hosts: asRows(top.hosts || d.top_hosts),
-			apps: asRows(top.apps || d.top_apps),
-			agents: asRows(top.agents || d.top_agents),
-		},
-		fleet: d.fleet || d.fleet_health || null,
+		totals: d.totals || {},
+		top: { detectors: rows(top.detectors), hosts: rows(top.hosts), apps: rows(top.apps), agents: rows(top.agents) },
+		fleet: d.fleet || null,
 		latest_blocks: d.latest_blocks || [],
 	};
 }

@@ -9,9 +9,8 @@ import { StackedChart } from '../chart.js';
 
 export const SILENT_MS = 10 * 60 * 1000;
 const counters = (a) => (a.status && a.status.counters) || {};
-const drops = (c) => (c.dropped_spool_full || 0) + (c.dropped_corrupt || 0) + (c.dropped_rejected || 0) + (c.dropped_write_error || 0);
-const silent = (a) => !a.last_seen || Date.now() - new Date(a.last_seen).getTime() > SILENT_MS;
-const policyOf = (a) => (a.status && (a.status.policy_version || (a.status.policy && a.status.policy.version))) || '—';
+const silent = (a) => a.silent ?? (!a.last_seen || Date.now() - new Date(a.last_seen).getTime() > SILENT_MS);
+const policyOf = (a) => (a.policy_version != null ? `v${a.policy_version}` : (a.status && a.status.policy_version) || '—');
 export const labelText = (labels) =>
 	Object.entries(labels || {})
 		.map(([k, v]) => `${k}=${v}`)
@@ -36,15 +35,15 @@ export function Agents() {
 					<thead><tr><th>Host</th><th>Last seen</th><th>Engine</th><th>Policy</th><th>Labels</th><th>Spool</th><th>Drops</th><th>Last error</th></tr></thead>
 					<tbody>
 						${list.map((a) => {
-							const c = counters(a), errs = (a.status && a.status.last_errors) || [];
+							const errs = a.recent_errors || [];
 							return html`<tr class=${silent(a) ? 'silent' : ''}>
 								<td><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id}</${Link}></td>
 								<td title=${a.last_seen || ''}>${ago(a.last_seen)}${silent(a) ? html` <span class="badge warn">silent</span>` : ''}</td>
-								<td>${a.version}</td>
+								<td>${a.engine_version || a.version}</td>
 								<td>${policyOf(a)}</td>
 								<td>${labelText(a.labels)}</td>
-								<td>${num(c.spool_depth)}</td>
-								<td class=${drops(c) ? 'bad' : ''}>${num(drops(c))}</td>
+								<td>${num(a.spool_depth)}</td>
+								<td class=${a.drops ? 'bad' : ''}>${num(a.drops)}</td>
 								<td class="err">${errs[errs.length - 1] || ''}</td>
 							</tr>`;
 						})}
@@ -54,21 +53,24 @@ export function Agents() {
 }
 
 export function AgentDetail({ id }) {
-	const { data, error, loading } = useFetch(`/api/v1/agents/${encodeURIComponent(id)}`);
-	const a = data && (data.agent || data);
-	const history = (data && (data.history || data.statuses)) || [];
+	const { data: a, error, loading } = useFetch(`/api/v1/agents/${encodeURIComponent(id)}`);
 	const chart = useMemo(() => {
-		if (history.length < 2) return null;
-		const pts = [...history].sort((x, y) => new Date(x.time) - new Date(y.time));
-		const times = pts.map((p) => Math.floor(new Date(p.time).getTime() / 1000));
-		const c = (p) => p.counters || {};
-		// counters are totals since the agent started: plot per-report increments
-		const delta = (k) => pts.map((p, i) => (i === 0 ? 0 : Math.max(0, (c(p)[k] || 0) - (c(pts[i - 1])[k] || 0))));
-		return { times, series: ['block', 'redact', 'pass', 'bypass'].map((k) => ({ name: k, values: delta(k) })), spool: pts.map((p) => c(p).spool_depth || 0) };
-	}, [data]);
+		const pts = (a && a.history) || [];
+		if (pts.length < 2) return null;
+		return {
+			times: pts.map((p) => Math.floor(new Date(p.time).getTime() / 1000)),
+			series: [
+				{ name: 'spool depth', values: pts.map((p) => p.spool_depth || 0) },
+				{ name: 'drops', values: pts.map((p) => p.drops || 0) },
+				{ name: 'policy errors', values: pts.map((p) => p.policy_errors || 0) },
+				{ name: 'errors', values: pts.map((p) => p.errors || 0) },
+			],
+			versions: [...new Set(pts.map((p) => p.policy_version).filter((v) => v != null))],
+		};
+	}, [a]);
 	if (loading) return html`<main id="main"><${Loading} /></main>`;
 	if (error) return html`<main id="main"><h1>Agent</h1><${ErrorBox} error=${error} /></main>`;
-	const c = counters(a), errs = (a.status && a.status.last_errors) || [];
+	const c = counters(a), errs = a.recent_errors || [];
 	const pol = (a.status && a.status.policy) || {};
 	return html`<main id="main" class="agent">
 		<p class="crumbs"><${Link} href="/agents">Agents</${Link}> › ${a.hostname || a.agent_id}</p>
@@ -79,7 +81,7 @@ export function AgentDetail({ id }) {
 					['Agent id', a.agent_id],
 					['Last seen', html`<${Time} t=${a.last_seen} />`],
 					['Enrolled', html`<${Time} t=${a.enrolled_at} />`],
-					['Engine', a.version],
+					['Engine', a.engine_version || a.version],
 					['Policy', policyOf(a)],
 					['Policy source', pol.source],
 					['Shadowing', pol.shadow_version ? `v${pol.shadow_version}` : null],
@@ -87,20 +89,23 @@ export function AgentDetail({ id }) {
 					['Labels', labelText(a.labels)],
 				]} />
 			</section>
-			<section class="card"><h2>Counters since start</h2>
+			<section class="card"><h2>Counters since the agent started</h2>
 				<${Facts} rows=${[
 					['Flows', num(c.flows)],
 					['Blocked / redacted / passed', `${num(c.block)} / ${num(c.redact)} / ${num(c.pass)}`],
-					['Policy errors', num(c.policy_errors)],
+					['Policy errors', num(a.policy_errors)],
 					['Uploaded', num(c.uploaded)],
 					['Upload failures', num(c.upload_failures)],
-					['Spool', `${num(c.spool_depth)} events`],
-					['Dropped', num(drops(c))],
+					['Spool', `${num(a.spool_depth)} events`],
+					['Dropped', num(a.drops)],
 				]} />
 			</section>
 		</div>
-		<section class="card"><h2>Verdicts over time (from its status reports)</h2>
-			${chart ? html`<${StackedChart} times=${chart.times} series=${chart.series} label="The agent's verdicts between status reports" />` : html`<${Empty}>Not enough status reports yet.</${Empty}>`}
+		<section class="card"><h2>Status over time</h2>
+			${chart
+				? html`<${StackedChart} times=${chart.times} series=${chart.series} stacked=${false} label="The agent's spool depth, drops and errors over its status reports" />
+					${chart.versions.length > 0 && html`<p class="muted">Policy versions in this period: ${chart.versions.map((v) => `v${v}`).join(', ')}</p>`}`
+				: html`<${Empty}>Not enough status reports yet.</${Empty}>`}
 		</section>
 		<section class="card"><h2>Recent errors</h2>
 			${errs.length === 0 ? html`<${Empty}>None.</${Empty}>` : html`<ul class="errors">${errs.map((e) => html`<li><code>${e}</code></li>`)}</ul>`}

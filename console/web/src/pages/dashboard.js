@@ -7,7 +7,7 @@ import { useMemo } from 'preact/hooks';
 import { qs } from '../api.js';
 import { StackedChart } from '../chart.js';
 import { Link, navigate, useLocation } from '../router.js';
-import { Empty, ErrorBox, Loading, Time, VERDICTS, Verdict, ago, detectorList, num, useFetch } from '../ui.js';
+import { Empty, ErrorBox, Loading, Time, VERDICTS, Verdict, ago, num, useFetch } from '../ui.js';
 import { dashboardUrl, normalizeDashboard } from '../model.js';
 
 export const RANGES = [
@@ -50,11 +50,22 @@ function Fleet({ fleet }) {
 			<span class=${`stat ${f.spool_backlog ? 'warn' : ''}`}><strong>${num(f.spool_backlog)}</strong> events in spools</span>
 			<span class=${`stat ${f.drops ? 'bad' : ''}`}><strong>${num(f.drops)}</strong> events dropped</span>
 			<span class=${`stat ${f.policy_errors ? 'bad' : ''}`}><strong>${num(f.policy_errors)}</strong> policy errors</span>
+			<span class=${`stat ${f.failed_activations ? 'bad' : ''}`}><strong>${num(f.failed_activations)}</strong> failed activations</span>
 		</div>
-		${f.versions && f.versions.length > 0 &&
+		${(f.policy_versions || []).length > 0 &&
 		html`<p class="versions">Policy versions running:
-			${f.versions.map((v, i) => html`${i ? ', ' : ''}<${Link} href=${`/policies/${String(v.version).replace(/^v/, '')}`}>v${String(v.version).replace(/^v/, '')}</${Link}> on ${num(v.agents)}`)}
+			${f.policy_versions.map(
+				(v, i) => html`${i ? ', ' : ''}${
+					v.version == null
+						? html`<span>${v.source || 'none'}</span>`
+						: html`<${Link} href=${`/policies/${v.version}`}>v${v.version}</${Link}>`
+				} on ${num(v.agents)}`,
+			)}
 		</p>`}
+		${(f.silent_agents || []).length > 0 &&
+		html`<p class="versions">Silent: ${f.silent_agents.map(
+			(a, i) => html`${i ? ', ' : ''}<${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id.slice(0, 8)}</${Link}> (${ago(a.last_seen)})`,
+		)}</p>`}
 	</section>`;
 }
 
@@ -64,7 +75,7 @@ export function Dashboard() {
 	// "now" is taken once per range choice, so a re-render does not refetch
 	const until = useMemo(() => new Date(), [range[0]]);
 	const since = new Date(until.getTime() - range[2] * 1000);
-	const { data, error, loading } = useFetch(dashboardUrl(since, until, range[3]), [range[0]]);
+	const { data, error, loading } = useFetch(dashboardUrl(since, until), [range[0]]);
 	const d = useMemo(() => data && normalizeDashboard(data), [data]);
 	const series = useMemo(() => d && VERDICTS.filter((v) => d.verdicts[v]).map((v) => ({ name: v, values: d.verdicts[v] })), [d]);
 	const total = d ? Object.values(d.totals).reduce((a, b) => a + b, 0) : 0;
@@ -110,10 +121,10 @@ export function Dashboard() {
 								${d.latest_blocks.map(
 									(e) => html`<tr>
 										<td><${Link} href=${`/events/${encodeURIComponent(e.id)}`}><${Time} t=${e.time} /></${Link}></td>
-										<td class="host">${e.flow && e.flow.host}</td>
+										<td class="host">${e.host}</td>
 										<td>${e.reason}</td>
-										<td>${detectorList(e)}</td>
-										<td>${e.hostname || e.agent_id}</td>
+										<td>${(e.detectors || []).join(', ')}</td>
+										<td><${Link} href=${`/agents/${encodeURIComponent(e.agent_id)}`}>${e.agent_id.slice(0, 8)}</${Link}></td>
 									</tr>`,
 								)}
 							</tbody>

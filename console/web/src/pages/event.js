@@ -3,40 +3,32 @@
 // it, the detectors that fired (masked samples, role permitting), and the
 // app, flow, agent and policy version it happened on.
 import { html } from 'htm/preact';
-import { get, qs } from '../api.js';
+import { qs } from '../api.js';
 import { Link } from '../router.js';
 import { ErrorBox, Facts, Loading, Time, Verdict, bytes, num, useFetch } from '../ui.js';
 
-const CONTEXT = 4;
+const UNAVAILABLE = {
+	built_in: "the agent ran its built-in default policy, which the console does not store",
+	not_stored: "this policy version is not stored on the console (a local policy file)",
+	no_rule_line: "the decision names no policy line (a configuration key decided)",
+	file_not_in_bundle: "the rule's file is not in that version's bundle",
+};
 
-// "policy.lua:12" (or a path ending so) in a console version "v7".
-export function ruleLocation(ev) {
-	const m = /^(.+):(\d+)$/.exec(ev.rule || '');
-	const v = /^v(\d+)$/.exec(ev.policy_version || '');
-	if (!m) return null;
-	return { file: m[1], line: Number(m[2]), version: v ? Number(v[1]) : null };
-}
-
-function RuleSource({ loc }) {
-	const url = loc.version ? `/api/v1/policies/${loc.version}/files/${loc.file.split('/').map(encodeURIComponent).join('/')}` : null;
-	const { data, error, loading } = useFetch(url && (() => get(url, { text: true })), [url]);
-	if (!loc.version) return html`<p class="muted">This agent ran a local policy file, not a console version: its source is not stored here.</p>`;
-	if (loading) return html`<${Loading} what="Loading the rule's source" />`;
-	if (error) return html`<p class="muted">Source not available${error.status === 403 ? ' to your role' : `: ${error.message}`}.</p>`;
-	const lines = data.split('\n');
-	const from = Math.max(1, loc.line - CONTEXT), to = Math.min(lines.length, loc.line + CONTEXT);
-	const shown = [];
-	for (let n = from; n <= to; n++) shown.push(n);
+function RuleSource({ x }) {
+	const src = x.source;
+	if (!src)
+		return x.source_unavailable ? html`<p class="muted">No source shown: ${UNAVAILABLE[x.source_unavailable] || x.source_unavailable}.</p>` : null;
 	return html`<figure class="source">
-		<figcaption>${loc.file} in <${Link} href=${`/policies/${loc.version}`}>policy v${loc.version}</${Link}></figcaption>
-		<pre><code>${shown.map(
-			(n) => html`<span class=${n === loc.line ? 'line hit' : 'line'} data-line=${n}><span class="ln" aria-hidden="true">${n}</span>${lines[n - 1]}\n</span>`,
-		)}</code></pre>
+		<figcaption>${src.path}, line ${src.highlight}, in <${Link} href=${`/policies/${src.version}`}>policy v${src.version}</${Link}></figcaption>
+		<pre><code>${src.lines.map((text, i) => {
+			const n = src.first_line + i;
+			return html`<span class=${n === src.highlight ? 'line hit' : 'line'} data-line=${n}><span class="ln" aria-hidden="true">${n}</span>${text}\n</span>`;
+		})}</code></pre>
 	</figure>`;
 }
 
 function Detectors({ detectors, session }) {
-	const entries = Object.entries(detectors || {});
+	const entries = (detectors || []).map((d) => [d.name, d]);
 	if (entries.length === 0) return html`<p class="muted">No detector fired: the policy decided from the flow alone.</p>`;
 	const hidden = session.role === 'viewer';
 	return html`<table class="detectors">
@@ -48,7 +40,7 @@ function Detectors({ detectors, session }) {
 					<td>${num(d.count)}${d.timed_out ? ' (scan timed out)' : ''}</td>
 					<td>${d.severity || '—'}</td>
 					<td class="samples">${
-						hidden || !d.samples
+						hidden || !Array.isArray(d.samples)
 							? html`<span class="muted">hidden for the viewer role</span>`
 							: d.samples.length === 0
 								? html`<span class="muted">none kept</span>`
@@ -63,30 +55,30 @@ function Detectors({ detectors, session }) {
 const verb = { block: 'Blocked', redact: 'Redacted', pass: 'Passed', bypass: 'Bypassed', inspect: 'Inspected' };
 
 export function EventDetail({ id, session }) {
-	const { data: ev, error, loading } = useFetch(`/api/v1/events/${encodeURIComponent(id)}`);
+	const { data, error, loading } = useFetch(`/api/v1/events/${encodeURIComponent(id)}/detail`);
 	if (loading) return html`<main id="main"><${Loading} /></main>`;
 	if (error) return html`<main id="main"><h1>Event</h1><${ErrorBox} error=${error} /></main>`;
-	const f = ev.flow || {}, app = ev.app || {};
-	const loc = ruleLocation(ev);
+	const ev = data.event, x = data.explain;
+	const f = x.flow || {}, app = x.app || {}, agent = x.agent || { agent_id: ev.agent_id };
 	const shadow = ev.event === 'shadow';
 	return html`<main id="main" class="event">
 		<p class="crumbs"><${Link} href="/events">Events</${Link}> › ${ev.id}</p>
-		<section class=${`card why v-${ev.verdict}`} aria-labelledby="why">
+		<section class=${`card why v-${x.verdict}`} aria-labelledby="why">
 			<h1 id="why">
-				<${Verdict} v=${ev.verdict} monitor=${ev.monitor} />
-				${' '}${shadow ? 'Shadow policy would have ' + (ev.verdict || '') : (verb[ev.verdict] || ev.event)}${f.host ? html` · <span class="host">${f.host}</span>` : ''}
+				<${Verdict} v=${x.verdict} monitor=${x.monitor} />
+				${' '}${shadow ? `Shadow policy would have: ${x.verdict || ''}` : verb[x.verdict] || ev.event}${f.host ? html` · <span class="host">${f.host}</span>` : ''}
 			</h1>
-			${ev.reason && html`<p class="reason" data-testid="reason">${ev.reason}</p>`}
-			${ev.monitor && html`<p class="muted">Monitor mode: reported, not enforced.</p>`}
+			${x.reason && html`<p class="reason" data-testid="reason">${x.reason}</p>`}
+			${x.monitor && html`<p class="muted">Monitor mode: reported, not enforced.</p>`}
 			${shadow && html`<p class="muted">The active policy (${ev.active_policy_version}) decided <${Verdict} v=${ev.active_verdict} />; the shadow version ${ev.policy_version} would have decided this.</p>`}
 			${ev.note && html`<p class="note">Note: ${ev.note}</p>`}
 			${ev.policy_error && html`<p class="error">The policy failed on this message (policy error): the configured fallback decided.</p>`}
-			<p class="rule">Decided by <code data-testid="rule">${ev.rule || '—'}</code>${ev.stage ? ` at the ${ev.stage} stage` : ''}, policy ${ev.policy_version || '—'}.</p>
-			${loc && html`<${RuleSource} loc=${loc} />`}
+			<p class="rule">Decided by <code data-testid="rule">${x.rule || '—'}</code>${x.stage ? ` at the ${x.stage} stage` : ''}, policy ${x.policy_version || '—'}.</p>
+			<${RuleSource} x=${x} />
 		</section>
 		<section class="card" aria-labelledby="det-h">
 			<h2 id="det-h">What was found</h2>
-			<${Detectors} detectors=${ev.detectors} session=${session} />
+			<${Detectors} detectors=${x.detectors} session=${session} />
 		</section>
 		<div class="grid2">
 			<section class="card" aria-labelledby="flow-h">
@@ -94,14 +86,11 @@ export function EventDetail({ id, session }) {
 				<${Facts} rows=${[
 					['Host', f.host],
 					['Request', f.method || f.path ? `${f.method || ''} ${f.path || ''}` : null],
-					['SNI', f.sni !== f.host ? f.sni : null],
-					['Destination', f.dst_ip ? `${f.dst_ip}:${f.dst_port}` : f.dst_port],
-					['Status', f.status],
-					['Body', f.body_bytes !== undefined ? bytes(f.body_bytes) : null],
-					['Sent / received', f.bytes_up !== undefined ? `${bytes(f.bytes_up)} / ${bytes(f.bytes_down)}` : null],
+					['Port', f.dst_port],
+					['Body', f.body_bytes != null ? bytes(f.body_bytes) : null],
+					['Sent / received', f.bytes_up != null ? `${bytes(f.bytes_up)} / ${bytes(f.bytes_down)}` : null],
 					['TLS (client / upstream)', f.tls ? `${f.tls} / ${f.upstream_tls || '—'}` : null],
 					['Source', f.source],
-					['Client', f.client],
 				]} />
 			</section>
 			<section class="card" aria-labelledby="app-h">
@@ -111,14 +100,13 @@ export function EventDetail({ id, session }) {
 					['Signing id', app.signing_id],
 					['Team id', app.team_id],
 					['Anchor', app.anchor],
-					['PID / UID', app.pid !== undefined ? `${app.pid} / ${app.uid ?? '—'}` : null],
-					['Agent', html`<${Link} href=${`/agents/${encodeURIComponent(ev.agent_id)}`}>${ev.hostname || ev.agent_id}</${Link}>`],
+					['Agent', html`<${Link} href=${`/agents/${encodeURIComponent(agent.agent_id)}`}>${agent.hostname || agent.agent_id}</${Link}>`],
 					['Time', html`<${Time} t=${ev.time} />`],
-					['Held for', ev.latency_us !== undefined ? `${num(ev.latency_us)} µs` : null],
+					['Held for', ev.latency_us != null ? `${num(ev.latency_us)} µs` : null],
 					['Event id', ev.id],
+					['Incident', x.incident && (session.role === 'viewer' ? x.incident.status : html`<${Link} href=${`/incidents/${encodeURIComponent(x.incident.id)}`}>${x.incident.status.replace('_', ' ')}</${Link}>`)],
 				]} />
 			</section>
 		</div>
-		${ev.incident_id && html`<p><${Link} href=${`/incidents/${ev.incident_id}`}>Open the incident for this event</${Link}></p>`}
 	</main>`;
 }

@@ -1,10 +1,8 @@
 // Policies: the versions (message, author, tests), what runs where
 // (rollouts, per-version status), the shadow report, the diff between two
 // versions, and, for admins, activate / shadow / rollback behind a
-// confirmation that says how many agents it reaches: counted here with the
-// console's own targeting rule (labels, then the agent's bucket:
-// SHA-256(agent_id)'s first 32 bits mod 100 below the percent), and the
-// console's answer, which counts at the moment it acts, is shown after.
+// confirmation that says how many agents it reaches (the console's
+// preview), then what the console's answer counted when it acted.
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import { get, post, qs } from '../api.js';
@@ -12,20 +10,11 @@ import { Link, navigate, useLocation } from '../router.js';
 import { ConfirmButton, Empty, ErrorBox, Facts, Loading, Time, num, useFetch } from '../ui.js';
 import { labelText } from './agents.js';
 
-async function bucket(agentId) {
-	const md = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(agentId)));
-	return ((md[0] << 24) | (md[1] << 16) | (md[2] << 8) | md[3]) >>> 0;
-}
-
+// How many agents a rollout would reach now: the console counts it with
+// its own targeting rule and stores nothing.
 export async function countTargets(labels, percent) {
-	const { agents } = await get('/api/v1/agents');
-	let n = 0;
-	for (const a of agents) {
-		const al = a.labels || {};
-		if (!Object.entries(labels).every(([k, v]) => al[k] === v)) continue;
-		if ((await bucket(a.agent_id)) % 100 < percent) n++;
-	}
-	return { n, of: agents.length };
+	const r = await post('/api/v1/rollouts/preview', { labels, percent });
+	return { n: r.targets, of: r.agents };
 }
 
 // "ring=canary, site=paris" -> {ring: "canary", site: "paris"}
