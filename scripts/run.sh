@@ -45,7 +45,7 @@ stop() {
 	echo "dlpgate and the console stopped" >&2
 }
 setsid "$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
-	>"$top/.run/console.log" 2>&1 &
+	--web-root "$top/$build/web" >"$top/.run/console.log" 2>&1 &
 console_pid=$!
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
@@ -87,6 +87,7 @@ Check or test a policy:  $bin check $policy
                          $bin test $policy $top/rules/tests/default_test.lua
 The console runs on $console (log: .run/console.log, database:
 $console_dir/console.db). Verdicts reach it within a second. Admin token: $admin
+Its web UI: open $console/ (certificate: $console_dir/console.pem) and sign in with that token.
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" \\
        "$console/api/v1/events?verdict=redact&limit=10"
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" $console/api/v1/agents
