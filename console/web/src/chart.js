@@ -37,6 +37,7 @@ export function StackedChart({ times, series, label, stacked = true }) {
 					stroke: COLORS[s.name] || COLORS.other,
 					fill: stacked ? `${COLORS[s.name] || COLORS.other}99` : undefined,
 					width: stacked ? 1 : 2,
+					points: { show: false },
 					// the legend shows each verdict's own count, not the stack
 					value: (u, v, si, di) => (di == null ? '—' : String(series[i].values[di] || 0)),
 					paths: stacked ? uPlot.paths.stepped({ align: 1 }) : undefined,

@@ -53,7 +53,7 @@ function Fleet({ fleet }) {
 			<span class=${`stat ${f.failed_activations ? 'bad' : ''}`}><strong>${num(f.failed_activations)}</strong> failed activations</span>
 		</div>
 		${(f.policy_versions || []).length > 0 &&
-		html`<p class="versions">Policy versions running:
+		html`<p class="versions">Policy versions running:${' '}
 			${f.policy_versions.map(
 				(v, i) => html`${i ? ', ' : ''}${
 					v.version == null
@@ -63,7 +63,7 @@ function Fleet({ fleet }) {
 			)}
 		</p>`}
 		${(f.silent_agents || []).length > 0 &&
-		html`<p class="versions">Silent: ${f.silent_agents.map(
+		html`<p class="versions">Silent:${' '}${f.silent_agents.map(
 			(a, i) => html`${i ? ', ' : ''}<${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id.slice(0, 8)}</${Link}> (${ago(a.last_seen)})`,
 		)}</p>`}
 	</section>`;

@@ -63,10 +63,9 @@ export function EventDetail({ id, session }) {
 	const shadow = ev.event === 'shadow';
 	return html`<main id="main" class="event">
 		<p class="crumbs"><${Link} href="/events">Events</${Link}> › ${ev.id}</p>
-		<section class=${`card why v-${x.verdict}`} aria-labelledby="why">
+		<section class=${`card why why-${x.verdict}`} aria-labelledby="why">
 			<h1 id="why">
-				<${Verdict} v=${x.verdict} monitor=${x.monitor} />
-				${' '}${shadow ? `Shadow policy would have: ${x.verdict || ''}` : verb[x.verdict] || ev.event}${f.host ? html` · <span class="host">${f.host}</span>` : ''}
+				<span class=${`v-${x.verdict}`}>${shadow ? `Shadow policy would ${x.verdict || ''}` : verb[x.verdict] || ev.event}</span>${x.monitor ? html` <small class="muted">(monitor only)</small>` : ''}${f.host ? html` · <span class="host">${f.host}</span>` : ''}
 			</h1>
 			${x.reason && html`<p class="reason" data-testid="reason">${x.reason}</p>`}
 			${x.monitor && html`<p class="muted">Monitor mode: reported, not enforced.</p>`}

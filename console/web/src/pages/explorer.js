@@ -85,6 +85,9 @@ function FilterForm({ filters }) {
 	</form>`;
 }
 
+// On a phone the filter form folds away once a filter is set: the rows matter more.
+const wide = matchMedia('(min-width: 701px)').matches;
+
 export function Explorer() {
 	const { query } = useLocation();
 	const filters = filtersOf(query);
@@ -101,7 +104,10 @@ export function Explorer() {
 				<a href=${exportUrl(filters, 'ndjson')} download>NDJSON</a>
 			</span>
 		</div>
-		<${FilterForm} filters=${filters} key=${qs(filters)} />
+		<details class="filter-box" open=${wide || Object.keys(filters).length === 0}>
+			<summary>Filters${Object.keys(filters).length ? ` · ${Object.keys(filters).length} set` : ''}</summary>
+			<${FilterForm} filters=${filters} key=${qs(filters)} />
+		</details>
 		<${ErrorBox} error=${error} />
 		${loading && !data && html`<${Loading} />`}
 		${data &&
