@@ -1,0 +1,62 @@
+// Page-usable time of the console's web UI in Chromium (tests/bench/
+// ui_pages.sh runs it against a console holding the 1M-event bench store).
+// "Usable": from the start of the navigation to the moment the page shows
+// its data (the dashboard's totals and chart, the explorer's rows, the
+// event's rule line), warm (the assets cached, as for a user who comes
+// back), median and worst of RUNS runs each.
+// usage: node ui_pages.mjs URL CERT TOKEN [RUNS]
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const top = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const { chromium } = createRequire(join(top, '.deps/node_modules/'))('playwright-core');
+const [url, cert, token, runsArg] = process.argv.slice(2);
+const runs = Number(runsArg || 5);
+const spki = createHash('sha256')
+	.update(new X509Certificate(readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' }))
+	.digest('base64');
+const browser = await chromium.launch({
+	executablePath: '/usr/bin/chromium',
+	args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+		'--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
+});
+const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+page.setDefaultTimeout(30000);
+await page.goto(`${url}/`);
+await page.fill('#token', token);
+await page.click('button[type=submit]');
+await page.waitForSelector('header.top');
+
+// what to filter on: the store's own top detector, host, app and agent
+const dash = await page.evaluate(async () => (await fetch('/api/v1/dashboard')).json());
+const first = (k) => encodeURIComponent((dash.top[k][0] || {}).key || '');
+const ev = await page.evaluate(async () => (await (await fetch('/api/v1/events?verdict=block&limit=1')).json()).events[0]);
+const cases = [
+	['dashboard, 24 h', '/', '[data-testid=total-events]'],
+	['dashboard, 7 d', '/?range=7d', '[data-testid=total-events]'],
+	['explorer, no filter', '/events', 'table.events tbody tr'],
+	['explorer, verdict=block', '/events?verdict=block', 'table.events tbody tr'],
+	['explorer, detector', `/events?detector=${first('detectors')}`, 'table.events tbody tr'],
+	['explorer, host', `/events?host=${first('hosts')}`, 'table.events tbody tr'],
+	['explorer, app', `/events?app=${first('apps')}`, 'table.events tbody tr'],
+	['explorer, agent', `/events?agent=${first('agents')}`, 'table.events tbody tr'],
+	['event detail', `/events/${ev.id}`, '[data-testid=rule]'],
+];
+console.log(`page-usable time, ms (median / worst of ${runs}, warm cache, 1280x800)`);
+for (const [name, path, selector] of cases) {
+	const times = [];
+	for (let i = 0; i < runs; i++) {
+		await page.goto('about:blank');
+		const t = Date.now();
+		await page.goto(`${url}${path}`);
+		await page.waitForSelector(selector);
+		if (path === '/' || path.startsWith('/?')) await page.waitForSelector('.chart canvas, .empty');
+		times.push(Date.now() - t);
+	}
+	times.sort((a, b) => a - b);
+	console.log(`${name.padEnd(26)} ${String(times[times.length >> 1]).padStart(6)} ${String(times[times.length - 1]).padStart(6)}`);
+}
+await browser.close();
