@@ -294,7 +294,7 @@ try {
 				for (const [name, path] of pages) {
 					await page.goto(`${URL0}${path}`);
 					await page.waitForSelector('main h1');
-					await page.waitForLoadState('networkidle');
+					await page.waitForFunction(() => !document.querySelector('main [role=status][aria-live]'));
 					await page.screenshot({ path: join(cfg.screens, `${name}-${w}-${scheme}.png`), fullPage: w < 500 });
 				}
 			}
