@@ -31,7 +31,7 @@ function Detectors({ detectors, session }) {
 	const entries = (detectors || []).map((d) => [d.name, d]);
 	if (entries.length === 0) return html`<p class="muted">No detector fired: the policy decided from the flow alone.</p>`;
 	const hidden = session.role === 'viewer';
-	return html`<table class="detectors">
+	return html`<div class="scroll"><table class="detectors">
 		<thead><tr><th>Detector</th><th>Matches</th><th>Severity</th><th>Masked samples</th></tr></thead>
 		<tbody>
 			${entries.map(
@@ -49,7 +49,7 @@ function Detectors({ detectors, session }) {
 				</tr>`,
 			)}
 		</tbody>
-	</table>`;
+	</table></div>`;
 }
 
 const verb = { block: 'Blocked', redact: 'Redacted', pass: 'Passed', bypass: 'Bypassed', inspect: 'Inspected' };
