@@ -85,6 +85,12 @@ export function Verdict({ v, monitor }) {
 	}</span>`;
 }
 
+// Detector names from a list of names or an event's {name: {...}} object.
+export function detectorNames(d) {
+	if (Array.isArray(d)) return d;
+	return d && typeof d === 'object' ? Object.keys(d) : [];
+}
+
 // The detectors of an event as "card ×3, email".
 export function detectorList(ev) {
 	const d = ev && ev.detectors;

@@ -7,7 +7,7 @@ import { useMemo } from 'preact/hooks';
 import { qs } from '../api.js';
 import { StackedChart } from '../chart.js';
 import { Link, navigate, useLocation } from '../router.js';
-import { Empty, ErrorBox, Loading, Time, VERDICTS, Verdict, ago, num, useFetch } from '../ui.js';
+import { Empty, ErrorBox, Loading, Time, VERDICTS, Verdict, ago, detectorNames, num, useFetch } from '../ui.js';
 import { dashboardUrl, normalizeDashboard } from '../model.js';
 
 export const RANGES = [
@@ -121,9 +121,9 @@ export function Dashboard() {
 								${d.latest_blocks.map(
 									(e) => html`<tr>
 										<td><${Link} href=${`/events/${encodeURIComponent(e.id)}`}><${Time} t=${e.time} /></${Link}></td>
-										<td class="host">${e.host}</td>
+										<td class="host">${e.host ?? (e.flow && e.flow.host)}</td>
 										<td>${e.reason}</td>
-										<td>${(e.detectors || []).join(', ')}</td>
+										<td>${detectorNames(e.detectors).join(', ')}</td>
 										<td><${Link} href=${`/agents/${encodeURIComponent(e.agent_id)}`}>${e.agent_id.slice(0, 8)}</${Link}></td>
 									</tr>`,
 								)}

@@ -52,6 +52,10 @@ function Detectors({ detectors, session }) {
 	</table></div>`;
 }
 
+// A console bundle's rule arrives as the agent's own path to its copy of
+// the bundle (".../policy/v3/bundle/policy.lua:6"): show the bundle's path.
+const shortRule = (rule) => (rule || '').replace(/^.*\/bundle\//, '');
+
 const verb = { block: 'Blocked', redact: 'Redacted', pass: 'Passed', bypass: 'Bypassed', inspect: 'Inspected' };
 
 export function EventDetail({ id, session }) {
@@ -72,7 +76,7 @@ export function EventDetail({ id, session }) {
 			${shadow && html`<p class="muted">The active policy (${ev.active_policy_version}) decided <${Verdict} v=${ev.active_verdict} />; the shadow version ${ev.policy_version} would have decided this.</p>`}
 			${ev.note && html`<p class="note">Note: ${ev.note}</p>`}
 			${ev.policy_error && html`<p class="error">The policy failed on this message (policy error): the configured fallback decided.</p>`}
-			<p class="rule">Decided by <code data-testid="rule">${x.rule || '—'}</code>${x.stage ? ` at the ${x.stage} stage` : ''}, policy ${x.policy_version || '—'}.</p>
+			<p class="rule">Decided by <code data-testid="rule" title=${x.rule}>${shortRule(x.rule) || '—'}</code>${x.stage ? ` at the ${x.stage} stage` : ''}, policy ${x.policy_version || '—'}.</p>
 			<${RuleSource} x=${x} />
 		</section>
 		<section class="card" aria-labelledby="det-h">

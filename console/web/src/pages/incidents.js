@@ -5,7 +5,7 @@ import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import { api, post, qs } from '../api.js';
 import { Link, navigate, useLocation } from '../router.js';
-import { Empty, ErrorBox, Facts, Loading, Time, Verdict, num, useFetch } from '../ui.js';
+import { Empty, ErrorBox, Facts, Loading, Time, Verdict, detectorNames, num, useFetch } from '../ui.js';
 
 export const STATUSES = ['new', 'triaged', 'false_positive', 'resolved'];
 const label = (s) => (s === 'false_positive' ? 'false positive' : s || '');
@@ -74,7 +74,7 @@ export function Incidents() {
 								<td><${Verdict} v=${i.verdict} /></td>
 								<td class="host">${i.host}</td>
 								<td><code>${i.rule}</code></td>
-								<td>${(i.detectors || []).join(', ')}</td>
+								<td>${detectorNames(i.detectors).join(', ')}</td>
 								<td>${i.assignee || html`<span class="muted">nobody</span>`}</td>
 							</tr>`,
 						)}
@@ -127,7 +127,7 @@ export function IncidentDetail({ id }) {
 				['Host', inc.host],
 				['App', inc.app],
 				['Rule', inc.rule && html`<code>${inc.rule}</code>`],
-				['Detectors', (inc.detectors || []).join(', ')],
+				['Detectors', detectorNames(inc.detectors).join(', ')],
 				['Time', html`<${Time} t=${inc.time} />`],
 				['Assignee', inc.assignee || 'nobody'],
 				['Last change', inc.updated_at && html`<${Time} t=${inc.updated_at} /> by ${inc.updated_by}`],
