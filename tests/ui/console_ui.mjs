@@ -10,7 +10,7 @@
 // page error, or a request to anything but the console.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ const require = createRequire(join(top, '.deps/node_modules/'));
 const { chromium } = require('playwright-core');
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const URL0 = cfg.url;
+rmSync(cfg.screens, { recursive: true, force: true });
 mkdirSync(cfg.screens, { recursive: true });
 
 // Chromium accepts the console's self-signed certificate by its key, and

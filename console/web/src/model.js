@@ -25,8 +25,16 @@ export function normalizeDashboard(d) {
 			verdicts[v][i] += n;
 		}
 	}
+	// one more point where the last bucket ends: a step is drawn from each
+	// bucket's start to the next point, so the current bucket gets its width
+	if (times.length) {
+		times.push(times[times.length - 1] + step / 1000);
+		for (const v of Object.keys(verdicts)) verdicts[v].push(0);
+	}
 	const top = d.top || {};
-	const rows = (list) => (list || []).map((r) => ({ key: r.key, label: r.hostname || r.key, count: r.count }));
+	// agents: "laptop-7 · 01a243f7" (host names are not unique)
+	const rows = (list) =>
+		(list || []).map((r) => ({ key: r.key, label: r.hostname ? `${r.hostname} · ${String(r.key).slice(0, 8)}` : r.key, count: r.count }));
 	return {
 		times,
 		verdicts,

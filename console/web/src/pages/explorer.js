@@ -119,13 +119,13 @@ export function Explorer() {
 						${events.map(
 							(e) => html`<tr>
 								<td class="nowrap"><${Link} href=${`/events/${encodeURIComponent(e.id)}`}><${Time} t=${e.time} /></${Link}></td>
-								<td><${Verdict} v=${e.event === 'shadow' ? `${e.verdict}` : e.verdict} monitor=${e.monitor} />${e.event === 'shadow' ? html` <small class="muted">shadow</small>` : null}</td>
+								<td class="nowrap"><${Verdict} v=${e.verdict} monitor=${e.monitor} />${e.event === 'shadow' ? html` <small class="muted">shadow</small>` : null}</td>
 								<td class="host"><span>${e.flow && e.flow.host}</span><small>${e.flow && e.flow.method ? `${e.flow.method} ` : ''}${e.flow && e.flow.path}</small></td>
 								<td>${e.reason || e.note || (e.event !== 'verdict' ? e.event : '')}</td>
 								<td>${detectorList(e)}</td>
 								<td class="app" title=${e.app && e.app.path}>${e.app && (e.app.signing_id || (e.app.path || '').split('/').pop())}</td>
-								<td>${e.hostname || (e.agent_id || '').slice(0, 8)}</td>
-								<td>${e.policy_version}</td>
+								<td class="nowrap" title=${e.agent_id}>${e.hostname || (e.agent_id || '').slice(0, 8)}</td>
+								<td class="nowrap">${e.policy_version}</td>
 							</tr>`,
 						)}
 					</tbody>
