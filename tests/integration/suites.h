@@ -21,5 +21,6 @@ Suite *console_policy_suite(void);
 Suite *appid_suite(void);
 Suite *sync_suite(void);
 Suite *fleet_suite(void);
+Suite *console_ui_suite(void);
 
 #endif
