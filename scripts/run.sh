@@ -45,7 +45,8 @@ stop() {
 	echo "dlpgate and the console stopped" >&2
 }
 setsid "$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
-	--web-root "$top/$build/web" >"$top/.run/console.log" 2>&1 &
+	--web-root "$top/$build/web" \
+	>"$top/.run/console.log" 2>&1 &
 console_pid=$!
 trap 'stop; exit 0' INT TERM
 trap stop EXIT

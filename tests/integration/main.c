@@ -25,8 +25,8 @@ int main(void)
 	Suite *(*const all[])(void) = {harness_suite, cli_suite,    proxy_suite, tls_suite,
 				       hostile_suite, stream_suite, policy_suite, tools_suite,
 				       sysext_suite,  transparent_suite, report_suite, console_suite, appid_suite,
-				       console_policy_suite, console_poll_suite, sync_suite, fleet_suite, ui_suite};
-	const char *names[] = {"harness", "cli", "proxy", "tls", "hostile", "stream", "policy", "tools", "sysext", "transparent", "report", "console", "appid", "console_policy", "console_poll", "sync", "fleet", "ui"};
+				       console_policy_suite, console_poll_suite, sync_suite, fleet_suite, console_ui_suite, web_ui_suite};
+	const char *names[] = {"harness", "cli", "proxy", "tls", "hostile", "stream", "policy", "tools", "sysext", "transparent", "report", "console", "appid", "console_policy", "console_poll", "sync", "fleet", "console_ui", "web_ui"};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 		if (!wanted(names[i]))

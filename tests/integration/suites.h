@@ -21,6 +21,7 @@ Suite *console_policy_suite(void);
 Suite *appid_suite(void);
 Suite *sync_suite(void);
 Suite *fleet_suite(void);
-Suite *ui_suite(void);
+Suite *console_ui_suite(void);
+Suite *web_ui_suite(void);
 
 #endif

@@ -1,6 +1,6 @@
 // The console's web UI in Debian's Chromium, driven by playwright-core,
-// against the real console the ui integration suite (tests/integration/
-// test_ui.c) started and fed with real agents' traffic. It is told what was
+// against the real console the web_ui integration suite (tests/integration/
+// test_web_ui.c) started and fed with real agents' traffic. It is told what was
 // sent in a JSON file (argv[2]); it exits 0 when every step passed, else 1
 // after printing the failed step (a screenshot of it is in the screens dir).
 //

@@ -244,10 +244,10 @@ START_TEST(console_web_ui_in_chromium)
 }
 END_TEST
 
-Suite *ui_suite(void)
+Suite *web_ui_suite(void)
 {
-	Suite *s = suite_create("ui");
-	TCase *t = tcase_create("ui");
+	Suite *s = suite_create("web_ui");
+	TCase *t = tcase_create("web_ui");
 	tcase_set_timeout(t, 180);
 	tcase_add_test(t, console_web_ui_in_chromium);
 	suite_add_tcase(s, t);
