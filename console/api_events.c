@@ -159,9 +159,18 @@ bool api_export(job_t *j, store_conn_t *sc)
 
 /* ---- detail ---- */
 
-/* "policy.lua:12" -> file and line; false for a config key or the like. */
+/* "policy.lua:12" -> file and line; false for a config key or the like.
+ * An agent running a console bundle names the file by its own path to its
+ * copy of the bundle (".../STATE/policy/v3/bundle/policy.lua:12", cut at
+ * the front with "..." when long): the bundle's path is what follows the
+ * last "/bundle/". */
 static bool rule_location(const char *rule, char *file, size_t n, int *line)
 {
+	const char *in_bundle = NULL;
+	for (const char *p = rule; p && (p = strstr(p, "/bundle/")); p++)
+		in_bundle = p + 8;
+	if (in_bundle)
+		rule = in_bundle;
 	const char *colon = rule ? strrchr(rule, ':') : NULL;
 	if (!colon || colon == rule || !colon[1] || (size_t)(colon - rule) >= n)
 		return false;
