@@ -34,7 +34,7 @@ export function normalizeDashboard(d) {
 	const top = d.top || {};
 	// agents: "laptop-7 · 01a243f7" (host names are not unique)
 	const rows = (list) =>
-		(list || []).map((r) => ({ key: r.key, label: r.hostname ? `${r.hostname} · ${String(r.key).slice(0, 8)}` : r.key, count: r.count }));
+		(list || []).map((r) => ({ key: r.key, label: r.hostname ? `${r.hostname} · ${String(r.key).slice(-8)}` : r.key, count: r.count }));
 	return {
 		times,
 		verdicts,

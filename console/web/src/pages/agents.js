@@ -37,7 +37,7 @@ export function Agents() {
 						${list.map((a) => {
 							const errs = a.recent_errors || [];
 							return html`<tr class=${silent(a) ? 'silent' : ''}>
-								<td><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id}</${Link}></td>
+								<td><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id}</${Link}> <small class="muted" title=${a.agent_id}>${a.agent_id.slice(-8)}</small></td>
 								<td title=${a.last_seen || ''}>${ago(a.last_seen)}${silent(a) ? html` <span class="badge warn">silent</span>` : ''}</td>
 								<td>${a.engine_version || a.version}</td>
 								<td>${policyOf(a)}</td>

@@ -64,7 +64,7 @@ function Fleet({ fleet }) {
 		</p>`}
 		${(f.silent_agents || []).length > 0 &&
 		html`<p class="versions">Silent:${' '}${f.silent_agents.map(
-			(a, i) => html`${i ? ', ' : ''}<${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id.slice(0, 8)}</${Link}> (${ago(a.last_seen)})`,
+			(a, i) => html`${i ? ', ' : ''}<${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.hostname || a.agent_id.slice(-8)}</${Link}> (${ago(a.last_seen)})`,
 		)}</p>`}
 	</section>`;
 }
@@ -124,7 +124,7 @@ export function Dashboard() {
 										<td class="host">${e.host ?? (e.flow && e.flow.host)}</td>
 										<td>${e.reason}</td>
 										<td>${detectorNames(e.detectors).join(', ')}</td>
-										<td><${Link} href=${`/agents/${encodeURIComponent(e.agent_id)}`}>${e.agent_id.slice(0, 8)}</${Link}></td>
+										<td><${Link} href=${`/agents/${encodeURIComponent(e.agent_id)}`}>${e.agent_id.slice(-8)}</${Link}></td>
 									</tr>`,
 								)}
 							</tbody>

@@ -124,7 +124,7 @@ export function Explorer() {
 								<td>${e.reason || e.note || (e.event !== 'verdict' ? e.event : '')}</td>
 								<td>${detectorList(e)}</td>
 								<td class="app" title=${e.app && e.app.path}>${e.app && (e.app.signing_id || (e.app.path || '').split('/').pop())}</td>
-								<td class="nowrap" title=${e.agent_id}>${e.hostname || (e.agent_id || '').slice(0, 8)}</td>
+								<td class="nowrap" title=${e.agent_id}>${e.hostname || (e.agent_id || '').slice(-8)}</td>
 								<td class="nowrap">${e.policy_version}</td>
 							</tr>`,
 						)}

@@ -191,8 +191,8 @@ export function PolicyDetail({ version, session }) {
 					<span class=${`stat ${s.pending ? 'warn' : ''}`}><strong>${num(s.pending)}</strong> pending</span>
 					<span class=${`stat ${s.failed ? 'bad' : ''}`}><strong>${num(s.failed)}</strong> failed</span>
 				</div>
-				${(s.failures || []).length > 0 && html`<h3>Failures</h3><ul class="errors">${s.failures.map((f) => html`<li><${Link} href=${`/agents/${encodeURIComponent(f.agent_id)}`}>${f.agent_id.slice(0, 8)}</${Link}>: <code>${f.error}</code></li>`)}</ul>`}
-				${(s.pending_agents || []).length > 0 && html`<h3>Pending</h3><ul>${s.pending_agents.map((a) => html`<li><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.agent_id.slice(0, 8)}</${Link}> runs ${a.running || '—'}, seen <${Time} t=${a.last_seen} /></li>`)}</ul>`}
+				${(s.failures || []).length > 0 && html`<h3>Failures</h3><ul class="errors">${s.failures.map((f) => html`<li><${Link} href=${`/agents/${encodeURIComponent(f.agent_id)}`}>${f.agent_id.slice(-8)}</${Link}>: <code>${f.error}</code></li>`)}</ul>`}
+				${(s.pending_agents || []).length > 0 && html`<h3>Pending</h3><ul>${s.pending_agents.map((a) => html`<li><${Link} href=${`/agents/${encodeURIComponent(a.agent_id)}`}>${a.agent_id.slice(-8)}</${Link}> runs ${a.running || '—'}, seen <${Time} t=${a.last_seen} /></li>`)}</ul>`}
 				${(s.rollouts || []).length > 0 && html`<h3>Rollouts of this version</h3><ul class="rollouts">${s.rollouts.map((r) => html`<li>${r.kind} for ${scope(r.labels || {}, r.percent ?? 100)}: <strong>${r.state}</strong>${r.halt_reason ? ` (${r.halt_reason})` : ''}</li>`)}</ul>`}`}
 			</section>
 		</div>
