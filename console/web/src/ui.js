@@ -85,6 +85,10 @@ export function Verdict({ v, monitor }) {
 	}</span>`;
 }
 
+// A console bundle's rule arrives as the agent's own path to its copy of
+// the bundle (".../policy/v3/bundle/policy.lua:6"): show the bundle's path.
+export const shortRule = (rule) => (rule || '').replace(/^.*\/bundle\//, '');
+
 // Detector names from a list of names or an event's {name: {...}} object.
 export function detectorNames(d) {
 	if (Array.isArray(d)) return d;

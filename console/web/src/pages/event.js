@@ -5,7 +5,7 @@
 import { html } from 'htm/preact';
 import { qs } from '../api.js';
 import { Link } from '../router.js';
-import { ErrorBox, Facts, Loading, Time, Verdict, bytes, num, useFetch } from '../ui.js';
+import { ErrorBox, Facts, Loading, Time, Verdict, bytes, num, shortRule, useFetch } from '../ui.js';
 
 const UNAVAILABLE = {
 	built_in: "the agent ran its built-in default policy, which the console does not store",
@@ -51,10 +51,6 @@ function Detectors({ detectors, session }) {
 		</tbody>
 	</table></div>`;
 }
-
-// A console bundle's rule arrives as the agent's own path to its copy of
-// the bundle (".../policy/v3/bundle/policy.lua:6"): show the bundle's path.
-const shortRule = (rule) => (rule || '').replace(/^.*\/bundle\//, '');
 
 const verb = { block: 'Blocked', redact: 'Redacted', pass: 'Passed', bypass: 'Bypassed', inspect: 'Inspected' };
 

@@ -5,7 +5,7 @@ import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import { api, post, qs } from '../api.js';
 import { Link, navigate, useLocation } from '../router.js';
-import { Empty, ErrorBox, Facts, Loading, Time, Verdict, detectorNames, num, useFetch } from '../ui.js';
+import { Empty, ErrorBox, Facts, Loading, Time, Verdict, detectorNames, num, shortRule, useFetch } from '../ui.js';
 
 export const STATUSES = ['new', 'triaged', 'false_positive', 'resolved'];
 const label = (s) => (s === 'false_positive' ? 'false positive' : s || '');
@@ -31,7 +31,7 @@ function FalsePositives() {
 					<tbody>${groups.map(
 						(g) => html`<tr>
 							<td>${g.detector == null ? html`<span class="muted">no detector</span>` : g.detector}</td>
-							<td><code>${g.rule}</code></td>
+							<td><code title=${g.rule}>${shortRule(g.rule)}</code></td>
 							<td>${num(g.count)}</td>
 							<td class="nowrap"><${Time} t=${g.last_time} /></td>
 							<td>${(g.incident_ids || []).map((id, i) => html`${i ? ' ' : ''}<${Link} href=${`/incidents/${encodeURIComponent(id)}`}>#${id}</${Link}>`)}</td>
@@ -73,7 +73,7 @@ export function Incidents() {
 								<td><${Status} s=${i.status} /></td>
 								<td><${Verdict} v=${i.verdict} /></td>
 								<td class="host">${i.host}</td>
-								<td><code>${i.rule}</code></td>
+								<td><code title=${i.rule}>${shortRule(i.rule)}</code></td>
 								<td>${detectorNames(i.detectors).join(', ')}</td>
 								<td>${i.assignee || html`<span class="muted">nobody</span>`}</td>
 							</tr>`,
@@ -122,11 +122,11 @@ export function IncidentDetail({ id }) {
 		<h1>Incident #${inc.id} <${Status} s=${inc.status} testid="incident-status" /></h1>
 		<section class="card">
 			<${Facts} rows=${[
-				['Event', html`<${Link} href=${`/events/${encodeURIComponent(inc.event_id)}`}>${ev.reason || inc.rule || 'open the event'}</${Link}>`],
+				['Event', html`<${Link} href=${`/events/${encodeURIComponent(inc.event_id)}`}>${ev.reason || shortRule(inc.rule) || 'open the event'}</${Link}>`],
 				['Verdict', html`<${Verdict} v=${inc.verdict} />`],
 				['Host', inc.host],
 				['App', inc.app],
-				['Rule', inc.rule && html`<code>${inc.rule}</code>`],
+				['Rule', inc.rule && html`<code title=${inc.rule}>${shortRule(inc.rule)}</code>`],
 				['Detectors', detectorNames(inc.detectors).join(', ')],
 				['Time', html`<${Time} t=${inc.time} />`],
 				['Assignee', inc.assignee || 'nobody'],
