@@ -22,8 +22,8 @@ export function Audit() {
 						${list.map(
 							(a) => html`<tr>
 								<td class="nowrap"><${Time} t=${a.time} /></td>
-								<td><code>${a.actor}</code></td>
-								<td>${a.action}</td>
+								<td class="nowrap"><code>${a.actor}</code></td>
+								<td class="nowrap">${a.action}</td>
 								<td><code class="detail">${typeof a.detail === 'string' ? a.detail : JSON.stringify(a.detail)}</code></td>
 							</tr>`,
 						)}

@@ -26,7 +26,7 @@ export function SignIn({ onSignedIn }) {
 	return html`<main id="main" class="signin">
 		<form class="card" onSubmit=${submit}>
 			<h1>dlpgate console</h1>
-			<p class="muted">Sign in with an admin token. An admin makes one with
+			<p class="muted">Sign in with an admin token. An admin makes one with${' '}
 				<code>dlpgate-console admin token create --role viewer|analyst|admin</code>.</p>
 			<label for="token">Token</label>
 			<input id="token" name="token" type="password" autocomplete="off" spellcheck="false" required
