@@ -146,7 +146,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient \
-	    build-asan/dlpgate-console
+	    build-asan/dlpgate-console build-asan/web/index.html
 
 asan-test: asan
 	@scripts/run-tests.sh build-asan
@@ -158,7 +158,8 @@ asan-test: asan
 # default reads that as a race.
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
-	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console
+	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console \
+	    build-tsan/web/index.html
 
 tsan-test: tsan
 	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2 suppressions=$(CURDIR)/tests/tsan.supp}" \

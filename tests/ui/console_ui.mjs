@@ -257,6 +257,8 @@ try {
 
 	await step('policies: activate v2 and roll back, each confirmed with the agents it reaches', async () => {
 		await page.goto(`${URL0}/policies/2`);
+		// what changed from v1: email addresses now blocked
+		await page.waitForSelector('.diff .add:has-text("email address")');
 		await page.click('button:text("Activate v2")');
 		await page.waitForSelector('[role=dialog]');
 		// keyboard: focus is trapped in the dialog and Escape closes it
