@@ -9,6 +9,9 @@
 # and with each single filter, and an event's page.
 #
 #   tests/bench/ui_pages.sh [N_EVENTS] [sqlite|postgresql] [RUNS]
+#
+# KEEP=DIR keeps the console's state (SQLite store) in DIR; a DIR that
+# already holds a console.db is used as it is, without loading (SQLite).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/bench/console_wait.sh"
@@ -21,6 +24,13 @@ cbin="$top/build/dlpgate-console"
 pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/dlpgate-uip-XXXXXX)
 chmod 755 "$work"
+keep=${KEEP:-}
+load=1
+if [ -n "$keep" ]; then
+	mkdir -p "$keep"
+	[ -s "$keep/console.db" ] && load=""
+	ln -s "$(cd "$keep" && pwd)" "$work/st"
+fi
 cpid=""
 cleanup() {
 	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
@@ -40,11 +50,13 @@ if [ "$which" = postgresql ]; then
 	set -- --db postgresql://postgres@127.0.0.1:55435/postgres
 fi
 mkdir -p "$work/st"
+[ -z "$keep" ] || [ "$which" = sqlite ] || { echo "ui_pages: KEEP is for sqlite" >&2; exit 2; }
 "$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn \
 	--web-root "$top/build/web" "$@" >"$work/console.log" 2>&1 &
 cpid=$!
 wait_console $cpid "$work/st/console.pem" $port "$work/console.log"
 admin=$("$cbin" admin token create --role admin --state-dir "$work/st" "$@")
-python3 "$top/tests/bench/ui_events.py" "https://127.0.0.1:$port" "$work/st/console.pem" $secret "$n" | sed "s/^/$which: /"
-echo "$which: $n events; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "$load" ] ||
+	python3 "$top/tests/bench/ui_events.py" "https://127.0.0.1:$port" "$work/st/console.pem" $secret "$n" | sed "s/^/$which: /"
+echo "$which: $(sqlite3 "$work/st/console.db" 'select count(*) from events' 2>/dev/null || echo "$n") events; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 node "$top/tests/bench/ui_pages.mjs" "https://127.0.0.1:$port" "$work/st/console.pem" "$admin" "$runs"
