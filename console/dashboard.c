@@ -23,6 +23,12 @@ static int64_t q(store_conn_t *c, const char *sql, const store_param_t *p, int n
 	return c->st->drv->exec(c, sql, p, np, fn, ud);
 }
 
+/* 0, or -1 when the statement failed */
+static int q0(store_conn_t *c, const char *sql, const store_param_t *p, int np, store_row_fn fn, void *ud)
+{
+	return q(c, sql, p, np, fn, ud) < 0 ? -1 : 0;
+}
+
 /* Counts are gathered into acc (key -> n): for the series the key is
  * "BUCKET\x1fVERDICT", for a top list the value. Whole hours inside the
  * range come from event_rollup, the partial hours at its ends from the
@@ -84,19 +90,15 @@ static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t 
 		return 0;
 	if (!dim) {
 		store_param_t p[4] = {store_int(bucket), store_int(bucket), store_int(hs), store_int(hu)};
-		return q(c,
+		return q0(c,
 			 "SELECT (hour_ms / ?) * ? AS t, k, sum(n) FROM event_rollup WHERE dim = 'v' AND hour_ms >= ? "
 			 "AND hour_ms < ? GROUP BY t, k",
-			 p, 4, row_acc, acc) < 0
-			       ? -1
-			       : 0;
+			 p, 4, row_acc, acc);
 	}
 	store_param_t p[3] = {store_text(dim->dim), store_int(hs), store_int(hu)};
-	return q(c,
+	return q0(c,
 		 "SELECT k, '', sum(n) FROM event_rollup WHERE dim = ? AND hour_ms >= ? AND hour_ms < ? GROUP BY k", p,
-		 3, row_acc, acc) < 0
-		       ? -1
-		       : 0;
+		 3, row_acc, acc);
 }
 
 static int by_count(const void *a, const void *b)
@@ -277,10 +279,8 @@ int store_dashboard(store_conn_t *c, int64_t since_ms, int64_t until_ms, int64_t
 	json_t *blocks = json_array();
 	json_object_set_new(out, "latest_blocks", blocks);
 	store_param_t b[3] = {store_int(since_ms), store_int(until_ms), store_int(TOP_N)};
-	return q(c,
+	return q0(c,
 		 "SELECT body FROM events WHERE kind = 'verdict' AND verdict = 'block' AND ts_ms >= ? AND ts_ms < ? "
 		 "ORDER BY ts_ms DESC, seq DESC LIMIT ?",
-		 b, 3, row_block, blocks) < 0
-		       ? -1
-		       : 0;
+		 b, 3, row_block, blocks);
 }
