@@ -195,7 +195,8 @@ all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
 # The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
 CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o \
-                    $(BUILD)/obj/console/policy_routes.o $(BUILD)/obj/console/policy_check.o
+                    $(BUILD)/obj/console/policy_routes.o $(BUILD)/obj/console/policy_check.o \
+                    $(BUILD)/obj/console/session.o $(BUILD)/obj/console/web.o
 $(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
 # The macOS extension's portable state machines are unit-tested (tests/unit/test_sysext_*.c).
 $(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o $(BUILD)/obj/sysext/extension/engine_reply.o
@@ -213,6 +214,8 @@ $(BUILD)/policy-poll: tests/bench/policy_poll.c
 # Its network parsers get a fuzz target like the engine's.
 build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
 build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
+build-fuzz/fuzz_webreq: $(CONSOLE_UNIT_OBJ)
+build-fuzz/fuzz_webreq: CFLAGS += -Iconsole
 # ---- end console ---------------------------------------------------------
 
 # ---- console web UI: $(BUILD)/web ----------------------------------------

@@ -436,10 +436,15 @@ static bool do_events_list(job_t *j, store_conn_t *sc)
 	size_t i;
 	json_t *ev;
 	json_array_foreach(events, i, ev) api_strip_samples(j, ev);
-	char cursor[40];
-	console_cursor_format(ts, seq, cursor);
-	api_answer_json(j, 200, json_pack("{s:o, s:o}", "events", events, "next_cursor", more ? json_string(cursor) : json_null()));
+	api_answer_page(j, "events", events, more, ts, seq);
 	return true;
+}
+
+void api_answer_page(job_t *j, const char *key, json_t *items, bool more, int64_t ts, int64_t id)
+{
+	char cursor[40];
+	console_cursor_format(ts, id, cursor);
+	api_answer_json(j, 200, json_pack("{s:o, s:o}", key, items, "next_cursor", more ? json_string(cursor) : json_null()));
 }
 
 static bool do_event_get(job_t *j, store_conn_t *sc)

@@ -52,6 +52,8 @@ typedef struct {
 void api_answer_json(job_t *j, int status, json_t *o);
 void api_answer_error(job_t *j, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* 200 {key: items, "next_cursor": cursor of (ts, id) when more, else null}. */
+void api_answer_page(job_t *j, const char *key, json_t *items, bool more, int64_t ts, int64_t id);
 /* The token id (12 hex) of who asks: the audit actor and note author. */
 void api_actor(const job_t *j, char out[80]);
 /* Removes the masked samples of a viewer's copy of an event (in place). */

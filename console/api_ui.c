@@ -317,10 +317,7 @@ bool api_incidents(job_t *j, store_conn_t *sc)
 		json_decref(list);
 		return false;
 	}
-	char cursor[40];
-	console_cursor_format(ts, id, cursor);
-	api_answer_json(j, 200, json_pack("{s:o, s:o}", "incidents", list, "next_cursor",
-					  more ? json_string(cursor) : json_null()));
+	api_answer_page(j, "incidents", list, more, ts, id);
 	return true;
 }
 

@@ -192,6 +192,8 @@ typedef struct {
 } console_web_answer_t;
 void console_web_serve(const char *root, const char *path, console_web_answer_t *a);
 const char *console_web_type(const char *name);
+/* Only [A-Za-z0-9._~-] segments, none starting with '.', none empty. */
+bool console_web_path_ok(const char *path);
 bool console_web_hashed(const char *name);
 
 /* ---- cert.c ---- */

@@ -23,37 +23,149 @@ static int64_t q(store_conn_t *c, const char *sql, const store_param_t *p, int n
 	return c->st->drv->exec(c, sql, p, np, fn, ud);
 }
 
-typedef struct {
-	json_t *series, *totals;
-	int64_t last_t;
-	json_t *cur;
-} series_t;
-
-static bool row_series(void *ud, int n, const char *const *cols)
+/* 0, or -1 when the statement failed */
+static int q0(store_conn_t *c, const char *sql, const store_param_t *p, int np, store_row_fn fn, void *ud)
 {
-	series_t *s = ud;
+	return q(c, sql, p, np, fn, ud) < 0 ? -1 : 0;
+}
+
+/* Counts are gathered into acc (key -> n): for the series the key is
+ * "BUCKET\x1fVERDICT", for a top list the value. Whole hours inside the
+ * range come from event_rollup, the partial hours at its ends from the
+ * events themselves (at most two hours of rows). */
+static bool row_acc(void *ud, int n, const char *const *cols)
+{
 	if (n < 3 || !cols[0] || !cols[1] || !cols[2])
 		return true;
-	int64_t t = strtoll(cols[0], NULL, 10), cnt = strtoll(cols[2], NULL, 10);
-	if (!s->cur || t != s->last_t) {
-		char ts[64];
-		console_time_format(t, ts);
-		s->cur = json_object();
-		json_array_append_new(s->series, json_pack("{s:s, s:o}", "t", ts, "counts", s->cur));
-		s->last_t = t;
-	}
-	json_object_set_new(s->cur, cols[1], json_integer(cnt));
-	json_object_set_new(s->totals, cols[1],
-			    json_integer(json_integer_value(json_object_get(s->totals, cols[1])) + cnt));
+	char key[2200];
+	if (cols[1][0])
+		snprintf(key, sizeof key, "%s\x1f%s", cols[0], cols[1]);
+	else
+		snprintf(key, sizeof key, "%s", cols[0]);
+	json_t *v = json_object_get(ud, key);
+	json_object_set_new(ud, key, json_integer(json_integer_value(v) + strtoll(cols[2], NULL, 10)));
 	return true;
 }
 
-static bool row_top(void *ud, int n, const char *const *cols)
+typedef struct {
+	const char *dim;
+	const char *raw; /* over events e in [?, ?): key, '' or verdict, count */
+} dim_sql_t;
+
+static const dim_sql_t dims[] = {
+	{"host", "SELECT e.host, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? AND e.ts_ms < ? "
+		 "AND e.host IS NOT NULL GROUP BY e.host"},
+	{"app", "SELECT COALESCE(e.app_path, e.app_signing_id) AS a, '', count(*) FROM events e WHERE e.kind = 'verdict' "
+		"AND e.ts_ms >= ? AND e.ts_ms < ? AND COALESCE(e.app_path, e.app_signing_id) IS NOT NULL GROUP BY a"},
+	{"agent", "SELECT e.agent_id, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? "
+		  "AND e.ts_ms < ? GROUP BY e.agent_id"},
+	{"det", "SELECT d.detector, '', count(*) FROM event_detectors d JOIN events e ON e.seq = d.seq "
+		"WHERE e.kind = 'verdict' AND d.ts_ms >= ? AND d.ts_ms < ? GROUP BY d.detector"},
+};
+
+/* acc += counts of [since, until) for dim (NULL: the series). */
+static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t until, int64_t bucket, json_t *acc)
 {
-	if (n < 2 || !cols[0] || !cols[1])
-		return true;
-	json_array_append_new(ud, json_pack("{s:s, s:I}", "key", cols[0], "count", (json_int_t)strtoll(cols[1], NULL, 10)));
-	return true;
+	int64_t hs = (since + 3599999) / 3600000 * 3600000, hu = until / 3600000 * 3600000;
+	bool rolled = bucket >= 3600000 && hs < hu;
+	int64_t edges[2][2] = {{since, rolled ? hs : until}, {rolled ? hu : until, until}};
+	for (int i = 0; i < 2; i++) {
+		if (edges[i][0] >= edges[i][1])
+			continue;
+		if (!dim) {
+			store_param_t p[4] = {store_int(bucket), store_int(bucket), store_int(edges[i][0]),
+					      store_int(edges[i][1])};
+			if (q(c,
+			      "SELECT (ts_ms / ?) * ? AS t, verdict, count(*) FROM events WHERE kind = 'verdict' "
+			      "AND ts_ms >= ? AND ts_ms < ? AND verdict IS NOT NULL GROUP BY t, verdict",
+			      p, 4, row_acc, acc) < 0)
+				return -1;
+		} else {
+			store_param_t p[2] = {store_int(edges[i][0]), store_int(edges[i][1])};
+			if (q(c, dim->raw, p, 2, row_acc, acc) < 0)
+				return -1;
+		}
+	}
+	if (!rolled)
+		return 0;
+	if (!dim) {
+		store_param_t p[4] = {store_int(bucket), store_int(bucket), store_int(hs), store_int(hu)};
+		return q0(c,
+			 "SELECT (hour_ms / ?) * ? AS t, k, sum(n) FROM event_rollup WHERE dim = 'v' AND hour_ms >= ? "
+			 "AND hour_ms < ? GROUP BY t, k",
+			 p, 4, row_acc, acc);
+	}
+	store_param_t p[3] = {store_text(dim->dim), store_int(hs), store_int(hu)};
+	return q0(c,
+		 "SELECT k, '', sum(n) FROM event_rollup WHERE dim = ? AND hour_ms >= ? AND hour_ms < ? GROUP BY k", p,
+		 3, row_acc, acc);
+}
+
+static int by_count(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	json_int_t m = json_integer_value(json_object_get(x, "count")), n = json_integer_value(json_object_get(y, "count"));
+	if (m != n)
+		return m < n ? 1 : -1;
+	return strcmp(json_string_value(json_object_get(x, "key")), json_string_value(json_object_get(y, "key")));
+}
+
+/* The TOP_N keys of acc, most first. */
+static json_t *top_of(json_t *acc)
+{
+	size_t n = json_object_size(acc), i = 0;
+	json_t **v = calloc(n + 1, sizeof *v), *out = json_array(), *val;
+	const char *k;
+	json_object_foreach(acc, k, val) v[i++] = json_pack("{s:s, s:I}", "key", k, "count", json_integer_value(val));
+	qsort(v, n, sizeof *v, by_count);
+	for (i = 0; i < n; i++)
+		if (i < TOP_N)
+			json_array_append_new(out, v[i]);
+		else
+			json_decref(v[i]);
+	free(v);
+	return out;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* acc "T\x1fverdict" -> n into the series (time order) and totals. */
+static void series_of(json_t *acc, json_t *series, json_t *totals)
+{
+	size_t n = json_object_size(acc), m = 0;
+	int64_t *ts = calloc(n + 1, sizeof *ts);
+	json_t *by = json_object(), *val;
+	const char *k;
+	json_object_foreach(acc, k, val)
+	{
+		const char *sep = strchr(k, '\x1f');
+		if (!sep)
+			continue;
+		char t[32];
+		snprintf(t, sizeof t, "%.*s", (int)(sep - k), k);
+		json_t *counts = json_object_get(by, t);
+		if (!counts) {
+			counts = json_object();
+			json_object_set_new(by, t, counts);
+			ts[m++] = strtoll(t, NULL, 10);
+		}
+		json_int_t x = json_integer_value(val);
+		json_object_set_new(counts, sep + 1, json_integer(x));
+		json_object_set_new(totals, sep + 1, json_integer(json_integer_value(json_object_get(totals, sep + 1)) + x));
+	}
+	qsort(ts, m, sizeof *ts, by_time);
+	for (size_t i = 0; i < m; i++) {
+		char t[32], when[64];
+		snprintf(t, sizeof t, "%lld", (long long)ts[i]);
+		console_time_format(ts[i], when);
+		json_array_append_new(series, json_pack("{s:s, s:O}", "t", when, "counts", json_object_get(by, t)));
+	}
+	json_decref(by);
+	free(ts);
 }
 
 static bool row_block(void *ud, int n, const char *const *cols)
@@ -111,47 +223,31 @@ static bool row_agent_health(void *ud, int n, const char *const *cols)
 	return true;
 }
 
-static int top(store_conn_t *c, const char *sql, int64_t since, int64_t until, json_t *out)
-{
-	store_param_t p[3] = {store_int(since), store_int(until), store_int(TOP_N)};
-	return q(c, sql, p, 3, row_top, out) < 0 ? -1 : 0;
-}
-
 int store_dashboard(store_conn_t *c, int64_t since_ms, int64_t until_ms, int64_t bucket_ms, int64_t now_ms,
 		    json_t *out)
 {
-	series_t s = {json_array(), json_object(), 0, NULL};
-	json_object_set_new(out, "series", s.series);
-	json_object_set_new(out, "totals", s.totals);
-	store_param_t p[4] = {store_int(bucket_ms), store_int(bucket_ms), store_int(since_ms), store_int(until_ms)};
-	if (q(c,
-	      "SELECT (ts_ms / ?) * ? AS t, verdict, count(*) FROM events WHERE kind = 'verdict' AND ts_ms >= ? "
-	      "AND ts_ms < ? GROUP BY t, verdict ORDER BY t",
-	      p, 4, row_series, &s) < 0)
+	json_t *series = json_array(), *totals = json_object(), *acc = json_object();
+	json_object_set_new(out, "series", series);
+	json_object_set_new(out, "totals", totals);
+	int r = gather(c, NULL, since_ms, until_ms, bucket_ms, acc);
+	series_of(acc, series, totals);
+	json_decref(acc);
+	if (r)
 		return -1;
-	json_t *topo = json_pack("{s:[], s:[], s:[], s:[]}", "detectors", "hosts", "apps", "agents");
+	json_t *topo = json_object();
 	json_object_set_new(out, "top", topo);
-	if (top(c,
-		"SELECT detector, sum(count) AS n FROM event_detectors WHERE ts_ms >= ? AND ts_ms < ? "
-		"GROUP BY detector ORDER BY n DESC, detector LIMIT ?",
-		since_ms, until_ms, json_object_get(topo, "detectors")) ||
-	    top(c,
-		"SELECT host, count(*) AS n FROM events WHERE kind = 'verdict' AND ts_ms >= ? AND ts_ms < ? "
-		"AND host IS NOT NULL GROUP BY host ORDER BY n DESC, host LIMIT ?",
-		since_ms, until_ms, json_object_get(topo, "hosts")) ||
-	    top(c,
-		"SELECT COALESCE(app_path, app_signing_id) AS a, count(*) AS n FROM events WHERE kind = 'verdict' "
-		"AND ts_ms >= ? AND ts_ms < ? AND COALESCE(app_path, app_signing_id) IS NOT NULL "
-		"GROUP BY a ORDER BY n DESC, a LIMIT ?",
-		since_ms, until_ms, json_object_get(topo, "apps")) ||
-	    top(c,
-		"SELECT agent_id, count(*) AS n FROM events WHERE kind = 'verdict' AND ts_ms >= ? AND ts_ms < ? "
-		"GROUP BY agent_id ORDER BY n DESC, agent_id LIMIT ?",
-		since_ms, until_ms, json_object_get(topo, "agents")))
-		return -1;
+	static const char *const names[] = {"hosts", "apps", "agents", "detectors"};
+	for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+		acc = json_object();
+		r = gather(c, &dims[i], since_ms, until_ms, bucket_ms, acc);
+		json_object_set_new(topo, names[i], top_of(acc));
+		json_decref(acc);
+		if (r)
+			return -1;
+	}
 	fleet_t f = {.fleet = json_object(), .silent = json_array(), .versions = json_object(), .now = now_ms};
 	json_object_set_new(out, "fleet", f.fleet);
-	int64_t r = q(c, "SELECT agent_id, hostname, last_seen, status, failed_version FROM agents ORDER BY agent_id", NULL,
+	r = (int)q(c, "SELECT agent_id, hostname, last_seen, status, failed_version FROM agents ORDER BY agent_id", NULL,
 		      0, row_agent_health, &f);
 	json_t *versions = json_array(), *g;
 	const char *k;
@@ -183,10 +279,8 @@ int store_dashboard(store_conn_t *c, int64_t since_ms, int64_t until_ms, int64_t
 	json_t *blocks = json_array();
 	json_object_set_new(out, "latest_blocks", blocks);
 	store_param_t b[3] = {store_int(since_ms), store_int(until_ms), store_int(TOP_N)};
-	return q(c,
+	return q0(c,
 		 "SELECT body FROM events WHERE kind = 'verdict' AND verdict = 'block' AND ts_ms >= ? AND ts_ms < ? "
 		 "ORDER BY ts_ms DESC, seq DESC LIMIT ?",
-		 b, 3, row_block, blocks) < 0
-		       ? -1
-		       : 0;
+		 b, 3, row_block, blocks);
 }

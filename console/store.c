@@ -111,6 +111,27 @@ static const char *const migrations[] = {
 	"CREATE INDEX incident_notes_incident ON incident_notes (incident_id, id);"
 	"CREATE TABLE agent_status_history (agent_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, status TEXT NOT NULL);"
 	"CREATE INDEX agent_status_history_agent ON agent_status_history (agent_id, ts_ms);",
+	/* 4: hourly counts of verdict events for the dashboard (rollup.c),
+	 * filled from the events already stored. */
+	"CREATE INDEX events_monitor ON events (ts_ms, seq) WHERE monitor = 1;"
+	"CREATE TABLE event_rollup ("
+	" dim TEXT NOT NULL, hour_ms BIGINT NOT NULL, k TEXT NOT NULL, shard INTEGER NOT NULL, n BIGINT NOT NULL,"
+	" PRIMARY KEY (dim, hour_ms, k, shard));"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'v', (ts_ms / 3600000) * 3600000 AS h, verdict, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' AND verdict IS NOT NULL GROUP BY h, verdict;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'host', (ts_ms / 3600000) * 3600000 AS h, host, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' AND host IS NOT NULL GROUP BY h, host;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'app', (ts_ms / 3600000) * 3600000 AS h, COALESCE(app_path, app_signing_id) AS a, 0, count(*)"
+	" FROM events WHERE kind = 'verdict' AND COALESCE(app_path, app_signing_id) IS NOT NULL GROUP BY h, a;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'agent', (ts_ms / 3600000) * 3600000 AS h, agent_id, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' GROUP BY h, agent_id;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'det', (e.ts_ms / 3600000) * 3600000 AS h, d.detector, 0, count(*) FROM event_detectors d"
+	" JOIN events e ON e.seq = d.seq WHERE e.kind = 'verdict' GROUP BY h, d.detector;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -455,7 +476,7 @@ bool store_insert_rows(store_conn_t *c, const char *head, int cols, const store_
 
 /* Up to 64 events, then the detectors of those that were new. */
 static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
-			 size_t *accepted)
+			 size_t *accepted, rollup_acc_t *roll)
 {
 	store_param_t p[64 * EVENT_COLS] = {{0}}; /* filled below; gcc -O1 cannot tell */
 	int64_t seq[64];
@@ -489,6 +510,11 @@ static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_even
 			continue;
 		(*accepted)++;
 		n_inc += store_event_is_incident(&ev[i]);
+		if (!rollup_add_event(roll, &ev[i], agent_id)) {
+			free(dp);
+			snprintf(c->error, sizeof c->error, "out of memory");
+			return false;
+		}
 		for (size_t k = 0; k < ev[i].n_detectors; k++)
 			if (ev[i].det_counts[k] > 0) {
 				dp[rows * 4] = store_int(seq[i]);
@@ -513,9 +539,16 @@ int store_insert_events(store_conn_t *c, const char *agent_id, const store_event
 	*accepted = *duplicates = 0;
 	if (!d->begin(c, true))
 		return -1;
+	rollup_acc_t roll = {0};
 	for (size_t done = 0; done < n; done += 64)
-		if (!insert_chunk(c, agent_id, &ev[done], n - done < 64 ? n - done : 64, now, accepted))
+		if (!insert_chunk(c, agent_id, &ev[done], n - done < 64 ? n - done : 64, now, accepted, &roll))
 			goto fail;
+	/* last, so the rollup rows other batches also touch stay locked only
+	 * until the commit just after */
+	bool rolled = rollup_flush(c, &roll);
+	rollup_free(&roll);
+	if (!rolled)
+		goto fail;
 	*duplicates = n - *accepted;
 	store_param_t lp[2] = {store_text(now), store_text(agent_id)};
 	if (d->exec(c, "UPDATE agents SET last_seen = ? WHERE agent_id = ?", lp, 2, NULL, NULL) < 0)
@@ -524,6 +557,7 @@ int store_insert_events(store_conn_t *c, const char *agent_id, const store_event
 		return -1;
 	return 0;
 fail:
+	rollup_free(&roll);
 	d->rollback(c);
 	*accepted = *duplicates = 0;
 	return -1;
@@ -562,13 +596,15 @@ static void qb_filters(qb_t *q, const store_filter_t *f, bool with_cursor, bool 
 		qb_and(q, "e.host = ?", (store_param_t[]){store_text(f->host)}, 1);
 	if (f->agent)
 		qb_and(q, "e.agent_id = ?", (store_param_t[]){store_text(f->agent)}, 1);
+	/* a path starts with '/', a signing id never: one index each */
 	if (f->app)
-		qb_and(q, "(e.app_path = ? OR e.app_signing_id = ?)",
-		       (store_param_t[]){store_text(f->app), store_text(f->app)}, 2);
+		qb_and(q, f->app[0] == '/' ? "e.app_path = ?" : "e.app_signing_id = ?",
+		       (store_param_t[]){store_text(f->app)}, 1);
 	if (f->policy_version)
 		qb_and(q, "e.policy_version = ?", (store_param_t[]){store_text(f->policy_version)}, 1);
+	/* literal, so the partial index events_monitor serves monitor=true */
 	if (f->monitor)
-		qb_and(q, "e.monitor = ?", (store_param_t[]){store_int(f->monitor == STORE_MONITOR_ONLY)}, 1);
+		qb_and(q, f->monitor == STORE_MONITOR_ONLY ? "e.monitor = 1" : "e.monitor = 0", NULL, 0);
 	if (f->detector && by_detector)
 		qb_and(q, "d.detector = ?", (store_param_t[]){store_text(f->detector)}, 1);
 	else if (f->detector)

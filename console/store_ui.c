@@ -28,6 +28,12 @@ static int64_t run(store_conn_t *c, const char *sql, const store_param_t *p, int
 	return c->st->drv->exec(c, sql, p, np, fn, ud);
 }
 
+/* 0, or -1 when the statement failed */
+static int run0(store_conn_t *c, const char *sql, const store_param_t *p, int np, store_row_fn fn, void *ud)
+{
+	return run(c, sql, p, np, fn, ud) < 0 ? -1 : 0;
+}
+
 /* One write transaction around fn's statements and an optional audit line. */
 static int in_tx(store_conn_t *c, int (*fn)(store_conn_t *c, void *ud), void *ud, const store_audit_t *a)
 {
@@ -74,10 +80,8 @@ static bool row_token(void *ud, int n, const char *const *cols)
 
 int store_tokens_list(store_conn_t *c, json_t *out)
 {
-	return run(c, "SELECT token_hash, role, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at, token_hash",
-		   NULL, 0, row_token, out) < 0
-		       ? -1
-		       : 0;
+	return run0(c, "SELECT token_hash, role, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at, token_hash",
+		   NULL, 0, row_token, out);
 }
 
 typedef struct {
@@ -97,7 +101,7 @@ static int do_revoke(store_conn_t *c, void *ud)
 	if (n == 0)
 		return STORE_NOT_FOUND;
 	store_param_t q = store_text(pattern);
-	return run(c, "DELETE FROM sessions WHERE token_hash LIKE ?", &q, 1, NULL, NULL) < 0 ? -1 : 0;
+	return run0(c, "DELETE FROM sessions WHERE token_hash LIKE ?", &q, 1, NULL, NULL);
 }
 
 int store_token_revoke(store_conn_t *c, const char *token_id, const char *now, const store_audit_t *a)
@@ -138,12 +142,10 @@ int store_session_create(store_conn_t *c, const char *id_hash, const char *token
 	store_param_t now = store_int(now_ms);
 	if (run(c, "DELETE FROM sessions WHERE expires_ms <= ?", &now, 1, NULL, NULL) < 0)
 		return -1;
-	return run(c,
+	return run0(c,
 		   "INSERT INTO sessions (id_hash, token_hash, csrf, created_ms, last_ms, expires_ms) "
 		   "VALUES (?, ?, ?, ?, ?, ?)",
-		   p, 6, NULL, NULL) < 0
-		       ? -1
-		       : 0;
+		   p, 6, NULL, NULL);
 }
 
 typedef struct {
@@ -182,7 +184,7 @@ int store_session_lookup(store_conn_t *c, const char *id_hash, int64_t now_ms, i
 		return STORE_NOT_FOUND;
 	if (r.revoked || s->role == STORE_ROLE_NONE || now_ms >= s->expires_ms || now_ms - r.last_ms >= idle_ms) {
 		memset(s, 0, sizeof *s);
-		return run(c, "DELETE FROM sessions WHERE id_hash = ?", &id, 1, NULL, NULL) < 0 ? -1 : STORE_NOT_FOUND;
+		return run0(c, "DELETE FROM sessions WHERE id_hash = ?", &id, 1, NULL, NULL) < 0 ? -1 : STORE_NOT_FOUND;
 	}
 	/* a short idle limit (tests, strict sites) is refreshed often enough
 	 * that a session in use never lapses */
@@ -198,7 +200,7 @@ int store_session_lookup(store_conn_t *c, const char *id_hash, int64_t now_ms, i
 int store_session_delete(store_conn_t *c, const char *id_hash)
 {
 	store_param_t id = store_text(id_hash);
-	return run(c, "DELETE FROM sessions WHERE id_hash = ?", &id, 1, NULL, NULL) < 0 ? -1 : 0;
+	return run0(c, "DELETE FROM sessions WHERE id_hash = ?", &id, 1, NULL, NULL);
 }
 
 /* ---- incidents ---- */
@@ -478,10 +480,8 @@ static int do_note(store_conn_t *c, void *ud)
 	if (!exists)
 		return STORE_NOT_FOUND;
 	store_param_t p[4] = {store_int(ch->id), store_int(ch->now_ms), store_text(ch->actor), store_text(ch->text)};
-	return run(c, "INSERT INTO incident_notes (incident_id, ts_ms, author, text) VALUES (?, ?, ?, ?) RETURNING id",
-		   p, 4, store_row_int, &ch->note_id) < 0
-		       ? -1
-		       : 0;
+	return run0(c, "INSERT INTO incident_notes (incident_id, ts_ms, author, text) VALUES (?, ?, ?, ?) RETURNING id",
+		   p, 4, store_row_int, &ch->note_id);
 }
 
 int store_incident_note(store_conn_t *c, int64_t id, const char *author, const char *text, int64_t now_ms,
@@ -587,7 +587,7 @@ bool store_history_add(store_conn_t *c, const char *agent_id, const char *status
 	if (nth > cut)
 		cut = nth + 1;
 	store_param_t d[2] = {store_text(agent_id), store_int(cut)};
-	return run(c, "DELETE FROM agent_status_history WHERE agent_id = ? AND ts_ms < ?", d, 2, NULL, NULL) >= 0;
+	return run0(c, "DELETE FROM agent_status_history WHERE agent_id = ? AND ts_ms < ?", d, 2, NULL, NULL) == 0;
 }
 
 static json_int_t counter(json_t *counters, const char *name)
@@ -668,10 +668,8 @@ static bool row_history(void *ud, int n, const char *const *cols)
 int store_agent_history(store_conn_t *c, const char *agent_id, int64_t since_ms, int64_t until_ms, json_t *out)
 {
 	store_param_t p[3] = {store_text(agent_id), store_int(since_ms), store_int(until_ms)};
-	return run(c,
+	return run0(c,
 		   "SELECT ts_ms, status FROM agent_status_history WHERE agent_id = ? AND ts_ms >= ? AND ts_ms < ? "
 		   "ORDER BY ts_ms",
-		   p, 3, row_history, out) < 0
-		       ? -1
-		       : 0;
+		   p, 3, row_history, out);
 }

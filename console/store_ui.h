@@ -95,6 +95,23 @@ bool store_event_is_incident(const store_event_t *e);
 /* The incidents of the new events (seq[i] >= 0) among ev; n_inc of them. */
 bool store_incidents_insert(store_conn_t *c, const char *agent_id, const store_event_t *ev, const int64_t *seq,
 			    size_t n, size_t n_inc);
+/* Hourly counts of verdict events (rollup.c): folded per batch, upserted
+ * at the end of the ingest transaction. */
+#define ROLLUP_SHARDS 4
+typedef struct {
+	const char *dim;
+	int64_t hour;
+	const char *k;
+	int shard;
+	int64_t n;
+} rollup_row_t;
+typedef struct {
+	rollup_row_t *rows;
+	size_t n, cap;
+} rollup_acc_t;
+bool rollup_add_event(rollup_acc_t *a, const store_event_t *e, const char *agent_id);
+bool rollup_flush(store_conn_t *c, rollup_acc_t *a);
+void rollup_free(rollup_acc_t *a);
 /* Appends a status post to the agent's history and prunes it. */
 bool store_history_add(store_conn_t *c, const char *agent_id, const char *status_json);
 

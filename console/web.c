@@ -30,7 +30,7 @@ static const char not_installed[] =
 	"<body><h1>dlpgate console</h1><p>The web UI is not installed on this console. The API at /api/v1/ "
 	"works; see the console's documentation to install the web UI package.</p></body></html>\n";
 
-static bool safe_path(const char *p)
+bool console_web_path_ok(const char *p)
 {
 	if (p[0] != '/')
 		return false;
@@ -138,7 +138,7 @@ static int read_under(const char *root_real, const char *root, const char *rel, 
 void console_web_serve(const char *root, const char *path, console_web_answer_t *a)
 {
 	memset(a, 0, sizeof *a);
-	if (!safe_path(path)) {
+	if (!console_web_path_ok(path)) {
 		a->status = 400;
 		return;
 	}

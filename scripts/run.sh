@@ -93,7 +93,8 @@ Its web UI: open $console/ (certificate: $console_dir/console.pem) and sign in w
        "$console/api/v1/events?verdict=redact&limit=10"
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" $console/api/v1/agents
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" "$console/api/v1/stats?by=detector"
-More tokens: $console_bin admin token create --state-dir $console_dir
+Web UI: $console/ (sign in with the admin token; the UI's files come from $build/web)
+More tokens: $console_bin admin token create --role viewer|analyst|admin --state-dir $console_dir
 
 Change what the fleet enforces (a folder with policy.lua and tests/*.lua):
   $console_bin policy push --state-dir $console_dir DIR --message "why"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Loads realistic events into a console through its real ingest path
-(enroll, then gzip NDJSON POST /api/v1/events per agent), for
+(enroll, then gzip NDJSON POST /api/v1/events per agent, THREADS
+loader processes), for
 tests/bench/ui_query.sh.
 
     ui_events.py URL CACERT SECRET N_EVENTS [AGENTS] [DAYS] [THREADS]
@@ -17,7 +18,7 @@ import json
 import random
 import ssl
 import sys
-import threading
+import multiprocessing
 import time
 import uuid
 
@@ -114,10 +115,6 @@ def event(r, aid, seq):
     return e
 
 
-lock = threading.Lock()
-done = [0]
-
-
 def worker(k):
     r = random.Random(1000 + k)
     c = conn()
@@ -137,16 +134,17 @@ def worker(k):
         if a["accepted"] != n:
             raise SystemExit("accepted %d of %d" % (a["accepted"], n))
         sent += n
-        with lock:
-            done[0] += n
 
 
 t0 = time.time()
-ts_ = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
-for t in ts_:
-    t.start()
-for t in ts_:
-    t.join()
+procs = [multiprocessing.Process(target=worker, args=(k,)) for k in range(threads)]
+for p in procs:
+    p.start()
+for p in procs:
+    p.join()
+    if p.exitcode:
+        raise SystemExit("a loader process failed")
 el = time.time() - t0
+sent = total // threads * threads
 print("loaded %d events from %d agents over %d days in %.1f s (%.0f events/s, generation in Python included)"
-      % (done[0], n_agents, days, el, done[0] / el))
+      % (sent, n_agents, days, el, sent / el))

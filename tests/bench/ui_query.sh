@@ -40,7 +40,8 @@ stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }
 
 # median of 5 time_total (ms) of GET PATH as admin
 timed() { # LABEL PATH
-	curl -s -o /dev/null --cacert "$work/st/console.pem" -H "Authorization: Bearer $admin" "$url$2"
+	code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/st/console.pem" -H "Authorization: Bearer $admin" "$url$2")
+	[ "$code" = 200 ] || { echo "$db: $1: HTTP $code" >&2; exit 1; }
 	ms=$(for _ in 1 2 3 4 5; do
 		curl -s -o /dev/null -w '%{time_total}\n' --cacert "$work/st/console.pem" \
 			-H "Authorization: Bearer $admin" "$url$2"
