@@ -88,7 +88,6 @@ Check or test a policy:  $bin check $policy
                          $bin test $policy $top/rules/tests/default_test.lua
 The console runs on $console (log: .run/console.log, database:
 $console_dir/console.db). Verdicts reach it within a second. Admin token: $admin
-Its web UI: open $console/ (certificate: $console_dir/console.pem) and sign in with that token.
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" \\
        "$console/api/v1/events?verdict=redact&limit=10"
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" $console/api/v1/agents
