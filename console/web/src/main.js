@@ -55,8 +55,30 @@ function current(path, href) {
 	return href === '/' ? path === '/' || path === '/dashboard' : path === href || path.startsWith(`${href}/`);
 }
 
+// Who this tab signed in as (token id and role, nothing secret), so a
+// reload draws the page and asks for its data at once, while the console
+// confirms the session (and hands the CSRF token) in parallel. The role
+// only decides what is shown; the console decides what is allowed.
+const KEY = 'dlpgate.session';
+function remembered() {
+	try {
+		const s = JSON.parse(sessionStorage.getItem(KEY));
+		return s && typeof s.role === 'string' ? s : undefined;
+	} catch (_) {
+		return undefined;
+	}
+}
+function remember(s) {
+	if (s) sessionStorage.setItem(KEY, JSON.stringify({ token_id: s.token_id, role: s.role }));
+	else sessionStorage.removeItem(KEY);
+}
+
 function App() {
-	const [session, setSession] = useState(undefined);
+	const [session, setSessionState] = useState(remembered);
+	const setSession = (s) => {
+		remember(s);
+		setSessionState(s);
+	};
 	const { path } = useLocation();
 	useEffect(() => {
 		whenUnauthorized(() => {
