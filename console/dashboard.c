@@ -168,13 +168,31 @@ static void series_of(json_t *acc, json_t *series, json_t *totals)
 	free(ts);
 }
 
+/* A latest block as the contract has it: who, where, which rule and why,
+ * the detectors' names; never the event's masked samples (a viewer's
+ * dashboard must not carry them, and no dashboard needs them). */
 static bool row_block(void *ud, int n, const char *const *cols)
 {
 	if (n < 1 || !cols[0])
 		return true;
 	json_t *ev = json_loads(cols[0], 0, NULL);
-	if (ev)
-		json_array_append_new(ud, ev);
+	if (!ev)
+		return true;
+	json_t *flow = json_object_get(ev, "flow"), *app = json_object_get(ev, "app");
+	json_t *app_name = json_object_get(app, "path") ? json_object_get(app, "path") : json_object_get(app, "signing_id");
+	json_t *names = json_array(), *b = json_object();
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(ev, "detectors"), k, v)
+		json_array_append_new(names, json_string(k));
+	const char *const copy[] = {"id", "time", "agent_id", "rule", "reason"};
+	for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++)
+		json_object_set(b, copy[i], json_object_get(ev, copy[i]) ? json_object_get(ev, copy[i]) : json_null());
+	json_object_set(b, "host", json_object_get(flow, "host") ? json_object_get(flow, "host") : json_null());
+	json_object_set(b, "app", app_name ? app_name : json_null());
+	json_object_set_new(b, "detectors", names);
+	json_array_append_new(ud, b);
+	json_decref(ev);
 	return true;
 }
 

@@ -347,6 +347,8 @@ try {
 		assert.equal((await pageFetch(v, 'POST', '/api/v1/policies/rollback', { csrf })).status, 403);
 		const ev = (await pageFetch(v, 'GET', '/api/v1/events?detector=card&limit=1')).json.events[0];
 		assert.equal(ev.detectors.card.samples, undefined, 'the API sent the viewer samples');
+		const dash = await rawFetch(v, '/api/v1/dashboard');
+		assert.ok(dash.status === 200 && !dash.text.includes('****'), 'the dashboard sent the viewer samples');
 		await clean(v);
 		await v.context().close();
 	});
