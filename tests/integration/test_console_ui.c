@@ -620,7 +620,9 @@ static void ui_path(cons_t *c)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(ex, "incident"), "id")), inc0);
 	json_decref(j);
 	j = call_json(c, "GET", path, toks[0], NULL, 200);
-	ck_assert(!strstr(json_dumps(j, 0), "samples"));
+	char *text = json_dumps(j, 0);
+	ck_assert_msg(!strstr(text, "samples"), "%s", text);
+	free(text);
 	json_decref(j);
 	j = call_json(c, "GET", "/api/v1/events/01900000-0000-7000-8000-000000000006/detail", toks[0], NULL, 200);
 	ck_assert_str_eq(jstr(json_object_get(j, "explain"), "source_unavailable"), "no_rule_line");
