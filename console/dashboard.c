@@ -59,8 +59,11 @@ static const dim_sql_t dims[] = {
 		"AND e.ts_ms >= ? AND e.ts_ms < ? AND COALESCE(e.app_path, e.app_signing_id) IS NOT NULL GROUP BY a"},
 	{"agent", "agent.d", "SELECT e.agent_id, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? "
 		  "AND e.ts_ms < ? GROUP BY e.agent_id"},
+	/* the detectors of those days (their daily rows) each walk their own
+	 * (detector, ts_ms) range: no scan of every detector row */
 	{"det", "det.d", "SELECT d.detector, '', count(*) FROM event_detectors d JOIN events e ON e.seq = d.seq "
-		"WHERE e.kind = 'verdict' AND d.ts_ms >= ? AND d.ts_ms < ? GROUP BY d.detector"},
+		"WHERE d.detector IN (SELECT k FROM event_rollup WHERE dim = 'det.d' AND hour_ms >= ? AND hour_ms < ?) "
+		"AND d.ts_ms >= ? AND d.ts_ms < ? AND e.kind = 'verdict' GROUP BY d.detector"},
 };
 
 /* acc += counts of [since, until) for dim (NULL: the series), whole
@@ -83,8 +86,10 @@ static int gather_hours(store_conn_t *c, const dim_sql_t *dim, int64_t since, in
 			      p, 4, row_acc, acc) < 0)
 				return -1;
 		} else {
-			store_param_t p[2] = {store_int(edges[i][0]), store_int(edges[i][1])};
-			if (q(c, dim->raw, p, 2, row_acc, acc) < 0)
+			bool keyed = !strcmp(dim->dim, "det");
+			store_param_t p[4] = {store_int(edges[i][0] / 86400000 * 86400000), store_int(edges[i][1]),
+					      store_int(edges[i][0]), store_int(edges[i][1])};
+			if (q(c, dim->raw, keyed ? p : p + 2, 2 + 2 * keyed, row_acc, acc) < 0)
 				return -1;
 		}
 	}
