@@ -48,23 +48,28 @@ static bool row_acc(void *ud, int n, const char *const *cols)
 }
 
 typedef struct {
-	const char *dim;
+	const char *dim, *daily;
 	const char *raw; /* over events e in [?, ?): key, '' or verdict, count */
 } dim_sql_t;
 
 static const dim_sql_t dims[] = {
-	{"host", "SELECT e.host, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? AND e.ts_ms < ? "
+	{"host", "host.d", "SELECT e.host, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? AND e.ts_ms < ? "
 		 "AND e.host IS NOT NULL GROUP BY e.host"},
-	{"app", "SELECT COALESCE(e.app_path, e.app_signing_id) AS a, '', count(*) FROM events e WHERE e.kind = 'verdict' "
+	{"app", "app.d", "SELECT COALESCE(e.app_path, e.app_signing_id) AS a, '', count(*) FROM events e WHERE e.kind = 'verdict' "
 		"AND e.ts_ms >= ? AND e.ts_ms < ? AND COALESCE(e.app_path, e.app_signing_id) IS NOT NULL GROUP BY a"},
-	{"agent", "SELECT e.agent_id, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? "
+	{"agent", "agent.d", "SELECT e.agent_id, '', count(*) FROM events e WHERE e.kind = 'verdict' AND e.ts_ms >= ? "
 		  "AND e.ts_ms < ? GROUP BY e.agent_id"},
-	{"det", "SELECT d.detector, '', count(*) FROM event_detectors d JOIN events e ON e.seq = d.seq "
-		"WHERE e.kind = 'verdict' AND d.ts_ms >= ? AND d.ts_ms < ? GROUP BY d.detector"},
+	/* the detectors of those days (their daily rows) each walk their own
+	 * (detector, ts_ms) range: no scan of every detector row */
+	{"det", "det.d", "SELECT d.detector, '', count(*) FROM event_detectors d JOIN events e ON e.seq = d.seq "
+		"WHERE d.detector IN (SELECT k FROM event_rollup WHERE dim = 'det.d' AND hour_ms >= ? AND hour_ms < ?) "
+		"AND d.ts_ms >= ? AND d.ts_ms < ? AND e.kind = 'verdict' GROUP BY d.detector"},
 };
 
-/* acc += counts of [since, until) for dim (NULL: the series). */
-static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t until, int64_t bucket, json_t *acc)
+/* acc += counts of [since, until) for dim (NULL: the series), whole
+ * hours from the hourly rows. */
+static int gather_hours(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t until, int64_t bucket,
+			json_t *acc)
 {
 	int64_t hs = (since + 3599999) / 3600000 * 3600000, hu = until / 3600000 * 3600000;
 	bool rolled = bucket >= 3600000 && hs < hu;
@@ -81,8 +86,10 @@ static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t 
 			      p, 4, row_acc, acc) < 0)
 				return -1;
 		} else {
-			store_param_t p[2] = {store_int(edges[i][0]), store_int(edges[i][1])};
-			if (q(c, dim->raw, p, 2, row_acc, acc) < 0)
+			bool keyed = !strcmp(dim->dim, "det");
+			store_param_t p[4] = {store_int(edges[i][0] / 86400000 * 86400000), store_int(edges[i][1]),
+					      store_int(edges[i][0]), store_int(edges[i][1])};
+			if (q(c, dim->raw, keyed ? p : p + 2, 2 + 2 * keyed, row_acc, acc) < 0)
 				return -1;
 		}
 	}
@@ -99,6 +106,20 @@ static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t 
 	return q0(c,
 		 "SELECT k, '', sum(n) FROM event_rollup WHERE dim = ? AND hour_ms >= ? AND hour_ms < ? GROUP BY k", p,
 		 3, row_acc, acc);
+}
+
+/* The same, whole days of a top list from the daily rows. */
+static int gather(store_conn_t *c, const dim_sql_t *dim, int64_t since, int64_t until, int64_t bucket, json_t *acc)
+{
+	int64_t ds = (since + 86399999) / 86400000 * 86400000, du = until / 86400000 * 86400000;
+	if (!dim || bucket < 3600000 || ds >= du)
+		return gather_hours(c, dim, since, until, bucket, acc);
+	if (gather_hours(c, dim, since, ds, bucket, acc) || gather_hours(c, dim, du, until, bucket, acc))
+		return -1;
+	store_param_t p[3] = {store_text(dim->daily), store_int(ds), store_int(du)};
+	return q0(c,
+		  "SELECT k, '', sum(n) FROM event_rollup WHERE dim = ? AND hour_ms >= ? AND hour_ms < ? GROUP BY k", p,
+		  3, row_acc, acc);
 }
 
 static int by_count(const void *a, const void *b)

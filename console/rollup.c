@@ -6,7 +6,8 @@
  *
  * event_rollup (dim, hour_ms, k, shard) -> n, for dim "v" (k the verdict),
  * "host", "app" (path, else signing id), "agent" and "det" (events in which
- * that detector found something). A batch is folded in C (sorted, equal
+ * that detector found something); the last four also per day ("host.d"...,
+ * hour_ms the day's start). A batch is folded in C (sorted, equal
  * keys merged), then upserted with multi-row INSERT ... ON CONFLICT DO
  * UPDATE as the last statements of the ingest transaction: the counts
  * commit with their events or not at all. The rows are always upserted in
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
 #define ROLLUP_COLS 5
 
 static int shard_of(const char *agent_id)
@@ -51,18 +53,25 @@ static bool add(rollup_acc_t *a, const char *dim, int64_t hour, const char *k, i
 	return true;
 }
 
+/* The hour's row and the day's ("DIM.d"): a week's top list reads six
+ * days' rows and the hours of the two partial days, not 168 hours'. */
+static bool add2(rollup_acc_t *a, const char *dim, const char *daily, int64_t ts, const char *k, int shard)
+{
+	return add(a, dim, ts / HOUR_MS * HOUR_MS, k, shard) && add(a, daily, ts / DAY_MS * DAY_MS, k, shard);
+}
+
 bool rollup_add_event(rollup_acc_t *a, const store_event_t *e, const char *agent_id)
 {
 	if (!e->kind || strcmp(e->kind, "verdict") || !e->verdict)
 		return true;
-	int64_t hour = e->ts_ms / HOUR_MS * HOUR_MS;
 	int shard = shard_of(agent_id);
-	bool ok = add(a, "v", hour, e->verdict, shard) && add(a, "host", hour, e->host, shard) &&
-		  add(a, "app", hour, e->app_path ? e->app_path : e->app_signing_id, shard) &&
-		  add(a, "agent", hour, agent_id, shard);
+	bool ok = add(a, "v", e->ts_ms / HOUR_MS * HOUR_MS, e->verdict, shard) &&
+		  add2(a, "host", "host.d", e->ts_ms, e->host, shard) &&
+		  add2(a, "app", "app.d", e->ts_ms, e->app_path ? e->app_path : e->app_signing_id, shard) &&
+		  add2(a, "agent", "agent.d", e->ts_ms, agent_id, shard);
 	for (size_t i = 0; ok && i < e->n_detectors; i++)
 		if (e->det_counts[i] > 0)
-			ok = add(a, "det", hour, e->det_names[i], shard);
+			ok = add2(a, "det", "det.d", e->ts_ms, e->det_names[i], shard);
 	return ok;
 }
 

@@ -131,7 +131,10 @@ static const char *const migrations[] = {
 	" WHERE kind = 'verdict' GROUP BY h, agent_id;"
 	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
 	" SELECT 'det', (e.ts_ms / 3600000) * 3600000 AS h, d.detector, 0, count(*) FROM event_detectors d"
-	" JOIN events e ON e.seq = d.seq WHERE e.kind = 'verdict' GROUP BY h, d.detector;",
+	" JOIN events e ON e.seq = d.seq WHERE e.kind = 'verdict' GROUP BY h, d.detector;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT dim || '.d', (hour_ms / 86400000) * 86400000 AS d, k, 0, sum(n) FROM event_rollup"
+	" WHERE dim IN ('host', 'app', 'agent', 'det') GROUP BY dim, d, k;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -22,6 +22,7 @@
 
 #define TOUCH_EVERY_MS 60000
 #define HISTORY_MS ((int64_t)STORE_HISTORY_DAYS * 86400000)
+#define HISTORY_PRUNE_EVERY 16
 
 static int64_t run(store_conn_t *c, const char *sql, const store_param_t *p, int np, store_row_fn fn, void *ud)
 {
@@ -578,7 +579,12 @@ bool store_history_add(store_conn_t *c, const char *agent_id, const char *status
 	if (run(c, "INSERT INTO agent_status_history (agent_id, ts_ms, status) VALUES (?, ?, ?)", p, 3, NULL, NULL) < 0)
 		return false;
 	/* older than the retention, or past the row cap: the row cap's
-	 * boundary is the STORE_HISTORY_ROWS-th newest row's time */
+	 * boundary is the STORE_HISTORY_ROWS-th newest row's time. Pruned on
+	 * one post in HISTORY_PRUNE_EVERY (by the clock's milliseconds), so a
+	 * status post is usually two statements, and the cap is exceeded by
+	 * a few rows at most between prunes. */
+	if (now % HISTORY_PRUNE_EVERY)
+		return true;
 	int64_t cut = now - HISTORY_MS, nth = 0;
 	store_param_t q[2] = {store_text(agent_id), store_int(STORE_HISTORY_ROWS)};
 	if (run(c, "SELECT ts_ms FROM agent_status_history WHERE agent_id = ? ORDER BY ts_ms DESC LIMIT 1 OFFSET ?", q,

@@ -620,7 +620,9 @@ static void ui_path(cons_t *c)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(ex, "incident"), "id")), inc0);
 	json_decref(j);
 	j = call_json(c, "GET", path, toks[0], NULL, 200);
-	ck_assert(!strstr(json_dumps(j, 0), "samples"));
+	char *text = json_dumps(j, 0);
+	ck_assert_msg(!strstr(text, "samples"), "%s", text);
+	free(text);
 	json_decref(j);
 	j = call_json(c, "GET", "/api/v1/events/01900000-0000-7000-8000-000000000006/detail", toks[0], NULL, 200);
 	ck_assert_str_eq(jstr(json_object_get(j, "explain"), "source_unavailable"), "no_rule_line");
@@ -672,6 +674,23 @@ static void ui_path(cons_t *c)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(top, "detectors"), 0), "count")), 4);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(top, "agents"), 0), "count")), 7);
 	ck_assert_int_ge(json_array_size(json_object_get(j, "series")), 2);
+	json_decref(j);
+	/* 30 hours ago is inside a whole day of a 3-day range: the daily rows */
+	old = verdict_line(AGENT, 30 * 3600, "block", false, "old2.example", "old", CARD, "v1", "policy.lua:7");
+	strcat(old = realloc(old, strlen(old) + 2), "\n");
+	ck_assert_int_eq(post_events(c, agent_tok, old, &out), 200);
+	free(out), free(old);
+	char since3[40], dpath[128];
+	time_ago(3 * 86400, since3);
+	snprintf(dpath, sizeof dpath, "/api/v1/dashboard?since=%s", since3);
+	j = call_json(c, "GET", dpath, toks[0], NULL, 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "totals"), "block")), 6);
+	top = json_object_get(j, "top");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(top, "detectors"), 0), "count")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(top, "agents"), 0), "count")), 8);
+	bool seen = false;
+	json_array_foreach(json_object_get(top, "hosts"), i, x) seen |= !strcmp(jstr(x, "key"), "old2.example");
+	ck_assert_msg(seen, "%s", jstr(j, "since"));
 	json_decref(j);
 	json_decref(call_json(c, "GET", "/api/v1/dashboard?since=2026-01-01T00:00:00Z&until=2025-01-01T00:00:00Z", toks[0],
 			      NULL, 400));
