@@ -146,7 +146,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    build-asan/dlpgate build-asan/unit-tests build-asan/integration-tests build-asan/flowclient \
-	    build-asan/dlpgate-console
+	    build-asan/dlpgate-console build-asan/web/index.html
 
 asan-test: asan
 	@scripts/run-tests.sh build-asan
@@ -158,7 +158,8 @@ asan-test: asan
 # default reads that as a race.
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
-	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console
+	    build-tsan/dlpgate build-tsan/integration-tests build-tsan/flowclient build-tsan/dlpgate-console \
+	    build-tsan/web/index.html
 
 tsan-test: tsan
 	@TSAN_OPTIONS="$${TSAN_OPTIONS:-exitcode=66 io_sync=2 suppressions=$(CURDIR)/tests/tsan.supp}" \
@@ -195,7 +196,8 @@ all: $(BUILD)/dlpgate-console
 test: $(BUILD)/dlpgate-console
 # The console's pure parsers are unit-tested (tests/unit/test_console_parse.c).
 CONSOLE_UNIT_OBJ := $(BUILD)/obj/console/query.o $(BUILD)/obj/console/auth.o $(BUILD)/obj/console/ingest.o \
-                    $(BUILD)/obj/console/policy_routes.o $(BUILD)/obj/console/policy_check.o
+                    $(BUILD)/obj/console/policy_routes.o $(BUILD)/obj/console/policy_check.o \
+                    $(BUILD)/obj/console/session.o $(BUILD)/obj/console/web.o
 $(BUILD)/unit-tests: $(CONSOLE_UNIT_OBJ)
 # The macOS extension's portable state machines are unit-tested (tests/unit/test_sysext_*.c).
 $(BUILD)/unit-tests: $(BUILD)/obj/sysext/extension/flowrelay.o $(BUILD)/obj/sysext/extension/watchdog.o $(BUILD)/obj/sysext/extension/engine_reply.o
@@ -213,7 +215,31 @@ $(BUILD)/policy-poll: tests/bench/policy_poll.c
 # Its network parsers get a fuzz target like the engine's.
 build-fuzz/fuzz_ingest: $(CONSOLE_UNIT_OBJ)
 build-fuzz/fuzz_ingest: CFLAGS += -Iconsole
+build-fuzz/fuzz_webreq: $(CONSOLE_UNIT_OBJ)
+build-fuzz/fuzz_webreq: CFLAGS += -Iconsole
 # ---- end console ---------------------------------------------------------
+
+# ---- console web UI: $(BUILD)/web ----------------------------------------
+# console/web/src bundled by esbuild (console/web/build.mjs) into hashed
+# assets + index.html, which the console serves (--web-root). The npm
+# packages are the lockfile's, installed under .deps/web by `npm ci`
+# (never global, never committed); Node.js and npm are build dependencies.
+WEB_MODULES := .deps/web/node_modules
+WEB_SRC     := console/web/build.mjs $(sort $(wildcard console/web/src/*.* console/web/src/*/*.*))
+$(WEB_MODULES)/.package-lock.json: console/web/package.json console/web/package-lock.json
+	@mkdir -p .deps/web
+	$(Q)cp console/web/package.json console/web/package-lock.json .deps/web/
+	$(Q)NODE_EXTRA_CA_CERTS=$${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+	    npm ci --prefix .deps/web --no-audit --no-fund --loglevel=error >/dev/null
+	$(Q)touch $@
+
+$(BUILD)/web/index.html: $(WEB_SRC) $(WEB_MODULES)/.package-lock.json
+	@$(if $(Q),echo "  WEB     $(BUILD)/web")
+	$(Q)node console/web/build.mjs $(WEB_MODULES) $(BUILD)/web >/dev/null
+
+all: $(BUILD)/web/index.html
+test: $(BUILD)/web/index.html
+# ---- end console web UI --------------------------------------------------
 
 # ---- macOS: the engine and the system extension held to Apple's SDK ------
 # `make macos-check MACOS_SDK=/path/to/MacOSX.sdk`: every engine source

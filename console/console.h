@@ -53,6 +53,8 @@ typedef struct {
 	uint32_t max_connections;
 	uint32_t max_held_polls;     /* long-polls held at once; past it 503 (longpoll.c) */
 	uint32_t policy_check_ms;    /* the watcher reads the policy generation this often */
+	const char *web_root;        /* the web UI's assets (web.c) */
+	uint32_t session_idle_s, session_max_s; /* browser sessions' idle and absolute expiry */
 } console_cfg_t;
 
 typedef struct console_conn console_conn_t;
@@ -91,6 +93,9 @@ typedef struct {
 	char *query;               /* malloc'ed, after '?' (NULL if none) */
 	char token[72];            /* the Bearer token ("" if none or malformed) */
 	bool bad_auth;             /* an Authorization header that is not Bearer + 64 hex */
+	char session[72];          /* the dlpgate_session cookie ("" if none or malformed) */
+	char csrf[72];             /* X-CSRF-Token ("" if none, "?" if too long) */
+	char peer[48];             /* the client's address */
 	char content_type[64];
 	char content_encoding[32];
 	char *if_none_match;       /* malloc'ed, NULL if absent; "?" when over CONSOLE_MAX_INM */
@@ -99,6 +104,14 @@ typedef struct {
 
 /* An If-None-Match a held poll keeps: a few entity tags ("12.0", "13.0"). */
 #define CONSOLE_MAX_INM 512
+
+/* Every answer carries these (schemas/console-api.md "Web UI API"). */
+#define CONSOLE_CSP                                                                                              \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
+	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+#define CONSOLE_SECURITY_HEADERS                                                                  \
+	"Content-Security-Policy: " CONSOLE_CSP "\r\nX-Content-Type-Options: nosniff\r\n"         \
+	"Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"
 
 /* Sends the answer to the request in flight; body may be NULL. The
  * connection may have gone meanwhile (then nothing is sent). */
@@ -156,6 +169,32 @@ bool console_secret_equal(const char *a, const char *b); /* constant time */
 /* The enroll secret: given, or read from / generated into DIR/enroll-secret. */
 bool console_enroll_secret(console_t *c, char *err, size_t errlen);
 bool console_is_uuid(const char *s);
+
+/* ---- session.c ---- */
+#define CONSOLE_COOKIE "dlpgate_session"
+/* The dlpgate_session value (64 lowercase hex) from a Cookie header, or "". */
+void console_cookie_session(const char *cookie, size_t len, char out[72]);
+/* Failed sign-ins per client address (in this process): may it try now?
+ * *retry_s says when it may when not. */
+bool console_signin_allowed(const char *peer, int64_t now_ms, int *retry_s);
+void console_signin_failed(const char *peer, int64_t now_ms);
+/* Constant time, for equal-length hex strings (CSRF tokens). */
+bool console_token_equal(const char *a, const char *b);
+
+/* ---- web.c: the web UI's files (console-api.md "Static assets") ---- */
+#define CONSOLE_WEB_ROOT "/usr/share/dlpgate-console/web"
+typedef struct {
+	int status;                /* 200, 400, 404, 503 (not installed) */
+	char *body;                /* malloc'ed */
+	size_t len;
+	const char *type;
+	bool immutable;            /* a content-hashed name: cache for a year */
+} console_web_answer_t;
+void console_web_serve(const char *root, const char *path, console_web_answer_t *a);
+const char *console_web_type(const char *name);
+/* Only [A-Za-z0-9._~-] segments, none starting with '.', none empty. */
+bool console_web_path_ok(const char *path);
+bool console_web_hashed(const char *name);
 
 /* ---- cert.c ---- */
 /* SSL_CTX with --tls-cert/--tls-key, or DIR/console.pem + console.key

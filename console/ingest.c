@@ -375,6 +375,8 @@ int ingest_parse(const char *body, size_t len, bool gzip, const char *agent_id, 
 		e->policy_version = json_string_value(json_object_get(doc, "policy_version"));
 		e->rule = json_string_value(json_object_get(doc, "rule"));
 		e->active_verdict = json_string_value(json_object_get(doc, "active_verdict"));
+		json_t *mon = json_object_get(doc, "monitor");
+		e->monitor = !strcmp(kind, "verdict") && json_is_boolean(mon) ? json_is_true(mon) : -1;
 		json_t *flow = json_object_get(doc, "flow"), *app = json_object_get(doc, "app");
 		e->host = json_string_value(json_object_get(flow, "host"));
 		if (!e->host)

@@ -47,6 +47,10 @@ static const char usage_run[] =
 	"  --idle-timeout-ms N       keep-alive connections idle this long are closed (60000)\n"
 	"  --max-connections N       connections served at once (4096)\n"
 	"  --max-held-polls N        policy long-polls held at once; past it 503 (50000)\n"
+	"  --web-root DIR            the web UI's files, served at / (default\n"
+	"                            " CONSOLE_WEB_ROOT "; make run: build/web)\n"
+	"  --session-idle S          a browser session ends after S seconds unused (1800)\n"
+	"  --session-max S           and S seconds after sign-in at the latest (43200)\n"
 	"  --policy-check-ms N       how often the store is asked whether policy changed (500);\n"
 	"                            on PostgreSQL LISTEN/NOTIFY wakes sooner, this is the fallback\n"
 	"  --log-level error|warn|info|debug\n"
@@ -61,9 +65,16 @@ static const char usage_run[] =
 	"                            0.2) of its reporting agents failed it, at least 2\n";
 
 static const char usage_admin[] =
-	"usage: " PROG " admin token create --state-dir DIR [--db sqlite:PATH | postgresql://...]\n"
-	"  Creates an admin API token and prints it on stdout (it is shown only once;\n"
-	"  the console keeps its SHA-256). DIR must exist: it is the console's state dir.\n";
+	"usage: " PROG " admin token create [--role viewer|analyst|admin] [--name NAME] --state-dir DIR [--db ...]\n"
+	"       " PROG " admin token list --state-dir DIR [--db ...]\n"
+	"       " PROG " admin token revoke TOKEN_ID --state-dir DIR [--db ...]\n"
+	"  create: makes an API token and prints it on stdout (it is shown only once; the\n"
+	"  console keeps its SHA-256). --role (default admin, what tokens made before\n"
+	"  roles were): viewer reads counts, events and agents without masked samples;\n"
+	"  analyst also sees masked samples and works incidents; admin also manages\n"
+	"  policy, agent labels and tokens. list: the tokens (id, role, name, created,\n"
+	"  revoked) as JSON. revoke: the token with that id (12 hex digits) and its\n"
+	"  browser sessions stop working at once. DIR must exist: the console's state dir.\n";
 
 static const char usage_init[] =
 	"usage: " PROG " init --state-dir DIR [--bundle-keys FILE]\n"
@@ -76,7 +87,7 @@ static const char usage_init[] =
 static const char usage_top[] = "usage: " PROG " run|init|admin|policy|agent|audit ... (--help on each)\n"
 				"  " PROG " run --listen ADDR:PORT --state-dir DIR [...]\n"
 				"  " PROG " init --state-dir DIR [--bundle-keys FILE]\n"
-				"  " PROG " admin token create --state-dir DIR [--db ...]\n"
+				"  " PROG " admin token create|list|revoke --state-dir DIR [--db ...]\n"
 				"  " PROG " policy push|sign|keygen|list|show|diff|activate|shadow|shadow-report|\n"
 				"                      rollback|status|rollouts ...\n"
 				"  " PROG " agent labels AGENT_ID k=v,... --state-dir DIR\n"
@@ -145,6 +156,9 @@ static int cmd_run(int argc, char **argv)
 	c.cfg.max_connections = 4096;
 	c.cfg.max_held_polls = 50000;
 	c.cfg.policy_check_ms = 500;
+	c.cfg.web_root = CONSOLE_WEB_ROOT;
+	c.cfg.session_idle_s = 1800;
+	c.cfg.session_max_s = 43200;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -163,6 +177,7 @@ static int cmd_run(int argc, char **argv)
 				    : strcmp(a, "--metrics") == 0	? &metrics_addr
 				    : strcmp(a, "--bundle-keys") == 0	? &bundle_keys
 				    : strcmp(a, "--rollout-halt-share") == 0 ? &halt_share
+				    : strcmp(a, "--web-root") == 0	? &c.cfg.web_root
 									: NULL;
 		if (strcmp(a, "--metrics-public") == 0) {
 			metrics_public = true;
@@ -170,7 +185,8 @@ static int cmd_run(int argc, char **argv)
 		}
 		bool numeric = strcmp(a, "--request-timeout-ms") == 0 || strcmp(a, "--idle-timeout-ms") == 0 ||
 			       strcmp(a, "--max-connections") == 0 || strcmp(a, "--max-held-polls") == 0 ||
-			       strcmp(a, "--policy-check-ms") == 0;
+			       strcmp(a, "--policy-check-ms") == 0 || strcmp(a, "--session-idle") == 0 ||
+			       strcmp(a, "--session-max") == 0;
 		if (!slot && !numeric && strcmp(a, "--log-level") != 0 && strcmp(a, "--log-format") != 0)
 			return usage_error("run: unknown option %s (see " PROG " run --help)", a);
 		if (!v)
@@ -193,6 +209,12 @@ static int cmd_run(int argc, char **argv)
 		} else if (strcmp(a, "--policy-check-ms") == 0) {
 			if (!parse_u32(v, 50, 3600000, &c.cfg.policy_check_ms))
 				return usage_error("--policy-check-ms %s: give 50..3600000", v);
+		} else if (strcmp(a, "--session-idle") == 0) {
+			if (!parse_u32(v, 1, 86400, &c.cfg.session_idle_s))
+				return usage_error("--session-idle %s: give 1..86400 seconds", v);
+		} else if (strcmp(a, "--session-max") == 0) {
+			if (!parse_u32(v, 1, 30 * 86400, &c.cfg.session_max_s))
+				return usage_error("--session-max %s: give 1..2592000 seconds", v);
 		} else if (strcmp(a, "--max-held-polls") == 0) {
 			if (!parse_u32(v, 1, 1000000, &c.cfg.max_held_polls))
 				return usage_error("--max-held-polls %s: give 1..1000000", v);
@@ -299,32 +321,47 @@ static int cmd_admin(int argc, char **argv)
 		fputs(usage_admin, stdout);
 		return 0;
 	}
-	if (argc < 2 || strcmp(argv[0], "token") != 0 || strcmp(argv[1], "create") != 0)
-		return usage_error("admin: unknown command; the one there is: admin token create --state-dir DIR");
-	const char *state_dir = NULL, *db = NULL;
+	const char *sub = argc >= 2 && !strcmp(argv[0], "token") ? argv[1] : "";
+	bool create = !strcmp(sub, "create"), list = !strcmp(sub, "list"), revoke = !strcmp(sub, "revoke");
+	if (!create && !list && !revoke)
+		return usage_error("admin: unknown command; there are: admin token create|list|revoke --state-dir DIR");
+	const char *state_dir = NULL, *db = NULL, *role_name = "admin", *name = NULL, *revoke_id = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (is_help(argv[i])) {
 			fputs(usage_admin, stdout);
 			return 0;
 		}
+		if (revoke && !revoke_id && argv[i][0] != '-') {
+			revoke_id = argv[i];
+			continue;
+		}
 		const char **slot = strcmp(argv[i], "--state-dir") == 0 ? &state_dir
 				    : strcmp(argv[i], "--db") == 0	    ? &db
+				    : create && !strcmp(argv[i], "--role") ? &role_name
+				    : create && !strcmp(argv[i], "--name") ? &name
 									    : NULL;
 		if (!slot)
-			return usage_error("admin token create: unknown option %s (see " PROG " admin --help)", argv[i]);
+			return usage_error("admin token %s: unknown option %s (see " PROG " admin --help)", sub, argv[i]);
 		if (i + 1 >= argc)
-			return usage_error("admin token create: %s needs a value", argv[i]);
+			return usage_error("admin token %s: %s needs a value", sub, argv[i]);
 		*slot = argv[++i];
 	}
 	if (!state_dir)
-		return usage_error("admin token create: --state-dir DIR is required (the console's state dir)");
+		return usage_error("admin token %s: --state-dir DIR is required (the console's state dir)", sub);
+	store_role_t role = store_role_parse(role_name);
+	if (!role)
+		return usage_error("admin token create: --role must be viewer, analyst or admin");
+	if (name && (strlen(name) > 128 || !*name))
+		return usage_error("admin token create: --name must be 1 to 128 bytes");
+	if (revoke && (!revoke_id || strlen(revoke_id) != 12 || strspn(revoke_id, "0123456789abcdef") != 12))
+		return usage_error("admin token revoke: give the token's id (12 hex digits, from admin token list)");
 	/* A token goes into an existing console's store: a mistyped directory
 	 * must not become a new, empty database no console reads. */
 	struct stat sd;
 	if (stat(state_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
-		return usage_error("admin token create: --state-dir %s does not exist (give the console's state dir; "
+		return usage_error("admin token %s: --state-dir %s does not exist (give the console's state dir; "
 				   "`" PROG " run` creates it)",
-				   state_dir);
+				   sub, state_dir);
 	char err[1024];
 	store_t *st = store_open_state(state_dir, db, err, sizeof err);
 	if (!st) {
@@ -332,24 +369,44 @@ static int cmd_admin(int argc, char **argv)
 		return 1;
 	}
 	store_conn_t *sc = store_acquire(st, err, sizeof err);
-	char token[72], hash[65], now[64];
-	console_random_hex(token, 32);
-	console_sha256_hex(token, hash);
+	char token[72], hash[65], now[64], actor[80], detail[160];
 	console_time_format(console_now_ms(), now);
-	int r = sc ? store_admin_token_add(sc, hash, now) : -1;
-	if (r == 0) {
+	policy_actor_cli(actor);
+	int r = -1;
+	if (sc && list) {
+		json_t *tokens = json_array();
+		r = store_tokens_list(sc, tokens);
+		json_t *o = json_pack("{s:o}", "tokens", tokens);
+		if (r == 0) {
+			json_dumpf(o, stdout, JSON_COMPACT);
+			putchar('\n');
+		}
+		json_decref(o);
+	} else if (sc && revoke) {
+		snprintf(detail, sizeof detail, "{\"token_id\":\"%s\"}", revoke_id);
+		store_audit_t au = {actor, "admin.token.revoke", detail};
+		r = store_token_revoke(sc, revoke_id, now, &au);
+		if (r == STORE_NOT_FOUND) {
+			fprintf(stderr, PROG ": admin token revoke: no live token has the id %s\n", revoke_id);
+			store_release(sc, false);
+			store_close(st);
+			return 1;
+		}
+		if (r == 0)
+			printf("{\"token_id\":\"%s\",\"revoked_at\":\"%s\"}\n", revoke_id, now);
+	} else if (sc) {
+		console_random_hex(token, 32);
+		console_sha256_hex(token, hash);
 		/* who made a token, and which one (its id is the actor of what it does) */
-		char actor[80], detail[64];
-		policy_actor_cli(actor);
-		snprintf(detail, sizeof detail, "{\"token_id\":\"%.12s\"}", hash);
+		snprintf(detail, sizeof detail, "{\"token_id\":\"%.12s\",\"role\":\"%s\"}", hash, store_role_name(role));
 		store_audit_t au = {actor, "admin.token.create", detail};
-		r = store_audit_add(sc, &au);
+		r = store_admin_token_add_audited(sc, hash, now, role, name, &au);
+		if (r == 0)
+			printf("%s\n", token);
+		OPENSSL_cleanse(token, sizeof token);
 	}
 	if (r != 0)
-		fprintf(stderr, PROG ": cannot store the token: %s\n", sc ? store_conn_error(sc) : err);
-	else
-		printf("%s\n", token);
-	OPENSSL_cleanse(token, sizeof token);
+		fprintf(stderr, PROG ": admin token %s: %s\n", sub, sc ? store_conn_error(sc) : err);
 	store_release(sc, r != 0);
 	store_close(st);
 	return r == 0 ? 0 : 1;

@@ -61,6 +61,7 @@ struct console_conn {
 	bool close_after;          /* the answer ends the connection */
 	bool in_pump;
 	bool keep_alive;           /* PARKED: the codec's verdict on the held request */
+	char peer[48];             /* the client's address (sign-in rate limit) */
 };
 
 static void conn_close(console_conn_t *k);
@@ -190,8 +191,11 @@ static void send_answer(console_conn_t *k, int status, const char *body, size_t 
 	bool typed = extra && !strncasecmp(extra, "Content-Type:", 13);
 	if (!bodyless)
 		bytebuf_appendf(&out, "%sContent-Length: %zu\r\n", typed ? "" : "Content-Type: application/json\r\n", len);
-	bytebuf_appendf(&out, "Cache-Control: no-store\r\n%s%s\r\n", extra ? extra : "",
-		    close ? "Connection: close\r\n" : "");
+	/* on every answer (console-api.md "Headers on every answer"); static
+	 * files name their own caching */
+	bool cached = extra && strstr(extra, "Cache-Control:");
+	bytebuf_appendf(&out, "%s" CONSOLE_SECURITY_HEADERS "%s%s\r\n", cached ? "" : "Cache-Control: no-store\r\n",
+			extra ? extra : "", close ? "Connection: close\r\n" : "");
 	if (!bodyless && len)
 		bytebuf_append(&out, body, len);
 	side_write(&k->side, out.data, out.len);
@@ -353,6 +357,12 @@ static int on_head(void *ud, http_head_t *h)
 	if (auth && (http_head_count(h, "authorization") != 1 || !parse_bearer(auth, alen, r->token)))
 		r->bad_auth = true;
 	copy_field(h, "content-type", r->content_type, sizeof r->content_type);
+	copy_field(h, "x-csrf-token", r->csrf, sizeof r->csrf);
+	uint32_t clen;
+	for (const char *ck = http_head_get(h, "cookie", &clen); ck && !r->session[0] && http_head_count(h, "cookie") == 1;
+	     ck = NULL)
+		console_cookie_session(ck, clen, r->session);
+	memcpy(r->peer, k->peer, sizeof r->peer);
 	copy_field(h, "content-encoding", r->content_encoding, sizeof r->content_encoding);
 	uint32_t inm_len;
 	const char *inm = http_head_get(h, "if-none-match", &inm_len);
@@ -569,6 +579,10 @@ static void on_connection(uv_stream_t *server, int status)
 	side_init(&k->side, NULL, NULL, "client", &conn_ops);
 	k->side.w = &c->w;
 	k->side.on_closed = on_side_closed;
+	struct sockaddr_storage peer;
+	int plen = sizeof peer;
+	if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &plen) == 0)
+		uv_ip_name((struct sockaddr *)&peer, k->peer, sizeof k->peer);
 	side_attach(&k->side, &sc->stream);
 	arm(k, c->cfg.request_timeout_ms);
 	SSL_set_accept_state(ssl);

@@ -79,6 +79,62 @@ static const char *const migrations[] = {
 	"ALTER TABLE events ADD COLUMN rule TEXT;"
 	"ALTER TABLE events ADD COLUMN active_verdict TEXT;"
 	"CREATE INDEX events_policy ON events (kind, policy_version, ts_ms, seq);",
+	/* 3: the web UI (schemas/console-api.md "Web UI API"). Tokens made
+	 * before roles existed were all-powerful and stay admin. Sessions keep
+	 * only the SHA-256 of the cookie value. An incident is made at ingest
+	 * from a block or redact, in the event's transaction (event_seq is
+	 * unique: an event is never two incidents); its detectors are a
+	 * ",a,b," list so a filter is one LIKE. events.monitor is filled at
+	 * ingest (older rows: NULL, which no monitor filter matches).
+	 * event_detectors gains the event's time so a detector filter walks
+	 * (detector, ts_ms, seq) newest first instead of probing every event. */
+	"ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';"
+	"ALTER TABLE admin_tokens ADD COLUMN name TEXT;"
+	"ALTER TABLE admin_tokens ADD COLUMN revoked_at TEXT;"
+	"CREATE TABLE sessions ("
+	" id_hash TEXT PRIMARY KEY, token_hash TEXT NOT NULL, csrf TEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);"
+	"CREATE INDEX sessions_token ON sessions (token_hash);"
+	"ALTER TABLE events ADD COLUMN monitor INTEGER;"
+	"CREATE INDEX events_policy_version ON events (policy_version, ts_ms, seq);"
+	"ALTER TABLE event_detectors ADD COLUMN ts_ms BIGINT;"
+	"UPDATE event_detectors SET ts_ms = (SELECT e.ts_ms FROM events e WHERE e.seq = event_detectors.seq);"
+	"CREATE INDEX event_detectors_time ON event_detectors (detector, ts_ms, seq);"
+	"CREATE TABLE incidents ("
+	" id %SEQ%, event_seq BIGINT NOT NULL UNIQUE, event_id TEXT NOT NULL, agent_id TEXT NOT NULL,"
+	" ts_ms BIGINT NOT NULL, verdict TEXT NOT NULL, host TEXT, app TEXT, rule TEXT, detectors TEXT NOT NULL,"
+	" status TEXT NOT NULL, assignee TEXT, updated_ms BIGINT NOT NULL, updated_by TEXT);"
+	"CREATE INDEX incidents_time ON incidents (ts_ms, id);"
+	"CREATE INDEX incidents_status ON incidents (status, ts_ms, id);"
+	"CREATE TABLE incident_notes ("
+	" id %SEQ%, incident_id BIGINT NOT NULL, ts_ms BIGINT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL);"
+	"CREATE INDEX incident_notes_incident ON incident_notes (incident_id, id);"
+	"CREATE TABLE agent_status_history (agent_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, status TEXT NOT NULL);"
+	"CREATE INDEX agent_status_history_agent ON agent_status_history (agent_id, ts_ms);",
+	/* 4: hourly counts of verdict events for the dashboard (rollup.c),
+	 * filled from the events already stored. */
+	"CREATE INDEX events_monitor ON events (ts_ms, seq) WHERE monitor = 1;"
+	"CREATE TABLE event_rollup ("
+	" dim TEXT NOT NULL, hour_ms BIGINT NOT NULL, k TEXT NOT NULL, shard INTEGER NOT NULL, n BIGINT NOT NULL,"
+	" PRIMARY KEY (dim, hour_ms, k, shard));"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'v', (ts_ms / 3600000) * 3600000 AS h, verdict, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' AND verdict IS NOT NULL GROUP BY h, verdict;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'host', (ts_ms / 3600000) * 3600000 AS h, host, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' AND host IS NOT NULL GROUP BY h, host;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'app', (ts_ms / 3600000) * 3600000 AS h, COALESCE(app_path, app_signing_id) AS a, 0, count(*)"
+	" FROM events WHERE kind = 'verdict' AND COALESCE(app_path, app_signing_id) IS NOT NULL GROUP BY h, a;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'agent', (ts_ms / 3600000) * 3600000 AS h, agent_id, 0, count(*) FROM events"
+	" WHERE kind = 'verdict' GROUP BY h, agent_id;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT 'det', (e.ts_ms / 3600000) * 3600000 AS h, d.detector, 0, count(*) FROM event_detectors d"
+	" JOIN events e ON e.seq = d.seq WHERE e.kind = 'verdict' GROUP BY h, d.detector;"
+	"INSERT INTO event_rollup (dim, hour_ms, k, shard, n)"
+	" SELECT dim || '.d', (hour_ms / 86400000) * 86400000 AS d, k, 0, sum(n) FROM event_rollup"
+	" WHERE dim IN ('host', 'app', 'agent', 'det') GROUP BY dim, d, k;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -260,7 +316,7 @@ static bool row_lookup(void *ud, int n, const char *const *cols)
 	if (n < 2 || !cols[0])
 		return false;
 	l->found = true;
-	*l->role = strcmp(cols[0], "admin") == 0 ? STORE_ROLE_ADMIN : STORE_ROLE_AGENT;
+	*l->role = strcmp(cols[0], "agent") == 0 ? STORE_ROLE_AGENT : store_role_parse(cols[0]);
 	str_copy(l->agent_id, 64, cols[1] ? cols[1] : "");
 	return false;
 }
@@ -273,17 +329,34 @@ int store_token_lookup(store_conn_t *c, const char *token_hash, store_role_t *ro
 	store_param_t p[2] = {store_text(token_hash), store_text(token_hash)};
 	if (c->st->drv->exec(c,
 			     "SELECT 'agent', agent_id FROM agents WHERE token_hash = ? "
-			     "UNION ALL SELECT 'admin', NULL FROM admin_tokens WHERE token_hash = ?",
+			     "UNION ALL SELECT role, NULL FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL",
 			     p, 2, row_lookup, &l) < 0)
 		return -1;
-	return l.found ? 0 : STORE_NOT_FOUND;
+	return l.found && *role != STORE_ROLE_NONE ? 0 : STORE_NOT_FOUND;
 }
 
-int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now)
+static const char *const role_names[] = {"", "agent", "viewer", "analyst", "admin"};
+
+store_role_t store_role_parse(const char *s)
 {
-	store_param_t p[2] = {store_text(token_hash), store_text(now)};
-	return c->st->drv->exec(c, "INSERT INTO admin_tokens (token_hash, created_at) VALUES (?, ?)", p, 2, NULL,
-				NULL) < 0
+	for (int r = STORE_ROLE_VIEWER; r <= STORE_ROLE_ADMIN; r++)
+		if (s && strcmp(s, role_names[r]) == 0)
+			return (store_role_t)r;
+	return STORE_ROLE_NONE;
+}
+
+const char *store_role_name(store_role_t r)
+{
+	return (unsigned)r <= STORE_ROLE_ADMIN ? role_names[r] : "";
+}
+
+int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now, store_role_t role,
+			  const char *name)
+{
+	store_param_t p[4] = {store_text(token_hash), store_text(now), store_text(store_role_name(role)),
+			      store_text(name)};
+	return c->st->drv->exec(c, "INSERT INTO admin_tokens (token_hash, created_at, role, name) VALUES (?, ?, ?, ?)",
+				p, 4, NULL, NULL) < 0
 		       ? -1
 		       : 0;
 }
@@ -325,10 +398,18 @@ int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, co
 
 int store_agent_status(store_conn_t *c, const char *agent_id, const char *status_json, const char *now)
 {
+	const store_driver_t *d = c->st->drv;
+	if (!d->begin(c, true))
+		return -1;
 	store_param_t p[3] = {store_text(status_json), store_text(now), store_text(agent_id)};
-	int64_t n = c->st->drv->exec(c, "UPDATE agents SET status = ?, last_seen = ? WHERE agent_id = ?", p, 3, NULL,
-				     NULL);
-	return n < 0 ? -1 : n == 0 ? STORE_NOT_FOUND : 0;
+	int64_t n = d->exec(c, "UPDATE agents SET status = ?, last_seen = ? WHERE agent_id = ?", p, 3, NULL, NULL);
+	if (n > 0 && !store_history_add(c, agent_id, status_json))
+		n = -1;
+	if (n <= 0) {
+		d->rollback(c);
+		return n < 0 ? -1 : STORE_NOT_FOUND;
+	}
+	return d->commit(c) ? 0 : -1;
 }
 
 /* ---- events ---- */
@@ -341,7 +422,7 @@ int store_agent_status(store_conn_t *c, const char *agent_id, const char *status
  * so a connection prepares at most four texts of each statement. RETURNING
  * names the rows that were new; the others were duplicates.
  */
-#define EVENT_COLS 13
+#define EVENT_COLS 14
 static const size_t chunk_sizes[] = {64, 16, 4, 1};
 
 static void values_sql(bytebuf_t *b, const char *head, size_t rows, int cols, const char *tail)
@@ -379,7 +460,7 @@ static bool row_returned(void *ud, int n, const char *const *cols)
 }
 
 /* rows rows of cols parameters each, in chunks of the fixed sizes. */
-static bool insert_rows(store_conn_t *c, const char *head, int cols, const store_param_t *p, size_t rows,
+bool store_insert_rows(store_conn_t *c, const char *head, int cols, const store_param_t *p, size_t rows,
 			const char *tail, store_row_fn fn, void *ud)
 {
 	bool ok = true;
@@ -398,7 +479,7 @@ static bool insert_rows(store_conn_t *c, const char *head, int cols, const store
 
 /* Up to 64 events, then the detectors of those that were new. */
 static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
-			 size_t *accepted)
+			 size_t *accepted, rollup_acc_t *roll)
 {
 	store_param_t p[64 * EVENT_COLS] = {{0}}; /* filled below; gcc -O1 cannot tell */
 	int64_t seq[64];
@@ -409,37 +490,48 @@ static bool insert_chunk(store_conn_t *c, const char *agent_id, const store_even
 						 store_int(e->ts_ms),  store_text(e->verdict), store_text(e->host),
 						 store_text(e->app_path), store_text(e->app_signing_id), store_text(now),
 						 store_text(e->json), store_text(e->policy_version), store_text(e->rule),
-						 store_text(e->active_verdict)};
+						 store_text(e->active_verdict),
+						 e->monitor < 0 ? store_text(NULL) : store_int(e->monitor)};
 		memcpy(&p[i * EVENT_COLS], row, sizeof row);
 		seq[i] = -1;
 		n_det += e->n_detectors;
 	}
 	returned_t r = {ev, n, seq};
-	if (!insert_rows(c,
+	if (!store_insert_rows(c,
 			 "INSERT INTO events (agent_id, id, kind, ts_ms, verdict, host, app_path, app_signing_id, "
-			 "received_at, body, policy_version, rule, active_verdict)",
+			 "received_at, body, policy_version, rule, active_verdict, monitor)",
 			 EVENT_COLS, p, n, " ON CONFLICT (agent_id, id) DO NOTHING RETURNING seq, id", row_returned, &r))
 		return false;
-	store_param_t *dp = n_det ? malloc(n_det * 3 * sizeof *dp) : NULL;
+	store_param_t *dp = n_det ? malloc(n_det * 4 * sizeof *dp) : NULL;
 	if (n_det && !dp) {
 		snprintf(c->error, sizeof c->error, "out of memory");
 		return false;
 	}
-	size_t rows = 0;
+	size_t rows = 0, n_inc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (seq[i] < 0)
 			continue;
 		(*accepted)++;
+		n_inc += store_event_is_incident(&ev[i]);
+		if (!rollup_add_event(roll, &ev[i], agent_id)) {
+			free(dp);
+			snprintf(c->error, sizeof c->error, "out of memory");
+			return false;
+		}
 		for (size_t k = 0; k < ev[i].n_detectors; k++)
 			if (ev[i].det_counts[k] > 0) {
-				dp[rows * 3] = store_int(seq[i]);
-				dp[rows * 3 + 1] = store_text(ev[i].det_names[k]);
-				dp[rows * 3 + 2] = store_int(ev[i].det_counts[k]);
+				dp[rows * 4] = store_int(seq[i]);
+				dp[rows * 4 + 1] = store_text(ev[i].det_names[k]);
+				dp[rows * 4 + 2] = store_int(ev[i].det_counts[k]);
+				dp[rows * 4 + 3] = store_int(ev[i].ts_ms);
 				rows++;
 			}
 	}
-	bool ok = insert_rows(c, "INSERT INTO event_detectors (seq, detector, count)", 3, dp, rows, "", NULL, NULL);
+	bool ok = store_insert_rows(c, "INSERT INTO event_detectors (seq, detector, count, ts_ms)", 4, dp, rows, "", NULL,
+			      NULL);
 	free(dp);
+	if (ok && n_inc)
+		ok = store_incidents_insert(c, agent_id, ev, seq, n, n_inc);
 	return ok;
 }
 
@@ -450,9 +542,16 @@ int store_insert_events(store_conn_t *c, const char *agent_id, const store_event
 	*accepted = *duplicates = 0;
 	if (!d->begin(c, true))
 		return -1;
+	rollup_acc_t roll = {0};
 	for (size_t done = 0; done < n; done += 64)
-		if (!insert_chunk(c, agent_id, &ev[done], n - done < 64 ? n - done : 64, now, accepted))
+		if (!insert_chunk(c, agent_id, &ev[done], n - done < 64 ? n - done : 64, now, accepted, &roll))
 			goto fail;
+	/* last, so the rollup rows other batches also touch stay locked only
+	 * until the commit just after */
+	bool rolled = rollup_flush(c, &roll);
+	rollup_free(&roll);
+	if (!rolled)
+		goto fail;
 	*duplicates = n - *accepted;
 	store_param_t lp[2] = {store_text(now), store_text(agent_id)};
 	if (d->exec(c, "UPDATE agents SET last_seen = ? WHERE agent_id = ?", lp, 2, NULL, NULL) < 0)
@@ -461,6 +560,7 @@ int store_insert_events(store_conn_t *c, const char *agent_id, const store_event
 		return -1;
 	return 0;
 fail:
+	rollup_free(&roll);
 	d->rollback(c);
 	*accepted = *duplicates = 0;
 	return -1;
@@ -484,8 +584,13 @@ static void qb_and(qb_t *q, const char *frag, const store_param_t *p, int np)
 		q->p[q->np++] = p[i];
 }
 
-static void qb_filters(qb_t *q, const store_filter_t *f, bool with_cursor)
+/* by_detector: the query runs FROM event_detectors d JOIN events e, driven
+ * by d's (detector, ts_ms, seq) index, so a rare detector costs its own
+ * rows, not a walk over every event. */
+static void qb_filters(qb_t *q, const store_filter_t *f, bool with_cursor, bool by_detector)
 {
+	const char *ts = by_detector ? "d.ts_ms" : "e.ts_ms";
+	char frag[96];
 	if (f->verdict)
 		qb_and(q, "e.verdict = ?", (store_param_t[]){store_text(f->verdict)}, 1);
 	if (f->kind)
@@ -494,19 +599,46 @@ static void qb_filters(qb_t *q, const store_filter_t *f, bool with_cursor)
 		qb_and(q, "e.host = ?", (store_param_t[]){store_text(f->host)}, 1);
 	if (f->agent)
 		qb_and(q, "e.agent_id = ?", (store_param_t[]){store_text(f->agent)}, 1);
+	/* a path starts with '/', a signing id never: one index each */
 	if (f->app)
-		qb_and(q, "(e.app_path = ? OR e.app_signing_id = ?)",
-		       (store_param_t[]){store_text(f->app), store_text(f->app)}, 2);
-	if (f->detector)
+		qb_and(q, f->app[0] == '/' ? "e.app_path = ?" : "e.app_signing_id = ?",
+		       (store_param_t[]){store_text(f->app)}, 1);
+	if (f->policy_version)
+		qb_and(q, "e.policy_version = ?", (store_param_t[]){store_text(f->policy_version)}, 1);
+	/* literal, so the partial index events_monitor serves monitor=true */
+	if (f->monitor)
+		qb_and(q, f->monitor == STORE_MONITOR_ONLY ? "e.monitor = 1" : "e.monitor = 0", NULL, 0);
+	if (f->detector && by_detector)
+		qb_and(q, "d.detector = ?", (store_param_t[]){store_text(f->detector)}, 1);
+	else if (f->detector)
 		qb_and(q, "EXISTS (SELECT 1 FROM event_detectors d WHERE d.seq = e.seq AND d.detector = ?)",
 		       (store_param_t[]){store_text(f->detector)}, 1);
-	if (f->has_since)
-		qb_and(q, "e.ts_ms >= ?", (store_param_t[]){store_int(f->since_ms)}, 1);
-	if (f->has_until)
-		qb_and(q, "e.ts_ms < ?", (store_param_t[]){store_int(f->until_ms)}, 1);
-	if (with_cursor && f->has_cursor)
-		qb_and(q, "(e.ts_ms < ? OR (e.ts_ms = ? AND e.seq < ?))",
+	if (f->has_since) {
+		snprintf(frag, sizeof frag, "%s >= ?", ts);
+		qb_and(q, frag, (store_param_t[]){store_int(f->since_ms)}, 1);
+	}
+	if (f->has_until) {
+		snprintf(frag, sizeof frag, "%s < ?", ts);
+		qb_and(q, frag, (store_param_t[]){store_int(f->until_ms)}, 1);
+	}
+	if (with_cursor && f->has_cursor) {
+		snprintf(frag, sizeof frag, "(%s < ? OR (%s = ? AND %s < ?))", ts, ts, by_detector ? "d.seq" : "e.seq");
+		qb_and(q, frag,
 		       (store_param_t[]){store_int(f->cursor_ts), store_int(f->cursor_ts), store_int(f->cursor_seq)}, 3);
+	}
+}
+
+/* SELECT ts, seq, body of the filtered events, newest first, limit rows. */
+static void qb_events(qb_t *q, const store_filter_t *f, int64_t limit)
+{
+	bool by_det = f->detector != NULL;
+	bytebuf_append_str(&q->sql, by_det ? "SELECT d.ts_ms, d.seq, e.body FROM event_detectors d "
+					     "JOIN events e ON e.seq = d.seq"
+					   : "SELECT e.ts_ms, e.seq, e.body FROM events e");
+	qb_filters(q, f, true, by_det);
+	bytebuf_append_str(&q->sql, by_det ? " ORDER BY d.ts_ms DESC, d.seq DESC LIMIT ?"
+					   : " ORDER BY e.ts_ms DESC, e.seq DESC LIMIT ?");
+	q->p[q->np++] = store_int(limit);
 }
 
 typedef struct {
@@ -542,10 +674,7 @@ int store_query_events(store_conn_t *c, const store_filter_t *f, json_t *out, bo
 {
 	qb_t q = {.np = 0};
 	bytebuf_init(&q.sql, 0);
-	bytebuf_append_str(&q.sql, "SELECT e.ts_ms, e.seq, e.body FROM events e");
-	qb_filters(&q, f, true);
-	bytebuf_append_str(&q.sql, " ORDER BY e.ts_ms DESC, e.seq DESC LIMIT ?");
-	q.p[q.np++] = store_int(f->limit + 1);
+	qb_events(&q, f, f->limit + 1);
 	page_t pg = {.out = out, .limit = f->limit};
 	int64_t r = bytebuf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_event, &pg) : -1;
 	bytebuf_free(&q.sql);
@@ -648,7 +777,7 @@ int store_stats(store_conn_t *c, const store_filter_t *f, const char *by, int64_
 	} else {
 		bytebuf_append_str(&q.sql, "SELECT COALESCE(e.app_path, e.app_signing_id) AS k, count(*) FROM events e");
 	}
-	qb_filters(&q, f, false);
+	qb_filters(&q, f, false, false);
 	bytebuf_append_str(&q.sql, time ? " GROUP BY k ORDER BY k" : " GROUP BY k ORDER BY count(*) DESC, k");
 	stats_t s = {out, time};
 	int64_t r = bytebuf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_stat, &s) : -1;
@@ -660,4 +789,41 @@ int store_count_events(store_conn_t *c, int64_t *n)
 {
 	*n = 0;
 	return c->st->drv->exec(c, "SELECT count(*) FROM events", NULL, 0, store_row_int, n) < 0 ? -1 : 0;
+}
+
+typedef struct {
+	bool (*fn)(void *ud, const char *json);
+	void *ud;
+	int limit, n;
+	bool more, stopped;
+} each_t;
+
+static bool row_each(void *ud, int n, const char *const *cols)
+{
+	each_t *e = ud;
+	if (n < 3 || !cols[2])
+		return true;
+	if (e->n == e->limit) {
+		e->more = true;
+		return false;
+	}
+	e->n++;
+	if (!e->fn(e->ud, cols[2])) {
+		e->stopped = true;
+		return false;
+	}
+	return true;
+}
+
+int store_events_each(store_conn_t *c, const store_filter_t *f, int limit, bool (*fn)(void *ud, const char *json),
+		      void *ud, bool *more)
+{
+	qb_t q = {.np = 0};
+	bytebuf_init(&q.sql, 0);
+	qb_events(&q, f, (int64_t)limit + 1);
+	each_t e = {fn, ud, limit, 0, false, false};
+	int64_t r = bytebuf_cstr(&q.sql) ? c->st->drv->exec(c, q.sql.data, q.p, q.np, row_each, &e) : -1;
+	bytebuf_free(&q.sql);
+	*more = e.more || e.stopped;
+	return r < 0 ? -1 : 0;
 }

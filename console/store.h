@@ -119,10 +119,25 @@ void store_release(store_conn_t *c, bool broken);
 bool store_row_int(void *ud, int n, const char *const *cols);
 bool store_row_dup(void *ud, int n, const char *const *cols);
 
-typedef enum { STORE_ROLE_NONE = 0, STORE_ROLE_AGENT, STORE_ROLE_ADMIN } store_role_t;
+/* The people's roles are ordered: each may what the one before may, and
+ * more (schemas/console-api.md "Roles"). */
+typedef enum {
+	STORE_ROLE_NONE = 0,
+	STORE_ROLE_AGENT,
+	STORE_ROLE_VIEWER,
+	STORE_ROLE_ANALYST,
+	STORE_ROLE_ADMIN
+} store_role_t;
 
+/* "viewer" -> STORE_ROLE_VIEWER...; STORE_ROLE_NONE for anything else. */
+store_role_t store_role_parse(const char *s);
+const char *store_role_name(store_role_t r);
+
+/* Agent or admin token; a revoked admin token is STORE_NOT_FOUND. */
 int store_token_lookup(store_conn_t *c, const char *token_hash, store_role_t *role, char agent_id[64]);
-int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now);
+/* name may be NULL. */
+int store_admin_token_add(store_conn_t *c, const char *token_hash, const char *now, store_role_t role,
+			  const char *name);
 /* labels_json: the agent's labels as it sent them (NULL keeps the stored
  * ones); a change bumps the policy generation. */
 int store_enroll(store_conn_t *c, const char *agent_id, const char *hostname, const char *version,
@@ -135,6 +150,7 @@ typedef struct {
 	const char *json;        /* the event as sent (one NDJSON line) */
 	const char *policy_version, *rule; /* NULL when the event has none */
 	const char *active_verdict;        /* shadow events: what the active policy decided */
+	int monitor;             /* verdict events: 1 reported, not enforced; 0 enforced; -1 none */
 	size_t n_detectors;
 	const char **det_names;
 	int64_t *det_counts;
@@ -145,8 +161,10 @@ typedef struct {
 int store_insert_events(store_conn_t *c, const char *agent_id, const store_event_t *ev, size_t n, const char *now,
 			size_t *accepted, size_t *duplicates);
 
+enum { STORE_ENFORCED = 1, STORE_MONITOR_ONLY = 2 };
 typedef struct {
-	const char *verdict, *detector, *host, *app, *agent, *kind;
+	const char *verdict, *detector, *host, *app, *agent, *kind, *policy_version;
+	int monitor;             /* 0: either; STORE_ENFORCED or STORE_MONITOR_ONLY */
 	bool has_since, has_until, has_cursor;
 	int64_t since_ms, until_ms;
 	int64_t cursor_ts, cursor_seq;
@@ -274,5 +292,7 @@ int store_shadow_report(store_conn_t *c, int64_t version, const store_filter_t *
 int store_audit_add(store_conn_t *c, const store_audit_t *a);
 /* Newest first; f: since/until/cursor (cursor_seq is the id)/limit. */
 int store_audit_list(store_conn_t *c, const store_filter_t *f, json_t *out, bool *more, int64_t *last_id);
+
+#include "store_ui.h"
 
 #endif

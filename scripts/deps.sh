@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages dlpgate needs. Idempotent and quiet: when
 # everything is present it prints nothing and touches nothing.
 # Usage: scripts/deps.sh [build|run|test|all|packaging|deb]   (default: all)
-#   build  compiling the gateway and the console
+#   build  compiling the gateway and the console (with Node.js and npm,
+#          which bundle the console's web UI)
 #   run    build + what `make run` uses besides them (openssl, curl)
 #   test   run + the test peers (Check, nginx, PostgreSQL, clang, Chromium, Node.js
 #          and ajv, nftables, ...); all is the same as test
@@ -49,10 +50,11 @@ deb) want="$build_pkgs $deb_pkgs" ;;
 *) echo "usage: $0 [build|run|test|all|packaging|deb]" >&2; exit 2 ;;
 esac
 
-# Node.js runs ajv, the JSON Schema validator the tests check events with.
+# Node.js and npm build the console's web UI (console/web: npm ci of its
+# lockfile, then esbuild) and run ajv and playwright-core in the tests.
 # Debian's nodejs and npm, unless a node with its own npm is already here.
 case "${1:-all}" in
-test | all) command -v npm >/dev/null 2>&1 || want="$want nodejs npm" ;;
+build | run | test | all | deb) command -v npm >/dev/null 2>&1 || want="$want nodejs npm" ;;
 esac
 
 missing=""

@@ -45,6 +45,7 @@ stop() {
 	echo "dlpgate and the console stopped" >&2
 }
 setsid "$console_bin" run --listen "$console_listen" --state-dir "$console_dir" --enroll-secret "$secret" \
+	--web-root "$top/$build/web" \
 	>"$top/.run/console.log" 2>&1 &
 console_pid=$!
 trap 'stop; exit 0' INT TERM
@@ -91,7 +92,8 @@ $console_dir/console.db). Verdicts reach it within a second. Admin token: $admin
        "$console/api/v1/events?verdict=redact&limit=10"
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" $console/api/v1/agents
   curl --cacert $console_dir/console.pem -H "Authorization: Bearer $admin" "$console/api/v1/stats?by=detector"
-More tokens: $console_bin admin token create --state-dir $console_dir
+Web UI: $console/ (sign in with the admin token; the UI's files come from $build/web)
+More tokens: $console_bin admin token create --role viewer|analyst|admin --state-dir $console_dir
 
 Change what the fleet enforces (a folder with policy.lua and tests/*.lua):
   $console_bin policy push --state-dir $console_dir DIR --message "why"

@@ -14,7 +14,7 @@ agents=${1:-100}
 seconds=${2:-10}
 batch=${3:-100}
 make -s -C "$top" build/dlpgate-console build/console-load >/dev/null
-cbin="$top/build/dlpgate-console"
+cbin=${CONSOLE_BIN:-"$top/build/dlpgate-console"} # CONSOLE_BIN: another build to compare
 load="$top/build/console-load"
 pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/dlpgate-ingest-XXXXXX)

@@ -45,6 +45,8 @@ int main(void)
 		websocket_suite,
 		ident_suite,
 		reqscan_suite,
+		console_ui_suite,
+		web_ui_suite,
 	};
 	const char *names[] = {
 		"harness",
@@ -69,6 +71,8 @@ int main(void)
 		"websocket",
 		"ident",
 		"reqscan",
+		"console_ui",
+		"web_ui",
 	};
 	SRunner *sr = NULL;
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -26,5 +26,7 @@ Suite *coach_suite(void);
 Suite *websocket_suite(void);
 Suite *ident_suite(void);
 Suite *reqscan_suite(void);
+Suite *console_ui_suite(void);
+Suite *web_ui_suite(void);
 
 #endif

@@ -133,6 +133,15 @@ until curl -s --cacert "$root/etc/dlpgate/console.pem" -H "Authorization: Bearer
 	sleep 0.1
 done
 echo "deb: ok: the redact event reached the console"
+# The web UI the package installed (/usr/share/dlpgate-console/web, the
+# console's default --web-root): the page, and the script it names.
+page=$(curl -sS --cacert "$root/etc/dlpgate/console.pem" "https://127.0.0.1:$console_port/events") ||
+	fail "GET / of the console"
+script=$(printf '%s' "$page" | grep -o '/app-[A-Za-z0-9]*\.js' | head -1)
+[ -n "$script" ] || { printf '%s\n' "$page" >&2; fail "the console does not serve the web UI's index.html"; }
+curl -sSf -o /dev/null --cacert "$root/etc/dlpgate/console.pem" "https://127.0.0.1:$console_port$script" ||
+	fail "the console does not serve $script"
+echo "deb: ok: the console serves its web UI"
 in_root runuser -u dlpgate -- dlpgate status --state-dir /var/lib/dlpgate | sed -n '1,4p;/console.state/p'
 
 # SIGTERM, the agent first (its spool drains to the console).

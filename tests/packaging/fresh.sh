@@ -99,13 +99,22 @@ until curl -s --cacert "$root/src/.run/console/console.pem" -H "Authorization: B
 done
 echo "fresh: ok: the console has the redact event"
 
-# (nodejs itself comes with node-llhttp, the only Debian package holding
-# llhttp's sources: a build dependency. npm and ajv are the tests'.)
-for p in check postgresql clang npm nginx-light; do
+# The web UI make run built (npm ci of console/web's lockfile into
+# .deps/web, then esbuild): the page and the script it names.
+page=$(curl -sS --cacert "$root/src/.run/console/console.pem" "https://127.0.0.1:8443/") ||
+	fail "GET / of the console"
+script=$(printf '%s' "$page" | grep -o '/app-[A-Za-z0-9]*\.js' | head -1)
+[ -n "$script" ] && curl -sSf -o /dev/null --cacert "$root/src/.run/console/console.pem" "https://127.0.0.1:8443$script" ||
+	{ printf '%s\n' "$page" >&2; fail "the console does not serve the web UI"; }
+echo "fresh: ok: the console serves its web UI ($script)"
+
+# (Node.js and npm build the web UI: build dependencies. ajv and
+# playwright-core, in .deps/node_modules, are the tests'.)
+for p in check postgresql clang chromium nginx-light; do
 	s=$(in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[ "$s" != "install ok installed" ] || fail "make run installed the test peer $p"
 done
-[ ! -e "$root/src/.deps" ] || fail "make run installed the tests' npm tools"
+[ ! -e "$root/src/.deps/node_modules" ] || fail "make run installed the tests' npm tools"
 echo "fresh: ok: make run installed no test peer"
 
 # Ctrl-C: SIGINT to make's process group.

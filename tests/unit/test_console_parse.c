@@ -153,6 +153,51 @@ START_TEST(event_lines)
 }
 END_TEST
 
+START_TEST(web_paths)
+{
+	const char *ok[] = {"/", "/index.html", "/assets/app-Bx91kQ2z.js", "/events/0190-ab_c~", "/incidents/"};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		ck_assert_msg(console_web_path_ok(ok[i]), "%s", ok[i]);
+	const char *bad[] = {"", "x", "/..", "/../x", "/a/../b", "/.env", "/a/.git/config", "//x", "/a//b",
+			     "/%2e%2e/x", "/a\\b", "/a b", "/a?b", "/\x01"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(!console_web_path_ok(bad[i]), "%s", bad[i]);
+	ck_assert(console_web_hashed("/assets/app-Bx91kQ2z.js"));
+	ck_assert(console_web_hashed("/assets/app.3f9a8b7c.css"));
+	ck_assert(!console_web_hashed("/assets/app-dashboard.js"));
+	ck_assert(!console_web_hashed("/index.html"));
+	ck_assert(!console_web_hashed("/assets/a-1234567.js")); /* 7: too short */
+	ck_assert_str_eq(console_web_type("/a.js"), "text/javascript; charset=utf-8");
+	ck_assert_str_eq(console_web_type("/a.svg"), "image/svg+xml");
+	ck_assert_str_eq(console_web_type("/a.exe"), "application/octet-stream");
+	ck_assert_str_eq(console_web_type("/a.d/b"), "application/octet-stream");
+}
+END_TEST
+
+START_TEST(cookies)
+{
+	const char *v = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char out[72], in[256];
+	snprintf(in, sizeof in, "theme=dark; dlpgate_session=%s; x=1", v);
+	console_cookie_session(in, strlen(in), out);
+	ck_assert_str_eq(out, v);
+	snprintf(in, sizeof in, "dlpgate_session=%s", v);
+	console_cookie_session(in, strlen(in), out);
+	ck_assert_str_eq(out, v);
+	/* two of them, a short or upper-case value, a prefix of the name: none */
+	const char *bad[] = {"dlpgate_session=%s; dlpgate_session=%s", "dlpgate_session=ABC", "xdlpgate_session=%s",
+			     "dlpgate_session=%sff"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(in, sizeof in, bad[i], v, v);
+		console_cookie_session(in, strlen(in), out);
+		ck_assert_msg(!out[0], "%s", in);
+	}
+	ck_assert(console_token_equal(v, v));
+	ck_assert(!console_token_equal(v, "0123"));
+	ck_assert(!console_token_equal("", ""));
+}
+END_TEST
+
 Suite *console_parse_suite(void)
 {
 	Suite *s = suite_create("console_parse");
@@ -163,6 +208,8 @@ Suite *console_parse_suite(void)
 	tcase_add_test(t, gunzip_caps);
 	tcase_add_test(t, event_lines);
 	tcase_add_test(t, detector_confidence);
+	tcase_add_test(t, web_paths);
+	tcase_add_test(t, cookies);
 	suite_add_tcase(s, t);
 	return s;
 }
