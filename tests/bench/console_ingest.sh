@@ -29,22 +29,13 @@ trap cleanup EXIT
 secret=ingest-bench-enroll-secret
 port=18543
 
-console() { # DB-ARG...
-	rm -rf "$work/st"
-	mkdir -p "$work/st"
-	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn "$@" \
-		>"$work/console.log" 2>&1 &
-	cpid=$!
-	wait_console $cpid "$work/st/console.pem" $port "$work/console.log"
-}
-stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }
 
 run_load() { # LABEL IDLE
 	"$load" --url https://127.0.0.1:$port --cacert "$work/st/console.pem" --secret $secret \
 		--agents "$agents" --seconds "$seconds" --batch "$batch" --idle "$2" --pid $cpid | sed "s/^/$1: /"
 }
 
-console
+start_console
 run_load sqlite 0
 stop_console
 
@@ -53,10 +44,10 @@ chown postgres "$work/pg"
 runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
 	-o "-p 55433 -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" start >/dev/null
-console --db postgresql://postgres@127.0.0.1:55433/postgres
+start_console --db postgresql://postgres@127.0.0.1:55433/postgres
 run_load postgresql 0
 stop_console
 
-console
+start_console
 agents=1 seconds=1 batch=1 run_load idle 1000
 stop_console

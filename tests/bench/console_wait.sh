@@ -8,3 +8,16 @@ wait_console() {
 		sleep 0.1
 	done
 }
+
+# start_console DB-ARG...: a fresh console on 127.0.0.1:$port with state in
+# $work/st, enroll secret $secret, binary $cbin; its pid in $cpid.
+# stop_console: SIGTERM and wait.
+start_console() {
+	rm -rf "$work/st"
+	mkdir -p "$work/st"
+	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn "$@" \
+		>"$work/console.log" 2>&1 &
+	cpid=$!
+	wait_console $cpid "$work/st/console.pem" $port "$work/console.log"
+}
+stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }

@@ -28,15 +28,6 @@ secret=ui-query-bench-enroll-secret
 port=18643
 url=https://127.0.0.1:$port
 
-console() { # DB-ARG...
-	rm -rf "$work/st"
-	mkdir -p "$work/st"
-	"$cbin" run --listen 127.0.0.1:$port --state-dir "$work/st" --enroll-secret $secret --log-level warn "$@" \
-		>"$work/console.log" 2>&1 &
-	cpid=$!
-	wait_console $cpid "$work/st/console.pem" $port "$work/console.log"
-}
-stop_console() { kill $cpid; wait $cpid 2>/dev/null || true; cpid=""; }
 
 # median of 5 time_total (ms) of GET PATH as admin
 timed() { # LABEL PATH
@@ -90,7 +81,7 @@ queries() {
 run() { # LABEL DB-ARG...
 	db=$1
 	shift
-	console "$@"
+	start_console "$@"
 	admin=$("$cbin" admin token create --state-dir "$work/st" "$@")
 	python3 "$top/tests/bench/ui_events.py" "$url" "$work/st/console.pem" $secret "$n" | sed "s/^/$db: /"
 	queries
