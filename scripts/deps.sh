@@ -29,8 +29,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # chromium (it downloads no browser of its own) for the page tests.
 npm_tools() {
 	case "${1:-all}" in build | run | packaging | deb) return 0 ;; esac
+	# 1.61 is the newest that runs on Debian 12's Node.js 18 (1.62 wants 20).
+	pw=1.61.1
 	[ -x "$top/.deps/node_modules/.bin/ajv" ] &&
-		[ -f "$top/.deps/node_modules/playwright-core/package.json" ] && return 0
+		grep -q "\"version\": \"$pw\"" "$top/.deps/node_modules/playwright-core/package.json" 2>/dev/null &&
+		return 0
 	echo "deps: installing ajv-cli and playwright-core into .deps/" >&2
 	mkdir -p "$top/.deps"
 	# npm trusts only its own CA bundle; add the system store, which holds
@@ -38,7 +41,7 @@ npm_tools() {
 	[ -n "${NODE_EXTRA_CA_CERTS:-}" ] || [ ! -r /etc/ssl/certs/ca-certificates.crt ] ||
 		export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 	npm install --prefix "$top/.deps" --no-audit --no-fund --loglevel=error \
-		ajv-cli@5.0.0 ajv-formats@2.1.1 playwright-core@1.65.2 >/dev/null
+		ajv-cli@5.0.0 ajv-formats@2.1.1 "playwright-core@$pw" >/dev/null
 }
 
 case "${1:-all}" in
