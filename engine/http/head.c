@@ -154,6 +154,16 @@ bool http_head_set(http_head_t *h, const char *name, const char *value)
 bool http_head_set_target(http_head_t *h, const char *target, size_t len)
 {
 	uint32_t off = (uint32_t)h->arena.len;
+	/* The new target is often a piece of the old one (an absolute-form
+	 * target's path), in the arena itself: growing the arena would move
+	 * it under the copy. Copy it from where it is after the growth. */
+	const char *base = h->arena.data;
+	bool inside = base && target >= base && target < base + h->arena.len;
+	size_t at = inside ? (size_t)(target - base) : 0;
+	if (!bytebuf_reserve(&h->arena, len))
+		return false;
+	if (inside)
+		target = h->arena.data + at;
 	if (!bytebuf_append(&h->arena, target, len))
 		return false;
 	h->target_off = off;

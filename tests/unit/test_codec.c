@@ -287,6 +287,29 @@ START_TEST(head_edit_and_serialize)
 }
 END_TEST
 
+/* The explicit proxy's route: the new target is the absolute target's
+ * path, a piece of the arena itself. An arena that must grow for the copy
+ * used to move it under the copy (ASan: use after free). */
+START_TEST(target_from_the_arena_itself)
+{
+	for (size_t fill = 0; fill < 600; fill++) {
+		http_head_t h;
+		http_head_init(&h, true, 1 << 20, 32);
+		char pad[600];
+		memset(pad, 'a', fill);
+		ck_assert(bytebuf_append(&h.arena, pad, fill));
+		static const char abs[] = "http://example.com/some/path?q=1";
+		uint32_t off = (uint32_t)h.arena.len;
+		ck_assert(bytebuf_append(&h.arena, abs, sizeof abs - 1));
+		const char *path = h.arena.data + off + 18;
+		ck_assert(http_head_set_target(&h, path, sizeof abs - 1 - 18));
+		ck_assert_int_eq(h.target_len, sizeof abs - 1 - 18);
+		ck_assert(!memcmp(http_head_str(&h, h.target_off), "/some/path?q=1", h.target_len));
+		http_head_free(&h);
+	}
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -297,6 +320,7 @@ Suite *codec_suite(void)
 	tcase_add_test(t, limits);
 	tcase_add_test(t, responses);
 	tcase_add_test(t, head_edit_and_serialize);
+	tcase_add_test(t, target_from_the_arena_itself);
 	suite_add_tcase(s, t);
 	return s;
 }
