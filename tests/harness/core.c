@@ -17,6 +17,7 @@
 #include "harness/harness.h"
 #include "harness/harness_internal.h"
 
+#include <ctype.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -329,6 +330,22 @@ void th_write_file(const char *path, const void *data, size_t len, int mode)
 		len -= (size_t)n;
 	}
 	if (close(fd) != 0) th_fail("th_write_file: close %s: %s", path, strerror(errno));
+}
+
+bool th_has_group(const char *s, const char *digits)
+{
+	size_t n = strlen(digits);
+	for (const char *p = s ? strstr(s, digits) : NULL; p; p = strstr(p + 1, digits)) {
+		const char *a = p, *b = p + n;
+		while (a > s && isdigit((unsigned char)a[-1]))
+			a--;
+		while (isdigit((unsigned char)*b))
+			b++;
+		/* alone, or inside a run as long as a card's (unseparated) */
+		if (b - a == (ptrdiff_t)n || b - a >= 13)
+			return true;
+	}
+	return false;
 }
 
 char *th_read_file(const char *path, size_t *len)

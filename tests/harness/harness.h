@@ -58,6 +58,11 @@ char *th_path(const char *name);                    /* malloc'd "TMPDIR/name" */
 void th_write_file(const char *path, const void *data, size_t len, int mode);
 /* Whole file, NUL-terminated, malloc'd; NULL if the file does not exist. */
 char *th_read_file(const char *path, size_t *len);
+/* Does digits (a group of a secret number, "1488") stand in s as a group
+ * of its own, or inside a run of digits as long as a card's? Not inside
+ * a short run: logs and heads hold ports, ids and times whose digits
+ * would match a bare strstr by chance. */
+bool th_has_group(const char *s, const char *digits);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close). */
 int th_free_port(void);
 /* Poll-connect 127.0.0.1:port until something accepts; false on timeout (no th_fail:

@@ -155,7 +155,7 @@ START_TEST(cards_inside_documents_are_found)
 	ck_assert(dlp_log_wait(&fx.d, "\"document\":\"card.xlsx!xl/sharedStrings.xml\"", 5000));
 	ck_assert(dlp_log_wait(&fx.d, "uninspectable:document", 5000));
 	char *log = dlp_log(&fx.d);
-	ck_assert_msg(!strstr(log, "0343"), "a card digit group reached the log");
+	ck_assert_msg(!th_has_group(log, "0343"), "a card digit group reached the log");
 	/* the events with a document hold to the schema */
 	char *events = calloc(1, strlen(log) + 1);
 	int n = 0;

@@ -151,7 +151,7 @@ START_TEST(pipelined_continue_and_http10_are_each_inspected)
 	th_client_close(c);
 	char *rx = th_upstream_received(fx.up, &len);
 	ck_assert_msg(strstr(rx, "one 4539 **** **** 6467") && strstr(rx, "two 4111 **** **** 1111") &&
-			      strstr(rx, "thr 5399 **** **** 3787") && !strstr(rx, "1488") && !strstr(rx, "3518"),
+			      strstr(rx, "thr 5399 **** **** 3787") && !th_has_group(rx, "1488") && !th_has_group(rx, "3518"),
 		      "%s", rx);
 	free(rx);
 
@@ -166,7 +166,7 @@ START_TEST(pipelined_continue_and_http10_are_each_inspected)
 	th_client_close(c);
 	ck_assert(dlp_log_wait(&fx.d, "event=trailers_dropped", 5000));
 	rx = th_upstream_received(fx.up, &len);
-	ck_assert_msg(strstr(rx, "hello") && !strstr(rx, "X-Note: card") && !strstr(rx, "1488"), "%s", rx);
+	ck_assert_msg(strstr(rx, "hello") && !strstr(rx, "X-Note: card") && !th_has_group(rx, "1488"), "%s", rx);
 	free(rx);
 
 	/* Expect: 100-continue: the body comes after the interim answer */
@@ -192,7 +192,7 @@ START_TEST(pipelined_continue_and_http10_are_each_inspected)
 	th_client_close(c);
 	rx = th_upstream_received(fx.up, &len);
 	ck_assert_msg(strstr(rx, "exp 6011 **** **** 2918") && strstr(rx, "old 3530 **** **** 6323") &&
-			      !strstr(rx, "9746") && !strstr(rx, "8426"),
+			      !th_has_group(rx, "9746") && !th_has_group(rx, "8426"),
 		      "%s", rx);
 	free(rx);
 	teardown(&fx);
@@ -214,7 +214,7 @@ START_TEST(chunked_split_and_compressed_bodies)
 	free(r);
 	th_client_close(c);
 	char *rx = th_upstream_received(fx.up, &len);
-	ck_assert_msg(strstr(rx, "card 4539 **** **** 6467 .") && !strstr(rx, "1488"), "%s", rx);
+	ck_assert_msg(strstr(rx, "card 4539 **** **** 6467 .") && !th_has_group(rx, "1488"), "%s", rx);
 	free(rx);
 
 	/* gzip: decoded, masked, sent as identity with the length fixed */

@@ -102,8 +102,8 @@ START_TEST(target_headers_cookies_masked_in_place)
 			      strstr(rx, "X-Card: 5399 **** **** 3787\r\n") && strstr(rx, "X-Split: 6011 ****\r\n") &&
 			      strstr(rx, "X-Split: **** 2918\r\n") && strstr(rx, "sid=abc; cc=3530********6323"),
 		      "%s", rx);
-	ck_assert_msg(!strstr(rx, "1488") && !strstr(rx, "3518") && !strstr(rx, "9746") && !strstr(rx, "5075") &&
-			      !strstr(rx, "8426") && th_upstream_request_count(fx.up) == 1,
+	ck_assert_msg(!th_has_group(rx, "1488") && !th_has_group(rx, "3518") && !th_has_group(rx, "9746") && !th_has_group(rx, "5075") &&
+			      !th_has_group(rx, "8426") && th_upstream_request_count(fx.up) == 1,
 		      "%s", rx);
 	/* the event: every place, masked samples, the path masked too */
 	ck_assert(dlp_log_wait(&fx.d, "\"cookie:cc\"", 5000));
@@ -111,7 +111,7 @@ START_TEST(target_headers_cookies_masked_in_place)
 	ck_assert_msg(strstr(log, "\"url\"") && strstr(log, "\"header:x-card\"") && strstr(log, "\"header:x-split\"") &&
 			      strstr(log, "\"redacted\":true") && strstr(log, "\"path\":\"/echo/****************\""),
 		      "%s", log);
-	ck_assert_msg(!strstr(log, "4539148803436467") && !strstr(log, "1488") && !strstr(log, "9746 5075"), "%s", log);
+	ck_assert_msg(!strstr(log, "4539148803436467") && !th_has_group(log, "1488") && !strstr(log, "9746 5075"), "%s", log);
 	/* the verdict events with locations are what the schema says */
 	bytebuf_t events;
 	bytebuf_init(&events, 0);
@@ -145,7 +145,7 @@ START_TEST(header_card_blocked_with_location)
 	free(out);
 	size_t len;
 	char *rx = th_upstream_received(fx.up, &len);
-	ck_assert_msg(th_upstream_request_count(fx.up) == 0 && !strstr(rx, "1488"), "%s", rx);
+	ck_assert_msg(th_upstream_request_count(fx.up) == 0 && !th_has_group(rx, "1488"), "%s", rx);
 	char *log = dlp_log(&fx.d);
 	ck_assert_msg(strstr(log, "\"header:x-custom-data\"") && !strstr(log, "4539148803436467") &&
 			      !strstr(log, "1488-0343"),
