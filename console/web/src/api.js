@@ -23,7 +23,7 @@ export class ApiError extends Error {
 	}
 }
 
-export async function api(method, path, body, { text = false, quiet401 = false } = {}) {
+export async function api(method, path, body, { text = false, quiet401 = false, retried = false } = {}) {
 	const headers = { Accept: text ? 'text/plain, text/x-diff' : 'application/json' };
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
 	if (method !== 'GET' && method !== 'HEAD' && csrf) headers[CSRF_HEADER] = csrf;
@@ -43,6 +43,14 @@ export async function api(method, path, body, { text = false, quiet401 = false }
 			detail = j.detail || '';
 		} catch (_) {
 			/* not JSON: the status says it */
+		}
+		if (res.status === 403 && code === 'csrf_refused' && !retried) {
+			// The token this page holds is not the session's (not loaded
+			// yet, or cleared by a request that raced the session's
+			// answer): ask the session for it, once, and send again.
+			const session = await api('GET', '/api/v1/session', undefined, { quiet401 });
+			setCsrf(session.csrf);
+			return api(method, path, body, { text, quiet401, retried: true });
 		}
 		throw new ApiError(res.status, code, detail || `${res.status} ${res.statusText}`);
 	}
