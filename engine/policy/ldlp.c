@@ -276,7 +276,7 @@ static bool in_list(const char *s, const char *const *list)
 	return false;
 }
 
-static uint32_t opt_uint(lua_State *L, int t, const char *key, uint32_t def, uint32_t max)
+uint32_t ldlp_opt_uint(lua_State *L, int t, const char *fn, const char *key, uint32_t def, uint32_t max)
 {
 	lua_getfield(L, t, key);
 	if (lua_isnil(L, -1)) {
@@ -286,9 +286,14 @@ static uint32_t opt_uint(lua_State *L, int t, const char *key, uint32_t def, uin
 	int ok;
 	lua_Integer v = lua_tointegerx(L, -1, &ok);
 	if (!ok || v < 0 || (uint64_t)v > max)
-		luaL_error(L, "dlp.detector: %s must be a whole number from 0 to %u", key, max);
+		luaL_error(L, "%s: %s must be a whole number from 0 to %u", fn, key, max);
 	lua_pop(L, 1);
 	return (uint32_t)v;
+}
+
+static uint32_t opt_uint(lua_State *L, int t, const char *key, uint32_t def, uint32_t max)
+{
+	return ldlp_opt_uint(L, t, "dlp.detector", key, def, max);
 }
 
 static const char *opt_choice(lua_State *L, int t, const char *key, const char *const *choices, const char *def)

@@ -20,21 +20,6 @@
 static const char *const fields[] = {"pack", "primary", "corroborate", "distance", "min_corroborate", "name",
 				     "severity", "confidence", "mask", "examples", "description", NULL};
 
-static uint32_t opt_num(lua_State *L, const char *key, uint32_t def, uint32_t max)
-{
-	lua_getfield(L, 1, key);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	int ok;
-	lua_Integer v = lua_tointegerx(L, -1, &ok);
-	if (!ok || v < 0 || (uint64_t)v > max)
-		luaL_error(L, "dlp.edm: %s must be a whole number from 0 to %u", key, max);
-	lua_pop(L, 1);
-	return (uint32_t)v;
-}
-
 static const char *opt_str(lua_State *L, const char *key, bool required)
 {
 	lua_getfield(L, 1, key);
@@ -82,8 +67,8 @@ int ledm_detector(lua_State *L)
 		return luaL_error(L, "dlp.edm: corroborate must be a column name or a list of them");
 	}
 	lua_pop(L, 1);
-	uint32_t distance = opt_num(L, "distance", 300, EDM_MAX_DISTANCE);
-	uint32_t min_corr = opt_num(L, "min_corroborate", n_corr ? 1 : 0, EDM_MAX_COLUMNS);
+	uint32_t distance = ldlp_opt_uint(L, 1, "dlp.edm", "distance", 300, EDM_MAX_DISTANCE);
+	uint32_t min_corr = ldlp_opt_uint(L, 1, "dlp.edm", "min_corroborate", n_corr ? 1 : 0, EDM_MAX_COLUMNS);
 	if (min_corr > n_corr)
 		return luaL_error(L, "dlp.edm: min_corroborate = %u but only %d corroborating columns", min_corr,
 				  (int)n_corr);

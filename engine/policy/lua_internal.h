@@ -66,6 +66,9 @@ int ldlp_push_compiled(lua_State *L, const detector_spec_t *s, int spec_idx, con
 
 /* ledm.c: dlp.edm{pack =, primary =, corroborate =, distance =, min_corroborate =} */
 int ledm_detector(lua_State *L);
+/* A whole number field key of table t, from 0 to max (def when absent); a
+ * Lua error naming fn otherwise. */
+uint32_t ldlp_opt_uint(lua_State *L, int t, const char *fn, const char *key, uint32_t def, uint32_t max);
 /* Reads a verdict table at idx into v (and marks the findings selected by
  * a redact verdict); false with a message on the stack if it is not one. */
 bool ldlp_read_verdict(lua_State *L, int idx, verdict_t *v, policy_msg_t *msg);
