@@ -261,7 +261,9 @@ try {
 		await page.waitForSelector('.diff .add:has-text("email address")');
 		await page.click('button:text("Activate v2")');
 		await page.waitForSelector('[role=dialog]');
-		// keyboard: focus is trapped in the dialog and Escape closes it
+		// keyboard: focus moves into the dialog as it appears, is trapped
+		// there, and Escape closes it
+		assert.ok(await page.evaluate(() => document.querySelector('[role=dialog]').contains(document.activeElement)), 'focus did not move into the dialog');
 		for (let i = 0; i < 4; i++) await page.keyboard.press('Tab');
 		assert.ok(await page.evaluate(() => document.querySelector('[role=dialog]').contains(document.activeElement)), 'focus left the dialog');
 		await page.keyboard.press('Escape');

@@ -2,7 +2,7 @@
 // Everything an agent sent is rendered as a text node by Preact (never as
 // markup: no dangerouslySetInnerHTML anywhere in this UI).
 import { html } from 'htm/preact';
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { get } from './api.js';
 
 // Loads a URL (or runs fn) whenever deps change; stale answers are dropped.
@@ -105,10 +105,15 @@ export function detectorList(ev) {
 }
 
 // A modal dialog: focus moves in and stays in (Tab cycles), Escape or
-// Cancel closes it, focus goes back where it was.
+// Cancel closes it, focus goes back where it was. Focus moves in a layout
+// effect, before the browser paints, and the keys are watched on the whole
+// document: a Tab pressed the moment the dialog appears, or while focus sits
+// outside it, still lands inside.
 export function Dialog({ title, children, onClose, actions }) {
 	const ref = useRef(null);
-	useEffect(() => {
+	const closeRef = useRef(onClose);
+	closeRef.current = onClose;
+	useLayoutEffect(() => {
 		const before = document.activeElement;
 		const el = ref.current;
 		const focusables = () =>
@@ -119,23 +124,28 @@ export function Dialog({ title, children, onClose, actions }) {
 		const onKey = (e) => {
 			if (e.key === 'Escape') {
 				e.preventDefault();
-				onClose();
+				closeRef.current();
 			} else if (e.key === 'Tab') {
 				const f = focusables();
-				if (!f.length) return;
-				const first = f[0], last = f[f.length - 1];
-				if (e.shiftKey && document.activeElement === first) {
+				if (!f.length) {
 					e.preventDefault();
-					last.focus();
+					el.focus();
+					return;
+				}
+				const first = f[0], last = f[f.length - 1];
+				const inside = el.contains(document.activeElement);
+				if (!inside || (e.shiftKey && document.activeElement === first)) {
+					e.preventDefault();
+					(e.shiftKey ? last : first).focus();
 				} else if (!e.shiftKey && document.activeElement === last) {
 					e.preventDefault();
 					first.focus();
 				}
 			}
 		};
-		el.addEventListener('keydown', onKey);
+		document.addEventListener('keydown', onKey, true);
 		return () => {
-			el.removeEventListener('keydown', onKey);
+			document.removeEventListener('keydown', onKey, true);
 			if (before && before.focus) before.focus();
 		};
 	}, []);
