@@ -4,25 +4,27 @@
 # PostgreSQL 15 this script starts (initdb in a temp dir, as the postgres
 # user); then 1,000 idle keep-alive agent connections and the console's RSS.
 # The load tool (tests/bench/console_load.c) runs on the same machine, so
-# it takes CPU from the console: the numbers are a floor.
+# it takes CPU from the console: the numbers are a floor. PRELOAD=N first
+# loads N events (tests/bench/ui_events.py: 200 agents over 7 days) into the
+# PostgreSQL store, so the timed load meets indexes and rollups of that size.
 #
-#   tests/bench/console_ingest.sh [AGENTS] [SECONDS] [BATCH]
+#   [PRELOAD=N] tests/bench/console_ingest.sh [AGENTS] [SECONDS] [BATCH]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/bench/console_wait.sh"
 agents=${1:-100}
 seconds=${2:-10}
 batch=${3:-100}
+preload=${PRELOAD:-0}
 make -s -C "$top" build/dlpgate-console build/console-load >/dev/null
 cbin=${CONSOLE_BIN:-"$top/build/dlpgate-console"} # CONSOLE_BIN: another build to compare
 load="$top/build/console-load"
-pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/dlpgate-ingest-XXXXXX)
 chmod 755 "$work"
 cpid=""
 cleanup() {
 	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	stop_pg
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,12 +41,10 @@ start_console
 run_load sqlite 0
 stop_console
 
-mkdir -p "$work/pg"
-chown postgres "$work/pg"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-	-o "-p 55433 -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" start >/dev/null
-start_console --db postgresql://postgres@127.0.0.1:55433/postgres
+start_pg 55433 -c fsync=on -c synchronous_commit=on
+start_console --db $pg_url
+[ "$preload" = 0 ] || python3 "$top/tests/bench/ui_events.py" https://127.0.0.1:$port "$work/st/console.pem" $secret \
+	"$preload" | sed "s/^/postgresql preload: /"
 run_load postgresql 0
 stop_console
 

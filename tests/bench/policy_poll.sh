@@ -19,14 +19,13 @@ agents=${1:-10000}
 make -s -C "$top" build/dlpgate-console build/policy-poll >/dev/null
 cbin="$top/build/dlpgate-console"
 bench="$top/build/policy-poll"
-pgbin=/usr/lib/postgresql/15/bin
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d /tmp/dlpgate-policypoll-XXXXXX)
 chmod 755 "$work"
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	stop_pg
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,13 +67,8 @@ grep -h "event=stats" "$work/sqlite.log" || true
 kill $pid && wait $pid 2>/dev/null || true
 
 echo "== PostgreSQL, two consoles, $agents agents (half on each)"
-mkdir -p "$work/pg"
-chown postgres "$work/pg"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-pgport=$(free_port)
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-	-o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-db=postgresql://postgres@127.0.0.1:$pgport/postgres
+start_pg "$(free_port)" -c max_connections=200
+db=$pg_url
 porta=$(free_port)
 console pga $porta "$work/pga/console.pem" --db $db
 pa=$pid

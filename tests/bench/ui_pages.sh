@@ -21,7 +21,6 @@ runs=${3:-5}
 make -s -C "$top" build/dlpgate-console build/web/index.html >/dev/null
 [ -f "$top/.deps/node_modules/playwright-core/package.json" ] || "$top/scripts/deps.sh" test
 cbin="$top/build/dlpgate-console"
-pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/dlpgate-uip-XXXXXX)
 chmod 755 "$work"
 keep=${KEEP:-}
@@ -34,7 +33,7 @@ fi
 cpid=""
 cleanup() {
 	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	stop_pg
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,12 +41,8 @@ secret=ui-pages-bench-enroll-secret
 port=18644
 set --
 if [ "$which" = postgresql ]; then
-	mkdir -p "$work/pg"
-	chown postgres "$work/pg"
-	runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-	runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-		-o "-p 55435 -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-	set -- --db postgresql://postgres@127.0.0.1:55435/postgres
+	start_pg 55435
+	set -- --db "$pg_url"
 fi
 mkdir -p "$work/st"
 [ -z "$keep" ] || [ "$which" = sqlite ] || { echo "ui_pages: KEEP is for sqlite" >&2; exit 2; }

@@ -14,13 +14,12 @@ n=${1:-1000000}
 which=${2:-both}
 make -s -C "$top" build/dlpgate-console >/dev/null
 cbin="$top/build/dlpgate-console"
-pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/dlpgate-uiq-XXXXXX)
 chmod 755 "$work"
 cpid=""
 cleanup() {
 	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	[ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+	stop_pg
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -90,10 +89,6 @@ run() { # LABEL DB-ARG...
 
 [ "$which" = postgresql ] || run sqlite
 if [ "$which" != sqlite ]; then
-	mkdir -p "$work/pg"
-	chown postgres "$work/pg"
-	runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-	runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-		-o "-p 55434 -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-	run postgresql --db postgresql://postgres@127.0.0.1:55434/postgres
+	start_pg 55434
+	run postgresql --db "$pg_url"
 fi
