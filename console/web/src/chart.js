@@ -28,8 +28,11 @@ export function StackedChart({ times, series, label, stacked = true }) {
 			height: 220,
 			legend: { show: true },
 			cursor: { drag: { x: false, y: false } },
-			scales: { x: { time: true } },
-			axes: [axis, { ...axis, size: 50 }],
+			// at least ten minutes wide, so a short history (an agent that
+			// reported for seconds) is not labelled in milliseconds
+			scales: { x: { time: true, range: (u, lo, hi) => (hi - lo >= 600 ? [lo, hi] : [(lo + hi) / 2 - 300, (lo + hi) / 2 + 300]) } },
+			// counts: whole-number ticks only
+			axes: [axis, { ...axis, size: 50, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7] }],
 			series: [
 				{},
 				...series.map((s, i) => ({

@@ -126,6 +126,7 @@ function RolloutForm({ version, kind, onDone }) {
 	};
 	const id = `${kind}-${version}`;
 	return html`<div class="rollout-form">
+		<h3>${kind === 'shadow' ? 'Shadow: runs beside the active version; traffic is not changed' : 'Activate: enforced on the agents chosen'}</h3>
 		<div class="row">
 			<div class="field"><label for=${`${id}-labels`}>Labels (empty: all)</label><input id=${`${id}-labels`} placeholder="ring=canary" value=${labels} onInput=${(e) => setLabels(e.currentTarget.value)} /></div>
 			<div class="field narrow"><label for=${`${id}-pct`}>Percent</label><input id=${`${id}-pct`} type="number" min="1" max="100" value=${percent} onInput=${(e) => setPercent(e.currentTarget.value)} /></div>
