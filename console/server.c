@@ -576,8 +576,7 @@ static void on_connection(uv_stream_t *server, int status)
 	bytebuf_init(&k->pending, PENDING_CAP);
 	uv_timer_init(c->loop, &k->timer);
 	k->timer.data = k;
-	side_init(&k->side, NULL, NULL, "client", &conn_ops);
-	k->side.w = &c->w;
+	side_init(&k->side, &c->w, k, NULL, "client", &conn_ops);
 	k->side.on_closed = on_side_closed;
 	struct sockaddr_storage peer;
 	int plen = sizeof peer;

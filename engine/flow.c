@@ -103,11 +103,12 @@ static void refuse(worker_t *w, uv_stream_t *server)
 
 static void link_flow(worker_t *w, flow_t *f)
 {
-	f->next = w->flows;
-	if (w->flows)
-		w->flows->prev = f;
-	w->flows = f;
-	w->n_flows++;
+	flow_t *head = w->conns;
+	f->next = head;
+	if (head)
+		head->prev = f;
+	w->conns = f;
+	w->n_conns++;
 }
 
 static void unlink_flow(worker_t *w, flow_t *f)
@@ -115,10 +116,10 @@ static void unlink_flow(worker_t *w, flow_t *f)
 	if (f->prev)
 		f->prev->next = f->next;
 	else
-		w->flows = f->next;
+		w->conns = f->next;
 	if (f->next)
 		f->next->prev = f->prev;
-	w->n_flows--;
+	w->n_conns--;
 }
 
 static void flow_free(flow_t *f)
@@ -145,6 +146,53 @@ void flow_handle_released(flow_t *f)
 		flow_free(f);
 }
 
+static void side_closed(side_t *s)
+{
+	flow_handle_released(side_flow(s));
+}
+
+static void side_active(side_t *s)
+{
+	flow_touch(side_flow(s));
+}
+
+void flow_side_init(flow_t *f, side_t *s, side_t *peer, const char *name)
+{
+	side_init(s, f->w, f, peer, name, NULL);
+	s->on_closed = side_closed;
+	s->on_activity = side_active;
+}
+
+/* ---- dialling upstream ---- */
+
+static void dialled(void *ud, uv_tcp_t *tcp, int status, const char *why)
+{
+	flow_t *f = ud;
+	f->dial = NULL;
+	if (tcp) {
+		side_attach(&f->upstream, (uv_stream_t *)tcp);
+		f->handles++;
+		uint16_t port;
+		side_peer_ip(&f->upstream, f->dst_ip, sizeof f->dst_ip, &port);
+	}
+	f->dial_done(f, status, why);
+}
+
+int flow_dial(flow_t *f, const char *host, uint16_t port, void (*done)(flow_t *f, int status, const char *why))
+{
+	f->dial_done = done;
+	return dial_start(&f->w->loop, host, port, f->eng->mark_upstream ? ENGINE_SOCKET_MARK : 0, dialled, f,
+			  &f->dial);
+}
+
+void flow_dial_abort(flow_t *f, bool timed_out)
+{
+	dial_t *d = f->dial;
+	if (!timed_out)
+		f->dial = NULL;
+	dial_abort(d, timed_out);
+}
+
 static void free_handle(uv_handle_t *h)
 {
 	free(h);
@@ -165,8 +213,8 @@ static void flow_begin(worker_t *w, side_conn_t *conn, flow_t *f, listen_kind_t 
 	f->w = w;
 	f->eng = e;
 	f->id = atomic_fetch_add(&e->next_flow_id, 1) + 1;
-	side_init(&f->client, f, &f->upstream, "client", NULL);
-	side_init(&f->upstream, f, &f->client, "upstream", NULL);
+	flow_side_init(f, &f->client, &f->upstream, "client");
+	flow_side_init(f, &f->upstream, &f->client, "upstream");
 	side_attach(&f->client, &conn->stream);
 	uv_timer_init(&w->loop, &f->timer);
 	f->timer.data = f;
@@ -197,7 +245,7 @@ static void flow_begin(worker_t *w, side_conn_t *conn, flow_t *f, listen_kind_t 
 	}
 }
 
-void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
+static void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 {
 	engine_t *e = w->eng;
 	if (w->stopping)
@@ -222,7 +270,7 @@ void flow_accept(worker_t *w, uv_stream_t *server, listen_kind_t kind)
 	flow_begin(w, conn, f, kind);
 }
 
-void flow_adopt(worker_t *w, int fd, listen_kind_t kind)
+static void flow_adopt(worker_t *w, int fd, listen_kind_t kind)
 {
 	engine_t *e = w->eng;
 	side_conn_t *conn = NULL;
@@ -250,6 +298,26 @@ void flow_adopt(worker_t *w, int fd, listen_kind_t kind)
 	}
 	flow_begin(w, conn, f, kind);
 }
+
+/* Draining: a flow whose relay rests between messages ends now. */
+static void flow_end_at_rest(worker_t *w)
+{
+	for (flow_t *f = w->conns, *next; f; f = next) {
+		next = f->next; /* ending a flow may unlink it */
+		if (f->relay && !f->closing)
+			relay_end_if_at_rest(f->relay);
+	}
+}
+
+static void flow_close_all(worker_t *w)
+{
+	for (flow_t *f = w->conns, *next; f; f = next) {
+		next = f->next;
+		flow_close(f, "shutdown", NULL);
+	}
+}
+
+const worker_hooks_t flow_worker_hooks = {flow_accept, flow_adopt, flow_end_at_rest, flow_close_all};
 
 /* ---- the log line ---- */
 
@@ -350,7 +418,7 @@ void flow_close(flow_t *f, const char *end, const char *fmt, ...)
 	record_end(f, end, fmt, ap);
 	va_end(ap);
 	f->closing = true;
-	dial_abort(f, false);
+	flow_dial_abort(f, false);
 	f->state = FLOW_CLOSING;
 	side_close(&f->client);
 	side_close(&f->upstream);
@@ -379,14 +447,14 @@ static void linger_data(side_t *s, iobuf_t *b)
 
 static void linger_eof(side_t *s)
 {
-	linger_check(s->flow);
+	linger_check(side_flow(s));
 }
 
 static void linger_error(side_t *s, const char *why)
 {
 	(void)why;
 	side_close(s);
-	linger_check(s->flow);
+	linger_check(side_flow(s));
 }
 
 static void linger_handshake(side_t *s)
@@ -405,7 +473,7 @@ void flow_finish(flow_t *f, const char *end, const char *fmt, ...)
 	record_end(f, end, fmt, ap);
 	va_end(ap);
 	f->lingering = true;
-	dial_abort(f, false);
+	flow_dial_abort(f, false);
 	side_t *sides[2] = {&f->client, &f->upstream};
 	for (int i = 0; i < 2; i++) {
 		side_t *s = sides[i];
@@ -439,7 +507,7 @@ static void on_timer(uv_timer_t *t)
 			return;
 		}
 		if (f->state == FLOW_DIAL && f->dial) {
-			dial_abort(f, true); /* the dial's callback answers the client */
+			flow_dial_abort(f, true); /* the dial's callback answers the client */
 			return;
 		}
 		if (f->state == FLOW_HTTP && f->relay && relay_on_timeout(f->relay, what))
@@ -543,25 +611,3 @@ void flow_report_decision(flow_t *f, const char *note)
 	memcpy(f->event_id, e.id, sizeof f->event_id);
 }
 
-bool flow_uninspectable(flow_t *f, uninspectable_t why, const char *fmt, ...)
-{
-	char detail[160], note[32];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
-	va_end(ap);
-	memset(&f->verdict, 0, sizeof f->verdict);
-	f->policy->ops->on_uninspectable(f->policy, f->w, &f->facts, why, detail, &f->verdict);
-	const verdict_t *v = &f->verdict;
-	/* every such decision is an event: a blind spot an admin must see */
-	snprintf(note, sizeof note, "uninspectable:%s", uninspectable_name(why));
-	flow_report_decision(f, note);
-	report_count(v->kind == VERDICT_BLOCK ? REPORT_BLOCK : REPORT_BYPASS);
-	if (v->monitor)
-		report_count(REPORT_MONITOR);
-	if (v->error)
-		report_count(REPORT_POLICY_ERRORS);
-	metrics_add(stats_uninspectable, 1, uninspectable_name(why), v->kind == VERDICT_BLOCK ? "block" : "bypass",
-		    NULL);
-	return v->kind != VERDICT_BLOCK || v->monitor;
-}

@@ -12,10 +12,18 @@
  *   SPLICE    bytes copied untouched both ways
  *   CLOSING
  *
- * Each state's code lives in the module of its stage (sources/explicit.c,
- * tls/intercept.c, http/relay.c, net/splice.c); this file owns what every
- * state shares: creation, the one timer, the decision call into the
- * policy, closing, and the one log line per flow.
+ * Each state's code lives in the module of its stage (the sources,
+ * tunnel.c, intercept.c, http/relay.c, http/wsrelay.c, splice.c, and
+ * uninspectable.c for the policy's say on what cannot be inspected); this
+ * file owns what every state shares: creation, the one timer, the decision
+ * call into the policy, dialling, closing, and the one log line per flow.
+ *
+ * The calls form a tree: the flow and its stages sit on top and call down
+ * into net/ (workers, sides, dial), tls/ (ClientHello, CA, minting,
+ * contexts, pinned memory), http/ codecs, detect/ and policy/. Those lower
+ * layers never name the flow: they report through the callbacks they were
+ * given (side_t's on_closed/on_activity and ops, dial's callback, the
+ * worker's hooks, flow_worker_hooks here).
  *
  * Timeouts are one uv_timer per flow armed at the earliest of a hard
  * deadline (the stage must finish by then: dial, handshake, request head)
@@ -29,6 +37,7 @@
 #include "core/bytebuf.h"
 #include "engine.h"
 #include "net/side.h"
+#include "net/worker.h"
 #include "policy/policy.h"
 
 #include <stdbool.h>
@@ -89,6 +98,7 @@ typedef struct flow {
 	uint64_t client_bytes_at_hello; /* the client's bytes on the wire when our TLS began */
 	struct relay *relay;
 	struct dial *dial;
+	void (*dial_done)(struct flow *f, int status, const char *why); /* flow_dial's callback */
 
 	/* time, ms on the worker's loop clock */
 	uint64_t started;
@@ -104,11 +114,9 @@ typedef struct flow {
 	bool closing;
 } flow_t;
 
-/* Accepts a connection from a listener of the given kind. */
-void flow_accept(struct worker *w, uv_stream_t *server, listen_kind_t kind);
-/* A connection accepted by another worker and handed to w (fd: the
- * socket, now w's to close): a unix socket for LISTEN_SYSEXT, TCP else. */
-void flow_adopt(struct worker *w, int fd, listen_kind_t kind);
+/* What the workers (net/worker.c) hand their connections to: each becomes
+ * a flow; drain and shutdown end them. */
+extern const worker_hooks_t flow_worker_hooks;
 
 /* Records the reason and closes both sides; the flow is freed once every
  * handle is closed. Idempotent: the first reason wins. */
@@ -118,6 +126,20 @@ void flow_close(flow_t *f, const char *end, const char *detail_fmt, ...) __attri
 void flow_finish(flow_t *f, const char *end, const char *detail_fmt, ...) __attribute__((format(printf, 3, 4)));
 void flow_handle_released(flow_t *f);
 static inline void flow_touch(flow_t *f);
+/* Makes s one of f's sides (side_init), owned by f: its handle counts
+ * among f's, and bytes on it keep f from idling out. */
+void flow_side_init(flow_t *f, side_t *s, side_t *peer, const char *name);
+/* The flow a side belongs to (the owner flow_side_init gave it). */
+static inline flow_t *side_flow(const side_t *s) { return s->owner; }
+
+/* Connects f's upstream side to host:port (net/dial.c); done gets status
+ * 0 once f->upstream is connected (f->dst_ip set), else a libuv error and a
+ * sentence for the client. The flow's deadline calls flow_dial_abort(f,
+ * true), which reports UV_ETIMEDOUT through done. */
+int flow_dial(flow_t *f, const char *host, uint16_t port, void (*done)(flow_t *f, int status, const char *why));
+/* Stops f's dial (if any); done is called with UV_ETIMEDOUT when timed_out,
+ * else never. */
+void flow_dial_abort(flow_t *f, bool timed_out);
 
 void flow_set_state(flow_t *f, flow_state_t s);
 /* Arms the hard deadline of a stage (0 clears it). */
@@ -141,6 +163,11 @@ void flow_set_destination(flow_t *f, const char *host, uint16_t port);
  * path without its query, whose values can be secrets. */
 struct event;
 void flow_event_init(flow_t *f, struct event *e, const char *stage, const verdict_t *v, const http_head_t *request);
+
+/* Sends the bytes held in f->peek upstream and f->early to the client,
+ * then copies both ways untouched until both directions end. mode is the
+ * log's name for why (static string). Lives in splice.c. */
+void flow_splice(flow_t *f, const char *mode);
 
 /* The tunnel is up (CONNECT answered or a transparent flow connected):
  * look at the first bytes (those already read are in f->peek) and decide.

@@ -4,7 +4,7 @@
  * After CONNECT (or, later, a transparent or system-extension flow) the
  * upstream TCP connection is already up. The client's first bytes are
  * collected until they can be classified:
- *   - a TLS ClientHello: parsed by our own parser, then tls/intercept.c
+ *   - a TLS ClientHello: parsed by our own parser, then intercept.c
  *     decides and either splices or intercepts; one the parser refuses
  *     (an SSLv2-style hello among them) gets a fatal alert and is closed;
  *   - an HTTP request line: inspected in the clear by http/relay.c;
@@ -17,10 +17,9 @@
 
 #include "http/codec.h"
 #include "http/relay.h"
-#include "net/splice.h"
 #include "net/worker.h"
 #include "tls/clienthello.h"
-#include "tls/intercept.h"
+#include "intercept.h"
 
 #include <string.h>
 
@@ -33,7 +32,7 @@ static void decide_clear(flow_t *f, bool http)
 		flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
 	case VERDICT_BYPASS:
-		splice_start(f, "bypass");
+		flow_splice(f, "bypass");
 		return;
 	default:
 		break;
@@ -43,7 +42,7 @@ static void decide_clear(flow_t *f, bool http)
 		return;
 	}
 	if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the tunnel carries neither TLS nor HTTP"))
-		splice_start(f, "not-http");
+		flow_splice(f, "not-http");
 	else
 		flow_close(f, "blocked", "%s", f->verdict.reason);
 }
@@ -84,7 +83,7 @@ static void classify(flow_t *f)
 
 static void peek_data(side_t *s, iobuf_t *b)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) {
@@ -97,7 +96,7 @@ static void peek_data(side_t *s, iobuf_t *b)
 
 static void peek_upstream_data(side_t *s, iobuf_t *b)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	bool ok = bytebuf_append(&f->early, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) {
@@ -113,7 +112,7 @@ static void peek_upstream_data(side_t *s, iobuf_t *b)
 
 static void peek_eof(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	if (s == &f->client && f->peek.len == 0) {
 		flow_finish(f, "client-eof", "client closed before sending anything");
 		return;
@@ -128,7 +127,7 @@ static void peek_eof(side_t *s)
 
 static void peek_error(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void peek_handshake(side_t *s)

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "engine.h"
+#include "flow.h"
 #include "net/addr.h"
 #include "net/control.h"
 #include "net/metrics_http.h"
@@ -480,7 +481,7 @@ int cli_run(int argc, char **argv)
 				why);
 		app_identity = bpf ? "bpf" : "proc";
 	}
-	if (!worker_start_all(&e, err, sizeof err))
+	if (!worker_start_all(&e, &flow_worker_hooks, err, sizeof err))
 		cli_fail("%s", err);
 
 	log_line_t l;

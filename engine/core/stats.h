@@ -1,7 +1,7 @@
 /*
  * stats: the agent's counter families for --metrics (core/metrics.h), one
  * place that names them, so the modules that count (flow.c, http/relay.c,
- * tls/intercept.c, policy/lua_policy.c) share names and label sets and
+ * intercept.c, policy/lua_policy.c) share names and label sets and
  * the exposition stays one consistent set. Registered once by `dlpgate
  * run` before the workers start; until then (the unit tests, the policy
  * tools) every family is NULL and counting is a no-op.

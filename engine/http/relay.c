@@ -24,8 +24,6 @@
 #include "http/reply.h"
 #include "http/wsrelay.h"
 #include "http/tailscan.h"
-#include "net/dial.h"
-#include "net/splice.h"
 #include "net/worker.h"
 #include "report/event.h"
 #include "report/report.h"
@@ -906,7 +904,7 @@ static int route_forward(relay_t *r, http_head_t *h)
 	}
 	if (f->upstream.stream)
 		side_close(&f->upstream);
-	side_init(&f->upstream, f, &f->client, "upstream", NULL);
+	flow_side_init(f, &f->upstream, &f->client, "upstream");
 	snprintf(r->authority, sizeof r->authority, "%s", r->route_authority);
 	flow_set_destination(f, r->route_host, r->route_port);
 	f->dst_ip[0] = '\0';
@@ -922,7 +920,7 @@ static int route_forward(relay_t *r, http_head_t *h)
 	r->routing = true;
 	flow_set_state(f, FLOW_DIAL);
 	flow_deadline(f, f->eng->cfg.connect_timeout_ms, "connect");
-	int e = dial_start(f, r->route_host, r->route_port, route_dialled);
+	int e = flow_dial(f, r->route_host, r->route_port, route_dialled);
 	if (e < 0) {
 		r->routing = false;
 		char why[400];
@@ -1325,7 +1323,7 @@ static void start_upgrade_splice(relay_t *r, const char *rest, size_t len)
 	}
 	flush(r);
 	r->done = true;
-	splice_start(f, f->client.ssl ? "upgrade-tls" : "upgrade");
+	flow_splice(f, f->client.ssl ? "upgrade-tls" : "upgrade");
 }
 
 /* The 101 is out: a WebSocket goes on frame by frame, anything else (let
@@ -1392,7 +1390,7 @@ static bool sniff_client(relay_t *r, iobuf_t *b)
 	if (http == 0) {
 		r->done = true;
 		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "TLS carries a protocol other than HTTP/1.1"))
-			splice_start(f, "not-http");
+			flow_splice(f, "not-http");
 		else
 			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return false;
@@ -1406,7 +1404,7 @@ static bool sniff_client(relay_t *r, iobuf_t *b)
 
 static void client_data(side_t *s, iobuf_t *b)
 {
-	relay_t *r = s->flow->relay;
+	relay_t *r = side_flow(s)->relay;
 	if (r->sniff) {
 		if (sniff_client(r, b))
 			flush(r);
@@ -1420,10 +1418,10 @@ static void client_data(side_t *s, iobuf_t *b)
 
 static void upstream_data(side_t *s, iobuf_t *b)
 {
-	relay_t *r = s->flow->relay;
+	relay_t *r = side_flow(s)->relay;
 	if (r->sniff) {
 		/* The server spoke first: not a protocol we parse. */
-		flow_t *f = s->flow;
+		flow_t *f = side_flow(s);
 		bool ok = bytebuf_append(&f->early, b->data, b->len);
 		iobuf_put(b);
 		r->sniff = false;
@@ -1433,7 +1431,7 @@ static void upstream_data(side_t *s, iobuf_t *b)
 			return;
 		}
 		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
-			splice_start(f, "server-first");
+			flow_splice(f, "server-first");
 		else
 			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;
@@ -1445,7 +1443,7 @@ static void upstream_data(side_t *s, iobuf_t *b)
 
 static void client_eof(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	relay_t *r = f->relay;
 	r->client_eof = true;
 	if (r->done)
@@ -1460,7 +1458,7 @@ static void client_eof(side_t *s)
 
 static void upstream_eof(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	relay_t *r = f->relay;
 	if (r->done)
 		return;
@@ -1489,7 +1487,7 @@ static void upstream_eof(side_t *s)
 
 static void side_failed(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void no_handshake(side_t *s)
@@ -1508,7 +1506,7 @@ static void route_dialled(flow_t *f, int status, const char *why)
 	flow_deadline(f, 0, NULL);
 	if (status) {
 		int code = status == UV_ETIMEDOUT ? 504 : 502;
-		side_init(&f->upstream, f, &f->client, "upstream", NULL);
+		flow_side_init(f, &f->upstream, &f->client, "upstream");
 		reply_local(r, code, code == 504 ? "connect-timeout" : "connect-failed", "Cannot reach the server", why,
 			    &r->req.head);
 		flush(r);
@@ -1618,7 +1616,7 @@ void relay_start_tls(flow_t *f)
 	if (f->early.len) {
 		/* The server spoke before any request: not HTTP. */
 		if (flow_uninspectable(f, UNINSPECTABLE_NOT_HTTP, "the server speaks first: not HTTP"))
-			splice_start(f, "server-first");
+			flow_splice(f, "server-first");
 		else
 			flow_close(f, "blocked", "%s", f->verdict.reason);
 		return;

@@ -233,7 +233,7 @@ static void feed(ws_dir_t *d, const char *data, size_t len)
 
 static wsrelay_t *ws_of(side_t *s)
 {
-	return relay_websocket(s->flow->relay);
+	return relay_websocket(side_flow(s)->relay);
 }
 
 static void ws_data(side_t *s, iobuf_t *b)
@@ -263,7 +263,7 @@ static void ws_eof(side_t *s)
 
 static void ws_error(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void ws_handshake(side_t *s)

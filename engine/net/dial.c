@@ -1,16 +1,15 @@
 #include "net/dial.h"
 
-#include "flow.h"
-#include "net/worker.h"
-
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct dial {
-	flow_t *flow;              /* NULL once the flow no longer waits */
-	dial_cb cb;
+struct dial {
+	dial_cb cb;                /* NULL once nobody waits */
+	void *ud;
+	uv_loop_t *loop;
+	unsigned socket_mark;
 	uv_getaddrinfo_t gai;
 	uv_connect_t conn;
 	uv_tcp_t *attempt;         /* the handle of the attempt in progress */
@@ -20,11 +19,11 @@ typedef struct dial {
 	bool resolving;
 	int last_error;
 	char host[256];
-} dial_t;
+};
 
 static void maybe_free(dial_t *d)
 {
-	if (d->pending == 0 && !d->flow) {
+	if (d->pending == 0 && !d->cb) {
 		if (d->res)
 			uv_freeaddrinfo(d->res);
 		free(d);
@@ -36,14 +35,12 @@ static void free_handle(uv_handle_t *h)
 	free(h);
 }
 
-static void finish(dial_t *d, int status, const char *why)
+static void finish(dial_t *d, uv_tcp_t *tcp, int status, const char *why)
 {
-	flow_t *f = d->flow;
-	d->flow = NULL;
-	if (f) {
-		f->dial = NULL;
-		d->cb(f, status, why);
-	}
+	dial_cb cb = d->cb;
+	d->cb = NULL;
+	if (cb)
+		cb(d->ud, tcp, status, why);
 }
 
 static void try_next(dial_t *d);
@@ -54,18 +51,13 @@ static void on_connect(uv_connect_t *req, int status)
 	d->pending--;
 	uv_tcp_t *tcp = d->attempt;
 	d->attempt = NULL;
-	if (!d->flow) {
+	if (!d->cb) {
 		/* aborted: the handle was already closed */
 		maybe_free(d);
 		return;
 	}
 	if (status == 0) {
-		flow_t *f = d->flow;
-		side_attach(&f->upstream, (uv_stream_t *)tcp);
-		f->handles++;
-		uint16_t port;
-		side_peer_ip(&f->upstream, f->dst_ip, sizeof f->dst_ip, &port);
-		finish(d, 0, NULL);
+		finish(d, tcp, 0, NULL);
 		maybe_free(d);
 		return;
 	}
@@ -76,23 +68,21 @@ static void on_connect(uv_connect_t *req, int status)
 
 static bool start_attempt(dial_t *d, const struct sockaddr *sa)
 {
-	flow_t *f = d->flow;
 	uv_tcp_t *tcp = malloc(sizeof *tcp);
 	if (!tcp) {
 		d->last_error = UV_ENOMEM;
 		return false;
 	}
-	int r = uv_tcp_init_ex(&f->w->loop, tcp, sa->sa_family);
+	int r = uv_tcp_init_ex(d->loop, tcp, sa->sa_family);
 	if (r < 0) {
 		free(tcp);
 		d->last_error = r;
 		return false;
 	}
-	tcp->data = &f->upstream;
 #ifdef SO_MARK
-	if (f->eng->mark_upstream) {
+	if (d->socket_mark) {
 		uv_os_fd_t fd;
-		unsigned mark = ENGINE_SOCKET_MARK;
+		unsigned mark = d->socket_mark;
 		if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
 			/* unmarked, it would be redirected back to us: a loop */
 			uv_close((uv_handle_t *)tcp, free_handle);
@@ -123,7 +113,7 @@ static void try_next(dial_t *d)
 	}
 	char why[400];
 	snprintf(why, sizeof why, "cannot connect to %s: %s", d->host, uv_strerror(d->last_error));
-	finish(d, d->last_error ? d->last_error : UV_ECONNREFUSED, why);
+	finish(d, NULL, d->last_error ? d->last_error : UV_ECONNREFUSED, why);
 	maybe_free(d);
 }
 
@@ -133,14 +123,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	d->pending--;
 	d->resolving = false;
 	d->res = res;
-	if (!d->flow) {
+	if (!d->cb) {
 		maybe_free(d);
 		return;
 	}
 	if (status < 0 || !res) {
 		char why[400];
 		snprintf(why, sizeof why, "cannot resolve %s: %s", d->host, uv_strerror(status));
-		finish(d, status ? status : UV_EAI_NONAME, why);
+		finish(d, NULL, status ? status : UV_EAI_NONAME, why);
 		maybe_free(d);
 		return;
 	}
@@ -148,15 +138,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	try_next(d);
 }
 
-int dial_start(flow_t *f, const char *host, uint16_t port, dial_cb cb)
+int dial_start(uv_loop_t *loop, const char *host, uint16_t port, unsigned socket_mark, dial_cb cb, void *ud,
+	       dial_t **out)
 {
 	dial_t *d = calloc(1, sizeof *d);
 	if (!d)
 		return UV_ENOMEM;
-	d->flow = f;
 	d->cb = cb;
+	d->ud = ud;
+	d->loop = loop;
+	d->socket_mark = socket_mark;
 	snprintf(d->host, sizeof d->host, "%s", host);
-	f->dial = d;
+	*out = d;
 
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&d->literal;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&d->literal;
@@ -170,9 +163,9 @@ int dial_start(flow_t *f, const char *host, uint16_t port, dial_cb cb)
 	snprintf(service, sizeof service, "%u", port);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
 	d->gai.data = d;
-	int r = uv_getaddrinfo(&f->w->loop, &d->gai, on_resolved, host, service, &hints);
+	int r = uv_getaddrinfo(loop, &d->gai, on_resolved, host, service, &hints);
 	if (r < 0) {
-		f->dial = NULL;
+		*out = NULL;
 		free(d);
 		return r;
 	}
@@ -181,9 +174,8 @@ int dial_start(flow_t *f, const char *host, uint16_t port, dial_cb cb)
 	return 0;
 }
 
-void dial_abort(flow_t *f, bool timed_out)
+void dial_abort(dial_t *d, bool timed_out)
 {
-	dial_t *d = f->dial;
 	if (!d)
 		return;
 	if (d->attempt) {
@@ -195,10 +187,9 @@ void dial_abort(flow_t *f, bool timed_out)
 	if (timed_out) {
 		char why[400];
 		snprintf(why, sizeof why, "connecting to %s timed out", d->host);
-		finish(d, UV_ETIMEDOUT, why);
+		finish(d, NULL, UV_ETIMEDOUT, why);
 	} else {
-		d->flow = NULL;
-		f->dial = NULL;
+		d->cb = NULL;
 	}
 	maybe_free(d);
 }

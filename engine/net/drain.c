@@ -1,8 +1,9 @@
 /*
  * drain: the worker's half of a graceful stop. Its listeners are closed
- * (worker.c); from then on, every DRAIN_TICK_MS, each flow that rests
- * between messages is ended (http/relay.c decides what "at rest" means),
- * so a keep-alive connection goes as soon as its last response is out and
+ * (worker.c); from then on, every DRAIN_TICK_MS, each connection that
+ * rests between messages is ended (the worker's hooks decide what "at
+ * rest" means: the flow layer asks http/relay.c), so a keep-alive
+ * connection goes as soon as its last response is out and
  * a message in flight is never cut. Tunnels that are spliced, not parsed,
  * have no message boundary to wait for: they run until the main thread's
  * drain time is up and worker_stop_all closes what is left.
@@ -10,8 +11,6 @@
  * A timer, not a hook in the relay: the relay stays unaware of shutdown,
  * and 50 ms is nothing next to a drain time measured in seconds.
  */
-#include "flow.h"
-#include "http/relay.h"
 #include "net/worker.h"
 
 #define DRAIN_TICK_MS 50
@@ -19,11 +18,7 @@
 static void on_drain_tick(uv_timer_t *t)
 {
 	worker_t *w = t->data;
-	for (flow_t *f = w->flows, *next; f; f = next) {
-		next = f->next; /* ending a flow may unlink it */
-		if (f->relay && !f->closing)
-			relay_end_if_at_rest(f->relay);
-	}
+	w->hooks->end_at_rest(w);
 }
 
 void drain_begin(worker_t *w)

@@ -6,7 +6,6 @@
  */
 #include "net/side.h"
 
-#include "flow.h"
 #include "net/worker.h"
 
 #include <openssl/err.h>
@@ -22,15 +21,13 @@ static void on_handle_closed(uv_handle_t *h)
 	free(h);
 	if (s->on_closed)
 		s->on_closed(s);
-	else
-		flow_handle_released(s->flow);
 }
 
-void side_init(side_t *s, struct flow *f, side_t *peer, const char *name, const side_ops_t *ops)
+void side_init(side_t *s, struct worker *w, void *owner, side_t *peer, const char *name, const side_ops_t *ops)
 {
 	memset(s, 0, sizeof *s);
-	s->flow = f;
-	s->w = f ? f->w : NULL;
+	s->w = w;
+	s->owner = owner;
 	s->peer = peer;
 	s->name = name;
 	s->ops = ops;
@@ -328,8 +325,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	s->bytes_in += (uint64_t)n;
-	if (s->flow)
-		flow_touch(s->flow);
+	if (s->on_activity)
+		s->on_activity(s);
 	if (!s->ssl) {
 		b->len = (size_t)n;
 		s->ops->on_data(s, b);

@@ -29,7 +29,6 @@
 #define SIDE_LOW_WATER (64 * 1024)
 
 typedef struct side side_t;
-struct flow;
 
 typedef struct {
 	void (*on_data)(side_t *s, iobuf_t *b); /* plaintext; the callee owns b */
@@ -40,9 +39,13 @@ typedef struct {
 
 struct side {
 	uv_stream_t *stream;      /* NULL until accepted / connected */
-	struct flow *flow;        /* NULL outside the proxy (the console) */
-	struct worker *w;         /* blocks come from here; set from the flow */
-	void (*on_closed)(side_t *s); /* without a flow: the handle is gone */
+	struct worker *w;         /* blocks come from here */
+	void *owner;              /* whoever side_init gave it; never read here */
+	/* The owner's hooks, whatever stage (ops) drives the side: its handle
+	 * is gone (the owner may free the side now), and bytes arrived (the
+	 * owner's idle clock). Either may be NULL. */
+	void (*on_closed)(side_t *s);
+	void (*on_activity)(side_t *s);
 	side_t *peer;
 	const side_ops_t *ops;
 	const char *name;         /* "client" / "upstream", for logs */
@@ -62,7 +65,7 @@ struct side {
 	bool closed;
 };
 
-void side_init(side_t *s, struct flow *f, side_t *peer, const char *name, const side_ops_t *ops);
+void side_init(side_t *s, struct worker *w, void *owner, side_t *peer, const char *name, const side_ops_t *ops);
 /* A connection's handle, whichever kind of stream it is. */
 typedef union {
 	uv_handle_t handle;

@@ -6,7 +6,6 @@
 #include "net/worker.h"
 
 #include "core/log.h"
-#include "flow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -184,7 +183,7 @@ static worker_t *least_loaded(engine_t *e)
 	unsigned best_load = 0;
 	for (unsigned k = 0; k < e->n_workers; k++) {
 		worker_t *w = &e->workers[k];
-		unsigned load = atomic_load(&w->n_flows) + atomic_load(&w->n_incoming);
+		unsigned load = atomic_load(&w->n_conns) + atomic_load(&w->n_incoming);
 		if (!best || load < best_load) {
 			best = w;
 			best_load = load;
@@ -235,7 +234,7 @@ static void hand_over(worker_t *w, uv_stream_t *server, worker_t *to, listen_kin
 	}
 	uv_mutex_unlock(&to->inbox_lock);
 	if (!queued)
-		flow_adopt(w, fd, kind);
+		w->hooks->adopt(w, fd, kind);
 }
 
 static void on_inbox(uv_async_t *a)
@@ -248,7 +247,7 @@ static void on_inbox(uv_async_t *a)
 	w->n_inbox = 0;
 	uv_mutex_unlock(&w->inbox_lock);
 	for (size_t i = 0; i < n; i++) {
-		flow_adopt(w, taken[i].fd, taken[i].kind);
+		w->hooks->adopt(w, taken[i].fd, taken[i].kind);
 		atomic_fetch_sub(&w->n_incoming, 1);
 	}
 }
@@ -271,7 +270,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (to != w)
 		hand_over(w, server, to, kind);
 	else
-		flow_accept(w, server, kind);
+		w->hooks->accept(w, server, kind);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -304,10 +303,7 @@ static void on_wake(uv_async_t *a)
 		return;
 	}
 	drain_end(w);
-	for (flow_t *f = w->flows, *next; f; f = next) {
-		next = f->next;
-		flow_close(f, "shutdown", NULL);
-	}
+	w->hooks->close_all(w);
 	uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
@@ -327,11 +323,12 @@ static void worker_main(void *arg)
 	bytebuf_free(&w->scratch);
 }
 
-bool worker_start_all(engine_t *e, char *err, size_t n)
+bool worker_start_all(engine_t *e, const worker_hooks_t *hooks, char *err, size_t n)
 {
 	for (unsigned k = 0; k < e->n_workers; k++) {
 		worker_t *w = &e->workers[k];
 		w->eng = e;
+		w->hooks = hooks;
 		w->index = k;
 		uv_loop_init(&w->loop);
 		w->loop.data = w;

@@ -20,7 +20,16 @@
 #include <stdbool.h>
 #include <uv.h>
 
-struct flow;
+/* What a worker hands its connections to (the flow layer, flow.c's
+ * flow_worker_hooks), so this layer never names what it carries: a
+ * connection accepted here or handed over by another worker, one drain
+ * tick (end what rests between messages), and the final close of all. */
+typedef struct {
+	void (*accept)(worker_t *w, uv_stream_t *server, listen_kind_t kind);
+	void (*adopt)(worker_t *w, int fd, listen_kind_t kind); /* fd is w's to close */
+	void (*end_at_rest)(worker_t *w);
+	void (*close_all)(worker_t *w);
+} worker_hooks_t;
 
 #define WORKER_INBOX 256 /* connections waiting to be taken over; past it the accepting worker keeps them */
 
@@ -41,8 +50,9 @@ struct worker {
 	size_t n_listeners;
 	iobuf_t *free_blocks;
 	unsigned n_free_blocks;
-	struct flow *flows;        /* open flows, for shutdown */
-	atomic_uint n_flows;       /* read by other workers to balance */
+	const worker_hooks_t *hooks;
+	void *conns;               /* the hooks' list of open connections */
+	atomic_uint n_conns;       /* kept by the hooks' owner; read by other workers to balance */
 	uv_mutex_t inbox_lock;     /* connections handed over by other workers */
 	worker_handoff_t inbox[WORKER_INBOX];
 	size_t n_inbox;
@@ -60,7 +70,7 @@ struct worker {
 /* Opens the listening sockets of every worker for every listen spec; on
  * failure one line naming the address and the problem goes to err. */
 bool worker_open_listeners(engine_t *e, char *err, size_t errlen);
-bool worker_start_all(engine_t *e, char *err, size_t errlen);
+bool worker_start_all(engine_t *e, const worker_hooks_t *hooks, char *err, size_t errlen);
 /* Graceful stop, first step: every worker closes its listeners and ends
  * each flow once it rests between messages (net/drain.c); e->connections
  * says how many are left. worker_stop_all then closes what remains. */

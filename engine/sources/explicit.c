@@ -4,7 +4,6 @@
 #include "flow.h"
 #include "http/relay.h"
 #include "http/reply.h"
-#include "net/dial.h"
 #include "net/worker.h"
 
 #include <ctype.h>
@@ -172,7 +171,7 @@ void explicit_connect(flow_t *f, const http_head_t *req, const char *rest, size_
 	flow_set_state(f, FLOW_DIAL);
 	flow_idle(f, 0);
 	flow_deadline(f, f->eng->cfg.connect_timeout_ms, "connect");
-	int e = dial_start(f, host, port, connected);
+	int e = flow_dial(f, host, port, connected);
 	if (e < 0) {
 		char why[400];
 		snprintf(why, sizeof why, "cannot connect to %s: %s", host, uv_strerror(e));

@@ -2,7 +2,6 @@
 
 #include "core/log.h"
 #include "flow.h"
-#include "net/dial.h"
 #include "sources/frame.h"
 
 #include <stdio.h>
@@ -88,7 +87,7 @@ static void start_flow(flow_t *f)
 	side_read(&f->client, false); /* the flow's own bytes wait for the upstream */
 	flow_set_state(f, FLOW_DIAL);
 	flow_deadline(f, f->eng->cfg.connect_timeout_ms, "connect");
-	int e = dial_start(f, h->dst_ip, h->dst_port, connected);
+	int e = flow_dial(f, h->dst_ip, h->dst_port, connected);
 	if (e < 0) {
 		char why[200];
 		snprintf(why, sizeof why, "cannot connect to %s: %s", h->dst_ip, uv_strerror(e));
@@ -130,7 +129,7 @@ static void control(flow_t *f)
 
 static void header_data(side_t *s, iobuf_t *b)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok) { /* cannot happen with a valid frame: the cap holds the largest one */
@@ -160,12 +159,12 @@ static void header_data(side_t *s, iobuf_t *b)
 
 static void header_eof(side_t *s)
 {
-	flow_finish(s->flow, "bad-frame", "the extension closed before its header frame was complete");
+	flow_finish(side_flow(s), "bad-frame", "the extension closed before its header frame was complete");
 }
 
 static void header_error(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void no_handshake(side_t *s)

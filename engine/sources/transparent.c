@@ -3,7 +3,6 @@
 #ifdef __linux__
 
 #include "flow.h"
-#include "net/dial.h"
 #include "net/worker.h"
 #include "sources/appid.h"
 
@@ -86,7 +85,7 @@ static void lookup_done(uv_work_t *req, int status)
 				    .cmdline = a->cmdline[0] ? a->cmdline : NULL,
 				    .anchor = a->pid ? a->anchor : NULL};
 	flow_set_destination(f, ip, port);
-	int e = dial_start(f, ip, port, connected);
+	int e = flow_dial(f, ip, port, connected);
 	if (e < 0)
 		flow_close(f, "connect-failed", "cannot connect to %s: %s", ip, uv_strerror(e));
 }

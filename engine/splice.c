@@ -1,17 +1,21 @@
-#include "net/splice.h"
-
+/*
+ * splice: the flow stage that copies bytes both ways untouched (bypassed,
+ * pinned and non-HTTP flows, and WebSocket after its 101). On a plain side
+ * a block read is the block written: no copy. Half-close is carried
+ * across: EOF from one end becomes FIN (after close_notify on TLS sides) to
+ * the other, and the flow ends when both directions are done.
+ */
 #include "flow.h"
-#include "net/worker.h"
 
 static void splice_data(side_t *s, iobuf_t *b)
 {
 	if (!side_write_block(s->peer, b))
-		flow_close(s->flow, "error", "%s gone while splicing", s->peer->name);
+		flow_close(side_flow(s), "error", "%s gone while splicing", s->peer->name);
 }
 
 static void splice_eof(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	side_shutdown(s->peer);
 	if (f->client.eof && f->upstream.eof)
 		flow_finish(f, "done", NULL);
@@ -19,7 +23,7 @@ static void splice_eof(side_t *s)
 
 static void splice_error(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void splice_handshake(side_t *s)
@@ -29,7 +33,7 @@ static void splice_handshake(side_t *s)
 
 static const side_ops_t splice_ops = {splice_data, splice_eof, splice_error, splice_handshake};
 
-void splice_start(flow_t *f, const char *mode)
+void flow_splice(flow_t *f, const char *mode)
 {
 	f->mode = mode;
 	flow_set_state(f, FLOW_SPLICE);

@@ -1,10 +1,9 @@
-#include "tls/intercept.h"
+#include "intercept.h"
 
 #include "core/log.h"
 #include "core/stats.h"
 #include "flow.h"
 #include "http/relay.h"
-#include "net/splice.h"
 #include "net/worker.h"
 
 #include <openssl/err.h>
@@ -22,7 +21,7 @@ static void hold_client_data(side_t *s, iobuf_t *b)
 {
 	/* A client does not send after its hello before our reply; if one
 	 * does, keep the bytes (bounded) for the handshake. */
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	bool ok = bytebuf_append(&f->peek, b->data, b->len);
 	iobuf_put(b);
 	if (!ok)
@@ -31,7 +30,7 @@ static void hold_client_data(side_t *s, iobuf_t *b)
 
 static void hold_upstream_data(side_t *s, iobuf_t *b)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	bool ok = bytebuf_append(&f->early, b->data, b->len);
 	iobuf_put(b);
 	if (!ok)
@@ -40,12 +39,12 @@ static void hold_upstream_data(side_t *s, iobuf_t *b)
 
 static void client_eof_early(side_t *s)
 {
-	flow_finish(s->flow, "client-eof", "client closed during the upstream TLS handshake");
+	flow_finish(side_flow(s), "client-eof", "client closed during the upstream TLS handshake");
 }
 
 static void side_error(side_t *s, const char *why)
 {
-	flow_close(s->flow, "error", "%s: %s", s->name, why);
+	flow_close(side_flow(s), "error", "%s: %s", s->name, why);
 }
 
 static void no_handshake(side_t *s)
@@ -92,7 +91,7 @@ static void pinned_client(flow_t *f, const char *how)
 
 static void client_handshake_done(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	metrics_add(stats_handshakes, 1, "client", "ok", NULL);
 	bytebuf_free(&f->peek);
 	flow_deadline(f, 0, NULL);
@@ -105,7 +104,7 @@ static void client_handshake_done(side_t *s)
 
 static void client_handshake_error(side_t *s, const char *why)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	if (s->tls_error && tlsctx_client_rejected_cert(s->tls_error)) {
 		char how[160];
 		snprintf(how, sizeof how, "client aborted the handshake: %s", ERR_reason_error_string(s->tls_error));
@@ -119,7 +118,7 @@ static void client_handshake_error(side_t *s, const char *why)
 
 static void client_handshake_eof(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	/* Closing right after our certificate went out, having sent nothing
 	 * since the hello, is how many pinned apps say no; closing before we
 	 * sent anything is not, nor is closing in the middle of a flight of
@@ -168,7 +167,7 @@ static void start_client_tls(flow_t *f, X509 *upstream_cert)
 
 static void upstream_handshake_done(side_t *s)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	s->ops = &upstream_idle_ops;
 	metrics_add(stats_handshakes, 1, "upstream", "ok", NULL);
 	start_client_tls(f, SSL_get0_peer_certificate(s->ssl));
@@ -176,7 +175,7 @@ static void upstream_handshake_done(side_t *s)
 
 static void upstream_handshake_error(side_t *s, const char *why)
 {
-	flow_t *f = s->flow;
+	flow_t *f = side_flow(s);
 	tlsctx_forget_session(&f->eng->tls, f->session_key);
 	const char *verify = tlsctx_verify_error(s->ssl);
 	metrics_add(stats_handshakes, 1, "upstream", verify ? "certificate_rejected" : "error", NULL);
@@ -243,7 +242,7 @@ void intercept_decide(flow_t *f, const clienthello_t *ch)
 	flow_decide(f);
 	switch (f->verdict.kind) {
 	case VERDICT_BYPASS:
-		splice_start(f, "bypass");
+		flow_splice(f, "bypass");
 		return;
 	case VERDICT_BLOCK:
 		f->mode = "blocked";
@@ -260,7 +259,7 @@ void intercept_decide(flow_t *f, const clienthello_t *ch)
 	if (pinned_app(f, app) && pinned_check(f->eng->pinned, app, name)) {
 		if (flow_uninspectable(f, UNINSPECTABLE_PINNED, "this client refused dlpgate's certificate for %s earlier",
 				       name))
-			splice_start(f, "pinned");
+			flow_splice(f, "pinned");
 		else
 			refuse_uninspectable(f);
 		return;
@@ -268,7 +267,7 @@ void intercept_decide(flow_t *f, const clienthello_t *ch)
 	if (!f->facts.alpn_http11) {
 		if (flow_uninspectable(f, UNINSPECTABLE_ALPN, "the client offers ALPN %s%s but not http/1.1",
 				       ch->n_alpn ? ch->alpn[0] : "?", ch->n_alpn > 1 ? ",..." : ""))
-			splice_start(f, "not-http");
+			flow_splice(f, "not-http");
 		else
 			refuse_uninspectable(f);
 		return;
