@@ -290,8 +290,21 @@ START_TEST(wrapped_numbers_joined)
 	set = build("acct 41111111\n11111111\n");
 	ck_assert(view_holds(view_named(&set, "unwrapped"), "4111111111111111"));
 	dview_set_free(&set);
-	/* near-misses: too few digits to be a number worth joining, no digit on one side */
-	static const char *const clean[] = {"line 12\n34 next", "total 4111 1111\nend", "4111\n-- 1111 1111"};
+	/* identity numbers: a NINO's six digits, a NIR's Corsican department,
+	 * a label longer than 24 bytes kept for the detectors that need it */
+	set = build("NINO: AB 12 34\n56 C thanks");
+	ck_assert(view_holds(view_named(&set, "unwrapped"), "NINO: AB 12 34 56 C"));
+	dview_set_free(&set);
+	set = build("NIR: 1 64 04\n2A 404 406 38 thanks");
+	ck_assert(view_holds(view_named(&set, "unwrapped"), "1 64 04 2A 404 406 38"));
+	dview_set_free(&set);
+	set = build("Steueridentifikationsnummer: 86 095\n742 719 thanks");
+	ck_assert(view_holds(view_named(&set, "unwrapped"), "Steueridentifikationsnummer: 86 095 742 719"));
+	dview_set_free(&set);
+	/* near-misses: too few digits to be a number worth joining, no digit on
+	 * one side, a hex id of three or more characters beside the break */
+	static const char *const clean[] = {"line 12\n34 next", "total 4111 1111\nend", "4111\n-- 1111 1111",
+					    "id 123 4a5\n678 901", "ab 123\n45 ok"};
 	assert_no_view(clean, sizeof clean / sizeof clean[0], "unwrapped");
 }
 END_TEST
