@@ -310,7 +310,7 @@ def passport(r):
 DIGITS_ONLY = "digits only: lower case is the same text"
 NO_DASHES = "its writings already hold every separator people use"
 ONE_TOKEN = "written as one token: no space for a line to break at"
-NO_SPACE = "written without spaces: a line wraps only at a space"
+NO_SPACE = "written with dots, slash and dash, or bare: no space for a line to break at"
 
 
 def T(name, gen, detectors, labels, keys, writings, skip=None, wrap=None):
