@@ -791,9 +791,10 @@ static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit
 	return d;
 }
 
-/* bytes kept before a joined number, on its line: its label, which the
- * identity detectors need ("Steueridentifikationsnummer: ", 29 bytes) */
-#define WRAP_CONTEXT 64
+/* bytes kept before a joined number, on its line (or the line above when
+ * the number starts its own): its label, which the identity detectors need
+ * ("Steueridentifikationsnummer: ", 29 bytes; a sentence that names it) */
+#define WRAP_CONTEXT 128
 #define WRAP_DIGITS 6 /* the shortest number worth joining (a UK NINO's) */
 
 /* A group of letters before a break belongs to a number only as an IBAN's
@@ -826,6 +827,19 @@ static bool pure_group(const uint8_t *s, size_t at, long dir)
 			digits |= is_digit(s[i]), letters |= !is_digit(s[i]);
 	}
 	return !(digits && letters) || k <= 2;
+}
+
+/* A number's label may stand on the line above its own ("Steuer-ID:\n86
+ * 095\n742 719"): where that line starts, if it is short and past done;
+ * else line (the start of the number's line). */
+static size_t label_above(const uint8_t *s, size_t line, size_t done)
+{
+	if (line < done + 2 || s[line - 1] != '\n')
+		return line;
+	size_t q = line - 1;
+	while (q > done && line - q <= WRAP_CONTEXT && s[q - 1] != '\n')
+		q--;
+	return (q == 0 || s[q - 1] == '\n') && line - q <= WRAP_CONTEXT ? q : line;
 }
 
 /* The unwrapped view of s: a number broken over two lines ("4111 1111\n
@@ -872,6 +886,7 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		size_t floor = a > done + WRAP_CONTEXT ? a - WRAP_CONTEXT : done;
 		while (a > floor && s[a - 1] != '\n')
 			a--;
+		a = label_above(s, a, done);
 		if (b < n && s[b] != '\n')
 			b++;
 		if (!vbuf_room(out, (end - a) + 2 + (b - next)))

@@ -291,6 +291,7 @@ START_TEST(wrapped_numbers_joined)
 		{"NINO: AB 12 34\n56 C thanks", "NINO: AB 12 34 56 C"},
 		{"NIR: 1 64 04\n2A 404 406 38 thanks", "1 64 04 2A 404 406 38"},
 		{"Steueridentifikationsnummer: 86 095\n742 719 thanks", "Steueridentifikationsnummer: 86 095 742 719"},
+		{"Steuer-ID:\n86 095\n742 719 thanks", "Steuer-ID:\n86 095 742 719"},
 	};
 	for (size_t i = 0; i < sizeof joined / sizeof joined[0]; i++) {
 		dview_set_t set = build(joined[i][0]);
