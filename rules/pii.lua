@@ -311,19 +311,38 @@ M.phone = dlp.detector{
 
 local NEAR = { before = 300, after = 300 }
 
+-- A label of several words is also written as a JSON key or a form field:
+-- "ni_number", "social-insurance", "codiceFiscale" (matched without case).
+-- Each phrase of letters and spaces is kept and joined by "_", "-" and
+-- nothing; phrases with other marks ("sin :", "cod. fisc") stay as they are.
+local function spellings(words)
+	local out = {}
+	for _, w in ipairs(words) do
+		out[#out + 1] = w
+		if w:find(" ", 1, true) and not w:find("%p") then
+			for _, join in ipairs({ "_", "-", "" }) do
+				out[#out + 1] = (w:gsub(" ", join))
+			end
+		end
+	end
+	return out
+end
+
 M.uk_nino = dlp.detector{
 	name = "uk_nino",
 	description = "UK National Insurance numbers (AB123456C, AB 12 34 56 C): prefixes HMRC allocates, suffix A-D "
 		.. "(no check digit), near NI words or payroll words",
-	regex = [[(?<![\w\-/.])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])(?![\w\-/]|\.\d)]],
-	keywords = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number", "nat ins",
-		"hmrc", "payroll", "paye", "p60", "p45" },
+	-- in one case throughout: typed into a form it is often lower case
+	regex = [=[(?<![\w\-/.])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]]=]
+		.. [[|[a-ceghj-pr-tw-z][a-ceghj-npr-tw-z] ?\d{2} ?\d{2} ?\d{2} ?[a-d])(?![\w\-/]|\.\d)]],
+	keywords = spellings({ "national insurance", "nino", "ni number", "ni no", "nin", "insurance number", "nat ins",
+		"hmrc", "payroll", "paye", "p60", "p45" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
 	validate = "uk_nino",
-	confidence = { words = { "national insurance", "nino", "ni number", "ni no", "nin", "insurance number",
-		"nat ins" } },
+	confidence = { words = spellings({ "national insurance", "nino", "ni number", "ni no", "nin", "insurance number",
+		"nat ins" }) },
 	severity = "high",
 	mask = { keep_first = 2, keep_last = 1 },
 	examples = {
@@ -332,6 +351,8 @@ M.uk_nino = dlp.detector{
 			"NINO JG 10 37 59 A",
 			"{\"nino\":\"CE987654B\"}",
 			"HMRC payroll record, employee AB123456C",
+			"{\"national_insurance_number\": \"AB 12 34 56 C\"}",  -- a label as a JSON key
+			"niNumber=jg103759a",           -- a form, lower case
 		},
 		nomatch = {
 			"NI number QQ123456C",          -- Q is never a first letter
@@ -339,6 +360,7 @@ M.uk_nino = dlp.detector{
 			"ni AB123456E",                 -- suffix past D
 			"nino AB1234567C",              -- seven digits
 			"nino AB 12 34 56 CD",          -- glued to more letters
+			"nino Ab123456c",               -- case mixed: a word, not a number
 			"AB123456C",                    -- no NI or payroll word
 		},
 	},
@@ -351,8 +373,8 @@ M.ca_sin = dlp.detector{
 	regex = [[(?<![\w\-/.])([1-79]\d{2}([ -]?)\d{3}\2\d{3})(?![\w\-/]|\.\d)]],
 	-- "sin" alone is the sine of every maths library: only as a label
 	-- (SIN:, SIN #, SIN no, "sin": in JSON, sin= in a form)
-	keywords = { "sin:", "sin :", "sin #", "sin#", "sin no", "sin number", "\"sin\"", "'sin'", "sin=", "sin_",
-		"social insurance", "assurance sociale", "n.a.s" },
+	keywords = spellings({ "sin:", "sin :", "sin #", "sin#", "sin no", "sin number", "\"sin\"", "'sin'", "sin=",
+		"sin_", "social insurance", "assurance sociale", "n.a.s" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -364,6 +386,8 @@ M.ca_sin = dlp.detector{
 			"SIN: 130 456 270",
 			"Social Insurance Number 271-828-188",
 			"{\"sin\":\"130456270\"}",
+			"{\"sinNumber\": \"130-456-270\"}",
+			"social_insurance_number=130 456 270",
 		},
 		nomatch = {
 			"SIN: 130 456 271",             -- Luhn fails
@@ -381,13 +405,13 @@ M.br_cpf = dlp.detector{
 	description = "Brazilian CPF written 000.000.000-00, both mod-11 check digits verified, near CPF or the "
 		.. "words of a Brazilian form (cliente, nome, endereço...)",
 	regex = [[(?<![\w\-/.])(\d{3}\.\d{3}\.\d{3}-\d{2})(?![\w\-/]|\.\d)]],
-	keywords = { "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física", "cliente", "nome",
-		"endereço", "endereco", "titular" },
+	keywords = spellings({ "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física", "cliente",
+		"nome", "endereço", "endereco", "titular" }),
 	window = NEAR,
 	group = 1,
 	validate = "br_cpf",
 	boundary = true,
-	confidence = { words = { "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física" } },
+	confidence = { words = spellings({ "cpf", "cadastro de pessoas", "contribuinte", "pessoa fisica", "pessoa física" }) },
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 2 },
 	examples = {
@@ -427,13 +451,13 @@ M.br_cnpj = dlp.detector{
 	description = "Brazilian CNPJ (company registry) written 00.000.000/0000-00, both mod-11 check digits verified, "
 		.. "near CNPJ or the words of a Brazilian form (empresa, razão social, fornecedor...)",
 	regex = [[(?<![\w\-/.])(\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})(?![\w\-/]|\.\d)]],
-	keywords = { "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica", "empresa", "razão social",
-		"razao social", "fornecedor" },
+	keywords = spellings({ "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica", "empresa", "razão social",
+		"razao social", "fornecedor" }),
 	window = NEAR,
 	group = 1,
 	validate = "br_cnpj",
 	boundary = true,
-	confidence = { words = { "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica" } },
+	confidence = { words = spellings({ "cnpj", "cadastro nacional", "pessoa juridica", "pessoa jurídica" }) },
 	severity = "medium",
 	mask = { keep_first = 2, keep_last = 2 },
 	examples = {
@@ -464,8 +488,8 @@ M.in_pan = dlp.detector{
 	name = "in_pan",
 	description = "Indian Permanent Account Numbers (AAAAA9999A, 4th letter a holder type), near PAN / "
 		.. "permanent account number / income tax; no check digit",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z])(?![A-Za-z0-9])]],
-	keywords = { "pan", "permanent account number", "income tax" },
+	regex = [[(?<![A-Za-z0-9])([A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z]|[a-z]{3}[pchfatbljg][a-z]\d{4}[a-z])(?![A-Za-z0-9])]],
+	keywords = spellings({ "pan", "permanent account number", "income tax" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -473,12 +497,13 @@ M.in_pan = dlp.detector{
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 2 },
 	examples = {
-		match = { "PAN: ABCPE1234F", "{\"pan_number\":\"AFZPK7190K\"}" },
+		match = { "PAN: ABCPE1234F", "{\"pan_number\":\"AFZPK7190K\"}", "pan=abcpe1234f" },
 		nomatch = {
 			"PAN: ABCXE1234F",              -- X is no holder type
 			"PAN ABCPE12345F",              -- five digits
 			"ABCPE1234F",                   -- no PAN word
 			"company ABCPE1234F",           -- 'pan' inside a word
+			"PAN AbcPe1234F",               -- case mixed
 		},
 	},
 }
@@ -488,7 +513,7 @@ M.in_aadhaar = dlp.detector{
 	description = "Indian Aadhaar numbers: 12 digits (4-4-4), not starting 0 or 1, Verhoeff check digit, "
 		.. "near Aadhaar / UIDAI",
 	regex = [[(?<![\w\-/.])([2-9]\d{3}([ -]?)\d{4}\2\d{4})(?![\w\-/]|\.\d)]],
-	keywords = { "aadhaar", "aadhar", "uidai", "आधार" },
+	keywords = spellings({ "aadhaar", "aadhar", "uidai", "आधार" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -511,8 +536,7 @@ M.de_steuer_id = dlp.detector{
 	description = "German tax identification numbers (Steuer-ID, IdNr): 11 digits, ISO 7064 MOD 11,10 and the "
 		.. "digit-repetition rule, near Steuer-ID / Identifikationsnummer / IdNr / TIN",
 	regex = [[(?<![\w\-/.])([1-9]\d(?: ?\d{3}){3})(?![\w\-/]|\.\d)]],
-	keywords = { "steuer-id", "steuerid", "steuer id", "steueridentifikationsnummer", "identifikationsnummer",
-		"idnr", "tin" },
+	keywords = spellings({ "steuer id", "steueridentifikationsnummer", "identifikationsnummer", "idnr", "tin" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -520,7 +544,7 @@ M.de_steuer_id = dlp.detector{
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 3 },
 	examples = {
-		match = { "Steuer-ID: 86095742719", "IdNr 65 718 364 093" },
+		match = { "Steuer-ID: 86095742719", "IdNr 65 718 364 093", "steuer_id=86095742719" },
 		nomatch = {
 			"Steuer-ID: 86095742718",       -- check digit wrong
 			"Steuer-ID 47158369024",        -- no digit repeats: not issued
@@ -535,8 +559,8 @@ M.fr_nir = dlp.detector{
 	description = "French social security numbers (NIR / INSEE): sex, year, month, department (2A/2B too), "
 		.. "commune, order and the key 97 - N mod 97, near sécurité sociale / NIR / INSEE / carte vitale",
 	regex = [[(?<![\w\-/.])([1-478] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2})(?![\w\-/]|\.\d)]],
-	keywords = { "sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "carte vitale",
-		"social security" },
+	keywords = spellings({ "sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "carte vitale",
+		"social security" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -548,6 +572,7 @@ M.fr_nir = dlp.detector{
 			"N° de sécurité sociale : 1 84 06 76 451 089 47",
 			"nir=291057512345620",
 			"NIR 1 85 02 2A 012 345 31",
+			"numero_securite_sociale=184067645108947",
 		},
 		nomatch = {
 			"NIR 1 84 06 76 451 089 48",    -- key wrong
@@ -562,18 +587,21 @@ M.es_dni = dlp.detector{
 	name = "es_dni",
 	description = "Spanish DNI (8 digits and a letter) and NIE (X/Y/Z, 7 digits, a letter), the letter checked "
 		.. "(mod 23), near DNI/NIE/NIF or the words of a Spanish form (titular, apellidos...)",
-	regex = [[(?<![\w\-/.])(\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])(?![\w\-/]|\.\d)]],
-	keywords = { "dni", "nie", "nif", "documento nacional", "identidad", "extranjero", "titular", "apellidos",
-		"domicilio" },
+	-- the letter glued, dashed or spaced ("12345678 Z"), in either case
+	regex = [[(?<![\w\-/.])(\d{8}[ -]?[A-Za-z]|[XYZ][ -]?\d{7}[ -]?[A-Z]|[xyz][ -]?\d{7}[ -]?[a-z])]]
+		.. [[(?![\w\-/]|\.\d)]],
+	keywords = spellings({ "dni", "nie", "nif", "documento nacional", "identidad", "extranjero", "titular",
+		"apellidos", "domicilio" }),
 	window = NEAR,
 	group = 1,
 	validate = "es_dni",
 	boundary = true,
-	confidence = { words = { "dni", "nie", "nif", "documento nacional", "identidad", "extranjero" } },
+	confidence = { words = spellings({ "dni", "nie", "nif", "documento nacional", "identidad", "extranjero" }) },
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 3 },
 	examples = {
-		match = { "DNI 12345678Z", "NIE: X1234567L", "titular 48215679-C", "nie Y-7654321-G" },
+		match = { "DNI 12345678Z", "NIE: X1234567L", "titular 48215679-C", "nie Y-7654321-G", "NIF: 12345678 Z",
+			"dni=12345678z", "nie x1234567l", "titular: 12345678 z" },
 		nomatch = {
 			"DNI 12345678A",                -- letter wrong
 			"NIE X1234567A",
@@ -589,7 +617,7 @@ M.nl_bsn = dlp.detector{
 	description = "Dutch citizen service numbers (BSN, sofinummer): 9 digits passing the 11-proof, near "
 		.. "BSN / burgerservicenummer / sofinummer",
 	regex = [[(?<![\w\-/.])(\d{3}([ .-]?)\d{3}\2\d{3}|\d{4}\.\d{2}\.\d{3})(?![\w\-/]|\.\d)]],
-	keywords = { "bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "sofi" },
+	keywords = spellings({ "bsn", "burgerservicenummer", "sofinummer", "sofi nummer", "sofi" }),
 	window = NEAR,
 	boundary = true,
 	group = 1,
@@ -607,20 +635,28 @@ M.it_cf = dlp.detector{
 	description = "Italian codice fiscale: 16 characters (name and surname letters, birth date and place, digits "
 		.. "or their omocodia letters), check letter verified, near codice fiscale or the words of an Italian "
 		.. "form (nato, cognome...)",
-	regex = [[(?<![A-Za-z0-9])([A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z])]]
+	-- in lower case as typed into a form: only as a field's value, after
+	-- = : " ' or > (the mark is matched, not looked behind for, so the words
+	-- of prose are no place for a match to start: that cost a quarter of
+	-- the pack's scan time)
+	regex = [=[(?:(?<![A-Za-z0-9])([A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z])]=]
+		.. [[|[=:"'>] ?([a-z]{6}[\dlmnpqrstuv]{2}[abcdehlmprst][\dlmnpqrstuv]{2}[a-z][\dlmnpqrstuv]{3}[a-z]))]]
 		.. [[(?![A-Za-z0-9])]],
-	keywords = { "codice fiscale", "cod. fisc", "cod fisc", "cf", "fiscal code", "tax code", "nato", "nata",
-		"cognome", "residente" },
+	keywords = spellings({ "codice fiscale", "cod fiscale", "cod. fisc", "cod fisc", "c.f.", "cf", "fiscal code",
+		"tax code", "nato", "nata", "cognome", "residente" }),
 	window = NEAR,
-	group = 1,
+	group = "first",
 	validate = "it_cf",
 	boundary = true,
-	confidence = { words = { "codice fiscale", "cod. fisc", "cod fisc", "cf", "fiscal code", "tax code" } },
+	confidence = { words = spellings({ "codice fiscale", "cod fiscale", "cod. fisc", "cod fisc", "c.f.", "cf",
+		"fiscal code", "tax code" }) },
 	severity = "high",
 	mask = { keep_first = 0, keep_last = 2 },
 	examples = {
-		match = { "Codice fiscale: RSSMRA85T10A562S", "cf=BNCGPP70A41H501G", "CF RSSMRA85T10A56NH" },
-		nomatch = { "cf RSSMRA85T10A562T", "cf RSSMRA85T10A562SX", "cf XRSSMRA85T10A562S", "RSSMRA85T10A562S" },
+		match = { "Codice fiscale: RSSMRA85T10A562S", "cf=BNCGPP70A41H501G", "CF RSSMRA85T10A56NH",
+			"C.F.: RSSMRA85T10A562S", "{\"codiceFiscale\":\"rssmra85t10a562s\"}", "cf: rssmra85t10a562s" },
+		nomatch = { "cf RSSMRA85T10A562T", "cf RSSMRA85T10A562SX", "cf XRSSMRA85T10A562S", "RSSMRA85T10A562S",
+			"nato a roma, rssmra85t10a562s" },  -- lower case in prose, not a field's value
 	},
 }
 
@@ -628,8 +664,14 @@ M.passport = dlp.detector{
 	name = "passport",
 	description = "Passport numbers (US, UK, DE, FR, ES, IT, NL and similar shapes: 6-9 letters and digits "
 		.. "holding digits) right after a passport word; no check digit, so medium at best",
-	regex = [[(?<![A-Za-z0-9])((?=[A-Z0-9]{0,8}\d)(?:[A-Z]\d{7,8}|\d{9}|[A-Z]{2}\d{6,7}|\d{2}[A-Z]{2}\d{5}]]
-		.. [[|[CFGHJK][0-9CFGHJKLMNPRTVWXYZ]{8}))(?![A-Za-z0-9])]],
+	-- US A12345678 / 912803456, UK 9 digits, IT YA1234567, ES AAA123456,
+	-- FR 09AA12345, DE C01X00T47, NL 2 letters, 6 letters or digits, a digit
+	-- (no O): upper case only, as printed (in lower case the NL shape is any
+	-- word ending in a digit)
+	-- (a German number may be all letters: of an alphabet without vowels, so
+	-- never a word)
+	regex = [[(?<![A-Za-z0-9])((?=[A-Z0-9]{0,8}\d)(?:[A-Z]\d{7,8}|\d{9}|[A-Z]{2}\d{6,7}|[A-Z]{3}\d{6}]]
+		.. [[|\d{2}[A-Z]{2}\d{5}|[A-NP-Z]{2}[A-NP-Z0-9]{6}\d)|[CFGHJK][0-9CFGHJKLMNPRTVWXYZ]{8})(?![A-Za-z0-9])]],
 	keywords = { "passport", "passeport", "reisepass", "pasaporte", "passaporto", "paspoort", "passnummer" },
 	window = { before = 0, after = 48 },
 	boundary = true,
@@ -641,13 +683,17 @@ M.passport = dlp.detector{
 			"Passport No: 912803456",
 			"passport_number=X12345678",
 			"Reisepass C01X00T47",
+			"Reisepass-Nr. CFGHJKLMN",      -- DE, letters only
 			"numéro de passeport 09AA12345",
+			"pasaporte: PAA123456",         -- ES
+			"{\"passportNo\": \"NWR1K5X73\"}",  -- NL
 		},
 		nomatch = {
 			"passport photo guidelines",    -- no number
 			"passport 1234",                -- too short
 			"order 912803456",              -- no passport word
 			"passport ABCDEFGHI",           -- no digit
+			"passport NWO1K5X73",           -- NL never uses O
 		},
 	},
 }

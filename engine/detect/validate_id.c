@@ -113,7 +113,8 @@ bool validate_in_pan(const char *s, size_t n)
 {
 	char c[10];
 	size_t k;
-	if (!significant(s, n, c, sizeof c, &k) || k != 10 || !all_digits(c + 5, 4) || all_same(c + 5, 4))
+	/* the digits are a sequence number, 0001 to 9999: 1111 is one */
+	if (!significant(s, n, c, sizeof c, &k) || k != 10 || !all_digits(c + 5, 4) || memcmp(c + 5, "0000", 4) == 0)
 		return false;
 	for (int i = 0; i < 5; i++)
 		if (c[i] < 'A' || c[i] > 'Z')

@@ -791,8 +791,11 @@ static size_t digits_after(const uint8_t *s, size_t n, size_t from, size_t limit
 	return d;
 }
 
-#define WRAP_CONTEXT 24 /* bytes kept before a joined number (its label) */
-#define WRAP_DIGITS 9 /* the shortest number worth joining (an SSN) */
+/* bytes kept before a joined number, on its line (or the line above when
+ * the number starts its own): its label, which the identity detectors need
+ * ("Steueridentifikationsnummer: ", 29 bytes; a sentence that names it) */
+#define WRAP_CONTEXT 128
+#define WRAP_DIGITS 6 /* the shortest number worth joining (a UK NINO's) */
 
 /* A group of letters before a break belongs to a number only as an IBAN's
  * bank code does: at most 4 of them, after a group holding a digit
@@ -810,18 +813,33 @@ static bool letters_in_number(const uint8_t *s, size_t end)
 }
 
 /* Is the group of letters and digits that ends at at (dir -1) or starts
- * there (dir = n, the text's length) all digits or all letters? */
+ * there (dir = n, the text's length) all digits or all letters, or of two
+ * characters (a French NIR's Corsican department, 2A or 2B)? */
 static bool pure_group(const uint8_t *s, size_t at, long dir)
 {
 	bool digits = false, letters = false;
+	size_t k = 0;
 	if (dir < 0) {
-		for (size_t i = at; i > 0 && is_alnum(s[i - 1]) && !(digits && letters); i--)
+		for (size_t i = at; i > 0 && is_alnum(s[i - 1]) && !(digits && letters && k > 2); i--, k++)
 			digits |= is_digit(s[i - 1]), letters |= !is_digit(s[i - 1]);
 	} else {
-		for (size_t i = at; i < (size_t)dir && is_alnum(s[i]) && !(digits && letters); i++)
+		for (size_t i = at; i < (size_t)dir && is_alnum(s[i]) && !(digits && letters && k > 2); i++, k++)
 			digits |= is_digit(s[i]), letters |= !is_digit(s[i]);
 	}
-	return !(digits && letters);
+	return !(digits && letters) || k <= 2;
+}
+
+/* A number's label may stand on the line above its own ("Steuer-ID:\n86
+ * 095\n742 719"): where that line starts, if it is short and past done;
+ * else line (the start of the number's line). */
+static size_t label_above(const uint8_t *s, size_t line, size_t done)
+{
+	if (line < done + 2 || s[line - 1] != '\n')
+		return line;
+	size_t q = line - 1;
+	while (q > done && line - q <= WRAP_CONTEXT && s[q - 1] != '\n')
+		q--;
+	return (q == 0 || s[q - 1] == '\n') && line - q <= WRAP_CONTEXT ? q : line;
 }
 
 /* The unwrapped view of s: a number broken over two lines ("4111 1111\n
@@ -852,10 +870,13 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		 * all letters (an IBAN's bank code), not a hex id or a word */
 		if (!pure_group(s, end, -1) || !pure_group(s, next, n) || !letters_in_number(s, end))
 			continue;
-		/* the number's separator: from before the break, else after it */
+		/* the number's separator: from before the break, else after it;
+		 * digits on both lines (a whole number and a word on the next line
+		 * are not a cut one), WRAP_DIGITS in all */
 		size_t a, b;
 		size_t before = digits_before(s, end, 40, &sep, &a);
-		if (before + digits_after(s, n, next, 40, &sep, &b) < WRAP_DIGITS)
+		size_t after = before ? digits_after(s, n, next, 40, &sep, &b) : 0;
+		if (after == 0 || before + after < WRAP_DIGITS)
 			continue;
 		if (runs++ == max_runs) {
 			*truncated = true;
@@ -865,6 +886,7 @@ static bool wrap_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t max_runs
 		size_t floor = a > done + WRAP_CONTEXT ? a - WRAP_CONTEXT : done;
 		while (a > floor && s[a - 1] != '\n')
 			a--;
+		a = label_above(s, a, done);
 		if (b < n && s[b] != '\n')
 			b++;
 		if (!vbuf_room(out, (end - a) + 2 + (b - next)))

@@ -36,6 +36,20 @@ return {
 	sure("BSN", "nl_bsn", "BSN: 111222333"),
 	sure("codice fiscale with its words", "it_cf", "Codice fiscale: RSSMRA85T10A562S"),
 
+	-- as forms and APIs write them (tests/bench/recall.py measures all of
+	-- these): labels as keys, lower case, encoded, wrapped over two lines
+	sure("NINO under a snake_case key", "uk_nino", "{\"national_insurance_number\": \"AB 12 34 56 C\"}",
+		{ headers = JSON }),
+	sure("SIN under a camelCase key", "ca_sin", "{\"sinNumber\":\"130-456-270\"}", { headers = JSON }),
+	sure("Steuer-ID in a form field", "de_steuer_id", "steuer_id=86+095+742+719", { headers = FORM }),
+	sure("codice fiscale typed in lower case", "it_cf", "{\"codiceFiscale\":\"rssmra85t10a562s\"}",
+		{ headers = JSON }),
+	sure("codice fiscale after C.F.", "it_cf", "C.F.: RSSMRA85T10A562S"),
+	sure("DNI with a spaced letter", "es_dni", "NIF: 12345678 Z"),
+	sure("NINO wrapped", "uk_nino", "NINO: AB 12 34\n56 C thanks"),
+	sure("NIR wrapped before Corsica's 2A", "fr_nir", "NIR: 1 85 02\n2A 012 345 31 thanks"),
+	sure("Steuer-ID wrapped, its label on the line above", "de_steuer_id", "Steuer-ID:\n86 095\n742 719"),
+
 	-- checksummed, near only a weak word (one of the forms it is written in): medium, masked
 	masked("CPF near 'cliente'", "br_cpf", "cliente 529.982.247-25", "cliente ***.***.***-25"),
 	masked("DNI near 'titular'", "es_dni", "titular 48215679C", "titular ******79C"),

@@ -52,6 +52,8 @@ START_TEST(national_validators)
 	ck_assert(!V(validate_in_pan, "ABCXE1234F"));    /* X: no holder type */
 	ck_assert(!V(validate_in_pan, "ABCPE12345F"));
 	ck_assert(!V(validate_in_pan, "ABCP11234F"));
+	ck_assert(V(validate_in_pan, "TMGPY1111K"));     /* sequence 1111 is issued */
+	ck_assert(!V(validate_in_pan, "ABCPE0000F"));    /* sequences start at 0001 */
 
 	ck_assert(V(validate_in_aadhaar, "2341 2341 2346"));
 	ck_assert(V(validate_in_aadhaar, "499185372604"));

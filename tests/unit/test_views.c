@@ -281,17 +281,27 @@ END_TEST
 
 START_TEST(wrapped_numbers_joined)
 {
-	dview_set_t set = build("Please charge 4111 1111 1111\n1111 today");
-	ck_assert(view_holds(view_named(&set, "unwrapped"), "4111 1111 1111 1111"));
-	dview_set_free(&set);
-	set = build("IBAN DE89 3704 0044 0532\r\n    0130 00\n");
-	ck_assert(view_holds(view_named(&set, "unwrapped"), "DE89 3704 0044 0532 0130 00"));
-	dview_set_free(&set);
-	set = build("acct 41111111\n11111111\n");
-	ck_assert(view_holds(view_named(&set, "unwrapped"), "4111111111111111"));
-	dview_set_free(&set);
-	/* near-misses: too few digits to be a number worth joining, no digit on one side */
-	static const char *const clean[] = {"line 12\n34 next", "total 4111 1111\nend", "4111\n-- 1111 1111"};
+	/* cards and IBANs; identity numbers: a NINO's six digits, a NIR's
+	 * Corsican department, a label longer than 24 bytes kept for the
+	 * detectors that need it near */
+	static const char *const joined[][2] = {
+		{"Please charge 4111 1111 1111\n1111 today", "4111 1111 1111 1111"},
+		{"IBAN DE89 3704 0044 0532\r\n    0130 00\n", "DE89 3704 0044 0532 0130 00"},
+		{"acct 41111111\n11111111\n", "4111111111111111"},
+		{"NINO: AB 12 34\n56 C thanks", "NINO: AB 12 34 56 C"},
+		{"NIR: 1 64 04\n2A 404 406 38 thanks", "1 64 04 2A 404 406 38"},
+		{"Steueridentifikationsnummer: 86 095\n742 719 thanks", "Steueridentifikationsnummer: 86 095 742 719"},
+		{"Steuer-ID:\n86 095\n742 719 thanks", "Steuer-ID:\n86 095 742 719"},
+	};
+	for (size_t i = 0; i < sizeof joined / sizeof joined[0]; i++) {
+		dview_set_t set = build(joined[i][0]);
+		ck_assert_msg(view_holds(view_named(&set, "unwrapped"), joined[i][1]), "%s", joined[i][0]);
+		dview_set_free(&set);
+	}
+	/* near-misses: too few digits to be a number worth joining, no digit on
+	 * one side, a hex id of three or more characters beside the break */
+	static const char *const clean[] = {"line 12\n34 next", "total 4111 1111\nend", "4111\n-- 1111 1111",
+					    "id 123 4a5\n678 901", "ab 123\n45 ok"};
 	assert_no_view(clean, sizeof clean / sizeof clean[0], "unwrapped");
 }
 END_TEST
