@@ -268,6 +268,66 @@ static json_t *cli_json(const console_t *c, const char *const args[])
 	return o;
 }
 
+/* `dlpgate-console admin token create` on c's store. */
+static char *admin_of(const console_t *c)
+{
+	const char *argv[] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", c->dir,
+			      c->db[0] ? "--db" : NULL, c->db, NULL};
+	char *out = NULL, *err = NULL;
+	ck_assert_msg(th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 30000) == 0, "%s", err);
+	free(err);
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+/* GET path on c as admin: the JSON answer. */
+static json_t *console_get(const console_t *c, const char *admin, const char *path)
+{
+	char auth[200], u[400];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+	snprintf(u, sizeof u, "%s%s", c->url, path);
+	const char *args[] = {"-s", "--cacert", c->cert, "-H", auth, u, NULL};
+	char *out = NULL, *err = NULL;
+	th_curl(args, &out, NULL, &err);
+	json_t *o = json_loads(out ? out : "", 0, NULL);
+	if (!o)
+		th_fail("GET %s: %s%s", path, out, err);
+	free(out), free(err);
+	return o;
+}
+
+/* The console's block event whose reason is reason, waited for. */
+static json_t *console_block_event(const console_t *c, const char *admin, const char *reason)
+{
+	for (int waited = 0; waited < 15000; waited += 200) {
+		json_t *list = console_get(c, admin, "/api/v1/events?verdict=block&limit=100");
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(list, "events"), i, ev) {
+			const char *r = json_string_value(json_object_get(ev, "reason"));
+			if (r && !strcmp(r, reason)) {
+				json_incref(ev);
+				json_decref(list);
+				return ev;
+			}
+		}
+		json_decref(list);
+		usleep(200000);
+	}
+	th_fail("no block event \"%s\" at the console", reason);
+	return NULL;
+}
+
+/* An event's rule names the policy's file relative to the policy's folder,
+ * exactly want: no path of the agent's machine, nothing cut with "...". */
+static void expect_rule(const console_t *c, const char *admin, const char *reason, const char *want)
+{
+	json_t *ev = console_block_event(c, admin, reason);
+	const char *rule = json_string_value(json_object_get(ev, "rule"));
+	ck_assert_msg(rule && !strcmp(rule, want), "event \"%s\": rule %s, want %s", reason, rule, want);
+	json_decref(ev);
+}
+
 START_TEST(push_activate_shadow_rollback_last_known_good)
 {
 	world_t w = world_new();
@@ -293,6 +353,24 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	rollout(&c, "activate", v2, canary_only);
 	agent_wait_version(&canary, v2, 0);
 	expect_blocked(&canary, up);
+	/* its event names the bundle's file as the admin wrote it (the agent
+	 * runs it from STATE/policy/v2/bundle/), and the console finds the
+	 * line in that version */
+	char *admin = admin_of(&c);
+	json_t *ev = console_block_event(&c, admin, "card upload");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "rule")), "policy.lua:5");
+	char detail[200];
+	snprintf(detail, sizeof detail, "/api/v1/events/%s/detail", json_string_value(json_object_get(ev, "id")));
+	json_t *d = console_get(&c, admin, detail), *ex = json_object_get(d, "explain");
+	json_t *src = json_object_get(ex, "source");
+	char *d_text = json_dumps(ex, JSON_SORT_KEYS);
+	ck_assert_msg(!strcmp(json_string_value(json_object_get(ex, "rule_file")), "policy.lua") &&
+			      !strcmp(json_string_value(json_object_get(src, "path")), "policy.lua") &&
+			      json_integer_value(json_object_get(src, "highlight")) == 5,
+		      "%s", d_text);
+	free(d_text);
+	json_decref(d);
+	json_decref(ev);
 	expect_masked(&stable[0], up);
 	expect_masked(&stable[1], up);
 	json_t *st = agent_policy(&stable[0]);
@@ -357,6 +435,73 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	dlp_stop(&back.d);
 	dlp_stop(&stable[0].d);
 	dlp_stop(&stable[1].d);
+	free(admin);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+/* A local policy (--policy) kept deep in the machine's folders, a module
+ * beside it and one a folder up: the events the console gets name them
+ * policy.lua, lib/cards.lua and ../shared.lua, the same on every machine. */
+START_TEST(a_local_policy_deep_in_folders_reports_rules_by_their_names_in_it)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	console_t c;
+	console_start(&c, "deep-console", "deep-console", NULL);
+	char *top = th_path("deep-a-folder-name-long-enough-that-lua-would-cut-an-absolute-chunk-name"), p[1200];
+	static const char *const folders[] = {"", "/policy", "/policy/lib"};
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", top, folders[i]);
+		ck_assert(mkdir(p, 0700) == 0);
+	}
+	static const struct {
+		const char *file, *src;
+	} files[] = {
+		{"/shared.lua", "local dlp = require \"dlp\"\n"
+				"return function(found) return dlp.block(\"one folder up\", found) end\n"},
+		{"/policy/lib/cards.lua", "local dlp = require \"dlp\"\nlocal M = {}\n"
+					  "function M.block(found) return dlp.block(\"in a module\", found) end\n"
+					  "return M\n"},
+		{"/policy/policy.lua", "local dlp = require \"dlp\"\nlocal pii = require \"pii\"\n"
+				       "local cards = require \"lib.cards\"\nlocal shared = require \"shared\"\n"
+				       "function on_request(req, flow)\n"
+				       "  local found = req:scan({card = pii.credit_card})\n"
+				       "  if not next(found) then return dlp.pass() end\n"
+				       "  local body = req:body()\n"
+				       "  if body:find(\"module\", 1, true) then return cards.block(found) end\n"
+				       "  if body:find(\"up\", 1, true) then return shared(found) end\n"
+				       "  return dlp.block(\"in the policy\", found)\n"
+				       "end\n"},
+	};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", top, files[i].file);
+		th_write_file(p, files[i].src, strlen(files[i].src), 0644);
+	}
+	snprintf(p, sizeof p, "%s/policy/policy.lua", top);
+	const char *args[] = {"--policy", p, "--console", c.url, "--console-ca", c.cert, "--enroll-secret", SECRET, NULL};
+	agent_t a = {.d = dlp_start(w.ca.cert_path, "{\"report\": {\"batch_wait_ms\": 100}}", args)};
+	snprintf(a.labels, sizeof a.labels, "local");
+	static const struct {
+		const char *body, *reason, *rule;
+	} cases[] = {{"pay " CARD, "in the policy", "policy.lua:11"},
+		     {"module pays " CARD, "in a module", "lib/cards.lua:3"},
+		     {"up pays " CARD, "one folder up", "../shared.lua:2"}};
+	char *admin = admin_of(&c);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int status;
+		free(upload(&a, up, cases[i].body, &status));
+		ck_assert_int_eq(status, 403);
+		expect_rule(&c, admin, cases[i].reason, cases[i].rule);
+	}
+	/* the agent's own flow log names them so too */
+	char *log = dlp_log(&a.d);
+	ck_assert_msg(strstr(log, "lib/cards.lua:3") && !strstr(log, "/policy/lib/cards.lua"), "%s", log);
+	free(log);
+	free(admin), free(top);
+	dlp_stop(&a.d);
+	th_stop(&c.proc);
 	th_upstream_stop(up);
 	world_free(&w);
 }
@@ -397,6 +542,7 @@ Suite *fleet_suite(void)
 	TCase *t = tcase_create("fleet");
 	tcase_set_timeout(t, 240);
 	tcase_add_test(t, push_activate_shadow_rollback_last_known_good);
+	tcase_add_test(t, a_local_policy_deep_in_folders_reports_rules_by_their_names_in_it);
 	tcase_add_test(t, two_consoles_on_one_postgres_wake_each_others_agents);
 	suite_add_tcase(s, t);
 	return s;
