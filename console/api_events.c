@@ -160,15 +160,18 @@ bool api_export(job_t *j, store_conn_t *sc)
 /* ---- detail ---- */
 
 /* "policy.lua:12" -> file and line; false for a config key or the like.
- * An agent running a console bundle names the file by its own path to its
- * copy of the bundle (".../STATE/policy/v3/bundle/policy.lua:12", cut at
- * the front with "..." when long): the bundle's path is what follows the
- * last "/bundle/". */
-static bool rule_location(const char *rule, char *file, size_t n, int *line)
+ * Agents name the file relative to the policy's folder (its chunk name:
+ * "policy.lua", "../pii.lua"). Compatibility with older agents only: they
+ * named it by their own path to their copy of the bundle
+ * (".../STATE/policy/v3/bundle/policy.lua:12", cut at the front with "..."
+ * when long); what follows the last "/bundle/" is then a path in the
+ * bundle, and *bundle_path says so. */
+static bool rule_location(const char *rule, char *file, size_t n, int *line, bool *bundle_path)
 {
 	const char *in_bundle = NULL;
 	for (const char *p = rule; p && (p = strstr(p, "/bundle/")); p++)
 		in_bundle = p + 8;
+	*bundle_path = in_bundle != NULL;
 	if (in_bundle)
 		rule = in_bundle;
 	const char *colon = rule ? strrchr(rule, ':') : NULL;
@@ -187,10 +190,11 @@ static bool rule_location(const char *rule, char *file, size_t n, int *line)
 /* Fills explain's rule_file, rule_line, source and source_unavailable. */
 static bool explain_source(store_conn_t *sc, json_t *ev, json_t *ex)
 {
-	char file[1100];
+	char file[1100], path[1100];
 	int line = 0;
+	bool bundle_path;
 	const char *pv = str(ev, "policy_version");
-	bool located = rule_location(str(ev, "rule"), file, sizeof file, &line);
+	bool located = rule_location(str(ev, "rule"), file, sizeof file, &line, &bundle_path);
 	json_object_set_new(ex, "rule_file", located ? json_string(file) : json_null());
 	json_object_set_new(ex, "rule_line", located ? json_integer(line) : json_null());
 	json_object_set_new(ex, "source", json_null());
@@ -211,7 +215,7 @@ static bool explain_source(store_conn_t *sc, json_t *ev, json_t *ex)
 	policy_answer_t a;
 	memset(&a, 0, sizeof a);
 	if (r == 0)
-		policy_file(sc, version, file, &a);
+		policy_rule_file(sc, version, file, bundle_path, path, sizeof path, &a);
 	if (a.status == 503 && a.code && !strcmp(a.code, "store_unavailable")) {
 		policy_answer_free(&a);
 		return false;
@@ -233,7 +237,7 @@ static bool explain_source(store_conn_t *sc, json_t *ev, json_t *ex)
 		n++;
 	}
 	json_object_set_new(ex, "source", json_pack("{s:I, s:s, s:i, s:o, s:i}", "version", (json_int_t)version, "path",
-						    file, "first_line", first, "lines", lines, "highlight", line));
+						    path, "first_line", first, "lines", lines, "highlight", line));
 	json_object_set_new(ex, "source_unavailable", json_null());
 	policy_answer_free(&a);
 	return true;

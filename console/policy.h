@@ -113,6 +113,12 @@ void policy_push_document(const policy_ctx_t *ctx, store_conn_t *sc, const char 
 void policy_list(store_conn_t *sc, policy_answer_t *a);
 void policy_show(store_conn_t *sc, int64_t version, policy_answer_t *a);
 void policy_file(store_conn_t *sc, int64_t version, const char *path, policy_answer_t *a);
+/* The file an event's rule names: file is its chunk name, relative to the
+ * entry's folder as agents name it ("policy.lua", "../pii.lua"), or with
+ * bundle_path a path in the bundle (an older agent's rule, cut after
+ * "/bundle/"). Its path in the bundle goes to path. */
+void policy_rule_file(store_conn_t *sc, int64_t version, const char *file, bool bundle_path, char *path, size_t n,
+		      policy_answer_t *a);
 void policy_diff(store_conn_t *sc, int64_t va, int64_t vb, policy_answer_t *a);
 /* kind ROLLOUT_ACTIVE or ROLLOUT_SHADOW; labels may be NULL (all agents). */
 void policy_rollout(store_conn_t *sc, int64_t version, rollout_kind_t kind, const json_t *labels, int percent,

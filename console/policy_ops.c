@@ -415,12 +415,9 @@ void policy_show(store_conn_t *sc, int64_t version, policy_answer_t *a)
 	answer(a, 200, o);
 }
 
-void policy_file(store_conn_t *sc, int64_t version, const char *path, policy_answer_t *a)
+/* The text of b's file at path, or 404. */
+static void file_answer(const bundle_t *b, int64_t version, const char *path, policy_answer_t *a)
 {
-	memset(a, 0, sizeof *a);
-	bundle_t *b = load_version(sc, version, a);
-	if (!b)
-		return;
 	const bundle_file_t *f = bundle_path_ok(path) ? bundle_file(b, path) : NULL;
 	if (!f) {
 		refuse(a, 404, "not_found", "version %lld has no file \"%.200s\"", (long long)version, path);
@@ -433,6 +430,30 @@ void policy_file(store_conn_t *sc, int64_t version, const char *path, policy_ans
 	} else {
 		refuse(a, 500, "internal", "out of memory");
 	}
+}
+
+void policy_file(store_conn_t *sc, int64_t version, const char *path, policy_answer_t *a)
+{
+	memset(a, 0, sizeof *a);
+	bundle_t *b = load_version(sc, version, a);
+	if (!b)
+		return;
+	file_answer(b, version, path, a);
+	bundle_free(b);
+}
+
+void policy_rule_file(store_conn_t *sc, int64_t version, const char *file, bool bundle_path, char *path, size_t n,
+		      policy_answer_t *a)
+{
+	memset(a, 0, sizeof *a);
+	snprintf(path, n, "%s", file);
+	bundle_t *b = load_version(sc, version, a);
+	if (!b)
+		return;
+	if (!bundle_path && !bundle_chunk_path(b, file, path, n))
+		refuse(a, 404, "not_found", "version %lld has no file \"%.200s\"", (long long)version, file);
+	else
+		file_answer(b, version, path, a);
 	bundle_free(b);
 }
 

@@ -35,7 +35,10 @@ typedef struct {
 /* Appends the whole response; req may be NULL (no Accept known). Text from
  * the policy (rule, reason) is shown without directories: a page never
  * reveals a path of the machine ("/etc/dlpgate/policy.lua:12" is shown as
- * "policy.lua:12"). */
+ * "policy.lua:12"). Rules already name files relative to the policy's
+ * folder ("lib/x.lua:3", kept as it is); the cut is for what the policy
+ * writes itself (a reason, an error's text, a chunk it loads under a name
+ * of its own) and for anything that would name a file absolutely. */
 bool reply_build(bytebuf_t *out, const reply_t *r, const http_head_t *req);
 const char *reply_status_text(int status);
 /* Copies s to out with every absolute path cut to its last component. */

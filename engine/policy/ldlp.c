@@ -20,14 +20,19 @@ extern unsigned int lua_dlp_lua_len;
 
 /* ---- verdicts ---- */
 
-/* "file:line" of the Lua code that called the current C function. */
+/* "file:line" of the Lua code that called the current C function: the
+ * file by its whole chunk name ("policy.lua", "lib/rules.lua"; see
+ * sandbox.h), not short_src, which cuts one over 59 bytes to "...tail",
+ * as long as it fits out (v->rule: policy.h) with its line. */
 static void caller_position(lua_State *L, char *out, size_t n)
 {
 	lua_Debug ar;
-	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-		snprintf(out, n, "%s:%d", ar.short_src, ar.currentline);
-	else
+	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+		bool whole = ar.source[0] == '@' && strlen(ar.source) + 12 < n; /* the line number fits too */
+		snprintf(out, n, "%s:%d", whole ? ar.source + 1 : ar.short_src, ar.currentline);
+	} else {
 		snprintf(out, n, "?");
+	}
 }
 
 /* An options table is the last argument when it has monitor/reason keys

@@ -31,7 +31,8 @@ typedef struct {
 
 struct lua_policy {
 	compiled_policy_t base;
-	char *path;
+	char *path;                /* absolute */
+	const char *name;          /* its chunk name, in errors: the file name in path */
 	detset_t *detectors;
 	bool fail_closed;
 	bool monitor;

@@ -214,7 +214,7 @@ static bool read_doc_limits(lua_State *L, const char *path, doc_limits_t *dl, ch
 
 static bool read_settings(lua_policy_t *lp, lua_State *L, bool need_stages, char *err, size_t n)
 {
-	const char *path = lp->path;
+	const char *path = lp->name; /* errors name the file as Lua does: sandbox.h */
 	bool monitor = false;
 	if (!setting_choice(L, path, "fail", "open", "closed", &lp->fail_closed, err, n) ||
 	    !setting_choice(L, path, "mode", "enforce", "monitor", &monitor, err, n))
@@ -347,7 +347,7 @@ static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t
 	}
 	if (!lua_istable(L, -1)) {
 		snprintf(err, n, "%s: static_bypass must be a table {apple_platform=, except_signing_ids=, hosts=}",
-			 lp->path);
+			 lp->name);
 		return false;
 	}
 	lua_pushnil(L);
@@ -356,7 +356,7 @@ static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t
 		lua_pop(L, 1);
 		if (strcmp(k, "apple_platform") && strcmp(k, "except_signing_ids") && strcmp(k, "hosts")) {
 			snprintf(err, n, "%s: static_bypass: unknown field \"%s\" (apple_platform, except_signing_ids, hosts)",
-				 lp->path, k);
+				 lp->name, k);
 			lua_pop(L, 2);
 			return false;
 		}
@@ -365,8 +365,8 @@ static bool read_static_bypass(lua_policy_t *lp, lua_State *L, char *err, size_t
 	bool apple = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	json_t *o = json_pack("{s:s, s:b}", "policy_version", lp->base.version_text, "apple_platform", apple);
-	bool ok = o && bypass_list(L, lp->path, "except_signing_ids", false, o, err, n) &&
-		  bypass_list(L, lp->path, "hosts", true, o, err, n);
+	bool ok = o && bypass_list(L, lp->name, "except_signing_ids", false, o, err, n) &&
+		  bypass_list(L, lp->name, "hosts", true, o, err, n);
 	lua_settop(L, 0);
 	if (!o)
 		snprintf(err, n, "out of memory");
@@ -409,7 +409,7 @@ static bool settings_protected(lua_policy_t *lp, bool need_stages, char *err, si
 	lua_pushlightuserdata(L, &c);
 	int rc = sandbox_pcall(L, 1, 0);
 	if (rc != LUA_OK)
-		snprintf(err, n, "%s: reading the policy settings: %s", lp->path,
+		snprintf(err, n, "%s: reading the policy settings: %s", lp->name,
 			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "an error");
 	lua_settop(L, 0);
 	lp->master->sb.budget = budget;
@@ -671,6 +671,7 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 		return NULL;
 	}
 	lp->path = strdup(real);
+	lp->name = lp->path ? strrchr(lp->path, '/') + 1 : NULL;
 	lp->detectors = detset_new();
 	lp->n_states = n_workers ? n_workers : 1;
 	lp->states = calloc(lp->n_states, sizeof *lp->states);
@@ -685,7 +686,7 @@ lua_policy_t *lua_policy_open(const char *path, unsigned n_workers, bool need_st
 	lp->master = lstate_new(lp, err, n);
 	if (!lp->master || !settings_protected(lp, need_stages, err, n)) {
 		if (lp->master && !err[0])
-			snprintf(err, n, "%s: cannot read the policy settings", path);
+			snprintf(err, n, "%s: cannot read the policy settings", lp->name);
 		destroy(&lp->base);
 		return NULL;
 	}

@@ -193,20 +193,47 @@ void sandbox_sources_free(sandbox_sources_t *s)
 	memset(s, 0, sizeof *s);
 }
 
-static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *path, lua_State *L)
+/* path's part after root and a '/', or NULL if path is not under root. */
+static const char *under_root(const char *root, const char *path)
+{
+	size_t n = strlen(root);
+	while (n && root[n - 1] == '/')
+		n--; /* "/" is the root of everything */
+	if (strncmp(path, root, n) || path[n] != '/' || !path[n + 1])
+		return NULL;
+	return path + n + 1;
+}
+
+bool sandbox_chunk_name(const sandbox_t *sb, const char *path, char *out, size_t n)
+{
+	for (size_t i = 0; i < sb->n_roots; i++) {
+		const char *rel = under_root(sb->roots[i], path);
+		if (!rel)
+			continue;
+		int k = snprintf(out, n, "%s%s", i == 1 ? "../" : "", rel);
+		if (k > 0 && (size_t)k < n)
+			return true;
+		break;
+	}
+	if (n)
+		out[0] = '\0';
+	return false;
+}
+
+static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *path, const char *name, lua_State *L)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (!strcmp(s->v[i].path, path))
 			return &s->v[i];
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+		lua_pushfstring(L, "cannot open %s: %s", name, strerror(errno));
 		return NULL;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)SANDBOX_SOURCE_MAX) {
 		fclose(f);
-		lua_pushfstring(L, "%s: not a regular file of at most %d MiB", path, SANDBOX_SOURCE_MAX >> 20);
+		lua_pushfstring(L, "%s: not a regular file of at most %d MiB", name, SANDBOX_SOURCE_MAX >> 20);
 		return NULL;
 	}
 	char *data = malloc((size_t)st.st_size + 1);
@@ -215,7 +242,7 @@ static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *pat
 	fclose(f);
 	if (bad) {
 		free(data);
-		lua_pushfstring(L, "cannot read %s", path);
+		lua_pushfstring(L, "cannot read %s", name);
 		return NULL;
 	}
 	if (!bytebuf_grow_array(&s->v, sizeof *s->v, s->n, &s->cap, 8)) {
@@ -234,21 +261,26 @@ static const sandbox_source_t *source_read(sandbox_sources_t *s, const char *pat
 
 static bool source_known(const sandbox_t *sb, const char *path)
 {
-	for (size_t i = 0; sb->sources && i < sb->sources->n; i++)
+	for (size_t i = 0; i < sb->sources->n; i++)
 		if (!strcmp(sb->sources->v[i].path, path))
 			return true;
 	return false;
 }
 
-/* luaL_loadfilex, from the policy's snapshot when it has one. Text only;
- * a first line starting with '#' is skipped as loadfile does (its newline
- * kept, so line numbers stay right). */
+/* A file of the policy as a text chunk named "@" and its chunk name, from
+ * the policy's snapshot. A first line starting with '#' is skipped as
+ * loadfile does (its newline kept, so line numbers stay right). */
 static int load_source(lua_State *L, const char *path)
 {
 	sandbox_t *sb = sandbox_of(L);
-	if (!sb->sources)
-		return luaL_loadfilex(L, path, "t");
-	const sandbox_source_t *src = source_read(sb->sources, path, L);
+	char name[1024];
+	if (!sandbox_chunk_name(sb, path, name, sizeof name)) {
+		/* not under a root (callers give only paths that are): its file
+		 * name alone, still no path of the machine */
+		const char *slash = strrchr(path, '/');
+		snprintf(name, sizeof name, "%s", slash ? slash + 1 : path);
+	}
+	const sandbox_source_t *src = source_read(sb->sources, path, name, L);
 	if (!src)
 		return LUA_ERRFILE;
 	const char *data = src->data;
@@ -258,7 +290,7 @@ static int load_source(lua_State *L, const char *path)
 		len -= nl ? (size_t)(nl - data) : len;
 		data = nl ? nl : data + src->len;
 	}
-	lua_pushfstring(L, "@%s", path);
+	lua_pushfstring(L, "@%s", name);
 	int rc = luaL_loadbufferx(L, data, len, lua_tostring(L, -1), "t");
 	lua_remove(L, -2);
 	return rc;
@@ -301,10 +333,11 @@ static int sandbox_require(lua_State *L)
 	luaL_buffinit(L, &b);
 	luaL_where(L, 1); /* the require's file:line */
 	luaL_addvalue(&b);
-	lua_pushfstring(L, "module \"%s\" not found; looked in:", name);
+	/* where it looked, by chunk names: no path of the machine */
+	lua_pushfstring(L, "module \"%s\" not found: no %s.lua beside the policy, no ../%s.lua", name, rel, rel);
 	luaL_addvalue(&b);
-	for (size_t i = 0; i < sb->n_roots; i++) {
-		lua_pushfstring(L, " %s/%s.lua", sb->roots[i], rel);
+	if (sb->n_roots > 2) {
+		lua_pushfstring(L, ", no %s.lua among the packs shipped with dlpgate", rel);
 		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);

@@ -110,6 +110,23 @@ bool bundle_path_ok(const char *path)
 	}
 }
 
+bool bundle_chunk_path(const bundle_t *b, const char *chunk, char *out, size_t n)
+{
+	/* the entry's folder, then one component off it per leading "../" */
+	const char *slash = strrchr(b->entry, '/');
+	size_t dir = slash ? (size_t)(slash - b->entry) : 0;
+	while (!strncmp(chunk, "../", 3)) {
+		if (!dir)
+			return false; /* above the bundle */
+		while (dir && b->entry[dir - 1] != '/')
+			dir--;
+		dir = dir ? dir - 1 : 0;
+		chunk += 3;
+	}
+	int k = dir ? snprintf(out, n, "%.*s/%s", (int)dir, b->entry, chunk) : snprintf(out, n, "%s", chunk);
+	return k > 0 && (size_t)k < n && bundle_path_ok(out);
+}
+
 const char *bundle_role_name(bundle_role_t r)
 {
 	static const char *const names[] = {"entry", "module", "test", "data"};

@@ -112,6 +112,10 @@ const bundle_file_t *bundle_file(const bundle_t *b, const char *path);
 void bundle_free(bundle_t *b);
 
 bool bundle_path_ok(const char *path);
+/* A policy chunk's name (relative to the entry's folder, as an agent names
+ * the file of a rule: "policy.lua", "../pii.lua"; sandbox.h) as a path in
+ * b ("src/policy.lua", "pii.lua"); false if it is not one. */
+bool bundle_chunk_path(const bundle_t *b, const char *chunk, char *out, size_t n);
 const char *bundle_role_name(bundle_role_t r);
 
 /* ---- keys ---- */

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 /* Every occurrence of prefix removed from s, in place: messages name files
- * as the bundle does, never by where this machine unpacked them. Lua cuts
- * long chunk names to "..." and their last 56 bytes, so a tail of prefix
- * after "..." goes too. */
+ * as the bundle does, never by where this machine unpacked them. The
+ * policy's own chunks are named relative to its folder already (sandbox.h);
+ * what still holds the prefix is the test files, which the tests load by
+ * the paths run_tests gives them: their labels, and their chunk names in
+ * Lua's errors, cut to "..." and their last 56 bytes when long, so a tail
+ * of prefix after "..." goes too. */
 static void strip_prefix(char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);

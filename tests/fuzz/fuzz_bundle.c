@@ -5,10 +5,14 @@
  * to a document that parses again to the same manifest and files. Key
  * lists (the other text an agent reads from its console) parse or are
  * refused with a message, and what parses formats back to the same keys.
+ * The same text as the file of an event's rule (which the console gets from
+ * agents) maps into a bundle path or is refused, never above the bundle.
  */
 #include "sync/bundle.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +37,35 @@ static void keys_one(const uint8_t *data, size_t size)
 	free(text);
 }
 
+static void chunk_one(const uint8_t *data, size_t size)
+{
+	char *text = malloc(size + 1);
+	if (!text)
+		return;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	bundle_t *b = calloc(1, sizeof *b);
+	if (b) {
+		strcpy(b->entry, "a/b/policy.lua");
+		/* the answer, worked out another way: the entry's folder a/b
+		 * less one folder per leading "../", then the rest */
+		const char *rest = text;
+		int up = 0;
+		for (; !strncmp(rest, "../", 3); rest += 3)
+			up++;
+		static const char *const dirs[] = {"a/b/", "a/", ""};
+		char want[2 * BUNDLE_MAX_PATH + 8], out[BUNDLE_MAX_PATH + 1];
+		bool ok = bundle_chunk_path(b, text, out, sizeof out);
+		bool in = up <= 2 && strlen(rest) <= BUNDLE_MAX_PATH;
+		if (in)
+			snprintf(want, sizeof want, "%s%s", dirs[up], rest);
+		if (ok != (in && bundle_path_ok(want)) || (ok && strcmp(out, want)))
+			abort();
+	}
+	free(b);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[512] = "";
@@ -41,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!err[0])
 			abort(); /* every refusal says why */
 		keys_one(data, size);
+		chunk_one(data, size);
 		return 0;
 	}
 	if (b->n_files == 0 || b->n_files > BUNDLE_MAX_FILES || b->content_size > BUNDLE_MAX_CONTENT ||

@@ -259,6 +259,44 @@ static void policy_path(cons_t *c)
 		free(head), free(curl_err);
 	}
 
+	/* an event's rule finds its line in the version: as agents name the
+	 * file (relative to the policy's folder), and as older agents did, by
+	 * their own path to their copy of the bundle, whole or cut by Lua; a
+	 * name above the bundle finds nothing */
+	static const struct {
+		const char *rule, *source; /* source NULL: file_not_in_bundle */
+	} rules[] = {{"policy.lua:7", "policy.lua"},
+		     {"/var/lib/dlpgate/policy/v2/bundle/policy.lua:7", "policy.lua"},
+		     {"...gate-state/policy/v2/bundle/policy.lua:7", "policy.lua"},
+		     {"../policy.lua:7", NULL}};
+	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+		char ev[1024], id[40], detail[128];
+		snprintf(id, sizeof id, "01900000-0000-7000-8000-1000000000%02zu", i);
+		snprintf(ev, sizeof ev,
+			 "{\"event\":\"verdict\",\"id\":\"%s\",\"agent_id\":\"%s\",\"time\":\"2026-11-18T09:00:00.000Z\","
+			 "\"policy_version\":\"v2\",\"stage\":\"request\",\"verdict\":\"block\",\"monitor\":false,"
+			 "\"rule\":\"%s\",\"reason\":\"card\",\"detectors\":{\"card\":{\"count\":1,\"samples\":[]}},"
+			 "\"flow\":{\"id\":%zu,\"source\":\"explicit\",\"host\":\"rules.example\",\"dst_port\":443}}\n",
+			 id, AGENTS[0], rules[i].rule, i);
+		rc = post_events(c, tokens[0], ev, &out);
+		ck_assert_msg(rc == 200, "%d %s", rc, out);
+		free(out);
+		snprintf(detail, sizeof detail, "/api/v1/events/%s/detail", id);
+		j = get_json(c, admin, detail, 200);
+		json_t *ex = json_object_get(j, "explain"), *src = json_object_get(ex, "source");
+		const char *path = json_string_value(json_object_get(src, "path"));
+		const char *why = json_string_value(json_object_get(ex, "source_unavailable"));
+		char *text = json_dumps(ex, JSON_SORT_KEYS);
+		if (rules[i].source)
+			ck_assert_msg(path && !strcmp(path, rules[i].source) && jint(src, "highlight") == 7 &&
+					      jint(src, "version") == 2,
+				      "%s: %s", rules[i].rule, text);
+		else
+			ck_assert_msg(why && !strcmp(why, "file_not_in_bundle"), "%s: %s", rules[i].rule, text);
+		free(text);
+		json_decref(j);
+	}
+
 	/* activate: v1 for everyone, v2 for the canaries (CLI), then half of prod (API) */
 	j = cli_json(c, (const char *const[]){"policy", "activate", "1", NULL});
 	ck_assert_int_eq(jint(j, "targets"), N_AGENTS);

@@ -268,6 +268,85 @@ static json_t *cli_json(const console_t *c, const char *const args[])
 	return o;
 }
 
+/* `dlpgate-console admin token create` on c's store. */
+static char *admin_of(const console_t *c)
+{
+	const char *argv[] = {dlp_console_bin(), "admin", "token", "create", "--state-dir", c->dir,
+			      c->db[0] ? "--db" : NULL, c->db, NULL};
+	char *out = NULL, *err = NULL;
+	ck_assert_msg(th_run((char *const *)argv, NULL, 0, &out, NULL, &err, 30000) == 0, "%s", err);
+	free(err);
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+/* GET path on c as admin: the JSON answer. */
+static json_t *console_get(const console_t *c, const char *admin, const char *path)
+{
+	char auth[200], u[400];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+	snprintf(u, sizeof u, "%s%s", c->url, path);
+	const char *args[] = {"-s", "--cacert", c->cert, "-H", auth, u, NULL};
+	char *out = NULL, *err = NULL;
+	th_curl(args, &out, NULL, &err);
+	json_t *o = json_loads(out ? out : "", 0, NULL);
+	if (!o)
+		th_fail("GET %s: %s%s", path, out, err);
+	free(out), free(err);
+	return o;
+}
+
+/* The console's block event with this reason, of a policy version that
+ * starts with version ("v" a console bundle, "sha256:" a local file),
+ * waited for. */
+static json_t *console_block_event(const console_t *c, const char *admin, const char *reason, const char *version)
+{
+	for (int waited = 0; waited < 15000; waited += 200) {
+		json_t *list = console_get(c, admin, "/api/v1/events?verdict=block&limit=100");
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(list, "events"), i, ev) {
+			const char *r = json_string_value(json_object_get(ev, "reason"));
+			const char *v = json_string_value(json_object_get(ev, "policy_version"));
+			if (r && !strcmp(r, reason) && v && !strncmp(v, version, strlen(version))) {
+				json_incref(ev);
+				json_decref(list);
+				return ev;
+			}
+		}
+		json_decref(list);
+		usleep(200000);
+	}
+	th_fail("no block event \"%s\" of a version %s... at the console", reason, version);
+	return NULL;
+}
+
+/* An event's rule names the policy's file relative to the policy's folder,
+ * exactly want: no path of the agent's machine, nothing cut with "...".
+ * For a console bundle (source not NULL) the event's detail finds that
+ * line in the version's file at source, its path in the bundle. */
+static void expect_rule(const console_t *c, const char *admin, const char *reason, const char *version,
+			const char *want, const char *source)
+{
+	json_t *ev = console_block_event(c, admin, reason, version);
+	const char *rule = json_string_value(json_object_get(ev, "rule"));
+	ck_assert_msg(rule && !strcmp(rule, want), "event \"%s\": rule %s, want %s", reason, rule, want);
+	if (source) {
+		char detail[200];
+		snprintf(detail, sizeof detail, "/api/v1/events/%s/detail", json_string_value(json_object_get(ev, "id")));
+		json_t *d = console_get(c, admin, detail), *ex = json_object_get(d, "explain");
+		json_t *src = json_object_get(ex, "source");
+		const char *path = json_string_value(json_object_get(src, "path"));
+		char *text = json_dumps(ex, JSON_SORT_KEYS);
+		ck_assert_msg(path && !strcmp(path, source) &&
+				      json_integer_value(json_object_get(src, "highlight")) == atoi(strrchr(want, ':') + 1),
+			      "event \"%s\": %s", reason, text);
+		free(text);
+		json_decref(d);
+	}
+	json_decref(ev);
+}
+
 START_TEST(push_activate_shadow_rollback_last_known_good)
 {
 	world_t w = world_new();
@@ -293,8 +372,11 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	rollout(&c, "activate", v2, canary_only);
 	agent_wait_version(&canary, v2, 0);
 	expect_blocked(&canary, up);
-	expect_masked(&stable[0], up);
-	expect_masked(&stable[1], up);
+	/* its event names the bundle's file as the admin wrote it (the agent
+	 * runs it from STATE/policy/v2/bundle/), and the console finds the
+	 * line in that version */
+	char *admin = admin_of(&c);
+	expect_rule(&c, admin, "card upload", "v", "policy.lua:5", "policy.lua");
 	json_t *st = agent_policy(&stable[0]);
 	ck_assert_int_eq(json_integer_value(json_object_get(st, "version")), v1);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "source")), "console");
@@ -357,6 +439,91 @@ START_TEST(push_activate_shadow_rollback_last_known_good)
 	dlp_stop(&back.d);
 	dlp_stop(&stable[0].d);
 	dlp_stop(&stable[1].d);
+	free(admin);
+	th_upstream_stop(up);
+	world_free(&w);
+}
+END_TEST
+
+/* One policy folder with a module beside the policy and one a folder up,
+ * run two ways: as a local policy (--policy) deep in the machine's folders,
+ * and pushed to the console as a bundle whose entry sits in a subfolder
+ * (--entry policy/policy.lua) that an agent runs from its state dir. The
+ * events name the files the same way, policy.lua, lib/cards.lua and
+ * ../shared.lua, and the console finds a bundle's lines at their paths in
+ * the bundle. */
+START_TEST(rules_name_files_relative_to_the_policy_folder_locally_and_from_the_console)
+{
+	world_t w = world_new();
+	th_upstream *up = th_upstream_start(&w.server);
+	console_t c;
+	console_start(&c, "names-console", "names-console", NULL);
+	char *top = th_path("names-a-folder-name-long-enough-that-lua-would-cut-an-absolute-chunk-name"), p[1200];
+	static const char *const folders[] = {"", "/policy", "/policy/lib"};
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", top, folders[i]);
+		ck_assert(mkdir(p, 0700) == 0);
+	}
+	static const struct {
+		const char *file, *src;
+	} files[] = {
+		{"/shared.lua", "local dlp = require \"dlp\"\n"
+				"return function(found) return dlp.block(\"one folder up\", found) end\n"},
+		{"/policy/lib/cards.lua", "local dlp = require \"dlp\"\nlocal M = {}\n"
+					  "function M.block(found) return dlp.block(\"in a module\", found) end\n"
+					  "return M\n"},
+		{"/policy/policy.lua", "local dlp = require \"dlp\"\nlocal pii = require \"pii\"\n"
+				       "local cards = require \"lib.cards\"\nlocal shared = require \"shared\"\n"
+				       "function on_request(req, flow)\n"
+				       "  local found = req:scan({card = pii.credit_card})\n"
+				       "  if not next(found) then return dlp.pass() end\n"
+				       "  local body = req:body()\n"
+				       "  if body:find(\"module\", 1, true) then return cards.block(found) end\n"
+				       "  if body:find(\"up\", 1, true) then return shared(found) end\n"
+				       "  return dlp.block(\"in the policy\", found)\n"
+				       "end\n"},
+	};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", top, files[i].file);
+		th_write_file(p, files[i].src, strlen(files[i].src), 0644);
+	}
+	/* the same folder as a console bundle, for every agent without --policy */
+	const char *push_args[] = {"push", top, "--entry", "policy/policy.lua", NULL};
+	int rc;
+	char *pushed = console_cli(&c, &rc, push_args);
+	json_t *pj = rc == 0 ? json_loads(pushed, 0, NULL) : NULL;
+	ck_assert_msg(pj && json_integer_value(json_object_get(pj, "version")) == 1, "push: exit %d: %s", rc, pushed);
+	json_decref(pj);
+	free(pushed);
+	rollout(&c, "activate", 1, NULL);
+	snprintf(p, sizeof p, "%s/policy/policy.lua", top);
+	const char *args[] = {"--policy", p, "--console", c.url, "--console-ca", c.cert, "--enroll-secret", SECRET, NULL};
+	agent_t local = {.d = dlp_start(w.ca.cert_path, "{\"report\": {\"batch_wait_ms\": 100}}", args)};
+	agent_t bundled = agent_start(&w, &c, "ring=any");
+	agent_wait_version(&bundled, 1, 0);
+	static const struct {
+		const char *body, *reason, *rule, *in_bundle;
+	} cases[] = {{"pay " CARD, "in the policy", "policy.lua:11", "policy/policy.lua"},
+		     {"module pays " CARD, "in a module", "lib/cards.lua:3", "policy/lib/cards.lua"},
+		     {"up pays " CARD, "one folder up", "../shared.lua:2", "shared.lua"}};
+	char *admin = admin_of(&c);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int status;
+		free(upload(&local, up, cases[i].body, &status));
+		ck_assert_int_eq(status, 403);
+		expect_rule(&c, admin, cases[i].reason, "sha256:", cases[i].rule, NULL);
+		free(upload(&bundled, up, cases[i].body, &status));
+		ck_assert_int_eq(status, 403);
+		expect_rule(&c, admin, cases[i].reason, "v", cases[i].rule, cases[i].in_bundle);
+	}
+	/* the agent's own flow log names them so too */
+	char *log = dlp_log(&local.d);
+	ck_assert_msg(strstr(log, "lib/cards.lua:3") && !strstr(log, "/policy/lib/cards.lua"), "%s", log);
+	free(log);
+	free(admin), free(top);
+	dlp_stop(&local.d);
+	dlp_stop(&bundled.d);
+	th_stop(&c.proc);
 	th_upstream_stop(up);
 	world_free(&w);
 }
@@ -397,6 +564,7 @@ Suite *fleet_suite(void)
 	TCase *t = tcase_create("fleet");
 	tcase_set_timeout(t, 240);
 	tcase_add_test(t, push_activate_shadow_rollback_last_known_good);
+	tcase_add_test(t, rules_name_files_relative_to_the_policy_folder_locally_and_from_the_console);
 	tcase_add_test(t, two_consoles_on_one_postgres_wake_each_others_agents);
 	suite_add_tcase(s, t);
 	return s;

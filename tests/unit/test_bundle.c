@@ -374,6 +374,26 @@ START_TEST(paths_and_versions)
 	ck_assert(bundle_version_cmp("1.2.3", "1.2.3", &cmp) && cmp == 0);
 	ck_assert(!bundle_version_cmp("1.2", "1.2.3", &cmp));
 	ck_assert(!bundle_version_cmp("1.2.3-rc1", "1.2.3", &cmp));
+	/* an event's rule names its file relative to the entry's folder: as a
+	 * path in the bundle, never above it */
+	static const struct {
+		const char *entry, *chunk, *path; /* path NULL: not in the bundle */
+	} chunks[] = {
+		{"policy.lua", "policy.lua", "policy.lua"},     {"policy.lua", "lib/x.lua", "lib/x.lua"},
+		{"policy.lua", "../x.lua", NULL},                {"src/policy.lua", "policy.lua", "src/policy.lua"},
+		{"src/policy.lua", "../pii.lua", "pii.lua"},     {"a/b/policy.lua", "../../c/x.lua", "c/x.lua"},
+		{"a/b/policy.lua", "../../../x.lua", NULL},      {"src/policy.lua", "lib/../../x.lua", NULL},
+		{"src/policy.lua", "/etc/x.lua", NULL},
+	};
+	bundle_t b;
+	memset(&b, 0, sizeof b);
+	for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+		char out[300];
+		snprintf(b.entry, sizeof b.entry, "%s", chunks[i].entry);
+		bool ok = bundle_chunk_path(&b, chunks[i].chunk, out, sizeof out);
+		ck_assert_msg(chunks[i].path ? ok && !strcmp(out, chunks[i].path) : !ok, "%s from %s: %s", chunks[i].chunk,
+			      chunks[i].entry, ok ? out : "refused");
+	}
 }
 END_TEST
 
@@ -441,8 +461,8 @@ START_TEST(refused_when_broken)
 	ck_assert_msg(!strstr(t.output, run), "%s", t.output);
 	bundle_tests_free(&t);
 	bundle_free(b);
-	/* Lua that does not compile: file:line relative to the bundle, even
-	 * where Lua shortened a long path to "...its tail" */
+	/* Lua that does not compile: file:line relative to the bundle, from a
+	 * folder long enough that Lua would shorten an absolute chunk name */
 	put("policy.lua", "local dlp = require \"dlp\"\nfunction on_request(req\n");
 	b = signed_bundle();
 	snprintf(run, sizeof run, "%s/a-folder-name-long-enough-that-lua-shortens-its-chunk-names", dir);

@@ -367,7 +367,10 @@ START_TEST(local_replies_negotiate)
 END_TEST
 
 /* Pages never show where a file lives: paths in rules and reasons keep
- * only their last component; URLs and a lone /path are left as they are. */
+ * only their last component; URLs and a lone /path are left as they are.
+ * Rules name files relative to the policy's folder (sandbox.h) and keep
+ * their folders; the cut stays for what a policy still writes itself: a
+ * reason, an error, a chunk it loads under a name of its own choosing. */
 START_TEST(pages_cut_machine_paths)
 {
 	static const struct {
@@ -381,6 +384,9 @@ START_TEST(pages_cut_machine_paths)
 		{"upload to /api refused", "upload to /api refused"},
 		{"see https://example.com/a/b/c", "see https://example.com/a/b/c"},
 		{"policy.lua:4", "policy.lua:4"},
+		{"lib/rules.lua:5", "lib/rules.lua:5"},
+		{"../rules/mine.lua:7", "../rules/mine.lua:7"},
+		{"policy error, failing open: lib/rules.lua:4: boom", "policy error, failing open: lib/rules.lua:4: boom"},
 		{"", ""},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

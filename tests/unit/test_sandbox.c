@@ -1,25 +1,33 @@
 /*
  * The Lua sandbox, adversarially: bombs, loops, recursion and escapes each
  * end as a counted policy error under the fail mode, and the state serves
- * the next call. Load errors name file:line.
+ * the next call. Load errors name file:line, files by their chunk names
+ * (relative to the policy's folder, never a path of the machine).
  */
 #include "suites.h"
 #include "policy/lua_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[300];
 
-static const char *write_policy(const char *name, const char *src)
+static void make_dir(void)
 {
-	static char path[600];
 	if (!dir[0]) {
 		snprintf(dir, sizeof dir, "%s/dlpgate-sbx-XXXXXX", unit_tmp_base());
 		ck_assert_ptr_nonnull(mkdtemp(dir));
 	}
+}
+
+static const char *write_policy(const char *name, const char *src)
+{
+	static char path[600];
+	make_dir();
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "w");
 	fputs(src, f);
@@ -138,11 +146,11 @@ START_TEST(load_errors_name_file_and_line)
 {
 	char err[512];
 	ck_assert_ptr_null(load("local dlp = require 'dlp'\n\nfunction on_flow(\n", err, sizeof err));
-	ck_assert_msg(strstr(err, "p.lua:4:"), "%s", err);
+	ck_assert_msg(!strncmp(err, "p.lua:4:", 8), "%s", err);
 	ck_assert_ptr_null(load("local x = 1\nerror('broken at load')\n", err, sizeof err));
-	ck_assert_msg(strstr(err, "p.lua:2:") && strstr(err, "broken at load"), "%s", err);
+	ck_assert_msg(!strncmp(err, "p.lua:2:", 8) && strstr(err, "broken at load"), "%s", err);
 	ck_assert_ptr_null(load("on_request = 5\n", err, sizeof err));
-	ck_assert_msg(strstr(err, "on_request is a number"), "%s", err);
+	ck_assert_msg(!strncmp(err, "p.lua: ", 7) && strstr(err, "on_request is a number"), "%s", err);
 	ck_assert_ptr_null(load("function on_flow() end\nmode = 'loud'\n", err, sizeof err));
 	ck_assert_msg(strstr(err, "mode must be"), "%s", err);
 	ck_assert_ptr_null(load("x = 1\n", err, sizeof err));
@@ -154,7 +162,9 @@ START_TEST(load_errors_name_file_and_line)
 				sizeof err));
 	ck_assert_msg(strstr(err, "unknown field 'regx'"), "%s", err);
 	ck_assert_ptr_null(load("local m = require 'nothere'\nfunction on_flow() end\n", err, sizeof err));
-	ck_assert_msg(strstr(err, "module \"nothere\" not found"), "%s", err);
+	ck_assert_msg(!strncmp(err, "p.lua:1: module \"nothere\" not found: no nothere.lua beside the policy", 65) &&
+			      !strstr(err, dir),
+		      "%s", err);
 }
 END_TEST
 
@@ -177,12 +187,12 @@ START_TEST(verdicts_say_where_and_why)
 	p->ops->on_flow(p, NULL, &f, &v);
 	ck_assert_int_eq(v.kind, VERDICT_BYPASS);
 	ck_assert_str_eq(v.reason, "sensitive site");
-	ck_assert_msg(strstr(v.rule, "p.lua:5"), "%s", v.rule);
+	ck_assert_str_eq(v.rule, "p.lua:5");
 	f.host = "elsewhere.example";
 	p->ops->on_flow(p, NULL, &f, &v);
 	ck_assert_int_eq(v.kind, VERDICT_BLOCK);
 	ck_assert(v.monitor);
-	ck_assert_msg(strstr(v.rule, "p.lua:7"), "%s", v.rule);
+	ck_assert_str_eq(v.rule, "p.lua:7");
 	policy_unref(p);
 	/* a stage that returns something else is an error, not a pass */
 	p = load("function on_flow() return 42 end\n", err, sizeof err);
@@ -242,6 +252,84 @@ START_TEST(messages_expire_with_their_stage)
 }
 END_TEST
 
+/* Chunks are named "@" and their path relative to the policy's folder, in
+ * a folder deep enough that Lua would cut an absolute name to "...tail":
+ * the rule of a verdict, a runtime error, a load error and Lua's own debug
+ * info all name files the same way and never hold the folder. */
+#define DEEP "a-folder-name-long-enough-that-lua-would-cut-an-absolute-chunk-name"
+
+START_TEST(chunk_names_are_relative_to_the_policy_folder)
+{
+	char err[512];
+	make_dir();
+	static const char *const folders[] = {DEEP, DEEP "/policy", DEEP "/policy/lib"};
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+		char d[700];
+		snprintf(d, sizeof d, "%s/%s", dir, folders[i]);
+		ck_assert(mkdir(d, 0700) == 0);
+	}
+	write_policy(DEEP "/policy/lib/rules.lua",
+		     "local dlp = require 'dlp'\nlocal M = {}\n"
+		     "function M.decide(host)\n  if host == 'boom.example' then error('boom') end\n"
+		     "  return dlp.block('lib decides')\nend\nreturn M\n");
+	write_policy(DEEP "/up.lua",
+		     "local dlp = require 'dlp'\nreturn function() return dlp.bypass('one up decides') end\n");
+	char main[600]; /* write_policy's answer is overwritten by the next call */
+	snprintf(main, sizeof main, "%s",
+		 write_policy(DEEP "/policy/policy.lua",
+		              "local dlp = require 'dlp'\nlocal lib = require 'lib.rules'\n"
+		              "local up = require 'up'\n"
+		              "function on_flow(flow)\n"
+		              "  if flow.host == 'up.example' then return up() end\n"
+		              "  if flow.host == 'main.example' then return dlp.pass('main decides') end\n"
+		              "  return lib.decide(flow.host)\nend\n"));
+	compiled_policy_t *p = lua_policy_load(main, NULL, err, sizeof err);
+	ck_assert_msg(p != NULL, "%s", err);
+	static const struct {
+		const char *host, *rule;
+	} where[] = {{"main.example", "policy.lua:6"}, {"lib.example", "lib/rules.lua:5"}, {"up.example", "../up.lua:2"}};
+	flow_facts_t f = facts;
+	verdict_t v;
+	for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+		f.host = where[i].host;
+		p->ops->on_flow(p, NULL, &f, &v);
+		ck_assert_msg(!v.error, "%s", v.reason);
+		ck_assert_str_eq(v.rule, where[i].rule);
+	}
+	f.host = "boom.example";
+	p->ops->on_flow(p, NULL, &f, &v);
+	ck_assert_msg(v.error && strstr(v.reason, ": lib/rules.lua:4: boom") && !strstr(v.reason, "..."), "%s", v.reason);
+	/* Lua's own debug info: "@name", the convention tracebacks follow */
+	lua_policy_t *lp = p->impl;
+	lua_State *L = lp->master->L;
+	lua_getglobal(L, "on_flow");
+	lua_Debug ar;
+	ck_assert(lua_getinfo(L, ">S", &ar));
+	ck_assert_str_eq(ar.source, "@policy.lua");
+	/* a shipped pack by its name in the shipped folder, as a bundle carries it */
+	const char *shipped = lua_policy_shipped_rules();
+	ck_assert_ptr_nonnull(shipped);
+	char path[PATH_MAX], name[300];
+	snprintf(path, sizeof path, "%s/pii.lua", shipped);
+	ck_assert(sandbox_chunk_name(&lp->master->sb, path, name, sizeof name));
+	ck_assert_str_eq(name, "pii.lua");
+	ck_assert(!sandbox_chunk_name(&lp->master->sb, "/elsewhere/x.lua", name, sizeof name) && !name[0]);
+	policy_unref(p);
+	/* a module that does not compile, and one not found: named, no folder */
+	write_policy(DEEP "/policy/lib/rules.lua",
+		     "local M = {}\nfunction M.decide(\nreturn M\n");
+	ck_assert_ptr_null(lua_policy_load(main, NULL, err, sizeof err));
+	ck_assert_msg(!strncmp(err, "lib/rules.lua:3:", 16) && !strstr(err, dir), "%s", err);
+	write_policy(DEEP "/policy/policy.lua",
+		     "local dlp = require 'dlp'\nlocal x = require 'sub.nothere'\n");
+	ck_assert_ptr_null(lua_policy_load(main, NULL, err, sizeof err));
+	ck_assert_msg(strstr(err, "policy.lua:2: module \"sub.nothere\" not found: no sub/nothere.lua beside the policy, "
+				  "no ../sub/nothere.lua") &&
+			      !strstr(err, dir),
+		      "%s", err);
+}
+END_TEST
+
 Suite *sandbox_suite(void)
 {
 	Suite *s = suite_create("sandbox");
@@ -251,6 +339,7 @@ Suite *sandbox_suite(void)
 	tcase_add_test(t, no_way_out);
 	tcase_add_test(t, load_errors_name_file_and_line);
 	tcase_add_test(t, verdicts_say_where_and_why);
+	tcase_add_test(t, chunk_names_are_relative_to_the_policy_folder);
 	tcase_add_test(t, messages_expire_with_their_stage);
 	suite_add_tcase(s, t);
 	return s;

@@ -85,8 +85,10 @@ export function Verdict({ v, monitor }) {
 	}</span>`;
 }
 
-// A console bundle's rule arrives as the agent's own path to its copy of
-// the bundle (".../policy/v3/bundle/policy.lua:6"): show the bundle's path.
+// Agents name a rule's file relative to the policy's folder ("policy.lua:6").
+// Compatibility with older agents only, which sent their own path to their
+// copy of a console bundle (".../policy/v3/bundle/policy.lua:6"): show the
+// bundle's path.
 export const shortRule = (rule) => (rule || '').replace(/^.*\/bundle\//, '');
 
 // Detector names from a list of names or an event's {name: {...}} object.
