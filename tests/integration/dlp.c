@@ -199,6 +199,46 @@ char *url(const char *host, int port, const char *path, bool tls)
 	return u;
 }
 
+void dlp_world_start(dlp_world_t *x, const char *name, const char *src, const char *const extra[])
+{
+	x->w = world_new();
+	x->up = th_upstream_start(&x->w.server);
+	x->policy = th_path(name);
+	th_write_file(x->policy, src, strlen(src), 0644);
+	const char *args[32] = {"--policy", x->policy};
+	int a = 2;
+	for (int i = 0; extra && extra[i] && a < 31; i++)
+		args[a++] = extra[i];
+	args[a] = NULL;
+	x->d = dlp_start(x->w.ca.cert_path, NULL, args);
+}
+
+void dlp_world_stop(dlp_world_t *x)
+{
+	dlp_stop(&x->d);
+	th_upstream_stop(x->up);
+	world_free(&x->w);
+	free(x->policy);
+}
+
+char *dlp_world_curl(dlp_world_t *x, const char *path, const char *const args[], int *rc)
+{
+	char *u = url("127.0.0.1", th_upstream_port(x->up), path, true);
+	const char *argv[48];
+	int a = 0;
+	for (int i = 0; args && args[i] && a < 46; i++)
+		argv[a++] = args[i];
+	argv[a++] = u;
+	argv[a] = NULL;
+	char *out = NULL, *err = NULL;
+	int r = dlp_curl(&x->d, argv, &out, &err);
+	free(err);
+	free(u);
+	if (rc)
+		*rc = r;
+	return out;
+}
+
 const char *dlp_console_bin(void)
 {
 	static char path[4096];

@@ -60,6 +60,23 @@ int dlp_tunnel_fd(dlp_t *d, int target_port);
 /* A URL on 127.0.0.1 or localhost. */
 char *url(const char *host, int port, const char *path, bool tls);
 
+/* The set-up most suites share: a world, the harness's upstream serving its
+ * certificate (th_upstream_start), and dlpgate trusting it, run on a policy
+ * written from src into the test's temp dir as file `name`, with extra
+ * NULL-terminated arguments (may be NULL). */
+typedef struct {
+	world_t w;
+	th_upstream *up;
+	dlp_t d;
+	char *policy; /* the policy file */
+} dlp_world_t;
+void dlp_world_start(dlp_world_t *x, const char *name, const char *src, const char *const extra[]);
+void dlp_world_stop(dlp_world_t *x);
+/* curl through x's dlpgate with args, then https://127.0.0.1:UPSTREAM
+ * followed by path; returns what curl printed (the body, what -w adds) and
+ * its exit code in *rc (rc may be NULL). */
+char *dlp_world_curl(dlp_world_t *x, const char *path, const char *const args[], int *rc);
+
 /* ajv (strict, JSON Schema 2020-12) on each line of ndjson against
  * schemas/SCHEMA (test_report.c): NULL when all are valid, else ajv's
  * complaint (malloc'd). */

@@ -39,35 +39,22 @@ static const char *coach_policy =
 	"end\n";
 
 typedef struct {
-	world_t w;
-	th_upstream *up;
-	dlp_t d;
-	char *policy;
+	dlp_world_t x;
 	char *target; /* https://127.0.0.1:PORT/echo */
 } fx_t;
 
 static void fx_start(fx_t *fx, int ttl, int within)
 {
-	fx->w = world_new();
-	fx->up = th_upstream_start(&fx->w.server);
-	char src[2048], ttl_s[16], within_s[16];
-	snprintf(ttl_s, sizeof ttl_s, "%d", ttl);
-	snprintf(within_s, sizeof within_s, "%d", within);
 	/* TTL and WITHIN are globals the policy reads */
-	snprintf(src, sizeof src, "TTL = %s\nWITHIN = %s\n%s", ttl_s, within_s, coach_policy);
-	fx->policy = th_path("coach-policy.lua");
-	th_write_file(fx->policy, src, strlen(src), 0644);
-	const char *args[] = {"--policy", fx->policy, NULL};
-	fx->d = dlp_start(fx->w.ca.cert_path, NULL, args);
-	fx->target = url("127.0.0.1", th_upstream_port(fx->up), "/echo", true);
+	char src[2048];
+	snprintf(src, sizeof src, "TTL = %d\nWITHIN = %d\n%s", ttl, within, coach_policy);
+	dlp_world_start(&fx->x, "coach-policy.lua", src, NULL);
+	fx->target = url("127.0.0.1", th_upstream_port(fx->x.up), "/echo", true);
 }
 
 static void fx_stop(fx_t *fx)
 {
-	dlp_stop(&fx->d);
-	th_upstream_stop(fx->up);
-	world_free(&fx->w);
-	free(fx->policy);
+	dlp_world_stop(&fx->x);
 	free(fx->target);
 }
 
@@ -78,13 +65,8 @@ static char *send_as(fx_t *fx, const char *app, const char *accept, const char *
 	char ua[80], acc[80];
 	snprintf(ua, sizeof ua, "User-Agent: %s", app);
 	snprintf(acc, sizeof acc, "Accept: %s", accept);
-	char *u = url("127.0.0.1", th_upstream_port(fx->up), path, true);
-	const char *args[] = {"-s", "-H", ua, "-H", acc, "--data-binary", body, "-w", "\nstatus=%{http_code}", u, NULL};
-	char *out = NULL, *err = NULL;
-	dlp_curl(&fx->d, args, &out, &err);
-	free(err);
-	free(u);
-	return out;
+	const char *args[] = {"-s", "-H", ua, "-H", acc, "--data-binary", body, "-w", "\nstatus=%{http_code}", NULL};
+	return dlp_world_curl(&fx->x, path, args, NULL);
 }
 
 static int status_of(const char *out)
@@ -175,9 +157,9 @@ START_TEST(override_lets_the_same_app_resend_once_justified)
 	fx_t fx;
 	char token[160], event[40];
 	fx_start_coached(&fx, 600, 600, token, event);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
-	ck_assert(dlp_log_wait(&fx.d, event, 3000));
-	char *log = dlp_log(&fx.d);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
+	ck_assert(dlp_log_wait(&fx.x.d, event, 3000));
+	char *log = dlp_log(&fx.x.d);
 	ck_assert_msg(strstr(log, "\"verdict\":\"coach\""), "%s", log);
 	free(log);
 
@@ -198,8 +180,8 @@ START_TEST(override_lets_the_same_app_resend_once_justified)
 	snprintf(override_id, sizeof override_id, "%s", json_string_value(json_object_get(e, "event")));
 	json_decref(root);
 	free(out);
-	ck_assert(dlp_log_wait(&fx.d, override_id, 3000));
-	log = dlp_log(&fx.d);
+	ck_assert(dlp_log_wait(&fx.x.d, override_id, 3000));
+	log = dlp_log(&fx.x.d);
 	const char *line = strstr(log, "\"event\":\"override\"");
 	ck_assert_msg(line, "%s", log);
 	char of[60];
@@ -209,29 +191,29 @@ START_TEST(override_lets_the_same_app_resend_once_justified)
 		      "%s", log);
 	ck_assert_msg(!strstr(log, CARD) && !strstr(log, "4111+1111"), "the card reached the log: %s", log);
 	free(log);
-	assert_events_valid(&fx.d, "\"verdict\":\"coach\"");
+	assert_events_valid(&fx.x.d, "\"verdict\":\"coach\"");
 
 	/* the same token again: single use */
 	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/override", body);
 	ck_assert_msg(status_of(out) == 403 && strstr(out, "token-refused"), "%s", out);
 	free(out), free(body);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0); /* the reserved path never went up */
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0); /* the reserved path never went up */
 
 	/* the resend passes, as sent */
 	out = send_as(&fx, "app-a/1", "application/json", "/echo", "card " CARD " for the invoice");
 	ck_assert_msg(status_of(out) == 200, "%s", out);
 	free(out);
 	size_t len;
-	char *rx = th_upstream_received(fx.up, &len);
+	char *rx = th_upstream_received(fx.x.up, &len);
 	ck_assert_msg(strstr(rx, "card " CARD " for the invoice") && !strstr(rx, "dlpgate"), "%s", rx);
 	free(rx);
-	ck_assert(dlp_log_wait(&fx.d, "override:", 3000));
+	ck_assert(dlp_log_wait(&fx.x.d, "override:", 3000));
 
 	/* another app does not inherit it */
 	out = send_as(&fx, "app-b/2", "application/json", "/echo", "card " CARD " for the invoice");
 	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 1);
 	fx_stop(&fx);
 }
 END_TEST
@@ -273,10 +255,10 @@ START_TEST(forged_foreign_and_expired_tokens_are_refused)
 	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
 	free(out);
 	/* other methods and paths under the reserved prefix: ours, never forwarded */
-	char *u = url("127.0.0.1", th_upstream_port(fx.up), "/.well-known/dlpgate/override", true);
+	char *u = url("127.0.0.1", th_upstream_port(fx.x.up), "/.well-known/dlpgate/override", true);
 	const char *get[] = {"-s", "-w", "\nstatus=%{http_code}", u, NULL};
 	char *err = NULL;
-	dlp_curl(&fx.d, get, &out, &err);
+	dlp_curl(&fx.x.d, get, &out, &err);
 	ck_assert_msg(status_of(out) == 405, "%s", out);
 	free(out), free(err), free(u);
 	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/anything", "x=1");
@@ -284,10 +266,10 @@ START_TEST(forged_foreign_and_expired_tokens_are_refused)
 	free(out);
 	/* in clear through the proxy too, without dialling the (closed) port */
 	const char *clear[] = {"-s", "-w", "\nstatus=%{http_code}", "http://127.0.0.1:1/.well-known/dlpgate/override", NULL};
-	dlp_curl(&fx.d, clear, &out, &err);
+	dlp_curl(&fx.x.d, clear, &out, &err);
 	ck_assert_msg(status_of(out) == 405, "%s", out);
 	free(out), free(err);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
 	fx_stop(&fx);
 }
 END_TEST
@@ -304,12 +286,12 @@ START_TEST(false_positive_report_lets_nothing_through)
 	out = send_as(&fx, "app-a/1", "application/json", "/.well-known/dlpgate/false-positive", body);
 	ck_assert_msg(status_of(out) == 409, "reported twice: %s", out);
 	free(out), free(body);
-	ck_assert(dlp_log_wait(&fx.d, "\"event\":\"false_positive\"", 3000));
+	ck_assert(dlp_log_wait(&fx.x.d, "\"event\":\"false_positive\"", 3000));
 	out = send_as(&fx, "app-a/1", "application/json", "/echo", "card " CARD " for the invoice");
 	ck_assert_msg(status_of(out) == 403 && strstr(out, "\"code\":\"coach\""), "%s", out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
-	assert_events_valid(&fx.d, "\"event\":\"false_positive\"");
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
+	assert_events_valid(&fx.x.d, "\"event\":\"false_positive\"");
 	fx_stop(&fx);
 }
 END_TEST
@@ -335,19 +317,19 @@ START_TEST(html_pages_name_rule_reason_event_and_no_path)
 	ck_assert_msg(!strstr(out, th_tmpdir()) && !strstr(out, CARD), "%s", out);
 	free(out);
 	/* a flow-stage block (on_flow, inside CONNECT) names its rule and event too */
-	char *u = url("localhost", th_upstream_port(fx.up), "/echo", true);
+	char *u = url("localhost", th_upstream_port(fx.x.up), "/echo", true);
 	const char *args[] = {"-s", "-H", "Accept: text/html", "-w", "\nstatus=%{http_code}", u, NULL};
 	char *err = NULL;
-	dlp_curl(&fx.d, args, &out, &err);
+	dlp_curl(&fx.x.d, args, &out, &err);
 	ck_assert_msg(status_of(out) == 403 && strstr(out, "no uploads to localhost") &&
 			      strstr(out, "<code>coach-policy.lua:") && strstr(out, "<code id=\"event\">"),
 		      "%s", out);
 	ck_assert_msg(!strstr(out, th_tmpdir()), "%s", out);
 	char id[40] = "";
 	sscanf(strstr(out, "<code id=\"event\">") + 17, "%36[0-9a-f-]", id);
-	ck_assert(dlp_log_wait(&fx.d, id, 3000));
+	ck_assert(dlp_log_wait(&fx.x.d, id, 3000));
 	free(out), free(err), free(u);
-	assert_events_valid(&fx.d, "\"stage\":\"flow\"");
+	assert_events_valid(&fx.x.d, "\"stage\":\"flow\"");
 	fx_stop(&fx);
 }
 END_TEST
@@ -360,10 +342,10 @@ START_TEST(ca_certificate_follows_the_leaf)
 	fx_t fx;
 	fx_start(&fx, 600, 600);
 	char proxy[32], target[32];
-	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", fx.d.port);
-	snprintf(target, sizeof target, "127.0.0.1:%d", th_upstream_port(fx.up));
+	snprintf(proxy, sizeof proxy, "127.0.0.1:%d", fx.x.d.port);
+	snprintf(target, sizeof target, "127.0.0.1:%d", th_upstream_port(fx.x.up));
 	char *argv[] = {"openssl", "s_client", "-proxy", proxy, "-connect", target, "-servername", "localhost",
-			"-showcerts", "-CAfile", fx.d.ca_path, "-verify_return_error", NULL};
+			"-showcerts", "-CAfile", fx.x.d.ca_path, "-verify_return_error", NULL};
 	char *out = NULL;
 	int rc = th_run(argv, "Q\n", 2, &out, NULL, NULL, 20000);
 	int certs = 0;
@@ -372,7 +354,7 @@ START_TEST(ca_certificate_follows_the_leaf)
 	ck_assert_msg(rc == 0 && certs == 2 && strstr(out, "Verify return code: 0 (ok)"), "rc %d, %d certs:\n%s", rc,
 		      certs, out);
 	/* the second is the CA itself: its PEM is the one in the state dir */
-	char *ca = th_read_file(fx.d.ca_path, NULL);
+	char *ca = th_read_file(fx.x.d.ca_path, NULL);
 	const char *second = strstr(strstr(out, "-----BEGIN CERTIFICATE-----") + 1, "-----BEGIN CERTIFICATE-----");
 	ck_assert_msg(!strncmp(second, ca, strlen("-----BEGIN CERTIFICATE-----") + 200), "%s\n%s", out, ca);
 	free(ca), free(out);

@@ -41,20 +41,13 @@ static const char *redact_policy =
 	"end\n";
 
 typedef struct {
-	world_t w;
-	th_upstream *up;
-	dlp_t d;
-	char *policy;
-	char *dir;
+	dlp_world_t x;
+	char *dir; /* the documents docs_make.py wrote */
 } fixture_t;
 
 static void setup(fixture_t *fx, const char *src)
 {
-	fx->w = world_new();
-	fx->up = th_upstream_start(&fx->w.server);
-	fx->policy = th_path("docs-policy.lua");
-	th_write_file(fx->policy, src, strlen(src), 0644);
-	fx->d = dlp_start(fx->w.ca.cert_path, NULL, (const char *const[]){"--policy", fx->policy, NULL});
+	dlp_world_start(&fx->x, "docs-policy.lua", src, NULL);
 	fx->dir = th_path("docs");
 	char script[1024];
 	snprintf(script, sizeof script, "%s/tests/integration/docs_make.py", getenv("DLPGATE_TOP"));
@@ -68,10 +61,7 @@ static void setup(fixture_t *fx, const char *src)
 
 static void teardown(fixture_t *fx)
 {
-	dlp_stop(&fx->d);
-	th_upstream_stop(fx->up);
-	world_free(&fx->w);
-	free(fx->policy);
+	dlp_world_stop(&fx->x);
 	free(fx->dir);
 }
 
@@ -84,15 +74,11 @@ static char *upload(fixture_t *fx, const char *file, bool whole_body)
 		snprintf(arg, sizeof arg, "@%s/%s", fx->dir, file);
 	else
 		snprintf(arg, sizeof arg, "file=@%s/%s", fx->dir, file);
-	char *u = url("127.0.0.1", th_upstream_port(fx->up), "/echo", true);
-	const char *multipart[] = {"-H", "Accept: application/json", "-F", arg, "-w", "\nstatus=%{http_code}", u, NULL};
+	const char *multipart[] = {"-H", "Accept: application/json", "-F", arg, "-w", "\nstatus=%{http_code}", NULL};
 	const char *body[] = {"-H",     "Accept: application/json", "-H", "Content-Type: application/octet-stream",
-			      "--data-binary", arg, "-w", "\nstatus=%{http_code}", u, NULL};
-	char *out = NULL, *err = NULL;
-	dlp_curl(&fx->d, whole_body ? body : multipart, &out, &err);
-	ck_assert_msg(out != NULL, "curl: %s", err);
-	free(err);
-	free(u);
+			      "--data-binary", arg, "-w", "\nstatus=%{http_code}", NULL};
+	char *out = dlp_world_curl(&fx->x, "/echo", whole_body ? body : multipart, NULL);
+	ck_assert_msg(out != NULL, "curl printed nothing");
 	return out;
 }
 
@@ -121,20 +107,20 @@ START_TEST(cards_inside_documents_are_found)
 	/* declared multipart, but no part the view can find: carved */
 	char at[1200];
 	snprintf(at, sizeof at, "@%s/card.docx", fx.dir);
-	char *u = url("127.0.0.1", th_upstream_port(fx.up), "/echo", true);
+	char *u = url("127.0.0.1", th_upstream_port(fx.x.up), "/echo", true);
 	const char *odd[] = {"-H", "Accept: application/json", "-H", "Content-Type: multipart/form-data; boundary=absent",
 			     "--data-binary", at, "-w", "\nstatus=%{http_code}", u, NULL};
 	char *err = NULL;
-	dlp_curl(&fx.d, odd, &out, &err);
+	dlp_curl(&fx.x.d, odd, &out, &err);
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "card in document body!word/document.xml"), "%s", out);
 	free(out), free(err), free(u);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
 
 	/* the same document without a card goes through */
 	out = upload(&fx, "clean.docx", false);
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 1);
 
 	/* what cannot be read is the policy's call, with the reason */
 	static const struct {
@@ -150,11 +136,11 @@ START_TEST(cards_inside_documents_are_found)
 			      "%s: %s", bad[i].file, out);
 		free(out);
 	}
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 1);
 	/* the events name the member and hold masked samples only */
-	ck_assert(dlp_log_wait(&fx.d, "\"document\":\"card.xlsx!xl/sharedStrings.xml\"", 5000));
-	ck_assert(dlp_log_wait(&fx.d, "uninspectable:document", 5000));
-	char *log = dlp_log(&fx.d);
+	ck_assert(dlp_log_wait(&fx.x.d, "\"document\":\"card.xlsx!xl/sharedStrings.xml\"", 5000));
+	ck_assert(dlp_log_wait(&fx.x.d, "uninspectable:document", 5000));
+	char *log = dlp_log(&fx.x.d);
 	ck_assert_msg(!th_has_group(log, "0343"), "a card digit group reached the log");
 	/* the events with a document hold to the schema */
 	char *events = calloc(1, strlen(log) + 1);
@@ -187,7 +173,7 @@ START_TEST(redacting_inside_a_document_blocks)
 			      strstr(out, "cannot redact card inside the document card.docx!word/document.xml"),
 		      "%s", out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
 	teardown(&fx);
 }
 END_TEST
@@ -207,7 +193,7 @@ START_TEST(a_document_past_max_bytes_is_held_whole)
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "members overlap") && !strstr(out, "cut at"), "%s",
 		      out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
 	teardown(&fx);
 }
 END_TEST
@@ -226,7 +212,7 @@ START_TEST(a_document_cut_at_the_limit_is_the_policys_call)
 			      strstr(out, "the body was cut at its hold limit"),
 		      "%s", out);
 	free(out);
-	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
+	ck_assert_uint_eq(th_upstream_request_count(fx.x.up), 0);
 	teardown(&fx);
 }
 END_TEST

@@ -37,56 +37,24 @@ static char *write_policy(const char *name, const char *src)
 	return p;
 }
 
-typedef struct {
-	world_t w;
-	th_upstream *up;
-	dlp_t d;
-	char *policy;
-} fixture_t;
-
-static void setup(fixture_t *fx, const char *src, const char *const extra[])
-{
-	fx->w = world_new();
-	fx->up = th_upstream_start(&fx->w.server);
-	fx->policy = write_policy("policy.lua", src);
-	const char *args[16] = {"--policy", fx->policy};
-	int a = 2;
-	for (int i = 0; extra && extra[i]; i++)
-		args[a++] = extra[i];
-	args[a] = NULL;
-	fx->d = dlp_start(fx->w.ca.cert_path, NULL, args);
-}
-
-static void teardown(fixture_t *fx)
-{
-	dlp_stop(&fx->d);
-	th_upstream_stop(fx->up);
-	world_free(&fx->w);
-	free(fx->policy);
-}
+typedef dlp_world_t fixture_t;
 
 static char *post(fixture_t *fx, const char *const extra[], const char *body, int *rc)
 {
-	char *u = url("127.0.0.1", th_upstream_port(fx->up), "/echo", true);
 	const char *args[24];
 	int a = 0;
 	for (int i = 0; extra && extra[i]; i++)
 		args[a++] = extra[i];
 	args[a++] = "--data-binary";
 	args[a++] = body;
-	args[a++] = u;
 	args[a] = NULL;
-	char *out = NULL, *err = NULL;
-	*rc = dlp_curl(&fx->d, args, &out, &err);
-	free(err);
-	free(u);
-	return out;
+	return dlp_world_curl(fx, "/echo", args, rc);
 }
 
 START_TEST(block_never_reaches_upstream)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	int rc;
 	char *out = post(&fx, (const char *const[]){"-H", "Accept: application/json", "-w", "\nstatus=%{http_code}", NULL},
 			 "please upload AKIAIOSFODNN7EXAMPLE now", &rc);
@@ -105,14 +73,14 @@ START_TEST(block_never_reaches_upstream)
 	char *rx = th_upstream_received(fx.up, &len);
 	ck_assert_msg(!strstr(rx, "AKIA") && th_upstream_request_count(fx.up) == 0, "upstream got:\n%s", rx);
 	free(rx), free(log), free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(redaction_reaches_upstream_masked)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	int rc;
 	/* Content-Length body */
 	char *out = post(&fx, (const char *const[]){"-H", "Content-Type: text/plain", NULL},
@@ -125,7 +93,7 @@ START_TEST(redaction_reaches_upstream_masked)
 		      "%s", rx);
 	ck_assert(!strstr(rx, "1488 0343"));
 	free(rx), free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -136,7 +104,7 @@ END_TEST
 START_TEST(pipelined_continue_and_http10_are_each_inspected)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
 	const char *three = "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\none 4539 1488 0343 6467\n"
 			    "POST /pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\ntwo 4111 1111 1111 1111\n"
@@ -195,14 +163,14 @@ START_TEST(pipelined_continue_and_http10_are_each_inspected)
 			      !th_has_group(rx, "9746") && !th_has_group(rx, "8426"),
 		      "%s", rx);
 	free(rx);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(chunked_split_and_compressed_bodies)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	/* a card split across chunks, sent raw */
 	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
 	const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -264,7 +232,7 @@ START_TEST(chunked_split_and_compressed_bodies)
 	rx = th_upstream_received(fx.up, &len);
 	ck_assert_msg(strstr(rx, "{\"n\":\"\\u0034539 **** **** 6467\"}"), "%s", rx);
 	free(rx), free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -280,7 +248,7 @@ START_TEST(undecodable_bodies_go_to_the_policy)
 			  "  return dlp.block('cannot read it (' .. why.code .. '): ' .. why.detail)\n"
 			  "end\n";
 	fixture_t fx;
-	setup(&fx, src, NULL);
+	dlp_world_start(&fx, "policy.lua", src, NULL);
 	const char *codings[] = {"Content-Encoding: compress", "Content-Encoding: gzip"};
 	for (int i = 0; i < 2; i++) {
 		int rc;
@@ -292,22 +260,22 @@ START_TEST(undecodable_bodies_go_to_the_policy)
 		free(out);
 	}
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 
-	setup(&fx, "local dlp = require 'dlp'\nfunction on_request(req) return dlp.pass() end\n", NULL);
+	dlp_world_start(&fx, "policy.lua", "local dlp = require 'dlp'\nfunction on_request(req) return dlp.pass() end\n", NULL);
 	int rc;
 	char *out = post(&fx, (const char *const[]){"-H", codings[0], "-w", "\nstatus=%{http_code}", NULL}, "opaque", &rc);
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	ck_assert(dlp_log_wait(&fx.d, "no on_uninspectable, so fail = \\\"open\\\" decides", 5000));
 	free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(multipart_private_key_blocked)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	char *keyfile = th_path("id_rsa");
 	const char *pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7fake\n-----END RSA PRIVATE KEY-----\n";
 	th_write_file(keyfile, pem, strlen(pem), 0600);
@@ -320,7 +288,7 @@ START_TEST(multipart_private_key_blocked)
 	ck_assert_msg(strstr(out, "status=403"), "%s", out);
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
 	free(out), free(err), free(u), free(keyfile);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -343,20 +311,20 @@ START_TEST(decoded_views_found_and_masked)
 	th_write_file(pack, src, n, 0644);
 	free(src), free(shipped), free(pack);
 	fixture_t fx;
-	setup(&fx,
-	      "local dlp = require 'dlp'\n"
-	      "local pii = require 'pii'\n"
-	      "fail = 'closed'\n"
-	      "function on_request(req, flow)\n"
-	      "  local found = req:scan(pii)\n"
-	      "  local views = {}\n"
-	      "  for name, f in pairs(found) do views[#views + 1] = name .. ':' .. table.concat(f.views or {}, '+') end\n"
-	      "  table.sort(views)\n"
-	      "  req.headers:set('X-Found', table.concat(views, ' '))\n"
-	      "  if next(found) then return dlp.redact(found) end\n"
-	      "  return dlp.pass()\n"
-	      "end\n",
-	      NULL);
+	dlp_world_start(&fx, "policy.lua",
+			"local dlp = require 'dlp'\n"
+			"local pii = require 'pii'\n"
+			"fail = 'closed'\n"
+			"function on_request(req, flow)\n"
+			"  local found = req:scan(pii)\n"
+			"  local views = {}\n"
+			"  for name, f in pairs(found) do views[#views + 1] = name .. ':' .. table.concat(f.views or {}, '+') end\n"
+			"  table.sort(views)\n"
+			"  req.headers:set('X-Found', table.concat(views, ' '))\n"
+			"  if next(found) then return dlp.redact(found) end\n"
+			"  return dlp.pass()\n"
+			"end\n",
+			NULL);
 	static const struct {
 		const char *type, *body, *upstream_sees, *found;
 	} cases[] = {
@@ -399,7 +367,7 @@ START_TEST(decoded_views_found_and_masked)
 	char *log = dlp_log(&fx.d);
 	ck_assert_msg(!strstr(log, "3088 7165") && !strstr(log, "30887165"), "a card reached the log:\n%s", log);
 	free(log), free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -445,7 +413,7 @@ START_TEST(oversize_choices)
 		char src[2048];
 		snprintf(src, sizeof src, "inspect = {max_bytes = 4096, oversize = '%s'}\n%s", cases[i].oversize, base_policy);
 		fixture_t fx;
-		setup(&fx, src, NULL);
+		dlp_world_start(&fx, "policy.lua", src, NULL);
 		/* the card in the first 4 KiB, 60 KiB of filler after it */
 		char *body = malloc(65536);
 		memset(body, 'x', 65535);
@@ -470,7 +438,7 @@ START_TEST(oversize_choices)
 			ck_assert_uint_eq(th_upstream_request_count(fx.up), 0);
 		ck_assert(dlp_log_wait(&fx.d, "\"note\":\"truncated\"", 3000));
 		free(rx), free(out), free(body), free(bp);
-		teardown(&fx);
+		dlp_world_stop(&fx);
 	}
 }
 END_TEST
@@ -480,29 +448,29 @@ START_TEST(monitor_mode_reports_and_passes)
 	char src[2048];
 	snprintf(src, sizeof src, "mode = 'monitor'\n%s", base_policy);
 	fixture_t fx;
-	setup(&fx, src, NULL);
+	dlp_world_start(&fx, "policy.lua", src, NULL);
 	int rc;
 	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	ck_assert(dlp_log_wait(&fx.d, "\"verdict\":\"block\",\"monitor\":true", 3000));
 	ck_assert_uint_eq(th_upstream_request_count(fx.up), 1);
 	free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(fail_closed_and_catastrophic_regex)
 {
 	fixture_t fx;
-	setup(&fx,
-	      "local dlp = require 'dlp'\nfail = 'closed'\n"
-	      "local evil = dlp.detector{ [[(a+)+$]] }\n"
-	      "function on_request(req, flow)\n"
-	      "  if req.path == '/echo' and req.body_size == 3 then error('bug in the policy') end\n"
-	      "  local found = req:scan({evil = evil})\n"
-	      "  return dlp.pass()\n"
-	      "end\n",
-	      NULL);
+	dlp_world_start(&fx, "policy.lua",
+			"local dlp = require 'dlp'\nfail = 'closed'\n"
+			"local evil = dlp.detector{ [[(a+)+$]] }\n"
+			"function on_request(req, flow)\n"
+			"  if req.path == '/echo' and req.body_size == 3 then error('bug in the policy') end\n"
+			"  local found = req:scan({evil = evil})\n"
+			"  return dlp.pass()\n"
+			"end\n",
+			NULL);
 	int rc;
 	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "abc", &rc);
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "bug in the policy"), "%s", out);
@@ -520,14 +488,14 @@ START_TEST(fail_closed_and_catastrophic_regex)
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	ck_assert(dlp_log_wait(&fx.d, "\"timed_out\":true", 3000));
 	free(out), free(body), free(bp);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(reload_keeps_a_working_policy)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, (const char *const[]){"--watch", NULL});
+	dlp_world_start(&fx, "policy.lua", base_policy, (const char *const[]){"--watch", NULL});
 	int rc;
 	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
 	ck_assert_msg(strstr(out, "status=403"), "%s", out);
@@ -553,14 +521,14 @@ START_TEST(reload_keeps_a_working_policy)
 	out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(flows_keep_their_policy)
 {
 	fixture_t fx;
-	setup(&fx, base_policy, NULL);
+	dlp_world_start(&fx, "policy.lua", base_policy, NULL);
 	/* a connection opened under the blocking policy */
 	th_client *c = th_client_connect_via_proxy(fx.d.port, "127.0.0.1", th_upstream_port(fx.up), fx.d.ca_path, NULL);
 	const char *ok = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
@@ -584,7 +552,7 @@ START_TEST(flows_keep_their_policy)
 	char *out = post(&fx, (const char *const[]){"-w", "\nstatus=%{http_code}", NULL}, "AKIAIOSFODNN7EXAMPLE", &rc);
 	ck_assert_msg(strstr(out, "status=200"), "%s", out);
 	free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 

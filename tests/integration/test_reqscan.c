@@ -44,52 +44,23 @@ static const char *block_policy = "local dlp = require 'dlp'\n"
 				  "  return dlp.pass()\n"
 				  "end\n";
 
-typedef struct {
-	world_t w;
-	th_upstream *up;
-	dlp_t d;
-	char *policy;
-} fixture_t;
-
-static void setup(fixture_t *fx, const char *src)
-{
-	fx->w = world_new();
-	fx->up = th_upstream_start(&fx->w.server);
-	fx->policy = th_path("policy.lua");
-	th_write_file(fx->policy, src, strlen(src), 0644);
-	const char *args[] = {"--policy", fx->policy, NULL};
-	fx->d = dlp_start(fx->w.ca.cert_path, NULL, args);
-}
-
-static void teardown(fixture_t *fx)
-{
-	dlp_stop(&fx->d);
-	th_upstream_stop(fx->up);
-	world_free(&fx->w);
-	free(fx->policy);
-}
+typedef dlp_world_t fixture_t;
 
 /* curl -k through the proxy; returns what -w and the body print. */
 static char *insecure_curl(fixture_t *fx, const char *path, const char *const extra[], int *rc)
 {
-	char *u = url("127.0.0.1", th_upstream_port(fx->up), path, true);
 	const char *args[32] = {"-k", "-sS", "-w", "\nstatus=%{http_code}"};
 	int a = 4;
 	for (int i = 0; extra && extra[i]; i++)
 		args[a++] = extra[i];
-	args[a++] = u;
 	args[a] = NULL;
-	char *out = NULL, *err = NULL;
-	*rc = dlp_curl(&fx->d, args, &out, &err);
-	free(err);
-	free(u);
-	return out;
+	return dlp_world_curl(fx, path, args, rc);
 }
 
 START_TEST(target_headers_cookies_masked_in_place)
 {
 	fixture_t fx;
-	setup(&fx, redact_policy);
+	dlp_world_start(&fx, "policy.lua", redact_policy, NULL);
 	int rc;
 	char *out = insecure_curl(&fx, "/echo/4539148803436467?card=4111111111111111&x=1",
 				  (const char *const[]){"-H", "X-Card: 5399 3518 1909 3787", "-H", "X-Split: 6011 9746",
@@ -124,14 +95,14 @@ START_TEST(target_headers_cookies_masked_in_place)
 	ck_assert_msg(!complaint, "%s", complaint);
 	bytebuf_free(&events);
 	free(log), free(rx), free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(header_card_blocked_with_location)
 {
 	fixture_t fx;
-	setup(&fx, block_policy);
+	dlp_world_start(&fx, "policy.lua", block_policy, NULL);
 	int rc;
 	char *out = insecure_curl(&fx, "/echo", (const char *const[]){"-H", "Accept: application/json", "-H",
 								     "X-Custom-Data: 4539-1488-0343-6467", NULL},
@@ -151,7 +122,7 @@ START_TEST(header_card_blocked_with_location)
 			      !strstr(log, "1488-0343"),
 		      "%s", log);
 	free(log), free(rx);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -160,7 +131,7 @@ END_TEST
 START_TEST(host_cannot_be_masked_so_blocked)
 {
 	fixture_t fx;
-	setup(&fx, redact_policy);
+	dlp_world_start(&fx, "policy.lua", redact_policy, NULL);
 	int rc;
 	char *out = insecure_curl(
 		&fx, "/echo", (const char *const[]){"-H", "Accept: application/json", "-H", "Host: 4539148803436467.example", NULL},
@@ -168,7 +139,7 @@ START_TEST(host_cannot_be_masked_so_blocked)
 	ck_assert_msg(strstr(out, "status=403") && strstr(out, "in the Host header"), "%s", out);
 	ck_assert_int_eq(th_upstream_request_count(fx.up), 0);
 	free(out);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -244,7 +215,7 @@ static size_t gunzip_received(const char *rx, size_t len, char *out, size_t cap)
 START_TEST(tail_past_max_bytes_masked_in_flight)
 {
 	fixture_t fx;
-	setup(&fx, redact_policy);
+	dlp_world_start(&fx, "policy.lua", redact_policy, NULL);
 	/* in the prefix; straddling max_bytes; in the tail; straddling the
 	 * cut between the first two windows (65536 - 4096 carry + 4096 +
 	 * 256 KiB = 327680); far in the tail */
@@ -276,14 +247,14 @@ START_TEST(tail_past_max_bytes_masked_in_flight)
 	ck_assert_msg(strstr(log, "\"locations\":[\"body\"]") && !strstr(log, "1488 0343"), "%s", log);
 	free(log);
 	free(path);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
 START_TEST(tail_finding_cuts_the_request_off)
 {
 	fixture_t fx;
-	setup(&fx, block_policy);
+	dlp_world_start(&fx, "policy.lua", block_policy, NULL);
 	const size_t at[] = {400000, 0};
 	char *path = body_file("big.txt", 700000, at, false);
 	char data[600];
@@ -312,7 +283,7 @@ START_TEST(tail_finding_cuts_the_request_off)
 	ck_assert(!strstr(log, "1488 0343"));
 	free(log);
 	free(path);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -323,7 +294,7 @@ END_TEST
 START_TEST(gzip_tail_decoded_and_scanned)
 {
 	fixture_t fx;
-	setup(&fx, redact_policy);
+	dlp_world_start(&fx, "policy.lua", redact_policy, NULL);
 	const size_t at_small[] = {1500000, 0}, at_big[] = {900000, 0};
 	char *plain_small = body_file("small.txt", 2000000, at_small, false);
 	char *plain_big = body_file("noisy.txt", 1000000, at_big, true);
@@ -356,7 +327,7 @@ START_TEST(gzip_tail_decoded_and_scanned)
 	ck_assert_msg(strstr(log, "streamed past inspect.max_bytes") && !strstr(log, "1488 0343"), "%s", log);
 	free(log);
 	free(plain_small), free(plain_big), free(gz_small), free(gz_big);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -365,7 +336,7 @@ END_TEST
 START_TEST(large_upload_scanned_in_bounded_memory)
 {
 	fixture_t fx;
-	setup(&fx, block_policy);
+	dlp_world_start(&fx, "policy.lua", block_policy, NULL);
 	size_t n = dlp_sanitized() ? (size_t)32 << 20 : (size_t)128 << 20;
 	char *path = th_path("large.bin");
 	FILE *fp = fopen(path, "w");
@@ -387,7 +358,7 @@ START_TEST(large_upload_scanned_in_bounded_memory)
 	ck_assert_msg(peak < bound, "peak RSS %ld KiB over %ld KiB", peak, bound);
 	unlink(path);
 	free(path);
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
@@ -406,7 +377,7 @@ START_TEST(response_tail_streams_unchanged)
 				       "  return dlp.pass()\n"
 				       "end\n";
 	fixture_t fx;
-	setup(&fx, scan_both);
+	dlp_world_start(&fx, "policy.lua", scan_both, NULL);
 	const char *paths[] = {"/bytes?n=700001", "/bytes?n=700001&chunked=1"};
 	for (int i = 0; i < 2; i++) {
 		char *u = url("127.0.0.1", th_upstream_port(fx.up), paths[i], true);
@@ -422,7 +393,7 @@ START_TEST(response_tail_streams_unchanged)
 		ck_assert_msg(!memcmp(via, direct, dlen) && !strcmp(via + dlen, "\nstatus=200"), "%s differs", paths[i]);
 		free(via), free(direct), free(u);
 	}
-	teardown(&fx);
+	dlp_world_stop(&fx);
 }
 END_TEST
 
