@@ -13,7 +13,16 @@
 #include <string.h>
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
+
+/* AVX-512BW, where the CPU has it: the 64 bytes classified straight into
+ * masks in one round instead of four (chosen at run time, per block). */
+__attribute__((target("avx512f,avx512bw"))) static uint64_t block_masks_avx512(const uint8_t *p, uint64_t *sep)
+{
+	__m512i v = _mm512_loadu_si512((const void *)p);
+	*sep = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(' ')) | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('-'));
+	return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
+}
 
 static uint64_t mask16(__m128i v, uint64_t *sep)
 {
@@ -26,6 +35,8 @@ static uint64_t mask16(__m128i v, uint64_t *sep)
 
 static uint64_t block_masks(const uint8_t *p, uint64_t *sep)
 {
+	if (__builtin_cpu_supports("avx512bw"))
+		return block_masks_avx512(p, sep);
 	uint64_t d = 0, s = 0;
 	for (int i = 0; i < 4; i++) {
 		uint64_t si;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <tmmintrin.h>
+#include <immintrin.h>
 
 typedef struct {
 	uint8_t b[3];
@@ -73,6 +73,41 @@ __attribute__((target("ssse3"))) static bool next_ssse3(const teddy_t *t, const 
 	return false;
 }
 
+/* The same, 64 positions a round where the CPU has AVX-512BW: PSHUFB works
+ * within each 128-bit lane, so the tables are the 16-byte ones in all four,
+ * and the compare gives the candidates as a mask directly. It stops where
+ * fewer than TEDDY_TAIL64 bytes remain and leaves the rest to next_ssse3. */
+#define TEDDY_TAIL64 67
+__attribute__((target("avx512f,avx512bw"))) static bool next_avx512(const teddy_t *t, const startset_t *starts,
+								     const uint8_t *buf, size_t len, size_t *at)
+{
+	const __m512i fold = _mm512_set1_epi8(0x20), nibble = _mm512_set1_epi8(0x0f);
+	__m512i lo[3], hi[3];
+	for (int j = 0; j < 3; j++) {
+		lo[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)t->lo[j]));
+		hi[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)t->hi[j]));
+	}
+	size_t i = *at;
+	for (; len >= TEDDY_TAIL64 && i <= len - TEDDY_TAIL64; i += 64) {
+		__m512i alive = _mm512_set1_epi8(-1);
+		for (int j = 0; j < 3; j++) {
+			__m512i v = _mm512_or_si512(_mm512_loadu_si512((const void *)(buf + i + j)), fold);
+			__m512i l = _mm512_shuffle_epi8(lo[j], _mm512_and_si512(v, nibble));
+			__m512i h = _mm512_shuffle_epi8(hi[j], _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+			alive = _mm512_and_si512(alive, _mm512_and_si512(l, h));
+		}
+		for (uint64_t m = _mm512_test_epi8_mask(alive, alive); m; m &= m - 1) {
+			size_t c = i + (unsigned)__builtin_ctzll(m);
+			if (startset_may_start(starts, buf + c)) {
+				*at = c;
+				return true;
+			}
+		}
+	}
+	*at = i;
+	return false;
+}
+
 void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, size_t n)
 {
 	memset(t, 0, sizeof *t);
@@ -97,12 +132,15 @@ void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, 
 		for (size_t i = 0; i < distinct; i++)
 			add_to_bucket(t, &fp[i], (int)(i * 8 / distinct));
 		t->usable = true;
+		t->avx512 = __builtin_cpu_supports("avx512bw");
 	}
 	free(fp);
 }
 
 bool teddy_next(const teddy_t *t, const startset_t *starts, const uint8_t *buf, size_t len, size_t *at)
 {
+	if (t->avx512 && next_avx512(t, starts, buf, len, at))
+		return true;
 	return next_ssse3(t, starts, buf, len, at);
 }
 

@@ -466,9 +466,29 @@ static void b64_tables(void)
 	b64_value['/'] = b64_value['_'] = 63;
 }
 
-/* Which of the 64 bytes at p are base64 characters (either alphabet). */
+/* Which of the 64 bytes at p are base64 characters (either alphabet).
+ * Where the CPU has AVX-512BW one instruction classifies all 64 bytes
+ * straight into a mask, five times fewer than SSE2's four rounds of 16:
+ * on prose, where these passes look at every byte and find nothing, that
+ * is most of what the decoded views cost (chosen at run time, per call;
+ * the test is one load). */
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
+
+#define AVX512BW __attribute__((target("avx512f,avx512bw")))
+
+AVX512BW static inline __mmask64 in_range64(__m512i v, char lo, char span)
+{
+	return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(lo)), _mm512_set1_epi8(span));
+}
+
+AVX512BW static uint64_t b64_mask_avx512(const uint8_t *p)
+{
+	__m512i v = _mm512_loadu_si512((const void *)p);
+	return in_range64(_mm512_or_si512(v, _mm512_set1_epi8(0x20)), 'a', 25) | in_range64(v, '0', 9) |
+	       _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('+')) | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('/')) |
+	       _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('-')) | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('_'));
+}
 
 static inline __m128i in_range(__m128i v, char lo, char span)
 {
@@ -478,6 +498,8 @@ static inline __m128i in_range(__m128i v, char lo, char span)
 
 static uint64_t b64_mask(const uint8_t *p)
 {
+	if (__builtin_cpu_supports("avx512bw"))
+		return b64_mask_avx512(p);
 	uint64_t m = 0;
 	for (int i = 0; i < 4; i++) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
@@ -503,8 +525,20 @@ static uint64_t b64_mask(const uint8_t *p)
  * digit just after it. prev/next are the bytes either side
  * of the 64. */
 #if defined(__SSE2__)
+AVX512BW static uint64_t wrap_mask_avx512(const uint8_t *p, uint8_t prev, uint8_t next)
+{
+	__m512i v = _mm512_loadu_si512((const void *)p);
+	uint64_t nl = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n')), d = in_range64(v, '0', 9),
+		 x = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+	uint64_t before = (d | x) << 1 | (uint64_t)(is_digit(prev) || prev == '\r');
+	uint64_t after = d >> 1 | (uint64_t)is_digit(next) << 63;
+	return nl & (before | after);
+}
+
 static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
 {
+	if (__builtin_cpu_supports("avx512bw"))
+		return wrap_mask_avx512(p, prev, next);
 	uint64_t nl = 0, d = 0, x = 0;
 	for (int i = 0; i < 4; i++) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
