@@ -10,13 +10,15 @@
  */
 #include "detect/digitruns.h"
 
+#include "detect/simd.h"
+
 #include <string.h>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
 
 /* AVX-512BW, where the CPU has it: the 64 bytes classified straight into
- * masks in one round instead of four (chosen at run time, per block). */
+ * masks in one round instead of four (simd.h chooses). */
 __attribute__((target("avx512f,avx512bw"))) static uint64_t block_masks_avx512(const uint8_t *p, uint64_t *sep)
 {
 	__m512i v = _mm512_loadu_si512((const void *)p);
@@ -35,7 +37,7 @@ static uint64_t mask16(__m128i v, uint64_t *sep)
 
 static uint64_t block_masks(const uint8_t *p, uint64_t *sep)
 {
-	if (__builtin_cpu_supports("avx512bw"))
+	if (simd_wide())
 		return block_masks_avx512(p, sep);
 	uint64_t d = 0, s = 0;
 	for (int i = 0; i < 4; i++) {

@@ -7,6 +7,8 @@
  */
 #include "detect/teddy.h"
 
+#include "detect/simd.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,7 +134,7 @@ void teddy_build(teddy_t *t, const uint8_t *const *words, const uint32_t *lens, 
 		for (size_t i = 0; i < distinct; i++)
 			add_to_bucket(t, &fp[i], (int)(i * 8 / distinct));
 		t->usable = true;
-		t->avx512 = __builtin_cpu_supports("avx512bw");
+		t->avx512 = simd_wide();
 	}
 	free(fp);
 }

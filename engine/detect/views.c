@@ -5,6 +5,7 @@
 #include "detect/views.h"
 
 #include "detect/mask.h"
+#include "detect/simd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,8 +471,7 @@ static void b64_tables(void)
  * Where the CPU has AVX-512BW one instruction classifies all 64 bytes
  * straight into a mask, five times fewer than SSE2's four rounds of 16:
  * on prose, where these passes look at every byte and find nothing, that
- * is most of what the decoded views cost (chosen at run time, per call;
- * the test is one load). */
+ * is most of what the decoded views cost (simd.h chooses). */
 #if defined(__SSE2__)
 #include <immintrin.h>
 
@@ -498,7 +498,7 @@ static inline __m128i in_range(__m128i v, char lo, char span)
 
 static uint64_t b64_mask(const uint8_t *p)
 {
-	if (__builtin_cpu_supports("avx512bw"))
+	if (simd_wide())
 		return b64_mask_avx512(p);
 	uint64_t m = 0;
 	for (int i = 0; i < 4; i++) {
@@ -537,7 +537,7 @@ AVX512BW static uint64_t wrap_mask_avx512(const uint8_t *p, uint8_t prev, uint8_
 
 static uint64_t wrap_mask(const uint8_t *p, uint8_t prev, uint8_t next)
 {
-	if (__builtin_cpu_supports("avx512bw"))
+	if (simd_wide())
 		return wrap_mask_avx512(p, prev, next);
 	uint64_t nl = 0, d = 0, x = 0;
 	for (int i = 0; i < 4; i++) {

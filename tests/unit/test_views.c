@@ -7,6 +7,7 @@
  */
 #include "suites.h"
 #include "detect/detector.h"
+#include "detect/simd.h"
 #include "detect/views.h"
 
 #include <stdio.h>
@@ -209,6 +210,53 @@ START_TEST(root_spans_stay_inside_the_text)
 }
 END_TEST
 
+/* The 64-byte rounds (where the CPU has them) and the 16-byte ones build
+ * the same views, byte for byte and map for map, from text made of what
+ * the views look for: base64 runs, digits broken by line ends, escapes. */
+START_TEST(both_simd_widths_build_the_same_views)
+{
+	static const char abc[] = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/=-_ \n\r%2A";
+	/* base64 of text, both alphabets (their + / - _ included) */
+	static const char *const b64[] = {
+		"Y2FyZCA/Pz8+Pj4gNDExMSAxMTExIDExMTEgMTExMSA/Pz8+Pj4=", "Y2FyZCA_Pz8-Pj4gNDExMSAxMTExIDExMTEgMTExMSA_Pz8-Pj4=",
+		"c3NuIDA3OC0wNS0xMTIwIH5+fj8/PyBvdmVy", "c3NuIDA3OC0wNS0xMTIwIH5-fj8_PyBvdmVy",
+		"eyJpYmFuIjoiR0I4MiBXRVNUIDEyMzQgNTY5OCA3NjU0IDMyIn0+Pj4=",
+	};
+	srand(17);
+	char text[900];
+	for (int round = 0; round < 400; round++) {
+		size_t len = (size_t)(rand() % (int)sizeof text);
+		for (size_t i = 0; i < len; i++) {
+			const char *t = b64[rand() % 5];
+			size_t n = strlen(t);
+			if (rand() % 40 == 0 && i + n + 1 < len) {
+				memcpy(text + i, t, n);
+				text[i + n] = ' ';
+				i += n;
+			} else {
+				text[i] = abc[rand() % (int)(sizeof abc - 1)];
+			}
+		}
+		dview_set_t sets[2];
+		for (int w = 0; w < 2; w++) {
+			simd_set_wide(w == 0);
+			ck_assert(dview_set_build(&sets[w], (const uint8_t *)text, len, NULL, 0, NULL));
+		}
+		simd_set_wide(true);
+		ck_assert_uint_eq(sets[0].n, sets[1].n);
+		for (uint32_t v = 0; v < sets[0].n; v++) {
+			const dview_t *a = &sets[0].v[v], *b = &sets[1].v[v];
+			ck_assert_str_eq(a->name, b->name);
+			ck_assert_uint_eq(a->len, b->len);
+			ck_assert(!memcmp(a->text, b->text, a->len));
+			ck_assert(!memcmp(a->map, b->map, a->len * sizeof *a->map));
+		}
+		dview_set_free(&sets[0]);
+		dview_set_free(&sets[1]);
+	}
+}
+END_TEST
+
 START_TEST(views_are_bounded)
 {
 	/* many encoded tokens: at most max_runs of them, and it says so */
@@ -349,6 +397,7 @@ Suite *views_suite(void)
 	tcase_add_test(t, base64_views_of_text_only);
 	tcase_add_test(t, nested_views_say_their_depth);
 	tcase_add_test(t, root_spans_stay_inside_the_text);
+	tcase_add_test(t, both_simd_widths_build_the_same_views);
 	tcase_add_test(t, views_are_bounded);
 	tcase_add_test(t, redaction_writes_back_through_the_maps);
 	tcase_add_test(t, quoted_printable_parts);
