@@ -369,28 +369,67 @@ static size_t zip_start(const uint8_t *d, size_t n, size_t eocd)
 	return !memcmp(d + start, "PK\3\4", 4) || (cd_size == 0 && start == eocd) ? start : SIZE_MAX;
 }
 
+/* The first place at or after from where the m bytes of what stand, or
+ * NULL: memchr to the first byte, then a compare. Every upload's body is
+ * searched for these signatures, and in text their first bytes ('P', '%')
+ * are rare, so this runs at memchr's speed; memmem and a byte loop were
+ * a sixth of the gateway's CPU on 64 KiB text uploads. */
+static const uint8_t *find_sig(const uint8_t *d, size_t n, size_t from, const char *what, size_t m)
+{
+	while (from + m <= n) {
+		const uint8_t *p = memchr(d + from, what[0], n - from - m + 1);
+		if (!p)
+			return NULL;
+		if (!memcmp(p, what, m))
+			return p;
+		from = (size_t)(p - d) + 1;
+	}
+	return NULL;
+}
+
 bool doc_in_prefix(const uint8_t *d, size_t n)
 {
 	if (doc_sniff(d, n, NULL) != DOC_NONE)
 		return true;
 	/* a multipart part: a zip member's local header or a PDF's header */
-	return n >= 5 && (memmem(d, n, "PK\x03\x04", 4) || memmem(d, n, "%PDF-", 5));
+	return find_sig(d, n, 0, "PK\x03\x04", 4) || find_sig(d, n, 0, "%PDF-", 5);
+}
+
+/* A zip whose end-of-central-directory record at eocd names a start that
+ * holds a local header: opened, true. */
+static bool carve_zip(doc_set_t *s, const uint8_t *d, size_t n, size_t eocd)
+{
+	size_t start = zip_start(d, n, eocd);
+	if (start == SIZE_MAX)
+		return false;
+	/* to the end of the record and its comment */
+	size_t end = eocd + 22 + (size_t)(d[eocd + 20] | d[eocd + 21] << 8);
+	doc_set_open_as(s, DOC_ZIP, NULL, d + start, (end < n ? end : n) - start);
+	return true;
 }
 
 doc_kind_t doc_set_carve(doc_set_t *s, const uint8_t *d, size_t n)
 {
-	for (size_t i = n >= 22 ? n - 22 + 1 : 0; i-- > 0;) {
-		if (d[i] != 'P' || d[i + 1] != 'K' || d[i + 2] != 5 || d[i + 3] != 6)
-			continue;
-		size_t start = zip_start(d, n, i);
-		if (start == SIZE_MAX)
-			continue;
-		/* to the end of the record and its comment */
-		size_t end = i + 22 + (size_t)(d[i + 20] | d[i + 21] << 8);
-		doc_set_open_as(s, DOC_ZIP, NULL, d + start, (end < n ? end : n) - start);
-		return DOC_ZIP;
+	/* The last end record that makes sense wins (a zip's own comment may
+	 * hold the bytes of one): the records are found front to back, the
+	 * last CARVE_TRIES kept, and tried from the last. More than that many
+	 * is no upload anyone makes: then every position is tried, from the
+	 * end, as a plain loop. */
+	enum { CARVE_TRIES = 16 };
+	size_t found[CARVE_TRIES], n_found = 0;
+	const uint8_t *p;
+	for (size_t from = 0; (p = find_sig(d, n >= 18 ? n - 18 : 0, from, "PK\5\6", 4)); from = (size_t)(p - d) + 1)
+		found[n_found++ % CARVE_TRIES] = (size_t)(p - d);
+	if (n_found <= CARVE_TRIES) {
+		while (n_found)
+			if (carve_zip(s, d, n, found[--n_found]))
+				return DOC_ZIP;
+	} else {
+		for (size_t i = n - 22 + 1; i-- > 0;)
+			if (!memcmp(d + i, "PK\5\6", 4) && carve_zip(s, d, n, i))
+				return DOC_ZIP;
 	}
-	const uint8_t *pdf = n >= 5 ? memmem(d, n, "%PDF-", 5) : NULL;
+	const uint8_t *pdf = find_sig(d, n, 0, "%PDF-", 5);
 	if (pdf) {
 		doc_set_open_as(s, DOC_PDF, NULL, pdf, n - (size_t)(pdf - d));
 		return DOC_PDF;

@@ -217,6 +217,26 @@ START_TEST(zip_members_and_office_text)
 		      s.problem, s.n_segs ? s.segs[0].name : "");
 	doc_set_free(&s);
 	ck_assert_int_eq(doc_set_carve(&s, (const uint8_t *)"PK\5\6 nothing", 13), DOC_NONE);
+	/* end records that lead nowhere after the real one, a few or more than
+	 * the carver keeps: the real one is still found */
+	for (int decoys = 3; decoys <= 40; decoys += 37) {
+		bytebuf_t b;
+		bytebuf_init(&b, 0);
+		bytebuf_append(&b, wrapped.data, wrapped.len);
+		for (int k = 0; k < decoys; k++)
+			bytebuf_append(&b, "PK\5\6\0\0\0\0\0\0\0\0\xff\xff\xff\0\xff\xff\xff\0\0\0 ", 23);
+		doc_set_init(&s, NULL);
+		ck_assert_msg(doc_set_carve(&s, (const uint8_t *)b.data, b.len) == DOC_ZIP, "%d decoys", decoys);
+		doc_set_free(&s);
+		bytebuf_free(&b);
+	}
+	/* a PDF behind text full of percent signs */
+	static const char pdf_behind[] = "50% off, 100%% sure, %PD no, %PDF-1.4\n1 0 obj\n";
+	doc_set_init(&s, NULL);
+	ck_assert_int_eq(doc_set_carve(&s, (const uint8_t *)pdf_behind, sizeof pdf_behind - 1), DOC_PDF);
+	doc_set_free(&s);
+	ck_assert(doc_in_prefix((const uint8_t *)pdf_behind, sizeof pdf_behind - 1));
+	ck_assert(!doc_in_prefix((const uint8_t *)"50% off, PK no", 14));
 	bytebuf_free(&wrapped);
 
 	/* a zip inside a zip: named by both */
