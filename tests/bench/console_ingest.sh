@@ -19,15 +19,7 @@ preload=${PRELOAD:-0}
 make -s -C "$top" build/dlpgate-console build/console-load >/dev/null
 cbin=${CONSOLE_BIN:-"$top/build/dlpgate-console"} # CONSOLE_BIN: another build to compare
 load="$top/build/console-load"
-work=$(mktemp -d /tmp/dlpgate-ingest-XXXXXX)
-chmod 755 "$work"
-cpid=""
-cleanup() {
-	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	stop_pg
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_work ingest
 secret=ingest-bench-enroll-secret
 port=18543
 

@@ -41,3 +41,18 @@ stop_pg() {
 	[ -d "$work/pg" ] || return 0
 	runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
 }
+
+# bench_work NAME: a fresh $work (mode 755: the postgres user works in it)
+# which goes, with the console ($cpid) and the PostgreSQL the script
+# started, when the script exits.
+bench_work() {
+	work=$(mktemp -d /tmp/dlpgate-"$1"-XXXXXX)
+	chmod 755 "$work"
+	cpid=""
+	trap bench_cleanup EXIT
+}
+bench_cleanup() {
+	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
+	stop_pg
+	rm -rf "$work"
+}

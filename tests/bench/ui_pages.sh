@@ -21,8 +21,7 @@ runs=${3:-5}
 make -s -C "$top" build/dlpgate-console build/web/index.html >/dev/null
 [ -f "$top/.deps/node_modules/playwright-core/package.json" ] || "$top/scripts/deps.sh" test
 cbin="$top/build/dlpgate-console"
-work=$(mktemp -d /tmp/dlpgate-uip-XXXXXX)
-chmod 755 "$work"
+bench_work uip
 keep=${KEEP:-}
 load=1
 if [ -n "$keep" ]; then
@@ -30,13 +29,6 @@ if [ -n "$keep" ]; then
 	[ -s "$keep/console.db" ] && load=""
 	ln -s "$(cd "$keep" && pwd)" "$work/st"
 fi
-cpid=""
-cleanup() {
-	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	stop_pg
-	rm -rf "$work"
-}
-trap cleanup EXIT
 secret=ui-pages-bench-enroll-secret
 port=18644
 set --

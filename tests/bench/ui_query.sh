@@ -14,15 +14,7 @@ n=${1:-1000000}
 which=${2:-both}
 make -s -C "$top" build/dlpgate-console >/dev/null
 cbin="$top/build/dlpgate-console"
-work=$(mktemp -d /tmp/dlpgate-uiq-XXXXXX)
-chmod 755 "$work"
-cpid=""
-cleanup() {
-	[ -n "$cpid" ] && kill $cpid 2>/dev/null && wait $cpid 2>/dev/null || true
-	stop_pg
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_work uiq
 secret=ui-query-bench-enroll-secret
 port=18643
 url=https://127.0.0.1:$port
