@@ -41,14 +41,8 @@ static bool add(rollup_acc_t *a, const char *dim, int64_t hour, const char *k, i
 {
 	if (!k)
 		return true;
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 256;
-		rollup_row_t *r = realloc(a->rows, cap * sizeof *r);
-		if (!r)
-			return false;
-		a->rows = r;
-		a->cap = cap;
-	}
+	if (!bytebuf_grow_array(&a->rows, sizeof *a->rows, a->n, &a->cap, 256))
+		return false;
 	a->rows[a->n++] = (rollup_row_t){dim, hour, k, shard, 1};
 	return true;
 }

@@ -6,6 +6,7 @@
  * building 10 million rows takes a few hundred MB, and the values never
  * reach the pack, a log or an error message (errors name the line).
  */
+#include "core/bytebuf.h"
 #include "detect/edm.h"
 #include "detect/edm_internal.h"
 
@@ -92,14 +93,8 @@ static int read_record(FILE *in, char *buf, size_t cap, char **fields, int max_f
 
 static bool push(ents_t *e, uint64_t h, uint32_t row)
 {
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 4096;
-		ent_t *v = realloc(e->v, cap * sizeof *v);
-		if (!v)
-			return false;
-		e->v = v;
-		e->cap = cap;
-	}
+	if (!bytebuf_grow_array(&e->v, sizeof *e->v, e->n, &e->cap, 4096))
+		return false;
 	e->v[e->n++] = (ent_t){h, row};
 	return true;
 }
@@ -182,16 +177,10 @@ bool edm_build(FILE *in, const edm_column_t *cols, size_t n_cols, FILE *out, edm
 			ok = false;
 			break;
 		}
-		if (rows * n_cols + n_cols > checks_cap) {
-			size_t cap = checks_cap ? checks_cap * 2 : 4096 * n_cols;
-			uint32_t *v = realloc(checks, cap * sizeof *v);
-			if (!v) {
-				snprintf(err, errlen, "out of memory at row %llu", (unsigned long long)rows + 1);
-				ok = false;
-				break;
-			}
-			checks = v;
-			checks_cap = cap;
+		if (!bytebuf_grow_array(&checks, sizeof *checks, rows * n_cols + n_cols - 1, &checks_cap, 4096 * n_cols)) {
+			snprintf(err, errlen, "out of memory at row %llu", (unsigned long long)rows + 1);
+			ok = false;
+			break;
 		}
 		for (size_t c = 0; c < n_cols; c++) {
 			int n = edm_normalize(cols[c].type, fields[c], strlen(fields[c]), norm);

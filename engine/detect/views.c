@@ -4,6 +4,7 @@
  */
 #include "detect/views.h"
 
+#include "core/bytebuf.h"
 #include "detect/mask.h"
 #include "detect/simd.h"
 
@@ -696,15 +697,9 @@ static bool base64_view(vbuf_t *out, const uint8_t *s, size_t n, uint32_t min, u
 		bool probed = false, text = true;
 		for (;;) {
 			while (j < n && b64_class[s[j]]) {
-				if (m == pos_cap) {
-					size_t cap = pos_cap ? pos_cap * 2 : 1024;
-					uint32_t *p = realloc(pos, cap * sizeof *p);
-					if (!p) {
-						free(pos);
-						return false;
-					}
-					pos = p;
-					pos_cap = cap;
+				if (!bytebuf_grow_array(&pos, sizeof *pos, m, &pos_cap, 1024)) {
+					free(pos);
+					return false;
 				}
 				pos[m++] = (uint32_t)j++;
 				if (m == 16 && !probed) {

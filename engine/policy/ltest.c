@@ -890,16 +890,6 @@ static void warn_incomplete(const char *file, const named_t *e, const det_result
 			file, e->name, r->count, (unsigned long long)offset, r->n_matches);
 }
 
-static bool grow_findings(chunk_finding_t **v, size_t *cap)
-{
-	chunk_finding_t *n = realloc(*v, *cap * 2 * sizeof *n);
-	if (!n)
-		return false;
-	*v = n;
-	*cap *= 2;
-	return true;
-}
-
 /* One file: the detectors that apply to its name, over its bytes in
  * chunks that overlap so a match across a chunk end is found once. */
 static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **want, const named_t **wnamed,
@@ -977,7 +967,7 @@ static long scan_stream(lua_policy_t *lp, named_list_t *l, const detector_t **wa
 							dview_root_span(&views, (int)v, m->start, m->len, &rs, &rl);
 							if (!last && rs >= have - SCAN_OVERLAP)
 								continue;
-							if (n_here == here_cap && !grow_findings(&found_here, &here_cap))
+							if (!bytebuf_grow_array(&found_here, sizeof *found_here, n_here, &here_cap, 1))
 								break;
 							found_here[n_here++] = (chunk_finding_t){
 								rs, rl, wnamed[i], m->confidence, dv->name, dv->text + m->start, m->len};
