@@ -11,6 +11,8 @@
  */
 #include "core/strictjson.h"
 
+#include "core/hex.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +90,7 @@ static int hex4(const unsigned char *p)
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
 		int c = p[i];
-		int x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		int x = hex_value(c);
 		if (x < 0)
 			return -1;
 		v = v << 4 | x;

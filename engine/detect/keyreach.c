@@ -3,6 +3,8 @@
  */
 #include "detect/keyreach.h"
 
+#include "core/hex.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -101,19 +103,14 @@ static void append_child(parser_t *ps, int parent, int *last, int child)
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int hexval(char c)
-{
-	return is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-}
-
 /* \xhh or \x{hh}: the byte, or -1 (fail set) for what a byte is not. */
 static int hex_escape(parser_t *ps)
 {
 	int v = 0, digits = 0;
 	if (ps->p < ps->end && *ps->p == '{') {
 		ps->p++;
-		while (ps->p < ps->end && *ps->p != '}' && hexval(*ps->p) >= 0 && digits < 8) {
-			v = v * 16 + hexval(*ps->p++);
+		while (ps->p < ps->end && *ps->p != '}' && hex_value(*ps->p) >= 0 && digits < 8) {
+			v = v * 16 + hex_value(*ps->p++);
 			digits++;
 		}
 		if (ps->p >= ps->end || *ps->p != '}' || !digits || v > 255) {
@@ -123,8 +120,8 @@ static int hex_escape(parser_t *ps)
 		ps->p++;
 		return v;
 	}
-	while (digits < 2 && ps->p < ps->end && hexval(*ps->p) >= 0) {
-		v = v * 16 + hexval(*ps->p++);
+	while (digits < 2 && ps->p < ps->end && hex_value(*ps->p) >= 0) {
+		v = v * 16 + hex_value(*ps->p++);
 		digits++;
 	}
 	return v;

@@ -5,6 +5,7 @@
 #include "detect/views.h"
 
 #include "core/bytebuf.h"
+#include "core/hex.h"
 #include "detect/mask.h"
 #include "detect/simd.h"
 
@@ -25,20 +26,9 @@ const char *dview_kind_name(dview_kind_t k)
 	return "?";
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_escape(const uint8_t *s, size_t n, size_t i)
 {
-	return i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0;
+	return i + 2 < n && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0;
 }
 
 /* ---- decoders ---- */
@@ -49,7 +39,7 @@ size_t dview_decode_url(const uint8_t *b, size_t n, bool form, uint8_t *text, ui
 	for (size_t i = 0; i < n;) {
 		map[k] = (uint32_t)i;
 		if (b[i] == '%' && is_escape(b, n, i)) {
-			text[k] = (uint8_t)(hexval(b[i + 1]) << 4 | hexval(b[i + 2]));
+			text[k] = (uint8_t)(hex_value(b[i + 1]) << 4 | hex_value(b[i + 2]));
 			width[k++] = 3;
 			i += 3;
 			continue;
@@ -65,7 +55,7 @@ static int hex4(const uint8_t *p)
 {
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
+		int h = hex_value(p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | h;
@@ -170,7 +160,7 @@ size_t dview_decode_qp(const uint8_t *b, size_t n, uint8_t *text, uint32_t *map,
 				continue;
 			}
 			if (is_escape(b, n, i)) {
-				text[k] = (uint8_t)(hexval(b[i + 1]) << 4 | hexval(b[i + 2]));
+				text[k] = (uint8_t)(hex_value(b[i + 1]) << 4 | hex_value(b[i + 2]));
 				map[k] = (uint32_t)i;
 				width[k++] = 3;
 				i += 3;
@@ -308,7 +298,7 @@ static bool token_encoded(const uint8_t *s, size_t a, size_t b)
 {
 	bool plus = false, eq = false;
 	for (size_t i = a; i < b; i++) {
-		if (s[i] == '%' && i + 2 < b && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
+		if (s[i] == '%' && i + 2 < b && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0)
 			return true;
 		if (s[i] == '+') {
 			plus = true;

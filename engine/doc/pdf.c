@@ -24,6 +24,8 @@
  */
 #include "doc/doc_internal.h"
 
+#include "core/hex.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -42,11 +44,6 @@ static bool pdf_delim(uint8_t c)
 {
 	return pdf_space(c) || c == '(' || c == ')' || c == '<' || c == '>' || c == '[' || c == ']' || c == '{' ||
 	       c == '}' || c == '/' || c == '%';
-}
-
-static int hexv(uint8_t c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 #define PENDING_MAX 65536 /* string bytes held for the next operator */
@@ -103,7 +100,7 @@ static const uint8_t *hexstring(const uint8_t *p, const uint8_t *end, pending_t 
 {
 	int hi = -1;
 	for (; p < end && *p != '>'; p++) {
-		int v = hexv(*p);
+		int v = hex_value(*p);
 		if (v < 0)
 			continue;
 		if (hi < 0)

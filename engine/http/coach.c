@@ -4,6 +4,7 @@
  */
 #include "http/coach.h"
 
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/lru.h"
 #include "report/event.h"
@@ -155,11 +156,6 @@ void coach_reset(void)
 
 /* ---- the reserved path ---- */
 
-static int hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The value of name in an application/x-www-form-urlencoded body, decoded
  * into out (at most cap bytes; *too_long when cut). Control characters
  * become spaces: what is stored is one line of text. */
@@ -179,8 +175,8 @@ static bool form_field(const uint8_t *body, size_t len, const char *name, char *
 				int c = body[k];
 				if (c == '+') {
 					c = ' ';
-				} else if (c == '%' && k + 2 < e && hexval(body[k + 1]) >= 0 && hexval(body[k + 2]) >= 0) {
-					c = hexval(body[k + 1]) * 16 + hexval(body[k + 2]);
+				} else if (c == '%' && k + 2 < e && hex_value(body[k + 1]) >= 0 && hex_value(body[k + 2]) >= 0) {
+					c = hex_value(body[k + 1]) * 16 + hex_value(body[k + 2]);
 					k += 2;
 				}
 				if (c < 0x20 || c == 0x7f)

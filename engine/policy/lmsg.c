@@ -9,6 +9,7 @@
  */
 #include "policy/lua_internal.h"
 
+#include "core/hex.h"
 #include "detect/mask.h"
 #include "detect/views.h"
 
@@ -184,10 +185,6 @@ static int h_remove(lua_State *L)
 
 /* ---- query ---- */
 
-static int hexv(int c)
-{
-	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
-}
 
 static void push_decoded(lua_State *L, const char *s, size_t n)
 {
@@ -196,8 +193,8 @@ static void push_decoded(lua_State *L, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '+')
 			luaL_addchar(&b, ' ');
-		else if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-			luaL_addchar(&b, (char)(hexv(s[i + 1]) << 4 | hexv(s[i + 2])));
+		else if (s[i] == '%' && i + 2 < n && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+			luaL_addchar(&b, (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2])));
 			i += 2;
 		} else
 			luaL_addchar(&b, s[i]);
